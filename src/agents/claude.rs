@@ -1,0 +1,317 @@
+//! The Claude Code CLI, headless: `claude -p --output-format stream-json --verbose`.
+//!
+//! The prompt goes on stdin, which is then closed: a positional prompt would hit
+//! Windows' 32 KiB command-line limit, and `--allowedTools` is variadic, so a
+//! prompt after it would be swallowed as one more tool (see
+//! `tests/data/agent-output/SCHEMA-NOTES.md`, section 1).
+//!
+//! The reader follows the stream as it comes and tolerates what it does not know:
+//! new CLI versions add message types and fields, and a reader that failed on them
+//! would fail every task after an upgrade.
+
+use super::{AgentReport, LineOutcome, OutputReader, looks_interactive};
+use serde_json::Value;
+use std::collections::HashSet;
+
+/// What the plan knows that shapes Claude's command line.
+#[derive(Debug, Clone, Default)]
+pub struct ClaudeArgs<'a> {
+    pub extra_args: &'a [String],
+    pub max_turns: Option<u32>,
+    pub budget_usd: Option<f64>,
+    pub allowed_tools: &'a [String],
+    /// Continue this session (`--resume`).
+    pub resume_session: Option<&'a str>,
+}
+
+/// The arguments after the program name.
+pub fn args(a: &ClaudeArgs) -> Vec<String> {
+    let mut v: Vec<String> = a.extra_args.to_vec();
+    v.extend(["-p", "--output-format", "stream-json", "--verbose"].map(String::from));
+    if let Some(s) = a.resume_session {
+        v.extend(["--resume".to_string(), s.to_string()]);
+    }
+    if let Some(n) = a.max_turns {
+        v.extend(["--max-turns".to_string(), n.to_string()]);
+    }
+    if let Some(b) = a.budget_usd {
+        v.extend(["--max-budget-usd".to_string(), format!("{b}")]);
+    }
+    // Variadic: must come last, with nothing positional after it.
+    if !a.allowed_tools.is_empty() {
+        v.push("--allowedTools".to_string());
+        v.extend(a.allowed_tools.iter().cloned());
+    }
+    v
+}
+
+/// Reads stream-json into an [`AgentReport`].
+#[derive(Debug, Default)]
+pub struct ClaudeReader {
+    report: AgentReport,
+    /// Top-level assistant message ids seen: each is one turn.
+    messages: HashSet<String>,
+}
+
+fn short(text: &str, n: usize) -> String {
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > n {
+        let mut s: String = one_line.chars().take(n).collect();
+        s.push('…');
+        s
+    } else {
+        one_line
+    }
+}
+
+/// The argument of a tool call a person would want to see: the command, the file, the pattern.
+pub fn main_argument(input: &Value) -> Option<String> {
+    [
+        "command",
+        "file_path",
+        "path",
+        "pattern",
+        "url",
+        "query",
+        "description",
+        "prompt",
+    ]
+    .iter()
+    .find_map(|k| input.get(*k).and_then(Value::as_str))
+    .map(|s| short(s, 80))
+}
+
+impl ClaudeReader {
+    fn on_json(&mut self, v: &Value) -> bool {
+        let r = &mut self.report;
+        if r.session_id.is_none()
+            && let Some(s) = v.get("session_id").and_then(Value::as_str)
+        {
+            r.session_id = Some(s.to_string());
+        }
+        match v.get("type").and_then(Value::as_str) {
+            Some("system") => match v.get("subtype").and_then(Value::as_str) {
+                Some("init") => {
+                    r.model = v.get("model").and_then(Value::as_str).map(String::from);
+                    r.last_event = Some(format!(
+                        "started ({})",
+                        r.model.as_deref().unwrap_or("unknown model")
+                    ));
+                    true
+                }
+                Some("api_retry") => {
+                    r.api_retries += 1;
+                    let err = v
+                        .get("error")
+                        .and_then(Value::as_str)
+                        .unwrap_or("unknown")
+                        .to_string();
+                    let attempt = v.get("attempt").and_then(Value::as_u64).unwrap_or(0);
+                    let max = v.get("max_retries").and_then(Value::as_u64).unwrap_or(0);
+                    r.last_event = Some(format!("API retry {attempt}/{max} ({err})"));
+                    r.last_api_retry_error = Some(err);
+                    true
+                }
+                Some("task_started") => {
+                    let d = v.get("description").and_then(Value::as_str).unwrap_or("");
+                    r.last_event = Some(format!("subagent: {}", short(d, 80)));
+                    true
+                }
+                _ => false,
+            },
+            Some("assistant") => {
+                let top_level = v.get("parent_tool_use_id").is_none_or(Value::is_null);
+                let msg = v.get("message").unwrap_or(&Value::Null);
+                if let Some(e) = v.get("error").and_then(Value::as_str) {
+                    r.api_error = Some(e.to_string());
+                }
+                if top_level
+                    && let Some(id) = msg.get("id").and_then(Value::as_str)
+                    && self.messages.insert(id.to_string())
+                {
+                    r.turns = r.turns.max(self.messages.len() as u32);
+                }
+                for block in msg
+                    .get("content")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    match block.get("type").and_then(Value::as_str) {
+                        Some("text") => {
+                            let text = block.get("text").and_then(Value::as_str).unwrap_or("");
+                            if top_level && !text.is_empty() {
+                                r.last_text = Some(text.to_string());
+                                r.last_event = Some(format!("text: {}", short(text, 80)));
+                            }
+                        }
+                        Some("tool_use") => {
+                            r.tool_calls += 1;
+                            let name = block.get("name").and_then(Value::as_str).unwrap_or("?");
+                            let arg = block.get("input").and_then(main_argument);
+                            r.last_event = Some(match arg {
+                                Some(a) => format!("tool: {name}({a})"),
+                                None => format!("tool: {name}"),
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+                true
+            }
+            Some("rate_limit_event") => {
+                let info = v.get("rate_limit_info").unwrap_or(&Value::Null);
+                let status = info.get("status").and_then(Value::as_str).unwrap_or("");
+                if status == "rejected" {
+                    r.rate_limit_resets_at = info.get("resetsAt").and_then(Value::as_i64);
+                    r.last_event = Some("rate limited".to_string());
+                    return true;
+                }
+                false
+            }
+            Some("result") => {
+                r.result_seen = true;
+                r.is_error = v.get("is_error").and_then(Value::as_bool).unwrap_or(false);
+                r.subtype = v.get("subtype").and_then(Value::as_str).map(String::from);
+                r.terminal_reason = v
+                    .get("terminal_reason")
+                    .and_then(Value::as_str)
+                    .map(String::from);
+                r.api_error_status = v.get("api_error_status").and_then(Value::as_i64);
+                if let Some(n) = v.get("num_turns").and_then(Value::as_u64) {
+                    r.turns = n as u32;
+                }
+                // `total_cost_usd` since 1.0; `cost_usd` / `total_cost` in older releases.
+                r.cost_usd = ["total_cost_usd", "cost_usd", "total_cost"]
+                    .iter()
+                    .find_map(|k| v.get(*k).and_then(Value::as_f64));
+                if let Some(text) = v.get("result").and_then(Value::as_str) {
+                    r.answer = Some(text.to_string());
+                }
+                if let Some(d) = v.get("permission_denials").and_then(Value::as_array) {
+                    r.permission_denials = d.clone();
+                }
+                if let Some(errs) = v.get("errors").and_then(Value::as_array) {
+                    r.result_errors = errs
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect();
+                }
+                r.last_event = Some(match (&r.subtype, r.is_error) {
+                    (Some(s), false) => format!("result: {s}"),
+                    (Some(s), true) => format!("result: {s} (error)"),
+                    (None, _) => "result".to_string(),
+                });
+                true
+            }
+            // stream_event, user (tool results), and types newer than this reader.
+            _ => false,
+        }
+    }
+}
+
+impl OutputReader for ClaudeReader {
+    fn on_line(&mut self, line: &[u8]) -> LineOutcome {
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() {
+            return LineOutcome::default();
+        }
+        match serde_json::from_slice::<Value>(trimmed) {
+            Ok(v) if v.is_object() => LineOutcome {
+                progress: self.on_json(&v),
+                stop: None,
+            },
+            _ => {
+                self.report.invalid_lines += 1;
+                let text = String::from_utf8_lossy(trimmed);
+                if looks_interactive(&text) {
+                    let q = short(&text, 200);
+                    self.report.interactive_prompt = Some(q.clone());
+                    // Claude in -p mode never asks; if it does, nobody will answer.
+                    return LineOutcome {
+                        progress: true,
+                        stop: Some(format!("the agent is waiting for an answer: {q}")),
+                    };
+                }
+                LineOutcome::default()
+            }
+        }
+    }
+    fn on_oversized_line(&mut self) {
+        self.report.invalid_lines += 1;
+    }
+    fn on_partial_tail(&mut self, tail: &[u8]) {
+        // A complete JSON object without its newline is still a message.
+        if serde_json::from_slice::<Value>(tail.trim_ascii()).is_ok_and(|v| v.is_object()) {
+            self.on_line(tail);
+        } else if !tail.trim_ascii().is_empty() {
+            self.report.ended_mid_line = true;
+            let text = String::from_utf8_lossy(tail);
+            if looks_interactive(&text) {
+                self.report.interactive_prompt = Some(short(&text, 200));
+            }
+        }
+    }
+    fn report(&self) -> &AgentReport {
+        &self.report
+    }
+    fn into_report(self: Box<Self>) -> AgentReport {
+        let mut r = self.report;
+        if r.answer.is_none() {
+            r.answer = r.last_text.clone();
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_puts_variadic_tools_last_and_no_prompt() {
+        let tools = vec!["Read".to_string(), "Bash(cargo test:*)".to_string()];
+        let extra = vec!["--model".to_string(), "opus".to_string()];
+        let a = args(&ClaudeArgs {
+            extra_args: &extra,
+            max_turns: Some(5),
+            budget_usd: Some(1.5),
+            allowed_tools: &tools,
+            resume_session: None,
+        });
+        assert_eq!(
+            a,
+            [
+                "--model",
+                "opus",
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--max-turns",
+                "5",
+                "--max-budget-usd",
+                "1.5",
+                "--allowedTools",
+                "Read",
+                "Bash(cargo test:*)"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_types_and_garbage_are_tolerated() {
+        let mut r = ClaudeReader::default();
+        assert_eq!(
+            r.on_line(br#"{"type":"brand_new_type","x":1}"#),
+            LineOutcome::default()
+        );
+        assert_eq!(r.on_line(b"not json at all"), LineOutcome::default());
+        assert_eq!(r.report().invalid_lines, 1);
+        let out = r.on_line(b"Do you trust the files in this folder?");
+        assert!(out.stop.is_some());
+        r.on_partial_tail(br#"{"type":"assistant","mess"#);
+        assert!(r.report().ended_mid_line);
+    }
+}

@@ -1,0 +1,116 @@
+//! The bridges to agent CLIs: what to run, and how to read what it prints.
+//!
+//! Each agent kind has a module that builds its argv and an [`OutputReader`]
+//! that turns its stdout, line by line, into an [`AgentReport`]. Running the
+//! process (process tree, limits, capped logs) is [`supervise`]'s job and is the
+//! same for every agent.
+
+pub mod claude;
+pub mod command;
+pub mod supervise;
+
+use serde_json::Value;
+
+/// Everything learned from an agent's output. Fields an agent does not report stay empty.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentReport {
+    pub session_id: Option<String>,
+    pub model: Option<String>,
+    pub turns: u32,
+    pub tool_calls: u32,
+    pub cost_usd: Option<f64>,
+    /// The final answer (Claude's `result`; a command's stdout tail).
+    pub answer: Option<String>,
+    /// The last assistant text seen, used when no `result` line came.
+    pub last_text: Option<String>,
+    /// A final `result` line was read.
+    pub result_seen: bool,
+    pub is_error: bool,
+    pub subtype: Option<String>,
+    pub terminal_reason: Option<String>,
+    pub api_error_status: Option<i64>,
+    /// The `error` of a synthetic API-error assistant message (`rate_limit`, `authentication_failed`, ...).
+    pub api_error: Option<String>,
+    pub result_errors: Vec<String>,
+    pub permission_denials: Vec<Value>,
+    /// Epoch seconds when a rejected rate limit resets.
+    pub rate_limit_resets_at: Option<i64>,
+    pub api_retries: u32,
+    pub last_api_retry_error: Option<String>,
+    /// A short description of the last thing the agent did, for progress.
+    pub last_event: Option<String>,
+    /// Lines that were not JSON (Claude) or too long to keep.
+    pub invalid_lines: u32,
+    /// Output that looks like a question to a person.
+    pub interactive_prompt: Option<String>,
+    /// The output ended in the middle of a line (the agent died while writing).
+    pub ended_mid_line: bool,
+}
+
+/// What the supervisor should do after a line.
+#[derive(Debug, Default, PartialEq)]
+pub struct LineOutcome {
+    /// The report changed in a way worth showing in `progress.json`.
+    pub progress: bool,
+    /// Stop the agent now, for this reason (it is waiting for an answer that can never come).
+    pub stop: Option<String>,
+}
+
+/// Reads one agent's stdout, a line at a time.
+pub trait OutputReader: Send {
+    fn on_line(&mut self, line: &[u8]) -> LineOutcome;
+    /// A line longer than the reader's limit was skipped.
+    fn on_oversized_line(&mut self) {}
+    /// Output ended with this incomplete line.
+    fn on_partial_tail(&mut self, tail: &[u8]);
+    fn report(&self) -> &AgentReport;
+    fn into_report(self: Box<Self>) -> AgentReport;
+}
+
+/// Does this text look like a program asking a person something?
+/// Headless agents must never ask; when one does, nobody will answer.
+pub fn looks_interactive(line: &str) -> bool {
+    let l = line.trim().to_ascii_lowercase();
+    const PATTERNS: &[&str] = &[
+        "do you trust the files in this folder",
+        "do you want to proceed",
+        "(y/n)",
+        "[y/n]",
+        "(yes/no)",
+        "press enter to continue",
+        "enter to confirm",
+        "are you sure you want to",
+    ];
+    PATTERNS.iter().any(|p| l.contains(p)) || l.ends_with("password:") || l.ends_with("passphrase:")
+}
+
+/// The last `max` bytes of `text`, cut at a character boundary.
+pub fn tail_str(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_questions() {
+        assert!(looks_interactive("Do you trust the files in this folder?"));
+        assert!(looks_interactive("Overwrite? (y/N)"));
+        assert!(looks_interactive("Enter passphrase:"));
+        assert!(!looks_interactive("Created hello.txt"));
+    }
+
+    #[test]
+    fn tail_respects_char_boundaries() {
+        assert_eq!(tail_str("héllo", 4), "llo");
+        assert_eq!(tail_str("abc", 10), "abc");
+    }
+}

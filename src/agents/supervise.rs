@@ -1,0 +1,560 @@
+//! Running one agent process: its whole tree, its limits, its output.
+//!
+//! - The agent leads its own process group (Unix) or job object (Windows), so
+//!   a timeout or a cancel stops the whole tree, grandchildren included.
+//! - It never outlives the daemon where the OS allows that: on Linux a
+//!   parent-death signal, on Windows a kill-on-close job. Elsewhere (and as a
+//!   second line on Linux), the pid, group and start time are recorded in
+//!   `agent.pid.json` so a recovering daemon can kill what is left
+//!   ([`kill_leftover`]) before running the task again.
+//! - stdin carries the prompt and is then closed, so the agent can never wait
+//!   on an answer.
+//! - stdout and stderr are copied to capped files; past the cap they are still
+//!   read (and dropped), so a chatty agent never stalls on a full pipe. Lines are
+//!   split with a bounded buffer: an endless line costs at most `MAX_LINE` bytes.
+
+use super::{AgentReport, OutputReader};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+
+/// Longest stdout line that is parsed; longer ones are skipped.
+pub const MAX_LINE: usize = 8 * 1024 * 1024;
+/// Kept of stderr for classifying errors.
+const STDERR_TAIL: usize = 16 * 1024;
+
+/// What to run and where its output goes.
+#[derive(Debug, Clone)]
+pub struct Spawn {
+    pub program: String,
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub stdin: Vec<u8>,
+    pub out_path: PathBuf,
+    pub err_path: PathBuf,
+    pub pid_path: PathBuf,
+    pub max_output_bytes: u64,
+    pub kill_grace: Duration,
+    pub deadline: tokio::time::Instant,
+}
+
+/// Why the supervisor stopped an agent before it finished by itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StopReason {
+    /// `orchestrator cancel`.
+    Cancelled,
+    /// The daemon is shutting down.
+    Shutdown,
+    /// The agent asked an interactive question, or passed a limit.
+    Agent(String),
+    Timeout,
+}
+
+/// How the process ended.
+#[derive(Debug, Default)]
+pub struct Exit {
+    pub code: Option<i32>,
+    /// The signal that killed it (Unix).
+    pub signal: Option<i32>,
+    pub spawn_error: Option<std::io::Error>,
+    pub stopped: Option<StopReason>,
+    pub stderr_tail: String,
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
+}
+
+/// The agent process, as recorded for recovery.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PidRecord {
+    pub pid: u32,
+    /// Process group (Unix); equals `pid`.
+    pub pgid: Option<u32>,
+    /// Start time in clock ticks since boot (Linux `/proc/<pid>/stat` field 22).
+    pub start_ticks: Option<u64>,
+    pub daemon_pid: u32,
+}
+
+/// Called with the report whenever it changed; the caller throttles.
+pub type ProgressFn = Arc<dyn Fn(&AgentReport) + Send + Sync>;
+
+/// Runs the agent to the end (or until stopped) and returns how it ended and what it said.
+pub async fn run(
+    spec: Spawn,
+    reader: Box<dyn OutputReader>,
+    on_progress: ProgressFn,
+    mut stop: watch::Receiver<Option<StopReason>>,
+) -> (Exit, AgentReport) {
+    let mut exit = Exit::default();
+    let mut child = match spawn(&spec) {
+        Ok(c) => c,
+        Err(e) => {
+            exit.spawn_error = Some(e);
+            return (exit, reader.into_report());
+        }
+    };
+    let pid = child.id().unwrap_or(0);
+    let record = PidRecord {
+        pid,
+        pgid: cfg!(unix).then_some(pid),
+        start_ticks: start_ticks(pid),
+        daemon_pid: std::process::id(),
+    };
+    if let Err(e) = crate::store::atomic::write_json_atomic(&spec.pid_path, &record) {
+        tracing::warn!(error = %e, "could not record the agent's pid");
+    }
+
+    if let Some(mut stdin) = child.stdin().take() {
+        let bytes = spec.stdin.clone();
+        tokio::spawn(async move {
+            // A broken pipe means the agent exited without reading: its exit says why.
+            let _ = stdin.write_all(&bytes).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
+
+    let (stop_tx, mut agent_stop) = mpsc::channel::<String>(1);
+    let stdout = child.stdout().take();
+    let stderr = child.stderr().take();
+    let out_task = tokio::spawn(read_stdout(
+        stdout,
+        spec.out_path.clone(),
+        spec.max_output_bytes,
+        reader,
+        on_progress,
+        stop_tx,
+    ));
+    let err_task = tokio::spawn(read_stderr(
+        stderr,
+        spec.err_path.clone(),
+        spec.max_output_bytes,
+    ));
+
+    let mut kill_at: Option<tokio::time::Instant> = None;
+    let status = loop {
+        let terminating = kill_at.is_some();
+        tokio::select! {
+            r = child.wait() => break r,
+            _ = tokio::time::sleep_until(spec.deadline), if !terminating => {
+                exit.stopped = Some(StopReason::Timeout);
+                kill_at = Some(terminate(&mut *child, spec.kill_grace));
+            }
+            Some(reason) = agent_stop.recv(), if !terminating => {
+                exit.stopped = Some(StopReason::Agent(reason));
+                kill_at = Some(terminate(&mut *child, spec.kill_grace));
+            }
+            Ok(()) = stop.changed(), if !terminating => {
+                if let Some(reason) = stop.borrow_and_update().clone() {
+                    exit.stopped = Some(reason);
+                    kill_at = Some(terminate(&mut *child, spec.kill_grace));
+                }
+            }
+            _ = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if terminating => {
+                let _ = child.start_kill();
+                kill_at = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
+            }
+        }
+    };
+    // The leader is gone; whatever it left in its group goes too, so the pipes
+    // close and nothing outlives the task.
+    kill_tree(&mut *child);
+    match status {
+        Ok(s) => {
+            exit.code = s.code();
+            #[cfg(unix)]
+            {
+                use std::os::unix::process::ExitStatusExt;
+                exit.signal = s.signal();
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "waiting for the agent failed"),
+    }
+
+    // A process that escaped the group (setsid) may hold the pipes open: bound the wait.
+    let grace = Duration::from_secs(5);
+    let report = match tokio::time::timeout(grace, out_task).await {
+        Ok(Ok((bytes, report))) => {
+            exit.stdout_bytes = bytes;
+            report
+        }
+        _ => AgentReport {
+            last_event: Some("stdout stayed open after the agent exited".into()),
+            ..Default::default()
+        },
+    };
+    if let Ok(Ok((bytes, tail))) = tokio::time::timeout(grace, err_task).await {
+        exit.stderr_bytes = bytes;
+        exit.stderr_tail = tail;
+    }
+    let _ = std::fs::remove_file(&spec.pid_path);
+    (exit, report)
+}
+
+type Child = Box<dyn process_wrap::tokio::ChildWrapper>;
+
+fn spawn(spec: &Spawn) -> std::io::Result<Child> {
+    use process_wrap::tokio::{CommandWrap, KillOnDrop};
+    let program = which::which(&spec.program).unwrap_or_else(|_| PathBuf::from(&spec.program));
+    let mut cmd = CommandWrap::with_new(&program, |c| {
+        c.args(&spec.args)
+            .current_dir(&spec.cwd)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        #[cfg(target_os = "linux")]
+        set_parent_death_signal(c);
+    });
+    #[cfg(unix)]
+    cmd.wrap(process_wrap::tokio::ProcessGroup::leader());
+    #[cfg(windows)]
+    cmd.wrap(process_wrap::tokio::JobObject);
+    cmd.wrap(KillOnDrop);
+    cmd.spawn()
+}
+
+/// The agent gets SIGKILL if the daemon dies, even by kill -9.
+#[cfg(target_os = "linux")]
+fn set_parent_death_signal(c: &mut tokio::process::Command) {
+    let parent = std::process::id();
+    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The daemon died between fork and prctl: do not run orphaned.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Asks the tree to stop (SIGTERM on Unix); returns when to force it.
+fn terminate(
+    child: &mut dyn process_wrap::tokio::ChildWrapper,
+    grace: Duration,
+) -> tokio::time::Instant {
+    #[cfg(unix)]
+    {
+        if child.signal(libc::SIGTERM).is_err() {
+            let _ = child.start_kill();
+        }
+        tokio::time::Instant::now() + grace
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = grace;
+        let _ = child.start_kill();
+        tokio::time::Instant::now()
+    }
+}
+
+/// Kills whatever is left of the tree after its leader exited.
+fn kill_tree(child: &mut dyn process_wrap::tokio::ChildWrapper) {
+    #[cfg(unix)]
+    {
+        let _ = child.signal(libc::SIGKILL);
+    }
+    #[cfg(windows)]
+    {
+        let _ = child.start_kill();
+    }
+}
+
+/// Start time of `pid` in ticks since boot, where the OS tells it.
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name, which is in parentheses and may contain spaces.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        rest.split_whitespace().nth(19)?.parse().ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
+/// Kills what a dead daemon's agent left behind, if it is provably that process
+/// tree (same pid and start time, or its group still alive). Returns whether
+/// anything was signalled.
+pub fn kill_leftover(record: &PidRecord) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let Some(pgid) = record.pgid else {
+            return false;
+        };
+        match (start_ticks(record.pid), record.start_ticks) {
+            // The leader lives and is the same process: kill its group.
+            (Some(now), Some(then)) if now == then => {}
+            // The pid now belongs to another process: never touch it.
+            (Some(_), _) => return false,
+            // The leader is gone. A pgid cannot be handed out again while its group
+            // has members, so members of this group are the agent's descendants.
+            (None, _) => {
+                if !group_alive(pgid) {
+                    return false;
+                }
+            }
+        }
+        nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pgid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .is_ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // Windows: the job object died with the daemon. Other Unixes: the start
+        // time cannot be checked cheaply, so a recycled pid cannot be ruled out.
+        let _ = record;
+        false
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn group_alive(pgid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        let Ok(name) = e.file_name().into_string() else {
+            return false;
+        };
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        let Some(close) = stat.rfind(')') else {
+            return false;
+        };
+        // After ") ": state, ppid, pgrp.
+        stat[close + 2..]
+            .split_whitespace()
+            .nth(2)
+            .and_then(|p| p.parse::<u32>().ok())
+            == Some(pgid)
+    })
+}
+
+/// Splits a byte stream into lines, holding at most `max` bytes of one line.
+#[derive(Debug)]
+pub struct LineSplitter {
+    buf: Vec<u8>,
+    max: usize,
+    skipping: bool,
+}
+
+/// A piece of output as the splitter sees it.
+#[derive(Debug, PartialEq)]
+pub enum Piece<'a> {
+    Line(&'a [u8]),
+    /// A line longer than the limit ended; its bytes were dropped.
+    Oversized,
+}
+
+impl LineSplitter {
+    pub fn new(max: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            max,
+            skipping: false,
+        }
+    }
+
+    pub fn push(&mut self, mut chunk: &[u8], mut f: impl FnMut(Piece)) {
+        while !chunk.is_empty() {
+            match memchr(b'\n', chunk) {
+                Some(i) => {
+                    if self.skipping {
+                        self.skipping = false;
+                        f(Piece::Oversized);
+                    } else if self.buf.is_empty() {
+                        f(Piece::Line(&chunk[..i]));
+                    } else {
+                        self.buf.extend_from_slice(&chunk[..i]);
+                        f(Piece::Line(&self.buf));
+                        self.buf.clear();
+                    }
+                    chunk = &chunk[i + 1..];
+                }
+                None => {
+                    if !self.skipping {
+                        self.buf.extend_from_slice(chunk);
+                        if self.buf.len() > self.max {
+                            self.buf = Vec::new();
+                            self.skipping = true;
+                        }
+                    }
+                    chunk = &[];
+                }
+            }
+        }
+    }
+
+    /// The incomplete last line, if any (`None` when it was oversized).
+    pub fn finish(self) -> Option<Vec<u8>> {
+        (!self.skipping && !self.buf.is_empty()).then_some(self.buf)
+    }
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+/// Copies up to `cap` bytes into a file; counts the rest.
+struct CappedFile {
+    file: Option<std::fs::File>,
+    written: u64,
+    total: u64,
+    cap: u64,
+}
+
+impl CappedFile {
+    fn create(path: &std::path::Path, cap: u64) -> Self {
+        let file = std::fs::File::create(path)
+            .map_err(
+                |e| tracing::warn!(path = %path.display(), error = %e, "cannot write agent output"),
+            )
+            .ok();
+        Self {
+            file,
+            written: 0,
+            total: 0,
+            cap,
+        }
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        let room = self.cap.saturating_sub(self.written) as usize;
+        if room == 0 {
+            return;
+        }
+        let part = &bytes[..bytes.len().min(room)];
+        if let Some(f) = &mut self.file
+            && f.write_all(part).is_err()
+        {
+            self.file = None;
+        }
+        self.written += part.len() as u64;
+        if self.written >= self.cap
+            && let Some(f) = &mut self.file
+        {
+            let _ = write!(
+                f,
+                "\n[orchestrator: output cut at {} bytes (max_output_bytes)]\n",
+                self.cap
+            );
+        }
+    }
+}
+
+async fn read_stdout(
+    pipe: Option<impl AsyncRead + Unpin>,
+    path: PathBuf,
+    cap: u64,
+    mut reader: Box<dyn OutputReader>,
+    on_progress: ProgressFn,
+    stop: mpsc::Sender<String>,
+) -> (u64, AgentReport) {
+    let mut file = CappedFile::create(&path, cap);
+    let mut split = LineSplitter::new(MAX_LINE);
+    let mut buf = vec![0u8; 64 * 1024];
+    if let Some(mut pipe) = pipe {
+        loop {
+            let n = match pipe.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            file.write(&buf[..n]);
+            let mut changed = false;
+            split.push(&buf[..n], |piece| match piece {
+                Piece::Line(line) => {
+                    let out = reader.on_line(line);
+                    changed |= out.progress;
+                    if let Some(reason) = out.stop {
+                        let _ = stop.try_send(reason);
+                    }
+                }
+                Piece::Oversized => reader.on_oversized_line(),
+            });
+            if changed {
+                on_progress(reader.report());
+            }
+        }
+    }
+    if let Some(tail) = split.finish() {
+        reader.on_partial_tail(&tail);
+    }
+    (file.total, reader.into_report())
+}
+
+async fn read_stderr(
+    pipe: Option<impl AsyncRead + Unpin>,
+    path: PathBuf,
+    cap: u64,
+) -> (u64, String) {
+    let mut file = CappedFile::create(&path, cap);
+    let mut tail: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    if let Some(mut pipe) = pipe {
+        loop {
+            let n = match pipe.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            file.write(&buf[..n]);
+            tail.extend_from_slice(&buf[..n]);
+            if tail.len() > 2 * STDERR_TAIL {
+                tail.drain(..tail.len() - STDERR_TAIL);
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&tail).into_owned();
+    (file.total, super::tail_str(&text, STDERR_TAIL).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split_all(chunks: &[&[u8]], max: usize) -> (Vec<String>, Option<Vec<u8>>) {
+        let mut s = LineSplitter::new(max);
+        let mut out = Vec::new();
+        for c in chunks {
+            s.push(c, |p| {
+                out.push(match p {
+                    Piece::Line(l) => String::from_utf8_lossy(l).into_owned(),
+                    Piece::Oversized => "<oversized>".into(),
+                })
+            });
+        }
+        (out, s.finish())
+    }
+
+    #[test]
+    fn lines_across_chunks() {
+        let (lines, tail) = split_all(&[b"ab", b"c\nde", b"f\n\ngh"], 100);
+        assert_eq!(lines, vec!["abc", "def", ""]);
+        assert_eq!(tail.as_deref(), Some(&b"gh"[..]));
+    }
+
+    #[test]
+    fn oversized_lines_are_skipped_with_bounded_memory() {
+        let big = vec![b'x'; 50];
+        let (lines, tail) = split_all(&[b"ok\n", &big, &big, b"\nnext\n", &big], 10);
+        assert_eq!(lines, vec!["ok", "<oversized>", "next"]);
+        assert_eq!(tail, None);
+    }
+}

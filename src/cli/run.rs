@@ -1,0 +1,94 @@
+//! `orchestrator run [--once]`: the daemon in the foreground.
+
+use super::{Cli, exit};
+use crate::daemon::{self, RunOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Drain the inbox, wait for every task, then exit: 0 if all succeeded, 1 otherwise.
+    #[arg(long)]
+    pub once: bool,
+    /// Tasks running at once (overrides max_concurrent).
+    #[arg(long, value_name = "N")]
+    pub max_concurrent: Option<usize>,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
+    let home = cli.home()?;
+    std::fs::create_dir_all(home.logs())?;
+    let _log_guard = init_logging(&home);
+    let mut flags = Vec::new();
+    if let Some(n) = args.max_concurrent {
+        flags.push(("max_concurrent".to_string(), n.to_string()));
+    }
+    let loaded = match cli.load_config(&home, &flags) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .thread_stack_size(512 * 1024)
+        .enable_all()
+        .build()?;
+    let summary = runtime.block_on(daemon::run(home, loaded, RunOptions { once: args.once }))?;
+    if args.once {
+        eprintln!(
+            "orchestrator: {} succeeded, {} failed, {} cancelled, {} rejected, {} interrupted",
+            summary.succeeded,
+            summary.failed,
+            summary.cancelled,
+            summary.rejected,
+            summary.interrupted
+        );
+        return Ok(if summary.all_succeeded() {
+            exit::OK
+        } else {
+            exit::FAILED
+        });
+    }
+    Ok(exit::OK)
+}
+
+/// Diagnostics to stderr and to logs/orchestrator.log (daily files, 7 kept).
+/// `ORCHESTRATOR_LOG` (or `RUST_LOG`) sets the filter, default `info`.
+fn init_logging(home: &crate::store::Home) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+    let filter = || {
+        EnvFilter::try_from_env("ORCHESTRATOR_LOG")
+            .or_else(|_| EnvFilter::try_from_default_env())
+            .unwrap_or_else(|_| EnvFilter::new("info"))
+    };
+    let appender = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("orchestrator")
+        .filename_suffix("log")
+        .max_log_files(7)
+        .build(home.logs())
+        .ok();
+    let stderr_layer = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_filter(filter());
+    match appender {
+        Some(a) => {
+            let (writer, guard) = tracing_appender::non_blocking(a);
+            let file_layer = fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false)
+                .with_filter(filter());
+            let _ = tracing_subscriber::registry()
+                .with(stderr_layer)
+                .with(file_layer)
+                .try_init();
+            Some(guard)
+        }
+        None => {
+            let _ = tracing_subscriber::registry().with(stderr_layer).try_init();
+            None
+        }
+    }
+}

@@ -1,0 +1,536 @@
+//! The configuration: built-in defaults < `orchestrator.yaml` < `ORCHESTRATOR_*`
+//! environment < command-line flags.
+//!
+//! Layers are merged as JSON values before one strict deserialisation, so every
+//! layer obeys the same rules (unknown keys are errors everywhere, a typo never
+//! passes silently) and the origin of each effective value can be reported.
+
+use crate::duration::Dur;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Which agent CLI a task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentKind {
+    Claude,
+    Cline,
+    Command,
+}
+
+impl AgentKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentKind::Claude => "claude",
+            AgentKind::Cline => "cline",
+            AgentKind::Command => "command",
+        }
+    }
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "claude" => Some(AgentKind::Claude),
+            "cline" => Some(AgentKind::Cline),
+            "command" => Some(AgentKind::Command),
+            _ => None,
+        }
+    }
+}
+
+/// How the inbox is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    /// OS notifications (inotify, FSEvents, ReadDirectoryChangesW) plus a periodic rescan.
+    Native,
+    /// Polling only, for network shares that never deliver events.
+    Poll,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts in all (first run included) when a task sets no `retries`.
+    pub max_attempts: u32,
+    pub backoff_initial: Dur,
+    pub backoff_max: Dur,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            backoff_initial: Dur::secs(5),
+            backoff_max: Dur::secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// The event log is rotated once it would pass this size.
+    pub rotate_bytes: u64,
+    /// Rotated logs kept; older ones are deleted at rotation.
+    pub keep: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            rotate_bytes: 64 * 1024 * 1024,
+            keep: 10,
+        }
+    }
+}
+
+/// Per-agent settings: `agents.claude`, `agents.cline`, `agents.command`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// The executable; default: the agent's name looked up on PATH.
+    pub command: Option<String>,
+    /// Arguments added before the orchestrator's own.
+    pub extra_args: Vec<String>,
+    /// The ceiling: a task may ask for these tools and no others.
+    pub allowed_tools: Option<Vec<String>>,
+    /// Tools a task gets when it names none.
+    pub default_tools: Option<Vec<String>>,
+    pub max_turns: Option<u32>,
+    /// Extra environment for the agent process.
+    pub env: BTreeMap<String, String>,
+}
+
+/// Tools Claude Code may be granted by default. Shell access (`Bash`, `Bash(...)`)
+/// is deliberately absent: the config must allow it explicitly.
+pub const CLAUDE_TOOL_CEILING: &[&str] = &[
+    "Read",
+    "Glob",
+    "Grep",
+    "LS",
+    "Edit",
+    "MultiEdit",
+    "Write",
+    "NotebookEdit",
+    "TodoWrite",
+    "WebFetch",
+    "WebSearch",
+    "Task",
+];
+/// What a Claude task gets when it names no tools: read and edit files, no shell.
+pub const CLAUDE_DEFAULT_TOOLS: &[&str] =
+    &["Read", "Glob", "Grep", "LS", "Edit", "MultiEdit", "Write"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Tasks running at once (per daemon).
+    pub max_concurrent: usize,
+    /// A file is read once it has not changed for this long.
+    pub debounce_ms: u64,
+    /// The inbox is listed this often even when the watcher is quiet.
+    pub rescan_interval: Dur,
+    pub watch: WatchMode,
+    pub default_agent: AgentKind,
+    /// Where tasks run when they name no workdir; default: the home.
+    pub default_workdir: Option<PathBuf>,
+    /// A task's workdir must resolve inside one of these; default: the default workdir.
+    pub allowed_roots: Vec<PathBuf>,
+    /// Running time a task may use in all its attempts together.
+    pub timeout: Dur,
+    pub retry: RetryConfig,
+    /// Default budget per task, in USD of reported agent cost.
+    pub budget_usd: Option<f64>,
+    pub agents: BTreeMap<String, AgentConfig>,
+    /// Cap on each of `attempt-<n>.out` and `.err`; output past it is read and dropped.
+    pub max_output_bytes: u64,
+    /// Task files larger than this are rejected without being read.
+    pub max_task_bytes: u64,
+    /// Prompts are cut to this many characters.
+    pub max_prompt_chars: usize,
+    pub events: EventsConfig,
+    /// After SIGTERM to an agent's process tree, SIGKILL follows after this long.
+    pub kill_grace: Dur,
+    /// On Ctrl-C / SIGTERM, running agents get this long to finish before being stopped.
+    pub shutdown_grace: Dur,
+    /// `progress.json` is rewritten at most this often.
+    pub progress_interval: Dur,
+    /// Orphaned task folders of dead daemons are looked for this often.
+    pub recovery_interval: Dur,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 2,
+            debounce_ms: 200,
+            rescan_interval: Dur::secs(2),
+            watch: WatchMode::Native,
+            default_agent: AgentKind::Claude,
+            default_workdir: None,
+            allowed_roots: Vec::new(),
+            timeout: Dur::secs(30 * 60),
+            retry: RetryConfig::default(),
+            budget_usd: None,
+            agents: BTreeMap::new(),
+            max_output_bytes: 16 * 1024 * 1024,
+            max_task_bytes: 1024 * 1024,
+            max_prompt_chars: 32_000,
+            events: EventsConfig::default(),
+            kill_grace: Dur::secs(5),
+            shutdown_grace: Dur::secs(10),
+            progress_interval: Dur::millis(500),
+            recovery_interval: Dur::secs(10),
+        }
+    }
+}
+
+/// Where an effective value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Default,
+    File,
+    Env,
+    Flag,
+}
+
+/// A config error, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid YAML: {message}")]
+    Yaml { path: PathBuf, message: String },
+    #[error("{origin} sets `{key}` to `{value}`, which is not valid YAML: {message}")]
+    Override {
+        origin: String,
+        key: String,
+        value: String,
+        message: String,
+    },
+    #[error(
+        "invalid configuration: {0}. Fix the key in orchestrator.yaml (or the ORCHESTRATOR_* variable / flag that sets it)"
+    )]
+    Invalid(String),
+}
+
+/// The effective config and where each value came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// Dotted key -> origin, for every leaf that is not a default.
+    pub origins: BTreeMap<String, Origin>,
+    /// The file that was read, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// Environment variables named `ORCHESTRATOR_*` that are not config keys.
+const NON_CONFIG_ENV: &[&str] = &[
+    "ORCHESTRATOR_HOME",
+    "ORCHESTRATOR_LOG",
+    "ORCHESTRATOR_CONFIG",
+];
+
+/// Loads the config for `home`: `file` (or `orchestrator.yaml` in the home if
+/// present), then `env` (pairs of `ORCHESTRATOR_*` variables), then `flags`
+/// (dotted key, YAML value).
+pub fn load(
+    home_config: &Path,
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    flags: &[(String, String)],
+) -> Result<Loaded, ConfigError> {
+    let mut merged = serde_json::to_value(Config::default()).expect("defaults serialise");
+    let mut origins = BTreeMap::new();
+
+    let path = file
+        .map(Path::to_path_buf)
+        .or_else(|| home_config.exists().then(|| home_config.to_path_buf()));
+    if let Some(path) = &path {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let value: Value = if text.trim().is_empty() {
+            Value::Object(Map::new())
+        } else {
+            crate::task::yaml::from_str(&text).map_err(|message| ConfigError::Yaml {
+                path: path.clone(),
+                message,
+            })?
+        };
+        if !value.is_object() && !value.is_null() {
+            return Err(ConfigError::Yaml {
+                path: path.clone(),
+                message: "the top level must be a mapping of keys".into(),
+            });
+        }
+        merge(&mut merged, value, "", Origin::File, &mut origins);
+    }
+
+    let mut env: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("ORCHESTRATOR_") && !NON_CONFIG_ENV.contains(&k.as_str()))
+        .collect();
+    env.sort();
+    for (name, value) in env {
+        let key = name["ORCHESTRATOR_".len()..]
+            .to_ascii_lowercase()
+            .replace("__", ".");
+        apply_override(&mut merged, &key, &value, &name, Origin::Env, &mut origins)?;
+    }
+    for (key, value) in flags {
+        apply_override(
+            &mut merged,
+            key,
+            value,
+            &format!("--set {key}"),
+            Origin::Flag,
+            &mut origins,
+        )?;
+    }
+
+    let config: Config =
+        serde_json::from_value(merged).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    validate(&config)?;
+    Ok(Loaded {
+        config,
+        origins,
+        file: path,
+    })
+}
+
+fn validate(c: &Config) -> Result<(), ConfigError> {
+    let bad = |m: String| Err(ConfigError::Invalid(m));
+    if c.max_concurrent == 0 || c.max_concurrent > 1024 {
+        return bad(format!(
+            "max_concurrent must be between 1 and 1024, not {}",
+            c.max_concurrent
+        ));
+    }
+    if c.retry.max_attempts == 0 || c.retry.max_attempts > 100 {
+        return bad(format!(
+            "retry.max_attempts must be between 1 and 100, not {}",
+            c.retry.max_attempts
+        ));
+    }
+    if c.debounce_ms > 60_000 {
+        return bad(format!(
+            "debounce_ms must be at most 60000, not {}",
+            c.debounce_ms
+        ));
+    }
+    if c.rescan_interval.0.is_zero() {
+        return bad("rescan_interval must be more than 0".into());
+    }
+    if let Some(b) = c.budget_usd
+        && !(b.is_finite() && b > 0.0)
+    {
+        return bad(format!("budget_usd must be a positive number, not {b}"));
+    }
+    for name in c.agents.keys() {
+        if AgentKind::parse(name).is_none() {
+            return bad(format!(
+                "agents.{name}: unknown agent (known: claude, cline, command)"
+            ));
+        }
+    }
+    if c.max_output_bytes < 1024 {
+        return bad("max_output_bytes must be at least 1024".into());
+    }
+    Ok(())
+}
+
+/// Sets dotted `key` to `value` parsed as a YAML scalar or flow value.
+fn apply_override(
+    merged: &mut Value,
+    key: &str,
+    value: &str,
+    origin_name: &str,
+    origin: Origin,
+    origins: &mut BTreeMap<String, Origin>,
+) -> Result<(), ConfigError> {
+    let parsed: Value = if value.trim().is_empty() {
+        Value::Null
+    } else {
+        crate::task::yaml::from_str(value).map_err(|message| ConfigError::Override {
+            origin: origin_name.to_string(),
+            key: key.to_string(),
+            value: value.to_string(),
+            message,
+        })?
+    };
+    let mut nested = parsed;
+    for part in key.split('.').rev() {
+        let mut m = Map::new();
+        m.insert(part.to_string(), nested);
+        nested = Value::Object(m);
+    }
+    merge(merged, nested, "", origin, origins);
+    Ok(())
+}
+
+/// Deep-merges `over` into `base`; objects merge key by key, anything else replaces.
+fn merge(
+    base: &mut Value,
+    over: Value,
+    prefix: &str,
+    origin: Origin,
+    origins: &mut BTreeMap<String, Origin>,
+) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match b.get_mut(&k) {
+                    Some(slot) if slot.is_object() && v.is_object() => {
+                        merge(slot, v, &key, origin, origins)
+                    }
+                    _ => {
+                        b.insert(k, v);
+                        origins.insert(key, origin);
+                    }
+                }
+            }
+        }
+        (b, o) => {
+            *b = o;
+            origins.insert(prefix.to_string(), origin);
+        }
+    }
+}
+
+impl Config {
+    pub fn agent(&self, kind: AgentKind) -> AgentConfig {
+        self.agents.get(kind.name()).cloned().unwrap_or_default()
+    }
+
+    /// The default workdir, resolved against the home.
+    pub fn default_workdir(&self, home: &Path) -> PathBuf {
+        match &self.default_workdir {
+            Some(p) => home.join(expand_tilde(p)),
+            None => home.to_path_buf(),
+        }
+    }
+
+    /// Allowed roots, resolved against the home; the default workdir if none are set.
+    pub fn allowed_roots(&self, home: &Path) -> Vec<PathBuf> {
+        if self.allowed_roots.is_empty() {
+            vec![self.default_workdir(home)]
+        } else {
+            self.allowed_roots
+                .iter()
+                .map(|p| home.join(expand_tilde(p)))
+                .collect()
+        }
+    }
+
+    pub fn debounce(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.debounce_ms)
+    }
+}
+
+/// `~/x` -> `$HOME/x` (`%USERPROFILE%` on Windows).
+pub fn expand_tilde(p: &Path) -> PathBuf {
+    let Ok(rest) = p.strip_prefix("~") else {
+        return p.to_path_buf();
+    };
+    let home = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE"));
+    match home {
+        Some(h) => PathBuf::from(h).join(rest),
+        None => p.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(
+        yaml: &str,
+        env: &[(&str, &str)],
+        flags: &[(&str, &str)],
+    ) -> Result<Loaded, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("orchestrator.yaml");
+        std::fs::write(&f, yaml).unwrap();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let flags: Vec<_> = flags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        load(&f, None, env, &flags)
+    }
+
+    #[test]
+    fn layers_override_in_order_and_record_origins() {
+        let l = load_str(
+            "max_concurrent: 4\nretry:\n  max_attempts: 5\ntimeout: 10m\n",
+            &[
+                ("ORCHESTRATOR_MAX_CONCURRENT", "6"),
+                ("ORCHESTRATOR_RETRY__BACKOFF_INITIAL", "1s"),
+                ("ORCHESTRATOR_HOME", "/x"),
+            ],
+            &[("timeout", "1m")],
+        )
+        .unwrap();
+        assert_eq!(l.config.max_concurrent, 6);
+        assert_eq!(l.config.retry.max_attempts, 5);
+        assert_eq!(l.config.retry.backoff_initial, Dur::secs(1));
+        assert_eq!(l.config.retry.backoff_max, Dur::secs(300));
+        assert_eq!(l.config.timeout, Dur::secs(60));
+        assert_eq!(l.origins["max_concurrent"], Origin::Env);
+        assert_eq!(l.origins["retry.max_attempts"], Origin::File);
+        assert_eq!(l.origins["timeout"], Origin::Flag);
+        assert!(!l.origins.contains_key("debounce_ms"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let e = load_str("max_concurent: 4\n", &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_concurent"), "{e}");
+        let e = load_str("max_concurrent: 0\n", &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_concurrent must be"), "{e}");
+        let e = load_str("timeout: soon\n", &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a duration"), "{e}");
+        let e = load_str("agents:\n  gpt: {}\n", &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown agent"), "{e}");
+        let e = load_str("", &[("ORCHESTRATOR_NOPE", "1")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope"), "{e}");
+        let e = load_str(": : :\n", &[], &[]).unwrap_err().to_string();
+        assert!(e.contains("not valid YAML"), "{e}");
+    }
+
+    #[test]
+    fn agents_section_parses() {
+        let l = load_str(
+            "agents:\n  claude:\n    command: /opt/claude\n    extra_args: [--model, opus]\n",
+            &[],
+            &[],
+        )
+        .unwrap();
+        let a = l.config.agent(AgentKind::Claude);
+        assert_eq!(a.command.as_deref(), Some("/opt/claude"));
+        assert_eq!(a.extra_args, vec!["--model", "opus"]);
+        assert_eq!(l.config.agent(AgentKind::Command), AgentConfig::default());
+    }
+}

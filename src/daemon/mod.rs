@@ -1,0 +1,391 @@
+//! The daemon: wires watcher, intake, queue, claims and runners into one loop.
+//!
+//! The loop sleeps until something can change what it should do: a watcher
+//! hint, a file's settle deadline, the periodic rescan, a task ending, an agent
+//! pause ending, or a signal. It never polls on a short tick (pueue's 300 ms
+//! scheduler tick caps it at a few tasks a second).
+
+pub mod pauses;
+pub mod recovery;
+pub mod runner;
+
+use crate::agents::supervise::StopReason;
+use crate::config::{Config, Loaded};
+use crate::events::EventLog;
+use crate::intake::{self, Intake, Rules, Verdict};
+use crate::queue::Queue;
+use crate::store::index::{self, IndexWriter};
+use crate::store::record::Status;
+use crate::store::{Home, lock};
+use crate::task::parse::Limits;
+use crate::watch::{self, Hint};
+use anyhow::Context as _;
+use pauses::Pauses;
+use runner::TaskRun;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::sync::{Notify, Semaphore, watch as tokio_watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// State every runner shares with the loop.
+pub struct Shared {
+    pub home: Home,
+    pub config: Arc<Config>,
+    pub events: Arc<EventLog>,
+    pub index: Arc<IndexWriter>,
+    pub pauses: Pauses,
+    pub slots: Arc<Semaphore>,
+    /// `host:pid`, written into results.
+    pub worker: String,
+    /// Runners poke the loop when they change what it may claim.
+    pub wake: Notify,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Drain the inbox, wait for the tasks, and exit.
+    pub once: bool,
+}
+
+/// What this daemon did, for `run --once`'s exit code.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RunSummary {
+    pub succeeded: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+    pub rejected: usize,
+    pub interrupted: usize,
+}
+
+impl RunSummary {
+    pub fn all_succeeded(&self) -> bool {
+        self.failed == 0 && self.cancelled == 0 && self.rejected == 0 && self.interrupted == 0
+    }
+}
+
+/// This machine's name, for `worker` and the daemon registry.
+pub fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .or_else(|_| std::env::var("COMPUTERNAME"))
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Refuses an inbox anyone may write to: whoever can drop a file there can run
+/// an agent with this user's rights.
+pub fn check_inbox_permissions(home: &Home) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(home.inbox())?.permissions().mode();
+        if mode & 0o002 != 0 {
+            anyhow::bail!(
+                "{} is writable by every user (mode {:o}): anyone could run agents as you. Fix it with: chmod o-w {}",
+                home.inbox().display(),
+                mode & 0o777,
+                home.inbox().display()
+            );
+        }
+    }
+    // Windows: ACLs are not checked here; see the README's security notes.
+    Ok(())
+}
+
+/// Registers this daemon in `run/` with a lock held for its lifetime, so
+/// `status`, `doctor` and other daemons can see it is alive.
+fn register(
+    home: &Home,
+    config: &Config,
+    worker: &str,
+) -> anyhow::Result<(std::fs::File, std::path::PathBuf)> {
+    let path = home
+        .daemons()
+        .join(format!("daemon-{}.json", std::process::id()));
+    let file = lock::try_lock(&path)?.context("another daemon holds this pid's registry file")?;
+    let doc = json!({"pid": std::process::id(), "worker": worker, "started_at": crate::events::now_ts(), "max_concurrent": config.max_concurrent, "version": env!("CARGO_PKG_VERSION")});
+    let mut f = &file;
+    std::io::Write::write_all(&mut f, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+    Ok((file, path))
+}
+
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "interrupt",
+            _ = term.recv() => "terminate",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "interrupt"
+    }
+}
+
+/// Runs the daemon until a signal (or, with `once`, until the inbox is drained).
+pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result<RunSummary> {
+    home.ensure_layout()
+        .with_context(|| format!("cannot create the folders of {}", home.root().display()))?;
+    check_inbox_permissions(&home)?;
+    let config = Arc::new(loaded.config);
+    let events = Arc::new(EventLog::new(
+        home.events_log(),
+        home.events_lock(),
+        config.events.rotate_bytes,
+        config.events.keep,
+    ));
+    let worker = format!("{}:{}", hostname(), std::process::id());
+    let (_registry_lock, registry_path) = register(&home, &config, &worker)?;
+    let shared = Arc::new(Shared {
+        home: home.clone(),
+        config: config.clone(),
+        events: events.clone(),
+        index: Arc::new(IndexWriter::new(home.clone())),
+        pauses: Pauses::default(),
+        slots: Arc::new(Semaphore::new(config.max_concurrent)),
+        worker: worker.clone(),
+        wake: Notify::new(),
+    });
+    events.emit(
+        "daemon_started",
+        None,
+        json!({"pid": std::process::id(), "worker": worker, "version": env!("CARGO_PKG_VERSION"), "max_concurrent": config.max_concurrent, "once": opts.once, "config_file": loaded.file}),
+    );
+    match index::reconcile(&home) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            added = n,
+            "results/index.json was behind the result files; rows added"
+        ),
+        Err(e) => tracing::error!(error = %e, "could not reconcile results/index.json"),
+    }
+    let flusher = tokio::spawn(shared.index.clone().run());
+
+    let (hint_tx, mut hint_rx) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = watch::start(
+        &home.inbox(),
+        config.watch,
+        config.rescan_interval.0,
+        hint_tx,
+    )
+    .with_context(|| format!("cannot watch {}", home.inbox().display()))?;
+    tracing::info!(inbox = %home.inbox().display(), mode = ?watcher.mode, "watching");
+
+    let rules = Rules {
+        limits: Limits {
+            max_bytes: config.max_task_bytes,
+            max_prompt_chars: config.max_prompt_chars,
+            default_agent: config.default_agent,
+        },
+        home: home.root().to_path_buf(),
+        default_workdir: config.default_workdir(home.root()),
+        allowed_roots: config.allowed_roots(home.root()),
+    };
+    let mut intake = Intake::new(home.inbox(), config.debounce());
+    let mut queue = Queue::default();
+    let mut tasks: JoinSet<(String, Status)> = JoinSet::new();
+    let mut stops: HashMap<String, tokio_watch::Sender<Option<StopReason>>> = HashMap::new();
+    let mut finished: HashSet<String> = index::read(&home)
+        .map(|i| i.tasks.into_keys().collect())
+        .unwrap_or_default();
+    let mut summary = RunSummary::default();
+
+    let spawn = |tasks: &mut JoinSet<(String, Status)>,
+                 stops: &mut HashMap<String, _>,
+                 run: TaskRun,
+                 permit| {
+        let (tx, rx) = tokio_watch::channel(None);
+        stops.insert(run.claimed.id.clone(), tx);
+        tasks.spawn(runner::run(shared.clone(), run, permit, rx));
+    };
+    let recover = |tasks: &mut JoinSet<(String, Status)>,
+                   stops: &mut HashMap<String, _>,
+                   finished: &mut HashSet<String>| {
+        match recovery::take_over_orphans(&home, finished) {
+            Ok(orphans) => {
+                for o in orphans {
+                    let mut progress = o.progress.unwrap_or_default();
+                    let already_reported = progress.status == Some(Status::Interrupted);
+                    if let Some(a) = progress.attempts.last_mut()
+                        && a.finished_at.is_none()
+                    {
+                        a.finished_at = Some(crate::events::now_ts());
+                        a.error = Some(crate::store::record::ErrorInfo {
+                            kind: "interrupted".into(),
+                            message: "the daemon running this attempt died".into(),
+                            suggestion: crate::outcome::ErrorKind::Interrupted.suggestion().into(),
+                        });
+                    }
+                    if !already_reported {
+                        events.emit(
+                            "task_interrupted",
+                            Some(&o.claimed.id),
+                            json!({"reason": "daemon_died", "attempt": progress.attempts.len(), "killed_leftover": o.killed_leftover, "recovered_by": worker}),
+                        );
+                    }
+                    progress.status = Some(Status::Interrupted);
+                    spawn(
+                        tasks,
+                        stops,
+                        TaskRun {
+                            claimed: o.claimed,
+                            recovered: Some(progress),
+                            queued_at: None,
+                        },
+                        None,
+                    );
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not scan results/ for interrupted tasks"),
+        }
+    };
+
+    recover(&mut tasks, &mut stops, &mut finished);
+    intake
+        .rescan(std::time::Instant::now(), &mut queue)
+        .context("cannot list the inbox")?;
+    let mut rescan_at = Instant::now() + config.rescan_interval.0;
+    let mut recover_at = Instant::now() + config.recovery_interval.0;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut stopping: Option<&'static str> = None;
+    let mut force_stop_at: Option<Instant> = None;
+
+    loop {
+        for verdict in intake.settle(std::time::Instant::now(), &rules) {
+            match verdict {
+                Verdict::Accept(q) => {
+                    events.emit("task_queued", None, json!({"file": q.name, "title": q.spec.title, "agent": q.spec.agent, "priority": q.spec.priority}));
+                    queue.push(q);
+                }
+                Verdict::Reject { name, rejection } => {
+                    if intake::reject(&home, &events, &name, &rejection) {
+                        summary.rejected += 1;
+                    }
+                }
+            }
+        }
+        if stopping.is_none() {
+            while let Ok(permit) = shared.slots.clone().try_acquire_owned() {
+                let Some(q) = queue.pop_next(|a| shared.pauses.is_paused(a)) else {
+                    break;
+                };
+                match crate::claim::claim(&home, &q.name) {
+                    Ok(Some(claimed)) => spawn(
+                        &mut tasks,
+                        &mut stops,
+                        TaskRun {
+                            claimed,
+                            recovered: None,
+                            queued_at: Some(q.queued_at),
+                        },
+                        Some(permit),
+                    ),
+                    Ok(None) => tracing::debug!(file = %q.name, "another daemon claimed it first"),
+                    Err(e) => {
+                        tracing::error!(file = %q.name, error = %e, "could not claim; the file stays in the inbox")
+                    }
+                }
+            }
+        }
+        let drained = queue.is_empty() && intake.settling() == 0 && tasks.is_empty();
+        if (opts.once && drained) || (stopping.is_some() && tasks.is_empty()) {
+            break;
+        }
+
+        let pause_end = shared
+            .pauses
+            .next_expiry()
+            .map(|t| Instant::now() + t.duration_since(SystemTime::now()).unwrap_or_default());
+        let next = [
+            intake.next_deadline().map(Instant::from_std),
+            Some(rescan_at),
+            Some(recover_at),
+            pause_end,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .expect("rescan_at is always set");
+        tokio::select! {
+            Some(hint) = hint_rx.recv() => {
+                let now = std::time::Instant::now();
+                let mut hints = vec![hint];
+                while let Ok(h) = hint_rx.try_recv() {
+                    hints.push(h);
+                }
+                for h in hints {
+                    match h {
+                        Hint::Changed(name) => intake.note(&name, now, &mut queue),
+                        Hint::Rescan => {
+                            let _ = intake.rescan(now, &mut queue);
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(next) => {
+                let now = Instant::now();
+                if now >= rescan_at {
+                    if let Err(e) = intake.rescan(now.into_std(), &mut queue) {
+                        tracing::error!(error = %e, "cannot list the inbox");
+                    }
+                    rescan_at = now + config.rescan_interval.0;
+                }
+                if now >= recover_at {
+                    if stopping.is_none() {
+                        recover(&mut tasks, &mut stops, &mut finished);
+                    }
+                    recover_at = now + config.recovery_interval.0;
+                }
+            }
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                match joined {
+                    Ok((id, status)) => {
+                        stops.remove(&id);
+                        match status {
+                            Status::Succeeded => { summary.succeeded += 1; finished.insert(id); }
+                            Status::Failed => { summary.failed += 1; finished.insert(id); }
+                            Status::Cancelled => { summary.cancelled += 1; finished.insert(id); }
+                            _ => summary.interrupted += 1,
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "a task runner panicked; its task will be recovered"),
+                }
+            }
+            _ = shared.wake.notified() => {}
+            reason = &mut shutdown, if stopping.is_none() => {
+                tracing::info!(reason, running = tasks.len(), "shutting down: no new tasks; running agents get {}", config.shutdown_grace);
+                stopping = Some(reason);
+                force_stop_at = Some(Instant::now() + config.shutdown_grace.0);
+            }
+            _ = tokio::time::sleep_until(force_stop_at.unwrap_or_else(Instant::now)), if force_stop_at.is_some() => {
+                force_stop_at = None;
+                for tx in stops.values() {
+                    let _ = tx.send(Some(StopReason::Shutdown));
+                }
+            }
+        }
+    }
+
+    drop(watcher);
+    flusher.abort();
+    if let Err(e) = shared.index.flush() {
+        tracing::error!(error = %e, "could not write results/index.json");
+    }
+    events.emit(
+        "daemon_stopped",
+        None,
+        json!({"reason": stopping.unwrap_or("drained"), "succeeded": summary.succeeded, "failed": summary.failed, "cancelled": summary.cancelled, "rejected": summary.rejected, "interrupted": summary.interrupted}),
+    );
+    let _ = std::fs::remove_file(registry_path);
+    Ok(summary)
+}

@@ -1,0 +1,581 @@
+//! One task from claim to result: plan, attempts, retries, limits, result.
+//!
+//! Attempt history lives in `progress.json`, rewritten at each step, so a daemon
+//! that takes the task over after a crash continues the count where it stopped.
+
+use super::Shared;
+use crate::agents::supervise::{self, Spawn, StopReason};
+use crate::agents::{AgentReport, OutputReader, claude::ClaudeReader, command::PlainReader};
+use crate::claim::Claimed;
+use crate::config::AgentKind;
+use crate::events::now_ts;
+use crate::intake::read_capped;
+use crate::outcome::{self, ErrorKind, Failure, Retry};
+use crate::plan::{self, Plan};
+use crate::store::atomic::{write_json_atomic, write_new_atomic};
+use crate::store::index::IndexRow;
+use crate::store::record::{
+    AttemptRecord, ErrorInfo, ProgressRecord, ResultRecord, SCHEMA_VERSION, Status, Validation,
+};
+use crate::store::summary;
+use crate::task::{Rejection, parse, workdir};
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{OwnedSemaphorePermit, watch};
+
+/// Consecutive rate-limit waits before a task gives up.
+const MAX_LIMIT_WAITS: u32 = 20;
+
+/// A task handed to the runner.
+pub struct TaskRun {
+    pub claimed: Claimed,
+    /// Progress of an earlier, interrupted run of this task.
+    pub recovered: Option<ProgressRecord>,
+    pub queued_at: Option<String>,
+}
+
+/// What the runner accumulates over attempts for the result.
+#[derive(Default)]
+struct Totals {
+    cost: Option<f64>,
+    tool_calls: u32,
+    last: AgentReport,
+}
+
+fn info(kind: ErrorKind, message: impl Into<String>) -> ErrorInfo {
+    ErrorInfo {
+        kind: kind.as_str().into(),
+        message: message.into(),
+        suggestion: kind.suggestion().into(),
+    }
+}
+
+fn from_failure(f: &Failure) -> ErrorInfo {
+    info(f.kind, f.message.clone())
+}
+
+/// Runs the task to its end; returns its final status (`Interrupted` if the
+/// daemon is shutting down and the task will run again later).
+pub async fn run(
+    shared: Arc<Shared>,
+    task: TaskRun,
+    permit: Option<OwnedSemaphorePermit>,
+    stop: watch::Receiver<Option<StopReason>>,
+) -> (String, Status) {
+    let id = task.claimed.id.clone();
+    let status = Runner::new(shared, task, stop).run(permit).await;
+    (id, status)
+}
+
+struct Runner {
+    shared: Arc<Shared>,
+    claimed: Claimed,
+    progress: Arc<Mutex<ProgressRecord>>,
+    stop: watch::Receiver<Option<StopReason>>,
+    queued_at: Option<String>,
+    recovered: bool,
+    started: Instant,
+}
+
+impl Runner {
+    fn new(shared: Arc<Shared>, task: TaskRun, stop: watch::Receiver<Option<StopReason>>) -> Self {
+        let recovered = task.recovered.is_some();
+        let mut progress = task.recovered.unwrap_or_default();
+        progress.worker = Some(shared.worker.clone());
+        progress.started_at.get_or_insert_with(now_ts);
+        Self {
+            shared,
+            claimed: task.claimed,
+            progress: Arc::new(Mutex::new(progress)),
+            stop,
+            queued_at: task.queued_at,
+            recovered,
+            started: Instant::now(),
+        }
+    }
+
+    fn id(&self) -> &str {
+        &self.claimed.id
+    }
+
+    fn emit(&self, event: &str, fields: serde_json::Value) {
+        self.shared
+            .events
+            .emit(event, Some(&self.claimed.id), fields);
+    }
+
+    fn save_progress(&self) {
+        let p = {
+            let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+            p.updated_at = Some(now_ts());
+            p.clone()
+        };
+        if let Err(e) = write_json_atomic(&self.claimed.dir.progress(), &p) {
+            tracing::warn!(task = self.id(), error = %e, "could not write progress.json");
+        }
+    }
+
+    fn with_progress<T>(&self, f: impl FnOnce(&mut ProgressRecord) -> T) -> T {
+        f(&mut self.progress.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The plan this task runs with: the recorded one after a crash, else a new one.
+    fn plan(&self) -> Result<Plan, Rejection> {
+        if let Ok(bytes) = std::fs::read(self.claimed.dir.plan())
+            && let Ok(plan) = serde_json::from_slice::<Plan>(&bytes)
+        {
+            return Ok(plan);
+        }
+        let cfg = &self.shared.config;
+        let home = self.shared.home.root();
+        let bytes = read_capped(&self.claimed.task_file, cfg.max_task_bytes).map_err(|e| {
+            Rejection::new(
+                "unreadable",
+                format!("the claimed task file cannot be read: {e}"),
+                "submit the task again",
+            )
+        })?;
+        let limits = parse::Limits {
+            max_bytes: cfg.max_task_bytes,
+            max_prompt_chars: cfg.max_prompt_chars,
+            default_agent: cfg.default_agent,
+        };
+        let spec = parse::parse(&self.claimed.source_file, &bytes, &limits)?;
+        let wd = workdir::resolve(
+            spec.workdir.as_deref(),
+            &cfg.default_workdir(home),
+            home,
+            &cfg.allowed_roots(home),
+        )?;
+        let plan = plan::build(
+            &spec,
+            cfg,
+            plan::Context {
+                id: self.id(),
+                source_file: &self.claimed.source_file,
+                workdir: wd,
+                queued_at: self.queued_at.clone(),
+            },
+        );
+        if let Err(e) = write_json_atomic(&self.claimed.dir.plan(), &plan) {
+            tracing::warn!(task = self.id(), error = %e, "could not write plan.json");
+        }
+        Ok(plan)
+    }
+
+    async fn run(mut self, mut permit: Option<OwnedSemaphorePermit>) -> Status {
+        let plan = match self.plan() {
+            Ok(p) => p,
+            Err(r) => {
+                if r.is_security_violation() {
+                    self.emit("security_violation", json!({"file": self.claimed.source_file, "reason": r.reason, "error": r.error}));
+                }
+                let e = ErrorInfo {
+                    kind: ErrorKind::InvalidTask.as_str().into(),
+                    message: r.error.clone(),
+                    suggestion: r.hint.clone(),
+                };
+                return self.finish(None, Status::Failed, Some(e), &Totals::default());
+            }
+        };
+        if !plan.tools_dropped.is_empty() {
+            self.emit("validation_warning", json!({"warning": "tools_dropped", "tools": plan.tools_dropped, "message": "the agent's allowed_tools ceiling does not include these tools; they were not granted"}));
+        }
+        self.emit(
+            "task_started",
+            json!({"file": self.claimed.source_file, "title": plan.title, "agent": plan.agent, "workdir": plan.workdir, "worker": self.shared.worker, "recovered": self.recovered}),
+        );
+        self.with_progress(|p| p.status = Some(Status::Running));
+        self.save_progress();
+
+        let mut totals = Totals::default();
+        let mut limit_waits = 0u32;
+        loop {
+            let (spent, used_ms, last_error) = self.with_progress(|p| {
+                let spent = p
+                    .attempts
+                    .iter()
+                    .filter(|a| a.error.as_ref().is_none_or(|e| e.kind != "rate_limited"))
+                    .count() as u32;
+                let used: u64 = p.attempts.iter().filter_map(|a| a.duration_ms).sum();
+                (spent, used, p.attempts.last().and_then(|a| a.error.clone()))
+            });
+            if spent >= plan.max_attempts {
+                let e =
+                    last_error.unwrap_or_else(|| info(ErrorKind::Interrupted, "no attempts left"));
+                return self.finish(Some(&plan), Status::Failed, Some(e), &totals);
+            }
+            let remaining = plan
+                .timeout
+                .0
+                .saturating_sub(Duration::from_millis(used_ms));
+            if remaining.is_zero() {
+                return self.finish(
+                    Some(&plan),
+                    Status::Failed,
+                    Some(info(ErrorKind::Timeout, "the task used up its timeout")),
+                    &totals,
+                );
+            }
+            // A paused agent runs nothing; the slot is freed while waiting.
+            while let Some(until) = self.shared.pauses.until(plan.agent) {
+                permit = None;
+                self.with_progress(|p| {
+                    p.waiting_until = Some(
+                        jiff::Timestamp::try_from(until)
+                            .map(|t| t.to_string())
+                            .unwrap_or_default(),
+                    )
+                });
+                self.save_progress();
+                let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
+                if let Some(reason) = self.sleep_or_stop(wait).await {
+                    return self.stopped(Some(&plan), reason, &totals);
+                }
+            }
+            if permit.is_none() {
+                let slots = self.shared.slots.clone();
+                let mut stop = self.stop.clone();
+                tokio::select! {
+                    p = slots.acquire_owned() => permit = p.ok(),
+                    _ = stop.wait_for(Option::is_some) => {
+                        let reason = self.stop.borrow().clone().unwrap_or(StopReason::Shutdown);
+                        return self.stopped(Some(&plan), reason, &totals);
+                    }
+                }
+            }
+
+            let (report, exit, failure, n) = self.attempt(&plan, remaining).await;
+            totals.tool_calls += report.tool_calls;
+            if let Some(c) = report.cost_usd {
+                totals.cost = Some(totals.cost.unwrap_or(0.0) + c);
+            }
+            totals.last = report;
+            let _ = exit;
+            let Some(f) = failure else {
+                return self.finish(Some(&plan), Status::Succeeded, None, &totals);
+            };
+            match (f.kind, f.retry) {
+                (ErrorKind::Cancelled, _) => {
+                    return self.finish(
+                        Some(&plan),
+                        Status::Cancelled,
+                        Some(from_failure(&f)),
+                        &totals,
+                    );
+                }
+                (ErrorKind::Interrupted, _) => return self.interrupted(n, "daemon_shutdown"),
+                (_, Retry::No) => {
+                    return self.finish(
+                        Some(&plan),
+                        Status::Failed,
+                        Some(from_failure(&f)),
+                        &totals,
+                    );
+                }
+                (_, Retry::Backoff) => {
+                    let spent = spent + 1;
+                    if spent >= plan.max_attempts {
+                        return self.finish(
+                            Some(&plan),
+                            Status::Failed,
+                            Some(from_failure(&f)),
+                            &totals,
+                        );
+                    }
+                    let delay = outcome::backoff(spent, plan.backoff_initial.0, plan.backoff_max.0);
+                    self.emit(
+                        "retry_scheduled",
+                        json!({"attempt": n + 1, "delay_ms": delay.as_millis() as u64, "error": f.kind, "message": f.message, "attempts_left": plan.max_attempts - spent}),
+                    );
+                    self.with_progress(|p| {
+                        p.waiting_until = Some((jiff::Timestamp::now() + delay).to_string())
+                    });
+                    self.save_progress();
+                    if let Some(reason) = self.sleep_or_stop(delay).await {
+                        return self.stopped(Some(&plan), reason, &totals);
+                    }
+                }
+                (_, Retry::WaitForLimit(resets_at)) => {
+                    limit_waits += 1;
+                    if limit_waits > MAX_LIMIT_WAITS {
+                        return self.finish(
+                            Some(&plan),
+                            Status::Failed,
+                            Some(from_failure(&f)),
+                            &totals,
+                        );
+                    }
+                    let until = limit_until(resets_at, limit_waits, &plan);
+                    self.shared.pauses.pause(plan.agent, until);
+                    let until_ts = jiff::Timestamp::try_from(until)
+                        .map(|t| t.to_string())
+                        .unwrap_or_default();
+                    self.shared.events.emit("agent_paused", Some(self.id()), json!({"agent": plan.agent, "until": until_ts, "reason": f.message, "from_cli": resets_at.is_some()}));
+                    self.shared.wake.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Sleeps, unless a cancel or shutdown comes first.
+    async fn sleep_or_stop(&mut self, d: Duration) -> Option<StopReason> {
+        if let Some(r) = self.stop.borrow().clone() {
+            return Some(r);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => None,
+            r = self.stop.wait_for(Option::is_some) => r.ok().and_then(|v| v.clone()).or(Some(StopReason::Shutdown)),
+        }
+    }
+
+    fn stopped(&self, plan: Option<&Plan>, reason: StopReason, totals: &Totals) -> Status {
+        match reason {
+            StopReason::Cancelled => self.finish(
+                plan,
+                Status::Cancelled,
+                Some(info(ErrorKind::Cancelled, "cancelled by the operator")),
+                totals,
+            ),
+            _ => {
+                let n = self.with_progress(|p| p.attempts.len() as u32);
+                self.interrupted(n, "daemon_shutdown")
+            }
+        }
+    }
+
+    /// The daemon is stopping: leave the task for the next start (no result).
+    fn interrupted(&self, attempt: u32, reason: &str) -> Status {
+        self.with_progress(|p| {
+            p.status = Some(Status::Interrupted);
+            p.waiting_until = None;
+        });
+        self.save_progress();
+        self.emit(
+            "task_interrupted",
+            json!({"reason": reason, "attempt": attempt}),
+        );
+        Status::Interrupted
+    }
+
+    async fn attempt(
+        &mut self,
+        plan: &Plan,
+        remaining: Duration,
+    ) -> (AgentReport, supervise::Exit, Option<Failure>, u32) {
+        let td = self.claimed.dir.clone();
+        let n = self.with_progress(|p| {
+            let n = p.attempts.len() as u32 + 1;
+            p.attempt = n;
+            p.status = Some(Status::Running);
+            p.waiting_until = None;
+            p.attempts.push(AttemptRecord {
+                n,
+                started_at: now_ts(),
+                finished_at: None,
+                duration_ms: None,
+                exit_code: None,
+                error: None,
+            });
+            n
+        });
+        self.save_progress();
+        self.emit(
+            "attempt_started",
+            json!({"attempt": n, "max_attempts": plan.max_attempts, "program": plan.program}),
+        );
+
+        let mut env: Vec<(String, String)> = self
+            .shared
+            .config
+            .agent(plan.agent)
+            .env
+            .into_iter()
+            .collect();
+        env.push(("ORCHESTRATOR_TASK_ID".into(), self.id().to_string()));
+        env.push(("ORCHESTRATOR_ATTEMPT".into(), n.to_string()));
+        env.push((
+            "ORCHESTRATOR_HOME".into(),
+            self.shared.home.root().display().to_string(),
+        ));
+        let spawn = Spawn {
+            program: plan.program.clone(),
+            args: plan.args.clone(),
+            cwd: plan.workdir.clone(),
+            env,
+            stdin: plan.prompt.clone().into_bytes(),
+            out_path: td.attempt_out(n),
+            err_path: td.attempt_err(n),
+            pid_path: td.agent_pid(),
+            max_output_bytes: plan.max_output_bytes,
+            kill_grace: plan.kill_grace.0,
+            deadline: tokio::time::Instant::now() + remaining,
+        };
+        let reader: Box<dyn OutputReader> = match plan.agent {
+            AgentKind::Command => Box::new(PlainReader::default()),
+            AgentKind::Claude | AgentKind::Cline => Box::new(ClaudeReader::default()),
+        };
+        let started = Instant::now();
+        let (exit, report) =
+            supervise::run(spawn, reader, self.progress_fn(n), self.stop.clone()).await;
+        let failure = outcome::classify(plan.agent, &exit, &report);
+        let duration_ms = started.elapsed().as_millis() as u64;
+        self.with_progress(|p| {
+            if let Some(a) = p.attempts.last_mut() {
+                a.finished_at = Some(now_ts());
+                a.duration_ms = Some(duration_ms);
+                a.exit_code = exit.code;
+                a.error = failure.as_ref().map(from_failure);
+            }
+            p.turns = report.turns;
+            p.session_id = report.session_id.clone().or(p.session_id.take());
+        });
+        self.save_progress();
+        self.emit(
+            "attempt_finished",
+            json!({
+                "attempt": n, "exit_code": exit.code, "signal": exit.signal, "duration_ms": duration_ms,
+                "error": failure.as_ref().map(|f| f.kind), "message": failure.as_ref().map(|f| f.message.clone()),
+                "turns": report.turns, "tool_calls": report.tool_calls, "cost_usd": report.cost_usd,
+                "stdout_bytes": exit.stdout_bytes, "stderr_bytes": exit.stderr_bytes,
+            }),
+        );
+        (report, exit, failure, n)
+    }
+
+    /// Progress callback: `progress.json` and an `agent_progress` event, at most
+    /// once per `progress_interval`.
+    fn progress_fn(&self, attempt: u32) -> supervise::ProgressFn {
+        let shared = self.shared.clone();
+        let progress = self.progress.clone();
+        let path = self.claimed.dir.progress();
+        let id = self.id().to_string();
+        let every = shared.config.progress_interval.0;
+        let last: Mutex<Option<Instant>> = Mutex::new(None);
+        Arc::new(move |r: &AgentReport| {
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < every) {
+                return;
+            }
+            *last = Some(Instant::now());
+            let snapshot = {
+                let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                p.turns = r.turns;
+                p.tool_calls = r.tool_calls;
+                p.cost_usd = r.cost_usd.or(p.cost_usd);
+                p.last_event = r.last_event.clone();
+                p.session_id = r.session_id.clone().or(p.session_id.take());
+                p.updated_at = Some(now_ts());
+                p.clone()
+            };
+            let _ = write_json_atomic(&path, &snapshot);
+            shared.events.emit(
+                "agent_progress",
+                Some(&id),
+                json!({"attempt": attempt, "turns": r.turns, "tool_calls": r.tool_calls, "cost_usd": r.cost_usd, "last_event": r.last_event}),
+            );
+        })
+    }
+
+    /// Writes the summary, then `result.json` (last: it means finished), then the index row.
+    fn finish(
+        &self,
+        plan: Option<&Plan>,
+        status: Status,
+        error: Option<ErrorInfo>,
+        totals: &Totals,
+    ) -> Status {
+        let attempts = self.with_progress(|p| {
+            p.status = Some(status);
+            p.waiting_until = None;
+            p.attempts.clone()
+        });
+        let started_at = self
+            .with_progress(|p| p.started_at.clone())
+            .unwrap_or_else(now_ts);
+        let r = &totals.last;
+        let record = ResultRecord {
+            schema_version: SCHEMA_VERSION,
+            id: self.id().to_string(),
+            title: plan
+                .map(|p| p.title.clone())
+                .unwrap_or_else(|| self.claimed.source_file.clone()),
+            source_file: self.claimed.source_file.clone(),
+            status,
+            agent: plan.map(|p| p.agent.name().to_string()).unwrap_or_default(),
+            workdir: plan
+                .map(|p| p.workdir.display().to_string())
+                .unwrap_or_default(),
+            queued_at: plan
+                .and_then(|p| p.queued_at.clone())
+                .or_else(|| self.queued_at.clone()),
+            started_at,
+            finished_at: now_ts(),
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            attempts,
+            output: r.answer.clone().unwrap_or_default(),
+            session_id: r
+                .session_id
+                .clone()
+                .or_else(|| self.with_progress(|p| p.session_id.clone())),
+            cost_usd: totals.cost,
+            turns: r.turns,
+            tool_calls: totals.tool_calls,
+            files_changed: Vec::new(),
+            permission_denials: r.permission_denials.clone(),
+            validation: Validation::default(),
+            error: error.clone(),
+            parent_task_id: plan.and_then(|p| p.parent_task_id.clone()),
+            turn_of: plan.and_then(|p| p.turn_of.clone()),
+            worker: self.shared.worker.clone(),
+        };
+        let home = &self.shared.home;
+        if let Err(e) = crate::store::atomic::write_atomic(
+            &home.summary_file(self.id()),
+            summary::render(&record).as_bytes(),
+        ) {
+            tracing::error!(task = self.id(), error = %e, "could not write the summary");
+        }
+        self.save_progress();
+        let mut bytes = serde_json::to_vec_pretty(&record).expect("result serialises");
+        bytes.push(b'\n');
+        if let Err(e) = write_new_atomic(&self.claimed.dir.result(), &bytes) {
+            // Without a result the task stays unfinished and is recovered later.
+            tracing::error!(task = self.id(), error = %e, "could not write result.json");
+            return Status::Interrupted;
+        }
+        self.shared
+            .index
+            .record(self.id(), IndexRow::from_result(&record));
+        let event = match status {
+            Status::Succeeded => "task_succeeded",
+            Status::Cancelled => "task_cancelled",
+            _ => "task_failed",
+        };
+        self.emit(
+            event,
+            json!({
+                "title": record.title, "duration_ms": record.duration_ms, "attempts": record.attempts.len(),
+                "cost_usd": record.cost_usd, "error": error.as_ref().map(|e| e.kind.clone()),
+                "message": error.as_ref().map(|e| e.message.clone()), "suggestion": error.as_ref().map(|e| e.suggestion.clone()),
+            }),
+        );
+        status
+    }
+}
+
+/// When a paused agent may run again: the CLI's reset time if it gave one
+/// (bounded to [1 s, 6 h] from now against clock trouble), else a backoff
+/// starting at a minute.
+fn limit_until(resets_at: Option<i64>, waits: u32, plan: &Plan) -> SystemTime {
+    let now = SystemTime::now();
+    if let Some(epoch) = resets_at {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(epoch.max(0) as u64);
+        let lo = now + Duration::from_secs(1);
+        let hi = now + Duration::from_secs(6 * 3600);
+        return t.clamp(lo, hi);
+    }
+    let initial = plan.backoff_initial.0.max(Duration::from_secs(1)) * 12;
+    now + outcome::backoff(waits, initial, plan.backoff_max.0.max(initial))
+}

@@ -1,0 +1,213 @@
+//! The event log, `logs/events.ndjson`: one JSON object a line.
+//!
+//! Several daemons may share a home, so every append takes an exclusive OS lock
+//! on `logs/.events.lock`, opens the log in append mode, writes one whole line in
+//! one call and closes it. Rotation happens under the same lock, so no line is
+//! ever split between two files or lost. Opening per line costs a few
+//! microseconds and means no writer keeps writing into a rotated file.
+
+use serde_json::{Map, Value};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Appends events; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct EventLog {
+    path: PathBuf,
+    lock_path: PathBuf,
+    rotate_bytes: u64,
+    keep: usize,
+    /// Serialises writers inside this process; the file lock does it across processes.
+    local: Mutex<()>,
+}
+
+/// The current time as the event log writes it: RFC 3339, UTC, milliseconds.
+pub fn now_ts() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+impl EventLog {
+    pub fn new(path: PathBuf, lock_path: PathBuf, rotate_bytes: u64, keep: usize) -> Self {
+        Self {
+            path,
+            lock_path,
+            rotate_bytes,
+            keep,
+            local: Mutex::new(()),
+        }
+    }
+
+    /// Appends `{"ts", "event", "task_id"?, ...fields}`. Errors are logged, not
+    /// returned: a full disk must not stop a task from finishing.
+    pub fn emit(&self, event: &str, task_id: Option<&str>, fields: Value) {
+        if let Err(e) = self.try_emit(event, task_id, fields) {
+            tracing::error!(event, error = %e, "could not append to the event log");
+        }
+    }
+
+    pub fn try_emit(&self, event: &str, task_id: Option<&str>, fields: Value) -> io::Result<()> {
+        let mut obj = Map::new();
+        obj.insert("ts".into(), Value::String(now_ts()));
+        obj.insert("event".into(), Value::String(event.into()));
+        if let Some(id) = task_id {
+            obj.insert("task_id".into(), Value::String(id.into()));
+        }
+        if let Value::Object(extra) = fields {
+            for (k, v) in extra {
+                obj.entry(k).or_insert(v);
+            }
+        }
+        let mut line = serde_json::to_vec(&Value::Object(obj)).map_err(io::Error::other)?;
+        line.push(b'\n');
+        self.append(&line)
+    }
+
+    fn append(&self, line: &[u8]) -> io::Result<()> {
+        let _local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_path)?;
+        lock.lock()?;
+        let result = (|| {
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            let len = file.metadata()?.len();
+            if len > 0 && len + line.len() as u64 > self.rotate_bytes {
+                drop(file);
+                self.rotate()?;
+                file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?;
+            }
+            file.write_all(line)
+        })();
+        let _ = lock.unlock();
+        result
+    }
+
+    /// Renames the full log to `events-<timestamp>.ndjson` and prunes old ones.
+    /// Called with the lock held.
+    fn rotate(&self) -> io::Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let stamp = jiff::Timestamp::now()
+            .strftime("%Y%m%dT%H%M%S%.3fZ")
+            .to_string()
+            .replace('.', "");
+        let mut target = dir.join(format!("events-{stamp}.ndjson"));
+        let mut n = 1;
+        while target.exists() {
+            target = dir.join(format!("events-{stamp}-{n}.ndjson"));
+            n += 1;
+        }
+        std::fs::rename(&self.path, &target)?;
+        let mut rotated = rotated_logs(dir)?;
+        while rotated.len() > self.keep {
+            let oldest = rotated.remove(0);
+            let _ = std::fs::remove_file(oldest);
+        }
+        Ok(())
+    }
+}
+
+/// Rotated logs in `dir`, oldest first.
+pub fn rotated_logs(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("events-") && n.ends_with(".ndjson"))
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Opens a log for reading without blocking writers or rotation (on Windows the
+/// share mode must allow the writer's delete/rename).
+pub fn open_shared(path: &Path) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.read(true);
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        // FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE
+        o.share_mode(0x1 | 0x2 | 0x4);
+    }
+    o.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lines_are_whole_and_rotation_loses_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::sync::Arc::new(EventLog::new(
+            dir.path().join("events.ndjson"),
+            dir.path().join(".lock"),
+            2000,
+            1000,
+        ));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        log.try_emit(
+                            "task_queued",
+                            Some(&format!("t{t}")),
+                            json!({"n": i, "pad": "x".repeat(i % 50)}),
+                        )
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut files = rotated_logs(dir.path()).unwrap();
+        assert!(files.len() > 5, "rotation happened");
+        files.push(dir.path().join("events.ndjson"));
+        let mut count = 0;
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            assert!(std::fs::metadata(&f).unwrap().len() <= 2000 + 200);
+            for line in text.lines() {
+                let v: Value = serde_json::from_str(line).expect("whole JSON line");
+                assert_eq!(v["event"], "task_queued");
+                assert!(v["ts"].as_str().unwrap().ends_with('Z'));
+                count += 1;
+            }
+        }
+        assert_eq!(count, 800);
+    }
+
+    #[test]
+    fn keeps_only_the_newest_rotated_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::new(
+            dir.path().join("events.ndjson"),
+            dir.path().join(".lock"),
+            100,
+            2,
+        );
+        for i in 0..50 {
+            log.try_emit("e", None, json!({"i": i})).unwrap();
+        }
+        assert_eq!(rotated_logs(dir.path()).unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,335 @@
+//! Intake: from "something is in the inbox" to a queued task or a rejection.
+//!
+//! A file is read only once it has settled: the daemon saw no change to its
+//! size or modification time, and no watcher event for it, for the debounce
+//! interval. So a file written in pieces is never read half-written, and one
+//! renamed in whole is read one debounce after it appears.
+//!
+//! Settled files are checked without trusting them: symlinks, folders and FIFOs
+//! are rejected without being opened, sizes are checked before reading, and at
+//! most `max_task_bytes + 1` bytes are ever read.
+
+use crate::events::{EventLog, now_ts};
+use crate::queue::{Queue, Queued};
+use crate::store::Home;
+use crate::store::layout::INBOX_SUBDIRS;
+use crate::task::parse::{self, Limits, is_ignored_name};
+use crate::task::{Rejection, workdir};
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+/// What intake needs to judge a file.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub limits: Limits,
+    pub home: PathBuf,
+    pub default_workdir: PathBuf,
+    pub allowed_roots: Vec<PathBuf>,
+}
+
+/// A file's identity for "has it changed?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    mtime: Option<SystemTime>,
+}
+
+#[derive(Debug)]
+struct Settling {
+    stamp: Stamp,
+    changed_at: Instant,
+}
+
+/// The outcome for one settled file.
+#[derive(Debug)]
+pub enum Verdict {
+    Accept(Queued),
+    Reject { name: String, rejection: Rejection },
+}
+
+#[derive(Debug)]
+pub struct Intake {
+    inbox: PathBuf,
+    debounce: std::time::Duration,
+    settling: HashMap<String, Settling>,
+}
+
+fn stat(path: &Path) -> Option<(std::fs::Metadata, Stamp)> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    let stamp = Stamp {
+        len: m.len(),
+        mtime: m.modified().ok(),
+    };
+    Some((m, stamp))
+}
+
+fn relevant(name: &str) -> bool {
+    !is_ignored_name(name) && !INBOX_SUBDIRS.contains(&name)
+}
+
+impl Intake {
+    pub fn new(inbox: PathBuf, debounce: std::time::Duration) -> Self {
+        Self {
+            inbox,
+            debounce,
+            settling: HashMap::new(),
+        }
+    }
+
+    /// Files still settling.
+    pub fn settling(&self) -> usize {
+        self.settling.len()
+    }
+
+    /// A watcher hint for `name`: (re)start its settle clock.
+    pub fn note(&mut self, name: &str, now: Instant, queue: &mut Queue) {
+        if !relevant(name) {
+            return;
+        }
+        let Some((_, stamp)) = stat(&self.inbox.join(name)) else {
+            self.settling.remove(name);
+            queue.remove(name);
+            return;
+        };
+        if let Some(q) = queue.get(name) {
+            if q.len == stamp.len && Some(q.arrival) == stamp.mtime {
+                return;
+            }
+            queue.remove(name);
+        }
+        self.settling.insert(
+            name.to_string(),
+            Settling {
+                stamp,
+                changed_at: now,
+            },
+        );
+    }
+
+    /// Lists the inbox: new files start settling, vanished ones are forgotten,
+    /// queued ones that changed go back to settling.
+    pub fn rescan(&mut self, now: Instant, queue: &mut Queue) -> std::io::Result<()> {
+        let mut present = std::collections::HashSet::new();
+        for entry in std::fs::read_dir(&self.inbox)?.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                // Not valid Unicode: cannot be named in events or by the CLI.
+                tracing::warn!(name = ?entry.file_name(), "ignoring an inbox entry whose name is not valid Unicode; rename it");
+                continue;
+            };
+            if !relevant(&name) {
+                continue;
+            }
+            if self.settling.contains_key(&name) || queue.get(&name).is_some() {
+                if queue.get(&name).is_some() {
+                    self.note(&name, now, queue);
+                }
+                present.insert(name);
+                continue;
+            }
+            if let Some((_, stamp)) = stat(&entry.path()) {
+                self.settling.insert(
+                    name.clone(),
+                    Settling {
+                        stamp,
+                        changed_at: now,
+                    },
+                );
+            }
+            present.insert(name);
+        }
+        self.settling.retain(|n, _| present.contains(n));
+        let gone: Vec<String> = queue
+            .names()
+            .filter(|n| !present.contains(*n))
+            .cloned()
+            .collect();
+        for n in gone {
+            queue.remove(&n);
+        }
+        Ok(())
+    }
+
+    /// When the next file may have settled.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.settling
+            .values()
+            .map(|s| s.changed_at + self.debounce)
+            .min()
+    }
+
+    /// Judges every file that has settled by `now`.
+    pub fn settle(&mut self, now: Instant, rules: &Rules) -> Vec<Verdict> {
+        let due: Vec<String> = self
+            .settling
+            .iter()
+            .filter(|(_, s)| s.changed_at + self.debounce <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut out = Vec::new();
+        for name in due {
+            let path = self.inbox.join(&name);
+            let Some((meta, stamp)) = stat(&path) else {
+                self.settling.remove(&name);
+                continue;
+            };
+            let s = self
+                .settling
+                .get_mut(&name)
+                .expect("due entries are settling");
+            if s.stamp != stamp {
+                s.stamp = stamp;
+                s.changed_at = now;
+                continue;
+            }
+            self.settling.remove(&name);
+            if let Some(v) = judge(&name, &path, &meta, stamp, rules) {
+                out.push(v);
+            }
+        }
+        out
+    }
+}
+
+fn judge(
+    name: &str,
+    path: &Path,
+    meta: &std::fs::Metadata,
+    stamp: Stamp,
+    rules: &Rules,
+) -> Option<Verdict> {
+    let reject = |rejection: Rejection| {
+        Some(Verdict::Reject {
+            name: name.to_string(),
+            rejection,
+        })
+    };
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        return reject(Rejection::new(
+            "symlink",
+            "the inbox entry is a symbolic link",
+            "copy the file into the inbox instead of linking it",
+        ));
+    }
+    if ft.is_dir() {
+        return reject(Rejection::new(
+            "directory",
+            "the inbox entry is a folder",
+            "put task files directly in the inbox; folders are not tasks",
+        ));
+    }
+    if !ft.is_file() {
+        return reject(Rejection::new(
+            "not_a_file",
+            "the inbox entry is not a regular file (FIFO, socket or device)",
+            "write the task to a regular file",
+        ));
+    }
+    if parse::Form::of(path).is_none() {
+        return reject(Rejection::new(
+            "unsupported_extension",
+            format!("`{name}` has an extension the inbox does not accept"),
+            "rename it to .md, .markdown, .txt, .yaml, .yml or .json",
+        ));
+    }
+    if stamp.len > rules.limits.max_bytes {
+        return reject(parse::too_large(stamp.len, rules.limits.max_bytes));
+    }
+    let bytes = match read_capped(path, rules.limits.max_bytes) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            return reject(Rejection::new(
+                "unreadable",
+                format!("the file cannot be read: {e}"),
+                "check the file's permissions",
+            ));
+        }
+    };
+    let spec = match parse::parse(name, &bytes, &rules.limits) {
+        Ok(s) => s,
+        Err(r) => return reject(r),
+    };
+    if let Err(r) = workdir::resolve(
+        spec.workdir.as_deref(),
+        &rules.default_workdir,
+        &rules.home,
+        &rules.allowed_roots,
+    ) {
+        return reject(r);
+    }
+    Some(Verdict::Accept(Queued {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        spec,
+        arrival: stamp.mtime.unwrap_or(SystemTime::UNIX_EPOCH),
+        len: stamp.len,
+        queued_at: now_ts(),
+    }))
+}
+
+/// Reads at most `max + 1` bytes (one more, to tell "exactly max" from "more").
+pub fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Moves a rejected inbox entry to `inbox/rejected/` with `NAME.error.json`
+/// beside it, and logs it. Returns false if the entry was gone (another daemon
+/// rejected it first).
+pub fn reject(home: &Home, events: &EventLog, name: &str, r: &Rejection) -> bool {
+    let src = home.inbox().join(name);
+    let dir = home.rejected();
+    let mut target = dir.join(name);
+    if std::fs::symlink_metadata(&target).is_ok() {
+        let p = Path::new(name);
+        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or(name);
+        let ext = p
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| format!(".{e}"))
+            .unwrap_or_default();
+        let suffix = ulid::Ulid::generate().to_string().to_ascii_lowercase();
+        target = dir.join(format!("{stem}.{}{ext}", &suffix[16..]));
+    }
+    if let Err(e) = std::fs::rename(&src, &target) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::error!(file = name, error = %e, "could not move a rejected file to inbox/rejected");
+        }
+        return false;
+    }
+    let kept = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(name)
+        .to_string();
+    let at = now_ts();
+    let doc = json!({"file": name, "error": r.error, "hint": r.hint, "reason": r.reason, "at": at, "moved_to": format!("inbox/rejected/{kept}")});
+    if let Err(e) =
+        crate::store::atomic::write_json_atomic(&dir.join(format!("{kept}.error.json")), &doc)
+    {
+        tracing::error!(file = name, error = %e, "could not write the rejection's error.json");
+    }
+    if r.is_security_violation() {
+        events.emit(
+            "security_violation",
+            None,
+            json!({"file": name, "reason": r.reason, "error": r.error}),
+        );
+    }
+    events.emit(
+        "task_rejected",
+        None,
+        json!({"file": name, "reason": r.reason, "error": r.error, "hint": r.hint}),
+    );
+    tracing::warn!(file = name, reason = r.reason, "rejected: {}", r.error);
+    true
+}

@@ -1,0 +1,29 @@
+//! orchestrator: drop task files into `inbox/`, get crash-safe results.
+//!
+//! Data flows one way through the modules, top to bottom:
+//!
+//! ```text
+//! watch   -> intake  -> queue -> claim -> plan -> agents -> outcome -> store/events
+//! (hints)    (settle,   (order,  (atomic   (pure)  (spawn,    (classify,  (atomic files,
+//!             parse,     slots,   rename)           stream,    retry)      index, log)
+//!             reject)    pauses)                    limits)
+//! ```
+//!
+//! `daemon` wires them together; `cli` is the user's side and only reads the
+//! store. See the README's design section for the why.
+
+pub mod agents;
+pub mod claim;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod duration;
+pub mod events;
+pub mod ids;
+pub mod intake;
+pub mod outcome;
+pub mod plan;
+pub mod queue;
+pub mod store;
+pub mod task;
+pub mod watch;

@@ -1,0 +1,678 @@
+//! From how an agent ended to what happens next: success, retry, wait for a
+//! rate limit, or fail with a suggestion.
+//!
+//! The classifier reads the typed report first (Claude's `result` line, the
+//! synthetic API-error message, `rate_limit_event`), then the exit status, then
+//! the text of the error as a last resort: the CLI's messages change between
+//! versions, its JSON fields change less.
+
+use crate::agents::AgentReport;
+use crate::agents::supervise::{Exit, StopReason};
+use crate::config::AgentKind;
+use serde::Serialize;
+use std::time::Duration;
+
+/// The error classes, as written in `result.json` (`error.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    RateLimited,
+    Overloaded,
+    ServerError,
+    Network,
+    Auth,
+    Billing,
+    ModelNotFound,
+    PromptTooLong,
+    InvalidRequest,
+    ApiError,
+    Timeout,
+    MaxTurns,
+    BudgetExceeded,
+    AgentCrashed,
+    AgentError,
+    InteractivePrompt,
+    NotFound,
+    BadInvocation,
+    InvalidOutput,
+    CommandFailed,
+    Cancelled,
+    Interrupted,
+    InvalidTask,
+}
+
+/// What to do after a failure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Retry {
+    /// Fatal: retrying will not help.
+    No,
+    /// Transient: try again after a backoff, using up an attempt.
+    Backoff,
+    /// A rate or usage limit: pause the whole agent, until this epoch second
+    /// when the CLI said, then try again without using up an attempt.
+    WaitForLimit(Option<i64>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub retry: Retry,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::ServerError => "server_error",
+            ErrorKind::Network => "network",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Billing => "billing",
+            ErrorKind::ModelNotFound => "model_not_found",
+            ErrorKind::PromptTooLong => "prompt_too_long",
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::ApiError => "api_error",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::MaxTurns => "max_turns",
+            ErrorKind::BudgetExceeded => "budget_exceeded",
+            ErrorKind::AgentCrashed => "agent_crashed",
+            ErrorKind::AgentError => "agent_error",
+            ErrorKind::InteractivePrompt => "interactive_prompt",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::BadInvocation => "bad_invocation",
+            ErrorKind::InvalidOutput => "invalid_output",
+            ErrorKind::CommandFailed => "command_failed",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::InvalidTask => "invalid_task",
+        }
+    }
+
+    /// One line: what the operator can do about it.
+    pub fn suggestion(self) -> &'static str {
+        match self {
+            ErrorKind::RateLimited => {
+                "The agent hit a rate or usage limit; the orchestrator waits for the reset and retries. Lower max_concurrent if it happens often."
+            }
+            ErrorKind::Overloaded => {
+                "The API was overloaded (529); retried with backoff. If it persists, try later."
+            }
+            ErrorKind::ServerError => {
+                "The API returned a server error; retried with backoff. Check the provider's status page if it persists."
+            }
+            ErrorKind::Network => {
+                "The agent could not reach its API. Check the network, proxy (HTTPS_PROXY) and DNS of this machine."
+            }
+            ErrorKind::Auth => {
+                "The agent is not authenticated. Log in (`claude` then /login) or set a valid ANTHROPIC_API_KEY for the daemon's user, then `orchestrator retry ID`."
+            }
+            ErrorKind::Billing => {
+                "The account has no credit or is on hold. Fix billing, then `orchestrator retry ID`."
+            }
+            ErrorKind::ModelNotFound => {
+                "The configured model does not exist or is not available to this account. Fix --model in agents.<name>.extra_args."
+            }
+            ErrorKind::PromptTooLong => {
+                "The prompt (with context) is too long for the model. Shorten the task or split it."
+            }
+            ErrorKind::InvalidRequest => {
+                "The API rejected the request. Check agents.<name>.extra_args and the task's options."
+            }
+            ErrorKind::ApiError => {
+                "The API returned an error; see the message and attempt-<n>.out."
+            }
+            ErrorKind::Timeout => {
+                "The task ran longer than its timeout and was stopped. Raise `timeout` in the task or config, or split the task."
+            }
+            ErrorKind::MaxTurns => {
+                "The agent used all its turns. Raise max_turns, or make the task smaller."
+            }
+            ErrorKind::BudgetExceeded => {
+                "The agent's cost passed budget_usd and it was stopped. Raise budget_usd or make the task smaller."
+            }
+            ErrorKind::AgentCrashed => {
+                "The agent process died without finishing; retried. See attempt-<n>.err for why."
+            }
+            ErrorKind::AgentError => {
+                "The agent reported an error during execution; see the message and attempt-<n>.out."
+            }
+            ErrorKind::InteractivePrompt => {
+                "The agent asked a question nobody can answer headless. Run it once by hand in the workdir (e.g. accept the folder-trust prompt), or pass the flag that skips the question."
+            }
+            ErrorKind::NotFound => {
+                "The agent CLI was not found. Install it, or set agents.<name>.command in orchestrator.yaml to its full path."
+            }
+            ErrorKind::BadInvocation => {
+                "The agent rejected its command line. Check agents.<name>.extra_args and the CLI's version (`orchestrator doctor`)."
+            }
+            ErrorKind::InvalidOutput => {
+                "The agent exited without a final result. Check its version (`orchestrator doctor`) and attempt-<n>.out."
+            }
+            ErrorKind::CommandFailed => {
+                "The command exited with an error; see the answer and attempt-<n>.err."
+            }
+            ErrorKind::Cancelled => {
+                "The task was cancelled. `orchestrator retry ID` runs it again."
+            }
+            ErrorKind::Interrupted => {
+                "The daemon stopped while the task ran; it runs again on the next start."
+            }
+            ErrorKind::InvalidTask => {
+                "The claimed task file could not be parsed; fix it and submit it again."
+            }
+        }
+    }
+}
+
+/// Classifies one attempt. `None` means it succeeded.
+pub fn classify(agent: AgentKind, exit: &Exit, report: &AgentReport) -> Option<Failure> {
+    let fail = |kind: ErrorKind, message: String, retry: Retry| {
+        Some(Failure {
+            kind,
+            message,
+            retry,
+        })
+    };
+    if let Some(e) = &exit.spawn_error {
+        return if e.kind() == std::io::ErrorKind::NotFound {
+            fail(
+                ErrorKind::NotFound,
+                format!("the agent program was not found: {e}"),
+                Retry::No,
+            )
+        } else {
+            fail(
+                ErrorKind::NotFound,
+                format!("the agent program could not be started: {e}"),
+                Retry::No,
+            )
+        };
+    }
+    match &exit.stopped {
+        Some(StopReason::Cancelled) => {
+            return fail(
+                ErrorKind::Cancelled,
+                "cancelled by the operator".into(),
+                Retry::No,
+            );
+        }
+        Some(StopReason::Shutdown) => {
+            return fail(
+                ErrorKind::Interrupted,
+                "the daemon shut down".into(),
+                Retry::No,
+            );
+        }
+        Some(StopReason::Timeout) => {
+            if let Some(q) = &report.interactive_prompt {
+                return fail(
+                    ErrorKind::InteractivePrompt,
+                    format!("the agent waited for an answer: {q}"),
+                    Retry::No,
+                );
+            }
+            return fail(
+                ErrorKind::Timeout,
+                "the task passed its timeout and its process tree was killed".into(),
+                Retry::No,
+            );
+        }
+        Some(StopReason::Agent(reason)) => {
+            let kind = if report.interactive_prompt.is_some() {
+                ErrorKind::InteractivePrompt
+            } else {
+                ErrorKind::BudgetExceeded
+            };
+            return fail(kind, reason.clone(), Retry::No);
+        }
+        None => {}
+    }
+    match agent {
+        AgentKind::Command => classify_command(exit, report),
+        AgentKind::Claude | AgentKind::Cline => classify_claude(exit, report),
+    }
+}
+
+fn exit_text(exit: &Exit) -> String {
+    match (exit.code, exit.signal) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(s)) => format!("killed by signal {s}"),
+        _ => "no exit status".into(),
+    }
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+}
+
+fn classify_command(exit: &Exit, report: &AgentReport) -> Option<Failure> {
+    if exit.code == Some(0) {
+        return None;
+    }
+    let stderr = last_line(&exit.stderr_tail);
+    let detail = if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(": {stderr}")
+    };
+    if exit.code.is_none() {
+        return Some(Failure {
+            kind: ErrorKind::AgentCrashed,
+            message: format!("the command was {}{detail}", exit_text(exit)),
+            retry: Retry::Backoff,
+        });
+    }
+    if let Some(q) = &report.interactive_prompt {
+        return Some(Failure {
+            kind: ErrorKind::InteractivePrompt,
+            message: format!("the command asked: {q} ({})", exit_text(exit)),
+            retry: Retry::No,
+        });
+    }
+    let kind = if exit.code == Some(127) {
+        ErrorKind::NotFound
+    } else {
+        ErrorKind::CommandFailed
+    };
+    Some(Failure {
+        kind,
+        message: format!("the command failed with {}{detail}", exit_text(exit)),
+        retry: Retry::No,
+    })
+}
+
+fn classify_claude(exit: &Exit, r: &AgentReport) -> Option<Failure> {
+    let answer = r.answer.as_deref().or(r.last_text.as_deref()).unwrap_or("");
+    if r.result_seen {
+        let subtype = r.subtype.as_deref().unwrap_or("");
+        if !r.is_error && subtype == "success" {
+            return None;
+        }
+        let errors = r.result_errors.join("; ");
+        return Some(match subtype {
+            "error_max_turns" => Failure {
+                kind: ErrorKind::MaxTurns,
+                message: non_empty(&errors, "the agent reached its maximum number of turns"),
+                retry: Retry::No,
+            },
+            "error_max_budget_usd" => Failure {
+                kind: ErrorKind::BudgetExceeded,
+                message: non_empty(&errors, "the agent passed its USD budget"),
+                retry: Retry::No,
+            },
+            "error_during_execution" => classify_api_text(r, &errors).unwrap_or(Failure {
+                kind: ErrorKind::AgentError,
+                message: non_empty(&errors, "error during execution"),
+                retry: Retry::Backoff,
+            }),
+            _ => classify_api(r, answer),
+        });
+    }
+    if let Some(q) = &r.interactive_prompt {
+        return Some(Failure {
+            kind: ErrorKind::InteractivePrompt,
+            message: format!("the agent asked: {q}"),
+            retry: Retry::No,
+        });
+    }
+    // An API error message may have come without a result line.
+    if r.api_error.is_some() {
+        return Some(classify_api(r, answer));
+    }
+    let stderr = last_line(&exit.stderr_tail);
+    if let Some(f) = classify_api_text(r, &exit.stderr_tail) {
+        return Some(f);
+    }
+    if exit.code == Some(1)
+        && !r.ended_mid_line
+        && r.session_id.is_none()
+        && (stderr.starts_with("Error:") || stderr.starts_with("error:"))
+    {
+        return Some(Failure {
+            kind: ErrorKind::BadInvocation,
+            message: stderr.to_string(),
+            retry: Retry::No,
+        });
+    }
+    let detail = if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(": {stderr}")
+    };
+    if exit.code != Some(0) || r.ended_mid_line {
+        let how = if r.ended_mid_line {
+            ", in the middle of a line"
+        } else {
+            ""
+        };
+        return Some(Failure {
+            kind: ErrorKind::AgentCrashed,
+            message: format!(
+                "the agent ended with {}{how} and no result{detail}",
+                exit_text(exit)
+            ),
+            retry: Retry::Backoff,
+        });
+    }
+    Some(Failure {
+        kind: ErrorKind::InvalidOutput,
+        message: format!(
+            "the agent exited 0 without a result line ({} lines were not JSON){detail}",
+            r.invalid_lines
+        ),
+        retry: Retry::No,
+    })
+}
+
+fn non_empty(text: &str, default: &str) -> String {
+    if text.trim().is_empty() {
+        default.to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+/// An API error reported by the stream (synthetic message and/or result line).
+fn classify_api(r: &AgentReport, text: &str) -> Failure {
+    if let Some(f) = classify_api_text(r, text) {
+        return f;
+    }
+    Failure {
+        kind: ErrorKind::ApiError,
+        message: non_empty(text, "the agent reported an API error"),
+        retry: Retry::Backoff,
+    }
+}
+
+/// Classifies by the structured error code first, then the HTTP status, then words.
+fn classify_api_text(r: &AgentReport, text: &str) -> Option<Failure> {
+    let lower = text.to_ascii_lowercase();
+    let has = |s: &str| lower.contains(s);
+    let status = r.api_error_status;
+    let code = r.api_error.as_deref().unwrap_or("");
+    let msg = non_empty(text.trim(), "API error");
+    let f = |kind, retry| {
+        Some(Failure {
+            kind,
+            message: msg.clone(),
+            retry,
+        })
+    };
+    if code == "overloaded" || status == Some(529) || has("overloaded") {
+        return f(ErrorKind::Overloaded, Retry::Backoff);
+    }
+    if code == "rate_limit"
+        || status == Some(429)
+        || has("usage limit")
+        || has("hit your")
+        || has("rate limit")
+    {
+        return f(
+            ErrorKind::RateLimited,
+            Retry::WaitForLimit(r.rate_limit_resets_at.or_else(|| reset_from_text(text))),
+        );
+    }
+    if matches!(
+        code,
+        "authentication_failed"
+            | "oauth_org_not_allowed"
+            | "account_on_hold"
+            | "verification_required"
+            | "cloud_credential_error"
+    ) || matches!(status, Some(401) | Some(403))
+        || has("invalid api key")
+        || has("not logged in")
+        || has("failed to authenticate")
+        || has("does not have access to claude")
+    {
+        return f(ErrorKind::Auth, Retry::No);
+    }
+    if code == "billing_error" || has("credit balance") {
+        return f(ErrorKind::Billing, Retry::No);
+    }
+    if code == "model_not_found" || status == Some(404) || has("issue with the selected model") {
+        return f(ErrorKind::ModelNotFound, Retry::No);
+    }
+    if has("prompt is too long") {
+        return f(ErrorKind::PromptTooLong, Retry::No);
+    }
+    if has("unable to connect")
+        || has("connection error")
+        || has("request timed out")
+        || has("econnrefused")
+        || has("econnreset")
+    {
+        return f(ErrorKind::Network, Retry::Backoff);
+    }
+    if code == "server_error" || status.is_some_and(|s| s >= 500) {
+        return f(ErrorKind::ServerError, Retry::Backoff);
+    }
+    if code == "invalid_request" || status == Some(400) {
+        return f(ErrorKind::InvalidRequest, Retry::No);
+    }
+    None
+}
+
+/// `Claude AI usage limit reached|1712345678` (older CLIs) carries the reset time.
+fn reset_from_text(text: &str) -> Option<i64> {
+    let (_, after) = text.split_once("limit reached|")?;
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Exponential backoff with jitter: `initial * 2^(n-1)`, capped at `max`, then a
+/// random point in its upper half (so retries of many tasks spread out, but
+/// never wait less than half the nominal delay).
+pub fn backoff(n: u32, initial: Duration, max: Duration) -> Duration {
+    let exp = n.saturating_sub(1).min(30);
+    let nominal = initial.saturating_mul(1u32 << exp).min(max);
+    let half = nominal / 2;
+    half + Duration::from_nanos(fastrand::u64(
+        0..=half.as_nanos().min(u64::MAX as u128) as u64,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exit(code: i32) -> Exit {
+        Exit {
+            code: Some(code),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        let i = Duration::from_secs(1);
+        let m = Duration::from_secs(10);
+        for n in 1..8 {
+            let d = backoff(n, i, m);
+            let nominal = (i * 2u32.pow(n - 1)).min(m);
+            assert!(d >= nominal / 2 && d <= nominal, "n={n} d={d:?}");
+        }
+        let samples: std::collections::HashSet<_> = (0..20).map(|_| backoff(3, i, m)).collect();
+        assert!(samples.len() > 1, "jitter varies");
+        assert!(backoff(1000, i, m) <= m);
+    }
+
+    #[test]
+    fn api_errors_by_code_status_and_text() {
+        let rep = |code: Option<&str>, status: Option<i64>, text: &str| AgentReport {
+            result_seen: true,
+            is_error: true,
+            subtype: Some("success".into()),
+            api_error: code.map(String::from),
+            api_error_status: status,
+            answer: Some(text.into()),
+            ..Default::default()
+        };
+        let kind = |r: &AgentReport| classify(AgentKind::Claude, &exit(1), r).unwrap().kind;
+        assert_eq!(
+            kind(&rep(
+                Some("model_not_found"),
+                Some(404),
+                "There's an issue with the selected model"
+            )),
+            ErrorKind::ModelNotFound
+        );
+        assert_eq!(
+            kind(&rep(
+                Some("authentication_failed"),
+                Some(401),
+                "Invalid API key · Fix external API key"
+            )),
+            ErrorKind::Auth
+        );
+        assert_eq!(
+            kind(&rep(None, None, "Invalid API key · Please run /login")),
+            ErrorKind::Auth
+        );
+        assert_eq!(
+            kind(&rep(
+                Some("overloaded"),
+                Some(529),
+                "API Error: Repeated 529 Overloaded errors"
+            )),
+            ErrorKind::Overloaded
+        );
+        assert_eq!(
+            kind(&rep(
+                None,
+                None,
+                "API Error: Unable to connect to API (ConnectionRefused)"
+            )),
+            ErrorKind::Network
+        );
+        assert_eq!(
+            kind(&rep(
+                Some("billing_error"),
+                None,
+                "Credit balance is too low"
+            )),
+            ErrorKind::Billing
+        );
+        assert_eq!(
+            kind(&rep(Some("server_error"), Some(500), "API Error: 500")),
+            ErrorKind::ServerError
+        );
+        let limited = classify(
+            AgentKind::Claude,
+            &exit(1),
+            &rep(None, None, "Claude AI usage limit reached|1712345678"),
+        )
+        .unwrap();
+        assert_eq!(limited.retry, Retry::WaitForLimit(Some(1712345678)));
+        let mut r = rep(
+            Some("rate_limit"),
+            Some(429),
+            "You've hit your session limit · resets 3pm",
+        );
+        r.rate_limit_resets_at = Some(1785704400);
+        assert_eq!(
+            classify(AgentKind::Claude, &exit(1), &r).unwrap().retry,
+            Retry::WaitForLimit(Some(1785704400))
+        );
+    }
+
+    #[test]
+    fn result_subtypes_and_process_failures() {
+        let mut r = AgentReport {
+            result_seen: true,
+            is_error: true,
+            subtype: Some("error_max_turns".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            classify(AgentKind::Claude, &exit(1), &r).unwrap().kind,
+            ErrorKind::MaxTurns
+        );
+        r.subtype = Some("error_max_budget_usd".into());
+        assert_eq!(
+            classify(AgentKind::Claude, &exit(1), &r).unwrap().kind,
+            ErrorKind::BudgetExceeded
+        );
+        let ok = AgentReport {
+            result_seen: true,
+            subtype: Some("success".into()),
+            ..Default::default()
+        };
+        assert!(classify(AgentKind::Claude, &exit(0), &ok).is_none());
+        let crashed = AgentReport {
+            ended_mid_line: true,
+            session_id: Some("s".into()),
+            ..Default::default()
+        };
+        let f = classify(
+            AgentKind::Claude,
+            &Exit {
+                signal: Some(6),
+                ..Default::default()
+            },
+            &crashed,
+        )
+        .unwrap();
+        assert_eq!((f.kind, f.retry), (ErrorKind::AgentCrashed, Retry::Backoff));
+        assert_eq!(
+            classify(AgentKind::Claude, &exit(0), &AgentReport::default())
+                .unwrap()
+                .kind,
+            ErrorKind::InvalidOutput
+        );
+        let usage = Exit {
+            code: Some(1),
+            stderr_tail:
+                "Error: When using --print, --output-format=stream-json requires --verbose\n".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            classify(AgentKind::Claude, &usage, &AgentReport::default())
+                .unwrap()
+                .kind,
+            ErrorKind::BadInvocation
+        );
+        let missing = Exit {
+            spawn_error: Some(std::io::Error::from(std::io::ErrorKind::NotFound)),
+            ..Default::default()
+        };
+        assert_eq!(
+            classify(AgentKind::Claude, &missing, &AgentReport::default())
+                .unwrap()
+                .kind,
+            ErrorKind::NotFound
+        );
+        let timeout = Exit {
+            stopped: Some(StopReason::Timeout),
+            ..Default::default()
+        };
+        assert_eq!(
+            classify(AgentKind::Claude, &timeout, &AgentReport::default())
+                .unwrap()
+                .kind,
+            ErrorKind::Timeout
+        );
+    }
+
+    #[test]
+    fn commands() {
+        assert!(classify(AgentKind::Command, &exit(0), &AgentReport::default()).is_none());
+        assert_eq!(
+            classify(AgentKind::Command, &exit(3), &AgentReport::default())
+                .unwrap()
+                .kind,
+            ErrorKind::CommandFailed
+        );
+        assert_eq!(
+            classify(AgentKind::Command, &exit(127), &AgentReport::default())
+                .unwrap()
+                .kind,
+            ErrorKind::NotFound
+        );
+    }
+}

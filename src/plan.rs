@@ -1,0 +1,231 @@
+//! Task + config -> plan: the exact argv, workdir and limits a task runs with.
+//!
+//! Building a plan is pure (the workdir is resolved before), so `plan FILE` can
+//! print exactly what would run. The plan is written to `plan.json` when the
+//! task is claimed and is what a recovered task runs with: the config in force
+//! for a task is the one it started with.
+
+use crate::agents;
+use crate::config::{AgentKind, CLAUDE_DEFAULT_TOOLS, CLAUDE_TOOL_CEILING, Config};
+use crate::duration::Dur;
+use crate::task::{Mode, TaskSpec};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub schema_version: u32,
+    pub id: String,
+    pub title: String,
+    pub source_file: String,
+    /// How the task was understood: `parser` (deterministic) for now.
+    pub parsed_by: String,
+    pub agent: AgentKind,
+    pub prompt: String,
+    pub prompt_truncated: bool,
+    pub workdir: PathBuf,
+    /// Program and arguments, exactly as spawned (the prompt goes on stdin).
+    pub program: String,
+    pub args: Vec<String>,
+    /// Names of the extra environment variables set from the config (values are
+    /// not recorded: they are often secrets).
+    pub env_keys: Vec<String>,
+    pub allowed_tools: Vec<String>,
+    /// Tools the task asked for that the agent's ceiling does not allow.
+    pub tools_dropped: Vec<String>,
+    pub max_turns: Option<u32>,
+    pub budget_usd: Option<f64>,
+    pub timeout: Dur,
+    pub max_attempts: u32,
+    pub backoff_initial: Dur,
+    pub backoff_max: Dur,
+    pub max_output_bytes: u64,
+    pub kill_grace: Dur,
+    pub priority: i64,
+    pub mode: String,
+    pub parent_task_id: Option<String>,
+    pub turn_of: Option<String>,
+    pub queued_at: Option<String>,
+}
+
+/// Is `tool` within `ceiling`? `Bash` in the ceiling allows `Bash(cargo test:*)`.
+pub fn tool_allowed(tool: &str, ceiling: &[String]) -> bool {
+    let base = tool.split_once('(').map_or(tool, |(b, _)| b);
+    ceiling.iter().any(|c| c == tool || c == base)
+}
+
+/// Everything `build` needs besides the task.
+pub struct Context<'a> {
+    pub id: &'a str,
+    pub source_file: &'a str,
+    pub workdir: PathBuf,
+    pub queued_at: Option<String>,
+}
+
+pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
+    let agent_cfg = config.agent(spec.agent);
+    let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let (allowed_tools, tools_dropped) = match spec.agent {
+        AgentKind::Command => (Vec::new(), spec.allowed_tools.clone().unwrap_or_default()),
+        _ => {
+            let ceiling = agent_cfg
+                .allowed_tools
+                .clone()
+                .unwrap_or_else(|| owned(CLAUDE_TOOL_CEILING));
+            let wanted = spec
+                .allowed_tools
+                .clone()
+                .or_else(|| agent_cfg.default_tools.clone())
+                .unwrap_or_else(|| owned(CLAUDE_DEFAULT_TOOLS));
+            wanted.into_iter().partition(|t| tool_allowed(t, &ceiling))
+        }
+    };
+    let max_turns = spec.max_turns.or(agent_cfg.max_turns);
+    let budget_usd = spec.budget_usd.or(config.budget_usd);
+    let max_attempts = spec.retries.map_or(config.retry.max_attempts, |r| r + 1);
+
+    let (program, args) = match spec.agent {
+        AgentKind::Command => {
+            let cmd = spec.command.clone().unwrap_or_else(|| spec.prompt.clone());
+            let mut argv = agents::command::argv(&cmd);
+            let program = argv.remove(0);
+            (agent_cfg.command.clone().unwrap_or(program), argv)
+        }
+        AgentKind::Claude | AgentKind::Cline => {
+            let args = agents::claude::args(&agents::claude::ClaudeArgs {
+                extra_args: &agent_cfg.extra_args,
+                max_turns,
+                budget_usd,
+                allowed_tools: &allowed_tools,
+                resume_session: None,
+            });
+            (
+                agent_cfg
+                    .command
+                    .clone()
+                    .unwrap_or_else(|| spec.agent.name().to_string()),
+                args,
+            )
+        }
+    };
+
+    Plan {
+        schema_version: 1,
+        id: cx.id.to_string(),
+        title: spec.title.clone(),
+        source_file: cx.source_file.to_string(),
+        parsed_by: "parser".into(),
+        agent: spec.agent,
+        prompt: spec.prompt.clone(),
+        prompt_truncated: spec.prompt_truncated,
+        workdir: cx.workdir,
+        program,
+        args,
+        env_keys: agent_cfg.env.keys().cloned().collect(),
+        allowed_tools,
+        tools_dropped,
+        max_turns,
+        budget_usd,
+        timeout: spec.timeout.map(Dur).unwrap_or(config.timeout),
+        max_attempts,
+        backoff_initial: config.retry.backoff_initial,
+        backoff_max: config.retry.backoff_max,
+        max_output_bytes: config.max_output_bytes,
+        kill_grace: config.kill_grace,
+        priority: spec.priority,
+        mode: match spec.mode {
+            Mode::Apply => "apply".into(),
+            Mode::Guarded => "guarded".into(),
+        },
+        parent_task_id: spec.parent_task_id.clone(),
+        turn_of: spec.turn_of.clone(),
+        queued_at: cx.queued_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::parse::{Limits, parse};
+
+    fn spec(text: &str) -> TaskSpec {
+        parse(
+            "t.md",
+            text.as_bytes(),
+            &Limits {
+                max_bytes: 1 << 20,
+                max_prompt_chars: 1000,
+                default_agent: AgentKind::Claude,
+            },
+        )
+        .unwrap()
+    }
+    fn cx() -> Context<'static> {
+        Context {
+            id: "id",
+            source_file: "t.md",
+            workdir: PathBuf::from("/w"),
+            queued_at: None,
+        }
+    }
+
+    #[test]
+    fn tools_are_capped_by_the_ceiling_and_shell_is_off_by_default() {
+        let s = spec("---\nallowed_tools: [Read, Edit, Bash, \"Bash(cargo test:*)\"]\n---\nhi");
+        let p = build(&s, &Config::default(), cx());
+        assert_eq!(p.allowed_tools, vec!["Read", "Edit"]);
+        assert_eq!(p.tools_dropped, vec!["Bash", "Bash(cargo test:*)"]);
+        let mut c = Config::default();
+        c.agents.insert(
+            "claude".into(),
+            crate::config::AgentConfig {
+                allowed_tools: Some(vec!["Read".into(), "Bash".into()]),
+                ..Default::default()
+            },
+        );
+        let p = build(&s, &c, cx());
+        assert_eq!(p.allowed_tools, vec!["Read", "Bash", "Bash(cargo test:*)"]);
+        assert_eq!(
+            p.args.iter().rev().take(3).rev().collect::<Vec<_>>(),
+            ["Read", "Bash", "Bash(cargo test:*)"]
+        );
+    }
+
+    #[test]
+    fn limits_come_from_task_then_config() {
+        let p = build(
+            &spec("---\nretries: 0\ntimeout: 1m\nmax_turns: 3\n---\nhi"),
+            &Config::default(),
+            cx(),
+        );
+        assert_eq!(
+            (p.max_attempts, p.timeout, p.max_turns),
+            (1, Dur::secs(60), Some(3))
+        );
+        assert!(p.args.windows(2).any(|w| w == ["--max-turns", "3"]));
+        let p = build(&spec("hi"), &Config::default(), cx());
+        assert_eq!(
+            (p.max_attempts, p.timeout, p.program.as_str()),
+            (3, Dur::secs(1800), "claude")
+        );
+        assert!(
+            !p.args.contains(&"hi".to_string()),
+            "the prompt is never an argument"
+        );
+    }
+
+    #[test]
+    fn command_tasks_run_through_the_shell() {
+        let p = build(
+            &spec("---\nagent: command\ncommand: echo 'a b'\n---\n"),
+            &Config::default(),
+            cx(),
+        );
+        if cfg!(unix) {
+            assert_eq!(
+                (p.program.as_str(), p.args.clone()),
+                ("sh", vec!["-c".to_string(), "echo 'a b'".to_string()])
+            );
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The queue: an ordered view of the accepted files in the inbox.
+//!
+//! The inbox is the queue (a file there is queued; nothing else is), so this
+//! is only the daemon's sorted index over it: priority first, then arrival
+//! (the file's modification time, which every daemon sharing the folder sees
+//! the same), then name.
+
+use crate::config::AgentKind;
+use crate::task::TaskSpec;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+/// An accepted task file waiting in the inbox.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub name: String,
+    pub path: PathBuf,
+    pub spec: TaskSpec,
+    pub arrival: SystemTime,
+    pub len: u64,
+    pub queued_at: String,
+}
+
+type Key = (Reverse<i64>, SystemTime, String);
+
+#[derive(Debug, Default)]
+pub struct Queue {
+    order: BTreeSet<Key>,
+    entries: HashMap<String, Queued>,
+}
+
+impl Queue {
+    fn key(q: &Queued) -> Key {
+        (Reverse(q.spec.priority), q.arrival, q.name.clone())
+    }
+
+    pub fn push(&mut self, q: Queued) {
+        self.remove(&q.name);
+        self.order.insert(Self::key(&q));
+        self.entries.insert(q.name.clone(), q);
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Queued> {
+        let q = self.entries.remove(name)?;
+        self.order.remove(&Self::key(&q));
+        Some(q)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Queued> {
+        self.entries.get(name)
+    }
+
+    /// Takes the best entry whose agent is not paused.
+    pub fn pop_next(&mut self, paused: impl Fn(AgentKind) -> bool) -> Option<Queued> {
+        let name = self
+            .order
+            .iter()
+            .find(|(_, _, n)| !paused(self.entries[n].spec.agent))?
+            .2
+            .clone();
+        self.remove(&name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        self.entries.keys()
+    }
+    /// Entries in run order.
+    pub fn ordered(&self) -> impl Iterator<Item = &Queued> {
+        self.order.iter().map(|(_, _, n)| &self.entries[n])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::parse::{Limits, parse};
+    use std::time::Duration;
+
+    fn q(name: &str, prio: &str, agent: &str, secs: u64) -> Queued {
+        let text = format!("---\npriority: {prio}\nagent: {agent}\n---\nhi");
+        let spec = parse(
+            "x.md",
+            text.as_bytes(),
+            &Limits {
+                max_bytes: 1 << 20,
+                max_prompt_chars: 100,
+                default_agent: AgentKind::Claude,
+            },
+        )
+        .unwrap();
+        Queued {
+            name: name.into(),
+            path: name.into(),
+            spec,
+            arrival: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+            len: 0,
+            queued_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn priority_then_arrival_then_name_skipping_paused_agents() {
+        let mut queue = Queue::default();
+        queue.push(q("late-normal", "normal", "claude", 5));
+        queue.push(q("early-normal", "normal", "claude", 1));
+        queue.push(q("high", "high", "claude", 9));
+        queue.push(q("low-cmd", "low", "command", 0));
+        queue.push(q("b-same", "normal", "claude", 3));
+        queue.push(q("a-same", "normal", "claude", 3));
+        let order: Vec<_> = queue.ordered().map(|e| e.name.clone()).collect();
+        assert_eq!(
+            order,
+            [
+                "high",
+                "early-normal",
+                "a-same",
+                "b-same",
+                "late-normal",
+                "low-cmd"
+            ]
+        );
+        let next = queue.pop_next(|a| a == AgentKind::Claude).unwrap();
+        assert_eq!(next.name, "low-cmd");
+        assert!(queue.pop_next(|a| a == AgentKind::Claude).is_none());
+        assert_eq!(queue.pop_next(|_| false).unwrap().name, "high");
+        // Re-pushing replaces, never duplicates.
+        queue.push(q("a-same", "high", "claude", 3));
+        assert_eq!(queue.len(), 4);
+        assert_eq!(queue.ordered().next().unwrap().name, "a-same");
+    }
+}

@@ -1,0 +1,79 @@
+//! Whole-file writes: every file the daemon writes appears complete or not at all.
+//!
+//! The bytes go to a temporary file in the destination folder (same filesystem, so
+//! the rename is atomic), are flushed to disk, and the file is renamed into place.
+//! A crash at any instant leaves either the old file or the new one, plus at worst
+//! a stray `.tmp*` file that readers ignore and `clean` removes.
+
+use serde::Serialize;
+use std::io::{self, Write};
+use std::path::Path;
+
+fn temp_in(path: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
+    tempfile::Builder::new().prefix(".tmp").tempfile_in(dir)
+}
+
+/// Replaces `path` with `bytes` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = temp_in(path)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Creates `path` atomically; fails with `AlreadyExists` if it is there. Used for
+/// files that are written once and never changed (`result.json`).
+pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = temp_in(path)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Pretty JSON, atomically, with a trailing newline.
+pub fn write_json_atomic<T: Serialize + ?Sized>(path: &Path, value: &T) -> io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// Is this a temporary file left by [`write_atomic`]?
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with(".tmp")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_new_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("result.json");
+        write_new_atomic(&p, b"one").unwrap();
+        let err = write_new_atomic(&p, b"two").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&p).unwrap(), b"one");
+        // No temp file is left behind by either call.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn write_atomic_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+    }
+}

@@ -1,0 +1,136 @@
+//! Where everything lives inside an orchestrator home.
+//!
+//! One folder holds the whole state of the product (see SPEC "The home"). Every
+//! other module asks this one for paths instead of joining strings itself, so the
+//! layout is written down exactly once.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Sub-folders of the inbox that are not part of the queue.
+pub const INBOX_SUBDIRS: [&str; 2] = ["rejected", "cancelled"];
+
+/// The home folder and the paths inside it.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// A home rooted at `root`. The path is made absolute (not canonicalized:
+    /// a home on a share keeps the name the operator gave it).
+    pub fn new(root: impl AsRef<Path>) -> io::Result<Self> {
+        let root = std::path::absolute(root.as_ref())?;
+        Ok(Self { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn config_file(&self) -> PathBuf {
+        self.root.join("orchestrator.yaml")
+    }
+    pub fn inbox(&self) -> PathBuf {
+        self.root.join("inbox")
+    }
+    pub fn rejected(&self) -> PathBuf {
+        self.inbox().join("rejected")
+    }
+    pub fn cancelled(&self) -> PathBuf {
+        self.inbox().join("cancelled")
+    }
+    pub fn results(&self) -> PathBuf {
+        self.root.join("results")
+    }
+    pub fn task_dir(&self, id: &str) -> PathBuf {
+        self.results().join(id)
+    }
+    pub fn index_file(&self) -> PathBuf {
+        self.results().join("index.json")
+    }
+    /// Serialises writers of `index.json` across daemons sharing the home.
+    pub fn index_lock(&self) -> PathBuf {
+        self.results().join(".index.lock")
+    }
+    pub fn summaries(&self) -> PathBuf {
+        self.root.join("summaries")
+    }
+    pub fn summary_file(&self, id: &str) -> PathBuf {
+        self.summaries().join(format!("{id}.md"))
+    }
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+    pub fn events_log(&self) -> PathBuf {
+        self.logs().join("events.ndjson")
+    }
+    /// Serialises appends and rotation of the event log across processes.
+    pub fn events_lock(&self) -> PathBuf {
+        self.logs().join(".events.lock")
+    }
+    /// Live daemons advertise themselves here (one file each, locked while alive).
+    pub fn daemons(&self) -> PathBuf {
+        self.root.join("run")
+    }
+
+    /// Creates every folder of the layout that is missing.
+    pub fn ensure_layout(&self) -> io::Result<()> {
+        for dir in [
+            self.inbox(),
+            self.rejected(),
+            self.cancelled(),
+            self.results(),
+            self.summaries(),
+            self.logs(),
+            self.daemons(),
+        ] {
+            std::fs::create_dir_all(&dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// Files of one task folder, `results/<id>/`.
+#[derive(Debug, Clone)]
+pub struct TaskDir {
+    pub dir: PathBuf,
+}
+
+impl TaskDir {
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+    /// Held with an OS lock by the daemon running the task; no lock and no
+    /// result means the task was orphaned by a dead daemon.
+    pub fn lock_file(&self) -> PathBuf {
+        self.dir.join("owner.lock")
+    }
+    pub fn plan(&self) -> PathBuf {
+        self.dir.join("plan.json")
+    }
+    pub fn progress(&self) -> PathBuf {
+        self.dir.join("progress.json")
+    }
+    pub fn result(&self) -> PathBuf {
+        self.dir.join("result.json")
+    }
+    /// The pid, process group and start time of the agent now running, so a
+    /// recovering daemon can kill what a dead one left behind.
+    pub fn agent_pid(&self) -> PathBuf {
+        self.dir.join("agent.pid.json")
+    }
+    pub fn attempt_out(&self, n: u32) -> PathBuf {
+        self.dir.join(format!("attempt-{n}.out"))
+    }
+    pub fn attempt_err(&self, n: u32) -> PathBuf {
+        self.dir.join(format!("attempt-{n}.err"))
+    }
+    /// The claimed task file, whatever its extension.
+    pub fn task_file(&self) -> Option<PathBuf> {
+        let entries = std::fs::read_dir(&self.dir).ok()?;
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_stem().is_some_and(|s| s == "task") && p.extension().is_some())
+    }
+}

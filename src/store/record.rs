@@ -1,0 +1,124 @@
+//! The records written into a task folder: `result.json` and `progress.json`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A task's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Queued,
+    Running,
+    /// Its daemon died or stopped; it will run again or fail.
+    Interrupted,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Running => "running",
+            Status::Interrupted => "interrupted",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// An error with its class and what to do about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub kind: String,
+    pub message: String,
+    pub suggestion: String,
+}
+
+/// One run of the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub n: u32,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub error: Option<ErrorInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Validation {
+    pub warnings: Vec<Value>,
+}
+
+/// `result.json`, schema version 1. Written once; present = finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    pub schema_version: u32,
+    pub id: String,
+    pub title: String,
+    pub source_file: String,
+    pub status: Status,
+    pub agent: String,
+    pub workdir: String,
+    pub queued_at: Option<String>,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: u64,
+    pub attempts: Vec<AttemptRecord>,
+    /// The agent's final answer.
+    pub output: String,
+    pub session_id: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub turns: u32,
+    pub tool_calls: u32,
+    pub files_changed: Vec<String>,
+    /// Tools the agent asked for and was refused.
+    pub permission_denials: Vec<Value>,
+    pub validation: Validation,
+    pub error: Option<ErrorInfo>,
+    pub parent_task_id: Option<String>,
+    pub turn_of: Option<String>,
+    /// Which daemon ran it: `host:pid`.
+    pub worker: String,
+}
+
+/// `progress.json`: live state of a running task, rewritten (throttled) as it runs.
+/// It also carries the attempt history, so a daemon recovering the task after a
+/// crash knows how many attempts were spent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ProgressRecord {
+    pub status: Option<Status>,
+    pub attempt: u32,
+    pub attempts: Vec<AttemptRecord>,
+    pub step: Option<u32>,
+    pub turns: u32,
+    pub tool_calls: u32,
+    pub cost_usd: Option<f64>,
+    pub last_event: Option<String>,
+    pub session_id: Option<String>,
+    pub started_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub worker: Option<String>,
+    /// Set while waiting: for a retry's backoff or an agent's rate limit.
+    pub waiting_until: Option<String>,
+}
+
+impl ProgressRecord {
+    pub fn load(path: &std::path::Path) -> Option<Self> {
+        let bytes = std::fs::read(path).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+impl ResultRecord {
+    pub fn load(path: &std::path::Path) -> std::io::Result<Self> {
+        let bytes = std::fs::read(path)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+}

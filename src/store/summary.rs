@@ -1,0 +1,60 @@
+//! `summaries/<id>.md`: what a person wants to know about a finished task.
+
+use super::record::ResultRecord;
+use std::fmt::Write;
+
+pub fn render(r: &ResultRecord) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# {}\n", r.title);
+    let _ = writeln!(s, "- **Task:** `{}`", r.id);
+    let _ = writeln!(s, "- **Status:** {}", r.status.name());
+    let _ = writeln!(s, "- **Agent:** {}", r.agent);
+    let _ = writeln!(s, "- **Workdir:** `{}`", r.workdir);
+    let _ = writeln!(
+        s,
+        "- **Duration:** {}",
+        humantime::format_duration(std::time::Duration::from_millis(
+            r.duration_ms / 1000 * 1000
+        ))
+    );
+    let _ = writeln!(s, "- **Attempts:** {}", r.attempts.len());
+    match r.cost_usd {
+        Some(c) => {
+            let _ = writeln!(s, "- **Cost:** ${c:.4}");
+        }
+        None => {
+            let _ = writeln!(s, "- **Cost:** not reported");
+        }
+    }
+    if r.turns > 0 || r.tool_calls > 0 {
+        let _ = writeln!(
+            s,
+            "- **Turns:** {}, **tool calls:** {}",
+            r.turns, r.tool_calls
+        );
+    }
+    if let Some(e) = &r.error {
+        let _ = writeln!(
+            s,
+            "\n## Error: {}\n\n{}\n\n**What to do:** {}",
+            e.kind, e.message, e.suggestion
+        );
+    }
+    if !r.output.trim().is_empty() {
+        let _ = writeln!(s, "\n## Answer\n\n{}", r.output.trim());
+    }
+    if !r.files_changed.is_empty() {
+        let _ = writeln!(s, "\n## Files changed\n");
+        for f in &r.files_changed {
+            let _ = writeln!(s, "- `{f}`");
+        }
+    }
+    if !r.permission_denials.is_empty() {
+        let _ = writeln!(s, "\n## Permission denials\n");
+        for d in &r.permission_denials {
+            let tool = d.get("tool_name").and_then(|t| t.as_str()).unwrap_or("?");
+            let _ = writeln!(s, "- {tool}");
+        }
+    }
+    s
+}

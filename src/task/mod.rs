@@ -1,0 +1,73 @@
+//! A task as the user wrote it, once parsed and checked: [`TaskSpec`].
+//!
+//! `parse` turns the bytes of a task file into a spec or a [`Rejection`] that
+//! says what is wrong and how to fix it; `workdir` resolves and confines the
+//! working directory. Nothing here runs anything.
+
+pub mod parse;
+pub mod workdir;
+pub mod yaml;
+
+use crate::config::AgentKind;
+use serde::Serialize;
+use std::time::Duration;
+
+/// Whether an agent's edits land in the workdir or are staged as a diff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Apply,
+    Guarded,
+}
+
+/// A parsed, validated task file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskSpec {
+    pub title: String,
+    pub prompt: String,
+    /// The prompt was longer than `max_prompt_chars` and was cut.
+    pub prompt_truncated: bool,
+    pub agent: AgentKind,
+    /// As written; resolved by [`workdir::resolve`].
+    pub workdir: Option<String>,
+    pub allowed_tools: Option<Vec<String>>,
+    pub max_turns: Option<u32>,
+    pub timeout: Option<Duration>,
+    /// Extra attempts for transient failures.
+    pub retries: Option<u32>,
+    /// Larger runs first.
+    pub priority: i64,
+    pub budget_usd: Option<f64>,
+    pub mode: Mode,
+    /// The shell command of an `agent: command` task.
+    pub command: Option<String>,
+    pub parent_task_id: Option<String>,
+    pub turn_of: Option<String>,
+}
+
+/// Why a task file was not accepted, in the words of `NAME.error.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{error}")]
+pub struct Rejection {
+    /// A stable machine-readable reason, e.g. `unknown_field`, `workdir_outside_roots`.
+    pub reason: &'static str,
+    /// What is wrong.
+    pub error: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+impl Rejection {
+    pub fn new(reason: &'static str, error: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            reason,
+            error: error.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// A workdir escape is also a security event.
+    pub fn is_security_violation(&self) -> bool {
+        self.reason == "workdir_outside_roots"
+    }
+}

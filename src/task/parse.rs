@@ -1,0 +1,617 @@
+//! Task files in the four forms of the spec: Markdown with optional YAML front
+//! matter, plain text, YAML and JSON.
+
+use super::{Mode, Rejection, TaskSpec, yaml};
+use crate::config::AgentKind;
+use crate::duration::Dur;
+use serde::Deserialize;
+use std::path::Path;
+
+/// Extensions accepted in the inbox.
+pub const EXTENSIONS: &[&str] = &["md", "markdown", "txt", "yaml", "yml", "json"];
+
+/// Suffixes of names that writers use while a file is incomplete.
+const PARTIAL_SUFFIXES: &[&str] = &[".tmp", ".part", ".partial", ".swp", ".crdownload", "~"];
+
+/// Is this inbox entry ignored until renamed (hidden, editor or download temp)?
+pub fn is_ignored_name(name: &str) -> bool {
+    name.starts_with('.')
+        || name.starts_with('~')
+        || name.ends_with(".error.json")
+        || PARTIAL_SUFFIXES
+            .iter()
+            .any(|s| name.to_ascii_lowercase().ends_with(s))
+}
+
+/// The form of a task file, from its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Markdown,
+    Text,
+    Yaml,
+    Json,
+}
+
+impl Form {
+    pub fn of(path: &Path) -> Option<Form> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "md" | "markdown" => Some(Form::Markdown),
+            "txt" => Some(Form::Text),
+            "yaml" | "yml" => Some(Form::Yaml),
+            "json" => Some(Form::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Limits that apply while parsing.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_bytes: u64,
+    pub max_prompt_chars: usize,
+    pub default_agent: AgentKind,
+}
+
+/// Priority as written: a name or an integer.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum PrioritySpec {
+    Int(i64),
+    Name(String),
+}
+
+/// The fields a task file may set. Unknown fields are an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fields {
+    title: Option<String>,
+    agent: Option<String>,
+    workdir: Option<String>,
+    allowed_tools: Option<Vec<String>>,
+    max_turns: Option<i64>,
+    timeout: Option<Dur>,
+    retries: Option<i64>,
+    priority: Option<PrioritySpec>,
+    budget_usd: Option<f64>,
+    mode: Option<String>,
+    command: Option<String>,
+    steps: Option<Vec<String>>,
+    role: Option<String>,
+    parent_task_id: Option<String>,
+    turn_of: Option<String>,
+    prompt: Option<String>,
+}
+
+const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, timeout, retries, priority, budget_usd, mode, command, steps, role, parent_task_id, turn_of, prompt";
+
+/// Parses the bytes of the task file named `file_name`.
+pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec, Rejection> {
+    let form = Form::of(Path::new(file_name)).ok_or_else(|| {
+        Rejection::new(
+            "unsupported_extension",
+            format!("`{file_name}` has an extension the inbox does not accept"),
+            "rename it to .md, .markdown, .txt, .yaml, .yml or .json",
+        )
+    })?;
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(too_large(bytes.len() as u64, limits.max_bytes));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Rejection::new(
+            "not_utf8",
+            format!(
+                "the file is not valid UTF-8 (first bad byte at offset {})",
+                e.valid_up_to()
+            ),
+            "save the file as UTF-8",
+        )
+    })?;
+    if text.contains('\0') {
+        return Err(Rejection::new(
+            "nul_byte",
+            "the file contains NUL bytes",
+            "task files must be text; remove the NUL bytes",
+        ));
+    }
+    // Accept a BOM and Windows line ends: editors write them.
+    let text = text
+        .strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .replace("\r\n", "\n");
+
+    let (fields, body) = match form {
+        Form::Text => (Fields::default(), text),
+        Form::Markdown => split_front_matter(&text)?,
+        Form::Yaml => (parse_yaml_fields(&text)?, String::new()),
+        Form::Json => (parse_json_fields(&text)?, String::new()),
+    };
+    build(fields, body, limits)
+}
+
+/// The size check done before reading a file.
+pub fn too_large(size: u64, max: u64) -> Rejection {
+    Rejection::new(
+        "too_large",
+        format!("the file is {size} bytes, more than the limit of {max}"),
+        "shorten the prompt, or raise max_task_bytes in orchestrator.yaml",
+    )
+}
+
+fn split_front_matter(text: &str) -> Result<(Fields, String), Rejection> {
+    let mut lines = text.split_inclusive('\n');
+    let first = lines.next().unwrap_or("");
+    if first.trim_end() != "---" {
+        return Ok((Fields::default(), text.to_string()));
+    }
+    let mut yaml_len = 0;
+    let mut offset = first.len();
+    for line in lines {
+        let t = line.trim_end();
+        if t == "---" || t == "..." {
+            let yaml_text = &text[first.len()..first.len() + yaml_len];
+            let body = &text[offset + line.len()..];
+            let fields = if yaml_text.trim().is_empty() {
+                Fields::default()
+            } else {
+                parse_yaml_fields(yaml_text)?
+            };
+            return Ok((fields, body.to_string()));
+        }
+        yaml_len += line.len();
+        offset += line.len();
+    }
+    Err(Rejection::new(
+        "front_matter_unclosed",
+        "the front matter starts with `---` but has no closing `---` line",
+        "end the front matter with a line of three dashes `---`, then write the prompt",
+    ))
+}
+
+fn field_error(message: String, form: &str) -> Rejection {
+    if message.contains("unknown field") {
+        Rejection::new(
+            "unknown_field",
+            message,
+            format!("remove or correct the field; known fields: {FIELD_LIST}"),
+        )
+    } else {
+        Rejection::new(
+            "invalid_fields",
+            message,
+            format!("fix the {form} so it is a mapping of the task fields ({FIELD_LIST})"),
+        )
+    }
+}
+
+fn parse_yaml_fields(text: &str) -> Result<Fields, Rejection> {
+    if text.trim().is_empty() {
+        return Ok(Fields::default());
+    }
+    yaml::from_str::<Fields>(text).map_err(|m| field_error(m, "YAML"))
+}
+
+fn parse_json_fields(text: &str) -> Result<Fields, Rejection> {
+    serde_json::from_str::<Fields>(text)
+        .map_err(|e| field_error(yaml::one_line(&e.to_string()), "JSON"))
+}
+
+fn invalid(field: &str, error: String, hint: &str) -> Rejection {
+    Rejection::new(
+        "invalid_value",
+        format!("{field}: {error}"),
+        hint.to_string(),
+    )
+}
+
+fn build(f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection> {
+    if let Some(steps) = &f.steps {
+        let _ = steps;
+        return Err(Rejection::new(
+            "unsupported_field",
+            "`steps` (multi-step plans) is not supported by this version",
+            "put the steps in the prompt as a numbered list, or remove `steps`",
+        ));
+    }
+    if let Some(role) = &f.role {
+        return Err(Rejection::new(
+            "unknown_role",
+            format!("role `{role}` is not defined (this version has no roles)"),
+            "remove `role` and set agent, allowed_tools and limits directly",
+        ));
+    }
+    let agent = match f.agent.as_deref() {
+        None => limits.default_agent,
+        Some(name) => AgentKind::parse(name).ok_or_else(|| {
+            invalid(
+                "agent",
+                format!("`{name}` is not an agent"),
+                "use one of: claude, cline, command",
+            )
+        })?,
+    };
+    if agent == AgentKind::Cline {
+        return Err(Rejection::new(
+            "unsupported_agent",
+            "the cline agent is not supported by this version",
+            "use agent: claude or agent: command",
+        ));
+    }
+    let mode = match f.mode.as_deref() {
+        None | Some("apply") => Mode::Apply,
+        Some("guarded") => {
+            return Err(Rejection::new(
+                "unsupported_field",
+                "mode: guarded is not supported by this version",
+                "remove `mode` (edits are applied in the workdir) or run the task on a copy",
+            ));
+        }
+        Some(other) => {
+            return Err(invalid(
+                "mode",
+                format!("`{other}` is not a mode"),
+                "use apply or guarded",
+            ));
+        }
+    };
+
+    let prompt_field = f.prompt.unwrap_or_default();
+    let body = body.trim();
+    let mut prompt = match (prompt_field.trim().is_empty(), body.is_empty()) {
+        (false, false) => {
+            return Err(Rejection::new(
+                "prompt_twice",
+                "the prompt is given both in the `prompt` field and in the body",
+                "keep one of them",
+            ));
+        }
+        (false, true) => prompt_field.trim().to_string(),
+        (true, _) => body.to_string(),
+    };
+    let command = f
+        .command
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
+    if command.is_some() && agent != AgentKind::Command {
+        return Err(invalid(
+            "command",
+            format!(
+                "`command` is only for agent: command (this task uses {})",
+                agent.name()
+            ),
+            "set agent: command, or remove `command`",
+        ));
+    }
+    if prompt.is_empty() && !(agent == AgentKind::Command && command.is_some()) {
+        return Err(Rejection::new(
+            "empty_prompt",
+            "the task has no prompt",
+            "write what the agent should do: the body of a .md/.txt file, or the `prompt` field of a .yaml/.json file",
+        ));
+    }
+    let mut prompt_truncated = false;
+    if prompt.chars().count() > limits.max_prompt_chars {
+        prompt = prompt.chars().take(limits.max_prompt_chars).collect();
+        prompt_truncated = true;
+    }
+
+    let max_turns = match f.max_turns {
+        None => None,
+        Some(n @ 1..=10_000) => Some(n as u32),
+        Some(n) => {
+            return Err(invalid(
+                "max_turns",
+                format!("{n} is out of range"),
+                "use a number from 1 to 10000",
+            ));
+        }
+    };
+    let retries = match f.retries {
+        None => None,
+        Some(n @ 0..=50) => Some(n as u32),
+        Some(n) => {
+            return Err(invalid(
+                "retries",
+                format!("{n} is out of range"),
+                "use a number from 0 to 50",
+            ));
+        }
+    };
+    let timeout = match f.timeout {
+        None => None,
+        Some(Dur(d)) if d.as_secs() >= 1 && d.as_secs() <= 7 * 24 * 3600 => Some(d),
+        Some(d) => {
+            return Err(invalid(
+                "timeout",
+                format!("{d} is out of range"),
+                "use a duration from 1s to 7d, e.g. 30m",
+            ));
+        }
+    };
+    let budget_usd = match f.budget_usd {
+        None => None,
+        Some(b) if b.is_finite() && b > 0.0 && b <= 100_000.0 => Some(b),
+        Some(b) => {
+            return Err(invalid(
+                "budget_usd",
+                format!("{b} is out of range"),
+                "use a positive amount in USD, e.g. 2.5",
+            ));
+        }
+    };
+    let priority = match f.priority {
+        None => 0,
+        Some(PrioritySpec::Int(n)) if (-1_000_000..=1_000_000).contains(&n) => n,
+        Some(PrioritySpec::Int(n)) => {
+            return Err(invalid(
+                "priority",
+                format!("{n} is out of range"),
+                "use high, normal, low or an integer from -1000000 to 1000000",
+            ));
+        }
+        Some(PrioritySpec::Name(name)) => match name.as_str() {
+            "high" => 100,
+            "normal" | "medium" => 0,
+            "low" => -100,
+            other => {
+                return Err(invalid(
+                    "priority",
+                    format!("`{other}` is not a priority"),
+                    "use high, normal, low or an integer",
+                ));
+            }
+        },
+    };
+    if let Some(tools) = &f.allowed_tools
+        && let Some(bad) = tools
+            .iter()
+            .find(|t| t.trim().is_empty() || t.len() > 200 || t.contains(['\n', '\0']))
+    {
+        return Err(invalid(
+            "allowed_tools",
+            format!("`{bad}` is not a tool name"),
+            "list tool names such as Read, Edit, \"Bash(cargo test:*)\"",
+        ));
+    }
+    for (name, value) in [
+        ("parent_task_id", &f.parent_task_id),
+        ("turn_of", &f.turn_of),
+    ] {
+        if let Some(v) = value
+            && !crate::ids::is_well_formed(v)
+        {
+            return Err(invalid(
+                name,
+                format!("`{v}` is not a task id"),
+                "use the id of an earlier task, as printed by `orchestrator submit`",
+            ));
+        }
+    }
+    let title = match f
+        .title
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+    {
+        Some(t) if t.chars().count() > 200 => {
+            return Err(invalid(
+                "title",
+                "longer than 200 characters".into(),
+                "shorten the title",
+            ));
+        }
+        Some(t) if t.contains('\n') => {
+            return Err(invalid(
+                "title",
+                "has a line break".into(),
+                "write the title on one line",
+            ));
+        }
+        Some(t) => t,
+        None => default_title(if prompt.is_empty() {
+            command.as_deref().unwrap_or("")
+        } else {
+            &prompt
+        }),
+    };
+    if let Some(w) = &f.workdir
+        && (w.trim().is_empty() || w.contains('\0'))
+    {
+        return Err(invalid(
+            "workdir",
+            "is empty".into(),
+            "give a folder path, or remove workdir to use the default",
+        ));
+    }
+
+    Ok(TaskSpec {
+        title,
+        prompt,
+        prompt_truncated,
+        agent,
+        workdir: f.workdir,
+        allowed_tools: f.allowed_tools,
+        max_turns,
+        timeout,
+        retries,
+        priority,
+        budget_usd,
+        mode,
+        command,
+        parent_task_id: f.parent_task_id,
+        turn_of: f.turn_of,
+    })
+}
+
+/// The first non-empty line of the prompt, without Markdown heading marks, cut to 80 characters.
+pub fn default_title(prompt: &str) -> String {
+    let line = prompt
+        .lines()
+        .map(|l| l.trim().trim_start_matches('#').trim())
+        .find(|l| !l.is_empty())
+        .unwrap_or("untitled");
+    if line.chars().count() > 80 {
+        let mut t: String = line.chars().take(79).collect();
+        t.push('…');
+        t
+    } else {
+        line.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_bytes: 1024 * 1024,
+        max_prompt_chars: 32_000,
+        default_agent: AgentKind::Claude,
+    };
+
+    fn ok(name: &str, text: &str) -> TaskSpec {
+        parse(name, text.as_bytes(), &LIMITS).unwrap_or_else(|r| panic!("{name}: {r:?}"))
+    }
+    fn rejected(name: &str, text: &[u8]) -> Rejection {
+        parse(name, text, &LIMITS).expect_err("should be rejected")
+    }
+
+    #[test]
+    fn markdown_with_front_matter() {
+        let t = ok(
+            "a.md",
+            "---\ntitle: Add rate limiting\nagent: claude\nworkdir: ~/code/api\nallowed_tools: [Read, Edit, \"Bash(cargo test:*)\"]\nmax_turns: 20\ntimeout: 30m\nretries: 2\npriority: high\nbudget_usd: 2.0\nmode: apply\n---\nAdd rate limiting to /login.\n",
+        );
+        assert_eq!(t.title, "Add rate limiting");
+        assert_eq!(t.prompt, "Add rate limiting to /login.");
+        assert_eq!(t.workdir.as_deref(), Some("~/code/api"));
+        assert_eq!(t.allowed_tools.as_ref().unwrap()[2], "Bash(cargo test:*)");
+        assert_eq!(
+            (t.max_turns, t.retries, t.priority),
+            (Some(20), Some(2), 100)
+        );
+        assert_eq!(t.timeout, Some(std::time::Duration::from_secs(1800)));
+        assert_eq!(t.budget_usd, Some(2.0));
+    }
+
+    #[test]
+    fn markdown_without_front_matter_and_default_title() {
+        let t = ok(
+            "b.markdown",
+            "# Fix the flaky test\n\nIt fails on Tuesdays.\n",
+        );
+        assert_eq!(t.title, "Fix the flaky test");
+        assert_eq!(t.agent, AgentKind::Claude);
+        assert_eq!(t.priority, 0);
+    }
+
+    #[test]
+    fn text_yaml_and_json_forms() {
+        assert_eq!(ok("c.txt", "just do it\n").prompt, "just do it");
+        let y = ok(
+            "d.yaml",
+            "prompt: hello\npriority: 7\nagent: command\ncommand: echo hi\n",
+        );
+        assert_eq!((y.priority, y.command.as_deref()), (7, Some("echo hi")));
+        let j = ok("e.json", r#"{"prompt":"hi","priority":"low","timeout":90}"#);
+        assert_eq!(
+            (j.priority, j.timeout),
+            (-100, Some(std::time::Duration::from_secs(90)))
+        );
+        let cmd = ok("f.yml", "agent: command\ncommand: make test\n");
+        assert_eq!(cmd.title, "make test");
+    }
+
+    #[test]
+    fn bom_and_crlf_are_accepted() {
+        let t = ok(
+            "g.md",
+            "\u{feff}---\r\ntitle: T\r\n---\r\nline one\r\nline two\r\n",
+        );
+        assert_eq!(t.title, "T");
+        assert_eq!(t.prompt, "line one\nline two");
+    }
+
+    #[test]
+    fn rejections_say_why_and_how() {
+        let cases: Vec<(&str, &[u8], &str)> = vec![
+            ("a.md", b"---\ntitel: x\n---\nhi", "unknown_field"),
+            ("a.md", b"---\nmax_turns: -1\n---\nhi", "invalid_value"),
+            ("a.md", b"---\nmax_turns: lots\n---\nhi", "invalid_fields"),
+            ("a.md", b"---\ntimeout: soon\n---\nhi", "invalid_fields"),
+            ("a.md", b"---\nagent: gpt\n---\nhi", "invalid_value"),
+            ("a.md", b"---\ntitle: x\n", "front_matter_unclosed"),
+            ("a.md", b"---\n: : [\n---\nhi", "invalid_fields"),
+            ("a.md", b"---\ntitle: x\n---\n   \n", "empty_prompt"),
+            ("a.txt", b"", "empty_prompt"),
+            ("a.txt", b"\xff\xfe bad", "not_utf8"),
+            ("a.txt", b"a\0b", "nul_byte"),
+            ("a.pdf", b"hi", "unsupported_extension"),
+            (
+                "a.json",
+                b"{\"prompt\": \"x\", \"extra\": 1}",
+                "unknown_field",
+            ),
+            ("a.json", b"{\"prompt\": ", "invalid_fields"),
+            ("a.yaml", b"prompt: x\npriority: urgent\n", "invalid_value"),
+            ("a.yaml", b"prompt: x\nbudget_usd: -2\n", "invalid_value"),
+            ("a.yaml", b"prompt: x\nretries: 1000\n", "invalid_value"),
+            ("a.yaml", b"prompt: x\ncommand: ls\n", "invalid_value"),
+            ("a.yaml", b"prompt: x\nsteps: [a, b]\n", "unsupported_field"),
+            ("a.yaml", b"prompt: x\nmode: guarded\n", "unsupported_field"),
+            (
+                "a.yaml",
+                b"prompt: x\nparent_task_id: nope\n",
+                "invalid_value",
+            ),
+        ];
+        for (name, text, reason) in cases {
+            let r = rejected(name, text);
+            assert_eq!(
+                r.reason,
+                reason,
+                "{name} {:?}: {r:?}",
+                String::from_utf8_lossy(text)
+            );
+            assert!(!r.hint.is_empty());
+        }
+    }
+
+    #[test]
+    fn oversized_files_and_prompts() {
+        let limits = Limits {
+            max_bytes: 10,
+            ..LIMITS
+        };
+        assert_eq!(
+            parse("a.txt", b"0123456789abc", &limits)
+                .unwrap_err()
+                .reason,
+            "too_large"
+        );
+        let limits = Limits {
+            max_prompt_chars: 5,
+            ..LIMITS
+        };
+        let t = parse("a.txt", "héllo wörld".as_bytes(), &limits).unwrap();
+        assert_eq!(t.prompt, "héllo");
+        assert!(t.prompt_truncated);
+    }
+
+    #[test]
+    fn ignored_names() {
+        for n in [
+            ".hidden.md",
+            "~lock.md",
+            "a.md.tmp",
+            "a.part",
+            "a.partial",
+            "a.md.swp",
+            "a.crdownload",
+            "a.md~",
+            "x.error.json",
+        ] {
+            assert!(is_ignored_name(n), "{n}");
+        }
+        assert!(!is_ignored_name("task.md"));
+    }
+}

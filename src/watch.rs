@@ -1,0 +1,84 @@
+//! Watching the inbox. Watcher events are only hints that something changed;
+//! the intake decides what a file is after settling it, and a periodic rescan
+//! (in the daemon) catches whatever the watcher missed: files present at start,
+//! events dropped under load, network shares that send none.
+//!
+//! We use `notify`'s raw events rather than `notify-debouncer-full`: the
+//! intake keeps its own per-file settle deadline (it needs one anyway for files
+//! found by rescan), and a debouncer adds its tick (a quarter of the timeout)
+//! on top of the debounce, which would put pickup latency well above
+//! "debounce + 5 ms".
+
+use crate::config::WatchMode;
+use notify::{EventKind, RecursiveMode, Watcher as _};
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What the watcher tells the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hint {
+    /// Something happened to this inbox entry (by file name).
+    Changed(String),
+    /// Events may have been lost: list the folder.
+    Rescan,
+}
+
+/// Keeps the OS watcher alive; dropping it stops watching.
+pub struct InboxWatcher {
+    _inner: Box<dyn notify::Watcher + Send>,
+    pub mode: WatchMode,
+}
+
+/// Starts watching `inbox` (not its subfolders). A native watcher that cannot
+/// start (inotify limits, unsupported filesystem) falls back to polling.
+pub fn start(
+    inbox: &Path,
+    mode: WatchMode,
+    poll_every: Duration,
+    tx: UnboundedSender<Hint>,
+) -> notify::Result<InboxWatcher> {
+    let handler = move |res: notify::Result<notify::Event>| match res {
+        Ok(event) => {
+            if event.need_rescan() {
+                let _ = tx.send(Hint::Rescan);
+            }
+            if matches!(event.kind, EventKind::Access(_)) {
+                return;
+            }
+            for p in &event.paths {
+                if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+                    let _ = tx.send(Hint::Changed(name.to_string()));
+                }
+            }
+        }
+        Err(_) => {
+            let _ = tx.send(Hint::Rescan);
+        }
+    };
+    if mode == WatchMode::Native {
+        match notify::recommended_watcher(handler.clone()) {
+            Ok(mut w) => match w.watch(inbox, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    return Ok(InboxWatcher {
+                        _inner: Box::new(w),
+                        mode,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "native watcher failed; polling the inbox instead")
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "native watcher unavailable; polling the inbox instead")
+            }
+        }
+    }
+    let config = notify::Config::default().with_poll_interval(poll_every);
+    let mut w = notify::PollWatcher::new(handler, config)?;
+    w.watch(inbox, RecursiveMode::NonRecursive)?;
+    Ok(InboxWatcher {
+        _inner: Box::new(w),
+        mode: WatchMode::Poll,
+    })
+}
