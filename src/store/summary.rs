@@ -58,3 +58,13 @@ pub fn render(r: &ResultRecord) -> String {
     }
     s
 }
+
+/// `850ms`, `12s`, `1h 3m 7s`: milliseconds only when under ten seconds.
+fn human_ms(ms: u64) -> String {
+    let d = if ms < 10_000 {
+        std::time::Duration::from_millis(ms)
+    } else {
+        std::time::Duration::from_secs(ms / 1000)
+    };
+    humantime::format_duration(d).to_string()
+}

@@ -17,7 +17,18 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, String> {
             max_documents: 1,
         },
     };
-    serde_saphyr::from_str_with_options(text, options).map_err(|e| one_line(&e.to_string()))
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| first_line(&e.to_string()))
+}
+
+/// serde-saphyr's messages are a summary line and then a source snippet; the
+/// summary is what belongs in an event or `error.json`.
+fn first_line(text: &str) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid YAML");
+    one_line(line.strip_prefix("error: ").unwrap_or(line))
 }
 
 /// Error texts of parsers can span several lines with source snippets; events

@@ -1,0 +1,222 @@
+//! Test harness: a temporary orchestrator home driven through the built binary,
+//! as a user would drive it (drop files, run the CLI, read the files).
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_orchestrator");
+pub const FAKE: &str = env!("CARGO_BIN_EXE_fake-agent");
+
+pub struct TestHome {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+/// Config used by every test unless it writes its own: fast settle, fast retries,
+/// the fake Claude CLI.
+pub fn base_config() -> String {
+    format!(
+        "debounce_ms: 50\nrescan_interval: 1s\nrecovery_interval: 1s\nkill_grace: 500ms\nshutdown_grace: 1s\nprogress_interval: 50ms\nretry:\n  max_attempts: 3\n  backoff_initial: 50ms\n  backoff_max: 200ms\nagents:\n  claude:\n    command: {}\n",
+        FAKE
+    )
+}
+
+impl TestHome {
+    pub fn new() -> Self {
+        Self::with_config(&base_config())
+    }
+
+    pub fn with_config(yaml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(path.join("orchestrator.yaml"), yaml).unwrap();
+        for d in ["inbox", "results", "logs"] {
+            std::fs::create_dir_all(path.join(d)).unwrap();
+        }
+        Self { _dir: dir, path }
+    }
+
+    pub fn inbox(&self) -> PathBuf {
+        self.path.join("inbox")
+    }
+
+    /// Writes a task the way careful writers do: a temporary name, then a rename.
+    pub fn drop_task(&self, name: &str, content: impl AsRef<[u8]>) {
+        let tmp = self.inbox().join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, content).unwrap();
+        std::fs::rename(&tmp, self.inbox().join(name)).unwrap();
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--home")
+            .arg(&self.path)
+            .env_remove("ORCHESTRATOR_HOME")
+            .env("NO_COLOR", "1")
+            .env("ORCHESTRATOR_LOG", "warn");
+        c
+    }
+
+    /// `orchestrator run --once`, bounded by `limit`.
+    pub fn run_once_within(&self, limit: Duration) -> Output {
+        let mut c = self.cmd();
+        c.args(["run", "--once"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = c.spawn().unwrap();
+        wait_output(child, limit)
+    }
+
+    pub fn run_once(&self) -> Output {
+        self.run_once_within(Duration::from_secs(60))
+    }
+
+    /// A daemon in the background.
+    pub fn spawn_daemon(&self) -> Child {
+        let mut c = self.cmd();
+        c.arg("run").stdout(Stdio::null()).stderr(Stdio::piped());
+        c.spawn().unwrap()
+    }
+
+    pub fn results(&self) -> Vec<Value> {
+        let mut v: Vec<Value> = std::fs::read_dir(self.path.join("results"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| std::fs::read(e.path().join("result.json")).ok())
+            .map(|b| serde_json::from_slice(&b).expect("result.json parses"))
+            .collect();
+        v.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        v
+    }
+
+    /// The result of the task that came from inbox file `name`.
+    pub fn result_of(&self, name: &str) -> Value {
+        let all = self.results();
+        all.iter()
+            .find(|r| r["source_file"] == name)
+            .cloned()
+            .unwrap_or_else(|| {
+                panic!(
+                    "no result for {name}; have {:?}",
+                    all.iter()
+                        .map(|r| r["source_file"].clone())
+                        .collect::<Vec<_>>()
+                )
+            })
+    }
+
+    pub fn task_dir(&self, id: &str) -> PathBuf {
+        self.path.join("results").join(id)
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        let text =
+            std::fs::read_to_string(self.path.join("logs/events.ndjson")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("event line parses"))
+            .collect()
+    }
+
+    pub fn events_of(&self, kind: &str) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["event"] == kind)
+            .collect()
+    }
+
+    pub fn index(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.path.join("results/index.json")).unwrap())
+            .unwrap()
+    }
+
+    pub fn rejected(&self, name: &str) -> Value {
+        let p = self
+            .inbox()
+            .join("rejected")
+            .join(format!("{name}.error.json"));
+        assert!(
+            self.inbox().join("rejected").join(name).exists(),
+            "{name} moved to rejected/"
+        );
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    }
+}
+
+pub fn wait_output(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "timed out after {limit:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `cond` until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Is a process with this pid alive (and not a zombie)?
+#[cfg(unix)]
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap_or("");
+            state != "Z" && state != "X"
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(unix)]
+pub fn kill9(pid: u32) {
+    unsafe {
+        libc_kill(pid as i32, 9);
+    }
+}
+
+#[cfg(unix)]
+pub fn sigterm(pid: u32) {
+    unsafe {
+        libc_kill(pid as i32, 15);
+    }
+}
+
+#[cfg(unix)]
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+pub fn read_pids(path: &Path) -> Vec<u32> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}

@@ -1,0 +1,449 @@
+//! End to end: task files in, results out, through the built binary.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+#[test]
+fn every_task_form_runs_and_writes_result_summary_index_and_events() {
+    let home = TestHome::new();
+    home.drop_task(
+        "front.md",
+        "---\ntitle: With front matter\npriority: high\nmax_turns: 5\n---\nSay hello\n",
+    );
+    home.drop_task("plain.markdown", "# Plain markdown title\n\nBody text\n");
+    home.drop_task("note.txt", "A plain text prompt\n");
+    home.drop_task("task.yaml", "title: From YAML\nprompt: do the yaml thing\n");
+    home.drop_task("task2.yml", "agent: command\ncommand: echo yml-ran\n");
+    home.drop_task(
+        "task.json",
+        r#"{"title": "From JSON", "prompt": "@fake success answer=json_answer", "timeout": "1m"}"#,
+    );
+    let out = home.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let results = home.results();
+    assert_eq!(results.len(), 6);
+    for r in &results {
+        assert_eq!(r["status"], "succeeded", "{r}");
+        assert_eq!(r["schema_version"], 1);
+        for key in [
+            "id",
+            "title",
+            "source_file",
+            "agent",
+            "workdir",
+            "started_at",
+            "finished_at",
+            "worker",
+        ] {
+            assert!(
+                r[key].as_str().is_some_and(|s| !s.is_empty()),
+                "{key} in {r}"
+            );
+        }
+        assert!(r["error"].is_null());
+        let id = r["id"].as_str().unwrap();
+        let dir = home.task_dir(id);
+        for f in [
+            "plan.json",
+            "progress.json",
+            "attempt-1.out",
+            "attempt-1.err",
+        ] {
+            assert!(dir.join(f).exists(), "{f} for {id}");
+        }
+        assert!(
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("task."))
+        );
+        let summary =
+            std::fs::read_to_string(home.path.join("summaries").join(format!("{id}.md"))).unwrap();
+        assert!(summary.contains(r["title"].as_str().unwrap()) && summary.contains("succeeded"));
+        let row = &home.index()["tasks"][id];
+        assert_eq!(row["status"], "succeeded");
+        assert_eq!(row["result"], format!("results/{id}/result.json"));
+    }
+    let front = home.result_of("front.md");
+    assert_eq!(front["title"], "With front matter");
+    assert_eq!(front["output"], "Done: Say hello");
+    assert_eq!(front["turns"], 2);
+    assert_eq!(front["tool_calls"], 1);
+    assert_eq!(front["cost_usd"], 0.0123);
+    assert!(front["session_id"].as_str().unwrap().len() > 10);
+    assert_eq!(
+        home.result_of("plain.markdown")["title"],
+        "Plain markdown title"
+    );
+    assert_eq!(home.result_of("task2.yml")["output"], "yml-ran");
+    assert_eq!(home.result_of("task2.yml")["agent"], "command");
+    assert_eq!(home.result_of("task.json")["output"], "json answer");
+    let plan: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            home.task_dir(front["id"].as_str().unwrap())
+                .join("plan.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        plan["args"]
+            .as_array()
+            .unwrap()
+            .windows(2)
+            .any(|w| w[0] == "--max-turns" && w[1] == "5")
+    );
+
+    for kind in ["daemon_started", "daemon_stopped"] {
+        assert_eq!(home.events_of(kind).len(), 1, "{kind}");
+    }
+    for kind in [
+        "task_queued",
+        "task_started",
+        "attempt_started",
+        "attempt_finished",
+        "task_succeeded",
+    ] {
+        assert_eq!(home.events_of(kind).len(), 6, "{kind}");
+    }
+    for e in home.events() {
+        let ts = e["ts"].as_str().unwrap();
+        assert!(
+            ts.ends_with('Z') && ts.len() == 24,
+            "RFC 3339 UTC with milliseconds: {ts}"
+        );
+    }
+    assert!(
+        std::fs::read_dir(home.inbox())
+            .unwrap()
+            .flatten()
+            .all(|e| e.path().is_dir()),
+        "inbox drained"
+    );
+}
+
+#[test]
+fn rejections_move_the_file_explain_why_and_the_daemon_goes_on() {
+    let home = TestHome::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path.join("proj")).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(outside.path(), home.path.join("escape-link")).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "unknown.md",
+            b"---\ntitel: typo\n---\nhi".to_vec(),
+            "unknown_field",
+        ),
+        (
+            "badvalue.yaml",
+            b"prompt: x\nmax_turns: -3\n".to_vec(),
+            "invalid_value",
+        ),
+        (
+            "badtype.yaml",
+            b"prompt: x\nmax_turns: many\n".to_vec(),
+            "invalid_fields",
+        ),
+        (
+            "baddur.md",
+            b"---\ntimeout: whenever\n---\nhi".to_vec(),
+            "invalid_fields",
+        ),
+        ("empty.txt", b"   \n".to_vec(), "empty_prompt"),
+        ("latin1.txt", b"caf\xe9 au lait".to_vec(), "not_utf8"),
+        ("huge.txt", vec![b'a'; 1024 * 1024 + 10], "too_large"),
+        ("doc.pdf", b"%PDF-1.4".to_vec(), "unsupported_extension"),
+        (
+            "dotdot.md",
+            b"---\nworkdir: ../../../../../../etc\n---\nhi".to_vec(),
+            "workdir_outside_roots",
+        ),
+        (
+            "absolute.md",
+            format!("---\nworkdir: {}\n---\nhi", outside.path().display()).into_bytes(),
+            "workdir_outside_roots",
+        ),
+        (
+            "missing.md",
+            b"---\nworkdir: no/such/dir\n---\nhi".to_vec(),
+            "workdir_missing",
+        ),
+        (
+            "broken.json",
+            b"{\"prompt\": \"x\",".to_vec(),
+            "invalid_fields",
+        ),
+    ];
+    for (name, bytes, _) in &cases {
+        home.drop_task(name, bytes);
+    }
+    #[cfg(unix)]
+    home.drop_task("symlinked.md", "---\nworkdir: escape-link\n---\nhi");
+    home.drop_task("good.md", "---\nworkdir: proj\n---\nstill runs");
+    let out = home.run_once();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "rejections make --once exit 1: {}",
+        stderr(&out)
+    );
+
+    for (name, _, reason) in &cases {
+        let err = home.rejected(name);
+        assert_eq!(err["reason"], *reason, "{name}: {err}");
+        assert_eq!(err["file"], *name);
+        assert!(err["error"].as_str().unwrap().len() > 5);
+        assert!(err["hint"].as_str().unwrap().len() > 5, "a hint for {name}");
+        assert!(err["at"].as_str().unwrap().ends_with('Z'));
+    }
+    #[cfg(unix)]
+    assert_eq!(
+        home.rejected("symlinked.md")["reason"],
+        "workdir_outside_roots"
+    );
+    let rejected_events = home.events_of("task_rejected");
+    assert_eq!(rejected_events.len(), cases.len() + usize::from(cfg!(unix)));
+    let violations = home.events_of("security_violation");
+    assert_eq!(
+        violations.len(),
+        2 + usize::from(cfg!(unix)),
+        "{violations:?}"
+    );
+    assert!(violations.iter().any(|v| v["file"] == "dotdot.md"));
+    let good = home.result_of("good.md");
+    assert_eq!(good["status"], "succeeded");
+    assert!(good["workdir"].as_str().unwrap().ends_with("proj"));
+}
+
+#[cfg(unix)]
+#[test]
+fn odd_inbox_entries_are_rejected_without_being_opened() {
+    let home = TestHome::new();
+    std::fs::create_dir(home.inbox().join("a-folder")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", home.inbox().join("link.txt")).unwrap();
+    let fifo = home.inbox().join("pipe.txt");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    home.drop_task("ok.txt", "fine");
+    let out = home.run_once_within(Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(home.rejected("a-folder")["reason"], "directory");
+    assert_eq!(home.rejected("link.txt")["reason"], "symlink");
+    assert_eq!(home.rejected("pipe.txt")["reason"], "not_a_file");
+    assert_eq!(home.result_of("ok.txt")["status"], "succeeded");
+}
+#[cfg(unix)]
+use std::process::Command;
+
+#[test]
+fn temporary_and_hidden_names_wait_until_renamed() {
+    let home = TestHome::new();
+    for name in [
+        "draft.md.tmp",
+        ".hidden.md",
+        "~lock.md",
+        "x.part",
+        "y.crdownload",
+        "notes.md~",
+    ] {
+        std::fs::write(home.inbox().join(name), "not yet").unwrap();
+    }
+    let out = home.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(home.results().is_empty());
+    assert!(home.events_of("task_rejected").is_empty());
+    assert!(home.inbox().join("draft.md.tmp").exists());
+}
+
+#[test]
+fn a_file_written_slowly_in_pieces_is_read_only_when_whole() {
+    let home = TestHome::with_config(&base_config().replace("debounce_ms: 50", "debounce_ms: 400"));
+    let mut daemon = home.spawn_daemon();
+    std::thread::sleep(Duration::from_millis(300));
+    let path = home.inbox().join("slow.md");
+    let pieces = [
+        "---\n",
+        "title: Written slowly\n",
+        "priority: high\n",
+        "---\n",
+        "The prompt arrives last.\n",
+    ];
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&path).unwrap();
+        for p in pieces {
+            f.write_all(p.as_bytes()).unwrap();
+            f.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+    wait_until(Duration::from_secs(20), "the slow file's result", || {
+        !home.results().is_empty()
+    });
+    daemon.kill().unwrap();
+    let _ = daemon.wait();
+    let r = home.result_of("slow.md");
+    assert_eq!(r["status"], "succeeded");
+    assert_eq!(r["title"], "Written slowly");
+    assert_eq!(r["output"], "Done: The prompt arrives last.");
+    assert!(home.events_of("task_rejected").is_empty());
+}
+
+#[test]
+fn queue_order_is_priority_then_arrival() {
+    let home = TestHome::new();
+    let drop = |name: &str, prio: &str| {
+        home.drop_task(
+            name,
+            format!("---\npriority: {prio}\nagent: command\ncommand: echo {name}\n---\n"),
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop("low.md", "low");
+    drop("normal-1.md", "normal");
+    drop("high.md", "high");
+    drop("normal-2.md", "normal");
+    drop("urgent.md", "500");
+    let out = home
+        .cmd()
+        .args(["run", "--once", "--max-concurrent", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let started: Vec<String> = home
+        .events_of("task_started")
+        .iter()
+        .map(|e| e["file"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        started,
+        [
+            "urgent.md",
+            "high.md",
+            "normal-1.md",
+            "normal-2.md",
+            "low.md"
+        ]
+    );
+}
+
+#[test]
+fn a_failed_task_makes_run_once_exit_1_with_error_and_suggestion() {
+    let home = TestHome::new();
+    home.drop_task(
+        "fails.yaml",
+        "agent: command\ncommand: echo oops >&2; exit 3\n",
+    );
+    let out = home.run_once();
+    assert_eq!(out.status.code(), Some(1));
+    let r = home.result_of("fails.yaml");
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["error"]["kind"], "command_failed");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exit code 3")
+    );
+    assert!(r["error"]["message"].as_str().unwrap().contains("oops"));
+    assert!(!r["error"]["suggestion"].as_str().unwrap().is_empty());
+    assert_eq!(
+        r["attempts"].as_array().unwrap().len(),
+        1,
+        "not retried: fatal"
+    );
+    let summary = std::fs::read_to_string(
+        home.path
+            .join("summaries")
+            .join(format!("{}.md", r["id"].as_str().unwrap())),
+    )
+    .unwrap();
+    assert!(summary.contains("command_failed") && summary.contains("What to do"));
+    assert_eq!(home.events_of("task_failed").len(), 1);
+}
+
+#[test]
+fn a_burst_of_500_tasks_each_finishes_exactly_once() {
+    let home = TestHome::with_config(&(base_config() + "max_concurrent: 4\n"));
+    for i in 0..500 {
+        home.drop_task(
+            &format!("t{i:03}.yaml"),
+            format!("agent: command\ncommand: echo {i}\n"),
+        );
+    }
+    let out = home.run_once_within(Duration::from_secs(120));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let results = home.results();
+    assert_eq!(results.len(), 500);
+    let mut sources: Vec<String> = results
+        .iter()
+        .map(|r| r["source_file"].as_str().unwrap().to_string())
+        .collect();
+    sources.sort();
+    sources.dedup();
+    assert_eq!(sources.len(), 500);
+    for r in &results {
+        let n: usize = r["source_file"].as_str().unwrap()[1..4].parse().unwrap();
+        assert_eq!(r["output"], n.to_string());
+    }
+    assert_eq!(home.index()["tasks"].as_object().unwrap().len(), 500);
+    assert_eq!(home.events_of("task_succeeded").len(), 500);
+    assert_eq!(home.events_of("task_started").len(), 500);
+}
+
+#[test]
+fn a_corrupt_index_is_rebuilt_from_the_result_files() {
+    let home = TestHome::new();
+    home.drop_task("a.txt", "one");
+    home.drop_task("b.txt", "two");
+    assert!(home.run_once().status.success());
+    std::fs::write(
+        home.path.join("results/index.json"),
+        b"{\"schema_version\":1,\"tasks\":{\"trunc",
+    )
+    .unwrap();
+    home.drop_task("c.txt", "three");
+    assert!(home.run_once().status.success());
+    let index = home.index();
+    assert_eq!(index["tasks"].as_object().unwrap().len(), 3, "{index}");
+    std::fs::remove_file(home.path.join("results/index.json")).unwrap();
+    let out = home.cmd().arg("reindex").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(home.index()["tasks"].as_object().unwrap().len(), 3);
+}
+
+#[test]
+fn a_stem_that_is_a_well_formed_id_keeps_it() {
+    let home = TestHome::new();
+    let id = "01jd3k8q7x9v2m4n6p8r0t2w4y-from-submit";
+    home.drop_task(&format!("{id}.md"), "hello");
+    assert!(home.run_once().status.success());
+    assert_eq!(home.results()[0]["id"], id);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_world_writable_inbox_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = TestHome::new();
+    std::fs::set_permissions(home.inbox(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = home.run_once();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("chmod o-w"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_bad_config_is_a_usage_error_that_names_the_key() {
+    let home = TestHome::with_config("max_concurent: 3\n");
+    let out = home.run_once();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("max_concurent"), "{}", stderr(&out));
+}
