@@ -18,8 +18,13 @@ pub struct TestHome {
 /// Config used by every test unless it writes its own: fast settle, fast retries,
 /// the fake Claude CLI.
 pub fn base_config() -> String {
+    config_with("", "")
+}
+
+/// The base config plus top-level lines `top` and lines for `agents.claude` (`claude`, indented by 4).
+pub fn config_with(top: &str, claude: &str) -> String {
     format!(
-        "debounce_ms: 50\nrescan_interval: 1s\nrecovery_interval: 1s\nkill_grace: 500ms\nshutdown_grace: 1s\nprogress_interval: 50ms\nretry:\n  max_attempts: 3\n  backoff_initial: 50ms\n  backoff_max: 200ms\nagents:\n  claude:\n    command: {}\n",
+        "debounce_ms: 50\nrescan_interval: 1s\nrecovery_interval: 1s\nkill_grace: 500ms\nshutdown_grace: 1s\nprogress_interval: 50ms\nretry:\n  max_attempts: 3\n  backoff_initial: 50ms\n  backoff_max: 200ms\n{top}\nagents:\n  claude:\n    command: {}\n{claude}\n",
         FAKE
     )
 }
