@@ -159,7 +159,7 @@ fn parse_args() -> Result<Cli, String> {
                 }
                 "--max-budget-usd" => {
                     let b: f64 = v.parse().unwrap_or(0.0);
-                    if !(b > 0.0) {
+                    if b.is_nan() || b <= 0.0 {
                         return Err(
                             "--max-budget-usd must be a positive number greater than 0".into()
                         );
@@ -389,6 +389,8 @@ fn run() -> i32 {
         }
         "hang" => {
             ignore_sigterm();
+            // Never waited for on purpose: this scenario hangs until it is killed.
+            #[allow(clippy::zombie_processes)]
             let child = std::process::Command::new(std::env::current_exe().unwrap())
                 .env("FAKE_AGENT_ROLE", "sleeper")
                 .stdin(std::process::Stdio::null())

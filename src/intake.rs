@@ -46,7 +46,7 @@ struct Settling {
 /// The outcome for one settled file.
 #[derive(Debug)]
 pub enum Verdict {
-    Accept(Queued),
+    Accept(Box<Queued>),
     Reject { name: String, rejection: Rejection },
 }
 
@@ -261,14 +261,14 @@ fn judge(
     ) {
         return reject(r);
     }
-    Some(Verdict::Accept(Queued {
+    Some(Verdict::Accept(Box::new(Queued {
         name: name.to_string(),
         path: path.to_path_buf(),
         spec,
         arrival: stamp.mtime.unwrap_or(SystemTime::UNIX_EPOCH),
         len: stamp.len,
         queued_at: now_ts(),
-    }))
+    })))
 }
 
 /// Reads at most `max + 1` bytes (one more, to tell "exactly max" from "more").

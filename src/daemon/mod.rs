@@ -94,6 +94,8 @@ pub fn check_inbox_permissions(home: &Home) -> anyhow::Result<()> {
         }
     }
     // Windows: ACLs are not checked here; see the README's security notes.
+    #[cfg(not(unix))]
+    let _ = home;
     Ok(())
 }
 
@@ -265,7 +267,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
             match verdict {
                 Verdict::Accept(q) => {
                     events.emit("task_queued", None, json!({"file": q.name, "title": q.spec.title, "agent": q.spec.agent, "priority": q.spec.priority}));
-                    queue.push(q);
+                    queue.push(*q);
                 }
                 Verdict::Reject { name, rejection } => {
                     if intake::reject(&home, &events, &name, &rejection) {

@@ -10,13 +10,7 @@ pub fn render(r: &ResultRecord) -> String {
     let _ = writeln!(s, "- **Status:** {}", r.status.name());
     let _ = writeln!(s, "- **Agent:** {}", r.agent);
     let _ = writeln!(s, "- **Workdir:** `{}`", r.workdir);
-    let _ = writeln!(
-        s,
-        "- **Duration:** {}",
-        humantime::format_duration(std::time::Duration::from_millis(
-            r.duration_ms / 1000 * 1000
-        ))
-    );
+    let _ = writeln!(s, "- **Duration:** {}", human_ms(r.duration_ms));
     let _ = writeln!(s, "- **Attempts:** {}", r.attempts.len());
     match r.cost_usd {
         Some(c) => {

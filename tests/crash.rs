@@ -1,0 +1,215 @@
+//! Crash safety: kill -9, graceful shutdown, several daemons on one home.
+#![cfg(unix)]
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+fn pid_config(pids: &std::path::Path) -> String {
+    config_with(
+        "",
+        &format!("    env:\n      FAKE_AGENT_PIDS: {}", pids.display()),
+    )
+}
+
+fn wait_for_pids(path: &std::path::Path, n: usize) -> Vec<u32> {
+    wait_until(Duration::from_secs(20), "the agent to start", || {
+        read_pids(path).len() >= n
+    });
+    read_pids(path)
+}
+
+#[test]
+fn kill_9_mid_run_then_restart_runs_the_task_again_and_finishes_it_once() {
+    let pids_file = tempfile::NamedTempFile::new().unwrap();
+    let home = TestHome::with_config(&pid_config(pids_file.path()));
+    home.drop_task("job.md", "@fake hang fail_times=1\nfinish me\n");
+    let mut daemon = home.spawn_daemon();
+    let pids = wait_for_pids(pids_file.path(), 2);
+    kill9(daemon.id());
+    let _ = daemon.wait();
+    // Linux: the agent gets SIGKILL with its daemon (parent-death signal).
+    wait_until(
+        Duration::from_secs(5),
+        "the agent to die with its daemon",
+        || !alive(pids[0]),
+    );
+    assert!(
+        alive(pids[1]),
+        "the grandchild has no death signal: recovery must kill it"
+    );
+    let dir = std::fs::read_dir(home.path.join("results"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .unwrap()
+        .path();
+    assert!(!dir.join("result.json").exists());
+
+    let out = home.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !alive(pids[1]),
+        "recovery killed the dead daemon's leftover agent tree"
+    );
+    let results = home.results();
+    assert_eq!(results.len(), 1, "exactly one result");
+    let r = &results[0];
+    assert_eq!(r["status"], "succeeded");
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(
+        attempts.len(),
+        2,
+        "the interrupted run counted as an attempt"
+    );
+    assert_eq!(attempts[0]["error"]["kind"], "interrupted");
+    let interrupted = home.events_of("task_interrupted");
+    assert_eq!(interrupted.len(), 1);
+    assert_eq!(interrupted[0]["reason"], "daemon_died");
+    assert_eq!(interrupted[0]["killed_leftover"], true);
+    assert_eq!(home.events_of("task_succeeded").len(), 1);
+}
+
+#[test]
+fn recovery_fails_a_task_whose_attempts_are_spent() {
+    let pids_file = tempfile::NamedTempFile::new().unwrap();
+    let home = TestHome::with_config(&pid_config(pids_file.path()));
+    home.drop_task("job.md", "---\nretries: 0\n---\n@fake hang\n");
+    let mut daemon = home.spawn_daemon();
+    wait_for_pids(pids_file.path(), 2);
+    kill9(daemon.id());
+    let _ = daemon.wait();
+    let out = home.run_once();
+    assert_eq!(out.status.code(), Some(1));
+    let r = home.result_of("job.md");
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["error"]["kind"], "interrupted");
+    assert_eq!(r["attempts"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn graceful_shutdown_stops_agents_and_leaves_tasks_for_the_next_start() {
+    let pids_file = tempfile::NamedTempFile::new().unwrap();
+    let home = TestHome::with_config(&pid_config(pids_file.path()));
+    home.drop_task("job.md", "@fake hang fail_times=1\n");
+    let daemon = home.spawn_daemon();
+    let pids = wait_for_pids(pids_file.path(), 2);
+    let started = Instant::now();
+    sigterm(daemon.id());
+    let out = wait_output(daemon, Duration::from_secs(20));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "grace 1s + kill grace 0.5s, took {:?}",
+        started.elapsed()
+    );
+    for pid in &pids {
+        assert!(!alive(*pid), "agent tree stopped on shutdown");
+    }
+    assert!(
+        home.results().is_empty(),
+        "no result: the task was interrupted, not finished"
+    );
+    assert_eq!(
+        home.events_of("task_interrupted")[0]["reason"],
+        "daemon_shutdown"
+    );
+    assert_eq!(home.events_of("daemon_stopped")[0]["reason"], "terminate");
+
+    let out = home.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = home.result_of("job.md");
+    assert_eq!(r["status"], "succeeded");
+    assert_eq!(
+        home.events_of("task_interrupted").len(),
+        1,
+        "reported once, not again on recovery"
+    );
+}
+
+#[test]
+fn two_daemons_on_one_home_run_each_task_exactly_once() {
+    let home = TestHome::new();
+    let a = home.spawn_daemon();
+    let b = home.spawn_daemon();
+    for i in 0..120 {
+        home.drop_task(
+            &format!("t{i:03}.yaml"),
+            format!("agent: command\ncommand: sleep 0.02; echo {i}\n"),
+        );
+    }
+    wait_until(Duration::from_secs(60), "120 results", || {
+        home.results().len() >= 120
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    for d in [&a, &b] {
+        sigterm(d.id());
+    }
+    for d in [a, b] {
+        assert!(wait_output(d, Duration::from_secs(20)).status.success());
+    }
+    let results = home.results();
+    assert_eq!(results.len(), 120);
+    let mut sources: Vec<&str> = results
+        .iter()
+        .map(|r| r["source_file"].as_str().unwrap())
+        .collect();
+    sources.sort();
+    sources.dedup();
+    assert_eq!(sources.len(), 120, "no task finished twice");
+    let started = home.events_of("task_started");
+    assert_eq!(started.len(), 120, "no task started twice");
+    let workers: std::collections::HashSet<&str> = results
+        .iter()
+        .map(|r| r["worker"].as_str().unwrap())
+        .collect();
+    assert_eq!(workers.len(), 2, "both daemons worked");
+    assert_eq!(
+        home.index()["tasks"].as_object().unwrap().len(),
+        120,
+        "both daemons' rows merged in the index"
+    );
+    for e in home.events() {
+        assert!(e.is_object());
+    }
+}
+
+#[test]
+fn a_live_daemon_takes_over_the_tasks_of_a_killed_one() {
+    let pids_file = tempfile::NamedTempFile::new().unwrap();
+    let home = TestHome::with_config(&pid_config(pids_file.path()));
+    home.drop_task("job.md", "@fake hang fail_times=1\n");
+    let mut first = home.spawn_daemon();
+    wait_for_pids(pids_file.path(), 2);
+    let second = home.spawn_daemon();
+    let survivor = second.id();
+    std::thread::sleep(Duration::from_millis(300));
+    kill9(first.id());
+    let _ = first.wait();
+    wait_until(
+        Duration::from_secs(20),
+        "the survivor to finish the task",
+        || !home.results().is_empty(),
+    );
+    sigterm(second.id());
+    assert!(
+        wait_output(second, Duration::from_secs(20))
+            .status
+            .success()
+    );
+    let r: Value = home.result_of("job.md");
+    assert_eq!(r["status"], "succeeded");
+    let interrupted = home.events_of("task_interrupted");
+    assert_eq!(interrupted.len(), 1);
+    assert!(
+        interrupted[0]["recovered_by"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{survivor}"))
+    );
+    assert_eq!(
+        r["worker"], interrupted[0]["recovered_by"],
+        "the survivor, not a restart, finished it"
+    );
+}
