@@ -22,9 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const FIXTURES: &[(&str, &str)] = &[
     (
         "tools",
-        include_str!(
-            "../tests/data/agent-output/claude-stream-json-archistrator-success-with-tools-v2.1.220.ndjson"
-        ),
+        include_str!("../tests/data/agent-output/claude-stream-json-archistrator-success-with-tools-v2.1.220.ndjson"),
     ),
     (
         "subagent",
@@ -40,9 +38,7 @@ const FIXTURES: &[(&str, &str)] = &[
     ),
     (
         "basic",
-        include_str!(
-            "../tests/data/agent-output/claude-stream-json-gleam-basic-query-v2.1.7.ndjson"
-        ),
+        include_str!("../tests/data/agent-output/claude-stream-json-gleam-basic-query-v2.1.7.ndjson"),
     ),
     (
         "ls",
@@ -160,9 +156,7 @@ fn parse_args() -> Result<Cli, String> {
                 "--max-budget-usd" => {
                     let b: f64 = v.parse().unwrap_or(0.0);
                     if b.is_nan() || b <= 0.0 {
-                        return Err(
-                            "--max-budget-usd must be a positive number greater than 0".into()
-                        );
+                        return Err("--max-budget-usd must be a positive number greater than 0".into());
                     }
                 }
                 "--resume" | "-r" => cli.resume = Some(v),
@@ -197,9 +191,7 @@ fn run() -> i32 {
         return fail_usage("fake-agent: only headless (-p) mode is emulated");
     }
     if cli.output_format.as_deref() == Some("stream-json") && !cli.verbose {
-        return fail_usage(
-            "Error: When using --print, --output-format=stream-json requires --verbose",
-        );
+        return fail_usage("Error: When using --print, --output-format=stream-json requires --verbose");
     }
     let mut stdin = String::new();
     let _ = std::io::stdin().read_to_string(&mut stdin);
@@ -218,9 +210,7 @@ fn run() -> i32 {
         .ok()
         .and_then(|a| a.parse().ok())
         .unwrap_or(1);
-    let failing = directive
-        .num("fail_times")
-        .is_none_or(|n| u64::from(attempt) <= n);
+    let failing = directive.num("fail_times").is_none_or(|n| u64::from(attempt) <= n);
     let session = session_id();
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
@@ -233,11 +223,7 @@ fn run() -> i32 {
         };
         out.raw(text);
         let last = text.lines().last().unwrap_or("");
-        return if last.contains("\"is_error\":true") {
-            1
-        } else {
-            0
-        };
+        return if last.contains("\"is_error\":true") { 1 } else { 0 };
     }
     let scenario = if failing {
         directive.scenario.as_str()
@@ -246,19 +232,11 @@ fn run() -> i32 {
     };
     out.line(&init(&session, &cwd));
     let sleep_ms = directive.num("sleep").unwrap_or(0);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     match scenario {
         "" | "success" => {
             out.line(&assistant_text(&session, "msg_1", "Working on it."));
-            out.line(&tool_use(
-                &session,
-                "msg_1",
-                "Read",
-                r#"{"file_path":"README.md"}"#,
-            ));
+            out.line(&tool_use(&session, "msg_1", "Read", r#"{"file_path":"README.md"}"#));
             std::thread::sleep(Duration::from_millis(sleep_ms));
             let first = prompt
                 .lines()
@@ -328,12 +306,7 @@ fn run() -> i32 {
         ),
         "max_turns" => {
             let n = cli.max_turns.unwrap_or(1);
-            out.line(&tool_use(
-                &session,
-                "msg_1",
-                "Bash",
-                r#"{"command":"cargo test"}"#,
-            ));
+            out.line(&tool_use(&session, "msg_1", "Bash", r#"{"command":"cargo test"}"#));
             out.line(&format!(r#"{{"type":"result","subtype":"error_max_turns","is_error":true,"duration_ms":100,"duration_api_ms":90,"num_turns":{},"session_id":"{session}","total_cost_usd":0.02,"usage":{{}},"permission_denials":[],"errors":["Reached maximum number of turns ({n})"],"terminal_reason":"max_turns","uuid":"u-res"}}"#, n + 1));
             1
         }
@@ -342,11 +315,7 @@ fn run() -> i32 {
             1
         }
         "no_result" => {
-            out.line(&assistant_text(
-                &session,
-                "msg_1",
-                "I will stop here without a result.",
-            ));
+            out.line(&assistant_text(&session, "msg_1", "I will stop here without a result."));
             0
         }
         "crash_mid_line" => {
@@ -454,11 +423,8 @@ fn result_ok(session: &str, answer: &str, turns: u32, cost: f64) -> String {
 }
 
 fn session_id() -> String {
-    let n = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        ^ (u64::from(std::process::id()) << 32);
+    let n =
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 ^ (u64::from(std::process::id()) << 32);
     format!(
         "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
         n >> 32,
@@ -491,10 +457,7 @@ impl Directive {
         Self { scenario, keys }
     }
     fn get(&self, k: &str) -> Option<&str> {
-        self.keys
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
+        self.keys.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
     }
     fn num(&self, k: &str) -> Option<u64> {
         self.get(k).and_then(|v| v.parse().ok())

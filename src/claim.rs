@@ -85,10 +85,7 @@ mod tests {
         let c = claim(&home, "Fix Login.md").unwrap().expect("claimed");
         assert!(c.id.ends_with("-fix-login"));
         assert_eq!(std::fs::read_to_string(&c.task_file).unwrap(), "hi");
-        assert!(
-            claim(&home, "Fix Login.md").unwrap().is_none(),
-            "second claim loses"
-        );
+        assert!(claim(&home, "Fix Login.md").unwrap().is_none(), "second claim loses");
         assert_eq!(
             std::fs::read_dir(home.results()).unwrap().count(),
             1,

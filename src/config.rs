@@ -119,8 +119,7 @@ pub const CLAUDE_TOOL_CEILING: &[&str] = &[
     "Task",
 ];
 /// What a Claude task gets when it names no tools: read and edit files, no shell.
-pub const CLAUDE_DEFAULT_TOOLS: &[&str] =
-    &["Read", "Glob", "Grep", "LS", "Edit", "MultiEdit", "Write"];
+pub const CLAUDE_DEFAULT_TOOLS: &[&str] = &["Read", "Glob", "Grep", "LS", "Edit", "MultiEdit", "Write"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -200,10 +199,7 @@ pub enum Origin {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path} is not valid YAML: {message}")]
     Yaml { path: PathBuf, message: String },
     #[error("{origin} sets `{key}` to `{value}`, which is not valid YAML: {message}")]
@@ -230,11 +226,7 @@ pub struct Loaded {
 }
 
 /// Environment variables named `ORCHESTRATOR_*` that are not config keys.
-const NON_CONFIG_ENV: &[&str] = &[
-    "ORCHESTRATOR_HOME",
-    "ORCHESTRATOR_LOG",
-    "ORCHESTRATOR_CONFIG",
-];
+const NON_CONFIG_ENV: &[&str] = &["ORCHESTRATOR_HOME", "ORCHESTRATOR_LOG", "ORCHESTRATOR_CONFIG"];
 
 /// Loads the config for `home`: `file` (or `orchestrator.yaml` in the home if
 /// present), then `env` (pairs of `ORCHESTRATOR_*` variables), then `flags`
@@ -279,9 +271,7 @@ pub fn load(
         .collect();
     env.sort();
     for (name, value) in env {
-        let key = name["ORCHESTRATOR_".len()..]
-            .to_ascii_lowercase()
-            .replace("__", ".");
+        let key = name["ORCHESTRATOR_".len()..].to_ascii_lowercase().replace("__", ".");
         apply_override(&mut merged, &key, &value, &name, Origin::Env, &mut origins)?;
     }
     for (key, value) in flags {
@@ -295,8 +285,7 @@ pub fn load(
         )?;
     }
 
-    let config: Config =
-        serde_json::from_value(merged).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let config: Config = serde_json::from_value(merged).map_err(|e| ConfigError::Invalid(e.to_string()))?;
     validate(&config)?;
     Ok(Loaded {
         config,
@@ -320,10 +309,7 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         ));
     }
     if c.debounce_ms > 60_000 {
-        return bad(format!(
-            "debounce_ms must be at most 60000, not {}",
-            c.debounce_ms
-        ));
+        return bad(format!("debounce_ms must be at most 60000, not {}", c.debounce_ms));
     }
     if c.rescan_interval.0.is_zero() {
         return bad("rescan_interval must be more than 0".into());
@@ -335,9 +321,7 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     for name in c.agents.keys() {
         if AgentKind::parse(name).is_none() {
-            return bad(format!(
-                "agents.{name}: unknown agent (known: claude, cline, command)"
-            ));
+            return bad(format!("agents.{name}: unknown agent (known: claude, cline, command)"));
         }
     }
     if c.max_output_bytes < 1024 {
@@ -376,13 +360,7 @@ fn apply_override(
 }
 
 /// Deep-merges `over` into `base`; objects merge key by key, anything else replaces.
-fn merge(
-    base: &mut Value,
-    over: Value,
-    prefix: &str,
-    origin: Origin,
-    origins: &mut BTreeMap<String, Origin>,
-) {
+fn merge(base: &mut Value, over: Value, prefix: &str, origin: Origin, origins: &mut BTreeMap<String, Origin>) {
     match (base, over) {
         (Value::Object(b), Value::Object(o)) => {
             for (k, v) in o {
@@ -392,9 +370,7 @@ fn merge(
                     format!("{prefix}.{k}")
                 };
                 match b.get_mut(&k) {
-                    Some(slot) if slot.is_object() && v.is_object() => {
-                        merge(slot, v, &key, origin, origins)
-                    }
+                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v, &key, origin, origins),
                     _ => {
                         b.insert(k, v);
                         origins.insert(key, origin);
@@ -427,10 +403,7 @@ impl Config {
         if self.allowed_roots.is_empty() {
             vec![self.default_workdir(home)]
         } else {
-            self.allowed_roots
-                .iter()
-                .map(|p| home.join(expand_tilde(p)))
-                .collect()
+            self.allowed_roots.iter().map(|p| home.join(expand_tilde(p))).collect()
         }
     }
 
@@ -455,19 +428,12 @@ pub fn expand_tilde(p: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn load_str(
-        yaml: &str,
-        env: &[(&str, &str)],
-        flags: &[(&str, &str)],
-    ) -> Result<Loaded, ConfigError> {
+    fn load_str(yaml: &str, env: &[(&str, &str)], flags: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("orchestrator.yaml");
         std::fs::write(&f, yaml).unwrap();
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-        let flags: Vec<_> = flags
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let flags: Vec<_> = flags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         load(&f, None, env, &flags)
     }
 
@@ -496,21 +462,13 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_errors() {
-        let e = load_str("max_concurent: 4\n", &[], &[])
-            .unwrap_err()
-            .to_string();
+        let e = load_str("max_concurent: 4\n", &[], &[]).unwrap_err().to_string();
         assert!(e.contains("max_concurent"), "{e}");
-        let e = load_str("max_concurrent: 0\n", &[], &[])
-            .unwrap_err()
-            .to_string();
+        let e = load_str("max_concurrent: 0\n", &[], &[]).unwrap_err().to_string();
         assert!(e.contains("max_concurrent must be"), "{e}");
-        let e = load_str("timeout: soon\n", &[], &[])
-            .unwrap_err()
-            .to_string();
+        let e = load_str("timeout: soon\n", &[], &[]).unwrap_err().to_string();
         assert!(e.contains("not a duration"), "{e}");
-        let e = load_str("agents:\n  gpt: {}\n", &[], &[])
-            .unwrap_err()
-            .to_string();
+        let e = load_str("agents:\n  gpt: {}\n", &[], &[]).unwrap_err().to_string();
         assert!(e.contains("unknown agent"), "{e}");
         let e = load_str("", &[("ORCHESTRATOR_NOPE", "1")], &[])
             .unwrap_err()

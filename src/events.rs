@@ -1,10 +1,13 @@
 //! The event log, `logs/events.ndjson`: one JSON object a line.
 //!
 //! Several daemons may share a home, so every append takes an exclusive OS lock
-//! on `logs/.events.lock`, opens the log in append mode, writes one whole line in
-//! one call and closes it. Rotation happens under the same lock, so no line is
-//! ever split between two files or lost. Opening per line costs a few
-//! microseconds and means no writer keeps writing into a rotated file.
+//! on `logs/.events.lock` and writes one whole line in one call to the log,
+//! opened in append mode. Rotation happens under the same lock, so no line is
+//! ever split between two files or lost. The log stays open between lines; under
+//! the lock the writer checks (by inode, on Unix) that its handle is still the
+//! file at `events.ndjson` and reopens it if another daemon rotated it, so no
+//! writer keeps writing into a rotated file. (Windows has no stable file id in
+//! std, so there the log is reopened for every line.)
 
 use serde_json::{Map, Value};
 use std::fs::{File, OpenOptions};
@@ -19,15 +22,27 @@ pub struct EventLog {
     lock_path: PathBuf,
     rotate_bytes: u64,
     keep: usize,
-    /// Serialises writers inside this process; the file lock does it across processes.
-    local: Mutex<()>,
+    /// Serialises writers inside this process (the file lock does it across
+    /// processes) and holds the open handles.
+    open: Mutex<Handles>,
+}
+
+#[derive(Debug, Default)]
+struct Handles {
+    lock: Option<File>,
+    log: Option<File>,
+}
+
+/// Same file? (Unix: device and inode.)
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
 }
 
 /// The current time as the event log writes it: RFC 3339, UTC, milliseconds.
 pub fn now_ts() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 impl EventLog {
@@ -37,7 +52,7 @@ impl EventLog {
             lock_path,
             rotate_bytes,
             keep,
-            local: Mutex::new(()),
+            open: Mutex::new(Handles::default()),
         }
     }
 
@@ -67,31 +82,52 @@ impl EventLog {
     }
 
     fn append(&self, line: &[u8]) -> io::Result<()> {
-        let _local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)?;
-        lock.lock()?;
-        let result = (|| {
-            let mut file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
-            let len = file.metadata()?.len();
-            if len > 0 && len + line.len() as u64 > self.rotate_bytes {
-                drop(file);
-                self.rotate()?;
-                file = OpenOptions::new()
+        let mut h = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if h.lock.is_none() {
+            h.lock = Some(
+                OpenOptions::new()
                     .create(true)
-                    .append(true)
-                    .open(&self.path)?;
-            }
-            file.write_all(line)
-        })();
+                    .truncate(false)
+                    .write(true)
+                    .open(&self.lock_path)?,
+            );
+        }
+        let lock = h.lock.take().expect("opened above");
+        lock.lock()?;
+        let result = self.append_locked(&mut h, line);
         let _ = lock.unlock();
+        h.lock = Some(lock);
+        if result.is_err() {
+            h.log = None;
+        }
         result
+    }
+
+    /// Writes `line`, rotating first if it would pass the size. Lock held.
+    fn append_locked(&self, h: &mut Handles, line: &[u8]) -> io::Result<()> {
+        let open = || OpenOptions::new().create(true).append(true).open(&self.path);
+        let len = match (&h.log, std::fs::metadata(&self.path)) {
+            #[cfg(unix)]
+            (Some(f), Ok(on_disk)) if same_file(&f.metadata()?, &on_disk) => on_disk.len(),
+            _ => {
+                let f = open()?;
+                let len = f.metadata()?.len();
+                h.log = Some(f);
+                len
+            }
+        };
+        if len > 0 && len + line.len() as u64 > self.rotate_bytes {
+            h.log = None;
+            self.rotate()?;
+            h.log = Some(open()?);
+        }
+        let f = h.log.as_mut().expect("opened above");
+        f.write_all(line)?;
+        #[cfg(not(unix))]
+        {
+            h.log = None;
+        }
+        Ok(())
     }
 
     /// Renames the full log to `events-<timestamp>.ndjson` and prunes old ones.
@@ -199,12 +235,7 @@ mod tests {
     #[test]
     fn keeps_only_the_newest_rotated_logs() {
         let dir = tempfile::tempdir().unwrap();
-        let log = EventLog::new(
-            dir.path().join("events.ndjson"),
-            dir.path().join(".lock"),
-            100,
-            2,
-        );
+        let log = EventLog::new(dir.path().join("events.ndjson"), dir.path().join(".lock"), 100, 2);
         for i in 0..50 {
             log.try_emit("e", None, json!({"i": i})).unwrap();
         }

@@ -28,11 +28,7 @@ pub fn slug(text: &str) -> String {
         }
     }
     let out = out.trim_end_matches('-').to_string();
-    if out.is_empty() {
-        "task".to_string()
-    } else {
-        out
-    }
+    if out.is_empty() { "task".to_string() } else { out }
 }
 
 /// Is `text` an id this module could have made? A task file whose stem is a
@@ -45,9 +41,7 @@ pub fn is_well_formed(text: &str) -> bool {
     let (ulid, rest) = text.split_at(ULID_LEN);
     let slug = &rest[1..];
     ulid::Ulid::from_string(&ulid.to_ascii_uppercase()).is_ok()
-        && ulid
-            .bytes()
-            .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+        && ulid.bytes().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
         && slug.len() <= SLUG_MAX
         && !slug.starts_with('-')
         && !slug.ends_with('-')

@@ -5,6 +5,12 @@
 //! interval. So a file written in pieces is never read half-written, and one
 //! renamed in whole is read one debounce after it appears.
 //!
+//! A file found by a rescan (at start, say) whose modification time is already
+//! older than the debounce has, by definition, not changed for that long, and
+//! is ready at once: `run --once` on a full inbox does not wait. This uses the
+//! filesystem's clock, so it is off with `watch: poll` (network shares, whose
+//! server clock may differ from ours).
+//!
 //! Settled files are checked without trusting them: symlinks, folders and FIFOs
 //! are rejected without being opened, sizes are checked before reading, and at
 //! most `max_task_bytes + 1` bytes are ever read.
@@ -55,6 +61,8 @@ pub struct Intake {
     inbox: PathBuf,
     debounce: std::time::Duration,
     settling: HashMap<String, Settling>,
+    /// Credit a file found by rescan with the quiet time its mtime shows.
+    trust_mtime: bool,
 }
 
 fn stat(path: &Path) -> Option<(std::fs::Metadata, Stamp)> {
@@ -71,12 +79,25 @@ fn relevant(name: &str) -> bool {
 }
 
 impl Intake {
-    pub fn new(inbox: PathBuf, debounce: std::time::Duration) -> Self {
+    pub fn new(inbox: PathBuf, debounce: std::time::Duration, trust_mtime: bool) -> Self {
         Self {
             inbox,
             debounce,
             settling: HashMap::new(),
+            trust_mtime,
         }
+    }
+
+    /// When a file first seen by a rescan last changed, as far as we may tell.
+    fn first_seen(&self, stamp: Stamp, now: Instant) -> Instant {
+        if !self.trust_mtime {
+            return now;
+        }
+        let age = stamp
+            .mtime
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .unwrap_or_default();
+        now.checked_sub(age.min(self.debounce)).unwrap_or(now)
     }
 
     /// Files still settling.
@@ -100,13 +121,8 @@ impl Intake {
             }
             queue.remove(name);
         }
-        self.settling.insert(
-            name.to_string(),
-            Settling {
-                stamp,
-                changed_at: now,
-            },
-        );
+        self.settling
+            .insert(name.to_string(), Settling { stamp, changed_at: now });
     }
 
     /// Lists the inbox: new files start settling, vanished ones are forgotten,
@@ -130,22 +146,13 @@ impl Intake {
                 continue;
             }
             if let Some((_, stamp)) = stat(&entry.path()) {
-                self.settling.insert(
-                    name.clone(),
-                    Settling {
-                        stamp,
-                        changed_at: now,
-                    },
-                );
+                let changed_at = self.first_seen(stamp, now);
+                self.settling.insert(name.clone(), Settling { stamp, changed_at });
             }
             present.insert(name);
         }
         self.settling.retain(|n, _| present.contains(n));
-        let gone: Vec<String> = queue
-            .names()
-            .filter(|n| !present.contains(*n))
-            .cloned()
-            .collect();
+        let gone: Vec<String> = queue.names().filter(|n| !present.contains(*n)).cloned().collect();
         for n in gone {
             queue.remove(&n);
         }
@@ -154,10 +161,7 @@ impl Intake {
 
     /// When the next file may have settled.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.settling
-            .values()
-            .map(|s| s.changed_at + self.debounce)
-            .min()
+        self.settling.values().map(|s| s.changed_at + self.debounce).min()
     }
 
     /// Judges every file that has settled by `now`.
@@ -175,10 +179,7 @@ impl Intake {
                 self.settling.remove(&name);
                 continue;
             };
-            let s = self
-                .settling
-                .get_mut(&name)
-                .expect("due entries are settling");
+            let s = self.settling.get_mut(&name).expect("due entries are settling");
             if s.stamp != stamp {
                 s.stamp = stamp;
                 s.changed_at = now;
@@ -193,13 +194,7 @@ impl Intake {
     }
 }
 
-fn judge(
-    name: &str,
-    path: &Path,
-    meta: &std::fs::Metadata,
-    stamp: Stamp,
-    rules: &Rules,
-) -> Option<Verdict> {
+fn judge(name: &str, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, rules: &Rules) -> Option<Verdict> {
     let reject = |rejection: Rejection| {
         Some(Verdict::Reject {
             name: name.to_string(),
@@ -306,16 +301,10 @@ pub fn reject(home: &Home, events: &EventLog, name: &str, r: &Rejection) -> bool
         }
         return false;
     }
-    let kept = target
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or(name)
-        .to_string();
+    let kept = target.file_name().and_then(|n| n.to_str()).unwrap_or(name).to_string();
     let at = now_ts();
     let doc = json!({"file": name, "error": r.error, "hint": r.hint, "reason": r.reason, "at": at, "moved_to": format!("inbox/rejected/{kept}")});
-    if let Err(e) =
-        crate::store::atomic::write_json_atomic(&dir.join(format!("{kept}.error.json")), &doc)
-    {
+    if let Err(e) = crate::store::atomic::write_json_atomic(&dir.join(format!("{kept}.error.json")), &doc) {
         tracing::error!(file = name, error = %e, "could not write the rejection's error.json");
     }
     if r.is_security_violation() {
@@ -332,4 +321,81 @@ pub fn reject(home: &Home, events: &EventLog, name: &str, r: &Rejection) -> bool
     );
     tracing::warn!(file = name, reason = r.reason, "rejected: {}", r.error);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AgentKind;
+    use std::time::Duration;
+
+    fn rules(home: &Path) -> Rules {
+        Rules {
+            limits: Limits {
+                max_bytes: 1 << 20,
+                max_prompt_chars: 1000,
+                default_agent: AgentKind::Claude,
+            },
+            home: home.to_path_buf(),
+            default_workdir: home.to_path_buf(),
+            allowed_roots: vec![home.to_path_buf()],
+        }
+    }
+
+    fn setup() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("inbox");
+        std::fs::create_dir(&inbox).unwrap();
+        (dir, inbox)
+    }
+
+    fn set_mtime(path: &Path, ago: Duration) {
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(SystemTime::now() - ago).unwrap();
+    }
+
+    #[test]
+    fn a_changed_file_waits_for_a_quiet_debounce() {
+        let (dir, inbox) = setup();
+        let debounce = Duration::from_millis(100);
+        let mut intake = Intake::new(inbox.clone(), debounce, true);
+        let mut queue = Queue::default();
+        let t0 = Instant::now();
+        std::fs::write(inbox.join("a.md"), "half").unwrap();
+        intake.note("a.md", t0, &mut queue);
+        assert!(intake.settle(t0 + debounce / 2, &rules(dir.path())).is_empty());
+        std::fs::write(inbox.join("a.md"), "half and the rest").unwrap();
+        // Due by the clock, but the size changed since it was noted: it starts over.
+        assert!(intake.settle(t0 + debounce, &rules(dir.path())).is_empty());
+        assert_eq!(intake.settling(), 1);
+        let v = intake.settle(t0 + debounce * 3, &rules(dir.path()));
+        assert!(
+            matches!(&v[..], [Verdict::Accept(q)] if q.spec.prompt == "half and the rest"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn files_found_by_rescan_get_credit_for_their_age_unless_polling() {
+        let (dir, inbox) = setup();
+        let debounce = Duration::from_secs(5);
+        std::fs::write(inbox.join("old.txt"), "old").unwrap();
+        set_mtime(&inbox.join("old.txt"), Duration::from_secs(60));
+        std::fs::write(inbox.join("new.txt"), "new").unwrap();
+        let now = Instant::now();
+
+        let mut trusting = Intake::new(inbox.clone(), debounce, true);
+        trusting.rescan(now, &mut Queue::default()).unwrap();
+        let ready = trusting.settle(now, &rules(dir.path()));
+        assert_eq!(ready.len(), 1, "only the old file is ready at once");
+        assert!(matches!(&ready[0], Verdict::Accept(q) if q.name == "old.txt"));
+
+        let mut polling = Intake::new(inbox, debounce, false);
+        polling.rescan(now, &mut Queue::default()).unwrap();
+        assert!(
+            polling.settle(now, &rules(dir.path())).is_empty(),
+            "a share's mtime is not trusted"
+        );
+        assert_eq!(polling.settle(now + debounce, &rules(dir.path())).len(), 2);
+    }
 }

@@ -95,9 +95,7 @@ impl ErrorKind {
             ErrorKind::RateLimited => {
                 "The agent hit a rate or usage limit; the orchestrator waits for the reset and retries. Lower max_concurrent if it happens often."
             }
-            ErrorKind::Overloaded => {
-                "The API was overloaded (529); retried with backoff. If it persists, try later."
-            }
+            ErrorKind::Overloaded => "The API was overloaded (529); retried with backoff. If it persists, try later.",
             ErrorKind::ServerError => {
                 "The API returned a server error; retried with backoff. Check the provider's status page if it persists."
             }
@@ -107,9 +105,7 @@ impl ErrorKind {
             ErrorKind::Auth => {
                 "The agent is not authenticated. Log in (`claude` then /login) or set a valid ANTHROPIC_API_KEY for the daemon's user, then `orchestrator retry ID`."
             }
-            ErrorKind::Billing => {
-                "The account has no credit or is on hold. Fix billing, then `orchestrator retry ID`."
-            }
+            ErrorKind::Billing => "The account has no credit or is on hold. Fix billing, then `orchestrator retry ID`.",
             ErrorKind::ModelNotFound => {
                 "The configured model does not exist or is not available to this account. Fix --model in agents.<name>.extra_args."
             }
@@ -119,15 +115,11 @@ impl ErrorKind {
             ErrorKind::InvalidRequest => {
                 "The API rejected the request. Check agents.<name>.extra_args and the task's options."
             }
-            ErrorKind::ApiError => {
-                "The API returned an error; see the message and attempt-<n>.out."
-            }
+            ErrorKind::ApiError => "The API returned an error; see the message and attempt-<n>.out.",
             ErrorKind::Timeout => {
                 "The task ran longer than its timeout and was stopped. Raise `timeout` in the task or config, or split the task."
             }
-            ErrorKind::MaxTurns => {
-                "The agent used all its turns. Raise max_turns, or make the task smaller."
-            }
+            ErrorKind::MaxTurns => "The agent used all its turns. Raise max_turns, or make the task smaller.",
             ErrorKind::BudgetExceeded => {
                 "The agent's cost passed budget_usd and it was stopped. Raise budget_usd or make the task smaller."
             }
@@ -149,31 +141,17 @@ impl ErrorKind {
             ErrorKind::InvalidOutput => {
                 "The agent exited without a final result. Check its version (`orchestrator doctor`) and attempt-<n>.out."
             }
-            ErrorKind::CommandFailed => {
-                "The command exited with an error; see the answer and attempt-<n>.err."
-            }
-            ErrorKind::Cancelled => {
-                "The task was cancelled. `orchestrator retry ID` runs it again."
-            }
-            ErrorKind::Interrupted => {
-                "The daemon stopped while the task ran; it runs again on the next start."
-            }
-            ErrorKind::InvalidTask => {
-                "The claimed task file could not be parsed; fix it and submit it again."
-            }
+            ErrorKind::CommandFailed => "The command exited with an error; see the answer and attempt-<n>.err.",
+            ErrorKind::Cancelled => "The task was cancelled. `orchestrator retry ID` runs it again.",
+            ErrorKind::Interrupted => "The daemon stopped while the task ran; it runs again on the next start.",
+            ErrorKind::InvalidTask => "The claimed task file could not be parsed; fix it and submit it again.",
         }
     }
 }
 
 /// Classifies one attempt. `None` means it succeeded.
 pub fn classify(agent: AgentKind, exit: &Exit, report: &AgentReport) -> Option<Failure> {
-    let fail = |kind: ErrorKind, message: String, retry: Retry| {
-        Some(Failure {
-            kind,
-            message,
-            retry,
-        })
-    };
+    let fail = |kind: ErrorKind, message: String, retry: Retry| Some(Failure { kind, message, retry });
     if let Some(e) = &exit.spawn_error {
         return if e.kind() == std::io::ErrorKind::NotFound {
             fail(
@@ -191,18 +169,10 @@ pub fn classify(agent: AgentKind, exit: &Exit, report: &AgentReport) -> Option<F
     }
     match &exit.stopped {
         Some(StopReason::Cancelled) => {
-            return fail(
-                ErrorKind::Cancelled,
-                "cancelled by the operator".into(),
-                Retry::No,
-            );
+            return fail(ErrorKind::Cancelled, "cancelled by the operator".into(), Retry::No);
         }
         Some(StopReason::Shutdown) => {
-            return fail(
-                ErrorKind::Interrupted,
-                "the daemon shut down".into(),
-                Retry::No,
-            );
+            return fail(ErrorKind::Interrupted, "the daemon shut down".into(), Retry::No);
         }
         Some(StopReason::Timeout) => {
             if let Some(q) = &report.interactive_prompt {
@@ -243,11 +213,7 @@ fn exit_text(exit: &Exit) -> String {
 }
 
 fn last_line(text: &str) -> &str {
-    text.lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("")
+    text.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("")
 }
 
 fn classify_command(exit: &Exit, report: &AgentReport) -> Option<Failure> {
@@ -352,10 +318,7 @@ fn classify_claude(exit: &Exit, r: &AgentReport) -> Option<Failure> {
         };
         return Some(Failure {
             kind: ErrorKind::AgentCrashed,
-            message: format!(
-                "the agent ended with {}{how} and no result{detail}",
-                exit_text(exit)
-            ),
+            message: format!("the agent ended with {}{how} and no result{detail}", exit_text(exit)),
             retry: Retry::Backoff,
         });
     }
@@ -406,12 +369,7 @@ fn classify_api_text(r: &AgentReport, text: &str) -> Option<Failure> {
     if code == "overloaded" || status == Some(529) || has("overloaded") {
         return f(ErrorKind::Overloaded, Retry::Backoff);
     }
-    if code == "rate_limit"
-        || status == Some(429)
-        || has("usage limit")
-        || has("hit your")
-        || has("rate limit")
-    {
+    if code == "rate_limit" || status == Some(429) || has("usage limit") || has("hit your") || has("rate limit") {
         return f(
             ErrorKind::RateLimited,
             Retry::WaitForLimit(r.rate_limit_resets_at.or_else(|| reset_from_text(text))),
@@ -472,9 +430,7 @@ pub fn backoff(n: u32, initial: Duration, max: Duration) -> Duration {
     let exp = n.saturating_sub(1).min(30);
     let nominal = initial.saturating_mul(1u32 << exp).min(max);
     let half = nominal / 2;
-    half + Duration::from_nanos(fastrand::u64(
-        0..=half.as_nanos().min(u64::MAX as u128) as u64,
-    ))
+    half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos().min(u64::MAX as u128) as u64))
 }
 
 #[cfg(test)]
@@ -551,11 +507,7 @@ mod tests {
             ErrorKind::Network
         );
         assert_eq!(
-            kind(&rep(
-                Some("billing_error"),
-                None,
-                "Credit balance is too low"
-            )),
+            kind(&rep(Some("billing_error"), None, "Credit balance is too low")),
             ErrorKind::Billing
         );
         assert_eq!(
@@ -627,8 +579,7 @@ mod tests {
         );
         let usage = Exit {
             code: Some(1),
-            stderr_tail:
-                "Error: When using --print, --output-format=stream-json requires --verbose\n".into(),
+            stderr_tail: "Error: When using --print, --output-format=stream-json requires --verbose\n".into(),
             ..Default::default()
         };
         assert_eq!(

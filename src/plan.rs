@@ -198,20 +198,14 @@ mod tests {
             &Config::default(),
             cx(),
         );
-        assert_eq!(
-            (p.max_attempts, p.timeout, p.max_turns),
-            (1, Dur::secs(60), Some(3))
-        );
+        assert_eq!((p.max_attempts, p.timeout, p.max_turns), (1, Dur::secs(60), Some(3)));
         assert!(p.args.windows(2).any(|w| w == ["--max-turns", "3"]));
         let p = build(&spec("hi"), &Config::default(), cx());
         assert_eq!(
             (p.max_attempts, p.timeout, p.program.as_str()),
             (3, Dur::secs(1800), "claude")
         );
-        assert!(
-            !p.args.contains(&"hi".to_string()),
-            "the prompt is never an argument"
-        );
+        assert!(!p.args.contains(&"hi".to_string()), "the prompt is never an argument");
     }
 
     #[test]

@@ -118,14 +118,7 @@ mod tests {
         let order: Vec<_> = queue.ordered().map(|e| e.name.clone()).collect();
         assert_eq!(
             order,
-            [
-                "high",
-                "early-normal",
-                "a-same",
-                "b-same",
-                "late-normal",
-                "low-cmd"
-            ]
+            ["high", "early-normal", "a-same", "b-same", "late-normal", "low-cmd"]
         );
         let next = queue.pop_next(|a| a == AgentKind::Claude).unwrap();
         assert_eq!(next.name, "low-cmd");

@@ -61,11 +61,7 @@ fn overload_is_retried_with_backoff_then_succeeds() {
     assert_eq!(retry["attempt"], 2);
     assert_eq!(retry["error"], "overloaded");
     assert!(retry["delay_ms"].as_u64().unwrap() <= 200);
-    assert!(
-        home.task_dir(r["id"].as_str().unwrap())
-            .join("attempt-2.out")
-            .exists()
-    );
+    assert!(home.task_dir(r["id"].as_str().unwrap()).join("attempt-2.out").exists());
 }
 
 #[test]
@@ -90,10 +86,7 @@ fn network_errors_and_crashes_are_transient() {
     let first = &attempts(&r)[0];
     assert_eq!(first["error"]["kind"], "agent_crashed");
     assert!(
-        first["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("middle of a line"),
+        first["error"]["message"].as_str().unwrap().contains("middle of a line"),
         "{first}"
     );
 }
@@ -109,10 +102,7 @@ fn fatal_classes_fail_at_once_with_a_suggestion() {
         let (home, r) = one(scenario);
         assert_eq!(r["status"], "failed", "{scenario}");
         assert_eq!(r["error"]["kind"], kind, "{scenario}: {r}");
-        assert!(
-            r["error"]["suggestion"].as_str().unwrap().contains(hint),
-            "{scenario}"
-        );
+        assert!(r["error"]["suggestion"].as_str().unwrap().contains(hint), "{scenario}");
         assert_eq!(attempts(&r).len(), 1, "{scenario} is not retried");
         assert!(home.events_of("retry_scheduled").is_empty());
         assert_eq!(home.events_of("task_failed")[0]["error"], kind);
@@ -146,10 +136,7 @@ fn a_rate_limit_pauses_the_agent_without_using_attempts() {
     assert_eq!(a[0]["error"]["kind"], "rate_limited");
     let paused = &home.events_of("agent_paused")[0];
     assert_eq!(paused["agent"], "claude");
-    assert_eq!(
-        paused["from_cli"], true,
-        "resetsAt from rate_limit_event was used"
-    );
+    assert_eq!(paused["from_cli"], true, "resetsAt from rate_limit_event was used");
     let until: jiff::Timestamp = paused["until"].as_str().unwrap().parse().unwrap();
     let started = |file: &str| -> jiff::Timestamp {
         let id = home.result_of(file)["id"].clone();
@@ -228,14 +215,9 @@ fn huge_output_is_capped_without_stalling_the_agent() {
     let big = home.result_of("big.md");
     assert_eq!(big["status"], "succeeded");
     assert_eq!(big["output"], "Printed a lot.");
-    let out = home
-        .task_dir(big["id"].as_str().unwrap())
-        .join("attempt-1.out");
+    let out = home.task_dir(big["id"].as_str().unwrap()).join("attempt-1.out");
     let size = std::fs::metadata(&out).unwrap().len();
-    assert!(
-        (1_048_576..1_048_576 + 200).contains(&size),
-        "capped: {size}"
-    );
+    assert!((1_048_576..1_048_576 + 200).contains(&size), "capped: {size}");
     let finished = home.events_of("attempt_finished");
     let e = finished.iter().find(|e| e["task_id"] == big["id"]).unwrap();
     assert!(
@@ -327,14 +309,7 @@ fn the_fake_refuses_what_the_real_cli_refuses() {
         "@fake success answer=ok",
     );
     assert_eq!(o.status.code(), Some(0));
-    let last = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let last = String::from_utf8_lossy(&o.stdout).lines().last().unwrap().to_string();
     let v: Value = serde_json::from_str(&last).unwrap();
-    assert_eq!(
-        (v["type"].as_str(), v["result"].as_str()),
-        (Some("result"), Some("ok"))
-    );
+    assert_eq!((v["type"].as_str(), v["result"].as_str()), (Some("result"), Some("ok")));
 }

@@ -7,10 +7,7 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 
 fn pid_config(pids: &std::path::Path) -> String {
-    config_with(
-        "",
-        &format!("    env:\n      FAKE_AGENT_PIDS: {}", pids.display()),
-    )
+    config_with("", &format!("    env:\n      FAKE_AGENT_PIDS: {}", pids.display()))
 }
 
 fn wait_for_pids(path: &std::path::Path, n: usize) -> Vec<u32> {
@@ -30,11 +27,9 @@ fn kill_9_mid_run_then_restart_runs_the_task_again_and_finishes_it_once() {
     kill9(daemon.id());
     let _ = daemon.wait();
     // Linux: the agent gets SIGKILL with its daemon (parent-death signal).
-    wait_until(
-        Duration::from_secs(5),
-        "the agent to die with its daemon",
-        || !alive(pids[0]),
-    );
+    wait_until(Duration::from_secs(5), "the agent to die with its daemon", || {
+        !alive(pids[0])
+    });
     assert!(
         alive(pids[1]),
         "the grandchild has no death signal: recovery must kill it"
@@ -49,20 +44,13 @@ fn kill_9_mid_run_then_restart_runs_the_task_again_and_finishes_it_once() {
 
     let out = home.run_once();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        !alive(pids[1]),
-        "recovery killed the dead daemon's leftover agent tree"
-    );
+    assert!(!alive(pids[1]), "recovery killed the dead daemon's leftover agent tree");
     let results = home.results();
     assert_eq!(results.len(), 1, "exactly one result");
     let r = &results[0];
     assert_eq!(r["status"], "succeeded");
     let attempts = r["attempts"].as_array().unwrap();
-    assert_eq!(
-        attempts.len(),
-        2,
-        "the interrupted run counted as an attempt"
-    );
+    assert_eq!(attempts.len(), 2, "the interrupted run counted as an attempt");
     assert_eq!(attempts[0]["error"]["kind"], "interrupted");
     let interrupted = home.events_of("task_interrupted");
     assert_eq!(interrupted.len(), 1);
@@ -111,10 +99,7 @@ fn graceful_shutdown_stops_agents_and_leaves_tasks_for_the_next_start() {
         home.results().is_empty(),
         "no result: the task was interrupted, not finished"
     );
-    assert_eq!(
-        home.events_of("task_interrupted")[0]["reason"],
-        "daemon_shutdown"
-    );
+    assert_eq!(home.events_of("task_interrupted")[0]["reason"], "daemon_shutdown");
     assert_eq!(home.events_of("daemon_stopped")[0]["reason"], "terminate");
 
     let out = home.run_once();
@@ -139,9 +124,7 @@ fn two_daemons_on_one_home_run_each_task_exactly_once() {
             format!("agent: command\ncommand: sleep 0.02; echo {i}\n"),
         );
     }
-    wait_until(Duration::from_secs(60), "120 results", || {
-        home.results().len() >= 120
-    });
+    wait_until(Duration::from_secs(60), "120 results", || home.results().len() >= 120);
     std::thread::sleep(Duration::from_millis(300));
     for d in [&a, &b] {
         sigterm(d.id());
@@ -151,19 +134,13 @@ fn two_daemons_on_one_home_run_each_task_exactly_once() {
     }
     let results = home.results();
     assert_eq!(results.len(), 120);
-    let mut sources: Vec<&str> = results
-        .iter()
-        .map(|r| r["source_file"].as_str().unwrap())
-        .collect();
+    let mut sources: Vec<&str> = results.iter().map(|r| r["source_file"].as_str().unwrap()).collect();
     sources.sort();
     sources.dedup();
     assert_eq!(sources.len(), 120, "no task finished twice");
     let started = home.events_of("task_started");
     assert_eq!(started.len(), 120, "no task started twice");
-    let workers: std::collections::HashSet<&str> = results
-        .iter()
-        .map(|r| r["worker"].as_str().unwrap())
-        .collect();
+    let workers: std::collections::HashSet<&str> = results.iter().map(|r| r["worker"].as_str().unwrap()).collect();
     assert_eq!(workers.len(), 2, "both daemons worked");
     assert_eq!(
         home.index()["tasks"].as_object().unwrap().len(),
@@ -187,17 +164,11 @@ fn a_live_daemon_takes_over_the_tasks_of_a_killed_one() {
     std::thread::sleep(Duration::from_millis(300));
     kill9(first.id());
     let _ = first.wait();
-    wait_until(
-        Duration::from_secs(20),
-        "the survivor to finish the task",
-        || !home.results().is_empty(),
-    );
+    wait_until(Duration::from_secs(20), "the survivor to finish the task", || {
+        !home.results().is_empty()
+    });
     sigterm(second.id());
-    assert!(
-        wait_output(second, Duration::from_secs(20))
-            .status
-            .success()
-    );
+    assert!(wait_output(second, Duration::from_secs(20)).status.success());
     let r: Value = home.result_of("job.md");
     assert_eq!(r["status"], "succeeded");
     let interrupted = home.events_of("task_interrupted");

@@ -37,20 +37,12 @@ fn every_task_form_runs_and_writes_result_summary_index_and_events() {
             "finished_at",
             "worker",
         ] {
-            assert!(
-                r[key].as_str().is_some_and(|s| !s.is_empty()),
-                "{key} in {r}"
-            );
+            assert!(r[key].as_str().is_some_and(|s| !s.is_empty()), "{key} in {r}");
         }
         assert!(r["error"].is_null());
         let id = r["id"].as_str().unwrap();
         let dir = home.task_dir(id);
-        for f in [
-            "plan.json",
-            "progress.json",
-            "attempt-1.out",
-            "attempt-1.err",
-        ] {
+        for f in ["plan.json", "progress.json", "attempt-1.out", "attempt-1.err"] {
             assert!(dir.join(f).exists(), "{f} for {id}");
         }
         assert!(
@@ -59,8 +51,7 @@ fn every_task_form_runs_and_writes_result_summary_index_and_events() {
                 .flatten()
                 .any(|e| e.file_name().to_string_lossy().starts_with("task."))
         );
-        let summary =
-            std::fs::read_to_string(home.path.join("summaries").join(format!("{id}.md"))).unwrap();
+        let summary = std::fs::read_to_string(home.path.join("summaries").join(format!("{id}.md"))).unwrap();
         assert!(summary.contains(r["title"].as_str().unwrap()) && summary.contains("succeeded"));
         let row = &home.index()["tasks"][id];
         assert_eq!(row["status"], "succeeded");
@@ -73,21 +64,13 @@ fn every_task_form_runs_and_writes_result_summary_index_and_events() {
     assert_eq!(front["tool_calls"], 1);
     assert_eq!(front["cost_usd"], 0.0123);
     assert!(front["session_id"].as_str().unwrap().len() > 10);
-    assert_eq!(
-        home.result_of("plain.markdown")["title"],
-        "Plain markdown title"
-    );
+    assert_eq!(home.result_of("plain.markdown")["title"], "Plain markdown title");
     assert_eq!(home.result_of("task2.yml")["output"], "yml-ran");
     assert_eq!(home.result_of("task2.yml")["agent"], "command");
     assert_eq!(home.result_of("task.json")["output"], "json answer");
-    let plan: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(
-            home.task_dir(front["id"].as_str().unwrap())
-                .join("plan.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.task_dir(front["id"].as_str().unwrap()).join("plan.json")).unwrap())
+            .unwrap();
     assert!(
         plan["args"]
             .as_array()
@@ -132,16 +115,8 @@ fn rejections_move_the_file_explain_why_and_the_daemon_goes_on() {
     #[cfg(unix)]
     std::os::unix::fs::symlink(outside.path(), home.path.join("escape-link")).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        (
-            "unknown.md",
-            b"---\ntitel: typo\n---\nhi".to_vec(),
-            "unknown_field",
-        ),
-        (
-            "badvalue.yaml",
-            b"prompt: x\nmax_turns: -3\n".to_vec(),
-            "invalid_value",
-        ),
+        ("unknown.md", b"---\ntitel: typo\n---\nhi".to_vec(), "unknown_field"),
+        ("badvalue.yaml", b"prompt: x\nmax_turns: -3\n".to_vec(), "invalid_value"),
         (
             "badtype.yaml",
             b"prompt: x\nmax_turns: many\n".to_vec(),
@@ -171,11 +146,7 @@ fn rejections_move_the_file_explain_why_and_the_daemon_goes_on() {
             b"---\nworkdir: no/such/dir\n---\nhi".to_vec(),
             "workdir_missing",
         ),
-        (
-            "broken.json",
-            b"{\"prompt\": \"x\",".to_vec(),
-            "invalid_fields",
-        ),
+        ("broken.json", b"{\"prompt\": \"x\",".to_vec(), "invalid_fields"),
     ];
     for (name, bytes, _) in &cases {
         home.drop_task(name, bytes);
@@ -200,18 +171,11 @@ fn rejections_move_the_file_explain_why_and_the_daemon_goes_on() {
         assert!(err["at"].as_str().unwrap().ends_with('Z'));
     }
     #[cfg(unix)]
-    assert_eq!(
-        home.rejected("symlinked.md")["reason"],
-        "workdir_outside_roots"
-    );
+    assert_eq!(home.rejected("symlinked.md")["reason"], "workdir_outside_roots");
     let rejected_events = home.events_of("task_rejected");
     assert_eq!(rejected_events.len(), cases.len() + usize::from(cfg!(unix)));
     let violations = home.events_of("security_violation");
-    assert_eq!(
-        violations.len(),
-        2 + usize::from(cfg!(unix)),
-        "{violations:?}"
-    );
+    assert_eq!(violations.len(), 2 + usize::from(cfg!(unix)), "{violations:?}");
     assert!(violations.iter().any(|v| v["file"] == "dotdot.md"));
     let good = home.result_of("good.md");
     assert_eq!(good["status"], "succeeded");
@@ -225,13 +189,7 @@ fn odd_inbox_entries_are_rejected_without_being_opened() {
     std::fs::create_dir(home.inbox().join("a-folder")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", home.inbox().join("link.txt")).unwrap();
     let fifo = home.inbox().join("pipe.txt");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     home.drop_task("ok.txt", "fine");
     let out = home.run_once_within(Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(1));
@@ -312,6 +270,8 @@ fn queue_order_is_priority_then_arrival() {
     drop("high.md", "high");
     drop("normal-2.md", "normal");
     drop("urgent.md", "500");
+    // All five have settled (debounce 50 ms) before the daemon looks.
+    std::thread::sleep(Duration::from_millis(150));
     let out = home
         .cmd()
         .args(["run", "--once", "--max-concurrent", "1"])
@@ -325,41 +285,23 @@ fn queue_order_is_priority_then_arrival() {
         .collect();
     assert_eq!(
         started,
-        [
-            "urgent.md",
-            "high.md",
-            "normal-1.md",
-            "normal-2.md",
-            "low.md"
-        ]
+        ["urgent.md", "high.md", "normal-1.md", "normal-2.md", "low.md"]
     );
 }
 
 #[test]
 fn a_failed_task_makes_run_once_exit_1_with_error_and_suggestion() {
     let home = TestHome::new();
-    home.drop_task(
-        "fails.yaml",
-        "agent: command\ncommand: echo oops >&2; exit 3\n",
-    );
+    home.drop_task("fails.yaml", "agent: command\ncommand: echo oops >&2; exit 3\n");
     let out = home.run_once();
     assert_eq!(out.status.code(), Some(1));
     let r = home.result_of("fails.yaml");
     assert_eq!(r["status"], "failed");
     assert_eq!(r["error"]["kind"], "command_failed");
-    assert!(
-        r["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("exit code 3")
-    );
+    assert!(r["error"]["message"].as_str().unwrap().contains("exit code 3"));
     assert!(r["error"]["message"].as_str().unwrap().contains("oops"));
     assert!(!r["error"]["suggestion"].as_str().unwrap().is_empty());
-    assert_eq!(
-        r["attempts"].as_array().unwrap().len(),
-        1,
-        "not retried: fatal"
-    );
+    assert_eq!(r["attempts"].as_array().unwrap().len(), 1, "not retried: fatal");
     let summary = std::fs::read_to_string(
         home.path
             .join("summaries")
@@ -374,10 +316,7 @@ fn a_failed_task_makes_run_once_exit_1_with_error_and_suggestion() {
 fn a_burst_of_500_tasks_each_finishes_exactly_once() {
     let home = TestHome::with_config(&(base_config() + "max_concurrent: 4\n"));
     for i in 0..500 {
-        home.drop_task(
-            &format!("t{i:03}.yaml"),
-            format!("agent: command\ncommand: echo {i}\n"),
-        );
+        home.drop_task(&format!("t{i:03}.yaml"), format!("agent: command\ncommand: echo {i}\n"));
     }
     let out = home.run_once_within(Duration::from_secs(120));
     assert!(out.status.success(), "{}", stderr(&out));

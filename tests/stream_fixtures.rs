@@ -7,11 +7,7 @@ use orchestrator::config::AgentKind;
 use orchestrator::outcome::{ErrorKind, Retry, classify};
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/data/agent-output/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
+    std::fs::read(format!("{}/tests/data/agent-output/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
 /// Reads `bytes` through the same line splitter the supervisor uses, in chunks of `chunk` bytes.
@@ -56,10 +52,7 @@ fn exit(code: i32) -> Exit {
 #[test]
 fn success_with_tools_v2_1_220() {
     let r = read_all("claude-stream-json-archistrator-success-with-tools-v2.1.220.ndjson");
-    assert_eq!(
-        r.session_id.as_deref(),
-        Some("d0becfe3-d703-4311-8d8f-bf0ed7139dd7")
-    );
+    assert_eq!(r.session_id.as_deref(), Some("d0becfe3-d703-4311-8d8f-bf0ed7139dd7"));
     assert_eq!(r.model.as_deref(), Some("claude-sonnet-5"));
     assert!(r.result_seen && !r.is_error);
     assert_eq!(r.subtype.as_deref(), Some("success"));
@@ -73,10 +66,7 @@ fn success_with_tools_v2_1_220() {
             .starts_with("The tool result confirms the file is `hi`")
     );
     assert!(r.permission_denials.is_empty());
-    assert_eq!(
-        r.rate_limit_resets_at, None,
-        "status `allowed` is not a limit"
-    );
+    assert_eq!(r.rate_limit_resets_at, None, "status `allowed` is not a limit");
     assert_eq!(r.invalid_lines, 0);
     assert_eq!(r.last_event.as_deref(), Some("result: success"));
     assert!(classify(AgentKind::Claude, &exit(0), &r).is_none());
@@ -85,10 +75,7 @@ fn success_with_tools_v2_1_220() {
 #[test]
 fn success_with_subagent_v2_1_220() {
     let r = read_all("claude-stream-json-archistrator-success-with-subagent-v2.1.220.ndjson");
-    assert_eq!(
-        r.session_id.as_deref(),
-        Some("bda495be-48e6-4476-8117-9e8459107b7d")
-    );
+    assert_eq!(r.session_id.as_deref(), Some("bda495be-48e6-4476-8117-9e8459107b7d"));
     assert_eq!((r.turns, r.tool_calls), (2, 1));
     assert_eq!(r.cost_usd, Some(0.11543595000000001));
     assert_eq!(r.answer.as_deref(), Some("The subagent answered: **4**."));
@@ -126,10 +113,7 @@ fn api_error_model_not_found_v2_1_220() {
 #[test]
 fn basic_query_v2_1_7() {
     let r = read_all("claude-stream-json-gleam-basic-query-v2.1.7.ndjson");
-    assert_eq!(
-        r.session_id.as_deref(),
-        Some("1d1e46f9-35c7-4834-b529-846d5bb82288")
-    );
+    assert_eq!(r.session_id.as_deref(), Some("1d1e46f9-35c7-4834-b529-846d5bb82288"));
     assert_eq!(r.model.as_deref(), Some("claude-opus-4-5-20251101"));
     assert_eq!(r.answer.as_deref(), Some("4"));
     assert_eq!((r.turns, r.tool_calls), (1, 0));
@@ -140,10 +124,7 @@ fn basic_query_v2_1_7() {
 #[test]
 fn ls_tool_v2_1_3() {
     let r = read_all("claude-stream-json-gleam-ls-tool-v2.1.3.ndjson");
-    assert_eq!(
-        r.session_id.as_deref(),
-        Some("40e7b02d-c0f9-4876-9010-f514d4eb0603")
-    );
+    assert_eq!(r.session_id.as_deref(), Some("40e7b02d-c0f9-4876-9010-f514d4eb0603"));
     assert_eq!((r.turns, r.tool_calls), (2, 1));
     assert_eq!(r.cost_usd, Some(0.24722425));
     assert_eq!(
@@ -156,23 +137,11 @@ fn ls_tool_v2_1_3() {
 #[test]
 fn permission_denied_v2_1_15() {
     let r = read_all("claude-stream-json-rust-claude-codes-permission-denied-v2.1.15.ndjson");
-    assert_eq!(
-        r.session_id.as_deref(),
-        Some("1f2f4a66-82a4-42e2-b93d-089998d779e6")
-    );
+    assert_eq!(r.session_id.as_deref(), Some("1f2f4a66-82a4-42e2-b93d-089998d779e6"));
     assert_eq!((r.turns, r.tool_calls), (4, 3));
     assert_eq!(r.permission_denials.len(), 2);
-    assert!(
-        r.permission_denials
-            .iter()
-            .all(|d| d["tool_name"] == "Bash")
-    );
-    assert!(
-        r.answer
-            .as_deref()
-            .unwrap()
-            .starts_with("Here are the results:")
-    );
+    assert!(r.permission_denials.iter().all(|d| d["tool_name"] == "Bash"));
+    assert!(r.answer.as_deref().unwrap().starts_with("Here are the results:"));
     assert!(
         classify(AgentKind::Claude, &exit(0), &r).is_none(),
         "denials do not fail the run by themselves"
@@ -183,10 +152,7 @@ fn permission_denied_v2_1_15() {
 fn a_lone_tool_error_line_is_read_and_a_stream_without_result_is_invalid_output() {
     let r = read_all("claude-stream-json-rust-claude-codes-tool-use-error-line.ndjson");
     assert!(!r.result_seen);
-    assert_eq!(
-        r.session_id.as_deref(),
-        Some("08cd4ce5-1ce0-4dd4-8e7c-8b69712c514e")
-    );
+    assert_eq!(r.session_id.as_deref(), Some("08cd4ce5-1ce0-4dd4-8e7c-8b69712c514e"));
     assert_eq!(r.invalid_lines, 0);
     assert_eq!(
         classify(AgentKind::Claude, &exit(0), &r).unwrap().kind,

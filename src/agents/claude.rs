@@ -93,19 +93,12 @@ impl ClaudeReader {
             Some("system") => match v.get("subtype").and_then(Value::as_str) {
                 Some("init") => {
                     r.model = v.get("model").and_then(Value::as_str).map(String::from);
-                    r.last_event = Some(format!(
-                        "started ({})",
-                        r.model.as_deref().unwrap_or("unknown model")
-                    ));
+                    r.last_event = Some(format!("started ({})", r.model.as_deref().unwrap_or("unknown model")));
                     true
                 }
                 Some("api_retry") => {
                     r.api_retries += 1;
-                    let err = v
-                        .get("error")
-                        .and_then(Value::as_str)
-                        .unwrap_or("unknown")
-                        .to_string();
+                    let err = v.get("error").and_then(Value::as_str).unwrap_or("unknown").to_string();
                     let attempt = v.get("attempt").and_then(Value::as_u64).unwrap_or(0);
                     let max = v.get("max_retries").and_then(Value::as_u64).unwrap_or(0);
                     r.last_event = Some(format!("API retry {attempt}/{max} ({err})"));
@@ -131,12 +124,7 @@ impl ClaudeReader {
                 {
                     r.turns = r.turns.max(self.messages.len() as u32);
                 }
-                for block in msg
-                    .get("content")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                for block in msg.get("content").and_then(Value::as_array).into_iter().flatten() {
                     match block.get("type").and_then(Value::as_str) {
                         Some("text") => {
                             let text = block.get("text").and_then(Value::as_str).unwrap_or("");
@@ -173,10 +161,7 @@ impl ClaudeReader {
                 r.result_seen = true;
                 r.is_error = v.get("is_error").and_then(Value::as_bool).unwrap_or(false);
                 r.subtype = v.get("subtype").and_then(Value::as_str).map(String::from);
-                r.terminal_reason = v
-                    .get("terminal_reason")
-                    .and_then(Value::as_str)
-                    .map(String::from);
+                r.terminal_reason = v.get("terminal_reason").and_then(Value::as_str).map(String::from);
                 r.api_error_status = v.get("api_error_status").and_then(Value::as_i64);
                 if let Some(n) = v.get("num_turns").and_then(Value::as_u64) {
                     r.turns = n as u32;
@@ -192,11 +177,7 @@ impl ClaudeReader {
                     r.permission_denials = d.clone();
                 }
                 if let Some(errs) = v.get("errors").and_then(Value::as_array) {
-                    r.result_errors = errs
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(String::from)
-                        .collect();
+                    r.result_errors = errs.iter().filter_map(Value::as_str).map(String::from).collect();
                 }
                 r.last_event = Some(match (&r.subtype, r.is_error) {
                     (Some(s), false) => format!("result: {s}"),
@@ -303,10 +284,7 @@ mod tests {
     #[test]
     fn unknown_types_and_garbage_are_tolerated() {
         let mut r = ClaudeReader::default();
-        assert_eq!(
-            r.on_line(br#"{"type":"brand_new_type","x":1}"#),
-            LineOutcome::default()
-        );
+        assert_eq!(r.on_line(br#"{"type":"brand_new_type","x":1}"#), LineOutcome::default());
         assert_eq!(r.on_line(b"not json at all"), LineOutcome::default());
         assert_eq!(r.report().invalid_lines, 1);
         let out = r.on_line(b"Do you trust the files in this folder?");

@@ -4,9 +4,10 @@
 //!   a timeout or a cancel stops the whole tree, grandchildren included.
 //! - It never outlives the daemon where the OS allows that: on Linux a
 //!   parent-death signal, on Windows a kill-on-close job. Elsewhere (and as a
-//!   second line on Linux), the pid, group and start time are recorded in
-//!   `agent.pid.json` so a recovering daemon can kill what is left
-//!   ([`kill_leftover`]) before running the task again.
+//!   second line on Linux), the pid, group and start time are handed to the
+//!   caller as soon as the agent starts (it records them in `progress.json`), so
+//!   a recovering daemon can kill what is left ([`kill_leftover`]) before
+//!   running the task again.
 //! - stdin carries the prompt and is then closed, so the agent can never wait
 //!   on an answer.
 //! - stdout and stderr are copied to capped files; past the cap they are still
@@ -14,7 +15,7 @@
 //!   split with a bounded buffer: an endless line costs at most `MAX_LINE` bytes.
 
 use super::{AgentReport, OutputReader};
-use serde::{Deserialize, Serialize};
+use crate::store::record::AgentProcess;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,7 +38,6 @@ pub struct Spawn {
     pub stdin: Vec<u8>,
     pub out_path: PathBuf,
     pub err_path: PathBuf,
-    pub pid_path: PathBuf,
     pub max_output_bytes: u64,
     pub kill_grace: Duration,
     pub deadline: tokio::time::Instant,
@@ -68,24 +68,16 @@ pub struct Exit {
     pub stderr_bytes: u64,
 }
 
-/// The agent process, as recorded for recovery.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PidRecord {
-    pub pid: u32,
-    /// Process group (Unix); equals `pid`.
-    pub pgid: Option<u32>,
-    /// Start time in clock ticks since boot (Linux `/proc/<pid>/stat` field 22).
-    pub start_ticks: Option<u64>,
-    pub daemon_pid: u32,
-}
-
 /// Called with the report whenever it changed; the caller throttles.
 pub type ProgressFn = Arc<dyn Fn(&AgentReport) + Send + Sync>;
+/// Called once, right after the agent started.
+pub type SpawnedFn = Box<dyn FnOnce(AgentProcess) + Send>;
 
 /// Runs the agent to the end (or until stopped) and returns how it ended and what it said.
 pub async fn run(
     spec: Spawn,
     reader: Box<dyn OutputReader>,
+    on_spawned: SpawnedFn,
     on_progress: ProgressFn,
     mut stop: watch::Receiver<Option<StopReason>>,
 ) -> (Exit, AgentReport) {
@@ -98,15 +90,12 @@ pub async fn run(
         }
     };
     let pid = child.id().unwrap_or(0);
-    let record = PidRecord {
+    on_spawned(AgentProcess {
         pid,
         pgid: cfg!(unix).then_some(pid),
         start_ticks: start_ticks(pid),
         daemon_pid: std::process::id(),
-    };
-    if let Err(e) = crate::store::atomic::write_json_atomic(&spec.pid_path, &record) {
-        tracing::warn!(error = %e, "could not record the agent's pid");
-    }
+    });
 
     if let Some(mut stdin) = child.stdin().take() {
         let bytes = spec.stdin.clone();
@@ -128,11 +117,7 @@ pub async fn run(
         on_progress,
         stop_tx,
     ));
-    let err_task = tokio::spawn(read_stderr(
-        stderr,
-        spec.err_path.clone(),
-        spec.max_output_bytes,
-    ));
+    let err_task = tokio::spawn(read_stderr(stderr, spec.err_path.clone(), spec.max_output_bytes));
 
     let mut kill_at: Option<tokio::time::Instant> = None;
     let status = loop {
@@ -190,7 +175,6 @@ pub async fn run(
         exit.stderr_bytes = bytes;
         exit.stderr_tail = tail;
     }
-    let _ = std::fs::remove_file(&spec.pid_path);
     (exit, report)
 }
 
@@ -198,7 +182,7 @@ type Child = Box<dyn process_wrap::tokio::ChildWrapper>;
 
 fn spawn(spec: &Spawn) -> std::io::Result<Child> {
     use process_wrap::tokio::{CommandWrap, KillOnDrop};
-    let program = which::which(&spec.program).unwrap_or_else(|_| PathBuf::from(&spec.program));
+    let program = resolve_program(&spec.program);
     let mut cmd = CommandWrap::with_new(&program, |c| {
         c.args(&spec.args)
             .current_dir(&spec.cwd)
@@ -215,6 +199,30 @@ fn spawn(spec: &Spawn) -> std::io::Result<Child> {
     cmd.wrap(process_wrap::tokio::JobObject);
     cmd.wrap(KillOnDrop);
     cmd.spawn()
+}
+
+/// Finds `program` on PATH (with PATHEXT on Windows, where `claude` is a
+/// `claude.cmd` shim that CreateProcess would not find by itself). Lookups are
+/// remembered per program and PATH: a burst of tasks would otherwise walk PATH
+/// for every spawn.
+fn resolve_program(program: &str) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Key = (String, Option<std::ffi::OsString>);
+    static CACHE: OnceLock<Mutex<HashMap<Key, PathBuf>>> = OnceLock::new();
+    let key = (program.to_string(), std::env::var_os("PATH"));
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(p) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return p.clone();
+    }
+    match which::which(program) {
+        Ok(p) => {
+            cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, p.clone());
+            p
+        }
+        // Not cached: the CLI may be installed while the daemon runs.
+        Err(_) => PathBuf::from(program),
+    }
 }
 
 /// The agent gets SIGKILL if the daemon dies, even by kill -9.
@@ -237,10 +245,7 @@ fn set_parent_death_signal(c: &mut tokio::process::Command) {
 }
 
 /// Asks the tree to stop (SIGTERM on Unix); returns when to force it.
-fn terminate(
-    child: &mut dyn process_wrap::tokio::ChildWrapper,
-    grace: Duration,
-) -> tokio::time::Instant {
+fn terminate(child: &mut dyn process_wrap::tokio::ChildWrapper, grace: Duration) -> tokio::time::Instant {
     #[cfg(unix)]
     {
         if child.signal(libc::SIGTERM).is_err() {
@@ -287,7 +292,7 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
 /// Kills what a dead daemon's agent left behind, if it is provably that process
 /// tree (same pid and start time, or its group still alive). Returns whether
 /// anything was signalled.
-pub fn kill_leftover(record: &PidRecord) -> bool {
+pub fn kill_leftover(record: &AgentProcess) -> bool {
     #[cfg(target_os = "linux")]
     {
         let Some(pgid) = record.pgid else {
@@ -424,9 +429,7 @@ struct CappedFile {
 impl CappedFile {
     fn create(path: &std::path::Path, cap: u64) -> Self {
         let file = std::fs::File::create(path)
-            .map_err(
-                |e| tracing::warn!(path = %path.display(), error = %e, "cannot write agent output"),
-            )
+            .map_err(|e| tracing::warn!(path = %path.display(), error = %e, "cannot write agent output"))
             .ok();
         Self {
             file,
@@ -500,11 +503,7 @@ async fn read_stdout(
     (file.total, reader.into_report())
 }
 
-async fn read_stderr(
-    pipe: Option<impl AsyncRead + Unpin>,
-    path: PathBuf,
-    cap: u64,
-) -> (u64, String) {
+async fn read_stderr(pipe: Option<impl AsyncRead + Unpin>, path: PathBuf, cap: u64) -> (u64, String) {
     let mut file = CappedFile::create(&path, cap);
     let mut tail: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];

@@ -43,9 +43,7 @@ pub enum Command {
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
     if k.trim().is_empty() {
         return Err(format!("`{s}` has an empty key"));
     }
@@ -76,12 +74,7 @@ impl Cli {
     ) -> Result<crate::config::Loaded, crate::config::ConfigError> {
         let mut flags = self.set.clone();
         flags.extend_from_slice(extra_flags);
-        crate::config::load(
-            &home.config_file(),
-            self.config.as_deref(),
-            std::env::vars(),
-            &flags,
-        )
+        crate::config::load(&home.config_file(), self.config.as_deref(), std::env::vars(), &flags)
     }
 }
 

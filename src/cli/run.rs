@@ -16,7 +16,7 @@ pub struct Args {
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let home = cli.home()?;
     std::fs::create_dir_all(home.logs())?;
-    let _log_guard = init_logging(&home);
+    init_logging(&home);
     let mut flags = Vec::new();
     if let Some(n) = args.max_concurrent {
         flags.push(("max_concurrent".to_string(), n.to_string()));
@@ -38,11 +38,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     if args.once {
         eprintln!(
             "orchestrator: {} succeeded, {} failed, {} cancelled, {} rejected, {} interrupted",
-            summary.succeeded,
-            summary.failed,
-            summary.cancelled,
-            summary.rejected,
-            summary.interrupted
+            summary.succeeded, summary.failed, summary.cancelled, summary.rejected, summary.interrupted
         );
         return Ok(if summary.all_succeeded() {
             exit::OK
@@ -55,7 +51,11 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
 
 /// Diagnostics to stderr and to logs/orchestrator.log (daily files, 7 kept).
 /// `ORCHESTRATOR_LOG` (or `RUST_LOG`) sets the filter, default `info`.
-fn init_logging(home: &crate::store::Home) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+///
+/// The file is written synchronously: diagnostics are few (warnings, errors,
+/// start and stop), and tracing-appender's non-blocking writer preallocates a
+/// 128,000-line channel, 4 MB of the daemon's memory for nothing.
+fn init_logging(home: &crate::store::Home) {
     use tracing_subscriber::{EnvFilter, fmt, prelude::*};
     let filter = || {
         EnvFilter::try_from_env("ORCHESTRATOR_LOG")
@@ -75,20 +75,14 @@ fn init_logging(home: &crate::store::Home) -> Option<tracing_appender::non_block
         .with_filter(filter());
     match appender {
         Some(a) => {
-            let (writer, guard) = tracing_appender::non_blocking(a);
-            let file_layer = fmt::layer()
-                .with_writer(writer)
-                .with_ansi(false)
-                .with_filter(filter());
+            let file_layer = fmt::layer().with_writer(a).with_ansi(false).with_filter(filter());
             let _ = tracing_subscriber::registry()
                 .with(stderr_layer)
                 .with(file_layer)
                 .try_init();
-            Some(guard)
         }
         None => {
             let _ = tracing_subscriber::registry().with(stderr_layer).try_init();
-            None
         }
     }
 }

@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use pauses::Pauses;
 use runner::TaskRun;
 use serde_json::json;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::sync::{Notify, Semaphore, watch as tokio_watch};
@@ -101,14 +101,13 @@ pub fn check_inbox_permissions(home: &Home) -> anyhow::Result<()> {
 
 /// Registers this daemon in `run/` with a lock held for its lifetime, so
 /// `status`, `doctor` and other daemons can see it is alive.
-fn register(
-    home: &Home,
-    config: &Config,
-    worker: &str,
-) -> anyhow::Result<(std::fs::File, std::path::PathBuf)> {
-    let path = home
-        .daemons()
-        .join(format!("daemon-{}.json", std::process::id()));
+fn register(home: &Home, config: &Config, worker: &str) -> anyhow::Result<(std::fs::File, std::path::PathBuf)> {
+    // Host and pid: daemons on several machines may share the home.
+    let path = home.daemons().join(format!(
+        "daemon-{}-{}.json",
+        crate::ids::slug(&hostname()),
+        std::process::id()
+    ));
     let file = lock::try_lock(&path)?.context("another daemon holds this pid's registry file")?;
     let doc = json!({"pid": std::process::id(), "worker": worker, "started_at": crate::events::now_ts(), "max_concurrent": config.max_concurrent, "version": env!("CARGO_PKG_VERSION")});
     let mut f = &file;
@@ -164,22 +163,14 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     );
     match index::reconcile(&home) {
         Ok(0) => {}
-        Ok(n) => tracing::info!(
-            added = n,
-            "results/index.json was behind the result files; rows added"
-        ),
+        Ok(n) => tracing::info!(added = n, "results/index.json was behind the result files; rows added"),
         Err(e) => tracing::error!(error = %e, "could not reconcile results/index.json"),
     }
     let flusher = tokio::spawn(shared.index.clone().run());
 
     let (hint_tx, mut hint_rx) = tokio::sync::mpsc::unbounded_channel();
-    let watcher = watch::start(
-        &home.inbox(),
-        config.watch,
-        config.rescan_interval.0,
-        hint_tx,
-    )
-    .with_context(|| format!("cannot watch {}", home.inbox().display()))?;
+    let watcher = watch::start(&home.inbox(), config.watch, config.rescan_interval.0, hint_tx)
+        .with_context(|| format!("cannot watch {}", home.inbox().display()))?;
     tracing::info!(inbox = %home.inbox().display(), mode = ?watcher.mode, "watching");
 
     let rules = Rules {
@@ -192,27 +183,23 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         default_workdir: config.default_workdir(home.root()),
         allowed_roots: config.allowed_roots(home.root()),
     };
-    let mut intake = Intake::new(home.inbox(), config.debounce());
+    let mut intake = Intake::new(
+        home.inbox(),
+        config.debounce(),
+        watcher.mode == crate::config::WatchMode::Native,
+    );
     let mut queue = Queue::default();
     let mut tasks: JoinSet<(String, Status)> = JoinSet::new();
     let mut stops: HashMap<String, tokio_watch::Sender<Option<StopReason>>> = HashMap::new();
-    let mut finished: HashSet<String> = index::read(&home)
-        .map(|i| i.tasks.into_keys().collect())
-        .unwrap_or_default();
     let mut summary = RunSummary::default();
 
-    let spawn = |tasks: &mut JoinSet<(String, Status)>,
-                 stops: &mut HashMap<String, _>,
-                 run: TaskRun,
-                 permit| {
+    let spawn = |tasks: &mut JoinSet<(String, Status)>, stops: &mut HashMap<String, _>, run: TaskRun, permit| {
         let (tx, rx) = tokio_watch::channel(None);
         stops.insert(run.claimed.id.clone(), tx);
         tasks.spawn(runner::run(shared.clone(), run, permit, rx));
     };
-    let recover = |tasks: &mut JoinSet<(String, Status)>,
-                   stops: &mut HashMap<String, _>,
-                   finished: &mut HashSet<String>| {
-        match recovery::take_over_orphans(&home, finished) {
+    let recover = |tasks: &mut JoinSet<(String, Status)>, stops: &mut HashMap<String, _>| {
+        match recovery::take_over_orphans(&home) {
             Ok(orphans) => {
                 for o in orphans {
                     let mut progress = o.progress.unwrap_or_default();
@@ -251,7 +238,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         }
     };
 
-    recover(&mut tasks, &mut stops, &mut finished);
+    recover(&mut tasks, &mut stops);
     intake
         .rescan(std::time::Instant::now(), &mut queue)
         .context("cannot list the inbox")?;
@@ -260,6 +247,9 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut stopping: Option<&'static str> = None;
+    // A runner of ours ended without finishing its task (panic, unwritable
+    // result): scan for orphans at the next recovery tick.
+    let mut own_orphans = false;
     let mut force_stop_at: Option<Instant> = None;
 
     loop {
@@ -343,8 +333,16 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                     rescan_at = now + config.rescan_interval.0;
                 }
                 if now >= recover_at {
-                    if stopping.is_none() {
-                        recover(&mut tasks, &mut stops, &mut finished);
+                    let dead = recovery::dead_peers(&home, &registry_path);
+                    if stopping.is_none() && (!dead.is_empty() || own_orphans) {
+                        if !dead.is_empty() {
+                            tracing::info!(peers = dead.len(), "a daemon sharing this home died; taking over its tasks");
+                        }
+                        own_orphans = false;
+                        recover(&mut tasks, &mut stops);
+                        for d in dead {
+                            let _ = std::fs::remove_file(d);
+                        }
                     }
                     recover_at = now + config.recovery_interval.0;
                 }
@@ -354,13 +352,21 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                     Ok((id, status)) => {
                         stops.remove(&id);
                         match status {
-                            Status::Succeeded => { summary.succeeded += 1; finished.insert(id); }
-                            Status::Failed => { summary.failed += 1; finished.insert(id); }
-                            Status::Cancelled => { summary.cancelled += 1; finished.insert(id); }
-                            _ => summary.interrupted += 1,
+                            Status::Succeeded => summary.succeeded += 1,
+                            Status::Failed => summary.failed += 1,
+                            Status::Cancelled => summary.cancelled += 1,
+                            _ => {
+                                summary.interrupted += 1;
+                                // Not stopping, yet unfinished: its result could not be
+                                // written. Its folder is an orphan now; retry later.
+                                own_orphans |= stopping.is_none();
+                            }
                         }
                     }
-                    Err(e) => tracing::error!(error = %e, "a task runner panicked; its task will be recovered"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "a task runner panicked; its task will be recovered");
+                        own_orphans = true;
+                    }
                 }
             }
             _ = shared.wake.notified() => {}

@@ -48,10 +48,7 @@ mod tests {
         let now = SystemTime::now();
         p.pause(AgentKind::Claude, now + Duration::from_secs(60));
         p.pause(AgentKind::Claude, now + Duration::from_secs(10));
-        assert_eq!(
-            p.until(AgentKind::Claude),
-            Some(now + Duration::from_secs(60))
-        );
+        assert_eq!(p.until(AgentKind::Claude), Some(now + Duration::from_secs(60)));
         assert!(!p.is_paused(AgentKind::Command));
         p.pause(AgentKind::Command, now - Duration::from_secs(1));
         assert!(!p.is_paused(AgentKind::Command));

@@ -4,13 +4,18 @@
 //! holds belongs to a dead daemon. Taking the lock makes it ours (only one
 //! daemon can), then we kill what is left of its agent tree before running it
 //! again, so the old run can never race the new one.
+//!
+//! Scanning `results/` costs a stat per task folder, so a daemon scans when it
+//! starts (its own previous life may have crashed) and then only when a peer
+//! died: every daemon holds a lock on its file in `run/`, and a file there whose
+//! lock is free is the registry of a dead daemon ([`dead_peers`]).
 
-use crate::agents::supervise::{PidRecord, kill_leftover};
+use crate::agents::supervise::kill_leftover;
 use crate::claim::Claimed;
 use crate::plan::Plan;
 use crate::store::record::ProgressRecord;
 use crate::store::{Home, TaskDir, lock};
-use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// A task taken over from a dead daemon.
@@ -26,32 +31,37 @@ pub struct Orphan {
 /// rename) are removed once they are this old.
 const HALF_CLAIM_AGE: Duration = Duration::from_secs(60);
 
-/// Scans `results/` for orphans and takes them over. `finished` caches the ids
-/// known to have a result, so a scan of a big home stats only what is new.
-pub fn take_over_orphans(
-    home: &Home,
-    finished: &mut HashSet<String>,
-) -> std::io::Result<Vec<Orphan>> {
+/// Registry files in `run/` of daemons that died without removing them (their
+/// lock is free). `own` is this daemon's file.
+pub fn dead_peers(home: &Home, own: &Path) -> Vec<PathBuf> {
+    let Ok(dir) = std::fs::read_dir(home.daemons()) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .map(|e| e.path())
+        .filter(|p| p != own && p.extension().is_some_and(|x| x == "json") && !lock::is_locked(p))
+        .collect()
+}
+
+/// Scans `results/` for orphans and takes them over.
+pub fn take_over_orphans(home: &Home) -> std::io::Result<Vec<Orphan>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(home.results())?.flatten() {
         let Ok(id) = entry.file_name().into_string() else {
             continue;
         };
-        if id.starts_with('.')
-            || finished.contains(&id)
-            || !entry.file_type().is_ok_and(|t| t.is_dir())
-        {
+        if id.starts_with('.') || !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         let td = TaskDir::new(entry.path());
         if td.result().exists() {
-            finished.insert(id);
             continue;
         }
         let Some(task_file) = td.task_file() else {
-            let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
-                SystemTime::now().duration_since(t).unwrap_or_default() > HALF_CLAIM_AGE
-            });
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() > HALF_CLAIM_AGE);
             if old && !lock::is_locked(&td.lock_file()) {
                 let _ = std::fs::remove_dir_all(td.dir.clone());
             }
@@ -61,13 +71,13 @@ pub fn take_over_orphans(
             continue;
         };
         if td.result().exists() {
-            finished.insert(id);
             continue;
         }
-        let killed_leftover = std::fs::read(td.agent_pid())
-            .ok()
-            .and_then(|b| serde_json::from_slice::<PidRecord>(&b).ok())
-            .is_some_and(|rec| kill_leftover(&rec));
+        let progress = ProgressRecord::load(&td.progress());
+        let killed_leftover = progress
+            .as_ref()
+            .and_then(|p| p.agent.as_ref())
+            .is_some_and(kill_leftover);
         let source_file = std::fs::read(td.plan())
             .ok()
             .and_then(|b| serde_json::from_slice::<Plan>(&b).ok())
@@ -79,7 +89,6 @@ pub fn take_over_orphans(
                     .unwrap_or("task")
                     .to_string()
             });
-        let progress = ProgressRecord::load(&td.progress());
         out.push(Orphan {
             claimed: Claimed {
                 id,

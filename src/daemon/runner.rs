@@ -12,7 +12,7 @@ use crate::events::now_ts;
 use crate::intake::read_capped;
 use crate::outcome::{self, ErrorKind, Failure, Retry};
 use crate::plan::{self, Plan};
-use crate::store::atomic::{write_json_atomic, write_new_atomic};
+use crate::store::atomic::{write_json_atomic, write_new_durable};
 use crate::store::index::IndexRow;
 use crate::store::record::{
     AttemptRecord, ErrorInfo, ProgressRecord, ResultRecord, SCHEMA_VERSION, Status, Validation,
@@ -100,9 +100,7 @@ impl Runner {
     }
 
     fn emit(&self, event: &str, fields: serde_json::Value) {
-        self.shared
-            .events
-            .emit(event, Some(&self.claimed.id), fields);
+        self.shared.events.emit(event, Some(&self.claimed.id), fields);
     }
 
     fn save_progress(&self) {
@@ -169,7 +167,10 @@ impl Runner {
             Ok(p) => p,
             Err(r) => {
                 if r.is_security_violation() {
-                    self.emit("security_violation", json!({"file": self.claimed.source_file, "reason": r.reason, "error": r.error}));
+                    self.emit(
+                        "security_violation",
+                        json!({"file": self.claimed.source_file, "reason": r.reason, "error": r.error}),
+                    );
                 }
                 let e = ErrorInfo {
                     kind: ErrorKind::InvalidTask.as_str().into(),
@@ -187,7 +188,6 @@ impl Runner {
             json!({"file": self.claimed.source_file, "title": plan.title, "agent": plan.agent, "workdir": plan.workdir, "worker": self.shared.worker, "recovered": self.recovered}),
         );
         self.with_progress(|p| p.status = Some(Status::Running));
-        self.save_progress();
 
         let mut totals = Totals::default();
         let mut limit_waits = 0u32;
@@ -202,14 +202,10 @@ impl Runner {
                 (spent, used, p.attempts.last().and_then(|a| a.error.clone()))
             });
             if spent >= plan.max_attempts {
-                let e =
-                    last_error.unwrap_or_else(|| info(ErrorKind::Interrupted, "no attempts left"));
+                let e = last_error.unwrap_or_else(|| info(ErrorKind::Interrupted, "no attempts left"));
                 return self.finish(Some(&plan), Status::Failed, Some(e), &totals);
             }
-            let remaining = plan
-                .timeout
-                .0
-                .saturating_sub(Duration::from_millis(used_ms));
+            let remaining = plan.timeout.0.saturating_sub(Duration::from_millis(used_ms));
             if remaining.is_zero() {
                 return self.finish(
                     Some(&plan),
@@ -258,40 +254,23 @@ impl Runner {
             };
             match (f.kind, f.retry) {
                 (ErrorKind::Cancelled, _) => {
-                    return self.finish(
-                        Some(&plan),
-                        Status::Cancelled,
-                        Some(from_failure(&f)),
-                        &totals,
-                    );
+                    return self.finish(Some(&plan), Status::Cancelled, Some(from_failure(&f)), &totals);
                 }
                 (ErrorKind::Interrupted, _) => return self.interrupted(n, "daemon_shutdown"),
                 (_, Retry::No) => {
-                    return self.finish(
-                        Some(&plan),
-                        Status::Failed,
-                        Some(from_failure(&f)),
-                        &totals,
-                    );
+                    return self.finish(Some(&plan), Status::Failed, Some(from_failure(&f)), &totals);
                 }
                 (_, Retry::Backoff) => {
                     let spent = spent + 1;
                     if spent >= plan.max_attempts {
-                        return self.finish(
-                            Some(&plan),
-                            Status::Failed,
-                            Some(from_failure(&f)),
-                            &totals,
-                        );
+                        return self.finish(Some(&plan), Status::Failed, Some(from_failure(&f)), &totals);
                     }
                     let delay = outcome::backoff(spent, plan.backoff_initial.0, plan.backoff_max.0);
                     self.emit(
                         "retry_scheduled",
                         json!({"attempt": n + 1, "delay_ms": delay.as_millis() as u64, "error": f.kind, "message": f.message, "attempts_left": plan.max_attempts - spent}),
                     );
-                    self.with_progress(|p| {
-                        p.waiting_until = Some((jiff::Timestamp::now() + delay).to_string())
-                    });
+                    self.with_progress(|p| p.waiting_until = Some((jiff::Timestamp::now() + delay).to_string()));
                     self.save_progress();
                     if let Some(reason) = self.sleep_or_stop(delay).await {
                         return self.stopped(Some(&plan), reason, &totals);
@@ -300,12 +279,7 @@ impl Runner {
                 (_, Retry::WaitForLimit(resets_at)) => {
                     limit_waits += 1;
                     if limit_waits > MAX_LIMIT_WAITS {
-                        return self.finish(
-                            Some(&plan),
-                            Status::Failed,
-                            Some(from_failure(&f)),
-                            &totals,
-                        );
+                        return self.finish(Some(&plan), Status::Failed, Some(from_failure(&f)), &totals);
                     }
                     let until = limit_until(resets_at, limit_waits, &plan);
                     self.shared.pauses.pause(plan.agent, until);
@@ -352,10 +326,7 @@ impl Runner {
             p.waiting_until = None;
         });
         self.save_progress();
-        self.emit(
-            "task_interrupted",
-            json!({"reason": reason, "attempt": attempt}),
-        );
+        self.emit("task_interrupted", json!({"reason": reason, "attempt": attempt}));
         Status::Interrupted
     }
 
@@ -380,19 +351,12 @@ impl Runner {
             });
             n
         });
-        self.save_progress();
         self.emit(
             "attempt_started",
             json!({"attempt": n, "max_attempts": plan.max_attempts, "program": plan.program}),
         );
 
-        let mut env: Vec<(String, String)> = self
-            .shared
-            .config
-            .agent(plan.agent)
-            .env
-            .into_iter()
-            .collect();
+        let mut env: Vec<(String, String)> = self.shared.config.agent(plan.agent).env.into_iter().collect();
         env.push(("ORCHESTRATOR_TASK_ID".into(), self.id().to_string()));
         env.push(("ORCHESTRATOR_ATTEMPT".into(), n.to_string()));
         env.push((
@@ -407,7 +371,6 @@ impl Runner {
             stdin: plan.prompt.clone().into_bytes(),
             out_path: td.attempt_out(n),
             err_path: td.attempt_err(n),
-            pid_path: td.agent_pid(),
             max_output_bytes: plan.max_output_bytes,
             kill_grace: plan.kill_grace.0,
             deadline: tokio::time::Instant::now() + remaining,
@@ -417,8 +380,22 @@ impl Runner {
             AgentKind::Claude | AgentKind::Cline => Box::new(ClaudeReader::default()),
         };
         let started = Instant::now();
-        let (exit, report) =
-            supervise::run(spawn, reader, self.progress_fn(n), self.stop.clone()).await;
+        // The attempt and its agent's pid reach progress.json in one write, as
+        // soon as the agent runs: that is what a recovering daemon needs.
+        let progress = self.progress.clone();
+        let path = td.progress();
+        let on_spawned: supervise::SpawnedFn = Box::new(move |agent| {
+            let snapshot = {
+                let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                p.agent = Some(agent);
+                p.updated_at = Some(now_ts());
+                p.clone()
+            };
+            if let Err(e) = write_json_atomic(&path, &snapshot) {
+                tracing::warn!(error = %e, "could not write progress.json");
+            }
+        });
+        let (exit, report) = supervise::run(spawn, reader, on_spawned, self.progress_fn(n), self.stop.clone()).await;
         let failure = outcome::classify(plan.agent, &exit, &report);
         let duration_ms = started.elapsed().as_millis() as u64;
         self.with_progress(|p| {
@@ -430,8 +407,9 @@ impl Runner {
             }
             p.turns = report.turns;
             p.session_id = report.session_id.clone().or(p.session_id.take());
+            p.agent = None;
         });
-        self.save_progress();
+        // progress.json is written next by whatever follows: a retry's wait, or the finish.
         self.emit(
             "attempt_finished",
             json!({
@@ -479,21 +457,19 @@ impl Runner {
     }
 
     /// Writes the summary, then `result.json` (last: it means finished), then the index row.
-    fn finish(
-        &self,
-        plan: Option<&Plan>,
-        status: Status,
-        error: Option<ErrorInfo>,
-        totals: &Totals,
-    ) -> Status {
+    /// The writes (one of them flushed to disk) run where blocking is allowed,
+    /// so the runtime's workers keep serving the other tasks meanwhile.
+    fn finish(&self, plan: Option<&Plan>, status: Status, error: Option<ErrorInfo>, totals: &Totals) -> Status {
+        tokio::task::block_in_place(|| self.write_outcome(plan, status, error, totals))
+    }
+
+    fn write_outcome(&self, plan: Option<&Plan>, status: Status, error: Option<ErrorInfo>, totals: &Totals) -> Status {
         let attempts = self.with_progress(|p| {
             p.status = Some(status);
             p.waiting_until = None;
             p.attempts.clone()
         });
-        let started_at = self
-            .with_progress(|p| p.started_at.clone())
-            .unwrap_or_else(now_ts);
+        let started_at = self.with_progress(|p| p.started_at.clone()).unwrap_or_else(now_ts);
         let r = &totals.last;
         let record = ResultRecord {
             schema_version: SCHEMA_VERSION,
@@ -504,9 +480,7 @@ impl Runner {
             source_file: self.claimed.source_file.clone(),
             status,
             agent: plan.map(|p| p.agent.name().to_string()).unwrap_or_default(),
-            workdir: plan
-                .map(|p| p.workdir.display().to_string())
-                .unwrap_or_default(),
+            workdir: plan.map(|p| p.workdir.display().to_string()).unwrap_or_default(),
             queued_at: plan
                 .and_then(|p| p.queued_at.clone())
                 .or_else(|| self.queued_at.clone()),
@@ -531,23 +505,20 @@ impl Runner {
             worker: self.shared.worker.clone(),
         };
         let home = &self.shared.home;
-        if let Err(e) = crate::store::atomic::write_atomic(
-            &home.summary_file(self.id()),
-            summary::render(&record).as_bytes(),
-        ) {
+        if let Err(e) =
+            crate::store::atomic::write_atomic(&home.summary_file(self.id()), summary::render(&record).as_bytes())
+        {
             tracing::error!(task = self.id(), error = %e, "could not write the summary");
         }
         self.save_progress();
         let mut bytes = serde_json::to_vec_pretty(&record).expect("result serialises");
         bytes.push(b'\n');
-        if let Err(e) = write_new_atomic(&self.claimed.dir.result(), &bytes) {
+        if let Err(e) = write_new_durable(&self.claimed.dir.result(), &bytes) {
             // Without a result the task stays unfinished and is recovered later.
             tracing::error!(task = self.id(), error = %e, "could not write result.json");
             return Status::Interrupted;
         }
-        self.shared
-            .index
-            .record(self.id(), IndexRow::from_result(&record));
+        self.shared.index.record(self.id(), IndexRow::from_result(&record));
         let event = match status {
             Status::Succeeded => "task_succeeded",
             Status::Cancelled => "task_cancelled",

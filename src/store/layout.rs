@@ -114,11 +114,6 @@ impl TaskDir {
     pub fn result(&self) -> PathBuf {
         self.dir.join("result.json")
     }
-    /// The pid, process group and start time of the agent now running, so a
-    /// recovering daemon can kill what a dead one left behind.
-    pub fn agent_pid(&self) -> PathBuf {
-        self.dir.join("agent.pid.json")
-    }
     pub fn attempt_out(&self, n: u32) -> PathBuf {
         self.dir.join(format!("attempt-{n}.out"))
     }

@@ -87,6 +87,19 @@ pub struct ResultRecord {
     pub worker: String,
 }
 
+/// The agent process of a running attempt, recorded so a daemon that takes the
+/// task over after a crash can kill what is left of it (and nothing else).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentProcess {
+    pub pid: u32,
+    /// Process group (Unix); equals `pid`.
+    pub pgid: Option<u32>,
+    /// Start time in clock ticks since boot (Linux `/proc/<pid>/stat` field 22),
+    /// so a recycled pid is never mistaken for the agent.
+    pub start_ticks: Option<u64>,
+    pub daemon_pid: u32,
+}
+
 /// `progress.json`: live state of a running task, rewritten (throttled) as it runs.
 /// It also carries the attempt history, so a daemon recovering the task after a
 /// crash knows how many attempts were spent.
@@ -106,6 +119,8 @@ pub struct ProgressRecord {
     pub worker: Option<String>,
     /// Set while waiting: for a retry's backoff or an agent's rate limit.
     pub waiting_until: Option<String>,
+    /// The agent process of the attempt now running.
+    pub agent: Option<AgentProcess>,
 }
 
 impl ProgressRecord {
@@ -118,7 +133,6 @@ impl ProgressRecord {
 impl ResultRecord {
     pub fn load(path: &std::path::Path) -> std::io::Result<Self> {
         let bytes = std::fs::read(path)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        serde_json::from_slice(&bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 }

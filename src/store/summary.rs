@@ -21,11 +21,7 @@ pub fn render(r: &ResultRecord) -> String {
         }
     }
     if r.turns > 0 || r.tool_calls > 0 {
-        let _ = writeln!(
-            s,
-            "- **Turns:** {}, **tool calls:** {}",
-            r.turns, r.tool_calls
-        );
+        let _ = writeln!(s, "- **Turns:** {}, **tool calls:** {}", r.turns, r.tool_calls);
     }
     if let Some(e) = &r.error {
         let _ = writeln!(

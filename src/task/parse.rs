@@ -18,9 +18,7 @@ pub fn is_ignored_name(name: &str) -> bool {
     name.starts_with('.')
         || name.starts_with('~')
         || name.ends_with(".error.json")
-        || PARTIAL_SUFFIXES
-            .iter()
-            .any(|s| name.to_ascii_lowercase().ends_with(s))
+        || PARTIAL_SUFFIXES.iter().any(|s| name.to_ascii_lowercase().ends_with(s))
 }
 
 /// The form of a task file, from its extension.
@@ -115,10 +113,7 @@ pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec,
         ));
     }
     // Accept a BOM and Windows line ends: editors write them.
-    let text = text
-        .strip_prefix('\u{feff}')
-        .unwrap_or(text)
-        .replace("\r\n", "\n");
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text).replace("\r\n", "\n");
 
     let (fields, body) = match form {
         Form::Text => (Fields::default(), text),
@@ -192,16 +187,11 @@ fn parse_yaml_fields(text: &str) -> Result<Fields, Rejection> {
 }
 
 fn parse_json_fields(text: &str) -> Result<Fields, Rejection> {
-    serde_json::from_str::<Fields>(text)
-        .map_err(|e| field_error(yaml::one_line(&e.to_string()), "JSON"))
+    serde_json::from_str::<Fields>(text).map_err(|e| field_error(yaml::one_line(&e.to_string()), "JSON"))
 }
 
 fn invalid(field: &str, error: String, hint: &str) -> Rejection {
-    Rejection::new(
-        "invalid_value",
-        format!("{field}: {error}"),
-        hint.to_string(),
-    )
+    Rejection::new("invalid_value", format!("{field}: {error}"), hint.to_string())
 }
 
 fn build(f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection> {
@@ -268,17 +258,11 @@ fn build(f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection
         (false, true) => prompt_field.trim().to_string(),
         (true, _) => body.to_string(),
     };
-    let command = f
-        .command
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty());
+    let command = f.command.map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
     if command.is_some() && agent != AgentKind::Command {
         return Err(invalid(
             "command",
-            format!(
-                "`command` is only for agent: command (this task uses {})",
-                agent.name()
-            ),
+            format!("`command` is only for agent: command (this task uses {})", agent.name()),
             "set agent: command, or remove `command`",
         ));
     }
@@ -373,10 +357,7 @@ fn build(f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection
             "list tool names such as Read, Edit, \"Bash(cargo test:*)\"",
         ));
     }
-    for (name, value) in [
-        ("parent_task_id", &f.parent_task_id),
-        ("turn_of", &f.turn_of),
-    ] {
+    for (name, value) in [("parent_task_id", &f.parent_task_id), ("turn_of", &f.turn_of)] {
         if let Some(v) = value
             && !crate::ids::is_well_formed(v)
         {
@@ -387,11 +368,7 @@ fn build(f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection
             ));
         }
     }
-    let title = match f
-        .title
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-    {
+    let title = match f.title.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()) {
         Some(t) if t.chars().count() > 200 => {
             return Err(invalid(
                 "title",
@@ -485,20 +462,14 @@ mod tests {
         assert_eq!(t.prompt, "Add rate limiting to /login.");
         assert_eq!(t.workdir.as_deref(), Some("~/code/api"));
         assert_eq!(t.allowed_tools.as_ref().unwrap()[2], "Bash(cargo test:*)");
-        assert_eq!(
-            (t.max_turns, t.retries, t.priority),
-            (Some(20), Some(2), 100)
-        );
+        assert_eq!((t.max_turns, t.retries, t.priority), (Some(20), Some(2), 100));
         assert_eq!(t.timeout, Some(std::time::Duration::from_secs(1800)));
         assert_eq!(t.budget_usd, Some(2.0));
     }
 
     #[test]
     fn markdown_without_front_matter_and_default_title() {
-        let t = ok(
-            "b.markdown",
-            "# Fix the flaky test\n\nIt fails on Tuesdays.\n",
-        );
+        let t = ok("b.markdown", "# Fix the flaky test\n\nIt fails on Tuesdays.\n");
         assert_eq!(t.title, "Fix the flaky test");
         assert_eq!(t.agent, AgentKind::Claude);
         assert_eq!(t.priority, 0);
@@ -523,10 +494,7 @@ mod tests {
 
     #[test]
     fn bom_and_crlf_are_accepted() {
-        let t = ok(
-            "g.md",
-            "\u{feff}---\r\ntitle: T\r\n---\r\nline one\r\nline two\r\n",
-        );
+        let t = ok("g.md", "\u{feff}---\r\ntitle: T\r\n---\r\nline one\r\nline two\r\n");
         assert_eq!(t.title, "T");
         assert_eq!(t.prompt, "line one\nline two");
     }
@@ -546,11 +514,7 @@ mod tests {
             ("a.txt", b"\xff\xfe bad", "not_utf8"),
             ("a.txt", b"a\0b", "nul_byte"),
             ("a.pdf", b"hi", "unsupported_extension"),
-            (
-                "a.json",
-                b"{\"prompt\": \"x\", \"extra\": 1}",
-                "unknown_field",
-            ),
+            ("a.json", b"{\"prompt\": \"x\", \"extra\": 1}", "unknown_field"),
             ("a.json", b"{\"prompt\": ", "invalid_fields"),
             ("a.yaml", b"prompt: x\npriority: urgent\n", "invalid_value"),
             ("a.yaml", b"prompt: x\nbudget_usd: -2\n", "invalid_value"),
@@ -558,20 +522,11 @@ mod tests {
             ("a.yaml", b"prompt: x\ncommand: ls\n", "invalid_value"),
             ("a.yaml", b"prompt: x\nsteps: [a, b]\n", "unsupported_field"),
             ("a.yaml", b"prompt: x\nmode: guarded\n", "unsupported_field"),
-            (
-                "a.yaml",
-                b"prompt: x\nparent_task_id: nope\n",
-                "invalid_value",
-            ),
+            ("a.yaml", b"prompt: x\nparent_task_id: nope\n", "invalid_value"),
         ];
         for (name, text, reason) in cases {
             let r = rejected(name, text);
-            assert_eq!(
-                r.reason,
-                reason,
-                "{name} {:?}: {r:?}",
-                String::from_utf8_lossy(text)
-            );
+            assert_eq!(r.reason, reason, "{name} {:?}: {r:?}", String::from_utf8_lossy(text));
             assert!(!r.hint.is_empty());
         }
     }
@@ -583,9 +538,7 @@ mod tests {
             ..LIMITS
         };
         assert_eq!(
-            parse("a.txt", b"0123456789abc", &limits)
-                .unwrap_err()
-                .reason,
+            parse("a.txt", b"0123456789abc", &limits).unwrap_err().reason,
             "too_large"
         );
         let limits = Limits {

@@ -9,12 +9,7 @@ use crate::config::expand_tilde;
 use std::path::{Path, PathBuf};
 
 /// Resolves `requested` (or the default) against `home` and checks it lies in one of `roots`.
-pub fn resolve(
-    requested: Option<&str>,
-    default: &Path,
-    home: &Path,
-    roots: &[PathBuf],
-) -> Result<PathBuf, Rejection> {
+pub fn resolve(requested: Option<&str>, default: &Path, home: &Path, roots: &[PathBuf]) -> Result<PathBuf, Rejection> {
     let raw = match requested {
         Some(w) => home.join(expand_tilde(Path::new(w))),
         None => default.to_path_buf(),
@@ -77,18 +72,14 @@ mod tests {
         let r = resolve(Some(outside.to_str().unwrap()), &root, &root, &roots).unwrap_err();
         assert_eq!(r.reason, "workdir_outside_roots");
         assert_eq!(
-            resolve(Some("missing"), &root, &root, &roots)
-                .unwrap_err()
-                .reason,
+            resolve(Some("missing"), &root, &root, &roots).unwrap_err().reason,
             "workdir_missing"
         );
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
             assert_eq!(
-                resolve(Some("link"), &root, &root, &roots)
-                    .unwrap_err()
-                    .reason,
+                resolve(Some("link"), &root, &root, &roots).unwrap_err().reason,
                 "workdir_outside_roots"
             );
         }

@@ -68,9 +68,7 @@ impl TestHome {
     /// `orchestrator run --once`, bounded by `limit`.
     pub fn run_once_within(&self, limit: Duration) -> Output {
         let mut c = self.cmd();
-        c.args(["run", "--once"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        c.args(["run", "--once"]).stdout(Stdio::piped()).stderr(Stdio::piped());
         let child = c.spawn().unwrap();
         wait_output(child, limit)
     }
@@ -107,9 +105,7 @@ impl TestHome {
             .unwrap_or_else(|| {
                 panic!(
                     "no result for {name}; have {:?}",
-                    all.iter()
-                        .map(|r| r["source_file"].clone())
-                        .collect::<Vec<_>>()
+                    all.iter().map(|r| r["source_file"].clone()).collect::<Vec<_>>()
                 )
             })
     }
@@ -119,30 +115,22 @@ impl TestHome {
     }
 
     pub fn events(&self) -> Vec<Value> {
-        let text =
-            std::fs::read_to_string(self.path.join("logs/events.ndjson")).unwrap_or_default();
+        let text = std::fs::read_to_string(self.path.join("logs/events.ndjson")).unwrap_or_default();
         text.lines()
             .map(|l| serde_json::from_str(l).expect("event line parses"))
             .collect()
     }
 
     pub fn events_of(&self, kind: &str) -> Vec<Value> {
-        self.events()
-            .into_iter()
-            .filter(|e| e["event"] == kind)
-            .collect()
+        self.events().into_iter().filter(|e| e["event"] == kind).collect()
     }
 
     pub fn index(&self) -> Value {
-        serde_json::from_slice(&std::fs::read(self.path.join("results/index.json")).unwrap())
-            .unwrap()
+        serde_json::from_slice(&std::fs::read(self.path.join("results/index.json")).unwrap()).unwrap()
     }
 
     pub fn rejected(&self, name: &str) -> Value {
-        let p = self
-            .inbox()
-            .join("rejected")
-            .join(format!("{name}.error.json"));
+        let p = self.inbox().join("rejected").join(format!("{name}.error.json"));
         assert!(
             self.inbox().join("rejected").join(name).exists(),
             "{name} moved to rejected/"

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Benchmarks for orchestrator (issue 2). Run: python3 bench/bench.py [--quick]
+
+Measures, each against a baseline taken in the same run (these machines are
+noisy: quote ratios, not absolutes):
+  1. burst: 1,000 no-op `command` tasks with 2 slots, vs `xargs -P2` running
+     the same command;
+  2. pickup latency: file renamed into inbox -> agent process started, over 100
+     drops (p50/p95), against the configured debounce;
+  3. daemon RSS: idle, and with 1,000 queued files;
+  4. index cost: the same burst on a home whose index already has 100,000 rows.
+Needs: a release build (built here), Linux (/proc for RSS), python3.
+
+Temporary homes are deleted only at the end: on ext4, creating files right
+after deleting many makes inode allocation scan past the recently deleted
+ones, which slowed a burst run right after a cleanup by 2-3x.
+"""
+import json, os, shutil, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "orchestrator")
+QUICK = "--quick" in sys.argv
+N_BURST = 200 if QUICK else 1000
+N_PICKUP = 20 if QUICK else 100
+
+
+def build():
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+
+
+HOMES = []
+
+
+def make_home(config=""):
+    home = tempfile.mkdtemp(prefix="orch-bench-")
+    HOMES.append(home)
+    os.makedirs(os.path.join(home, "inbox"))
+    with open(os.path.join(home, "orchestrator.yaml"), "w") as f:
+        f.write("default_agent: command\n" + config)
+    return home
+
+
+def drop(home, name, text):
+    tmp = os.path.join(home, "inbox", "." + name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, os.path.join(home, "inbox", name))
+
+
+def env():
+    e = dict(os.environ)
+    e["ORCHESTRATOR_LOG"] = "warn"
+    e.pop("ORCHESTRATOR_HOME", None)
+    return e
+
+
+def burst(n, home=None):
+    home = home or make_home("max_concurrent: 2\n")
+    for i in range(n):
+        drop(home, f"t{i:05}.yaml", "command: \"true\"\n")
+    t = time.perf_counter()
+    r = subprocess.run([BIN, "--home", home, "run", "--once"], env=env(), capture_output=True)
+    wall = time.perf_counter() - t
+    assert r.returncode == 0, r.stderr.decode()
+    done = len([d for d in os.listdir(os.path.join(home, "results")) if not d.startswith(".") and d != "index.json"])
+    assert done == n, (done, n)
+    return wall, home
+
+
+def xargs_baseline(n):
+    t = time.perf_counter()
+    subprocess.run(f"seq {n} | xargs -P2 -I{{}} sh -c true", shell=True, check=True)
+    return time.perf_counter() - t
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def count_events(home, kind):
+    try:
+        with open(os.path.join(home, "logs", "events.ndjson")) as f:
+            return sum(1 for line in f if f'"event":"{kind}"' in line)
+    except FileNotFoundError:
+        return 0
+
+
+def wait(cond, limit=60):
+    end = time.time() + limit
+    while not cond():
+        if time.time() > end:
+            raise TimeoutError
+        time.sleep(0.005)
+
+
+def pickup(n, debounce_ms=200):
+    home = make_home(f"debounce_ms: {debounce_ms}\n")
+    d = subprocess.Popen([BIN, "--home", home, "run"], env=env(), stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    lat = []
+    try:
+        for i in range(n):
+            t0 = time.time_ns()
+            drop(home, f"p{i:04}.yaml", "command: date +%s%N\n")
+            wait(lambda: count_events(home, "task_succeeded") > i)
+            rid = [x for x in os.listdir(os.path.join(home, "results")) if x.endswith(f"-p{i:04}")][0]
+            with open(os.path.join(home, "results", rid, "result.json")) as f:
+                started_ns = int(json.load(f)["output"].strip())
+            lat.append((started_ns - t0) / 1e6)
+            time.sleep(0.05)
+    finally:
+        d.terminate()
+        d.wait()
+    lat.sort()
+    return statistics.median(lat), lat[int(len(lat) * 0.95) - 1], debounce_ms
+
+
+def rss():
+    home = make_home()
+    d = subprocess.Popen([BIN, "--home", home, "run"], env=env(), stderr=subprocess.DEVNULL)
+    time.sleep(3)
+    idle = rss_kb(d.pid)
+    d.terminate()
+    d.wait()
+    home = make_home("max_concurrent: 1\n")
+    for i in range(1000):
+        drop(home, f"q{i:04}.yaml", "command: sleep 600\n")
+    d = subprocess.Popen([BIN, "--home", home, "run"], env=env(), stderr=subprocess.DEVNULL)
+    wait(lambda: count_events(home, "task_queued") >= 1000)
+    time.sleep(2)
+    queued = rss_kb(d.pid)
+    d.terminate()
+    d.wait()
+    return idle, queued
+
+
+def big_index_home(rows):
+    home = make_home("max_concurrent: 2\n")
+    os.makedirs(os.path.join(home, "results"))
+    row = {"status": "succeeded", "title": "x" * 40, "finished_at": "2026-01-01T00:00:00.000Z", "result": "", "agent": "command",
+           "duration_ms": 10, "cost_usd": None, "attempts": 1, "error_kind": None, "started_at": "2026-01-01T00:00:00.000Z"}
+    tasks = {f"01jd3k8q7x9v2m4n6p8r{i:06d}-old": dict(row, result=f"results/01jd3k8q7x9v2m4n6p8r{i:06d}-old/result.json") for i in range(rows)}
+    with open(os.path.join(home, "results", "index.json"), "w") as f:
+        json.dump({"schema_version": 1, "tasks": tasks}, f)
+    return home
+
+
+def main():
+    build()
+    print(f"# orchestrator benchmarks ({'quick' if QUICK else 'full'}), {os.cpu_count()} cores")
+    base = xargs_baseline(N_BURST)
+    wall, _ = burst(N_BURST)
+    print(f"burst: {N_BURST} no-op tasks, 2 slots: {wall:.2f} s ({N_BURST / wall:.0f} tasks/s); "
+          f"xargs -P2: {base:.2f} s; ratio {wall / base:.2f}x")
+    big = big_index_home(100_000)
+    time.sleep(2)
+    wall_big, _ = burst(N_BURST, big)
+    print(f"index: same burst on a home with a 100,000-row index: {wall_big:.2f} s ({wall_big / wall:.2f}x the empty-index burst)")
+    p50, p95, deb = pickup(N_PICKUP)
+    print(f"pickup: rename into inbox -> agent started, {N_PICKUP} drops: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
+          f"(debounce {deb} ms: p50 is debounce + {p50 - deb:.1f} ms)")
+    idle, queued = rss()
+    print(f"rss: idle {idle / 1024:.1f} MiB; with 1,000 queued files {queued / 1024:.1f} MiB")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for h in HOMES:
+            shutil.rmtree(h, ignore_errors=True)
