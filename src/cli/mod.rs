@@ -2,8 +2,20 @@
 //!
 //! Exit codes: 0 ok, 1 the task or check failed, 2 usage or config error.
 
+mod cancel;
+mod common;
+mod doctor;
+mod list;
+mod logs;
+mod misc;
 mod reindex;
+mod retry;
 mod run;
+mod show;
+mod stats;
+mod status;
+mod submit;
+mod tail_events;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -36,10 +48,40 @@ pub enum Command {
     /// Example: orchestrator run            (until Ctrl-C)
     ///          orchestrator run --once     (drain the inbox, exit 0 if all succeeded)
     Run(run::Args),
+    /// Write a task into the inbox and print its id (works with or without a running daemon).
+    Submit(submit::Args),
+    /// Is a daemon running, what runs, what waits, what finished. Or one task.
+    Status(status::Args),
+    /// Tasks, newest first.
+    List(list::Args),
+    /// A task's full record.
+    Show(show::Args),
+    /// Just the agent's final answer (exit 1 if the task failed or has not finished).
+    Results(show::ResultsArgs),
+    /// The agent's output, rendered for people (or --raw).
+    Logs(logs::Args),
+    /// Stop a running task (its whole process tree) or take a file off the queue.
+    Cancel(cancel::Args),
+    /// Run a task again, as a new task that points back to it.
+    Retry(retry::Args),
+    /// The event log, from the end; -f follows it across rotation.
+    TailEvents(tail_events::Args),
+    /// Counts, success rate, durations, retries and cost.
+    Stats(stats::Args),
+    /// Check the home, config, agents, disk and daemons; each problem with a fix.
+    Doctor(doctor::Args),
+    /// Write a sample task into the inbox.
+    CreateSample(misc::SampleArgs),
+    /// Dry run: parse and plan a task file, show the exact command line; runs nothing.
+    Plan(misc::PlanArgs),
     /// Rebuild results/index.json from the result files.
     ///
     /// Example: orchestrator reindex
     Reindex,
+    /// The effective config, and where each value came from (default, file, env, flag).
+    Config(misc::ConfigArgs),
+    /// Shell completions: bash, zsh, fish, powershell, elvish.
+    Completions(misc::CompletionsArgs),
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -81,15 +123,47 @@ impl Cli {
 /// Parses arguments, runs the verb, and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        restore_sigpipe();
+    }
     let result = match &cli.command {
         Command::Run(args) => run::run(&cli, args),
+        Command::Submit(args) => submit::run(&cli, args),
+        Command::Status(args) => status::run(&cli, args),
+        Command::List(args) => list::run(&cli, args),
+        Command::Show(args) => show::run(&cli, args),
+        Command::Results(args) => show::results(&cli, args),
+        Command::Logs(args) => logs::run(&cli, args),
+        Command::Cancel(args) => cancel::run(&cli, args),
+        Command::Retry(args) => retry::run(&cli, args),
+        Command::TailEvents(args) => tail_events::run(&cli, args),
+        Command::Stats(args) => stats::run(&cli, args),
+        Command::Doctor(args) => doctor::run(&cli, args),
+        Command::CreateSample(args) => misc::create_sample(&cli, args),
+        Command::Plan(args) => misc::plan(&cli, args),
         Command::Reindex => reindex::run(&cli),
+        Command::Config(args) => misc::config(&cli, args),
+        Command::Completions(args) => misc::completions(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(exit::USAGE)
+            // Usage and config errors exit 2; anything else (I/O) means the command failed.
+            let usage = e.downcast_ref::<common::UsageError>().is_some()
+                || e.downcast_ref::<crate::config::ConfigError>().is_some();
+            ExitCode::from(if usage { exit::USAGE } else { exit::FAILED })
         }
+    }
+}
+
+/// Reading verbs end quietly when their reader goes away (`orchestrator list | head`),
+/// like other Unix tools. Not the daemon: it writes prompts into agents' stdin,
+/// and an agent that exits early must not kill it.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: resetting a signal disposition before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -14,9 +14,10 @@ use crate::config::{Config, Loaded};
 use crate::events::EventLog;
 use crate::intake::{self, Intake, Rules, Verdict};
 use crate::queue::Queue;
+use crate::store::Home;
+use crate::store::daemons::{self, DaemonState, Registration};
 use crate::store::index::{self, IndexWriter};
 use crate::store::record::Status;
-use crate::store::{Home, lock};
 use crate::task::parse::Limits;
 use crate::watch::{self, Hint};
 use anyhow::Context as _;
@@ -29,6 +30,10 @@ use std::time::SystemTime;
 use tokio::sync::{Notify, Semaphore, watch as tokio_watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+
+/// How often running tasks are checked for a cancel request: a cancel takes
+/// effect well within a second.
+const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// State every runner shares with the loop.
 pub struct Shared {
@@ -99,22 +104,6 @@ pub fn check_inbox_permissions(home: &Home) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Registers this daemon in `run/` with a lock held for its lifetime, so
-/// `status`, `doctor` and other daemons can see it is alive.
-fn register(home: &Home, config: &Config, worker: &str) -> anyhow::Result<(std::fs::File, std::path::PathBuf)> {
-    // Host and pid: daemons on several machines may share the home.
-    let path = home.daemons().join(format!(
-        "daemon-{}-{}.json",
-        crate::ids::slug(&hostname()),
-        std::process::id()
-    ));
-    let file = lock::try_lock(&path)?.context("another daemon holds this pid's registry file")?;
-    let doc = json!({"pid": std::process::id(), "worker": worker, "started_at": crate::events::now_ts(), "max_concurrent": config.max_concurrent, "version": env!("CARGO_PKG_VERSION")});
-    let mut f = &file;
-    std::io::Write::write_all(&mut f, serde_json::to_string_pretty(&doc)?.as_bytes())?;
-    Ok((file, path))
-}
-
 async fn shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
@@ -145,7 +134,21 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         config.events.keep,
     ));
     let worker = format!("{}:{}", hostname(), std::process::id());
-    let (_registry_lock, registry_path) = register(&home, &config, &worker)?;
+    let mut registration = Registration::register(
+        &home,
+        DaemonState {
+            pid: std::process::id(),
+            worker: worker.clone(),
+            started_at: crate::events::now_ts(),
+            max_concurrent: config.max_concurrent,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            running: Vec::new(),
+            paused: Default::default(),
+            updated_at: String::new(),
+        },
+        &hostname(),
+    )
+    .context("cannot register this daemon in run/")?;
     let shared = Arc::new(Shared {
         home: home.clone(),
         config: config.clone(),
@@ -294,15 +297,23 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
             break;
         }
 
+        registration.update(stops.keys().cloned().collect(), shared.pauses.published());
+        let publish_at = registration
+            .publish_due(std::time::Instant::now())
+            .map(Instant::from_std);
         let pause_end = shared
             .pauses
             .next_expiry()
             .map(|t| Instant::now() + t.duration_since(SystemTime::now()).unwrap_or_default());
+        // Cancel requests (`orchestrator cancel`) are files; look for them while tasks run.
+        let cancel_check = (!stops.is_empty()).then(|| Instant::now() + CANCEL_POLL);
         let next = [
             intake.next_deadline().map(Instant::from_std),
             Some(rescan_at),
             Some(recover_at),
             pause_end,
+            publish_at,
+            cancel_check,
         ]
         .into_iter()
         .flatten()
@@ -326,6 +337,12 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
             }
             _ = tokio::time::sleep_until(next) => {
                 let now = Instant::now();
+                for (id, tx) in &stops {
+                    if tx.borrow().is_none() && crate::store::TaskDir::new(home.task_dir(id)).cancel_request().exists() {
+                        tracing::info!(task = %id, "cancel requested");
+                        let _ = tx.send(Some(StopReason::Cancelled));
+                    }
+                }
                 if now >= rescan_at {
                     if let Err(e) = intake.rescan(now.into_std(), &mut queue) {
                         tracing::error!(error = %e, "cannot list the inbox");
@@ -333,7 +350,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                     rescan_at = now + config.rescan_interval.0;
                 }
                 if now >= recover_at {
-                    let dead = recovery::dead_peers(&home, &registry_path);
+                    let dead = daemons::dead(&home, registration.lock_path());
                     if stopping.is_none() && (!dead.is_empty() || own_orphans) {
                         if !dead.is_empty() {
                             tracing::info!(peers = dead.len(), "a daemon sharing this home died; taking over its tasks");
@@ -341,7 +358,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                         own_orphans = false;
                         recover(&mut tasks, &mut stops);
                         for d in dead {
-                            let _ = std::fs::remove_file(d);
+                            daemons::remove_dead(&d);
                         }
                     }
                     recover_at = now + config.recovery_interval.0;
@@ -394,6 +411,6 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         None,
         json!({"reason": stopping.unwrap_or("drained"), "succeeded": summary.succeeded, "failed": summary.failed, "cancelled": summary.cancelled, "rejected": summary.rejected, "interrupted": summary.interrupted}),
     );
-    let _ = std::fs::remove_file(registry_path);
+    registration.remove();
     Ok(summary)
 }

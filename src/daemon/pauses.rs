@@ -29,6 +29,16 @@ impl Pauses {
         self.until(agent).is_some()
     }
 
+    /// Current pauses as published in `run/`: agent -> RFC 3339 end.
+    pub fn published(&self) -> std::collections::BTreeMap<String, String> {
+        let now = SystemTime::now();
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter()
+            .filter(|(_, t)| **t > now)
+            .filter_map(|(a, t)| Some((a.name().to_string(), jiff::Timestamp::try_from(*t).ok()?.to_string())))
+            .collect()
+    }
+
     /// The soonest moment a current pause ends.
     pub fn next_expiry(&self) -> Option<SystemTime> {
         let now = SystemTime::now();

@@ -7,15 +7,13 @@
 //!
 //! Scanning `results/` costs a stat per task folder, so a daemon scans when it
 //! starts (its own previous life may have crashed) and then only when a peer
-//! died: every daemon holds a lock on its file in `run/`, and a file there whose
-//! lock is free is the registry of a dead daemon ([`dead_peers`]).
+//! died (see `store::daemons`).
 
 use crate::agents::supervise::kill_leftover;
 use crate::claim::Claimed;
 use crate::plan::Plan;
 use crate::store::record::ProgressRecord;
 use crate::store::{Home, TaskDir, lock};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// A task taken over from a dead daemon.
@@ -30,18 +28,6 @@ pub struct Orphan {
 /// Folders of half-made claims (created, then the daemon died before the
 /// rename) are removed once they are this old.
 const HALF_CLAIM_AGE: Duration = Duration::from_secs(60);
-
-/// Registry files in `run/` of daemons that died without removing them (their
-/// lock is free). `own` is this daemon's file.
-pub fn dead_peers(home: &Home, own: &Path) -> Vec<PathBuf> {
-    let Ok(dir) = std::fs::read_dir(home.daemons()) else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .map(|e| e.path())
-        .filter(|p| p != own && p.extension().is_some_and(|x| x == "json") && !lock::is_locked(p))
-        .collect()
-}
 
 /// Scans `results/` for orphans and takes them over.
 pub fn take_over_orphans(home: &Home) -> std::io::Result<Vec<Orphan>> {

@@ -42,6 +42,9 @@ pub struct IndexRow {
     pub attempts: u32,
     pub error_kind: Option<String>,
     pub started_at: String,
+    /// The inbox file's name, so the CLI can find a task by it.
+    #[serde(default)]
+    pub source_file: String,
 }
 
 impl IndexRow {
@@ -57,6 +60,7 @@ impl IndexRow {
             attempts: r.attempts.len() as u32,
             error_kind: r.error.as_ref().map(|e| e.kind.clone()),
             started_at: r.started_at.clone(),
+            source_file: r.source_file.clone(),
         }
     }
 }
@@ -89,6 +93,47 @@ struct RawIndex {
 struct IndexKeys {
     schema_version: u32,
     tasks: HashMap<String, IgnoredAny>,
+}
+
+/// `results/index.counts.json`: finished tasks by status, kept beside the index
+/// so `status` answers without reading a 100,000-row index.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub total: usize,
+    pub by_status: BTreeMap<String, usize>,
+}
+
+impl Counts {
+    fn add(&mut self, status: Status) {
+        self.total += 1;
+        *self.by_status.entry(status.name().to_string()).or_default() += 1;
+    }
+}
+
+pub fn read_counts(home: &Home) -> Option<Counts> {
+    serde_json::from_slice(&std::fs::read(home.results().join("index.counts.json")).ok()?).ok()
+}
+
+fn write_counts(home: &Home, counts: &Counts) -> io::Result<()> {
+    write_atomic(
+        &home.results().join("index.counts.json"),
+        &serde_json::to_vec(counts).map_err(io::Error::other)?,
+    )
+}
+
+/// Counts every row of a raw index (parsing only each row's status).
+fn recount(index: &RawIndex) -> Counts {
+    #[derive(Deserialize)]
+    struct StatusOnly {
+        status: Status,
+    }
+    let mut c = Counts::default();
+    for row in index.tasks.values() {
+        if let Ok(s) = serde_json::from_str::<StatusOnly>(row.get()) {
+            c.add(s.status);
+        }
+    }
+    c
 }
 
 /// Reads the index; `None` if it is missing or unreadable (then rebuild).
@@ -157,10 +202,19 @@ fn merge_locked(home: &Home, rows: &BTreeMap<String, IndexRow>) -> io::Result<()
             tasks: raw_rows(&rows_not_in(home, |_| false)?)?,
         },
     };
+    let mut counts = read_counts(home).filter(|c| c.total == index.tasks.len());
+    for (id, row) in rows {
+        match &mut counts {
+            Some(c) if !index.tasks.contains_key(id) => c.add(row.status),
+            _ => counts = None,
+        }
+    }
     index.tasks.extend(raw_rows(rows)?);
+    let counts = counts.unwrap_or_else(|| recount(&index));
     let mut bytes = serde_json::to_vec(&index).map_err(io::Error::other)?;
     bytes.push(b'\n');
-    write_atomic(&home.index_file(), &bytes)
+    write_atomic(&home.index_file(), &bytes)?;
+    write_counts(home, &counts)
 }
 
 fn raw_rows(rows: &BTreeMap<String, IndexRow>) -> io::Result<BTreeMap<String, Box<RawValue>>> {
@@ -180,21 +234,30 @@ pub fn reconcile(home: &Home) -> io::Result<usize> {
         match keys {
             Some(keys) => {
                 let missing = rows_not_in(home, |id| keys.tasks.contains_key(id))?;
-                drop(keys);
-                if !missing.is_empty() {
+                if !missing.is_empty() || read_counts(home).is_none_or(|c| c.total != keys.tasks.len()) {
                     merge_locked(home, &missing)?;
                 }
                 Ok(missing.len())
             }
             None => {
                 let index = rebuild(home)?;
-                let mut bytes = serde_json::to_vec(&index).map_err(io::Error::other)?;
-                bytes.push(b'\n');
-                write_atomic(&home.index_file(), &bytes)?;
+                write_full(home, &index)?;
                 Ok(index.tasks.len())
             }
         }
     })
+}
+
+/// Writes a whole index and its counts (used by rebuilds and `reindex`).
+pub fn write_full(home: &Home, index: &Index) -> io::Result<()> {
+    let mut bytes = serde_json::to_vec(index).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    write_atomic(&home.index_file(), &bytes)?;
+    let mut counts = Counts::default();
+    for row in index.tasks.values() {
+        counts.add(row.status);
+    }
+    write_counts(home, &counts)
 }
 
 /// Gives memory freed by a big index back to the OS. The daemon forks for every

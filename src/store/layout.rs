@@ -114,6 +114,10 @@ impl TaskDir {
     pub fn result(&self) -> PathBuf {
         self.dir.join("result.json")
     }
+    /// Created by `orchestrator cancel`; the daemon running the task stops it.
+    pub fn cancel_request(&self) -> PathBuf {
+        self.dir.join("cancel.request")
+    }
     pub fn attempt_out(&self, n: u32) -> PathBuf {
         self.dir.join(format!("attempt-{n}.out"))
     }

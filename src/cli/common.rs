@@ -1,0 +1,172 @@
+//! What every verb shares: finding a task by what the user typed, and printing.
+
+use crate::store::record::{ProgressRecord, ResultRecord};
+use crate::store::{Home, TaskDir, index};
+use std::io::IsTerminal;
+
+/// A usage error: exit 2 with this message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Colour only on a terminal, and never with `NO_COLOR` set.
+pub fn color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Wraps `text` in an ANSI colour when colour is on.
+pub fn paint(text: &str, code: &str) -> String {
+    if color() {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+pub fn status_color(status: &str) -> &'static str {
+    match status {
+        "succeeded" => "32",
+        "failed" => "31",
+        "cancelled" | "interrupted" => "33",
+        "running" => "36",
+        _ => "0",
+    }
+}
+
+pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Where a task is.
+#[derive(Debug)]
+pub enum Found {
+    /// Claimed: `results/<id>/` exists.
+    Task { id: String, dir: TaskDir },
+    /// Still a file in the inbox.
+    Queued { file: String },
+}
+
+/// Finds a task by id, unique id prefix, or original file name. Unknown or
+/// ambiguous input is a usage error that lists what matched.
+pub fn resolve(home: &Home, query: &str) -> Result<Found, UsageError> {
+    let q = query.trim().trim_end_matches(['/', '\\']);
+    if q.is_empty() || q.contains(['/', '\\']) && !q.starts_with("results") && !q.starts_with("inbox") {
+        return Err(UsageError(format!("`{query}` is not a task id or file name")));
+    }
+    let q = q.rsplit(['/', '\\']).next().unwrap_or(q);
+    if !q.starts_with('.') && home.task_dir(q).is_dir() {
+        return Ok(Found::Task {
+            id: q.to_string(),
+            dir: TaskDir::new(home.task_dir(q)),
+        });
+    }
+    if home.inbox().join(q).is_file() {
+        return Ok(Found::Queued { file: q.to_string() });
+    }
+    // A prefix of an id (lower-case ULIDs sort by time, so a prefix narrows fast).
+    let lower = q.to_ascii_lowercase();
+    let mut ids: Vec<String> = std::fs::read_dir(home.results())
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| !n.starts_with('.') && n.starts_with(&lower) && home.task_dir(n).is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.is_empty() {
+        // The original file name: running tasks record it in plan.json, finished ones in the index.
+        ids = by_source_file(home, q);
+    }
+    ids.sort();
+    ids.dedup();
+    match ids.len() {
+        1 => {
+            let id = ids.remove(0);
+            let dir = TaskDir::new(home.task_dir(&id));
+            Ok(Found::Task { id, dir })
+        }
+        0 => Err(UsageError(format!(
+            "no task matches `{query}`: give an id (or a unique prefix of one), or the name the file had in the inbox. `orchestrator list` shows them"
+        ))),
+        n => {
+            let shown: Vec<&str> = ids.iter().take(10).map(String::as_str).collect();
+            Err(UsageError(format!(
+                "`{query}` matches {n} tasks: {}{}. Give more of the id",
+                shown.join(", "),
+                if n > 10 { ", ..." } else { "" }
+            )))
+        }
+    }
+}
+
+fn by_source_file(home: &Home, name: &str) -> Vec<String> {
+    let mut ids: Vec<String> = index::read(home)
+        .map(|i| {
+            i.tasks
+                .into_iter()
+                .filter(|(_, r)| r.source_file == name)
+                .map(|(id, _)| id)
+                .collect()
+        })
+        .unwrap_or_default();
+    for d in crate::store::daemons::live(home) {
+        for id in d.running {
+            let plan = std::fs::read(TaskDir::new(home.task_dir(&id)).plan())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<crate::plan::Plan>(&b).ok());
+            if plan.is_some_and(|p| p.source_file == name) {
+                ids.push(id);
+            }
+        }
+    }
+    ids
+}
+
+/// Requires a claimed task.
+pub fn resolve_task(home: &Home, query: &str) -> Result<(String, TaskDir), UsageError> {
+    match resolve(home, query)? {
+        Found::Task { id, dir } => Ok((id, dir)),
+        Found::Queued { file } => Err(UsageError(format!(
+            "`{file}` is still queued in the inbox: it has no record yet (use `orchestrator status` to see the queue)"
+        ))),
+    }
+}
+
+pub fn load_result(dir: &TaskDir) -> Option<ResultRecord> {
+    ResultRecord::load(&dir.result()).ok()
+}
+
+pub fn load_progress(dir: &TaskDir) -> Option<ProgressRecord> {
+    ProgressRecord::load(&dir.progress())
+}
+
+pub fn load_plan(dir: &TaskDir) -> Option<crate::plan::Plan> {
+    serde_json::from_slice(&std::fs::read(dir.plan()).ok()?).ok()
+}
+
+/// `1m 5s` for a number of milliseconds (whole seconds above ten seconds).
+pub fn human_ms(ms: u64) -> String {
+    let d = if ms < 10_000 {
+        std::time::Duration::from_millis(ms)
+    } else {
+        std::time::Duration::from_secs(ms / 1000)
+    };
+    humantime::format_duration(d).to_string()
+}
+
+/// Milliseconds since an RFC 3339 timestamp.
+pub fn ms_since(ts: &str) -> Option<u64> {
+    let t: jiff::Timestamp = ts.parse().ok()?;
+    let d = jiff::Timestamp::now().duration_since(t);
+    u64::try_from(d.as_millis()).ok()
+}
+
+/// Parses `--since 2h` into a timestamp that long ago.
+pub fn since(dur: &str) -> Result<jiff::Timestamp, UsageError> {
+    let d = crate::duration::parse(dur).map_err(UsageError)?;
+    let span = jiff::SignedDuration::try_from(d).map_err(|e| UsageError(e.to_string()))?;
+    jiff::Timestamp::now()
+        .checked_sub(span)
+        .map_err(|e| UsageError(e.to_string()))
+}

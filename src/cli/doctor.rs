@@ -1,0 +1,266 @@
+//! `orchestrator doctor`: checks the home, the config and the agents; each
+//! failing check says what to do. Exit 1 if any check fails.
+
+use super::common::print_json;
+use super::{Cli, exit};
+use crate::config::AgentKind;
+use crate::store::{TaskDir, daemons, lock};
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  orchestrator doctor --json")]
+pub struct Args {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: String,
+    ok: bool,
+    /// `warn` checks do not fail the run.
+    level: &'static str,
+    detail: String,
+    fix: Option<String>,
+}
+
+fn check(name: &str, ok: bool, detail: String, fix: &str) -> Check {
+    Check {
+        name: name.into(),
+        ok,
+        level: "error",
+        detail,
+        fix: (!ok).then(|| fix.to_string()),
+    }
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
+    let home = cli.home()?;
+    let mut checks = Vec::new();
+    let loaded = cli.load_config(&home, &[]);
+    let config = match &loaded {
+        Ok(l) => {
+            let from = l
+                .file
+                .as_ref()
+                .map_or("built-in defaults".to_string(), |f| f.display().to_string());
+            checks.push(check("config", true, format!("valid ({from})"), ""));
+            l.config.clone()
+        }
+        Err(e) => {
+            checks.push(check(
+                "config",
+                false,
+                e.to_string(),
+                "fix the key it names in orchestrator.yaml",
+            ));
+            Default::default()
+        }
+    };
+    for (name, dir) in [
+        ("inbox", home.inbox()),
+        ("results", home.results()),
+        ("summaries", home.summaries()),
+        ("logs", home.logs()),
+    ] {
+        let probe = dir.join(format!(".doctor-{}", std::process::id()));
+        let writable = std::fs::write(&probe, b"").is_ok();
+        let _ = std::fs::remove_file(&probe);
+        let detail = if !dir.exists() {
+            "missing (created on start)".to_string()
+        } else if writable {
+            "present, writable".into()
+        } else {
+            "not writable".into()
+        };
+        checks.push(check(
+            &format!("folder {name}"),
+            !dir.exists() || writable,
+            format!("{}: {detail}", dir.display()),
+            &format!("make {} writable by the daemon's user", dir.display()),
+        ));
+    }
+    if home.inbox().exists() {
+        let r = crate::daemon::check_inbox_permissions(&home);
+        checks.push(check(
+            "inbox permissions",
+            r.is_ok(),
+            r.as_ref()
+                .err()
+                .map_or("not writable by others".into(), |e| e.to_string()),
+            &format!("chmod o-w {}", home.inbox().display()),
+        ));
+    }
+    for kind in [AgentKind::Claude, AgentKind::Command] {
+        let cfg = config.agent(kind);
+        let program = match kind {
+            AgentKind::Command => cfg
+                .command
+                .clone()
+                .unwrap_or_else(|| if cfg!(windows) { "cmd".into() } else { "sh".into() }),
+            _ => cfg.command.clone().unwrap_or_else(|| kind.name().into()),
+        };
+        let used = config.default_agent == kind || config.agents.contains_key(kind.name());
+        let mut c = match which::which(&program) {
+            Ok(path) => {
+                let version = if kind == AgentKind::Command {
+                    None
+                } else {
+                    version_of(&path)
+                };
+                check(
+                    &format!("agent {}", kind.name()),
+                    true,
+                    format!("{} {}", path.display(), version.unwrap_or_default())
+                        .trim()
+                        .to_string(),
+                    "",
+                )
+            }
+            Err(_) => check(
+                &format!("agent {}", kind.name()),
+                false,
+                format!("`{program}` not found on PATH"),
+                &format!("install it, or set agents.{}.command to its full path", kind.name()),
+            ),
+        };
+        if !used {
+            c.level = "warn";
+        }
+        checks.push(c);
+    }
+    for root in config.allowed_roots(home.root()) {
+        checks.push(check(
+            "allowed root",
+            root.is_dir(),
+            root.display().to_string(),
+            "create the folder or fix allowed_roots",
+        ));
+    }
+    if let Some(free) = free_bytes(home.root()) {
+        let mut c = check(
+            "disk space",
+            free > 1 << 30,
+            format!("{:.1} GiB free", free as f64 / (1u64 << 30) as f64),
+            "free some space: results and logs need room (see `orchestrator clean`)",
+        );
+        c.level = if free > 100 << 20 { "warn" } else { "error" };
+        checks.push(c);
+    }
+    let live = daemons::live(&home);
+    checks.push(Check {
+        name: "daemons".into(),
+        ok: true,
+        level: "warn",
+        detail: if live.is_empty() {
+            "none running".into()
+        } else {
+            live.iter()
+                .map(|d| format!("{} (pid {})", d.worker, d.pid))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        fix: None,
+    });
+    let stale = orphans(&home);
+    let mut c = check(
+        "stale task folders",
+        stale.is_empty(),
+        if stale.is_empty() {
+            "none".into()
+        } else {
+            format!(
+                "{} without result or owner: {}",
+                stale.len(),
+                stale.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            )
+        },
+        "start a daemon: it takes them over and runs them again",
+    );
+    c.level = "warn";
+    checks.push(c);
+    let size = std::fs::metadata(home.events_log()).map(|m| m.len()).unwrap_or(0);
+    checks.push(check(
+        "event log",
+        size <= config.events.rotate_bytes.saturating_mul(2),
+        format!("{:.1} MiB", size as f64 / 1048576.0),
+        "start a daemon (it rotates the log) or lower events.rotate_bytes",
+    ));
+
+    let failed = checks.iter().any(|c| !c.ok && c.level == "error");
+    if args.json {
+        print_json(&serde_json::json!({"ok": !failed, "checks": checks}))?;
+    } else {
+        for c in &checks {
+            let mark = match (c.ok, c.level) {
+                (true, _) => super::common::paint("ok  ", "32"),
+                (false, "warn") => super::common::paint("warn", "33"),
+                _ => super::common::paint("FAIL", "31"),
+            };
+            println!("{mark}  {:<20} {}", c.name, c.detail);
+            if let Some(f) = &c.fix {
+                println!("      fix: {f}");
+            }
+        }
+    }
+    Ok(if failed { exit::FAILED } else { exit::OK })
+}
+
+/// `<cli> --version`, with a short timeout (a broken CLI must not hang doctor).
+fn version_of(path: &std::path::Path) -> Option<String> {
+    let mut child = std::process::Command::new(path)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if child.try_wait().ok()?.is_some() {
+            let out = child.wait_with_output().ok()?;
+            return Some(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
+            );
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            return Some("(--version timed out)".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Task folders with a task file, no result, and nobody holding the lock.
+fn orphans(home: &crate::store::Home) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(home.results()) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let td = TaskDir::new(e.path());
+            (!td.result().exists() && td.task_file().is_some() && !lock::is_locked(&td.lock_file()))
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let s = nix::sys::statvfs::statvfs(path).ok()?;
+        Some(s.blocks_available() as u64 * s.fragment_size() as u64)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}

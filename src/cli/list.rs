@@ -1,0 +1,131 @@
+//! `orchestrator list`: tasks, newest first (queued files on top).
+
+use super::common::{human_ms, load_plan, load_progress, paint, print_json, since, status_color};
+use super::{Cli, exit};
+use crate::store::{TaskDir, daemons, index};
+use serde::Serialize;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  orchestrator list --status failed --since 1d\n  orchestrator list --limit 100 --json"
+)]
+pub struct Args {
+    /// Only tasks with this status: queued, running, succeeded, failed, cancelled.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// At most this many (0: all).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Only tasks started within this long, e.g. 2h, 7d.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub id: String,
+    pub status: String,
+    pub title: String,
+    pub agent: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub cost_usd: Option<f64>,
+    pub error: Option<String>,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
+    let home = cli.home()?;
+    let cutoff = args.since.as_deref().map(since).transpose()?.map(|t| t.to_string());
+    let mut rows: Vec<Row> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(home.inbox()) {
+        for e in dir.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_file())) {
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            if crate::task::parse::is_ignored_name(&name) {
+                continue;
+            }
+            rows.push(Row {
+                id: name,
+                status: "queued".into(),
+                title: String::new(),
+                agent: String::new(),
+                started_at: None,
+                finished_at: None,
+                duration_ms: None,
+                cost_usd: None,
+                error: None,
+            });
+        }
+    }
+    let mut finished: Vec<Row> = index::read(&home)
+        .map(|i| {
+            i.tasks
+                .into_iter()
+                .map(|(id, r)| Row {
+                    id,
+                    status: r.status.name().into(),
+                    title: r.title,
+                    agent: r.agent,
+                    started_at: Some(r.started_at),
+                    finished_at: Some(r.finished_at),
+                    duration_ms: Some(r.duration_ms),
+                    cost_usd: r.cost_usd,
+                    error: r.error_kind,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for d in daemons::live(&home) {
+        for id in d.running {
+            let dir = TaskDir::new(home.task_dir(&id));
+            let plan = load_plan(&dir);
+            let p = load_progress(&dir).unwrap_or_default();
+            finished.push(Row {
+                id,
+                status: "running".into(),
+                title: plan.as_ref().map(|p| p.title.clone()).unwrap_or_default(),
+                agent: plan.map(|p| p.agent.name().to_string()).unwrap_or_default(),
+                started_at: p.started_at,
+                finished_at: None,
+                duration_ms: None,
+                cost_usd: p.cost_usd,
+                error: None,
+            });
+        }
+    }
+    // Ids begin with a ULID: sorting by id is sorting by claim time.
+    finished.sort_by(|a, b| b.id.cmp(&a.id));
+    rows.extend(finished);
+    rows.retain(|r| args.status.as_deref().is_none_or(|s| r.status == s));
+    if let Some(c) = &cutoff {
+        rows.retain(|r| r.started_at.as_ref().is_some_and(|s| s >= c));
+    }
+    if args.limit > 0 {
+        rows.truncate(args.limit);
+    }
+    if args.json {
+        print_json(&rows)?;
+        return Ok(exit::OK);
+    }
+    for r in &rows {
+        let extra = match (&r.error, r.duration_ms) {
+            (Some(e), _) => format!("  {e}"),
+            (None, Some(d)) => format!("  {}", human_ms(d)),
+            _ => String::new(),
+        };
+        println!(
+            "{:<10} {}  {}{extra}",
+            paint(&r.status, status_color(&r.status)),
+            r.id,
+            r.title
+        );
+    }
+    if rows.is_empty() {
+        println!("no tasks");
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,210 @@
+//! `orchestrator logs ID [--follow] [--raw]`: the agent's output, for people.
+//!
+//! Claude's stream-json is rendered as text: the session, the agent's words,
+//! each tool call with its main argument, tool errors, retries, rate limits and
+//! the result. Anything else (a command's output, non-JSON lines) is shown as is.
+
+use super::common::{load_plan, load_progress, resolve_task};
+use super::{Cli, exit};
+use crate::agents::claude::main_argument;
+use serde_json::Value;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  orchestrator logs 01m80jw --follow\n  orchestrator logs fix-login.md --raw --attempt 1"
+)]
+pub struct Args {
+    /// Id, unique id prefix, or the original file name.
+    pub task: String,
+    /// Keep printing as the agent writes, until the task finishes.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// The bytes as the agent wrote them.
+    #[arg(long)]
+    pub raw: bool,
+    /// Which attempt (default: the latest).
+    #[arg(long)]
+    pub attempt: Option<u32>,
+    /// Show stderr instead of stdout.
+    #[arg(long)]
+    pub stderr: bool,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
+    let home = cli.home()?;
+    let (id, dir) = resolve_task(&home, &args.task)?;
+    let latest = || (1..).take_while(|n| dir.attempt_out(*n).exists()).last().unwrap_or(1);
+    let attempt = args.attempt.unwrap_or_else(latest);
+    let path = if args.stderr {
+        dir.attempt_err(attempt)
+    } else {
+        dir.attempt_out(attempt)
+    };
+    let stream_json =
+        !args.stderr && !args.raw && load_plan(&dir).is_some_and(|p| p.agent != crate::config::AgentKind::Command);
+    let mut out = std::io::stdout().lock();
+    let mut pos = 0u64;
+    let mut pending = Vec::new();
+    loop {
+        if let Ok(mut f) = crate::events::open_shared(&path) {
+            f.seek(SeekFrom::Start(pos))?;
+            let mut buf = Vec::new();
+            f.read_to_end(&mut buf)?;
+            pos += buf.len() as u64;
+            if stream_json {
+                pending.extend_from_slice(&buf);
+                while let Some(i) = pending.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=i).collect();
+                    if let Some(text) = render(&line[..line.len() - 1]) {
+                        writeln!(out, "{text}")?;
+                    }
+                }
+            } else {
+                out.write_all(&buf)?;
+            }
+            out.flush()?;
+        } else if !args.follow {
+            eprintln!("{id} has no output for attempt {attempt} yet");
+            return Ok(exit::FAILED);
+        }
+        if !args.follow || dir.result().exists() {
+            if !pending.is_empty()
+                && let Some(text) = render(&pending)
+            {
+                writeln!(out, "{text}")?;
+            }
+            return Ok(exit::OK);
+        }
+        // A newer attempt started: follow it.
+        if args.attempt.is_none() && load_progress(&dir).is_some_and(|p| p.attempt > attempt) {
+            return run(cli, args);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// One line of stream-json as a person wants to read it (`None`: nothing worth showing).
+pub fn render(line: &[u8]) -> Option<String> {
+    let trimmed = line.trim_ascii();
+    if trimmed.is_empty() {
+        return None;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(trimmed) else {
+        return Some(String::from_utf8_lossy(trimmed).into_owned());
+    };
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+    match s("type") {
+        "system" => match s("subtype") {
+            "init" => Some(format!(
+                "● session {} ({}) in {}",
+                s("session_id"),
+                s("model"),
+                s("cwd")
+            )),
+            "api_retry" => Some(format!(
+                "↻ API retry {}/{} ({})",
+                v["attempt"].as_u64().unwrap_or(0),
+                v["max_retries"].as_u64().unwrap_or(0),
+                s("error")
+            )),
+            "task_started" => Some(format!("◆ subagent: {}", s("description"))),
+            _ => None,
+        },
+        "assistant" => {
+            let mut parts = Vec::new();
+            if let Some(e) = v.get("error").and_then(Value::as_str) {
+                parts.push(format!("✗ API error ({e})"));
+            }
+            let sub = if v.get("parent_tool_use_id").is_some_and(|p| !p.is_null()) {
+                "  "
+            } else {
+                ""
+            };
+            for b in v["message"]["content"].as_array().into_iter().flatten() {
+                match b["type"].as_str() {
+                    Some("text") => parts.push(format!("{sub}{}", b["text"].as_str().unwrap_or(""))),
+                    Some("tool_use") => {
+                        let name = b["name"].as_str().unwrap_or("?");
+                        let arg = main_argument(&b["input"]).map(|a| format!("({a})")).unwrap_or_default();
+                        parts.push(format!("{sub}→ {name}{arg}"));
+                    }
+                    _ => {}
+                }
+            }
+            (!parts.is_empty()).then(|| parts.join("\n"))
+        }
+        "user" => {
+            let errors: Vec<String> = v["message"]["content"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|b| b["is_error"].as_bool() == Some(true))
+                .map(|b| {
+                    let text = match &b["content"] {
+                        Value::String(t) => t.clone(),
+                        other => other.to_string(),
+                    };
+                    format!("  ✗ {}", text.lines().next().unwrap_or(""))
+                })
+                .collect();
+            (!errors.is_empty()).then(|| errors.join("\n"))
+        }
+        "rate_limit_event" if v["rate_limit_info"]["status"] == "rejected" => Some(format!(
+            "⏸ rate limited (resets at {})",
+            v["rate_limit_info"]["resetsAt"]
+        )),
+        "result" => {
+            let cost = v
+                .get("total_cost_usd")
+                .and_then(Value::as_f64)
+                .map(|c| format!(", ${c:.4}"))
+                .unwrap_or_default();
+            let err = if v["is_error"].as_bool() == Some(true) {
+                " (error)"
+            } else {
+                ""
+            };
+            let errors = v["errors"]
+                .as_array()
+                .map(|e| {
+                    format!(
+                        ": {}",
+                        e.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")
+                    )
+                })
+                .unwrap_or_default();
+            Some(format!(
+                "■ {}{err}, {} turns{cost}{errors}",
+                s("subtype"),
+                v["num_turns"].as_u64().unwrap_or(0)
+            ))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_main_message_kinds() {
+        assert_eq!(
+            render(br#"{"type":"system","subtype":"init","session_id":"s1","model":"m","cwd":"/w"}"#).unwrap(),
+            "● session s1 (m) in /w"
+        );
+        let tool = br#"{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Bash","input":{"command":"cargo test"}}]}}"#;
+        assert_eq!(render(tool).unwrap(), "→ Bash(cargo test)");
+        let err = br#"{"type":"user","message":{"content":[{"type":"tool_result","is_error":true,"content":"blocked\nmore"}]}}"#;
+        assert_eq!(render(err).unwrap(), "  ✗ blocked");
+        let result = br#"{"type":"result","subtype":"error_max_turns","is_error":true,"num_turns":3,"errors":["Reached maximum number of turns (2)"]}"#;
+        assert_eq!(
+            render(result).unwrap(),
+            "■ error_max_turns (error), 3 turns: Reached maximum number of turns (2)"
+        );
+        assert_eq!(render(b"plain text").unwrap(), "plain text");
+        assert!(render(br#"{"type":"system","subtype":"hook_started"}"#).is_none());
+    }
+}

@@ -1,0 +1,236 @@
+//! Small verbs: `create-sample`, `plan FILE`, `config`, `completions`.
+
+use super::common::{UsageError, print_json};
+use super::{Cli, exit};
+use crate::config::Origin;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  orchestrator create-sample\n  orchestrator create-sample --agent command")]
+pub struct SampleArgs {
+    /// claude or command.
+    #[arg(long, default_value = "claude")]
+    pub agent: String,
+}
+
+/// Writes a sample task into the inbox (atomically) and prints its path.
+pub fn create_sample(cli: &Cli, args: &SampleArgs) -> anyhow::Result<u8> {
+    let home = cli.home()?;
+    let text = match args.agent.as_str() {
+        "claude" => {
+            "---\ntitle: Sample - describe this folder\nagent: claude\nallowed_tools: [Read, Glob, Grep]\nmax_turns: 5\ntimeout: 10m\npriority: normal\n---\nList the files in this folder and describe in three sentences what the project is.\n"
+        }
+        "command" => "---\ntitle: Sample - list the folder\nagent: command\ncommand: ls -la\ntimeout: 1m\n---\n",
+        other => return Err(UsageError(format!("no sample for agent `{other}`: use claude or command")).into()),
+    };
+    std::fs::create_dir_all(home.inbox())?;
+    let name = format!("sample-{}-{}.md", args.agent, &crate::ids::new_id("s")[18..26]);
+    let tmp = home.inbox().join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, home.inbox().join(&name))?;
+    println!("inbox/{name}");
+    Ok(exit::OK)
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  orchestrator plan drafts/fix-login.md")]
+pub struct PlanArgs {
+    /// A task file (anywhere; it is not moved).
+    pub file: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Dry run: parse, validate and plan a task file; show the exact command line. Runs nothing.
+pub fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
+    let home = cli.home()?;
+    let config = cli
+        .load_config(&home, &[])
+        .map_err(|e| UsageError(e.to_string()))?
+        .config;
+    let name = args
+        .file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("task.md")
+        .to_string();
+    let bytes = crate::intake::read_capped(&args.file, config.max_task_bytes)
+        .map_err(|e| UsageError(format!("cannot read {}: {e}", args.file.display())))?;
+    let limits = crate::task::parse::Limits {
+        max_bytes: config.max_task_bytes,
+        max_prompt_chars: config.max_prompt_chars,
+        default_agent: config.default_agent,
+    };
+    let root = home.root();
+    let checked = crate::task::parse::parse(&name, &bytes, &limits).and_then(|spec| {
+        let wd = crate::task::workdir::resolve(
+            spec.workdir.as_deref(),
+            &config.default_workdir(root),
+            root,
+            &config.allowed_roots(root),
+        )?;
+        Ok((spec, wd))
+    });
+    let (spec, workdir) = match checked {
+        Ok(x) => x,
+        Err(r) => {
+            if args.json {
+                print_json(&json!({"ok": false, "reason": r.reason, "error": r.error, "hint": r.hint}))?;
+            } else {
+                println!("would be rejected ({}): {}\nfix: {}", r.reason, r.error, r.hint);
+            }
+            return Ok(exit::FAILED);
+        }
+    };
+    let plan = crate::plan::build(
+        &spec,
+        &config,
+        crate::plan::Context {
+            id: "(assigned at claim)",
+            source_file: &name,
+            workdir,
+            queued_at: None,
+        },
+    );
+    let program = which::which(&plan.program).map(|p| p.display().to_string()).ok();
+    let mut warnings = Vec::new();
+    if !plan.tools_dropped.is_empty() {
+        warnings.push(format!(
+            "not granted (beyond the agent's allowed_tools ceiling): {}",
+            plan.tools_dropped.join(", ")
+        ));
+    }
+    if program.is_none() {
+        warnings.push(format!(
+            "`{}` is not on PATH: the task would fail with not_found",
+            plan.program
+        ));
+    }
+    if args.json {
+        print_json(&json!({"ok": true, "plan": plan, "program_path": program, "warnings": warnings}))?;
+        return Ok(exit::OK);
+    }
+    println!("title:     {}", plan.title);
+    println!(
+        "agent:     {}   priority: {}   attempts: {}   timeout: {}",
+        plan.agent.name(),
+        plan.priority,
+        plan.max_attempts,
+        plan.timeout
+    );
+    println!("workdir:   {}", plan.workdir.display());
+    println!(
+        "argv:      {}",
+        std::iter::once(plan.program.as_str())
+            .chain(plan.args.iter().map(String::as_str))
+            .map(quote)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "stdin:     the prompt ({} characters{})",
+        plan.prompt.chars().count(),
+        if plan.prompt_truncated {
+            ", cut to max_prompt_chars"
+        } else {
+            ""
+        }
+    );
+    if !plan.allowed_tools.is_empty() {
+        println!("tools:     {}", plan.allowed_tools.join(", "));
+    }
+    for w in &warnings {
+        println!("warning:   {w}");
+    }
+    Ok(exit::OK)
+}
+
+/// Quotes an argument for display the way a POSIX shell would need it.
+fn quote(a: &str) -> String {
+    if !a.is_empty()
+        && a.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b))
+    {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  ORCHESTRATOR_MAX_CONCURRENT=4 orchestrator config --json")]
+pub struct ConfigArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The effective config, each value with where it came from.
+pub fn config(cli: &Cli, args: &ConfigArgs) -> anyhow::Result<u8> {
+    let home = cli.home()?;
+    let loaded = cli.load_config(&home, &[]).map_err(|e| UsageError(e.to_string()))?;
+    let value = serde_json::to_value(&loaded.config)?;
+    let mut leaves = Vec::new();
+    flatten("", &value, &mut leaves);
+    let origin_of = |key: &str| -> Origin {
+        // The most specific recorded origin for this key or one of its parents.
+        let mut k = key.to_string();
+        loop {
+            if let Some(o) = loaded.origins.get(&k) {
+                return *o;
+            }
+            match k.rfind('.') {
+                Some(i) => k.truncate(i),
+                None => return Origin::Default,
+            }
+        }
+    };
+    if args.json {
+        let rows: Vec<Value> = leaves
+            .iter()
+            .map(|(k, v)| json!({"key": k, "value": v, "origin": origin_of(k)}))
+            .collect();
+        print_json(&json!({"file": loaded.file, "config": value, "values": rows}))?;
+        return Ok(exit::OK);
+    }
+    println!(
+        "# file: {}",
+        loaded
+            .file
+            .as_ref()
+            .map_or("(none: defaults)".to_string(), |f| f.display().to_string())
+    );
+    for (k, v) in &leaves {
+        let origin = serde_json::to_value(origin_of(k))?;
+        println!("{k} = {v}    # {}", origin.as_str().unwrap_or(""));
+    }
+    Ok(exit::OK)
+}
+
+fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, v) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.clone())),
+    }
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  orchestrator completions bash > /etc/bash_completion.d/orchestrator")]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}
+
+pub fn completions(args: &CompletionsArgs) -> anyhow::Result<u8> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(args.shell, &mut cmd, "orchestrator", &mut std::io::stdout());
+    Ok(exit::OK)
+}

@@ -1,0 +1,156 @@
+//! `orchestrator show ID` (a task's full record) and `orchestrator results ID`
+//! (just the agent's final answer).
+
+use super::common::{
+    Found, UsageError, human_ms, load_plan, load_progress, load_result, paint, print_json, resolve, status_color,
+};
+use super::{Cli, exit};
+use serde_json::json;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  orchestrator show 01m80jw\n  orchestrator show fix-login.md --json")]
+pub struct Args {
+    /// Id, unique id prefix, or the original file name.
+    pub task: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
+    show(cli, &args.task, args.json)
+}
+
+pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
+    let home = cli.home()?;
+    let (id, dir) = match resolve(&home, query)? {
+        Found::Queued { file } => {
+            if as_json {
+                print_json(&json!({"file": file, "status": "queued"}))?;
+            } else {
+                println!("{file}: queued in the inbox");
+            }
+            return Ok(exit::OK);
+        }
+        Found::Task { id, dir } => (id, dir),
+    };
+    if let Some(r) = load_result(&dir) {
+        if as_json {
+            print_json(&r)?;
+            return Ok(exit::OK);
+        }
+        let status = r.status.name();
+        println!("{}  {}", paint(&r.id, "36"), r.title);
+        println!("status:    {}", paint(status, status_color(status)));
+        println!("agent:     {}   workdir: {}", r.agent, r.workdir);
+        println!("file:      {}   worker: {}", r.source_file, r.worker);
+        println!(
+            "started:   {}   finished: {}   ({})",
+            r.started_at,
+            r.finished_at,
+            human_ms(r.duration_ms)
+        );
+        println!(
+            "turns:     {}   tool calls: {}   cost: {}",
+            r.turns,
+            r.tool_calls,
+            r.cost_usd.map_or("-".into(), |c| format!("${c:.4}"))
+        );
+        if let Some(s) = &r.session_id {
+            println!("session:   {s}");
+        }
+        if let Some(p) = &r.parent_task_id {
+            println!("parent:    {p}");
+        }
+        for a in &r.attempts {
+            let err = a
+                .error
+                .as_ref()
+                .map(|e| format!("  {}: {}", e.kind, e.message))
+                .unwrap_or_default();
+            println!(
+                "attempt {}: exit {}  {}{err}",
+                a.n,
+                a.exit_code.map_or("-".into(), |c| c.to_string()),
+                a.duration_ms.map(human_ms).unwrap_or_default()
+            );
+        }
+        if let Some(e) = &r.error {
+            println!(
+                "\n{}: {}\nwhat to do: {}",
+                paint(&e.kind, "31"),
+                e.message,
+                e.suggestion
+            );
+        }
+        if !r.permission_denials.is_empty() {
+            let tools: Vec<&str> = r
+                .permission_denials
+                .iter()
+                .filter_map(|d| d["tool_name"].as_str())
+                .collect();
+            println!("permission denials: {}", tools.join(", "));
+        }
+        if !r.output.is_empty() {
+            println!("\n{}", r.output.trim_end());
+        }
+        return Ok(exit::OK);
+    }
+    let plan = load_plan(&dir);
+    let progress = load_progress(&dir);
+    let status = progress.as_ref().and_then(|p| p.status).map_or("running", |s| s.name());
+    if as_json {
+        print_json(&json!({"id": id, "status": status, "plan": plan, "progress": progress}))?;
+        return Ok(exit::OK);
+    }
+    let plan = plan.ok_or_else(|| UsageError(format!("{id} is being claimed; try again in a moment")))?;
+    println!("{}  {}", paint(&id, "36"), plan.title);
+    println!("status:    {}", paint(status, status_color(status)));
+    println!("agent:     {}   workdir: {}", plan.agent.name(), plan.workdir.display());
+    println!("command:   {} {}", plan.program, plan.args.join(" "));
+    if let Some(p) = progress {
+        println!(
+            "attempt:   {} of {}   turns: {}   tool calls: {}   cost: ${:.4}",
+            p.attempt,
+            plan.max_attempts,
+            p.turns,
+            p.tool_calls,
+            p.cost_usd.unwrap_or(0.0)
+        );
+        if let Some(e) = p.last_event {
+            println!("last:      {e}");
+        }
+        if let Some(w) = p.waiting_until {
+            println!("waiting until {w}");
+        }
+    }
+    Ok(exit::OK)
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  orchestrator results 01m80jw > answer.md")]
+pub struct ResultsArgs {
+    /// Id, unique id prefix, or the original file name.
+    pub task: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `results ID`: the final answer on stdout; exit 1 if the task failed or has not finished.
+pub fn results(cli: &Cli, args: &ResultsArgs) -> anyhow::Result<u8> {
+    let home = cli.home()?;
+    let (id, dir) = super::common::resolve_task(&home, &args.task)?;
+    let Some(r) = load_result(&dir) else {
+        eprintln!("{id} has not finished yet (`orchestrator status {id}`)");
+        return Ok(exit::FAILED);
+    };
+    if args.json {
+        print_json(&json!({"id": r.id, "status": r.status, "output": r.output}))?;
+    } else {
+        println!("{}", r.output);
+    }
+    Ok(if r.status == crate::store::record::Status::Succeeded {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}

@@ -1,0 +1,193 @@
+//! `orchestrator status [ID]`: daemons, pauses, running tasks, the queue, counts.
+//! Reads files only (`run/`, the running tasks' progress, the inbox, the index
+//! counts); needs no daemon and never scans `results/`.
+
+use super::common::{human_ms, load_plan, load_progress, ms_since, paint, print_json, status_color};
+use super::{Cli, exit};
+use crate::store::{Home, TaskDir, daemons, index};
+use crate::task::parse::{Limits, is_ignored_name};
+use serde::Serialize;
+use serde_json::json;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  orchestrator status\n  orchestrator status 01m80jw --json")]
+pub struct Args {
+    /// One task (id, unique prefix, or file name): same as `show`.
+    pub task: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Running {
+    id: String,
+    title: String,
+    agent: String,
+    worker: String,
+    elapsed_ms: Option<u64>,
+    attempt: u32,
+    turns: u32,
+    tool_calls: u32,
+    cost_usd: Option<f64>,
+    last_event: Option<String>,
+    waiting_until: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct QueuedFile {
+    file: String,
+    title: String,
+    priority: i64,
+    agent: String,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
+    if let Some(t) = &args.task {
+        return super::show::show(cli, t, args.json);
+    }
+    let home = cli.home()?;
+    let daemons = daemons::live(&home);
+    let mut running = Vec::new();
+    for d in &daemons {
+        for id in &d.running {
+            let dir = TaskDir::new(home.task_dir(id));
+            if dir.result().exists() {
+                continue;
+            }
+            let p = load_progress(&dir).unwrap_or_default();
+            let plan = load_plan(&dir);
+            running.push(Running {
+                id: id.clone(),
+                title: plan.as_ref().map(|p| p.title.clone()).unwrap_or_default(),
+                agent: plan.as_ref().map(|p| p.agent.name().to_string()).unwrap_or_default(),
+                worker: d.worker.clone(),
+                elapsed_ms: p.started_at.as_deref().and_then(ms_since),
+                attempt: p.attempt,
+                turns: p.turns,
+                tool_calls: p.tool_calls,
+                cost_usd: p.cost_usd,
+                last_event: p.last_event,
+                waiting_until: p.waiting_until,
+            });
+        }
+    }
+    let queue = queued(cli, &home);
+    let counts = index::read_counts(&home).unwrap_or_default();
+    let paused: Vec<_> = daemons
+        .iter()
+        .flat_map(|d| {
+            d.paused
+                .iter()
+                .map(|(a, u)| json!({"agent": a, "until": u, "worker": d.worker}))
+        })
+        .collect();
+
+    if args.json {
+        print_json(
+            &json!({"daemons": daemons, "paused": paused, "running": running, "queued": queue, "finished": counts}),
+        )?;
+        return Ok(exit::OK);
+    }
+    if daemons.is_empty() {
+        println!(
+            "daemon: {} (start one with `orchestrator run`)",
+            paint("not running", "33")
+        );
+    }
+    for d in &daemons {
+        let up = ms_since(&d.started_at).map(human_ms).unwrap_or_default();
+        println!(
+            "daemon: {} {} (pid {}, up {up}, {}/{} slots busy, v{})",
+            paint("running", "32"),
+            d.worker,
+            d.pid,
+            d.running.len(),
+            d.max_concurrent,
+            d.version
+        );
+    }
+    for p in &paused {
+        println!(
+            "paused: {} until {} (rate limit)",
+            p["agent"].as_str().unwrap_or(""),
+            p["until"].as_str().unwrap_or("")
+        );
+    }
+    println!("\nrunning: {}", running.len());
+    for r in &running {
+        let state = match &r.waiting_until {
+            Some(u) => format!("waiting until {u}"),
+            None => r.last_event.clone().unwrap_or_default(),
+        };
+        println!(
+            "  {}  {}  {}  attempt {}  {} turns  {} tools  ${:.4}  {}",
+            paint(&r.id, "36"),
+            r.elapsed_ms.map(human_ms).unwrap_or_default(),
+            r.title,
+            r.attempt,
+            r.turns,
+            r.tool_calls,
+            r.cost_usd.unwrap_or(0.0),
+            state
+        );
+    }
+    println!("\nqueued: {}", queue.len());
+    for q in queue.iter().take(20) {
+        println!("  {}  (priority {}, {})  {}", q.file, q.priority, q.agent, q.title);
+    }
+    if queue.len() > 20 {
+        println!("  ... and {} more", queue.len() - 20);
+    }
+    let by = |s: &str| counts.by_status.get(s).copied().unwrap_or(0);
+    println!(
+        "\nfinished: {}  ({} succeeded, {} failed, {} cancelled)",
+        counts.total,
+        paint(&by("succeeded").to_string(), status_color("succeeded")),
+        paint(&by("failed").to_string(), status_color("failed")),
+        by("cancelled")
+    );
+    Ok(exit::OK)
+}
+
+/// The inbox in run order (files that do not parse are listed last, priority 0).
+fn queued(cli: &Cli, home: &Home) -> Vec<QueuedFile> {
+    let config = cli.load_config(home, &[]).map(|l| l.config).unwrap_or_default();
+    let limits = Limits {
+        max_bytes: config.max_task_bytes,
+        max_prompt_chars: 200,
+        default_agent: config.default_agent,
+    };
+    let Ok(dir) = std::fs::read_dir(home.inbox()) else {
+        return Vec::new();
+    };
+    let mut v: Vec<(i64, std::time::SystemTime, QueuedFile)> = dir
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            if is_ignored_name(&name) {
+                return None;
+            }
+            let mtime = e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+            let spec = crate::intake::read_capped(&e.path(), limits.max_bytes)
+                .ok()
+                .and_then(|b| crate::task::parse::parse(&name, &b, &limits).ok());
+            let (priority, title, agent) = match spec {
+                Some(s) => (s.priority, s.title, s.agent.name().to_string()),
+                None => (0, "(not yet valid)".to_string(), String::new()),
+            };
+            Some((
+                priority,
+                mtime,
+                QueuedFile {
+                    file: name,
+                    title,
+                    priority,
+                    agent,
+                },
+            ))
+        })
+        .collect();
+    v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.file.cmp(&b.2.file)));
+    v.into_iter().map(|(_, _, q)| q).collect()
+}

@@ -1,0 +1,194 @@
+//! `orchestrator submit`: write a task into the inbox atomically and print its id.
+//!
+//! The task is written as a JSON task file named after a fresh, well-formed id
+//! (so the daemon keeps that id), under a temporary name first and then renamed,
+//! so no daemon ever reads it half-written. It is checked with the daemon's own
+//! parser before it is written: a bad submission fails here, not in the inbox.
+
+use super::common::{UsageError, load_progress, load_result, paint, print_json, status_color};
+use super::{Cli, exit};
+use crate::store::Home;
+use serde_json::{Map, Value, json};
+use std::io::{IsTerminal, Read, Write};
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  orchestrator submit \"Fix the flaky login test\" --workdir ~/code/api --priority high\n  echo 'make test' | orchestrator submit - --agent command --wait"
+)]
+pub struct Args {
+    /// The prompt, or `-` to read it from stdin.
+    pub prompt: Option<String>,
+    #[arg(long)]
+    pub title: Option<String>,
+    /// claude or command.
+    #[arg(long)]
+    pub agent: Option<String>,
+    #[arg(long)]
+    pub workdir: Option<String>,
+    /// high, normal, low, or an integer.
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// A role preset from the config.
+    #[arg(long)]
+    pub role: Option<String>,
+    /// For --agent command: the shell command (default: the prompt).
+    #[arg(long)]
+    pub command: Option<String>,
+    /// Follow the task to its end; exit 0 if it succeeded, 1 if not.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the id (and with --wait the result) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
+    let home = cli.home()?;
+    let prompt = match args.prompt.as_deref() {
+        Some("-") => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s)?;
+            s
+        }
+        Some(p) => p.to_string(),
+        None if args.command.is_some() => String::new(),
+        None => return Err(UsageError("give a prompt, or `-` to read it from stdin".into()).into()),
+    };
+    let mut fields = Map::new();
+    let mut put = |k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            fields.insert(k.into(), Value::String(v.clone()));
+        }
+    };
+    put("title", &args.title);
+    put("agent", &args.agent);
+    put("workdir", &args.workdir);
+    put("role", &args.role);
+    put("command", &args.command);
+    if let Some(p) = &args.priority {
+        let v = p
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(p.clone()));
+        fields.insert("priority".into(), v);
+    }
+    if !prompt.trim().is_empty() {
+        fields.insert("prompt".into(), Value::String(prompt));
+    }
+    let id = write_task(cli, &home, fields)?;
+    if !args.wait {
+        if args.json {
+            print_json(&json!({"id": id}))?;
+        } else {
+            println!("{id}");
+        }
+        return Ok(exit::OK);
+    }
+    if !args.json {
+        eprintln!("submitted {id}");
+    }
+    wait(&home, &id, args.json)
+}
+
+/// Checks `fields` with the daemon's parser and writes them as `inbox/<id>.json`.
+pub fn write_task(cli: &Cli, home: &Home, fields: Map<String, Value>) -> anyhow::Result<String> {
+    let loaded = cli.load_config(home, &[]).map_err(|e| UsageError(e.to_string()))?;
+    let config = &loaded.config;
+    let bytes = serde_json::to_vec_pretty(&Value::Object(fields))?;
+    let limits = crate::task::parse::Limits {
+        max_bytes: config.max_task_bytes,
+        max_prompt_chars: config.max_prompt_chars,
+        default_agent: config.default_agent,
+    };
+    let spec = crate::task::parse::parse("submit.json", &bytes, &limits)
+        .map_err(|r| UsageError(format!("{}; {}", r.error, r.hint)))?;
+    let root = home.root();
+    crate::task::workdir::resolve(
+        spec.workdir.as_deref(),
+        &config.default_workdir(root),
+        root,
+        &config.allowed_roots(root),
+    )
+    .map_err(|r| UsageError(format!("{}; {}", r.error, r.hint)))?;
+    std::fs::create_dir_all(home.inbox())?;
+    let id = crate::ids::new_id(&spec.title);
+    let tmp = home.inbox().join(format!(".{id}.json.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, home.inbox().join(format!("{id}.json")))?;
+    Ok(id)
+}
+
+/// Follows a submitted task to its end.
+fn wait(home: &Home, id: &str, json: bool) -> anyhow::Result<u8> {
+    let tty = std::io::stderr().is_terminal() && !json;
+    let dir = crate::store::TaskDir::new(home.task_dir(id));
+    let started = std::time::Instant::now();
+    let mut last_line = String::new();
+    loop {
+        if let Some(r) = load_result(&dir) {
+            if tty {
+                eprint!("\r\x1b[K");
+            }
+            let ok = r.status == crate::store::record::Status::Succeeded;
+            if json {
+                print_json(&r)?;
+            } else {
+                let status = r.status.name();
+                eprintln!(
+                    "{} {} in {}",
+                    paint(status, status_color(status)),
+                    id,
+                    super::common::human_ms(r.duration_ms)
+                );
+                if let Some(e) = &r.error {
+                    eprintln!("{}: {}\n{}", e.kind, e.message, e.suggestion);
+                }
+                println!("{}", r.output);
+            }
+            return Ok(if ok { exit::OK } else { exit::FAILED });
+        }
+        let rejected = home.rejected().join(format!("{id}.json.error.json"));
+        if let Ok(bytes) = std::fs::read(&rejected) {
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            if json {
+                print_json(&json!({"id": id, "status": "rejected", "error": v}))?;
+            } else {
+                eprintln!(
+                    "rejected: {} ({})",
+                    v["error"].as_str().unwrap_or("?"),
+                    v["hint"].as_str().unwrap_or("")
+                );
+            }
+            return Ok(exit::FAILED);
+        }
+        let line = match load_progress(&dir) {
+            Some(p) => format!(
+                "{} attempt {} · {} turns · {} tool calls · ${:.4} · {}",
+                p.status.map_or("running", |s| s.name()),
+                p.attempt,
+                p.turns,
+                p.tool_calls,
+                p.cost_usd.unwrap_or(0.0),
+                p.last_event.unwrap_or_default()
+            ),
+            None if dir.dir.is_dir() => "starting".to_string(),
+            None => "queued".to_string(),
+        };
+        if tty {
+            let elapsed = humantime::format_duration(Duration::from_secs(started.elapsed().as_secs()));
+            let mut shown = format!("{elapsed} · {line}");
+            shown.truncate(150);
+            eprint!("\r\x1b[K{shown}");
+            let _ = std::io::stderr().flush();
+        } else if line != last_line && !json {
+            eprintln!("{line}");
+        }
+        last_line = line;
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

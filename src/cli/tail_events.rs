@@ -1,0 +1,276 @@
+//! `orchestrator tail-events`: the event log, from the end.
+//!
+//! The last lines are found by reading backwards from the end in blocks, so the
+//! cost does not depend on the log's size. The log is opened shared (it never
+//! blocks the daemon's appends or rotation, Windows included). `-f` follows it
+//! across rotation: when `events.ndjson` is renamed away, the rest of the old
+//! file is read before switching to the new one, so no line is missed.
+
+use super::common::{UsageError, since};
+use super::{Cli, exit};
+use crate::events::open_shared;
+use serde_json::Value;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  orchestrator tail-events -n 50\n  orchestrator tail-events -f --event task_failed\n  orchestrator tail-events --task 01m80jw --since 1h --json"
+)]
+pub struct Args {
+    /// How many (matching) lines to show from the end.
+    #[arg(short = 'n', long = "lines", default_value_t = 20)]
+    pub lines: usize,
+    /// Keep printing new events as they come (across rotation).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only events of this task (id or unique prefix).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Only events of this type, e.g. task_failed.
+    #[arg(long)]
+    pub event: Option<String>,
+    /// Only events newer than this, e.g. 30m, 2h.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Raw NDJSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Filter {
+    task: Option<String>,
+    event: Option<String>,
+    since: Option<String>,
+}
+
+impl Filter {
+    fn matches(&self, line: &[u8]) -> bool {
+        if self.task.is_none() && self.event.is_none() && self.since.is_none() {
+            return true;
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(line) else {
+            return false;
+        };
+        self.task
+            .as_ref()
+            .is_none_or(|t| v["task_id"].as_str().is_some_and(|id| id.starts_with(t.as_str())))
+            && self
+                .event
+                .as_ref()
+                .is_none_or(|e| v["event"].as_str() == Some(e.as_str()))
+            && self
+                .since
+                .as_ref()
+                .is_none_or(|s| v["ts"].as_str().is_some_and(|ts| ts >= s.as_str()))
+    }
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
+    let home = cli.home()?;
+    let filter = Filter {
+        task: args.task.as_ref().map(|t| t.to_ascii_lowercase()),
+        event: args.event.clone(),
+        since: args
+            .since
+            .as_deref()
+            .map(since)
+            .transpose()?
+            .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
+    };
+    let path = home.events_log();
+    let mut out = std::io::stdout().lock();
+    let (mut file, mut pos) = match open_shared(&path) {
+        Ok(mut f) => {
+            let end = f.seek(SeekFrom::End(0))?;
+            for line in last_lines(&mut f, end, args.lines, &filter)? {
+                print_line(&mut out, &line, args.json)?;
+            }
+            (Some(f), end)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && args.follow => (None, 0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(UsageError(format!(
+                "no event log at {} yet (has a daemon run here?)",
+                path.display()
+            ))
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !args.follow {
+        return Ok(exit::OK);
+    }
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        if let Some(f) = file.as_mut() {
+            pos += drain(f, pos, &mut pending, &mut |line| {
+                if filter.matches(line) {
+                    let _ = print_line(&mut out, line, args.json);
+                }
+            })?;
+            out.flush()?;
+        }
+        if rotated(file.as_ref(), &path, pos) {
+            // Whatever the old file got after our last read is drained above;
+            // from here on read the new log from its start.
+            file = open_shared(&path).ok();
+            pos = 0;
+            pending.clear();
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Reads new bytes from `pos`, calling `each` for every complete line; returns bytes consumed.
+fn drain(f: &mut File, pos: u64, pending: &mut Vec<u8>, each: &mut dyn FnMut(&[u8])) -> std::io::Result<u64> {
+    f.seek(SeekFrom::Start(pos))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    pending.extend_from_slice(&buf);
+    while let Some(i) = pending.iter().position(|&b| b == b'\n') {
+        let line: Vec<u8> = pending.drain(..=i).collect();
+        each(&line[..line.len() - 1]);
+    }
+    Ok(buf.len() as u64)
+}
+
+/// Has `events.ndjson` been replaced (rotated) since we opened `file`?
+fn rotated(file: Option<&File>, path: &Path, pos: u64) -> bool {
+    let Ok(on_disk) = std::fs::metadata(path) else {
+        return false;
+    };
+    let Some(f) = file else { return true };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = f.metadata() {
+            return m.ino() != on_disk.ino() || m.dev() != on_disk.dev();
+        }
+    }
+    let _ = f;
+    // Without a file id: a log shorter than what we read is a new one.
+    on_disk.len() < pos
+}
+
+/// The last `n` lines (that pass `filter`) before `end`, read backwards in blocks.
+fn last_lines(f: &mut File, end: u64, n: usize, filter: &Filter) -> std::io::Result<Vec<Vec<u8>>> {
+    const BLOCK: u64 = 64 * 1024;
+    let mut found: Vec<Vec<u8>> = Vec::new();
+    let mut carry: Vec<u8> = Vec::new();
+    let mut at = end;
+    while at > 0 && found.len() < n {
+        let start = at.saturating_sub(BLOCK);
+        let mut block = vec![0u8; (at - start) as usize];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut block)?;
+        block.extend_from_slice(&carry);
+        let mut parts: Vec<&[u8]> = block.split(|&b| b == b'\n').collect();
+        // The first part may be the end of a line that starts in an earlier block.
+        carry = if start > 0 {
+            parts.remove(0).to_vec()
+        } else {
+            Vec::new()
+        };
+        for line in parts.into_iter().rev() {
+            if !line.is_empty() && filter.matches(line) {
+                found.push(line.to_vec());
+                if found.len() == n {
+                    break;
+                }
+            }
+        }
+        at = start;
+    }
+    if found.len() < n && !carry.is_empty() && filter.matches(&carry) {
+        found.push(carry);
+    }
+    found.reverse();
+    Ok(found)
+}
+
+fn print_line(out: &mut impl Write, line: &[u8], json: bool) -> std::io::Result<()> {
+    if json {
+        out.write_all(line)?;
+        return out.write_all(b"\n");
+    }
+    let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(line) else {
+        out.write_all(line)?;
+        return out.write_all(b"\n");
+    };
+    let ts = m
+        .get("ts")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_string();
+    let event = m.get("event").and_then(Value::as_str).unwrap_or("?");
+    let task = m.get("task_id").and_then(Value::as_str).unwrap_or("");
+    let mut rest = String::new();
+    for (k, v) in &m {
+        if matches!(k.as_str(), "ts" | "event" | "task_id") || v.is_null() {
+            continue;
+        }
+        let v = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        rest.push_str(&format!(" {k}={v}"));
+    }
+    let event = super::common::paint(
+        &format!("{event:<18}"),
+        if event.contains("fail") || event.contains("violation") {
+            "31"
+        } else {
+            "36"
+        },
+    );
+    writeln!(out, "{ts}  {event} {task}{rest}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_lines_across_blocks_and_with_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("e.ndjson");
+        let mut text = String::new();
+        for i in 0..5000 {
+            text.push_str(&format!(
+                "{{\"ts\":\"2026-01-01T00:00:00.000Z\",\"event\":\"{}\",\"n\":{i},\"pad\":\"{}\"}}\n",
+                if i % 100 == 0 { "rare" } else { "common" },
+                "x".repeat(i % 70)
+            ));
+        }
+        std::fs::write(&p, &text).unwrap();
+        let mut f = File::open(&p).unwrap();
+        let end = text.len() as u64;
+        let none = Filter {
+            task: None,
+            event: None,
+            since: None,
+        };
+        let got = last_lines(&mut f, end, 3, &none).unwrap();
+        let ns: Vec<u64> = got
+            .iter()
+            .map(|l| serde_json::from_slice::<Value>(l).unwrap()["n"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ns, [4997, 4998, 4999]);
+        let rare = Filter {
+            task: None,
+            event: Some("rare".into()),
+            since: None,
+        };
+        let got = last_lines(&mut f, end, 60, &rare).unwrap();
+        assert_eq!(got.len(), 50, "all 50 rare events, found back to the first block");
+        assert_eq!(serde_json::from_slice::<Value>(&got[0]).unwrap()["n"], 0);
+        let all = last_lines(&mut f, end, 10_000, &none).unwrap();
+        assert_eq!(all.len(), 5000);
+    }
+}

@@ -1,0 +1,145 @@
+//! `run/`: which daemons are alive on this home, and what each is doing.
+//!
+//! Each daemon holds an OS lock on `run/daemon-<host>-<pid>.lock` for its whole
+//! life (so a free lock means it died, whatever killed it) and publishes its
+//! state in `daemon-<host>-<pid>.json` beside it: running tasks and agent pauses.
+//! `status` reads these instead of scanning `results/`.
+
+use super::Home;
+use super::atomic::write_json_atomic;
+use super::lock;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A daemon's published state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonState {
+    pub pid: u32,
+    /// `host:pid`.
+    pub worker: String,
+    pub started_at: String,
+    pub max_concurrent: usize,
+    pub version: String,
+    /// Ids of the tasks it owns now (running, or waiting between attempts).
+    pub running: Vec<String>,
+    /// Agent -> when its rate-limit pause ends.
+    pub paused: BTreeMap<String, String>,
+    pub updated_at: String,
+}
+
+/// The state is rewritten at most this often (each rewrite replaces a file).
+const PUBLISH_EVERY: Duration = Duration::from_millis(500);
+
+/// This daemon's entry in `run/`.
+#[derive(Debug)]
+pub struct Registration {
+    _lock: File,
+    lock_path: PathBuf,
+    state_path: PathBuf,
+    pub state: DaemonState,
+    dirty: bool,
+    last_publish: Option<Instant>,
+}
+
+fn stem(host: &str, pid: u32) -> String {
+    format!("daemon-{}-{pid}", crate::ids::slug(host))
+}
+
+impl Registration {
+    /// Takes the lock and publishes the first state.
+    pub fn register(home: &Home, state: DaemonState, host: &str) -> std::io::Result<Self> {
+        let stem = stem(host, state.pid);
+        let lock_path = home.daemons().join(format!("{stem}.lock"));
+        let lock = lock::try_lock(&lock_path)?
+            .ok_or_else(|| std::io::Error::other(format!("{} is locked by another process", lock_path.display())))?;
+        let mut me = Self {
+            _lock: lock,
+            lock_path,
+            state_path: home.daemons().join(format!("{stem}.json")),
+            state,
+            dirty: true,
+            last_publish: None,
+        };
+        me.publish_now();
+        Ok(me)
+    }
+
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    /// Records a change; it is published by [`Self::publish_due`].
+    pub fn update(&mut self, running: Vec<String>, paused: BTreeMap<String, String>) {
+        if running != self.state.running || paused != self.state.paused {
+            self.state.running = running;
+            self.state.paused = paused;
+            self.dirty = true;
+        }
+    }
+
+    /// Publishes if something changed and the last write is old enough;
+    /// returns when to call again if a change is still waiting.
+    pub fn publish_due(&mut self, now: Instant) -> Option<Instant> {
+        if !self.dirty {
+            return None;
+        }
+        match self.last_publish {
+            Some(t) if now < t + PUBLISH_EVERY => Some(t + PUBLISH_EVERY),
+            _ => {
+                self.publish_now();
+                None
+            }
+        }
+    }
+
+    fn publish_now(&mut self) {
+        self.state.updated_at = crate::events::now_ts();
+        if let Err(e) = write_json_atomic(&self.state_path, &self.state) {
+            tracing::warn!(error = %e, "could not publish the daemon state in run/");
+        }
+        self.dirty = false;
+        self.last_publish = Some(Instant::now());
+    }
+
+    /// Removes the entry (clean exit).
+    pub fn remove(self) {
+        let _ = std::fs::remove_file(&self.state_path);
+        let _ = std::fs::remove_file(&self.lock_path);
+    }
+}
+
+/// Lock files in `run/` of daemons that died without removing them. `own` is ours.
+pub fn dead(home: &Home, own: &Path) -> Vec<PathBuf> {
+    let Ok(dir) = std::fs::read_dir(home.daemons()) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .map(|e| e.path())
+        .filter(|p| p != own && p.extension().is_some_and(|x| x == "lock") && !lock::is_locked(p))
+        .collect()
+}
+
+/// Forgets a dead daemon's entry.
+pub fn remove_dead(lock_path: &Path) {
+    let _ = std::fs::remove_file(lock_path.with_extension("json"));
+    let _ = std::fs::remove_file(lock_path);
+}
+
+/// The published state of every live daemon.
+pub fn live(home: &Home) -> Vec<DaemonState> {
+    let Ok(dir) = std::fs::read_dir(home.daemons()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<DaemonState> = dir
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "lock") && lock::is_locked(p))
+        .filter_map(|p| std::fs::read(p.with_extension("json")).ok())
+        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .collect();
+    out.sort_by(|a, b| a.worker.cmp(&b.worker));
+    out
+}
