@@ -138,11 +138,12 @@ impl EventLog {
             .strftime("%Y%m%dT%H%M%S%.3fZ")
             .to_string()
             .replace('.', "");
-        let mut target = dir.join(format!("events-{stamp}.ndjson"));
-        let mut n = 1;
+        // A sequence number keeps names unique and in order within one millisecond.
+        let mut n = 0;
+        let mut target = dir.join(format!("events-{stamp}-{n:03}.ndjson"));
         while target.exists() {
-            target = dir.join(format!("events-{stamp}-{n}.ndjson"));
             n += 1;
+            target = dir.join(format!("events-{stamp}-{n:03}.ndjson"));
         }
         std::fs::rename(&self.path, &target)?;
         let mut rotated = rotated_logs(dir)?;
@@ -154,7 +155,7 @@ impl EventLog {
     }
 }
 
-/// Rotated logs in `dir`, oldest first.
+/// Rotated logs in `dir`, oldest first (their names sort by rotation time).
 pub fn rotated_logs(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
         .flatten()

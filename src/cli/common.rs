@@ -110,14 +110,28 @@ fn by_source_file(home: &Home, name: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default();
-    for d in crate::store::daemons::live(home) {
-        for id in d.running {
-            let plan = std::fs::read(TaskDir::new(home.task_dir(&id)).plan())
-                .ok()
-                .and_then(|b| serde_json::from_slice::<crate::plan::Plan>(&b).ok());
-            if plan.is_some_and(|p| p.source_file == name) {
-                ids.push(id);
-            }
+    if !ids.is_empty() {
+        return ids;
+    }
+    // Tasks the index does not show yet: unfinished ones (running, waiting,
+    // orphaned) and ones finished since its last flush. Their plan.json has the
+    // name. A scan, but only when nothing else matched.
+    let indexed_at = std::fs::metadata(home.index_file()).and_then(|m| m.modified()).ok();
+    let Ok(dir) = std::fs::read_dir(home.results()) else {
+        return ids;
+    };
+    for e in dir.flatten() {
+        let Ok(id) = e.file_name().into_string() else { continue };
+        let td = TaskDir::new(e.path());
+        if id.starts_with('.') {
+            continue;
+        }
+        let finished_at = std::fs::metadata(td.result()).and_then(|m| m.modified()).ok();
+        if finished_at.is_some_and(|f| indexed_at.is_some_and(|i| f < i)) {
+            continue;
+        }
+        if load_plan(&td).is_some_and(|p| p.source_file == name) {
+            ids.push(id);
         }
     }
     ids

@@ -34,7 +34,14 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         .thread_stack_size(512 * 1024)
         .enable_all()
         .build()?;
-    let summary = runtime.block_on(daemon::run(home, loaded, RunOptions { once: args.once }))?;
+    // A daemon that cannot start (inbox permissions, watcher, registry) is a setup error: exit 2.
+    let summary = match runtime.block_on(daemon::run(home, loaded, RunOptions { once: args.once })) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(exit::USAGE);
+        }
+    };
     if args.once {
         eprintln!(
             "orchestrator: {} succeeded, {} failed, {} cancelled, {} rejected, {} interrupted",

@@ -4,7 +4,9 @@
 //! cost does not depend on the log's size. The log is opened shared (it never
 //! blocks the daemon's appends or rotation, Windows included). `-f` follows it
 //! across rotation: when `events.ndjson` is renamed away, the rest of the old
-//! file is read before switching to the new one, so no line is missed.
+//! file is read through the open handle, then every log rotated after it (the
+//! log may rotate several times between two polls), then the new one, so no
+//! line is missed.
 
 use super::common::{UsageError, since};
 use super::{Cli, exit};
@@ -103,26 +105,48 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     if !args.follow {
         return Ok(exit::OK);
     }
+    let logs = home.logs();
+    let mut known = rotated_names(&logs);
     let mut pending: Vec<u8> = Vec::new();
+    let mut each = |line: &[u8]| {
+        if filter.matches(line) {
+            let _ = print_line(&mut out, line, args.json);
+        }
+    };
     loop {
         if let Some(f) = file.as_mut() {
-            pos += drain(f, pos, &mut pending, &mut |line| {
-                if filter.matches(line) {
-                    let _ = print_line(&mut out, line, args.json);
-                }
-            })?;
-            out.flush()?;
+            pos += drain(f, pos, &mut pending, &mut each)?;
         }
         if rotated(file.as_ref(), &path, pos) {
-            // Whatever the old file got after our last read is drained above;
-            // from here on read the new log from its start.
+            // Our file was drained through its handle just above. Logs rotated
+            // since, except the oldest new one (ours), are read whole, in order;
+            // then the new log from its start.
+            let now = rotated_names(&logs);
+            let fresh: Vec<&String> = now.iter().filter(|n| !known.contains(*n)).collect();
+            let skip = usize::from(file.is_some());
+            for name in fresh.into_iter().skip(skip) {
+                if let Ok(mut f) = open_shared(&logs.join(name)) {
+                    let mut rest = Vec::new();
+                    drain(&mut f, 0, &mut rest, &mut each)?;
+                }
+            }
+            known = now;
             file = open_shared(&path).ok();
             pos = 0;
             pending.clear();
             continue;
         }
+        std::io::stdout().flush()?;
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+fn rotated_names(logs: &Path) -> Vec<String> {
+    crate::events::rotated_logs(logs)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(String::from))
+        .collect()
 }
 
 /// Reads new bytes from `pos`, calling `each` for every complete line; returns bytes consumed.

@@ -213,3 +213,28 @@ pub fn read_pids(path: &Path) -> Vec<u32> {
         .filter_map(|l| l.trim().parse().ok())
         .collect()
 }
+
+impl TestHome {
+    /// Runs a CLI verb to completion.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut c = self.cmd();
+        c.args(args).stdin(Stdio::null());
+        wait_output(
+            c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap(),
+            Duration::from_secs(60),
+        )
+    }
+
+    /// Runs a verb with `--json` and parses its stdout.
+    pub fn cli_json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.cli(&a);
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}\nstdout: {}\nstderr: {}", stdout(&out), stderr(&out)))
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}

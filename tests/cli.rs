@@ -1,0 +1,414 @@
+//! The operator's CLI, end to end against a temp home and the fake agent.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+#[test]
+fn submit_prints_the_id_at_once_and_the_daemon_keeps_it() {
+    let home = TestHome::new();
+    let out = home.cli(&[
+        "submit",
+        "Describe the project",
+        "--title",
+        "Describe",
+        "--priority",
+        "high",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+    assert!(
+        home.inbox().join(format!("{id}.json")).exists(),
+        "written into the inbox, no daemon needed"
+    );
+    assert!(
+        std::fs::read_dir(home.inbox())
+            .unwrap()
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
+    );
+    assert!(home.run_once().status.success());
+    let r = &home.results()[0];
+    assert_eq!(r["id"], id.as_str());
+    assert_eq!(r["title"], "Describe");
+
+    let bad = home.cli(&["submit", "x", "--priority", "urgent"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("priority"), "{}", stderr(&bad));
+    let outside = home.cli(&["submit", "x", "--workdir", "/"]);
+    assert_eq!(outside.status.code(), Some(2));
+    assert!(stderr(&outside).contains("allowed roots"));
+    assert_eq!(
+        std::fs::read_dir(home.inbox())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_file())
+            .count(),
+        0,
+        "nothing written for a bad submission"
+    );
+}
+
+#[test]
+fn submit_wait_follows_the_task_and_exits_with_its_outcome() {
+    let home = TestHome::new();
+    let mut daemon = home.spawn_daemon();
+    let ok = home.cli(&["submit", "@fake success answer=all_good sleep=300", "--wait"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    assert!(stdout(&ok).contains("all good"));
+    assert!(stderr(&ok).contains("succeeded"));
+    let failed = home.cli(&["submit", "@fake auth", "--wait", "--json"]);
+    assert_eq!(failed.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&failed.stdout).unwrap();
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["error"]["kind"], "auth");
+    let piped = home.cli(&["submit", "-", "--agent", "command", "--wait"]);
+    assert_eq!(piped.status.code(), Some(2), "`-` with no stdin is an empty prompt");
+    daemon.kill().unwrap();
+    let _ = daemon.wait();
+}
+
+#[cfg(unix)]
+#[test]
+fn status_shows_the_daemon_running_tasks_queue_and_counts() {
+    let home = TestHome::with_config(&config_with("max_concurrent: 1", ""));
+    home.drop_task("done.txt", "quick one");
+    assert!(home.run_once().status.success());
+    let mut daemon = home.spawn_daemon();
+    home.drop_task("slow.md", "---\ntitle: Slow one\n---\n@fake success sleep=4000\n");
+    wait_until(Duration::from_secs(10), "the slow task to start", || {
+        !home
+            .events_of("attempt_started")
+            .iter()
+            .all(|e| e["task_id"] == home.results()[0]["id"])
+    });
+    home.drop_task("later-low.md", "---\npriority: low\n---\nlater");
+    home.drop_task("later-high.md", "---\npriority: high\n---\nsooner");
+    std::thread::sleep(Duration::from_millis(700));
+    let started = Instant::now();
+    let s = home.cli_json(&["status"]);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(s["daemons"][0]["pid"], daemon.id());
+    assert_eq!(s["daemons"][0]["max_concurrent"], 1);
+    assert_eq!(s["running"].as_array().unwrap().len(), 1);
+    assert_eq!(s["running"][0]["title"], "Slow one");
+    assert_eq!(s["running"][0]["attempt"], 1);
+    assert!(s["running"][0]["elapsed_ms"].as_u64().unwrap() > 0);
+    let queued: Vec<&str> = s["queued"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(queued, ["later-high.md", "later-low.md"], "in run order");
+    assert_eq!(s["finished"]["total"], 1);
+    assert_eq!(s["finished"]["by_status"]["succeeded"], 1);
+    let human = stdout(&home.cli(&["status"]));
+    assert!(
+        human.contains("daemon: running") && human.contains("Slow one") && human.contains("later-high.md"),
+        "{human}"
+    );
+    sigterm(daemon.id());
+    let _ = daemon.wait();
+    let s = home.cli_json(&["status"]);
+    assert!(s["daemons"].as_array().unwrap().is_empty());
+    assert!(stdout(&home.cli(&["status"])).contains("not running"));
+}
+
+#[test]
+fn list_show_results_logs_and_id_resolution() {
+    let home = TestHome::new();
+    home.drop_task("first.md", "@fake replay=tools\n");
+    std::thread::sleep(Duration::from_millis(30));
+    home.drop_task("second.yaml", "agent: command\ncommand: echo second; exit 4\n");
+    home.run_once();
+    let list = home.cli_json(&["list"]);
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows[0]["id"].as_str().unwrap() > rows[1]["id"].as_str().unwrap(),
+        "newest first"
+    );
+    let failed = home.cli_json(&["list", "--status", "failed"]);
+    assert_eq!(failed.as_array().unwrap().len(), 1);
+    assert_eq!(failed[0]["error"], "command_failed");
+    assert_eq!(home.cli_json(&["list", "--limit", "1"]).as_array().unwrap().len(), 1);
+
+    let first = home.result_of("first.md");
+    let id = first["id"].as_str().unwrap();
+    let shown = home.cli_json(&["show", &id[..12]]);
+    assert_eq!(shown, first, "show --json is the result record");
+    assert_eq!(home.cli_json(&["show", "first.md"])["id"], id, "by original file name");
+    let results = home.cli(&["results", id]);
+    assert!(results.status.success());
+    assert!(stdout(&results).starts_with("The tool result confirms"));
+    assert_eq!(
+        home.cli(&["results", "second.yaml"]).status.code(),
+        Some(1),
+        "a failed task"
+    );
+
+    let logs = stdout(&home.cli(&["logs", id]));
+    assert!(logs.contains("● session d0becfe3"), "{logs}");
+    assert!(logs.contains("→ Write(/scrubbed/hello.txt)"), "{logs}");
+    assert!(logs.contains("■ success, 2 turns, $0.0542"), "{logs}");
+    let raw = stdout(&home.cli(&["logs", id, "--raw"]));
+    assert!(raw.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
+
+    let ambiguous = home.cli(&["show", "0"]);
+    assert_eq!(ambiguous.status.code(), Some(2));
+    assert!(stderr(&ambiguous).contains("matches 2 tasks"), "{}", stderr(&ambiguous));
+    let unknown = home.cli(&["show", "zzz"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("no task matches"));
+}
+
+#[cfg(unix)]
+#[test]
+fn cancel_stops_a_hung_agent_tree_within_a_second_and_dequeues_files() {
+    let pids = tempfile::NamedTempFile::new().unwrap();
+    let home = TestHome::with_config(&config_with(
+        "max_concurrent: 1",
+        &format!("    env:\n      FAKE_AGENT_PIDS: {}", pids.path().display()),
+    ));
+    let mut daemon = home.spawn_daemon();
+    home.drop_task("hung.md", "@fake hang\n");
+    wait_until(Duration::from_secs(10), "the agent to start", || {
+        read_pids(pids.path()).len() >= 2
+    });
+    home.drop_task("waiting.md", "never runs");
+    std::thread::sleep(Duration::from_millis(300));
+    let dequeued = home.cli(&["cancel", "waiting.md"]);
+    assert!(dequeued.status.success(), "{}", stderr(&dequeued));
+    assert!(home.inbox().join("cancelled/waiting.md").exists());
+
+    let started = Instant::now();
+    let out = home.cli(&["cancel", "hung.md"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The agent ignores SIGTERM: kill_grace (500 ms) then SIGKILL.
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "took {:?}",
+        started.elapsed()
+    );
+    for pid in read_pids(pids.path()) {
+        assert!(!alive(pid), "pid {pid} survived the cancel");
+    }
+    let r = home.result_of("hung.md");
+    assert_eq!(r["status"], "cancelled");
+    assert_eq!(r["error"]["kind"], "cancelled");
+    assert_eq!(home.events_of("task_cancelled").len(), 1);
+    assert_eq!(
+        home.cli(&["cancel", "hung.md"]).status.code(),
+        Some(1),
+        "already finished"
+    );
+    sigterm(daemon.id());
+    let _ = daemon.wait();
+    assert!(home.results().iter().all(|r| r["source_file"] != "waiting.md"));
+}
+
+#[test]
+fn retry_creates_a_new_task_that_points_back() {
+    let home = TestHome::new();
+    home.drop_task("flaky.md", "---\nretries: 0\n---\n@fake overloaded fail_times=1\n");
+    home.run_once();
+    let first = home.result_of("flaky.md");
+    assert_eq!(first["status"], "failed");
+    let id = first["id"].as_str().unwrap();
+    let out = home.cli_json(&["retry", id]);
+    let new_id = out["id"].as_str().unwrap().to_string();
+    assert_eq!(out["parent_task_id"], id);
+    assert!(home.run_once().status.success());
+    let second: Value = home.results().into_iter().find(|r| r["id"] == new_id.as_str()).unwrap();
+    assert_eq!(second["parent_task_id"], id);
+    assert_eq!(second["status"], "succeeded");
+    assert_eq!(second["title"], first["title"]);
+    assert!(home.cli(&["retry", "nope"]).status.code() == Some(2));
+}
+
+#[test]
+fn tail_events_reads_the_end_filters_and_follows_across_rotation() {
+    let home = TestHome::with_config(&config_with("events:\n  rotate_bytes: 4000\n  keep: 50", ""));
+    for i in 0..3 {
+        home.drop_task(&format!("e{i}.txt"), format!("task {i}"));
+    }
+    home.run_once();
+    let out = home.cli(&["tail-events", "-n", "3", "--json"]);
+    let lines: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[2]["event"], "daemon_stopped");
+    let failed = stdout(&home.cli(&["tail-events", "-n", "100", "--event", "task_succeeded", "--json"]));
+    assert_eq!(failed.lines().count(), 3);
+    let human = stdout(&home.cli(&["tail-events", "-n", "1"]));
+    assert!(
+        human.contains("daemon_stopped") && human.contains("reason=drained"),
+        "{human}"
+    );
+
+    let mut follower = home
+        .cmd()
+        .args(["tail-events", "-f", "-n", "0", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..12 {
+        home.drop_task(&format!("f{i}.txt"), format!("more {i}"));
+    }
+    home.run_once();
+    std::thread::sleep(Duration::from_millis(800));
+    follower.kill().unwrap();
+    let seen = String::from_utf8_lossy(&follower.wait_with_output().unwrap().stdout).into_owned();
+    let seen: Vec<Value> = seen
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("whole lines only"))
+        .collect();
+    let rotated = std::fs::read_dir(home.path.join("logs"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("events-"))
+        .count();
+    assert!(rotated >= 3, "the log rotated while followed ({rotated} files)");
+    let succeeded = seen.iter().filter(|e| e["event"] == "task_succeeded").count();
+    assert_eq!(succeeded, 12, "every event seen across {rotated} rotations");
+    assert_eq!(seen.iter().filter(|e| e["event"] == "daemon_started").count(), 1);
+}
+
+#[test]
+fn stats_counts_rates_durations_and_cost() {
+    let home = TestHome::new();
+    home.drop_task("a.md", "one");
+    home.drop_task("b.md", "two");
+    home.drop_task("c.md", "---\nretries: 1\n---\n@fake overloaded");
+    home.drop_task("d.yaml", "agent: command\ncommand: echo d\n");
+    home.run_once();
+    let s = home.cli_json(&["stats"]);
+    assert_eq!(s["tasks"], 4);
+    assert_eq!(s["by_status"]["succeeded"], 3);
+    assert_eq!(s["by_status"]["failed"], 1);
+    assert_eq!(s["by_agent"]["claude"], 3);
+    assert_eq!(s["by_agent"]["command"], 1);
+    assert_eq!(s["by_error"]["overloaded"], 1);
+    assert_eq!(s["success_rate"], 0.75);
+    assert_eq!(s["attempts"], 5);
+    assert_eq!(s["retries"], 1);
+    assert!((s["cost_usd"]["total"].as_f64().unwrap() - 0.0246).abs() < 1e-9);
+    assert!(s["duration_ms"]["p95"].as_u64().unwrap() >= s["duration_ms"]["p50"].as_u64().unwrap());
+    assert_eq!(home.cli_json(&["stats", "--since", "1h"])["tasks"], 4);
+}
+
+#[test]
+fn doctor_passes_on_a_good_home_and_names_the_fix_on_a_bad_one() {
+    let home = TestHome::new();
+    let out = home.cli(&["doctor", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["ok"], true);
+    let claude = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "agent claude")
+        .unwrap();
+    assert!(
+        claude["detail"].as_str().unwrap().contains("2.1.220"),
+        "version asked with --version: {claude}"
+    );
+
+    let bad = TestHome::with_config(&base_config().replace(FAKE, "/no/such/claude"));
+    let out = bad.cli(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("FAIL") && text.contains("agents.claude.command"),
+        "{text}"
+    );
+}
+
+#[test]
+fn plan_config_create_sample_and_completions() {
+    let home = TestHome::with_config(&config_with("max_concurrent: 3", ""));
+    let task = home.path.join("draft.md");
+    std::fs::write(&task, "---\nmax_turns: 4\nallowed_tools: [Read, Bash]\n---\nCheck it").unwrap();
+    let p = home.cli_json(&["plan", task.to_str().unwrap()]);
+    assert_eq!(p["ok"], true);
+    assert_eq!(p["plan"]["program"], FAKE);
+    assert_eq!(p["plan"]["allowed_tools"], serde_json::json!(["Read"]));
+    assert!(p["warnings"][0].as_str().unwrap().contains("Bash"));
+    assert!(
+        home.results().is_empty() && task.exists(),
+        "plan runs nothing and moves nothing"
+    );
+    let human = stdout(&home.cli(&["plan", task.to_str().unwrap()]));
+    assert!(
+        human.contains("--max-turns 4") && human.contains("--allowedTools Read"),
+        "{human}"
+    );
+    std::fs::write(&task, "---\nworkdir: /\n---\nx").unwrap();
+    let rejected = home.cli(&["plan", task.to_str().unwrap()]);
+    assert_eq!(rejected.status.code(), Some(1));
+    assert!(stdout(&rejected).contains("workdir_outside_roots"));
+
+    let mut c = home.cmd();
+    c.args(["config", "--json", "--set", "retry.max_attempts=7"])
+        .env("ORCHESTRATOR_DEBOUNCE_MS", "75");
+    let cfg: Value = serde_json::from_slice(&c.output().unwrap().stdout).unwrap();
+    let origin = |k: &str| {
+        cfg["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["key"] == k)
+            .unwrap()["origin"]
+            .clone()
+    };
+    assert_eq!(origin("max_concurrent"), "file");
+    assert_eq!(origin("debounce_ms"), "env");
+    assert_eq!(origin("retry.max_attempts"), "flag");
+    assert_eq!(origin("kill_grace"), "file");
+    assert_eq!(origin("events.keep"), "default");
+    assert_eq!(cfg["config"]["retry"]["max_attempts"], 7);
+
+    let sample = home.cli(&["create-sample"]);
+    assert!(sample.status.success());
+    let sample_path = home.path.join(stdout(&sample).trim());
+    assert_eq!(
+        home.cli_json(&["plan", sample_path.to_str().unwrap()])["ok"],
+        true,
+        "the sample is a valid task"
+    );
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = home.cli(&["completions", shell]);
+        assert!(out.status.success() && stdout(&out).contains("tail-events"), "{shell}");
+    }
+}
+
+#[test]
+fn every_verb_has_help_with_an_example() {
+    let home = TestHome::new();
+    for verb in [
+        "submit",
+        "status",
+        "list",
+        "show",
+        "results",
+        "logs",
+        "cancel",
+        "retry",
+        "tail-events",
+        "stats",
+        "doctor",
+        "create-sample",
+        "plan",
+        "config",
+        "completions",
+    ] {
+        let out = home.cli(&[verb, "--help"]);
+        assert!(out.status.success(), "{verb}");
+        assert!(stdout(&out).contains("orchestrator "), "{verb} --help shows an example");
+    }
+    assert_eq!(home.cli(&["no-such-verb"]).status.code(), Some(2));
+}
