@@ -412,3 +412,56 @@ fn every_verb_has_help_with_an_example() {
     }
     assert_eq!(home.cli(&["no-such-verb"]).status.code(), Some(2));
 }
+
+#[test]
+fn clean_removes_old_finished_tasks_and_keeps_the_index_consistent() {
+    let home = TestHome::new();
+    for i in 0..5 {
+        home.drop_task(&format!("ok{i}.txt"), format!("task {i}"));
+    }
+    home.drop_task("bad.md", "---\ntitel: x\n---\nx");
+    home.drop_task("fails.yaml", "agent: command\ncommand: exit 3\n");
+    home.run_once();
+    std::fs::write(home.path.join("results/.tmpstray"), b"x").unwrap();
+    let stray = std::fs::File::options()
+        .write(true)
+        .open(home.path.join("results/.tmpstray"))
+        .unwrap();
+    stray
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(7200))
+        .unwrap();
+    assert_eq!(home.results().len(), 6);
+
+    let dry = home.cli_json(&["clean", "--older-than", "0s", "--dry-run"]);
+    assert_eq!(dry["tasks"].as_array().unwrap().len(), 6);
+    assert_eq!(home.results().len(), 6, "dry run removes nothing");
+
+    let failed_only = home.cli_json(&["clean", "--older-than", "0s", "--status", "failed"]);
+    assert_eq!(failed_only["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(home.results().len(), 5);
+    assert!(home.results().iter().all(|r| r["status"] == "succeeded"));
+
+    let kept = home.cli_json(&["clean", "--older-than", "0s", "--keep", "2"]);
+    assert_eq!(kept["tasks"].as_array().unwrap().len(), 3);
+    let left = home.results();
+    assert_eq!(left.len(), 2);
+    let index = home.index();
+    let ids: Vec<&String> = index["tasks"].as_object().unwrap().keys().collect();
+    assert_eq!(ids.len(), 2, "index rows of removed tasks are gone");
+    assert!(
+        left.iter()
+            .all(|r| ids.contains(&&r["id"].as_str().unwrap().to_string()))
+    );
+    assert_eq!(home.cli_json(&["status"])["finished"]["total"], 2, "counts follow");
+    let summaries = std::fs::read_dir(home.path.join("summaries")).unwrap().count();
+    assert_eq!(summaries, 2);
+    assert!(
+        !home.inbox().join("rejected/bad.md").exists(),
+        "old rejected files go too"
+    );
+    assert!(
+        !home.path.join("results/.tmpstray").exists(),
+        "stray temporary files go"
+    );
+    assert_eq!(home.cli(&["clean", "--status", "running"]).status.code(), Some(2));
+}

@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok, 1 the task or check failed, 2 usage or config error.
 
 mod cancel;
+mod clean;
 mod common;
 mod doctor;
 mod list;
@@ -68,6 +69,8 @@ pub enum Command {
     TailEvents(tail_events::Args),
     /// Counts, success rate, durations, retries and cost.
     Stats(stats::Args),
+    /// Retention: remove old finished tasks, rejected/cancelled files and rotated event logs.
+    Clean(clean::Args),
     /// Check the home, config, agents, disk and daemons; each problem with a fix.
     Doctor(doctor::Args),
     /// Write a sample task into the inbox.
@@ -138,6 +141,7 @@ pub fn main() -> ExitCode {
         Command::Retry(args) => retry::run(&cli, args),
         Command::TailEvents(args) => tail_events::run(&cli, args),
         Command::Stats(args) => stats::run(&cli, args),
+        Command::Clean(args) => clean::run(&cli, args),
         Command::Doctor(args) => doctor::run(&cli, args),
         Command::CreateSample(args) => misc::create_sample(&cli, args),
         Command::Plan(args) => misc::plan(&cli, args),

@@ -248,6 +248,24 @@ pub fn reconcile(home: &Home) -> io::Result<usize> {
     })
 }
 
+/// Removes rows (tasks deleted by `clean`) and recounts.
+pub fn remove(home: &Home, ids: &[String]) -> io::Result<()> {
+    with_lock(home, || {
+        let Some(mut index) = read_raw(home) else {
+            let index = rebuild(home)?;
+            return write_full(home, &index);
+        };
+        for id in ids {
+            index.tasks.remove(id);
+        }
+        let counts = recount(&index);
+        let mut bytes = serde_json::to_vec(&index).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        write_atomic(&home.index_file(), &bytes)?;
+        write_counts(home, &counts)
+    })
+}
+
 /// Writes a whole index and its counts (used by rebuilds and `reindex`).
 pub fn write_full(home: &Home, index: &Index) -> io::Result<()> {
     let mut bytes = serde_json::to_vec(index).map_err(io::Error::other)?;
