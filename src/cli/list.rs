@@ -61,24 +61,24 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             });
         }
     }
-    let mut finished: Vec<Row> = index::read(&home)
-        .map(|i| {
-            i.tasks
-                .into_iter()
-                .map(|(id, r)| Row {
-                    id,
-                    status: r.status.name().into(),
-                    title: r.title,
-                    agent: r.agent,
-                    started_at: Some(r.started_at),
-                    finished_at: Some(r.finished_at),
-                    duration_ms: Some(r.duration_ms),
-                    cost_usd: r.cost_usd,
-                    error: r.error_kind,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let wanted = |status: &str| args.status.as_deref().is_none_or(|s| s == status);
+    let limit = args.limit;
+    let mut finished: Vec<Row> = index::newest(&home, limit, |_, r| {
+        wanted(r.status.name()) && cutoff.as_ref().is_none_or(|c| &r.started_at >= c)
+    })
+    .into_iter()
+    .map(|(id, r)| Row {
+        id,
+        status: r.status.name().into(),
+        title: r.title,
+        agent: r.agent,
+        started_at: Some(r.started_at),
+        finished_at: Some(r.finished_at),
+        duration_ms: Some(r.duration_ms),
+        cost_usd: r.cost_usd,
+        error: r.error_kind,
+    })
+    .collect();
     for d in daemons::live(&home) {
         for id in d.running {
             let dir = TaskDir::new(home.task_dir(&id));

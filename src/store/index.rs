@@ -150,6 +150,26 @@ fn read_raw(home: &Home) -> Option<RawIndex> {
         .filter(|i| i.schema_version == SCHEMA_VERSION)
 }
 
+/// The newest rows (ids sort by claim time) that pass `keep`, at most `limit`
+/// (0: all). Rows are parsed one by one from the end, so listing the last 20
+/// tasks of a 100,000-row index parses 20 rows, not 100,000.
+pub fn newest(home: &Home, limit: usize, mut keep: impl FnMut(&str, &IndexRow) -> bool) -> Vec<(String, IndexRow)> {
+    let Some(index) = read_raw(home) else { return Vec::new() };
+    let mut out = Vec::new();
+    for (id, raw) in index.tasks.iter().rev() {
+        let Ok(row) = serde_json::from_str::<IndexRow>(raw.get()) else {
+            continue;
+        };
+        if keep(id, &row) {
+            out.push((id.clone(), row));
+            if limit > 0 && out.len() == limit {
+                break;
+            }
+        }
+    }
+    out
+}
+
 /// Rebuilds the index from every `results/*/result.json`.
 pub fn rebuild(home: &Home) -> io::Result<Index> {
     Ok(Index {
