@@ -15,6 +15,10 @@
 //!   resets_in=S    for rate_limit / usage_limit: reset time from now
 //!   mb=N           size for huge_output / no_newline
 //!   answer=TEXT    the final answer of a success (underscores become spaces)
+//!   fail_unless=PATH  fail only while PATH does not exist
+//!
+//! `--resume ID` continues that session: the stream reports session_id ID, and
+//! a success answer says which session and step it ran in.
 
 use std::io::{Read, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -210,8 +214,11 @@ fn run() -> i32 {
         .ok()
         .and_then(|a| a.parse().ok())
         .unwrap_or(1);
-    let failing = directive.num("fail_times").is_none_or(|n| u64::from(attempt) <= n);
-    let session = session_id();
+    let failing = directive.num("fail_times").is_none_or(|n| u64::from(attempt) <= n)
+        && directive
+            .get("fail_unless")
+            .is_none_or(|p| !std::path::Path::new(p).exists());
+    let session = cli.resume.clone().unwrap_or_else(session_id);
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
@@ -245,7 +252,10 @@ fn run() -> i32 {
             let answer = directive
                 .get("answer")
                 .map(|a| a.replace('_', " "))
-                .unwrap_or_else(|| format!("Done: {first}"));
+                .unwrap_or_else(|| match &cli.resume {
+                    Some(sid) => format!("Done in session {sid}: {first}"),
+                    None => format!("Done: {first}"),
+                });
             out.line(&assistant_text(&session, "msg_2", &answer));
             out.line(&result_ok(&session, &answer, 2, 0.0123));
             0
@@ -442,9 +452,10 @@ struct Directive {
 
 impl Directive {
     fn from_prompt(prompt: &str) -> Self {
+        // Anywhere in a line: a step arrives as "Step 2 of 3: @fake ...".
         let line = prompt
             .lines()
-            .find_map(|l| l.trim().strip_prefix("@fake"))
+            .find_map(|l| l.find("@fake").map(|i| &l[i + 5..]))
             .unwrap_or("");
         let mut scenario = String::new();
         let mut keys = Vec::new();

@@ -46,6 +46,83 @@ pub struct Plan {
     pub parent_task_id: Option<String>,
     pub turn_of: Option<String>,
     pub queued_at: Option<String>,
+    /// The multi-step plan (empty: one step, the prompt).
+    #[serde(default)]
+    pub steps: Vec<String>,
+    /// Start in this agent session (`resume`, `reply`); later steps continue it.
+    #[serde(default)]
+    pub resume_session: Option<String>,
+    #[serde(default = "one")]
+    pub start_step: u32,
+    /// `agents.<name>.extra_args`, kept to rebuild the argv of later steps.
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// One run of the agent: what is spawned and what goes on its stdin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    pub program: String,
+    pub args: Vec<String>,
+    pub stdin: String,
+}
+
+impl Plan {
+    /// Steps to run: the plan's steps, or one (the prompt).
+    pub fn step_count(&self) -> u32 {
+        self.steps.len().max(1) as u32
+    }
+
+    /// The invocation for step `k` (1-based), continuing `session` if given.
+    /// Claude: a step that starts a session gets the prompt as context before
+    /// its step; a step in a running session gets only its own text. Command:
+    /// each step is a shell command.
+    pub fn invocation(&self, k: u32, session: Option<&str>) -> Invocation {
+        let step = self.steps.get(k as usize - 1);
+        match self.agent {
+            AgentKind::Command => {
+                let (program, args) = match step {
+                    Some(cmd) => {
+                        let mut argv = agents::command::argv(cmd);
+                        let program = argv.remove(0);
+                        (program, argv)
+                    }
+                    None => (self.program.clone(), self.args.clone()),
+                };
+                Invocation {
+                    program,
+                    args,
+                    stdin: self.prompt.clone(),
+                }
+            }
+            AgentKind::Claude | AgentKind::Cline => {
+                let args = agents::claude::args(&agents::claude::ClaudeArgs {
+                    extra_args: &self.extra_args,
+                    max_turns: self.max_turns,
+                    budget_usd: self.budget_usd,
+                    allowed_tools: &self.allowed_tools,
+                    resume_session: session,
+                });
+                let n = self.step_count();
+                let stdin = match step {
+                    None => self.prompt.clone(),
+                    Some(text) if session.is_none() && !self.prompt.is_empty() => {
+                        format!("{}\n\nStep {k} of {n}: {text}", self.prompt)
+                    }
+                    Some(text) => format!("Step {k} of {n}: {text}"),
+                };
+                Invocation {
+                    program: self.program.clone(),
+                    args,
+                    stdin,
+                }
+            }
+        }
+    }
 }
 
 /// Is `tool` within `ceiling`? `Bash` in the ceiling allows `Bash(cargo test:*)`.
@@ -97,7 +174,7 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
                 max_turns,
                 budget_usd,
                 allowed_tools: &allowed_tools,
-                resume_session: None,
+                resume_session: spec.session.as_deref(),
             });
             (
                 agent_cfg
@@ -140,6 +217,10 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         parent_task_id: spec.parent_task_id.clone(),
         turn_of: spec.turn_of.clone(),
         queued_at: cx.queued_at,
+        steps: spec.steps.clone(),
+        resume_session: spec.session.clone(),
+        start_step: spec.start_step,
+        extra_args: agent_cfg.extra_args.clone(),
     }
 }
 
@@ -206,6 +287,33 @@ mod tests {
             (3, Dur::secs(1800), "claude")
         );
         assert!(!p.args.contains(&"hi".to_string()), "the prompt is never an argument");
+    }
+
+    #[test]
+    fn steps_run_in_one_session() {
+        let p = build(
+            &spec("---\nsteps: [Read the code, Fix it]\n---\nThe login bug"),
+            &Config::default(),
+            cx(),
+        );
+        assert_eq!(p.step_count(), 2);
+        let first = p.invocation(1, None);
+        assert_eq!(first.stdin, "The login bug\n\nStep 1 of 2: Read the code");
+        assert!(!first.args.contains(&"--resume".to_string()));
+        let second = p.invocation(2, Some("sess-1"));
+        assert_eq!(second.stdin, "Step 2 of 2: Fix it");
+        let resume = second.args.iter().position(|a| a == "--resume").expect("--resume");
+        let tools = second.args.iter().position(|a| a == "--allowedTools").unwrap();
+        assert!(
+            resume < tools && second.args[resume + 1] == "sess-1",
+            "--resume before the variadic tools"
+        );
+        let cmd = build(
+            &spec("---\nagent: command\nsteps: [make, make test]\n---\n"),
+            &Config::default(),
+            cx(),
+        );
+        assert_eq!(cmd.invocation(2, None).args.last().unwrap(), "make test");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod cancel;
 mod clean;
 mod common;
 mod doctor;
+mod followup;
 mod list;
 mod logs;
 mod misc;
@@ -65,6 +66,10 @@ pub enum Command {
     Cancel(cancel::Args),
     /// Run a task again, as a new task that points back to it.
     Retry(retry::Args),
+    /// Continue a failed multi-step task from the step that failed, in the same agent session.
+    Resume(followup::ResumeArgs),
+    /// A follow-up turn in a finished task's agent session.
+    Reply(followup::ReplyArgs),
     /// The event log, from the end; -f follows it across rotation.
     TailEvents(tail_events::Args),
     /// Counts, success rate, durations, retries and cost.
@@ -139,6 +144,8 @@ pub fn main() -> ExitCode {
         Command::Logs(args) => logs::run(&cli, args),
         Command::Cancel(args) => cancel::run(&cli, args),
         Command::Retry(args) => retry::run(&cli, args),
+        Command::Resume(args) => followup::resume(&cli, args),
+        Command::Reply(args) => followup::reply(&cli, args),
         Command::TailEvents(args) => tail_events::run(&cli, args),
         Command::Stats(args) => stats::run(&cli, args),
         Command::Clean(args) => clean::run(&cli, args),

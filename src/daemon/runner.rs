@@ -15,7 +15,7 @@ use crate::plan::{self, Plan};
 use crate::store::atomic::{write_json_atomic, write_new_durable};
 use crate::store::index::IndexRow;
 use crate::store::record::{
-    AttemptRecord, ErrorInfo, ProgressRecord, ResultRecord, SCHEMA_VERSION, Status, Validation,
+    AttemptRecord, ErrorInfo, ProgressRecord, ResultRecord, SCHEMA_VERSION, Status, StepOutcome, Validation,
 };
 use crate::store::summary;
 use crate::task::{Rejection, parse, workdir};
@@ -40,6 +40,7 @@ pub struct TaskRun {
 struct Totals {
     cost: Option<f64>,
     tool_calls: u32,
+    turns: u32,
     last: AgentReport,
 }
 
@@ -190,33 +191,78 @@ impl Runner {
         self.with_progress(|p| p.status = Some(Status::Running));
 
         let mut totals = Totals::default();
+        let steps_done = self.with_progress(|p| p.steps.len() as u32);
+        let mut session = self
+            .with_progress(|p| p.steps.last().and_then(|s| s.session_id.clone()))
+            .or_else(|| plan.resume_session.clone());
+        for k in plan.start_step.max(1) + steps_done..=plan.step_count() {
+            self.with_progress(|p| p.step = (!plan.steps.is_empty()).then_some(k));
+            let report = match self.run_step(&plan, k, session.clone(), &mut permit, &mut totals).await {
+                Ok(report) => report,
+                Err(status) => return status,
+            };
+            session = report.session_id.clone().or(session);
+            if !plan.steps.is_empty() {
+                self.with_progress(|p| {
+                    p.steps.push(StepOutcome {
+                        n: k,
+                        text: plan.steps[k as usize - 1].clone(),
+                        status: Status::Succeeded,
+                        output: report.answer.clone().unwrap_or_default(),
+                        session_id: report.session_id.clone(),
+                        cost_usd: report.cost_usd,
+                        turns: report.turns,
+                        error: None,
+                    })
+                });
+                if k < plan.step_count() {
+                    self.emit(
+                        "step_finished",
+                        json!({"step": k, "of": plan.step_count(), "session_id": report.session_id}),
+                    );
+                    self.save_progress();
+                }
+            }
+        }
+        self.finish(Some(&plan), Status::Succeeded, None, &totals)
+    }
+
+    /// Runs step `k` until it succeeds (its report) or the task ends (its status).
+    async fn run_step(
+        &mut self,
+        plan: &Plan,
+        k: u32,
+        session: Option<String>,
+        permit: &mut Option<OwnedSemaphorePermit>,
+        totals: &mut Totals,
+    ) -> Result<AgentReport, Status> {
         let mut limit_waits = 0u32;
         loop {
             let (spent, used_ms, last_error) = self.with_progress(|p| {
                 let spent = p
                     .attempts
                     .iter()
-                    .filter(|a| a.error.as_ref().is_none_or(|e| e.kind != "rate_limited"))
+                    .filter(|a| a.step == k && a.error.as_ref().is_none_or(|e| e.kind != "rate_limited"))
                     .count() as u32;
                 let used: u64 = p.attempts.iter().filter_map(|a| a.duration_ms).sum();
                 (spent, used, p.attempts.last().and_then(|a| a.error.clone()))
             });
             if spent >= plan.max_attempts {
                 let e = last_error.unwrap_or_else(|| info(ErrorKind::Interrupted, "no attempts left"));
-                return self.finish(Some(&plan), Status::Failed, Some(e), &totals);
+                return Err(self.finish(Some(plan), Status::Failed, Some(e), totals));
             }
             let remaining = plan.timeout.0.saturating_sub(Duration::from_millis(used_ms));
             if remaining.is_zero() {
-                return self.finish(
-                    Some(&plan),
+                return Err(self.finish(
+                    Some(plan),
                     Status::Failed,
                     Some(info(ErrorKind::Timeout, "the task used up its timeout")),
-                    &totals,
-                );
+                    totals,
+                ));
             }
             // A paused agent runs nothing; the slot is freed while waiting.
             while let Some(until) = self.shared.pauses.until(plan.agent) {
-                permit = None;
+                *permit = None;
                 self.with_progress(|p| {
                     p.waiting_until = Some(
                         jiff::Timestamp::try_from(until)
@@ -227,43 +273,43 @@ impl Runner {
                 self.save_progress();
                 let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
                 if let Some(reason) = self.sleep_or_stop(wait).await {
-                    return self.stopped(Some(&plan), reason, &totals);
+                    return Err(self.stopped(Some(plan), reason, totals));
                 }
             }
             if permit.is_none() {
                 let slots = self.shared.slots.clone();
                 let mut stop = self.stop.clone();
                 tokio::select! {
-                    p = slots.acquire_owned() => permit = p.ok(),
+                    p = slots.acquire_owned() => *permit = p.ok(),
                     _ = stop.wait_for(Option::is_some) => {
                         let reason = self.stop.borrow().clone().unwrap_or(StopReason::Shutdown);
-                        return self.stopped(Some(&plan), reason, &totals);
+                        return Err(self.stopped(Some(plan), reason, totals));
                     }
                 }
             }
 
-            let (report, exit, failure, n) = self.attempt(&plan, remaining).await;
+            let (report, failure, n) = self.attempt(plan, k, session.as_deref(), remaining).await;
             totals.tool_calls += report.tool_calls;
+            totals.turns += report.turns;
             if let Some(c) = report.cost_usd {
                 totals.cost = Some(totals.cost.unwrap_or(0.0) + c);
             }
-            totals.last = report;
-            let _ = exit;
+            totals.last = report.clone();
             let Some(f) = failure else {
-                return self.finish(Some(&plan), Status::Succeeded, None, &totals);
+                return Ok(report);
             };
             match (f.kind, f.retry) {
                 (ErrorKind::Cancelled, _) => {
-                    return self.finish(Some(&plan), Status::Cancelled, Some(from_failure(&f)), &totals);
+                    return Err(self.finish(Some(plan), Status::Cancelled, Some(from_failure(&f)), totals));
                 }
-                (ErrorKind::Interrupted, _) => return self.interrupted(n, "daemon_shutdown"),
+                (ErrorKind::Interrupted, _) => return Err(self.interrupted(n, "daemon_shutdown")),
                 (_, Retry::No) => {
-                    return self.finish(Some(&plan), Status::Failed, Some(from_failure(&f)), &totals);
+                    return Err(self.finish(Some(plan), Status::Failed, Some(from_failure(&f)), totals));
                 }
                 (_, Retry::Backoff) => {
                     let spent = spent + 1;
                     if spent >= plan.max_attempts {
-                        return self.finish(Some(&plan), Status::Failed, Some(from_failure(&f)), &totals);
+                        return Err(self.finish(Some(plan), Status::Failed, Some(from_failure(&f)), totals));
                     }
                     let delay = outcome::backoff(spent, plan.backoff_initial.0, plan.backoff_max.0);
                     self.emit(
@@ -273,15 +319,15 @@ impl Runner {
                     self.with_progress(|p| p.waiting_until = Some((jiff::Timestamp::now() + delay).to_string()));
                     self.save_progress();
                     if let Some(reason) = self.sleep_or_stop(delay).await {
-                        return self.stopped(Some(&plan), reason, &totals);
+                        return Err(self.stopped(Some(plan), reason, totals));
                     }
                 }
                 (_, Retry::WaitForLimit(resets_at)) => {
                     limit_waits += 1;
                     if limit_waits > MAX_LIMIT_WAITS {
-                        return self.finish(Some(&plan), Status::Failed, Some(from_failure(&f)), &totals);
+                        return Err(self.finish(Some(plan), Status::Failed, Some(from_failure(&f)), totals));
                     }
-                    let until = limit_until(resets_at, limit_waits, &plan);
+                    let until = limit_until(resets_at, limit_waits, plan);
                     self.shared.pauses.pause(plan.agent, until);
                     let until_ts = jiff::Timestamp::try_from(until)
                         .map(|t| t.to_string())
@@ -333,8 +379,11 @@ impl Runner {
     async fn attempt(
         &mut self,
         plan: &Plan,
+        step: u32,
+        session: Option<&str>,
         remaining: Duration,
-    ) -> (AgentReport, supervise::Exit, Option<Failure>, u32) {
+    ) -> (AgentReport, Option<Failure>, u32) {
+        let invocation = plan.invocation(step, session);
         let td = self.claimed.dir.clone();
         let n = self.with_progress(|p| {
             let n = p.attempts.len() as u32 + 1;
@@ -343,6 +392,7 @@ impl Runner {
             p.waiting_until = None;
             p.attempts.push(AttemptRecord {
                 n,
+                step,
                 started_at: now_ts(),
                 finished_at: None,
                 duration_ms: None,
@@ -364,11 +414,11 @@ impl Runner {
             self.shared.home.root().display().to_string(),
         ));
         let spawn = Spawn {
-            program: plan.program.clone(),
-            args: plan.args.clone(),
+            program: invocation.program,
+            args: invocation.args,
             cwd: plan.workdir.clone(),
             env,
-            stdin: plan.prompt.clone().into_bytes(),
+            stdin: invocation.stdin.into_bytes(),
             out_path: td.attempt_out(n),
             err_path: td.attempt_err(n),
             max_output_bytes: plan.max_output_bytes,
@@ -419,7 +469,7 @@ impl Runner {
                 "stdout_bytes": exit.stdout_bytes, "stderr_bytes": exit.stderr_bytes,
             }),
         );
-        (report, exit, failure, n)
+        (report, failure, n)
     }
 
     /// Progress callback: `progress.json` and an `agent_progress` event, at most
@@ -471,6 +521,23 @@ impl Runner {
         });
         let started_at = self.with_progress(|p| p.started_at.clone()).unwrap_or_else(now_ts);
         let r = &totals.last;
+        // Multi-step plans: the finished steps, and the one that ended the task.
+        let mut steps = self.with_progress(|p| p.steps.clone());
+        if let Some(plan) = plan.filter(|p| !p.steps.is_empty())
+            && status != Status::Succeeded
+            && let Some(k) = self.with_progress(|p| p.step)
+        {
+            steps.push(StepOutcome {
+                n: k,
+                text: plan.steps.get(k as usize - 1).cloned().unwrap_or_default(),
+                status,
+                output: r.answer.clone().unwrap_or_default(),
+                session_id: r.session_id.clone(),
+                cost_usd: r.cost_usd,
+                turns: r.turns,
+                error: error.clone(),
+            });
+        }
         let record = ResultRecord {
             schema_version: SCHEMA_VERSION,
             id: self.id().to_string(),
@@ -494,7 +561,7 @@ impl Runner {
                 .clone()
                 .or_else(|| self.with_progress(|p| p.session_id.clone())),
             cost_usd: totals.cost,
-            turns: r.turns,
+            turns: totals.turns,
             tool_calls: totals.tool_calls,
             files_changed: Vec::new(),
             permission_denials: r.permission_denials.clone(),
@@ -503,6 +570,7 @@ impl Runner {
             parent_task_id: plan.and_then(|p| p.parent_task_id.clone()),
             turn_of: plan.and_then(|p| p.turn_of.clone()),
             worker: self.shared.worker.clone(),
+            steps,
         };
         let home = &self.shared.home;
         if let Err(e) =

@@ -43,10 +43,30 @@ pub struct ErrorInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {
     pub n: u32,
+    /// The step it ran (multi-step plans; 1 otherwise).
+    #[serde(default = "one")]
+    pub step: u32,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub duration_ms: Option<u64>,
     pub exit_code: Option<i32>,
+    pub error: Option<ErrorInfo>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The outcome of one step of a multi-step plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepOutcome {
+    pub n: u32,
+    pub text: String,
+    pub status: Status,
+    pub output: String,
+    pub session_id: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub turns: u32,
     pub error: Option<ErrorInfo>,
 }
 
@@ -85,6 +105,9 @@ pub struct ResultRecord {
     pub turn_of: Option<String>,
     /// Which daemon ran it: `host:pid`.
     pub worker: String,
+    /// Multi-step plans: each step's outcome, in order (empty otherwise).
+    #[serde(default)]
+    pub steps: Vec<StepOutcome>,
 }
 
 /// The agent process of a running attempt, recorded so a daemon that takes the
@@ -121,6 +144,9 @@ pub struct ProgressRecord {
     pub waiting_until: Option<String>,
     /// The agent process of the attempt now running.
     pub agent: Option<AgentProcess>,
+    /// Steps finished so far (multi-step plans): a recovered task goes on after them.
+    #[serde(default)]
+    pub steps: Vec<StepOutcome>,
 }
 
 impl ProgressRecord {

@@ -43,6 +43,12 @@ pub struct TaskSpec {
     pub command: Option<String>,
     pub parent_task_id: Option<String>,
     pub turn_of: Option<String>,
+    /// A multi-step plan, run step after step in one agent session.
+    pub steps: Vec<String>,
+    /// Continue this agent session (`resume`, `reply`).
+    pub session: Option<String>,
+    /// First step to run, 1-based (`resume` starts at the step that failed).
+    pub start_step: u32,
 }
 
 /// Why a task file was not accepted, in the words of `NAME.error.json`.

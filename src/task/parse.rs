@@ -79,9 +79,13 @@ struct Fields {
     parent_task_id: Option<String>,
     turn_of: Option<String>,
     prompt: Option<String>,
+    /// Continue this agent session (set by `resume` and `reply`).
+    session: Option<String>,
+    /// The first step to run (set by `resume`).
+    start_step: Option<i64>,
 }
 
-const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, timeout, retries, priority, budget_usd, mode, command, steps, role, parent_task_id, turn_of, prompt";
+const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, timeout, retries, priority, budget_usd, mode, command, steps, role, parent_task_id, turn_of, prompt, session, start_step";
 
 /// Parses the bytes of the task file named `file_name`.
 pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec, Rejection> {
@@ -195,14 +199,6 @@ fn invalid(field: &str, error: String, hint: &str) -> Rejection {
 }
 
 fn build(f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection> {
-    if let Some(steps) = &f.steps {
-        let _ = steps;
-        return Err(Rejection::new(
-            "unsupported_field",
-            "`steps` (multi-step plans) is not supported by this version",
-            "put the steps in the prompt as a numbered list, or remove `steps`",
-        ));
-    }
     if let Some(role) = &f.role {
         return Err(Rejection::new(
             "unknown_role",
@@ -266,7 +262,70 @@ fn build(f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection
             "set agent: command, or remove `command`",
         ));
     }
-    if prompt.is_empty() && !(agent == AgentKind::Command && command.is_some()) {
+    let steps: Vec<String> = f
+        .steps
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .collect();
+    if steps.len() > 50 {
+        return Err(invalid(
+            "steps",
+            format!("{} steps", steps.len()),
+            "use at most 50 steps",
+        ));
+    }
+    if let Some(i) = steps.iter().position(String::is_empty) {
+        return Err(invalid(
+            "steps",
+            format!("step {} is empty", i + 1),
+            "write what each step should do",
+        ));
+    }
+    if command.is_some() && !steps.is_empty() {
+        return Err(invalid(
+            "steps",
+            "a command task has either `command` or `steps`".into(),
+            "for agent: command, each step is a shell command; drop `command`",
+        ));
+    }
+    let start_step = match f.start_step {
+        None => 1,
+        Some(n) if n >= 1 && (n as usize) <= steps.len().max(1) => n as u32,
+        Some(n) => {
+            return Err(invalid(
+                "start_step",
+                format!("{n} is not a step of this task"),
+                "use a step number from 1 to the number of steps",
+            ));
+        }
+    };
+    let session = match f.session.map(|s| s.trim().to_string()) {
+        None => None,
+        Some(s) if agent == AgentKind::Command => {
+            return Err(invalid(
+                "session",
+                format!("`{s}`: command tasks have no agent session"),
+                "remove `session`",
+            ));
+        }
+        Some(s)
+            if !s.is_empty()
+                && s.len() <= 100
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Some(s)
+        }
+        Some(s) => {
+            return Err(invalid(
+                "session",
+                format!("`{s}` is not a session id"),
+                "use the session_id of an earlier result",
+            ));
+        }
+    };
+    if prompt.is_empty() && steps.is_empty() && !(agent == AgentKind::Command && command.is_some()) {
         return Err(Rejection::new(
             "empty_prompt",
             "the task has no prompt",
@@ -384,10 +443,12 @@ fn build(f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection
             ));
         }
         Some(t) => t,
-        None => default_title(if prompt.is_empty() {
-            command.as_deref().unwrap_or("")
-        } else {
+        None => default_title(if !prompt.is_empty() {
             &prompt
+        } else if let Some(c) = command.as_deref() {
+            c
+        } else {
+            steps.first().map_or("", String::as_str)
         }),
     };
     if let Some(w) = &f.workdir
@@ -416,6 +477,9 @@ fn build(f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection
         command,
         parent_task_id: f.parent_task_id,
         turn_of: f.turn_of,
+        steps,
+        session,
+        start_step,
     })
 }
 
@@ -520,7 +584,14 @@ mod tests {
             ("a.yaml", b"prompt: x\nbudget_usd: -2\n", "invalid_value"),
             ("a.yaml", b"prompt: x\nretries: 1000\n", "invalid_value"),
             ("a.yaml", b"prompt: x\ncommand: ls\n", "invalid_value"),
-            ("a.yaml", b"prompt: x\nsteps: [a, b]\n", "unsupported_field"),
+            ("a.yaml", b"prompt: x\nsteps: [a, '']\n", "invalid_value"),
+            ("a.yaml", b"prompt: x\nsteps: [a]\nstart_step: 3\n", "invalid_value"),
+            (
+                "a.yaml",
+                b"agent: command\nsteps: [ls]\nsession: abc\n",
+                "invalid_value",
+            ),
+            ("a.yaml", b"prompt: x\nsession: 'a b'\n", "invalid_value"),
             ("a.yaml", b"prompt: x\nmode: guarded\n", "unsupported_field"),
             ("a.yaml", b"prompt: x\nparent_task_id: nope\n", "invalid_value"),
         ];

@@ -1,0 +1,133 @@
+//! `orchestrator resume ID` and `orchestrator reply ID TEXT`: new tasks that
+//! continue an earlier task's agent session (`--resume <session_id>`).
+
+use super::common::{UsageError, load_plan, load_result, print_json, resolve_task};
+use super::{Cli, exit};
+use crate::store::record::Status;
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  orchestrator resume 01m80jw     (a failed multi-step task goes on from the step that failed)"
+)]
+pub struct ResumeArgs {
+    /// The failed, cancelled or interrupted task.
+    pub task: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  orchestrator reply 01m80jw \"Now add a test for it\"")]
+pub struct ReplyArgs {
+    /// The task whose session to continue.
+    pub task: String,
+    /// The follow-up prompt, or `-` to read it from stdin.
+    pub text: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The parent's plan as task fields, so the new task runs in the same place with the same limits.
+fn base_fields(plan: &crate::plan::Plan) -> Map<String, Value> {
+    let mut f = Map::new();
+    f.insert("agent".into(), json!(plan.agent));
+    f.insert("workdir".into(), json!(plan.workdir.display().to_string()));
+    f.insert("allowed_tools".into(), json!(plan.allowed_tools));
+    if let Some(n) = plan.max_turns {
+        f.insert("max_turns".into(), json!(n));
+    }
+    if let Some(b) = plan.budget_usd {
+        f.insert("budget_usd".into(), json!(b));
+    }
+    f.insert("timeout".into(), json!(plan.timeout.to_string()));
+    f.insert("priority".into(), json!(plan.priority));
+    f
+}
+
+pub fn resume(cli: &Cli, args: &ResumeArgs) -> anyhow::Result<u8> {
+    let home = cli.home()?;
+    let (id, dir) = resolve_task(&home, &args.task)?;
+    let Some(result) = load_result(&dir) else {
+        return Err(UsageError(format!(
+            "{id} has not finished: a daemon will run it on (see `orchestrator status {id}`)"
+        ))
+        .into());
+    };
+    if result.status == Status::Succeeded {
+        return Err(UsageError(format!(
+            "{id} succeeded; nothing to resume (use `orchestrator reply` to continue its session)"
+        ))
+        .into());
+    }
+    let plan = load_plan(&dir).ok_or_else(|| UsageError(format!("{id} never started; use `orchestrator retry`")))?;
+    let failed_step = result.steps.iter().find(|s| s.status != Status::Succeeded).map(|s| s.n);
+    let session = result
+        .steps
+        .iter()
+        .rev()
+        .find_map(|s| s.session_id.clone())
+        .or(result.session_id.clone());
+    let mut f = base_fields(&plan);
+    f.insert("title".into(), json!(format!("{} (resumed)", plan.title)));
+    if !plan.prompt.is_empty() {
+        f.insert("prompt".into(), json!(plan.prompt));
+    }
+    if !plan.steps.is_empty() {
+        f.insert("steps".into(), json!(plan.steps));
+        f.insert("start_step".into(), json!(failed_step.unwrap_or(plan.start_step)));
+    }
+    if let Some(s) = &session {
+        f.insert("session".into(), json!(s));
+    }
+    f.insert("parent_task_id".into(), json!(id));
+    let new_id = super::submit::write_task(cli, &home, f)?;
+    if args.json {
+        print_json(&json!({"id": new_id, "parent_task_id": id, "session": session, "start_step": failed_step}))?;
+    } else {
+        println!("{new_id}");
+    }
+    Ok(exit::OK)
+}
+
+pub fn reply(cli: &Cli, args: &ReplyArgs) -> anyhow::Result<u8> {
+    let home = cli.home()?;
+    let (id, dir) = resolve_task(&home, &args.task)?;
+    let result =
+        load_result(&dir).ok_or_else(|| UsageError(format!("{id} has not finished yet; reply when it has")))?;
+    let session = result
+        .steps
+        .iter()
+        .rev()
+        .find_map(|s| s.session_id.clone())
+        .or(result.session_id.clone());
+    let session = session.ok_or_else(|| {
+        UsageError(format!(
+            "{id} has no agent session to continue ({} tasks have none)",
+            result.agent
+        ))
+    })?;
+    let plan = load_plan(&dir).ok_or_else(|| UsageError(format!("{id} has no plan.json")))?;
+    let text = if args.text == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        s
+    } else {
+        args.text.clone()
+    };
+    let mut f = base_fields(&plan);
+    f.insert("prompt".into(), json!(text));
+    f.insert("session".into(), json!(session));
+    f.insert("parent_task_id".into(), json!(id));
+    f.insert(
+        "turn_of".into(),
+        json!(result.turn_of.clone().unwrap_or_else(|| id.clone())),
+    );
+    let new_id = super::submit::write_task(cli, &home, f)?;
+    if args.json {
+        print_json(&json!({"id": new_id, "parent_task_id": id, "session": session}))?;
+    } else {
+        println!("{new_id}");
+    }
+    Ok(exit::OK)
+}
