@@ -65,7 +65,8 @@ def burst(n, home=None):
     r = subprocess.run([BIN, "--home", home, "run", "--once"], env=env(), capture_output=True)
     wall = time.perf_counter() - t
     assert r.returncode == 0, r.stderr.decode()
-    done = len([d for d in os.listdir(os.path.join(home, "results")) if not d.startswith(".") and d != "index.json"])
+    results = os.path.join(home, "results")
+    done = len([d for d in os.listdir(results) if not d.startswith(".") and os.path.isdir(os.path.join(results, d))])
     assert done == n, (done, n)
     return wall, home
 

@@ -465,3 +465,57 @@ fn clean_removes_old_finished_tasks_and_keeps_the_index_consistent() {
     );
     assert_eq!(home.cli(&["clean", "--status", "running"]).status.code(), Some(2));
 }
+
+#[test]
+fn status_shows_an_agent_paused_by_a_rate_limit() {
+    let home = TestHome::new();
+    let mut daemon = home.spawn_daemon();
+    home.drop_task("limited.md", "@fake rate_limit resets_in=4 fail_times=1\n");
+    wait_until(Duration::from_secs(10), "the pause", || {
+        !home.events_of("agent_paused").is_empty()
+    });
+    let mut paused = Value::Null;
+    wait_until(Duration::from_secs(3), "status to show the pause", || {
+        paused = home.cli_json(&["status"])["paused"].clone();
+        paused.as_array().is_some_and(|p| !p.is_empty())
+    });
+    assert_eq!(paused[0]["agent"], "claude");
+    assert_eq!(paused[0]["until"], home.events_of("agent_paused")[0]["until"]);
+    let human = stdout(&home.cli(&["status"]));
+    assert!(human.contains("paused: claude until"), "{human}");
+    wait_until(Duration::from_secs(20), "the task to finish after the pause", || {
+        !home.results().is_empty()
+    });
+    assert_eq!(home.result_of("limited.md")["status"], "succeeded");
+    daemon.kill().unwrap();
+    let _ = daemon.wait();
+}
+
+#[test]
+fn logs_follow_prints_as_the_agent_writes_and_ends_with_the_task() {
+    let home = TestHome::new();
+    let mut daemon = home.spawn_daemon();
+    let id = stdout(&home.cli(&["submit", "@fake success sleep=1500\nFollow me"]))
+        .trim()
+        .to_string();
+    wait_until(Duration::from_secs(10), "the task to start", || {
+        home.task_dir(&id).join("attempt-1.out").exists()
+    });
+    let started = Instant::now();
+    let out = home.cli(&["logs", &id, "--follow"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        started.elapsed() > Duration::from_millis(500),
+        "it waited for the agent"
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("● session")
+            && text.contains("→ Read(README.md)")
+            && text.contains("Done: Follow me")
+            && text.contains("■ success"),
+        "{text}"
+    );
+    daemon.kill().unwrap();
+    let _ = daemon.wait();
+}
