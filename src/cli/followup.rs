@@ -45,6 +45,16 @@ fn base_fields(plan: &crate::plan::Plan) -> Map<String, Value> {
     f
 }
 
+/// The agent session a finished task ended in (its last step's, for plans).
+fn last_session(result: &crate::store::record::ResultRecord) -> Option<String> {
+    result
+        .steps
+        .iter()
+        .rev()
+        .find_map(|s| s.session_id.clone())
+        .or_else(|| result.session_id.clone())
+}
+
 pub fn resume(cli: &Cli, args: &ResumeArgs) -> anyhow::Result<u8> {
     let home = cli.home()?;
     let (id, dir) = resolve_task(&home, &args.task)?;
@@ -62,12 +72,7 @@ pub fn resume(cli: &Cli, args: &ResumeArgs) -> anyhow::Result<u8> {
     }
     let plan = load_plan(&dir).ok_or_else(|| UsageError(format!("{id} never started; use `orchestrator retry`")))?;
     let failed_step = result.steps.iter().find(|s| s.status != Status::Succeeded).map(|s| s.n);
-    let session = result
-        .steps
-        .iter()
-        .rev()
-        .find_map(|s| s.session_id.clone())
-        .or(result.session_id.clone());
+    let session = last_session(&result);
     let mut f = base_fields(&plan);
     f.insert("title".into(), json!(format!("{} (resumed)", plan.title)));
     if !plan.prompt.is_empty() {
@@ -95,12 +100,7 @@ pub fn reply(cli: &Cli, args: &ReplyArgs) -> anyhow::Result<u8> {
     let (id, dir) = resolve_task(&home, &args.task)?;
     let result =
         load_result(&dir).ok_or_else(|| UsageError(format!("{id} has not finished yet; reply when it has")))?;
-    let session = result
-        .steps
-        .iter()
-        .rev()
-        .find_map(|s| s.session_id.clone())
-        .or(result.session_id.clone());
+    let session = last_session(&result);
     let session = session.ok_or_else(|| {
         UsageError(format!(
             "{id} has no agent session to continue ({} tasks have none)",
