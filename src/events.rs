@@ -25,6 +25,8 @@ pub struct EventLog {
     /// Serialises writers inside this process (the file lock does it across
     /// processes) and holds the open handles.
     open: Mutex<Handles>,
+    /// Secrets never reach the log.
+    redactor: crate::redact::Redactor,
 }
 
 #[derive(Debug, Default)]
@@ -53,7 +55,19 @@ impl EventLog {
             rotate_bytes,
             keep,
             open: Mutex::new(Handles::default()),
+            redactor: crate::redact::Redactor::default(),
         }
+    }
+
+    /// The redaction events get, for other text written beside them.
+    pub fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        self.redactor.redact(text)
+    }
+
+    /// Redacts every string of every event with `r`.
+    pub fn with_redactor(mut self, r: crate::redact::Redactor) -> Self {
+        self.redactor = r;
+        self
     }
 
     /// Appends `{"ts", "event", "task_id"?, ...fields}`. Errors are logged, not
@@ -72,7 +86,8 @@ impl EventLog {
             obj.insert("task_id".into(), Value::String(id.into()));
         }
         if let Value::Object(extra) = fields {
-            for (k, v) in extra {
+            for (k, mut v) in extra {
+                redact_value(&self.redactor, &mut v);
                 obj.entry(k).or_insert(v);
             }
         }
@@ -152,6 +167,21 @@ impl EventLog {
             let _ = std::fs::remove_file(oldest);
         }
         Ok(())
+    }
+}
+
+/// Redacts each string inside `v` (not the serialised line, whose quotes a
+/// pattern like `"api_key":"..."` could swallow).
+fn redact_value(r: &crate::redact::Redactor, v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(clean) = r.redact(s) {
+                *s = clean;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| redact_value(r, x)),
+        Value::Object(m) => m.values_mut().for_each(|x| redact_value(r, x)),
+        _ => {}
     }
 }
 

@@ -303,7 +303,9 @@ pub fn reject(home: &Home, events: &EventLog, name: &str, r: &Rejection) -> bool
     }
     let kept = target.file_name().and_then(|n| n.to_str()).unwrap_or(name).to_string();
     let at = now_ts();
-    let doc = json!({"file": name, "error": r.error, "hint": r.hint, "reason": r.reason, "at": at, "moved_to": format!("inbox/rejected/{kept}")});
+    // The reason may quote a value from the file: it is redacted like an event.
+    let error = events.redact(&r.error).into_owned();
+    let doc = json!({"file": name, "error": error, "hint": r.hint, "reason": r.reason, "at": at, "moved_to": format!("inbox/rejected/{kept}")});
     if let Err(e) = crate::store::atomic::write_json_atomic(&dir.join(format!("{kept}.error.json")), &doc) {
         tracing::error!(file = name, error = %e, "could not write the rejection's error.json");
     }
@@ -319,7 +321,7 @@ pub fn reject(home: &Home, events: &EventLog, name: &str, r: &Rejection) -> bool
         None,
         json!({"file": name, "reason": r.reason, "error": r.error, "hint": r.hint}),
     );
-    tracing::warn!(file = name, reason = r.reason, "rejected: {}", r.error);
+    tracing::warn!(file = name, reason = r.reason, "rejected: {error}");
     true
 }
 

@@ -24,6 +24,7 @@ pub mod intake;
 pub mod outcome;
 pub mod plan;
 pub mod queue;
+pub mod redact;
 pub mod store;
 pub mod task;
 pub mod watch;

@@ -386,3 +386,83 @@ fn a_bad_config_is_a_usage_error_that_names_the_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("max_concurent"), "{}", stderr(&out));
 }
+
+#[test]
+fn secrets_never_reach_events_or_summaries_but_the_agent_gets_its_environment() {
+    let home = TestHome::with_config(
+        &(base_config() + "  command:\n    env:\n      MY_SERVICE_TOKEN: tok_live_abcdef1234567890\n"),
+    );
+    home.drop_task(
+        "leaky.yaml",
+        "agent: command\ntitle: Leaks sk-ant-api03-TitleTitleTitleTitle00\ncommand: 'echo \"key=$ANTHROPIC_API_KEY tok=$MY_SERVICE_TOKEN\"; echo ghp_abcdefghijklmnopqrstuvwxyz0123456789 >&2; exit 1'\n",
+    );
+    let out = home
+        .cmd()
+        .args(["run", "--once"])
+        .env("ANTHROPIC_API_KEY", "sk-ant-api03-DaemonEnvSecret0000000000")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let r = home.result_of("leaky.yaml");
+    let raw = std::fs::read_to_string(home.task_dir(r["id"].as_str().unwrap()).join("attempt-1.out")).unwrap();
+    assert!(
+        raw.contains("sk-ant-api03-DaemonEnvSecret0000000000") && raw.contains("tok_live_abcdef1234567890"),
+        "the agent got its environment: {raw}"
+    );
+    let events = std::fs::read_to_string(home.path.join("logs/events.ndjson")).unwrap();
+    let summary = std::fs::read_to_string(
+        home.path
+            .join("summaries")
+            .join(format!("{}.md", r["id"].as_str().unwrap())),
+    )
+    .unwrap();
+    let diagnostics: String = std::fs::read_dir(home.path.join("logs"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("orchestrator"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    for secret in [
+        "DaemonEnvSecret",
+        "tok_live_abcdef1234567890",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "TitleTitleTitle",
+    ] {
+        assert!(!events.contains(secret), "{secret} leaked into events");
+        assert!(!summary.contains(secret), "{secret} leaked into the summary");
+        assert!(!diagnostics.contains(secret), "{secret} leaked into the diagnostic log");
+    }
+    assert!(events.contains("[REDACTED"), "redaction visibly happened");
+    for line in events.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("events stay valid JSON");
+    }
+}
+
+#[test]
+fn a_secret_quoted_in_a_rejection_is_redacted_everywhere_it_is_written() {
+    let home = TestHome::new();
+    // serde_json quotes the bad value in its message: `invalid type: string "sk-ant-...", expected i64`.
+    home.drop_task(
+        "bad.json",
+        r#"{"prompt": "hi", "max_turns": "sk-ant-api03-QuotedQuotedQuotedQuoted"}"#,
+    );
+    let out = home
+        .cmd()
+        .args(["run", "--once"])
+        .env("ORCHESTRATOR_LOG", "info")
+        .output()
+        .unwrap();
+    let err = home.rejected("bad.json");
+    assert_eq!(err["reason"], "invalid_fields");
+    assert!(
+        err["error"].as_str().unwrap().contains("[REDACTED]"),
+        "the message quoted the value: {err}"
+    );
+    let written = format!(
+        "{}{}{}",
+        err,
+        std::fs::read_to_string(home.path.join("logs/events.ndjson")).unwrap(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!written.contains("QuotedQuoted"), "{written}");
+}

@@ -3,7 +3,6 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use std::time::Duration;
 
 fn plan_of(home: &TestHome, id: &str) -> Value {
     serde_json::from_slice(&std::fs::read(home.task_dir(id).join("plan.json")).unwrap()).unwrap()
@@ -152,6 +151,7 @@ fn reply_is_a_follow_up_turn_in_the_same_session() {
 #[cfg(unix)]
 #[test]
 fn a_crash_in_the_middle_of_a_plan_goes_on_from_the_step_it_was_in() {
+    use std::time::Duration;
     let pids = tempfile::NamedTempFile::new().unwrap();
     let home = TestHome::with_config(&config_with(
         "",

@@ -47,6 +47,7 @@ pub struct Shared {
     pub worker: String,
     /// Runners poke the loop when they change what it may claim.
     pub wake: Notify,
+    pub redactor: crate::redact::Redactor,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -127,12 +128,17 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         .with_context(|| format!("cannot create the folders of {}", home.root().display()))?;
     check_inbox_permissions(&home)?;
     let config = Arc::new(loaded.config);
-    let events = Arc::new(EventLog::new(
-        home.events_log(),
-        home.events_lock(),
-        config.events.rotate_bytes,
-        config.events.keep,
-    ));
+    // Secret values of the daemon's environment and of agents.<name>.env never reach events or summaries.
+    let redactor = crate::redact::Redactor::new(config.agents.values().flat_map(|a| a.env.clone()));
+    let events = Arc::new(
+        EventLog::new(
+            home.events_log(),
+            home.events_lock(),
+            config.events.rotate_bytes,
+            config.events.keep,
+        )
+        .with_redactor(redactor.clone()),
+    );
     let worker = format!("{}:{}", hostname(), std::process::id());
     let mut registration = Registration::register(
         &home,
@@ -158,6 +164,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         slots: Arc::new(Semaphore::new(config.max_concurrent)),
         worker: worker.clone(),
         wake: Notify::new(),
+        redactor,
     });
     events.emit(
         "daemon_started",

@@ -573,9 +573,10 @@ impl Runner {
             steps,
         };
         let home = &self.shared.home;
-        if let Err(e) =
-            crate::store::atomic::write_atomic(&home.summary_file(self.id()), summary::render(&record).as_bytes())
-        {
+        if let Err(e) = crate::store::atomic::write_atomic(
+            &home.summary_file(self.id()),
+            self.shared.redactor.redact(&summary::render(&record)).as_bytes(),
+        ) {
             tracing::error!(task = self.id(), error = %e, "could not write the summary");
         }
         // progress.json is not rewritten here: once result.json exists it is the

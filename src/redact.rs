@@ -1,0 +1,129 @@
+//! Keeping secrets out of events and summaries.
+//!
+//! Two nets: the exact values of secret-looking environment variables (the
+//! daemon's own and `agents.<name>.env`: names ending in `_KEY`, `_TOKEN`,
+//! `_SECRET`, or containing `PASSWORD`), and patterns of the common key formats
+//! (Anthropic, OpenAI, GitHub, AWS, Slack, Google, JWTs, bearer tokens,
+//! `api_key=...`). What matches becomes `[REDACTED]` or `[REDACTED:NAME]`. The
+//! agent itself still gets its whole environment: only what is written for
+//! people and tools is redacted.
+
+use regex::Regex;
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+/// Values shorter than this are not treated as secrets (too many false hits).
+const MIN_SECRET_LEN: usize = 8;
+
+fn patterns() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(concat!(
+            r"sk-ant-[A-Za-z0-9_\-]{16,}",
+            r"|sk-(?:proj-)?[A-Za-z0-9_\-]{20,}",
+            r"|gh[pousr]_[A-Za-z0-9]{30,}",
+            r"|github_pat_[A-Za-z0-9_]{20,}",
+            r"|(?:AKIA|ASIA)[0-9A-Z]{16}",
+            r"|xox[abprs]-[A-Za-z0-9\-]{10,}",
+            r"|AIza[0-9A-Za-z_\-]{35}",
+            r"|eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",
+            r"|(?i:bearer)\s+[A-Za-z0-9._~+/\-]{20,}=*",
+            r"|(?i:(?:api[_-]?key|access[_-]?token|auth[_-]?token|secret|password|passwd))(?:\\?[\x22'])?\s*[:=]\s*(?:\\?[\x22'])?[^\s\x22'\\,;]{8,}",
+        ))
+        .expect("redaction patterns compile")
+    })
+}
+
+/// Is this environment variable name one whose value is a secret?
+pub fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    ["_KEY", "_TOKEN", "_SECRET", "_SECRET_KEY", "APIKEY"]
+        .iter()
+        .any(|s| n.ends_with(s))
+        || n.contains("PASSWORD")
+        || n.contains("PASSWD")
+        || n == "ANTHROPIC_API_KEY"
+}
+
+/// Redacts known secret values and secret-shaped strings.
+#[derive(Debug, Default, Clone)]
+pub struct Redactor {
+    /// (name, value), longest values first so a value containing another is replaced whole.
+    values: Vec<(String, String)>,
+}
+
+impl Redactor {
+    /// From the process environment plus extra `(name, value)` pairs (agent env from the config).
+    pub fn new(extra: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut values: Vec<(String, String)> = std::env::vars()
+            .chain(extra)
+            .filter(|(k, v)| is_secret_name(k) && v.len() >= MIN_SECRET_LEN)
+            .collect();
+        values.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+        values.dedup_by(|a, b| a.1 == b.1);
+        Self { values }
+    }
+
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        for (name, value) in &self.values {
+            if out.contains(value.as_str()) {
+                out = Cow::Owned(out.replace(value.as_str(), &format!("[REDACTED:{name}]")));
+            }
+        }
+        match patterns().replace_all(&out, "[REDACTED]") {
+            Cow::Borrowed(_) => out,
+            Cow::Owned(s) => Cow::Owned(s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r() -> Redactor {
+        Redactor::new([("MY_SERVICE_TOKEN".to_string(), "tok_live_1234567890abcdef".to_string())])
+    }
+
+    #[test]
+    fn common_key_formats_are_redacted() {
+        let cases = [
+            "key sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_xyz here",
+            "OPENAI sk-proj-abcdefghijklmnopqrstuvwxyz012345",
+            "token ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+            "pat github_pat_11ABCDEFG0123456789_abcdefghijklmnop",
+            "aws AKIAIOSFODNN7EXAMPLE",
+            "slack xoxb-123456789012-abcdefghijkl",
+            "google AIzaSyA-1234567890abcdefghijklmnopqrstu",
+            "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345",
+            "api_key=abcdef1234567890",
+            r#"{"password": "hunter2hunter2"}"#,
+        ];
+        for c in cases {
+            let out = r().redact(c).into_owned();
+            assert!(out.contains("[REDACTED]"), "{c} -> {out}");
+        }
+        assert_eq!(
+            r().redact("nothing secret here, sk-short").as_ref(),
+            "nothing secret here, sk-short"
+        );
+        assert!(matches!(r().redact("plain text"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn exact_values_of_secret_variables_are_redacted_by_name() {
+        let out = r().redact("the token is tok_live_1234567890abcdef, ok");
+        assert_eq!(out, "the token is [REDACTED:MY_SERVICE_TOKEN], ok");
+        assert!(is_secret_name("ANTHROPIC_API_KEY") && is_secret_name("db_password") && !is_secret_name("PATH"));
+    }
+
+    #[test]
+    fn redacting_a_json_line_keeps_it_json() {
+        let line = serde_json::json!({"message": "Invalid key sk-ant-api03-AbCdEfGhIjKlMnOpQrStUv", "x": "api_key=\"abcdefghijk\""}).to_string();
+        let out = r().redact(&line).into_owned();
+        let v: serde_json::Value = serde_json::from_str(&out).expect("still JSON");
+        assert!(!v["message"].as_str().unwrap().contains("sk-ant-api03"));
+    }
+}
