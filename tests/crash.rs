@@ -17,6 +17,17 @@ fn wait_for_pids(path: &std::path::Path, n: usize) -> Vec<u32> {
     read_pids(path)
 }
 
+/// The watchdog of daemon `daemon`: its child running `orchestrator __watchdog`.
+fn watchdog_of(daemon: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        let ppid: u32 = stat[stat.rfind(')')? + 2..].split_whitespace().nth(1)?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        (ppid == daemon && cmdline.windows(10).any(|w| w == b"__watchdog")).then_some(pid)
+    })
+}
+
 #[test]
 fn kill_9_mid_run_then_restart_runs_the_task_again_and_finishes_it_once() {
     let pids_file = tempfile::NamedTempFile::new().unwrap();
@@ -26,14 +37,12 @@ fn kill_9_mid_run_then_restart_runs_the_task_again_and_finishes_it_once() {
     let pids = wait_for_pids(pids_file.path(), 2);
     kill9(daemon.id());
     let _ = daemon.wait();
-    // Linux: the agent gets SIGKILL with its daemon (parent-death signal).
-    wait_until(Duration::from_secs(5), "the agent to die with its daemon", || {
-        !alive(pids[0])
-    });
-    assert!(
-        alive(pids[1]),
-        "the grandchild has no death signal: recovery must kill it"
-    );
+    // The daemon's watchdog kills the agent's whole group, grandchild included.
+    for pid in &pids {
+        wait_until(Duration::from_secs(5), "the agent tree to die with its daemon", || {
+            !alive(*pid)
+        });
+    }
     let dir = std::fs::read_dir(home.path.join("results"))
         .unwrap()
         .flatten()
@@ -44,7 +53,6 @@ fn kill_9_mid_run_then_restart_runs_the_task_again_and_finishes_it_once() {
 
     let out = home.run_once();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!alive(pids[1]), "recovery killed the dead daemon's leftover agent tree");
     let results = home.results();
     assert_eq!(results.len(), 1, "exactly one result");
     let r = &results[0];
@@ -55,8 +63,34 @@ fn kill_9_mid_run_then_restart_runs_the_task_again_and_finishes_it_once() {
     let interrupted = home.events_of("task_interrupted");
     assert_eq!(interrupted.len(), 1);
     assert_eq!(interrupted[0]["reason"], "daemon_died");
-    assert_eq!(interrupted[0]["killed_leftover"], true);
+    assert_eq!(interrupted[0]["killed_leftover"], false, "nothing was left to kill");
     assert_eq!(home.events_of("task_succeeded").len(), 1);
+}
+
+#[test]
+fn when_the_watchdog_died_too_recovery_kills_the_leftover_tree() {
+    let pids_file = tempfile::NamedTempFile::new().unwrap();
+    let home = TestHome::with_config(&pid_config(pids_file.path()));
+    home.drop_task("job.md", "@fake hang fail_times=1\n");
+    let mut daemon = home.spawn_daemon();
+    let pids = wait_for_pids(pids_file.path(), 2);
+    let watchdog = watchdog_of(daemon.id()).expect("the daemon runs a watchdog");
+    // Like a power loss of the daemon's machine: daemon and watchdog gone at once.
+    kill9(watchdog);
+    kill9(daemon.id());
+    let _ = daemon.wait();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        pids.iter().all(|p| alive(*p)),
+        "without daemon and watchdog, the tree lives on"
+    );
+    let out = home.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for pid in &pids {
+        assert!(!alive(*pid), "recovery killed the leftover agent tree (pid {pid})");
+    }
+    assert_eq!(home.events_of("task_interrupted")[0]["killed_leftover"], true);
+    assert_eq!(home.result_of("job.md")["status"], "succeeded");
 }
 
 #[test]

@@ -8,6 +8,7 @@
 pub mod claude;
 pub mod command;
 pub mod supervise;
+pub mod watchdog;
 
 use serde_json::Value;
 

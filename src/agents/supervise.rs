@@ -2,9 +2,10 @@
 //!
 //! - The agent leads its own process group (Unix) or job object (Windows), so
 //!   a timeout or a cancel stops the whole tree, grandchildren included.
-//! - It never outlives the daemon where the OS allows that: on Linux a
-//!   parent-death signal, on Windows a kill-on-close job. Elsewhere (and as a
-//!   second line on Linux), the pid, group and start time are handed to the
+//! - It never outlives the daemon: on Unix the daemon's watchdog kills its
+//!   group when the daemon dies ([`super::watchdog`]), on Windows the job object
+//!   dies with the daemon's handle. As a second line, the pid, group and start
+//!   time are handed to the
 //!   caller as soon as the agent starts (it records them in `progress.json`), so
 //!   a recovering daemon can kill what is left ([`kill_leftover`]) before
 //!   running the task again.
@@ -90,6 +91,8 @@ pub async fn run(
         }
     };
     let pid = child.id().unwrap_or(0);
+    #[cfg(unix)]
+    super::watchdog::watch(pid);
     on_spawned(AgentProcess {
         pid,
         pgid: cfg!(unix).then_some(pid),
@@ -147,6 +150,8 @@ pub async fn run(
     // The leader is gone; whatever it left in its group goes too, so the pipes
     // close and nothing outlives the task.
     kill_tree(&mut *child);
+    #[cfg(unix)]
+    super::watchdog::unwatch(pid);
     match status {
         Ok(s) => {
             exit.code = s.code();
@@ -190,8 +195,6 @@ fn spawn(spec: &Spawn) -> std::io::Result<Child> {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        #[cfg(target_os = "linux")]
-        set_parent_death_signal(c);
     });
     #[cfg(unix)]
     cmd.wrap(process_wrap::tokio::ProcessGroup::leader());
@@ -222,25 +225,6 @@ fn resolve_program(program: &str) -> PathBuf {
         }
         // Not cached: the CLI may be installed while the daemon runs.
         Err(_) => PathBuf::from(program),
-    }
-}
-
-/// The agent gets SIGKILL if the daemon dies, even by kill -9.
-#[cfg(target_os = "linux")]
-fn set_parent_death_signal(c: &mut tokio::process::Command) {
-    let parent = std::process::id();
-    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
-    unsafe {
-        c.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The daemon died between fork and prctl: do not run orphaned.
-            if libc::getppid() as u32 != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
     }
 }
 
@@ -280,6 +264,10 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // Fields after the command name, which is in parentheses and may contain spaces.
         let rest = &stat[stat.rfind(')')? + 2..];
+        // A zombie has finished: it is not running, whatever its start time.
+        if rest.starts_with(['Z', 'X']) {
+            return None;
+        }
         rest.split_whitespace().nth(19)?.parse().ok()
     }
     #[cfg(not(target_os = "linux"))]
@@ -341,15 +329,11 @@ fn group_alive(pgid: u32) -> bool {
         let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
             return false;
         };
-        let Some(close) = stat.rfind(')') else {
-            return false;
-        };
-        // After ") ": state, ppid, pgrp.
-        stat[close + 2..]
-            .split_whitespace()
-            .nth(2)
-            .and_then(|p| p.parse::<u32>().ok())
-            == Some(pgid)
+        let Some(close) = stat.rfind(')') else { return false };
+        // After ") ": state, ppid, pgrp. Zombies (not reaped where PID 1 does not reap) do not count.
+        let mut fields = stat[close + 2..].split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        !state.starts_with(['Z', 'X']) && fields.nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pgid)
     })
 }
 
