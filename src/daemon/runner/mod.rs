@@ -3,6 +3,8 @@
 //! Attempt history lives in `progress.json`, rewritten at each step, so a daemon
 //! that takes the task over after a crash continues the count where it stopped.
 
+mod finish;
+
 use super::Shared;
 use crate::agents::supervise::{self, Spawn, StopReason};
 use crate::agents::{AgentReport, OutputReader, claude::ClaudeReader, command::PlainReader};
@@ -12,12 +14,8 @@ use crate::events::now_ts;
 use crate::intake::read_capped;
 use crate::outcome::{self, ErrorKind, Failure, Retry};
 use crate::plan::{self, Plan};
-use crate::store::atomic::{write_json_atomic, write_new_durable};
-use crate::store::index::IndexRow;
-use crate::store::record::{
-    AttemptRecord, ErrorInfo, ProgressRecord, ResultRecord, SCHEMA_VERSION, Status, StepOutcome, Validation,
-};
-use crate::store::summary;
+use crate::store::atomic::write_json_atomic;
+use crate::store::record::{AttemptRecord, ErrorInfo, ProgressRecord, Status, StepOutcome};
 use crate::task::{Rejection, parse, workdir};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -504,107 +502,6 @@ impl Runner {
                 json!({"attempt": attempt, "turns": r.turns, "tool_calls": r.tool_calls, "cost_usd": r.cost_usd, "last_event": r.last_event}),
             );
         })
-    }
-
-    /// Writes the summary, then `result.json` (last: it means finished), then the index row.
-    /// The writes (one of them flushed to disk) run where blocking is allowed,
-    /// so the runtime's workers keep serving the other tasks meanwhile.
-    fn finish(&self, plan: Option<&Plan>, status: Status, error: Option<ErrorInfo>, totals: &Totals) -> Status {
-        tokio::task::block_in_place(|| self.write_outcome(plan, status, error, totals))
-    }
-
-    fn write_outcome(&self, plan: Option<&Plan>, status: Status, error: Option<ErrorInfo>, totals: &Totals) -> Status {
-        let attempts = self.with_progress(|p| {
-            p.status = Some(status);
-            p.waiting_until = None;
-            p.attempts.clone()
-        });
-        let started_at = self.with_progress(|p| p.started_at.clone()).unwrap_or_else(now_ts);
-        let r = &totals.last;
-        // Multi-step plans: the finished steps, and the one that ended the task.
-        let mut steps = self.with_progress(|p| p.steps.clone());
-        if let Some(plan) = plan.filter(|p| !p.steps.is_empty())
-            && status != Status::Succeeded
-            && let Some(k) = self.with_progress(|p| p.step)
-        {
-            steps.push(StepOutcome {
-                n: k,
-                text: plan.steps.get(k as usize - 1).cloned().unwrap_or_default(),
-                status,
-                output: r.answer.clone().unwrap_or_default(),
-                session_id: r.session_id.clone(),
-                cost_usd: r.cost_usd,
-                turns: r.turns,
-                error: error.clone(),
-            });
-        }
-        let record = ResultRecord {
-            schema_version: SCHEMA_VERSION,
-            id: self.id().to_string(),
-            title: plan
-                .map(|p| p.title.clone())
-                .unwrap_or_else(|| self.claimed.source_file.clone()),
-            source_file: self.claimed.source_file.clone(),
-            status,
-            agent: plan.map(|p| p.agent.name().to_string()).unwrap_or_default(),
-            workdir: plan.map(|p| p.workdir.display().to_string()).unwrap_or_default(),
-            queued_at: plan
-                .and_then(|p| p.queued_at.clone())
-                .or_else(|| self.queued_at.clone()),
-            started_at,
-            finished_at: now_ts(),
-            duration_ms: self.started.elapsed().as_millis() as u64,
-            attempts,
-            output: r.answer.clone().unwrap_or_default(),
-            session_id: r
-                .session_id
-                .clone()
-                .or_else(|| self.with_progress(|p| p.session_id.clone())),
-            cost_usd: totals.cost,
-            turns: totals.turns,
-            tool_calls: totals.tool_calls,
-            files_changed: Vec::new(),
-            permission_denials: r.permission_denials.clone(),
-            validation: Validation::default(),
-            error: error.clone(),
-            parent_task_id: plan.and_then(|p| p.parent_task_id.clone()),
-            turn_of: plan.and_then(|p| p.turn_of.clone()),
-            worker: self.shared.worker.clone(),
-            steps,
-        };
-        let home = &self.shared.home;
-        if let Err(e) = crate::store::atomic::write_atomic(
-            &home.summary_file(self.id()),
-            self.shared.redactor.redact(&summary::render(&record)).as_bytes(),
-        ) {
-            tracing::error!(task = self.id(), error = %e, "could not write the summary");
-        }
-        // progress.json is not rewritten here: once result.json exists it is the
-        // record, and replacing a file frees an inode. On ext4, every later file
-        // creation then scans past the freed inodes: with one rewrite per finished
-        // task, a 1,000-task burst got slower with every task (measured 2x).
-        let mut bytes = serde_json::to_vec_pretty(&record).expect("result serialises");
-        bytes.push(b'\n');
-        if let Err(e) = write_new_durable(&self.claimed.dir.result(), &bytes) {
-            // Without a result the task stays unfinished and is recovered later.
-            tracing::error!(task = self.id(), error = %e, "could not write result.json");
-            return Status::Interrupted;
-        }
-        self.shared.index.record(self.id(), IndexRow::from_result(&record));
-        let event = match status {
-            Status::Succeeded => "task_succeeded",
-            Status::Cancelled => "task_cancelled",
-            _ => "task_failed",
-        };
-        self.emit(
-            event,
-            json!({
-                "title": record.title, "duration_ms": record.duration_ms, "attempts": record.attempts.len(),
-                "cost_usd": record.cost_usd, "error": error.as_ref().map(|e| e.kind.clone()),
-                "message": error.as_ref().map(|e| e.message.clone()), "suggestion": error.as_ref().map(|e| e.suggestion.clone()),
-            }),
-        );
-        status
     }
 }
 

@@ -1,0 +1,137 @@
+use super::*;
+
+const LIMITS: Limits = Limits {
+    max_bytes: 1024 * 1024,
+    max_prompt_chars: 32_000,
+    default_agent: AgentKind::Claude,
+};
+
+fn ok(name: &str, text: &str) -> TaskSpec {
+    parse(name, text.as_bytes(), &LIMITS).unwrap_or_else(|r| panic!("{name}: {r:?}"))
+}
+fn rejected(name: &str, text: &[u8]) -> Rejection {
+    parse(name, text, &LIMITS).expect_err("should be rejected")
+}
+
+#[test]
+fn markdown_with_front_matter() {
+    let t = ok(
+        "a.md",
+        "---\ntitle: Add rate limiting\nagent: claude\nworkdir: ~/code/api\nallowed_tools: [Read, Edit, \"Bash(cargo test:*)\"]\nmax_turns: 20\ntimeout: 30m\nretries: 2\npriority: high\nbudget_usd: 2.0\nmode: apply\n---\nAdd rate limiting to /login.\n",
+    );
+    assert_eq!(t.title, "Add rate limiting");
+    assert_eq!(t.prompt, "Add rate limiting to /login.");
+    assert_eq!(t.workdir.as_deref(), Some("~/code/api"));
+    assert_eq!(t.allowed_tools.as_ref().unwrap()[2], "Bash(cargo test:*)");
+    assert_eq!((t.max_turns, t.retries, t.priority), (Some(20), Some(2), 100));
+    assert_eq!(t.timeout, Some(std::time::Duration::from_secs(1800)));
+    assert_eq!(t.budget_usd, Some(2.0));
+}
+
+#[test]
+fn markdown_without_front_matter_and_default_title() {
+    let t = ok("b.markdown", "# Fix the flaky test\n\nIt fails on Tuesdays.\n");
+    assert_eq!(t.title, "Fix the flaky test");
+    assert_eq!(t.agent, AgentKind::Claude);
+    assert_eq!(t.priority, 0);
+}
+
+#[test]
+fn text_yaml_and_json_forms() {
+    assert_eq!(ok("c.txt", "just do it\n").prompt, "just do it");
+    let y = ok(
+        "d.yaml",
+        "prompt: hello\npriority: 7\nagent: command\ncommand: echo hi\n",
+    );
+    assert_eq!((y.priority, y.command.as_deref()), (7, Some("echo hi")));
+    let j = ok("e.json", r#"{"prompt":"hi","priority":"low","timeout":90}"#);
+    assert_eq!(
+        (j.priority, j.timeout),
+        (-100, Some(std::time::Duration::from_secs(90)))
+    );
+    let cmd = ok("f.yml", "agent: command\ncommand: make test\n");
+    assert_eq!(cmd.title, "make test");
+}
+
+#[test]
+fn bom_and_crlf_are_accepted() {
+    let t = ok("g.md", "\u{feff}---\r\ntitle: T\r\n---\r\nline one\r\nline two\r\n");
+    assert_eq!(t.title, "T");
+    assert_eq!(t.prompt, "line one\nline two");
+}
+
+#[test]
+fn rejections_say_why_and_how() {
+    let cases: Vec<(&str, &[u8], &str)> = vec![
+        ("a.md", b"---\ntitel: x\n---\nhi", "unknown_field"),
+        ("a.md", b"---\nmax_turns: -1\n---\nhi", "invalid_value"),
+        ("a.md", b"---\nmax_turns: lots\n---\nhi", "invalid_fields"),
+        ("a.md", b"---\ntimeout: soon\n---\nhi", "invalid_fields"),
+        ("a.md", b"---\nagent: gpt\n---\nhi", "invalid_value"),
+        ("a.md", b"---\ntitle: x\n", "front_matter_unclosed"),
+        ("a.md", b"---\n: : [\n---\nhi", "invalid_fields"),
+        ("a.md", b"---\ntitle: x\n---\n   \n", "empty_prompt"),
+        ("a.txt", b"", "empty_prompt"),
+        ("a.txt", b"\xff\xfe bad", "not_utf8"),
+        ("a.txt", b"a\0b", "nul_byte"),
+        ("a.pdf", b"hi", "unsupported_extension"),
+        ("a.json", b"{\"prompt\": \"x\", \"extra\": 1}", "unknown_field"),
+        ("a.json", b"{\"prompt\": ", "invalid_fields"),
+        ("a.yaml", b"prompt: x\npriority: urgent\n", "invalid_value"),
+        ("a.yaml", b"prompt: x\nbudget_usd: -2\n", "invalid_value"),
+        ("a.yaml", b"prompt: x\nretries: 1000\n", "invalid_value"),
+        ("a.yaml", b"prompt: x\ncommand: ls\n", "invalid_value"),
+        ("a.yaml", b"prompt: x\nsteps: [a, '']\n", "invalid_value"),
+        ("a.yaml", b"prompt: x\nsteps: [a]\nstart_step: 3\n", "invalid_value"),
+        (
+            "a.yaml",
+            b"agent: command\nsteps: [ls]\nsession: abc\n",
+            "invalid_value",
+        ),
+        ("a.yaml", b"prompt: x\nsession: 'a b'\n", "invalid_value"),
+        ("a.yaml", b"prompt: x\nmode: guarded\n", "unsupported_field"),
+        ("a.yaml", b"prompt: x\nparent_task_id: nope\n", "invalid_value"),
+    ];
+    for (name, text, reason) in cases {
+        let r = rejected(name, text);
+        assert_eq!(r.reason, reason, "{name} {:?}: {r:?}", String::from_utf8_lossy(text));
+        assert!(!r.hint.is_empty());
+    }
+}
+
+#[test]
+fn oversized_files_and_prompts() {
+    let limits = Limits {
+        max_bytes: 10,
+        ..LIMITS
+    };
+    assert_eq!(
+        parse("a.txt", b"0123456789abc", &limits).unwrap_err().reason,
+        "too_large"
+    );
+    let limits = Limits {
+        max_prompt_chars: 5,
+        ..LIMITS
+    };
+    let t = parse("a.txt", "héllo wörld".as_bytes(), &limits).unwrap();
+    assert_eq!(t.prompt, "héllo");
+    assert!(t.prompt_truncated);
+}
+
+#[test]
+fn ignored_names() {
+    for n in [
+        ".hidden.md",
+        "~lock.md",
+        "a.md.tmp",
+        "a.part",
+        "a.partial",
+        "a.md.swp",
+        "a.crdownload",
+        "a.md~",
+        "x.error.json",
+    ] {
+        assert!(is_ignored_name(n), "{n}");
+    }
+    assert!(!is_ignored_name("task.md"));
+}
