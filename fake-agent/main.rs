@@ -17,6 +17,8 @@
 //!   answer=TEXT    the final answer of a success (underscores become spaces)
 //!   fail_unless=PATH  fail only while PATH does not exist
 //!
+//! Scenario `daemonize` leaves a process in a new session holding stdout open.
+//!
 //! `--resume ID` continues that session: the stream reports session_id ID, and
 //! a success answer says which session and step it ran in.
 
@@ -364,6 +366,35 @@ fn run() -> i32 {
             out.raw("Do you trust the files in this folder?\n\n/some/folder\n\n❯ 1. Yes, proceed\n  2. No, exit\n\nEnter to confirm · Esc to exit\n");
             out.flush();
             std::thread::sleep(Duration::from_secs(600));
+            0
+        }
+        "daemonize" => {
+            // Leaves a process in its own session that keeps stdout open, then
+            // finishes normally: the way a tool that starts a server misbehaves.
+            let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+            cmd.env("FAKE_AGENT_ROLE", "sleeper").stdin(std::process::Stdio::null());
+            #[cfg(unix)]
+            {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: setsid is async-signal-safe.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::setsid();
+                        Ok(())
+                    });
+                }
+            }
+            #[allow(clippy::zombie_processes)]
+            let child = cmd.spawn().expect("spawn the daemon");
+            if let Ok(path) = std::env::var("FAKE_AGENT_PIDS") {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap();
+                writeln!(f, "{}", child.id()).unwrap();
+            }
+            out.line(&result_ok(&session, "Started a server and left it running.", 1, 0.002));
             0
         }
         "hang" => {

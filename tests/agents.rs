@@ -314,3 +314,36 @@ fn the_fake_refuses_what_the_real_cli_refuses() {
     let v: Value = serde_json::from_str(&last).unwrap();
     assert_eq!((v["type"].as_str(), v["result"].as_str()), (Some("result"), Some("ok")));
 }
+
+#[cfg(unix)]
+#[test]
+fn an_agent_that_leaves_a_daemon_holding_its_output_still_finishes_with_its_result() {
+    let pids = tempfile::NamedTempFile::new().unwrap();
+    let home = TestHome::with_config(&config_with(
+        "",
+        &format!("    env:\n      FAKE_AGENT_PIDS: {}", pids.path().display()),
+    ));
+    home.drop_task("server.md", "@fake daemonize\n");
+    let started = Instant::now();
+    let out = home.run_once();
+    let escaped = read_pids(pids.path());
+    for pid in &escaped {
+        kill9(*pid);
+    }
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "bounded by the output grace, took {:?}",
+        started.elapsed()
+    );
+    let r = home.result_of("server.md");
+    assert_eq!(r["status"], "succeeded");
+    assert_eq!(
+        r["output"], "Started a server and left it running.",
+        "what was read before giving up is kept"
+    );
+    let warning = home.events_of("validation_warning");
+    assert_eq!(warning.len(), 1);
+    assert_eq!(warning[0]["warning"], "output_left_open");
+    assert_eq!(escaped.len(), 1, "the fake recorded its daemon");
+}

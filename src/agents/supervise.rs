@@ -26,6 +26,8 @@ use tokio::sync::{mpsc, watch};
 
 /// Longest stdout line that is parsed; longer ones are skipped.
 pub const MAX_LINE: usize = 8 * 1024 * 1024;
+/// How long the pipes may stay open after the agent's group is gone.
+const OUTPUT_GRACE: Duration = Duration::from_secs(5);
 /// Kept of stderr for classifying errors.
 const STDERR_TAIL: usize = 16 * 1024;
 
@@ -67,6 +69,10 @@ pub struct Exit {
     pub stderr_tail: String,
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
+    /// A process the agent started outside its group (a daemon it forked into
+    /// its own session) still held stdout or stderr open when the agent ended;
+    /// reading stopped after a grace period, with everything read so far kept.
+    pub output_left_open: bool,
 }
 
 /// Called with the report whenever it changed; the caller throttles.
@@ -110,17 +116,24 @@ pub async fn run(
     }
 
     let (stop_tx, mut agent_stop) = mpsc::channel::<String>(1);
+    let (give_up_tx, give_up) = watch::channel(false);
     let stdout = child.stdout().take();
     let stderr = child.stderr().take();
-    let out_task = tokio::spawn(read_stdout(
+    let mut out_task = tokio::spawn(read_stdout(
         stdout,
         spec.out_path.clone(),
         spec.max_output_bytes,
         reader,
         on_progress,
         stop_tx,
+        give_up.clone(),
     ));
-    let err_task = tokio::spawn(read_stderr(stderr, spec.err_path.clone(), spec.max_output_bytes));
+    let mut err_task = tokio::spawn(read_stderr(
+        stderr,
+        spec.err_path.clone(),
+        spec.max_output_bytes,
+        give_up,
+    ));
 
     let mut kill_at: Option<tokio::time::Instant> = None;
     let status = loop {
@@ -164,19 +177,29 @@ pub async fn run(
         Err(e) => tracing::warn!(error = %e, "waiting for the agent failed"),
     }
 
-    // A process that escaped the group (setsid) may hold the pipes open: bound the wait.
-    let grace = Duration::from_secs(5);
-    let report = match tokio::time::timeout(grace, out_task).await {
-        Ok(Ok((bytes, report))) => {
+    // A process that escaped the group (setsid) may hold the pipes open: after a
+    // grace period the readers stop and hand over what they read.
+    let grace = tokio::time::sleep(OUTPUT_GRACE);
+    tokio::pin!(grace);
+    let mut finished = (None, None);
+    while finished.0.is_none() || finished.1.is_none() {
+        tokio::select! {
+            r = &mut out_task, if finished.0.is_none() => finished.0 = Some(r),
+            r = &mut err_task, if finished.1.is_none() => finished.1 = Some(r),
+            _ = &mut grace, if !exit.output_left_open => {
+                exit.output_left_open = true;
+                let _ = give_up_tx.send(true);
+            }
+        }
+    }
+    let report = match finished.0 {
+        Some(Ok((bytes, report))) => {
             exit.stdout_bytes = bytes;
             report
         }
-        _ => AgentReport {
-            last_event: Some("stdout stayed open after the agent exited".into()),
-            ..Default::default()
-        },
+        _ => AgentReport::default(),
     };
-    if let Ok(Ok((bytes, tail))) = tokio::time::timeout(grace, err_task).await {
+    if let Some(Ok((bytes, tail))) = finished.1 {
         exit.stderr_bytes = bytes;
         exit.stderr_tail = tail;
     }
@@ -454,15 +477,19 @@ async fn read_stdout(
     mut reader: Box<dyn OutputReader>,
     on_progress: ProgressFn,
     stop: mpsc::Sender<String>,
+    mut give_up: watch::Receiver<bool>,
 ) -> (u64, AgentReport) {
     let mut file = CappedFile::create(&path, cap);
     let mut split = LineSplitter::new(MAX_LINE);
     let mut buf = vec![0u8; 64 * 1024];
     if let Some(mut pipe) = pipe {
         loop {
-            let n = match pipe.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+            let n = tokio::select! {
+                r = pipe.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                },
+                _ = give_up.changed() => break,
             };
             file.write(&buf[..n]);
             let mut changed = false;
@@ -487,15 +514,23 @@ async fn read_stdout(
     (file.total, reader.into_report())
 }
 
-async fn read_stderr(pipe: Option<impl AsyncRead + Unpin>, path: PathBuf, cap: u64) -> (u64, String) {
+async fn read_stderr(
+    pipe: Option<impl AsyncRead + Unpin>,
+    path: PathBuf,
+    cap: u64,
+    mut give_up: watch::Receiver<bool>,
+) -> (u64, String) {
     let mut file = CappedFile::create(&path, cap);
     let mut tail: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     if let Some(mut pipe) = pipe {
         loop {
-            let n = match pipe.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+            let n = tokio::select! {
+                r = pipe.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                },
+                _ = give_up.changed() => break,
             };
             file.write(&buf[..n]);
             tail.extend_from_slice(&buf[..n]);

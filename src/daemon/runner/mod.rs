@@ -445,6 +445,12 @@ impl Runner {
         });
         let (exit, report) = supervise::run(spawn, reader, on_spawned, self.progress_fn(n), self.stop.clone()).await;
         let failure = outcome::classify(plan.agent, &exit, &report);
+        if exit.output_left_open {
+            self.emit(
+                "validation_warning",
+                json!({"attempt": n, "warning": "output_left_open", "message": "a process the agent started outside its process group (e.g. a daemon in its own session) kept its output open after it ended; it was not stopped"}),
+            );
+        }
         let duration_ms = started.elapsed().as_millis() as u64;
         self.with_progress(|p| {
             if let Some(a) = p.attempts.last_mut() {
