@@ -386,14 +386,7 @@ fn run() -> i32 {
             }
             #[allow(clippy::zombie_processes)]
             let child = cmd.spawn().expect("spawn the daemon");
-            if let Ok(path) = std::env::var("FAKE_AGENT_PIDS") {
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .unwrap();
-                writeln!(f, "{}", child.id()).unwrap();
-            }
+            record_pids(&[child.id()]);
             out.line(&result_ok(&session, "Started a server and left it running.", 1, 0.002));
             0
         }
@@ -407,14 +400,7 @@ fn run() -> i32 {
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("spawn grandchild");
-            if let Ok(path) = std::env::var("FAKE_AGENT_PIDS") {
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .unwrap();
-                writeln!(f, "{}\n{}", std::process::id(), child.id()).unwrap();
-            }
+            record_pids(&[std::process::id(), child.id()]);
             out.line(&assistant_text(&session, "msg_1", "Thinking very hard..."));
             out.flush();
             std::thread::sleep(Duration::from_secs(600));
@@ -530,6 +516,20 @@ impl Out {
 impl Drop for Out {
     fn drop(&mut self) {
         let _ = self.0.flush();
+    }
+}
+
+/// Appends pids to `$FAKE_AGENT_PIDS`, so tests can check what is still alive.
+fn record_pids(pids: &[u32]) {
+    if let Ok(path) = std::env::var("FAKE_AGENT_PIDS") {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        for pid in pids {
+            writeln!(f, "{pid}").unwrap();
+        }
     }
 }
 

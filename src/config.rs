@@ -407,6 +407,15 @@ impl Config {
         }
     }
 
+    /// The limits the task parser applies.
+    pub fn task_limits(&self) -> crate::task::parse::Limits {
+        crate::task::parse::Limits {
+            max_bytes: self.max_task_bytes,
+            max_prompt_chars: self.max_prompt_chars,
+            default_agent: self.default_agent,
+        }
+    }
+
     pub fn debounce(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.debounce_ms)
     }

@@ -185,3 +185,20 @@ fn a_crash_in_the_middle_of_a_plan_goes_on_from_the_step_it_was_in() {
         .collect();
     assert_eq!(attempts, [(1, None), (2, Some("interrupted")), (2, None), (3, None)]);
 }
+
+#[test]
+fn retry_of_a_plan_keeps_its_steps() {
+    let home = TestHome::new();
+    home.drop_task(
+        "plan.md",
+        "---\nretries: 0\nsteps: [One, \"@fake auth\"]\n---\nContext\n",
+    );
+    assert_eq!(home.run_once().status.code(), Some(1));
+    let id = home.result_of("plan.md")["id"].as_str().unwrap().to_string();
+    let new_id = home.cli_json(&["retry", &id])["id"].as_str().unwrap().to_string();
+    let task: Value =
+        serde_json::from_slice(&std::fs::read(home.inbox().join(format!("{new_id}.json"))).unwrap()).unwrap();
+    assert_eq!(task["steps"], serde_json::json!(["One", "@fake auth"]));
+    assert_eq!(task["prompt"], "Context");
+    assert_eq!(task["parent_task_id"], id.as_str());
+}

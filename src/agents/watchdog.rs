@@ -72,12 +72,6 @@ pub fn unwatch(pgid: u32) {
     send(&format!("-{pgid}"));
 }
 
-/// The pid of this daemon's watchdog, if one runs.
-pub fn pid() -> Option<u32> {
-    let guard = WATCHDOG.get()?.lock().ok()?;
-    guard.as_ref().map(|h| h.child.id())
-}
-
 /// The watchdog process itself: never returns.
 #[cfg(unix)]
 pub fn run() -> ! {

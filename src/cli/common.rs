@@ -159,15 +159,7 @@ pub fn load_plan(dir: &TaskDir) -> Option<crate::plan::Plan> {
     serde_json::from_slice(&std::fs::read(dir.plan()).ok()?).ok()
 }
 
-/// `1m 5s` for a number of milliseconds (whole seconds above ten seconds).
-pub fn human_ms(ms: u64) -> String {
-    let d = if ms < 10_000 {
-        std::time::Duration::from_millis(ms)
-    } else {
-        std::time::Duration::from_secs(ms / 1000)
-    };
-    humantime::format_duration(d).to_string()
-}
+pub use crate::store::summary::human_ms;
 
 /// Milliseconds since an RFC 3339 timestamp.
 pub fn ms_since(ts: &str) -> Option<u64> {

@@ -29,7 +29,7 @@ pub struct ReplyArgs {
 }
 
 /// The parent's plan as task fields, so the new task runs in the same place with the same limits.
-fn base_fields(plan: &crate::plan::Plan) -> Map<String, Value> {
+pub(super) fn base_fields(plan: &crate::plan::Plan) -> Map<String, Value> {
     let mut f = Map::new();
     f.insert("agent".into(), json!(plan.agent));
     f.insert("workdir".into(), json!(plan.workdir.display().to_string()));

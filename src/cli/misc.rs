@@ -57,21 +57,7 @@ pub fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
         .to_string();
     let bytes = crate::intake::read_capped(&args.file, config.max_task_bytes)
         .map_err(|e| UsageError(format!("cannot read {}: {e}", args.file.display())))?;
-    let limits = crate::task::parse::Limits {
-        max_bytes: config.max_task_bytes,
-        max_prompt_chars: config.max_prompt_chars,
-        default_agent: config.default_agent,
-    };
-    let root = home.root();
-    let checked = crate::task::parse::parse(&name, &bytes, &limits).and_then(|spec| {
-        let wd = crate::task::workdir::resolve(
-            spec.workdir.as_deref(),
-            &config.default_workdir(root),
-            root,
-            &config.allowed_roots(root),
-        )?;
-        Ok((spec, wd))
-    });
+    let checked = crate::task::check(&name, &bytes, &config, home.root());
     let (spec, workdir) = match checked {
         Ok(x) => x,
         Err(r) => {

@@ -2,7 +2,7 @@
 
 use super::common::{UsageError, load_plan, print_json, resolve_task};
 use super::{Cli, exit};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -20,30 +20,22 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let (id, dir) = resolve_task(&home, &args.task)?;
     let plan = load_plan(&dir)
         .ok_or_else(|| UsageError(format!("{id} has no plan.json: it never started, nothing to retry")))?;
-    let mut f = Map::new();
-    f.insert("title".into(), Value::String(plan.title.clone()));
-    f.insert("agent".into(), json!(plan.agent));
-    f.insert("workdir".into(), Value::String(plan.workdir.display().to_string()));
+    let mut f = super::followup::base_fields(&plan);
+    f.insert("title".into(), json!(plan.title));
     if plan.agent == crate::config::AgentKind::Command {
-        // The command is the last shell argument.
-        if let Some(cmd) = plan.args.last() {
-            f.insert("command".into(), Value::String(cmd.clone()));
+        // A command has no tools; its command is the last shell argument.
+        f.remove("allowed_tools");
+        if let Some(cmd) = plan.args.last().filter(|_| plan.steps.is_empty()) {
+            f.insert("command".into(), json!(cmd));
         }
-    } else {
-        f.insert("allowed_tools".into(), json!(plan.allowed_tools));
     }
     if !plan.prompt.is_empty() {
-        f.insert("prompt".into(), Value::String(plan.prompt.clone()));
+        f.insert("prompt".into(), json!(plan.prompt));
     }
-    if let Some(n) = plan.max_turns {
-        f.insert("max_turns".into(), json!(n));
+    if !plan.steps.is_empty() {
+        f.insert("steps".into(), json!(plan.steps));
     }
-    if let Some(b) = plan.budget_usd {
-        f.insert("budget_usd".into(), json!(b));
-    }
-    f.insert("timeout".into(), Value::String(plan.timeout.to_string()));
-    f.insert("priority".into(), json!(plan.priority));
-    f.insert("parent_task_id".into(), Value::String(id.clone()));
+    f.insert("parent_task_id".into(), json!(id));
     let new_id = super::submit::write_task(cli, &home, f)?;
     if args.json {
         print_json(&json!({"id": new_id, "parent_task_id": id}))?;

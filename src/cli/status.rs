@@ -153,9 +153,8 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
 fn queued(cli: &Cli, home: &Home) -> Vec<QueuedFile> {
     let config = cli.load_config(home, &[]).map(|l| l.config).unwrap_or_default();
     let limits = Limits {
-        max_bytes: config.max_task_bytes,
         max_prompt_chars: 200,
-        default_agent: config.default_agent,
+        ..config.task_limits()
     };
     let Ok(dir) = std::fs::read_dir(home.inbox()) else {
         return Vec::new();

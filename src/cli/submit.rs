@@ -96,21 +96,8 @@ pub fn write_task(cli: &Cli, home: &Home, fields: Map<String, Value>) -> anyhow:
     let loaded = cli.load_config(home, &[]).map_err(|e| UsageError(e.to_string()))?;
     let config = &loaded.config;
     let bytes = serde_json::to_vec_pretty(&Value::Object(fields))?;
-    let limits = crate::task::parse::Limits {
-        max_bytes: config.max_task_bytes,
-        max_prompt_chars: config.max_prompt_chars,
-        default_agent: config.default_agent,
-    };
-    let spec = crate::task::parse::parse("submit.json", &bytes, &limits)
+    let (spec, _) = crate::task::check("submit.json", &bytes, config, home.root())
         .map_err(|r| UsageError(format!("{}; {}", r.error, r.hint)))?;
-    let root = home.root();
-    crate::task::workdir::resolve(
-        spec.workdir.as_deref(),
-        &config.default_workdir(root),
-        root,
-        &config.allowed_roots(root),
-    )
-    .map_err(|r| UsageError(format!("{}; {}", r.error, r.hint)))?;
     std::fs::create_dir_all(home.inbox())?;
     let id = crate::ids::new_id(&spec.title);
     let tmp = home.inbox().join(format!(".{id}.json.tmp"));

@@ -18,7 +18,6 @@ use crate::store::Home;
 use crate::store::daemons::{self, DaemonState, Registration};
 use crate::store::index::{self, IndexWriter};
 use crate::store::record::Status;
-use crate::task::parse::Limits;
 use crate::watch::{self, Hint};
 use anyhow::Context as _;
 use pauses::Pauses;
@@ -184,11 +183,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     tracing::info!(inbox = %home.inbox().display(), mode = ?watcher.mode, "watching");
 
     let rules = Rules {
-        limits: Limits {
-            max_bytes: config.max_task_bytes,
-            max_prompt_chars: config.max_prompt_chars,
-            default_agent: config.default_agent,
-        },
+        limits: config.task_limits(),
         home: home.root().to_path_buf(),
         default_workdir: config.default_workdir(home.root()),
         allowed_roots: config.allowed_roots(home.root()),

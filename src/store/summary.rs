@@ -50,7 +50,7 @@ pub fn render(r: &ResultRecord) -> String {
 }
 
 /// `850ms`, `12s`, `1h 3m 7s`: milliseconds only when under ten seconds.
-fn human_ms(ms: u64) -> String {
+pub fn human_ms(ms: u64) -> String {
     let d = if ms < 10_000 {
         std::time::Duration::from_millis(ms)
     } else {

@@ -51,6 +51,24 @@ pub struct TaskSpec {
     pub start_step: u32,
 }
 
+/// Parses a task file and places it: its workdir resolved and confined to the
+/// allowed roots. What the daemon, `submit` and `plan` all check.
+pub fn check(
+    name: &str,
+    bytes: &[u8],
+    config: &crate::config::Config,
+    home: &std::path::Path,
+) -> Result<(TaskSpec, std::path::PathBuf), Rejection> {
+    let spec = parse::parse(name, bytes, &config.task_limits())?;
+    let wd = workdir::resolve(
+        spec.workdir.as_deref(),
+        &config.default_workdir(home),
+        home,
+        &config.allowed_roots(home),
+    )?;
+    Ok((spec, wd))
+}
+
 /// Why a task file was not accepted, in the words of `NAME.error.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{error}")]

@@ -16,7 +16,7 @@ use crate::outcome::{self, ErrorKind, Failure, Retry};
 use crate::plan::{self, Plan};
 use crate::store::atomic::write_json_atomic;
 use crate::store::record::{AttemptRecord, ErrorInfo, ProgressRecord, Status, StepOutcome};
-use crate::task::{Rejection, parse, workdir};
+use crate::task::Rejection;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -133,18 +133,7 @@ impl Runner {
                 "submit the task again",
             )
         })?;
-        let limits = parse::Limits {
-            max_bytes: cfg.max_task_bytes,
-            max_prompt_chars: cfg.max_prompt_chars,
-            default_agent: cfg.default_agent,
-        };
-        let spec = parse::parse(&self.claimed.source_file, &bytes, &limits)?;
-        let wd = workdir::resolve(
-            spec.workdir.as_deref(),
-            &cfg.default_workdir(home),
-            home,
-            &cfg.allowed_roots(home),
-        )?;
+        let (spec, wd) = crate::task::check(&self.claimed.source_file, &bytes, cfg, home)?;
         let plan = plan::build(
             &spec,
             cfg,
