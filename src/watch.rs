@@ -10,6 +10,7 @@
 //! "debounce + 5 ms".
 
 use crate::config::WatchMode;
+use notify::event::{ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use std::path::Path;
 use std::time::Duration;
@@ -43,7 +44,14 @@ pub fn start(
             if event.need_rescan() {
                 let _ = tx.send(Hint::Rescan);
             }
-            if matches!(event.kind, EventKind::Access(_)) {
+            // Reads say nothing new. Names leaving the inbox (removed, or renamed
+            // away: above all our own claims) need no hint either: a queued file that
+            // is gone fails its claim harmlessly and the next rescan forgets it, and
+            // skipping them spares the loop a wake-up and a stat for every task.
+            if matches!(
+                event.kind,
+                EventKind::Access(_) | EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From))
+            ) {
                 return;
             }
             for p in &event.paths {

@@ -122,10 +122,20 @@ fn list_show_results_logs_and_id_resolution() {
     home.drop_task("first.md", "@fake replay=tools\n");
     std::thread::sleep(Duration::from_millis(30));
     home.drop_task("second.yaml", "agent: command\ncommand: echo second; exit 4\n");
+    home.drop_task("quiet.yaml", "agent: command\ncommand: echo warned >&2\n");
     home.run_once();
+    // Output files exist only for streams the agent wrote to; `logs` says so.
+    let quiet = home.result_of("quiet.yaml");
+    let quiet_id = quiet["id"].as_str().unwrap();
+    let err = home.cli(&["logs", quiet_id, "--stderr"]);
+    assert_eq!(stdout(&err), "warned\n");
+    assert!(!home.task_dir(quiet_id).join("attempt-1.out").exists());
+    let out = home.cli(&["logs", quiet_id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("wrote nothing to stdout"), "{}", stderr(&out));
     let list = home.cli_json(&["list"]);
     let rows = list.as_array().unwrap();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3);
     assert!(
         rows[0]["id"].as_str().unwrap() > rows[1]["id"].as_str().unwrap(),
         "newest first"
@@ -158,7 +168,7 @@ fn list_show_results_logs_and_id_resolution() {
 
     let ambiguous = home.cli(&["show", "0"]);
     assert_eq!(ambiguous.status.code(), Some(2));
-    assert!(stderr(&ambiguous).contains("matches 2 tasks"), "{}", stderr(&ambiguous));
+    assert!(stderr(&ambiguous).contains("matches 3 tasks"), "{}", stderr(&ambiguous));
     let unknown = home.cli(&["show", "zzz"]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(stderr(&unknown).contains("no task matches"));

@@ -426,46 +426,64 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
 }
 
 /// Copies up to `cap` bytes into a file; counts the rest.
+///
+/// The file is created at the first byte: an agent that writes nothing to a
+/// stream leaves no empty file behind (most write nothing to stderr). Each
+/// file a task creates costs inode allocation on the critical path; on ext4
+/// that is one of the largest costs of a short task.
 struct CappedFile {
+    path: PathBuf,
     file: Option<std::fs::File>,
+    failed: bool,
     written: u64,
     total: u64,
     cap: u64,
 }
 
 impl CappedFile {
-    fn create(path: &std::path::Path, cap: u64) -> Self {
-        let file = std::fs::File::create(path)
-            .map_err(|e| tracing::warn!(path = %path.display(), error = %e, "cannot write agent output"))
-            .ok();
+    fn new(path: PathBuf, cap: u64) -> Self {
         Self {
-            file,
+            path,
+            file: None,
+            failed: false,
             written: 0,
             total: 0,
             cap,
         }
     }
+
+    fn file(&mut self) -> Option<&mut std::fs::File> {
+        if self.file.is_none() && !self.failed {
+            match std::fs::File::create(&self.path) {
+                Ok(f) => self.file = Some(f),
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot write agent output");
+                    self.failed = true;
+                }
+            }
+        }
+        self.file.as_mut()
+    }
+
     fn write(&mut self, bytes: &[u8]) {
         self.total += bytes.len() as u64;
         let room = self.cap.saturating_sub(self.written) as usize;
-        if room == 0 {
+        if room == 0 || bytes.is_empty() {
             return;
         }
         let part = &bytes[..bytes.len().min(room)];
-        if let Some(f) = &mut self.file
+        if let Some(f) = self.file()
             && f.write_all(part).is_err()
         {
             self.file = None;
+            self.failed = true;
         }
         self.written += part.len() as u64;
-        if self.written >= self.cap
-            && let Some(f) = &mut self.file
+        let cap = self.cap;
+        if self.written >= cap
+            && let Some(f) = self.file()
         {
-            let _ = write!(
-                f,
-                "\n[orchestrator: output cut at {} bytes (max_output_bytes)]\n",
-                self.cap
-            );
+            let _ = write!(f, "\n[orchestrator: output cut at {cap} bytes (max_output_bytes)]\n");
         }
     }
 }
@@ -479,7 +497,7 @@ async fn read_stdout(
     stop: mpsc::Sender<String>,
     mut give_up: watch::Receiver<bool>,
 ) -> (u64, AgentReport) {
-    let mut file = CappedFile::create(&path, cap);
+    let mut file = CappedFile::new(path, cap);
     let mut split = LineSplitter::new(MAX_LINE);
     let mut buf = vec![0u8; 64 * 1024];
     if let Some(mut pipe) = pipe {
@@ -520,7 +538,7 @@ async fn read_stderr(
     cap: u64,
     mut give_up: watch::Receiver<bool>,
 ) -> (u64, String) {
-    let mut file = CappedFile::create(&path, cap);
+    let mut file = CappedFile::new(path, cap);
     let mut tail: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     if let Some(mut pipe) = pipe {

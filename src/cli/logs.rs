@@ -4,7 +4,7 @@
 //! each tool call with its main argument, tool errors, retries, rate limits and
 //! the result. Anything else (a command's output, non-JSON lines) is shown as is.
 
-use super::common::{load_plan, load_progress, resolve_task};
+use super::common::{load_plan, load_progress, load_result, resolve_task};
 use super::{Cli, exit};
 use crate::agents::claude::main_argument;
 use serde_json::Value;
@@ -35,8 +35,17 @@ pub struct Args {
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let home = cli.home()?;
     let (id, dir) = resolve_task(&home, &args.task)?;
-    let latest = || (1..).take_while(|n| dir.attempt_out(*n).exists()).last().unwrap_or(1);
+    // The latest attempt from the records: an attempt that wrote nothing has no file.
+    let latest = || {
+        load_result(&dir)
+            .map(|r| r.attempts.len() as u32)
+            .or_else(|| load_progress(&dir).map(|p| p.attempt))
+            .unwrap_or(1)
+            .max(1)
+    };
     let attempt = args.attempt.unwrap_or_else(latest);
+    // An attempt is over when a later one started or the task finished.
+    let attempt_over = || dir.result().exists() || load_progress(&dir).is_some_and(|p| p.attempt > attempt);
     let path = if args.stderr {
         dir.attempt_err(attempt)
     } else {
@@ -65,6 +74,10 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
                 out.write_all(&buf)?;
             }
             out.flush()?;
+        } else if attempt_over() {
+            let stream = if args.stderr { "stderr" } else { "stdout" };
+            eprintln!("attempt {attempt} of {id} wrote nothing to {stream}");
+            return Ok(exit::OK);
         } else if !args.follow {
             eprintln!("{id} has no output for attempt {attempt} yet");
             return Ok(exit::FAILED);

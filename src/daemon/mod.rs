@@ -47,6 +47,8 @@ pub struct Shared {
     /// Runners poke the loop when they change what it may claim.
     pub wake: Notify,
     pub redactor: crate::redact::Redactor,
+    /// Flushes result files in batches ([`crate::store::commit`]).
+    pub committer: crate::store::commit::Committer,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -164,6 +166,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         worker: worker.clone(),
         wake: Notify::new(),
         redactor,
+        committer: crate::store::commit::Committer::start().context("could not start the result commit thread")?,
     });
     events.emit(
         "daemon_started",

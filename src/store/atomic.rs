@@ -18,7 +18,7 @@ use serde::Serialize;
 use std::io::{self, Write};
 use std::path::Path;
 
-fn temp_in(path: &Path) -> io::Result<tempfile::NamedTempFile> {
+pub(crate) fn temp_in(path: &Path) -> io::Result<tempfile::NamedTempFile> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;

@@ -5,6 +5,7 @@
 //! can be rebuilt from its folder, and the index from the result files.
 
 pub mod atomic;
+pub mod commit;
 pub mod daemons;
 pub mod index;
 pub mod layout;

@@ -4,7 +4,6 @@
 use super::{Runner, Totals};
 use crate::events::now_ts;
 use crate::plan::Plan;
-use crate::store::atomic::write_new_durable;
 use crate::store::index::IndexRow;
 use crate::store::record::{ErrorInfo, ResultRecord, SCHEMA_VERSION, Status, StepOutcome, Validation};
 use crate::store::summary;
@@ -12,19 +11,18 @@ use serde_json::json;
 
 impl Runner {
     /// Writes the summary, then `result.json` (last: it means finished), then the index row.
-    /// The writes (one of them flushed to disk) run where blocking is allowed,
-    /// so the runtime's workers keep serving the other tasks meanwhile.
-    pub(super) fn finish(
-        &self,
+    /// The agent slot is given back first: the next task's agent starts while
+    /// this result is flushed to disk (in a batch with others, by the commit thread).
+    pub(super) async fn finish(
+        &mut self,
         plan: Option<&Plan>,
         status: Status,
         error: Option<ErrorInfo>,
         totals: &Totals,
     ) -> Status {
-        tokio::task::block_in_place(|| self.write_outcome(plan, status, error, totals))
-    }
-
-    fn write_outcome(&self, plan: Option<&Plan>, status: Status, error: Option<ErrorInfo>, totals: &Totals) -> Status {
+        if self.permit.take().is_some() {
+            self.shared.wake.notify_one();
+        }
         let attempts = self.with_progress(|p| {
             p.status = Some(status);
             p.waiting_until = None;
@@ -96,7 +94,12 @@ impl Runner {
         // task, a 1,000-task burst got slower with every task (measured 2x).
         let mut bytes = serde_json::to_vec_pretty(&record).expect("result serialises");
         bytes.push(b'\n');
-        if let Err(e) = write_new_durable(&self.claimed.dir.result(), &bytes) {
+        if let Err(e) = self
+            .shared
+            .committer
+            .write_new_durable(self.claimed.dir.result(), bytes)
+            .await
+        {
             // Without a result the task stays unfinished and is recovered later.
             tracing::error!(task = self.id(), error = %e, "could not write result.json");
             return Status::Interrupted;

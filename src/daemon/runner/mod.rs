@@ -63,7 +63,7 @@ pub async fn run(
     stop: watch::Receiver<Option<StopReason>>,
 ) -> (String, Status) {
     let id = task.claimed.id.clone();
-    let status = Runner::new(shared, task, stop).run(permit).await;
+    let status = Runner::new(shared, task, permit, stop).run().await;
     (id, status)
 }
 
@@ -75,10 +75,18 @@ struct Runner {
     queued_at: Option<String>,
     recovered: bool,
     started: Instant,
+    /// This task's agent slot, held while an agent runs (or is about to), given
+    /// back while it waits and as soon as the agent is done.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Runner {
-    fn new(shared: Arc<Shared>, task: TaskRun, stop: watch::Receiver<Option<StopReason>>) -> Self {
+    fn new(
+        shared: Arc<Shared>,
+        task: TaskRun,
+        permit: Option<OwnedSemaphorePermit>,
+        stop: watch::Receiver<Option<StopReason>>,
+    ) -> Self {
         let recovered = task.recovered.is_some();
         let mut progress = task.recovered.unwrap_or_default();
         progress.worker = Some(shared.worker.clone());
@@ -91,6 +99,7 @@ impl Runner {
             queued_at: task.queued_at,
             recovered,
             started: Instant::now(),
+            permit,
         }
     }
 
@@ -150,7 +159,7 @@ impl Runner {
         Ok(plan)
     }
 
-    async fn run(mut self, mut permit: Option<OwnedSemaphorePermit>) -> Status {
+    async fn run(mut self) -> Status {
         let plan = match self.plan() {
             Ok(p) => p,
             Err(r) => {
@@ -165,7 +174,7 @@ impl Runner {
                     message: r.error.clone(),
                     suggestion: r.hint.clone(),
                 };
-                return self.finish(None, Status::Failed, Some(e), &Totals::default());
+                return self.finish(None, Status::Failed, Some(e), &Totals::default()).await;
             }
         };
         if !plan.tools_dropped.is_empty() {
@@ -184,7 +193,7 @@ impl Runner {
             .or_else(|| plan.resume_session.clone());
         for k in plan.start_step.max(1) + steps_done..=plan.step_count() {
             self.with_progress(|p| p.step = (!plan.steps.is_empty()).then_some(k));
-            let report = match self.run_step(&plan, k, session.clone(), &mut permit, &mut totals).await {
+            let report = match self.run_step(&plan, k, session.clone(), &mut totals).await {
                 Ok(report) => report,
                 Err(status) => return status,
             };
@@ -211,7 +220,7 @@ impl Runner {
                 }
             }
         }
-        self.finish(Some(&plan), Status::Succeeded, None, &totals)
+        self.finish(Some(&plan), Status::Succeeded, None, &totals).await
     }
 
     /// Runs step `k` until it succeeds (its report) or the task ends (its status).
@@ -220,7 +229,6 @@ impl Runner {
         plan: &Plan,
         k: u32,
         session: Option<String>,
-        permit: &mut Option<OwnedSemaphorePermit>,
         totals: &mut Totals,
     ) -> Result<AgentReport, Status> {
         let mut limit_waits = 0u32;
@@ -236,20 +244,22 @@ impl Runner {
             });
             if spent >= plan.max_attempts {
                 let e = last_error.unwrap_or_else(|| info(ErrorKind::Interrupted, "no attempts left"));
-                return Err(self.finish(Some(plan), Status::Failed, Some(e), totals));
+                return Err(self.finish(Some(plan), Status::Failed, Some(e), totals).await);
             }
             let remaining = plan.timeout.0.saturating_sub(Duration::from_millis(used_ms));
             if remaining.is_zero() {
-                return Err(self.finish(
-                    Some(plan),
-                    Status::Failed,
-                    Some(info(ErrorKind::Timeout, "the task used up its timeout")),
-                    totals,
-                ));
+                return Err(self
+                    .finish(
+                        Some(plan),
+                        Status::Failed,
+                        Some(info(ErrorKind::Timeout, "the task used up its timeout")),
+                        totals,
+                    )
+                    .await);
             }
             // A paused agent runs nothing; the slot is freed while waiting.
             while let Some(until) = self.shared.pauses.until(plan.agent) {
-                *permit = None;
+                self.permit = None;
                 self.with_progress(|p| {
                     p.waiting_until = Some(
                         jiff::Timestamp::try_from(until)
@@ -260,18 +270,21 @@ impl Runner {
                 self.save_progress();
                 let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
                 if let Some(reason) = self.sleep_or_stop(wait).await {
-                    return Err(self.stopped(Some(plan), reason, totals));
+                    return Err(self.stopped(Some(plan), reason, totals).await);
                 }
             }
-            if permit.is_none() {
+            if self.permit.is_none() {
                 let slots = self.shared.slots.clone();
                 let mut stop = self.stop.clone();
-                tokio::select! {
-                    p = slots.acquire_owned() => *permit = p.ok(),
-                    _ = stop.wait_for(Option::is_some) => {
-                        let reason = self.stop.borrow().clone().unwrap_or(StopReason::Shutdown);
-                        return Err(self.stopped(Some(plan), reason, totals));
+                let stopped = tokio::select! {
+                    p = slots.acquire_owned() => {
+                        self.permit = p.ok();
+                        None
                     }
+                    r = stop.wait_for(Option::is_some) => Some(r.ok().and_then(|v| v.clone()).unwrap_or(StopReason::Shutdown)),
+                };
+                if let Some(reason) = stopped {
+                    return Err(self.stopped(Some(plan), reason, totals).await);
                 }
             }
 
@@ -287,16 +300,22 @@ impl Runner {
             };
             match (f.kind, f.retry) {
                 (ErrorKind::Cancelled, _) => {
-                    return Err(self.finish(Some(plan), Status::Cancelled, Some(from_failure(&f)), totals));
+                    return Err(self
+                        .finish(Some(plan), Status::Cancelled, Some(from_failure(&f)), totals)
+                        .await);
                 }
                 (ErrorKind::Interrupted, _) => return Err(self.interrupted(n, "daemon_shutdown")),
                 (_, Retry::No) => {
-                    return Err(self.finish(Some(plan), Status::Failed, Some(from_failure(&f)), totals));
+                    return Err(self
+                        .finish(Some(plan), Status::Failed, Some(from_failure(&f)), totals)
+                        .await);
                 }
                 (_, Retry::Backoff) => {
                     let spent = spent + 1;
                     if spent >= plan.max_attempts {
-                        return Err(self.finish(Some(plan), Status::Failed, Some(from_failure(&f)), totals));
+                        return Err(self
+                            .finish(Some(plan), Status::Failed, Some(from_failure(&f)), totals)
+                            .await);
                     }
                     let delay = outcome::backoff(spent, plan.backoff_initial.0, plan.backoff_max.0);
                     self.emit(
@@ -306,13 +325,15 @@ impl Runner {
                     self.with_progress(|p| p.waiting_until = Some((jiff::Timestamp::now() + delay).to_string()));
                     self.save_progress();
                     if let Some(reason) = self.sleep_or_stop(delay).await {
-                        return Err(self.stopped(Some(plan), reason, totals));
+                        return Err(self.stopped(Some(plan), reason, totals).await);
                     }
                 }
                 (_, Retry::WaitForLimit(resets_at)) => {
                     limit_waits += 1;
                     if limit_waits > MAX_LIMIT_WAITS {
-                        return Err(self.finish(Some(plan), Status::Failed, Some(from_failure(&f)), totals));
+                        return Err(self
+                            .finish(Some(plan), Status::Failed, Some(from_failure(&f)), totals)
+                            .await);
                     }
                     let until = limit_until(resets_at, limit_waits, plan);
                     self.shared.pauses.pause(plan.agent, until);
@@ -337,14 +358,17 @@ impl Runner {
         }
     }
 
-    fn stopped(&self, plan: Option<&Plan>, reason: StopReason, totals: &Totals) -> Status {
+    async fn stopped(&mut self, plan: Option<&Plan>, reason: StopReason, totals: &Totals) -> Status {
         match reason {
-            StopReason::Cancelled => self.finish(
-                plan,
-                Status::Cancelled,
-                Some(info(ErrorKind::Cancelled, "cancelled by the operator")),
-                totals,
-            ),
+            StopReason::Cancelled => {
+                self.finish(
+                    plan,
+                    Status::Cancelled,
+                    Some(info(ErrorKind::Cancelled, "cancelled by the operator")),
+                    totals,
+                )
+                .await
+            }
             _ => {
                 let n = self.with_progress(|p| p.attempts.len() as u32);
                 self.interrupted(n, "daemon_shutdown")
