@@ -47,10 +47,13 @@ pub fn claim(home: &Home, name: &str) -> io::Result<Option<Claimed>> {
         }
     };
     let task_dir = TaskDir::new(dir.clone());
-    let Some(lock) = lock::try_lock(&task_dir.lock_file())? else {
+    let Some(mut lock) = lock::try_lock(&task_dir.lock_file())? else {
         // Nobody else can know this fresh id; treat as lost and leave it.
         return Ok(None);
     };
+    // The original file name, for a daemon that takes the task over before
+    // plan.json exists (the task file itself is renamed to task.<ext>).
+    std::io::Write::write_all(&mut lock, name.as_bytes())?;
     let task_file = dir.join(format!("task.{ext}"));
     match std::fs::rename(&src, &task_file) {
         Ok(()) => Ok(Some(Claimed {

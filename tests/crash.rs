@@ -218,3 +218,57 @@ fn a_live_daemon_takes_over_the_tasks_of_a_killed_one() {
         "the survivor, not a restart, finished it"
     );
 }
+
+#[test]
+fn a_crash_mid_claim_or_mid_write_leaves_no_temp_file_and_keeps_the_original_name() {
+    let home = TestHome::new();
+    home.cli(&["status"]);
+    // A daemon died after claiming "my task.md" and before writing plan.json,
+    // in the middle of writing progress.json and a summary.
+    let dir = home.path.join("results").join("01jd000000000000000000000-my-task");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("task.md"), "@fake success\nhello\n").unwrap();
+    std::fs::write(dir.join("owner.lock"), "my task.md").unwrap();
+    std::fs::write(dir.join(".tmpAbC123"), "{\"status\":").unwrap();
+    std::fs::create_dir_all(home.path.join("summaries")).unwrap();
+    std::fs::write(home.path.join("summaries").join(".tmpXyZ789"), "# half").unwrap();
+    let out = home.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = home.result_of("my task.md");
+    assert_eq!(r["status"], "succeeded");
+    assert!(!dir.join(".tmpAbC123").exists(), "the orphan's temp file is gone");
+    assert!(
+        !home.path.join("summaries").join(".tmpXyZ789").exists(),
+        "so is the shared folder's"
+    );
+}
+
+#[test]
+fn a_final_event_lost_in_a_crash_is_written_at_the_next_start() {
+    let home = TestHome::new();
+    home.drop_task("job.md", "@fake success\n");
+    assert!(home.run_once().status.success());
+    let id = home.result_of("job.md")["id"].as_str().unwrap().to_string();
+    // As if the daemon died right after result.json: no index row, no final event.
+    let mut index = home.index();
+    index["tasks"].as_object_mut().unwrap().remove(&id);
+    std::fs::write(home.path.join("results/index.json"), index.to_string()).unwrap();
+    let log = home.path.join("logs/events.ndjson");
+    let kept: String = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("\"task_succeeded\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&log, kept).unwrap();
+
+    assert!(home.run_once().status.success());
+    let finals = home.events_of("task_succeeded");
+    assert_eq!(finals.len(), 1, "announced once");
+    assert_eq!(finals[0]["task_id"], id.as_str());
+    assert_eq!(finals[0]["late"], true);
+    assert_eq!(home.index()["tasks"][&id]["status"], "succeeded");
+    // A third start finds the event and says nothing more.
+    assert!(home.run_once().status.success());
+    assert_eq!(home.events_of("task_succeeded").len(), 1);
+}

@@ -123,6 +123,32 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// Removes temporary files that crashed writers left in the shared folders.
+/// Alone on the home, every one of them is garbage; with live peers, only
+/// those older than any write takes (a peer may be writing one right now).
+/// Task folders are swept when they are taken over ([`recovery`]).
+fn sweep_stray_temps(home: &Home) {
+    let alone = daemons::live(home).len() <= 1;
+    let min_age = if alone {
+        std::time::Duration::ZERO
+    } else {
+        std::time::Duration::from_secs(3600)
+    };
+    let removed: usize = [
+        home.results(),
+        home.summaries(),
+        home.daemons(),
+        home.rejected(),
+        home.logs(),
+    ]
+    .iter()
+    .map(|dir| crate::store::atomic::remove_stray_temps(dir, min_age))
+    .sum();
+    if removed > 0 {
+        tracing::info!(removed, "removed temporary files left by a crash");
+    }
+}
+
 /// Runs the daemon until a signal (or, with `once`, until the inbox is drained).
 pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result<RunSummary> {
     home.ensure_layout()
@@ -173,9 +199,19 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         None,
         json!({"pid": std::process::id(), "worker": worker, "version": env!("CARGO_PKG_VERSION"), "max_concurrent": config.max_concurrent, "once": opts.once, "config_file": loaded.file}),
     );
+    sweep_stray_temps(&home);
     match index::reconcile(&home) {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(added = n, "results/index.json was behind the result files; rows added"),
+        Ok(added) if added.is_empty() => {}
+        Ok(added) => {
+            tracing::info!(
+                added = added.len(),
+                "results/index.json was behind the result files; rows added"
+            );
+            let late = recovery::announce_lost_finishes(&home, &events, &added);
+            if late > 0 {
+                tracing::info!(tasks = late, "final events lost in a crash were written late");
+            }
+        }
         Err(e) => tracing::error!(error = %e, "could not reconcile results/index.json"),
     }
     let flusher = tokio::spawn(shared.index.clone().run());
@@ -362,6 +398,13 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                         }
                         own_orphans = false;
                         recover(&mut tasks, &mut stops);
+                        if !dead.is_empty() {
+                            // The dead daemon's last finishes: index rows and final events.
+                            let _ = shared.index.flush();
+                            if let Ok(added) = index::reconcile(&home) {
+                                recovery::announce_lost_finishes(&home, &events, &added);
+                            }
+                        }
                         for d in dead {
                             daemons::remove_dead(&d);
                         }

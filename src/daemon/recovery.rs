@@ -11,9 +11,13 @@
 
 use crate::agents::supervise::kill_leftover;
 use crate::claim::Claimed;
+use crate::events::EventLog;
 use crate::plan::Plan;
-use crate::store::record::ProgressRecord;
+use crate::store::atomic::remove_stray_temps;
+use crate::store::record::{ProgressRecord, ResultRecord};
 use crate::store::{Home, TaskDir, lock};
+use serde_json::json;
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 /// A task taken over from a dead daemon.
@@ -53,7 +57,7 @@ pub fn take_over_orphans(home: &Home) -> std::io::Result<Vec<Orphan>> {
             }
             continue;
         };
-        let Some(lock) = lock::try_lock(&td.lock_file())? else {
+        let Some(mut lock) = lock::try_lock(&td.lock_file())? else {
             continue;
         };
         if td.result().exists() {
@@ -64,10 +68,18 @@ pub fn take_over_orphans(home: &Home) -> std::io::Result<Vec<Orphan>> {
             .as_ref()
             .and_then(|p| p.agent.as_ref())
             .is_some_and(kill_leftover);
+        // Its writer is dead: half-written temporary files are garbage.
+        remove_stray_temps(&td.dir, Duration::ZERO);
         let source_file = std::fs::read(td.plan())
             .ok()
             .and_then(|b| serde_json::from_slice::<Plan>(&b).ok())
             .map(|p| p.source_file)
+            .or_else(|| {
+                // The claim wrote the original name into the lock file.
+                let mut name = String::new();
+                std::io::Read::read_to_string(&mut lock, &mut name).ok()?;
+                (!name.is_empty()).then_some(name)
+            })
             .unwrap_or_else(|| {
                 task_file
                     .file_name()
@@ -88,4 +100,56 @@ pub fn take_over_orphans(home: &Home) -> std::io::Result<Vec<Orphan>> {
         });
     }
     Ok(out)
+}
+
+/// The final events of `ids` (tasks whose result the index lacked at start) that
+/// the log does not have: their daemon died between writing `result.json` and
+/// the event. Re-announced from the result so the log tells every task's end
+/// once. Tasks whose owner still holds the lock are left alone: a live peer is
+/// about to announce them itself. Only the current and the newest rotated log
+/// are searched: the window is milliseconds before the crash.
+pub fn announce_lost_finishes(home: &Home, events: &EventLog, ids: &[String]) -> usize {
+    let candidates: Vec<&String> = ids
+        .iter()
+        .filter(|id| !lock::is_locked(&TaskDir::new(home.task_dir(id)).lock_file()))
+        .collect();
+    if candidates.is_empty() {
+        return 0;
+    }
+    let mut logs = crate::events::rotated_logs(&home.logs()).unwrap_or_default();
+    let newest_rotated = logs.pop();
+    let announced: HashSet<String> = [Some(home.events_log()), newest_rotated]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| std::fs::read(p).ok())
+        .flat_map(|bytes| {
+            bytes
+                .split(|&b| b == b'\n')
+                .filter(|l| FINAL_EVENTS.iter().any(|e| contains(l, e.as_bytes())))
+                .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+                .filter_map(|v| v.get("task_id").and_then(|t| t.as_str()).map(String::from))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut n = 0;
+    for id in candidates.into_iter().filter(|id| !announced.contains(*id)) {
+        let Ok(r) = ResultRecord::load(&TaskDir::new(home.task_dir(id)).result()) else {
+            continue;
+        };
+        let (event, mut fields) = crate::daemon::runner::final_event(&r);
+        fields["late"] = json!(true);
+        events.emit(event, Some(id), fields);
+        n += 1;
+    }
+    n
+}
+
+const FINAL_EVENTS: [&str; 3] = [
+    "\"event\":\"task_succeeded\"",
+    "\"event\":\"task_failed\"",
+    "\"event\":\"task_cancelled\"",
+];
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }

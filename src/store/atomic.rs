@@ -58,6 +58,29 @@ pub fn is_temp_name(name: &str) -> bool {
     name.starts_with(".tmp")
 }
 
+/// Removes the temporary files a crash left in `dir` (a writer killed between
+/// creating its temporary file and renaming it), if they are at least `min_age`
+/// old: a writer that is alive renames its file within milliseconds. Returns
+/// how many were removed.
+pub fn remove_stray_temps(dir: &Path, min_age: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let now = std::time::SystemTime::now();
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(is_temp_name))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| {
+            min_age.is_zero()
+                || e.metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| now.duration_since(t).unwrap_or_default() >= min_age)
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +100,21 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn stray_temps_are_removed_by_age_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".tmpAbC123"), "torn").unwrap();
+        std::fs::write(dir.path().join("result.json"), "{}").unwrap();
+        std::fs::create_dir(dir.path().join(".tmpdir")).unwrap();
+        assert_eq!(
+            remove_stray_temps(dir.path(), std::time::Duration::from_secs(3600)),
+            0,
+            "too young"
+        );
+        assert_eq!(remove_stray_temps(dir.path(), std::time::Duration::ZERO), 1);
+        assert!(dir.path().join("result.json").exists() && dir.path().join(".tmpdir").exists());
     }
 
     #[test]

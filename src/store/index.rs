@@ -244,8 +244,10 @@ fn raw_rows(rows: &BTreeMap<String, IndexRow>) -> io::Result<BTreeMap<String, Bo
 }
 
 /// Makes the index agree with the result files: rebuilt if missing or corrupt,
-/// rows added for results it lacks. Returns the number of rows added.
-pub fn reconcile(home: &Home) -> io::Result<usize> {
+/// rows added for results it lacks. Returns the ids of the rows added to an
+/// index that was behind (none when it was rebuilt whole): tasks that finished
+/// just before a crash, whose final event may be missing too.
+pub fn reconcile(home: &Home) -> io::Result<Vec<String>> {
     with_lock(home, || {
         let keys = std::fs::read(home.index_file())
             .ok()
@@ -257,12 +259,16 @@ pub fn reconcile(home: &Home) -> io::Result<usize> {
                 if !missing.is_empty() || read_counts(home).is_none_or(|c| c.total != keys.tasks.len()) {
                     merge_locked(home, &missing)?;
                 }
-                Ok(missing.len())
+                Ok(missing.into_keys().collect())
             }
             None => {
                 let index = rebuild(home)?;
                 write_full(home, &index)?;
-                Ok(index.tasks.len())
+                tracing::info!(
+                    rows = index.tasks.len(),
+                    "results/index.json rebuilt from the result files"
+                );
+                Ok(Vec::new())
             }
         }
     })

@@ -105,19 +105,24 @@ impl Runner {
             return Status::Interrupted;
         }
         self.shared.index.record(self.id(), IndexRow::from_result(&record));
-        let event = match status {
-            Status::Succeeded => "task_succeeded",
-            Status::Cancelled => "task_cancelled",
-            _ => "task_failed",
-        };
-        self.emit(
-            event,
-            json!({
-                "title": record.title, "duration_ms": record.duration_ms, "attempts": record.attempts.len(),
-                "cost_usd": record.cost_usd, "error": error.as_ref().map(|e| e.kind.clone()),
-                "message": error.as_ref().map(|e| e.message.clone()), "suggestion": error.as_ref().map(|e| e.suggestion.clone()),
-            }),
-        );
+        let (event, fields) = final_event(&record);
+        self.emit(event, fields);
         status
     }
+}
+
+/// The event that tells how a task ended, and its fields, from its result.
+pub fn final_event(record: &ResultRecord) -> (&'static str, serde_json::Value) {
+    let event = match record.status {
+        Status::Succeeded => "task_succeeded",
+        Status::Cancelled => "task_cancelled",
+        _ => "task_failed",
+    };
+    let e = record.error.as_ref();
+    let fields = json!({
+        "title": record.title, "duration_ms": record.duration_ms, "attempts": record.attempts.len(),
+        "cost_usd": record.cost_usd, "error": e.map(|e| e.kind.clone()),
+        "message": e.map(|e| e.message.clone()), "suggestion": e.map(|e| e.suggestion.clone()),
+    });
+    (event, fields)
 }

@@ -5,6 +5,8 @@
 
 mod finish;
 
+pub use finish::final_event;
+
 use super::Shared;
 use crate::agents::supervise::{self, Spawn, StopReason};
 use crate::agents::{AgentReport, OutputReader, claude::ClaudeReader, command::PlainReader};
@@ -153,7 +155,12 @@ impl Runner {
                 queued_at: self.queued_at.clone(),
             },
         );
-        if let Err(e) = write_json_atomic(&self.claimed.dir.plan(), &plan) {
+        // Written in place, not through a temporary file: it is written once, before the
+        // agent starts, and a torn plan.json (crash mid-write) is never valid JSON, so the
+        // reader above plans again. One rename less per task.
+        let mut bytes = serde_json::to_vec_pretty(&plan).expect("a plan serialises");
+        bytes.push(b'\n');
+        if let Err(e) = std::fs::write(self.claimed.dir.plan(), bytes) {
             tracing::warn!(task = self.id(), error = %e, "could not write plan.json");
         }
         Ok(plan)
