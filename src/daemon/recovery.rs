@@ -102,41 +102,47 @@ pub fn take_over_orphans(home: &Home) -> std::io::Result<Vec<Orphan>> {
     Ok(out)
 }
 
-/// The final events of `ids` (tasks whose result the index lacked at start) that
-/// the log does not have: their daemon died between writing `result.json` and
-/// the event. Re-announced from the result so the log tells every task's end
-/// once. Tasks whose owner still holds the lock are left alone: a live peer is
-/// about to announce them itself. Only the current and the newest rotated log
-/// are searched: the window is milliseconds before the crash.
+/// The final events of `ids` (tasks whose result the index lacked) that the
+/// log does not have: their daemon died between writing `result.json` and the
+/// event. Re-announced from the result (marked `late`) so the log tells every
+/// task's end once. Tasks whose owner still holds the lock are left alone: a
+/// live peer is about to announce them itself. The log is searched from its
+/// end back to the oldest candidate's `finished_at` (the event follows the
+/// result by milliseconds), rotated parts included.
 pub fn announce_lost_finishes(home: &Home, events: &EventLog, ids: &[String]) -> usize {
-    let candidates: Vec<&String> = ids
+    let candidates: Vec<(String, ResultRecord)> = ids
         .iter()
-        .filter(|id| !lock::is_locked(&TaskDir::new(home.task_dir(id)).lock_file()))
+        .map(|id| TaskDir::new(home.task_dir(id)))
+        .filter(|td| !lock::is_locked(&td.lock_file()))
+        .filter_map(|td| Some((td.dir.file_name()?.to_str()?.to_string(), ResultRecord::load(&td.result()).ok()?)))
         .collect();
-    if candidates.is_empty() {
+    let Some(oldest) = candidates.iter().map(|(_, r)| r.finished_at.as_str()).min() else {
         return 0;
-    }
+    };
     let mut logs = crate::events::rotated_logs(&home.logs()).unwrap_or_default();
-    let newest_rotated = logs.pop();
-    let announced: HashSet<String> = [Some(home.events_log()), newest_rotated]
-        .into_iter()
-        .flatten()
-        .filter_map(|p| std::fs::read(p).ok())
-        .flat_map(|bytes| {
-            bytes
-                .split(|&b| b == b'\n')
-                .filter(|l| FINAL_EVENTS.iter().any(|e| contains(l, e.as_bytes())))
-                .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
-                .filter_map(|v| v.get("task_id").and_then(|t| t.as_str()).map(String::from))
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    logs.push(home.events_log());
+    let mut announced: HashSet<String> = HashSet::new();
+    for log in logs.iter().rev() {
+        let Ok(bytes) = std::fs::read(log) else { continue };
+        let mut reached_oldest = false;
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+                continue;
+            };
+            reached_oldest |= v["ts"].as_str().is_some_and(|ts| ts < oldest);
+            if FINAL_EVENTS.contains(&v["event"].as_str().unwrap_or(""))
+                && let Some(id) = v["task_id"].as_str()
+            {
+                announced.insert(id.to_string());
+            }
+        }
+        if reached_oldest {
+            break;
+        }
+    }
     let mut n = 0;
-    for id in candidates.into_iter().filter(|id| !announced.contains(*id)) {
-        let Ok(r) = ResultRecord::load(&TaskDir::new(home.task_dir(id)).result()) else {
-            continue;
-        };
-        let (event, mut fields) = crate::daemon::runner::final_event(&r);
+    for (id, r) in candidates.iter().filter(|(id, _)| !announced.contains(id)) {
+        let (event, mut fields) = crate::daemon::runner::final_event(r);
         fields["late"] = json!(true);
         events.emit(event, Some(id), fields);
         n += 1;
@@ -144,12 +150,4 @@ pub fn announce_lost_finishes(home: &Home, events: &EventLog, ids: &[String]) ->
     n
 }
 
-const FINAL_EVENTS: [&str; 3] = [
-    "\"event\":\"task_succeeded\"",
-    "\"event\":\"task_failed\"",
-    "\"event\":\"task_cancelled\"",
-];
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
+const FINAL_EVENTS: [&str; 3] = ["task_succeeded", "task_failed", "task_cancelled"];
