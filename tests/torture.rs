@@ -113,7 +113,8 @@ fn audit(home: &TestHome, dropped: &BTreeSet<String>) -> Audit {
     // Nothing left in the inbox, nothing rejected.
     for e in std::fs::read_dir(home.inbox()).unwrap().flatten() {
         if e.file_type().unwrap().is_file() {
-            a.lost.push(format!("still in the inbox: {}", e.file_name().to_string_lossy()));
+            a.lost
+                .push(format!("still in the inbox: {}", e.file_name().to_string_lossy()));
         }
     }
     // One result per dropped file.
@@ -223,11 +224,13 @@ fn audit(home: &TestHome, dropped: &BTreeSet<String>) -> Audit {
         let (started, interrupted) = (count("task_started"), count("task_interrupted"));
         a.interrupted += interrupted;
         if finals != 1 || !story.last().is_some_and(|e| FINAL.contains(&e.as_str())) {
-            a.story_errors.push(format!("{id}: {finals} final events, story {story:?}"));
+            a.story_errors
+                .push(format!("{id}: {finals} final events, story {story:?}"));
         }
         if started == 0 || started > interrupted + 1 {
-            a.story_errors
-                .push(format!("{id}: started {started} times, interrupted {interrupted}: {story:?}"));
+            a.story_errors.push(format!(
+                "{id}: started {started} times, interrupted {interrupted}: {story:?}"
+            ));
         }
     }
     a

@@ -44,8 +44,13 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     };
     if args.once {
         eprintln!(
-            "orchestrator: {} succeeded, {} failed, {} cancelled, {} rejected, {} interrupted",
-            summary.succeeded, summary.failed, summary.cancelled, summary.rejected, summary.interrupted
+            "orchestrator: {} succeeded, {} failed, {} cancelled, {} rejected, {} interrupted, {} not claimed",
+            summary.succeeded,
+            summary.failed,
+            summary.cancelled,
+            summary.rejected,
+            summary.interrupted,
+            summary.unclaimed
         );
         return Ok(if summary.all_succeeded() {
             exit::OK

@@ -65,11 +65,13 @@ pub struct RunSummary {
     pub cancelled: usize,
     pub rejected: usize,
     pub interrupted: usize,
+    /// Queued files that could not be claimed (results/ unwritable); they stay in the inbox.
+    pub unclaimed: usize,
 }
 
 impl RunSummary {
     pub fn all_succeeded(&self) -> bool {
-        self.failed == 0 && self.cancelled == 0 && self.rejected == 0 && self.interrupted == 0
+        self.failed == 0 && self.cancelled == 0 && self.rejected == 0 && self.interrupted == 0 && self.unclaimed == 0
     }
 }
 
@@ -328,7 +330,22 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                     ),
                     Ok(None) => tracing::debug!(file = %q.name, "another daemon claimed it first"),
                     Err(e) => {
-                        tracing::error!(file = %q.name, error = %e, "could not claim; the file stays in the inbox")
+                        // Nothing is lost: the file stays in the inbox and the next rescan queues it again.
+                        tracing::error!(file = %q.name, error = %e, "could not claim; the file stays in the inbox");
+                        let hint = if e.kind() == std::io::ErrorKind::CrossesDevices {
+                            "inbox/ and results/ must be on the same filesystem (a claim is a rename); move or mount them together, and the file, still in the inbox, is tried again at the next rescan".to_string()
+                        } else {
+                            format!(
+                                "the daemon cannot create task folders in {} (permissions, a read-only or full disk); fix that and the file, still in the inbox, is tried again at the next rescan",
+                                home.results().display()
+                            )
+                        };
+                        events.emit(
+                            "claim_failed",
+                            None,
+                            json!({"file": q.name, "error": e.to_string(), "hint": hint}),
+                        );
+                        summary.unclaimed += 1;
                     }
                 }
             }
@@ -457,7 +474,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     events.emit(
         "daemon_stopped",
         None,
-        json!({"reason": stopping.unwrap_or("drained"), "succeeded": summary.succeeded, "failed": summary.failed, "cancelled": summary.cancelled, "rejected": summary.rejected, "interrupted": summary.interrupted}),
+        json!({"reason": stopping.unwrap_or("drained"), "succeeded": summary.succeeded, "failed": summary.failed, "cancelled": summary.cancelled, "rejected": summary.rejected, "interrupted": summary.interrupted, "unclaimed": summary.unclaimed}),
     );
     registration.remove();
     Ok(summary)

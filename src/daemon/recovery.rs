@@ -114,7 +114,12 @@ pub fn announce_lost_finishes(home: &Home, events: &EventLog, ids: &[String]) ->
         .iter()
         .map(|id| TaskDir::new(home.task_dir(id)))
         .filter(|td| !lock::is_locked(&td.lock_file()))
-        .filter_map(|td| Some((td.dir.file_name()?.to_str()?.to_string(), ResultRecord::load(&td.result()).ok()?)))
+        .filter_map(|td| {
+            Some((
+                td.dir.file_name()?.to_str()?.to_string(),
+                ResultRecord::load(&td.result()).ok()?,
+            ))
+        })
         .collect();
     let Some(oldest) = candidates.iter().map(|(_, r)| r.finished_at.as_str()).min() else {
         return 0;

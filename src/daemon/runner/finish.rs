@@ -102,6 +102,11 @@ impl Runner {
         {
             // Without a result the task stays unfinished and is recovered later.
             tracing::error!(task = self.id(), error = %e, "could not write result.json");
+            self.emit(
+                "task_interrupted",
+                json!({"reason": "result_not_written", "error": e.to_string(), "status": status,
+                       "hint": "free space on the disk of results/ (or fix its permissions); the task stays in its folder and runs again at the daemon's next recovery"}),
+            );
             return Status::Interrupted;
         }
         self.shared.index.record(self.id(), IndexRow::from_result(&record));

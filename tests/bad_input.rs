@@ -1,0 +1,422 @@
+//! The bad input catalogue (issue 4): one test per kind of bad file or bad
+//! home. Each ends with a clear reason (and what to do), the daemon alive
+//! (a good task dropped beside the bad one still runs), and nothing lost (a
+//! rejected file is kept byte for byte in `inbox/rejected/`).
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+/// Drops `bytes` as `name` next to a good task, runs the daemon once, and checks
+/// the rejection: reason, message, hint, event, the file kept as it was.
+fn rejects(name: &str, bytes: &[u8], reason: &str) -> TestHome {
+    let home = TestHome::new();
+    home.drop_task(name, bytes);
+    home.drop_task("good.md", "@fake success\nstill runs\n");
+    let out = home.run_once_within(Duration::from_secs(60));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a rejection makes --once exit 1: {}",
+        stderr(&out)
+    );
+    let err = home.rejected(name);
+    assert_eq!(err["reason"], reason, "{name}: {err}");
+    assert_eq!(err["file"], name);
+    assert!(err["error"].as_str().unwrap().len() > 5, "{err}");
+    assert!(err["hint"].as_str().unwrap().len() > 5, "a hint for {name}: {err}");
+    let kept = std::fs::read(home.inbox().join("rejected").join(name)).unwrap();
+    assert!(kept == bytes, "{name} is kept as it was dropped");
+    assert!(
+        home.events_of("task_rejected")
+            .iter()
+            .any(|e| e["file"] == name && e["reason"] == reason)
+    );
+    assert_eq!(home.result_of("good.md")["status"], "succeeded", "the daemon went on");
+    home
+}
+
+/// Runs `name` and returns its result, which must be a success.
+fn accepts(name: &str, bytes: &[u8]) -> serde_json::Value {
+    let home = TestHome::new();
+    home.drop_task(name, bytes);
+    let out = home.run_once_within(Duration::from_secs(60));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = home.result_of(name);
+    assert_eq!(r["status"], "succeeded");
+    assert!(!home.inbox().join("rejected").join(name).exists());
+    r
+}
+
+macro_rules! rejected {
+    ($($test:ident: $name:expr, $bytes:expr => $reason:expr;)*) => {
+        $(
+            #[test]
+            fn $test() {
+                rejects($name, AsRef::<[u8]>::as_ref(&$bytes), $reason);
+            }
+        )*
+    };
+}
+
+rejected! {
+    broken_yaml_front_matter: "broken.md", "---\ntitle: [unclosed\n---\nhi\n" => "invalid_fields";
+    broken_yaml_file: "broken.yaml", "prompt: [\n  nope: {\n" => "invalid_fields";
+    broken_json: "broken.json", "{\"prompt\": \"x\"," => "invalid_fields";
+    yaml_alias_bomb: "bomb.yaml",
+        "prompt: hi\nallowed_tools:\n  - &a [x,x,x,x,x,x,x,x,x,x]\n  - &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n  - &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n  - &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n  - [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+        => "invalid_fields";
+    deep_nesting: "deep.md", format!("---\ntitle: {}{}\n---\nhi\n", "[".repeat(5000), "]".repeat(5000)) => "invalid_fields";
+    unknown_field: "typo.md", "---\ntitel: typo\n---\nhi\n" => "unknown_field";
+    wrong_type: "type.yaml", "prompt: x\nmax_turns: many\n" => "invalid_fields";
+    negative_number: "neg.yaml", "prompt: x\nmax_turns: -3\n" => "invalid_value";
+    huge_number: "huge.md", "---\nmax_turns: 99999999999999999999999\n---\nhi\n" => "invalid_fields";
+    negative_budget: "budget.md", "---\nbudget_usd: -5\n---\nhi\n" => "invalid_value";
+    duration_that_does_not_parse: "dur.md", "---\ntimeout: whenever\n---\nhi\n" => "invalid_fields";
+    zero_timeout: "zero.md", "---\ntimeout: 0s\n---\nhi\n" => "invalid_value";
+    empty_prompt: "empty.txt", "   \n\n" => "empty_prompt";
+    front_matter_without_prompt: "nobody.md", "---\ntitle: nothing to do\n---\n" => "empty_prompt";
+    not_utf8: "latin1.txt", b"caf\xe9 au lait".to_vec() => "not_utf8";
+    nul_bytes: "nul.txt", b"hello\0world".to_vec() => "nul_byte";
+    oversized_file: "big.txt", vec![b'a'; 1024 * 1024 + 10] => "too_large";
+    unsupported_extension: "doc.pdf", "%PDF-1.4" => "unsupported_extension";
+    workdir_missing: "missing.md", "---\nworkdir: no/such/dir\n---\nhi\n" => "workdir_missing";
+    workdir_escape_by_dotdot: "dotdot.md", "---\nworkdir: ../../../../../../../../etc\n---\nhi\n" => "workdir_outside_roots";
+}
+
+#[test]
+fn workdir_escape_by_absolute_path_is_a_security_violation() {
+    let outside = tempfile::tempdir().unwrap();
+    let home = rejects(
+        "abs.md",
+        format!("---\nworkdir: {}\n---\nhi\n", outside.path().display()).as_bytes(),
+        "workdir_outside_roots",
+    );
+    assert_eq!(home.events_of("security_violation")[0]["file"], "abs.md");
+}
+
+#[cfg(unix)]
+#[test]
+fn workdir_escape_through_a_symlink_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    let home = TestHome::new();
+    std::os::unix::fs::symlink(outside.path(), home.path.join("innocent")).unwrap();
+    home.drop_task("link.md", "---\nworkdir: innocent\n---\nhi\n");
+    assert_eq!(home.run_once().status.code(), Some(1));
+    assert_eq!(home.rejected("link.md")["reason"], "workdir_outside_roots");
+    assert_eq!(home.events_of("security_violation").len(), 1);
+}
+
+#[test]
+fn a_byte_order_mark_is_accepted() {
+    let r = accepts(
+        "bom.md",
+        "\u{feff}---\ntitle: With BOM\n---\n@fake success\nhi\n".as_bytes(),
+    );
+    assert_eq!(r["title"], "With BOM");
+}
+
+#[test]
+fn crlf_line_ends_are_accepted() {
+    let r = accepts(
+        "crlf.md",
+        b"---\r\ntitle: Windows file\r\nmax_turns: 3\r\n---\r\n@fake success\r\nhi\r\n",
+    );
+    assert_eq!(r["title"], "Windows file");
+}
+
+#[test]
+fn a_file_name_with_spaces_runs_and_keeps_its_name() {
+    let r = accepts("fix the login page.md", b"@fake success\nhi\n");
+    assert!(
+        r["id"].as_str().unwrap().ends_with("-fix-the-login-page"),
+        "{}",
+        r["id"]
+    );
+}
+
+#[test]
+fn a_unicode_file_name_runs() {
+    let r = accepts("résumé 日本語.md", b"@fake success\nhi\n");
+    assert_eq!(r["source_file"], "résumé 日本語.md");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_file_name_with_a_newline_runs_and_every_line_stays_whole() {
+    let home = TestHome::new();
+    home.drop_task("two\nlines.md", "@fake success\nhi\n");
+    assert!(home.run_once().status.success());
+    assert_eq!(home.result_of("two\nlines.md")["status"], "succeeded");
+    let log = std::fs::read_to_string(home.path.join("logs/events.ndjson")).unwrap();
+    assert!(
+        log.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+    );
+}
+
+#[test]
+fn a_file_name_with_dotdot_stays_inside_results() {
+    let r = accepts("a..b.md", b"@fake success\nhi\n");
+    let id = r["id"].as_str().unwrap();
+    assert!(!id.contains('/') && !id.contains(".."), "{id}");
+}
+
+#[cfg(unix)]
+mod odd_entries {
+    use super::*;
+
+    fn odd(make: impl FnOnce(&TestHome), name: &str, reason: &str) {
+        let home = TestHome::new();
+        make(&home);
+        home.drop_task("good.md", "@fake success\nhi\n");
+        let out = home.run_once_within(Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_eq!(home.rejected(name)["reason"], reason);
+        assert_eq!(home.result_of("good.md")["status"], "succeeded");
+    }
+
+    #[test]
+    fn a_directory_dropped_in_the_inbox() {
+        odd(
+            |h| std::fs::create_dir(h.inbox().join("folder")).unwrap(),
+            "folder",
+            "directory",
+        );
+    }
+
+    #[test]
+    fn a_symlink_dropped_in_the_inbox_is_not_followed() {
+        odd(
+            |h| std::os::unix::fs::symlink("/etc/passwd", h.inbox().join("link.txt")).unwrap(),
+            "link.txt",
+            "symlink",
+        );
+    }
+
+    #[test]
+    fn a_fifo_dropped_in_the_inbox_is_not_opened() {
+        odd(
+            |h| {
+                let p = h.inbox().join("pipe.txt");
+                assert!(std::process::Command::new("mkfifo").arg(&p).status().unwrap().success());
+            },
+            "pipe.txt",
+            "not_a_file",
+        );
+    }
+}
+
+#[test]
+fn a_file_deleted_before_it_settled_is_forgotten_quietly() {
+    let home = TestHome::new();
+    let mut daemon = home.spawn_daemon();
+    std::thread::sleep(Duration::from_millis(300));
+    home.drop_task("gone.md", "@fake success\nhi\n");
+    std::fs::remove_file(home.inbox().join("gone.md")).unwrap();
+    home.drop_task("good.md", "@fake success\nhi\n");
+    wait_until(Duration::from_secs(20), "the good task", || {
+        !home.events_of("task_succeeded").is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(home.results().len(), 1, "only the good task ran");
+    assert!(
+        home.events_of("task_rejected").is_empty(),
+        "a vanished file is no error"
+    );
+    sigterm(daemon.id());
+    assert!(
+        daemon.wait().unwrap().success(),
+        "the daemon was alive and stopped cleanly"
+    );
+}
+
+#[test]
+fn a_file_replaced_while_settling_runs_once_with_its_last_content() {
+    let home = TestHome::new();
+    let mut daemon = home.spawn_daemon();
+    std::thread::sleep(Duration::from_millis(300));
+    home.drop_task("job.md", "@fake success answer=first\nhi\n");
+    home.drop_task("job.md", "@fake success answer=second\nhi\n");
+    wait_until(Duration::from_secs(20), "the task", || {
+        !home.events_of("task_succeeded").is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let results = home.results();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["output"], "second");
+    sigterm(daemon.id());
+    let _ = daemon.wait();
+}
+
+/// A sparse 1 GiB task file: refused from its size alone, and the daemon's peak
+/// memory stays small (it never reads the file).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_1_gib_file_is_refused_without_being_read() {
+    let home = TestHome::new();
+    let tmp = home.inbox().join(".huge.txt.tmp");
+    let f = std::fs::File::create(&tmp).unwrap();
+    f.set_len(1 << 30).unwrap();
+    drop(f);
+    std::fs::rename(&tmp, home.inbox().join("huge.txt")).unwrap();
+    home.drop_task("good.md", "@fake success\nhi\n");
+    let mut c = home.cmd();
+    c.args(["run", "--once"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // Reaped by wait4 below, which also reports its peak memory.
+    #[allow(clippy::zombie_processes)]
+    let child = c.spawn().unwrap();
+    let (code, max_rss_kib) = wait_with_peak_rss(child.id());
+    assert_eq!(code, 1);
+    assert_eq!(home.rejected("huge.txt")["reason"], "too_large");
+    assert_eq!(home.result_of("good.md")["status"], "succeeded");
+    eprintln!("daemon peak RSS with a 1 GiB task file: {max_rss_kib} KiB");
+    assert!(max_rss_kib < 64 * 1024, "peak RSS {max_rss_kib} KiB");
+}
+
+/// Waits for `pid` and returns its exit code and its peak resident memory.
+#[cfg(target_os = "linux")]
+pub fn wait_with_peak_rss(pid: u32) -> (i32, i64) {
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own child, not yet reaped; status and usage are valid out-pointers.
+    let r = unsafe { libc::wait4(pid as i32, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid as i32);
+    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+}
+
+#[test]
+fn a_world_writable_inbox_is_refused_with_the_fix() {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let home = TestHome::new();
+        std::fs::set_permissions(home.inbox(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let out = home.run_once();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("chmod o-w"), "{}", stderr(&out));
+    }
+}
+
+/// Homes whose results/ cannot be written: read-only, or full. They need a
+/// filesystem the test controls: a tmpfs mounted over results/ (as root, as in
+/// CI), or for read-only, permissions (as any other user).
+#[cfg(target_os = "linux")]
+mod unwritable {
+    use super::*;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    struct Mount(PathBuf);
+
+    impl Drop for Mount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+
+    fn is_root() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    fn mount_tmpfs(dir: &Path, opts: &str) -> Option<Mount> {
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Mount(dir.to_path_buf()))
+    }
+
+    #[test]
+    fn a_read_only_results_folder_keeps_the_file_in_the_inbox_and_says_why() {
+        let home = TestHome::new();
+        let results = home.path.join("results");
+        let mount = if is_root() {
+            let Some(m) = mount_tmpfs(&results, "size=1m,ro") else {
+                eprintln!("SKIPPED: cannot mount a tmpfs here");
+                return;
+            };
+            Some(m)
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&results, std::fs::Permissions::from_mode(0o555)).unwrap();
+            None
+        };
+        home.drop_task("job.md", "@fake success\nhi\n");
+        let out = home.run_once();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains("1 not claimed"), "{}", stderr(&out));
+        let failed = home.events_of("claim_failed");
+        assert_eq!(failed[0]["file"], "job.md");
+        assert!(failed[0]["hint"].as_str().unwrap().contains("results"), "{}", failed[0]);
+        assert_eq!(
+            std::fs::read_to_string(home.inbox().join("job.md")).unwrap(),
+            "@fake success\nhi\n",
+            "the file stays in the inbox, whole"
+        );
+        // Writable again: the same file runs.
+        drop(mount);
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&results, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        assert!(home.run_once().status.success());
+        assert_eq!(home.result_of("job.md")["status"], "succeeded");
+    }
+
+    #[test]
+    fn a_full_disk_while_writing_the_result_loses_nothing_and_says_why() {
+        if !is_root() {
+            eprintln!("SKIPPED: filling a disk needs a tmpfs mount (root)");
+            return;
+        }
+        // inbox/ and results/ on a small disk of their own (a claim is a rename:
+        // they must share it), logs/ elsewhere so the reason can be read.
+        let disk = tempfile::tempdir().unwrap();
+        let Some(_mount) = mount_tmpfs(disk.path(), "size=256k") else {
+            eprintln!("SKIPPED: cannot mount a tmpfs here");
+            return;
+        };
+        let home = TestHome::new();
+        let results = home.path.join("results");
+        for d in ["inbox", "results"] {
+            std::fs::remove_dir(home.path.join(d)).unwrap();
+            std::fs::create_dir(disk.path().join(d)).unwrap();
+            std::os::unix::fs::symlink(disk.path().join(d), home.path.join(d)).unwrap();
+        }
+        let flag = home.path.join("space-freed");
+        home.drop_task(
+            "fill.yaml",
+            format!(
+                "agent: command\ncommand: test -e {} || head -c 1000000 /dev/zero; echo done\n",
+                flag.display()
+            ),
+        );
+        let out = home.run_once();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let why = home.events_of("task_interrupted");
+        assert_eq!(why[0]["reason"], "result_not_written", "{why:?}");
+        assert!(why[0]["error"].as_str().unwrap().contains("No space"), "{}", why[0]);
+        assert!(home.results().is_empty(), "no partial result.json");
+        // The operator frees space; the next start runs the task again and finishes it once.
+        let dir = std::fs::read_dir(&results)
+            .unwrap()
+            .flatten()
+            .find(|e| e.path().is_dir())
+            .unwrap()
+            .path();
+        std::fs::remove_file(dir.join("attempt-1.out")).unwrap();
+        std::fs::write(&flag, "").unwrap();
+        let out = home.run_once();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let results = home.results();
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0]["status"], "succeeded");
+        assert_eq!(results[0]["output"], "done");
+    }
+}
