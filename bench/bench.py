@@ -7,7 +7,8 @@ noisy: quote ratios, not absolutes):
      the same command;
   2. pickup latency: file renamed into inbox -> agent process started, over 100
      drops (p50/p95), against the configured debounce;
-  3. daemon RSS: idle, and with 1,000 queued files;
+  3. daemon RSS: idle, with 1,000 queued files, and peak while an agent prints
+     1 GiB of stream-json (issue 4: memory stays bounded);
   4. index cost: the same burst on a home whose index already has 100,000 rows.
 Needs: a release build (built here), Linux (/proc for RSS), python3.
 
@@ -144,6 +145,28 @@ def rss():
     return idle, queued
 
 
+def flood_peak_rss(mb=1024):
+    """Peak RSS (VmHWM) of the daemon, not its agent, while the fake Claude CLI
+    prints `mb` MiB of stream-json."""
+    fake = os.path.join(ROOT, "target", "release", "fake-agent")
+    home = make_home(f"agents:\n  claude:\n    command: {fake}\n")
+    drop(home, "flood.md", f"---\nagent: claude\n---\n@fake huge_output mb={mb}\n")
+    t = time.perf_counter()
+    p = subprocess.Popen([BIN, "--home", home, "run", "--once"], env=env(), stderr=subprocess.DEVNULL)
+    peak = 0
+    while p.poll() is None:
+        try:
+            with open(f"/proc/{p.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        time.sleep(0.05)
+    assert p.returncode == 0, p.returncode
+    return peak, time.perf_counter() - t
+
+
 def big_index_home(rows):
     home = make_home("max_concurrent: 2\n")
     os.makedirs(os.path.join(home, "results"))
@@ -188,6 +211,9 @@ def main():
           f"(debounce {deb} ms: p50 is debounce + {p50 - deb:.1f} ms)")
     idle, queued = rss()
     print(f"rss: idle {idle / 1024:.1f} MiB; with 1,000 queued files {queued / 1024:.1f} MiB")
+    peak, secs = flood_peak_rss(64 if QUICK else 1024)
+    print(f"rss: peak while an agent prints {64 if QUICK else 1024} MiB of stream-json: {peak / 1024:.1f} MiB "
+          f"(read and parsed in {secs:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -118,14 +118,25 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             pos += drain(f, pos, &mut pending, &mut each)?;
         }
         if rotated(file.as_ref(), &path, pos) {
-            // Our file was drained through its handle just above. Logs rotated
-            // since, except the oldest new one (ours), are read whole, in order;
-            // then the new log from its start.
+            // Nobody appends to a rotated log, so a last drain through our handle
+            // reads what was added between the drain above and the rotation.
+            let ours = match file.as_mut() {
+                Some(f) => {
+                    drain(f, pos, &mut pending, &mut each)?;
+                    first_line(f)
+                }
+                None => None,
+            };
+            // Every log rotated since we last looked is read whole, oldest first,
+            // except ours (recognised by its first line, which works without file
+            // ids on every OS). A log rotated between this listing and the open
+            // below is found at the next rotation, so nothing is read twice or lost.
             let now = rotated_names(&logs);
-            let fresh: Vec<&String> = now.iter().filter(|n| !known.contains(*n)).collect();
-            let skip = usize::from(file.is_some());
-            for name in fresh.into_iter().skip(skip) {
+            for name in now.iter().filter(|n| !known.contains(*n)) {
                 if let Ok(mut f) = open_shared(&logs.join(name)) {
+                    if ours.is_some() && first_line(&mut f) == ours {
+                        continue;
+                    }
                     let mut rest = Vec::new();
                     drain(&mut f, 0, &mut rest, &mut each)?;
                 }
@@ -160,6 +171,24 @@ fn drain(f: &mut File, pos: u64, pending: &mut Vec<u8>, each: &mut dyn FnMut(&[u
         each(&line[..line.len() - 1]);
     }
     Ok(buf.len() as u64)
+}
+
+/// The first line of a log (`None` if it has none yet).
+fn first_line(f: &mut File) -> Option<Vec<u8>> {
+    f.seek(SeekFrom::Start(0)).ok()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match f.read(&mut buf[filled..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => filled += n,
+        }
+        if let Some(i) = buf[..filled].iter().position(|&b| b == b'\n') {
+            buf.truncate(i);
+            return Some(buf);
+        }
+    }
+    None
 }
 
 /// Has `events.ndjson` been replaced (rotated) since we opened `file`?
