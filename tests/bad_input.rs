@@ -207,6 +207,7 @@ mod odd_entries {
     }
 }
 
+#[cfg(unix)]
 #[test]
 fn a_file_deleted_before_it_settled_is_forgotten_quietly() {
     let home = TestHome::new();
@@ -231,6 +232,7 @@ fn a_file_deleted_before_it_settled_is_forgotten_quietly() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn a_file_replaced_while_settling_runs_once_with_its_last_content() {
     let home = TestHome::new();

@@ -2,6 +2,8 @@
 //! several writers (daemons) at once. Every line whole and valid, none lost
 //! (counted against what the tasks must have said), and `tail-events -f`
 //! sees every one of them as it is written, across every rotation.
+//! (Unix: the daemons are stopped with SIGTERM to end their logs cleanly.)
+#![cfg(unix)]
 
 mod common;
 use common::*;
