@@ -17,10 +17,14 @@
 //!   answer=TEXT    the final answer of a success (underscores become spaces)
 //!   fail_unless=PATH  fail only while PATH does not exist
 //!
+//! With `--json` on its command line it is the fake Cline CLI instead (`cline.rs`).
+//!
 //! Scenario `daemonize` leaves a process in a new session holding stdout open.
 //!
 //! `--resume ID` continues that session: the stream reports session_id ID, and
 //! a success answer says which session and step it ran in.
+
+mod cline;
 
 use std::io::{Read, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -102,7 +106,12 @@ fn main() {
         std::thread::sleep(Duration::from_secs(600));
         return;
     }
-    let code = run();
+    // The real Claude CLI refuses `--json`; the real Cline CLI needs it.
+    let code = if std::env::args().skip(1).any(|a| a == "--json") {
+        cline::run()
+    } else {
+        run()
+    };
     std::process::exit(code);
 }
 

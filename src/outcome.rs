@@ -6,8 +6,8 @@
 //! the text of the error as a last resort: the CLI's messages change between
 //! versions, its JSON fields change less.
 
-use crate::agents::AgentReport;
 use crate::agents::supervise::{Exit, StopReason};
+use crate::agents::{AgentReport, LimitHit};
 use crate::config::AgentKind;
 use serde::Serialize;
 use std::time::Duration;
@@ -191,6 +191,8 @@ pub fn classify(agent: AgentKind, exit: &Exit, report: &AgentReport) -> Option<F
         Some(StopReason::Agent(reason)) => {
             let kind = if report.interactive_prompt.is_some() {
                 ErrorKind::InteractivePrompt
+            } else if report.limit_hit == Some(LimitHit::Turns) {
+                ErrorKind::MaxTurns
             } else {
                 ErrorKind::BudgetExceeded
             };
@@ -200,7 +202,8 @@ pub fn classify(agent: AgentKind, exit: &Exit, report: &AgentReport) -> Option<F
     }
     match agent {
         AgentKind::Command => classify_command(exit, report),
-        AgentKind::Claude | AgentKind::Cline => classify_claude(exit, report),
+        AgentKind::Claude => classify_claude(exit, report),
+        AgentKind::Cline => classify_cline(exit, report),
     }
 }
 
@@ -332,6 +335,121 @@ fn classify_claude(exit: &Exit, r: &AgentReport) -> Option<Failure> {
     })
 }
 
+/// Cline: its `run_result` finish reason, else its stderr (`{"type":"error","message"}`
+/// lines), else how it exited. Its errors are provider texts, so the HTTP status
+/// is taken from the words (`429 ...`) when the stream has no structured one.
+fn classify_cline(exit: &Exit, r: &AgentReport) -> Option<Failure> {
+    let fail = |kind, message: String, retry| Some(Failure { kind, message, retry });
+    let stderr_msgs: Vec<String> = exit
+        .stderr_tail
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+        .filter(|v| v["type"] == "error")
+        .filter_map(|v| v["message"].as_str().map(String::from))
+        .collect();
+    let stderr = if stderr_msgs.is_empty() {
+        last_line(&exit.stderr_tail).to_string()
+    } else {
+        stderr_msgs.join("; ")
+    };
+    let errors = [r.result_errors.join("; "), stderr.clone()]
+        .into_iter()
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let with_status = AgentReport {
+        api_error_status: r.api_error_status.or_else(|| http_status_in(&errors)),
+        ..r.clone()
+    };
+    if r.result_seen {
+        return match r.subtype.as_deref().unwrap_or("") {
+            "completed" if exit.code == Some(0) => None,
+            "completed" => fail(
+                ErrorKind::AgentCrashed,
+                format!("the run completed but the CLI ended with {}", exit_text(exit)),
+                Retry::Backoff,
+            ),
+            "max_iterations" => fail(
+                ErrorKind::MaxTurns,
+                non_empty(&errors, "the agent reached its maximum number of iterations"),
+                Retry::No,
+            ),
+            "mistake_limit" => fail(
+                ErrorKind::AgentError,
+                non_empty(&errors, "the agent stopped after too many mistakes in a row"),
+                Retry::No,
+            ),
+            "aborted" => fail(
+                ErrorKind::AgentCrashed,
+                non_empty(&errors, "the run was aborted from outside"),
+                Retry::Backoff,
+            ),
+            _ => Some(classify_api(
+                &with_status,
+                &non_empty(&errors, "the agent reported an error"),
+            )),
+        };
+    }
+    if let Some(q) = &r.interactive_prompt {
+        return fail(ErrorKind::InteractivePrompt, format!("the agent asked: {q}"), Retry::No);
+    }
+    if errors.contains("run timed out after") {
+        return fail(ErrorKind::Timeout, errors, Retry::No);
+    }
+    if let Some(f) = classify_api_text(&with_status, &errors) {
+        return Some(f);
+    }
+    let lower = errors.to_ascii_lowercase();
+    if exit.code == Some(1)
+        && r.session_id.is_none()
+        && !r.ended_mid_line
+        && [
+            "requires a prompt",
+            "unknown command",
+            "unknown option",
+            "unquoted prompt",
+            "error: ",
+        ]
+        .iter()
+        .any(|p| lower.contains(p))
+    {
+        return fail(ErrorKind::BadInvocation, errors, Retry::No);
+    }
+    let detail = if errors.is_empty() {
+        String::new()
+    } else {
+        format!(": {errors}")
+    };
+    if exit.code != Some(0) || r.ended_mid_line {
+        let how = if r.ended_mid_line {
+            ", in the middle of a line"
+        } else {
+            ""
+        };
+        return fail(
+            ErrorKind::AgentCrashed,
+            format!(
+                "the agent ended with {}{how} and no run_result{detail}",
+                exit_text(exit)
+            ),
+            Retry::Backoff,
+        );
+    }
+    fail(
+        ErrorKind::InvalidOutput,
+        format!("the agent exited 0 without a run_result line{detail}"),
+        Retry::No,
+    )
+}
+
+/// The first HTTP error status written as a word in `text` (`429 Too Many Requests`).
+fn http_status_in(text: &str) -> Option<i64> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter(|w| w.len() == 3)
+        .filter_map(|w| w.parse::<i64>().ok())
+        .find(|s| (400..600).contains(s))
+}
+
 fn non_empty(text: &str, default: &str) -> String {
     if text.trim().is_empty() {
         default.to_string()
@@ -404,6 +522,8 @@ fn classify_api_text(r: &AgentReport, text: &str) -> Option<Failure> {
         || has("request timed out")
         || has("econnrefused")
         || has("econnreset")
+        || has("enotfound")
+        || has("fetch failed")
     {
         return f(ErrorKind::Network, Retry::Backoff);
     }

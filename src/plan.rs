@@ -100,13 +100,16 @@ impl Plan {
                 }
             }
             AgentKind::Claude | AgentKind::Cline => {
-                let args = agents::claude::args(&agents::claude::ClaudeArgs {
-                    extra_args: &self.extra_args,
-                    max_turns: self.max_turns,
-                    budget_usd: self.budget_usd,
-                    allowed_tools: &self.allowed_tools,
-                    resume_session: session,
-                });
+                let args = match self.agent {
+                    AgentKind::Cline => agents::cline::args(&self.extra_args, &self.workdir, session),
+                    _ => agents::claude::args(&agents::claude::ClaudeArgs {
+                        extra_args: &self.extra_args,
+                        max_turns: self.max_turns,
+                        budget_usd: self.budget_usd,
+                        allowed_tools: &self.allowed_tools,
+                        resume_session: session,
+                    }),
+                };
                 let n = self.step_count();
                 let stdin = match step {
                     None => self.prompt.clone(),
@@ -143,7 +146,8 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
     let agent_cfg = config.agent(spec.agent);
     let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let (allowed_tools, tools_dropped) = match spec.agent {
-        AgentKind::Command => (Vec::new(), spec.allowed_tools.clone().unwrap_or_default()),
+        // Neither runs with per-tool permissions: the tools asked for are reported as dropped.
+        AgentKind::Command | AgentKind::Cline => (Vec::new(), spec.allowed_tools.clone().unwrap_or_default()),
         _ => {
             let ceiling = agent_cfg
                 .allowed_tools
@@ -169,13 +173,16 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
             (agent_cfg.command.clone().unwrap_or(program), argv)
         }
         AgentKind::Claude | AgentKind::Cline => {
-            let args = agents::claude::args(&agents::claude::ClaudeArgs {
-                extra_args: &agent_cfg.extra_args,
-                max_turns,
-                budget_usd,
-                allowed_tools: &allowed_tools,
-                resume_session: spec.session.as_deref(),
-            });
+            let args = match spec.agent {
+                AgentKind::Cline => agents::cline::args(&agent_cfg.extra_args, &cx.workdir, spec.session.as_deref()),
+                _ => agents::claude::args(&agents::claude::ClaudeArgs {
+                    extra_args: &agent_cfg.extra_args,
+                    max_turns,
+                    budget_usd,
+                    allowed_tools: &allowed_tools,
+                    resume_session: spec.session.as_deref(),
+                }),
+            };
             (
                 agent_cfg
                     .command

@@ -6,6 +6,7 @@
 //! same for every agent.
 
 pub mod claude;
+pub mod cline;
 pub mod command;
 pub mod supervise;
 pub mod watchdog;
@@ -46,6 +47,59 @@ pub struct AgentReport {
     pub interactive_prompt: Option<String>,
     /// The output ended in the middle of a line (the agent died while writing).
     pub ended_mid_line: bool,
+    /// The limit the reader stopped the agent for.
+    pub limit_hit: Option<LimitHit>,
+}
+
+/// A limit passed while the agent ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitHit {
+    Turns,
+    Budget,
+}
+
+/// Limits the readers enforce while the agent runs: the plan's `max_turns` and
+/// `budget_usd`, checked against what the stream reports after every line.
+/// For an agent whose CLI has no such flags (Cline) this is the only guard; for
+/// Claude, whose CLI enforces both itself, it is a second line.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LiveLimits {
+    pub max_turns: Option<u32>,
+    pub budget_usd: Option<f64>,
+}
+
+impl LiveLimits {
+    /// The reason to stop the agent, the first time `report` passes a limit
+    /// (recorded in `report.limit_hit`); `None` otherwise and afterwards.
+    pub fn check(&self, report: &mut AgentReport) -> Option<String> {
+        if report.limit_hit.is_some() {
+            return None;
+        }
+        let spent = match report.cost_usd {
+            Some(c) => format!(", ${c:.2} spent"),
+            None => String::new(),
+        };
+        if let Some(max) = self.max_turns
+            && report.turns > max
+        {
+            report.limit_hit = Some(LimitHit::Turns);
+            return Some(format!(
+                "stopped at {} turns: max_turns is {max}{spent}, {} tool calls",
+                report.turns, report.tool_calls
+            ));
+        }
+        if let Some(budget) = self.budget_usd
+            && let Some(cost) = report.cost_usd
+            && cost > budget
+        {
+            report.limit_hit = Some(LimitHit::Budget);
+            return Some(format!(
+                "stopped at ${cost:.2}: budget_usd is ${budget:.2}, after {} turns and {} tool calls",
+                report.turns, report.tool_calls
+            ));
+        }
+        None
+    }
 }
 
 /// What the supervisor should do after a line.

@@ -216,13 +216,6 @@ fn build(f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection
             )
         })?,
     };
-    if agent == AgentKind::Cline {
-        return Err(Rejection::new(
-            "unsupported_agent",
-            "the cline agent is not supported by this version",
-            "use agent: claude or agent: command",
-        ));
-    }
     let mode = match f.mode.as_deref() {
         None | Some("apply") => Mode::Apply,
         Some("guarded") => {

@@ -9,7 +9,9 @@ pub use finish::final_event;
 
 use super::Shared;
 use crate::agents::supervise::{self, Spawn, StopReason};
-use crate::agents::{AgentReport, OutputReader, claude::ClaudeReader, command::PlainReader};
+use crate::agents::{
+    AgentReport, LiveLimits, OutputReader, claude::ClaudeReader, cline::ClineReader, command::PlainReader,
+};
 use crate::claim::Claimed;
 use crate::config::AgentKind;
 use crate::events::now_ts;
@@ -185,7 +187,24 @@ impl Runner {
             }
         };
         if !plan.tools_dropped.is_empty() {
-            self.emit("validation_warning", json!({"warning": "tools_dropped", "tools": plan.tools_dropped, "message": "the agent's allowed_tools ceiling does not include these tools; they were not granted"}));
+            let (warning, message) = match plan.agent {
+                AgentKind::Cline => (
+                    "tools_not_enforced",
+                    "the Cline CLI approves every tool itself: allowed_tools cannot be enforced for it (mode: guarded keeps its edits away from the workdir)",
+                ),
+                AgentKind::Command => (
+                    "tools_not_enforced",
+                    "a command agent has no tools to allow: allowed_tools is ignored",
+                ),
+                AgentKind::Claude => (
+                    "tools_dropped",
+                    "the agent's allowed_tools ceiling does not include these tools; they were not granted",
+                ),
+            };
+            self.emit(
+                "validation_warning",
+                json!({"warning": warning, "tools": plan.tools_dropped, "message": message}),
+            );
         }
         self.emit(
             "task_started",
@@ -445,7 +464,12 @@ impl Runner {
         };
         let reader: Box<dyn OutputReader> = match plan.agent {
             AgentKind::Command => Box::new(PlainReader::default()),
-            AgentKind::Claude | AgentKind::Cline => Box::new(ClaudeReader::default()),
+            AgentKind::Claude => Box::new(ClaudeReader::default()),
+            // Cline has no turn or budget flags: its reader stops it when one is passed.
+            AgentKind::Cline => Box::new(ClineReader::new(LiveLimits {
+                max_turns: plan.max_turns,
+                budget_usd: plan.budget_usd,
+            })),
         };
         let started = Instant::now();
         // The attempt and its agent's pid reach progress.json in one write, as

@@ -1,0 +1,281 @@
+//! The Cline CLI 3.x, headless: `cline --json -v -c <workdir>`, the prompt on stdin.
+//!
+//! Cline takes its prompt as one argument that must contain whitespace, or from
+//! piped stdin (`tests/data/agent-output/SCHEMA-NOTES.md`, section 5). Stdin is
+//! used, as for Claude: an argument would hit Windows' 32 KiB command-line limit,
+//! and a one-word prompt would be refused as an unknown command.
+//!
+//! Every stdout line is one JSON record with a `type`: `run_start` (session and
+//! model, with `-v`), `agent_event` (iterations, tool calls, text, usage, errors),
+//! `run_result` (finish reason, iterations, usage with the cost, the answer) and
+//! `run_aborted`. Errors of the CLI itself go to stderr as
+//! `{"type":"error","message"}`. Cline has no per-tool permission flag (it
+//! approves every tool), no turn limit and no budget flag: the reader enforces
+//! `max_turns` and `budget_usd` while the agent runs, and stops it when one is
+//! passed ([`super::LiveLimits`]).
+
+use super::{AgentReport, LineOutcome, LiveLimits, OutputReader, looks_interactive};
+use serde_json::Value;
+use std::path::Path;
+
+/// The arguments after the program name.
+pub fn args(extra_args: &[String], workdir: &Path, resume_session: Option<&str>) -> Vec<String> {
+    let mut v: Vec<String> = extra_args.to_vec();
+    // `-v` adds `run_start`, the only record with the session id and model.
+    v.extend(["--json", "-v", "-c"].map(String::from));
+    v.push(workdir.display().to_string());
+    if let Some(s) = resume_session {
+        v.extend(["--id".to_string(), s.to_string()]);
+    }
+    v
+}
+
+/// Reads Cline's `--json` records into an [`AgentReport`].
+#[derive(Debug, Default)]
+pub struct ClineReader {
+    report: AgentReport,
+    limits: LiveLimits,
+}
+
+impl ClineReader {
+    pub fn new(limits: LiveLimits) -> Self {
+        Self {
+            report: AgentReport::default(),
+            limits,
+        }
+    }
+
+    fn on_agent_event(&mut self, e: &Value) -> bool {
+        let r = &mut self.report;
+        let s = |k: &str| e.get(k).and_then(Value::as_str);
+        match s("type") {
+            Some("iteration_start") => {
+                let n = e.get("iteration").and_then(Value::as_u64).unwrap_or(0) as u32;
+                r.turns = r.turns.max(n);
+                r.last_event = Some(format!("turn {n}"));
+                true
+            }
+            Some("content_start") if s("contentType") == Some("tool") => {
+                r.tool_calls += 1;
+                let name = s("toolName").unwrap_or("tool");
+                let arg = e
+                    .get("input")
+                    .and_then(super::claude::main_argument)
+                    .map(|a| format!("({a})"))
+                    .unwrap_or_default();
+                r.last_event = Some(format!("{name}{arg}"));
+                true
+            }
+            Some("content_end") if s("contentType") == Some("text") => {
+                if let Some(t) = s("text").or_else(|| s("accumulated")) {
+                    r.last_text = Some(t.to_string());
+                }
+                false
+            }
+            Some("content_end") if s("contentType") == Some("tool") => {
+                if let Some(err) = s("error") {
+                    r.last_event = Some(format!("tool error: {}", super::tail_str(err, 200)));
+                    return true;
+                }
+                false
+            }
+            Some("usage") => {
+                let cost = e.get("totalCost").or_else(|| e.get("cost")).and_then(Value::as_f64);
+                if let Some(c) = cost.filter(|c| c.is_finite()) {
+                    r.cost_usd = Some(c);
+                    return true;
+                }
+                false
+            }
+            Some("notice") => {
+                r.last_event = s("message").map(String::from);
+                r.last_event.is_some()
+            }
+            Some("done") => {
+                if let Some(t) = s("text") {
+                    r.last_text = Some(t.to_string());
+                }
+                false
+            }
+            Some("error") => {
+                let err = e.get("error").unwrap_or(&Value::Null);
+                let msg = err.get("message").and_then(Value::as_str).unwrap_or("error");
+                r.result_errors.push(msg.to_string());
+                r.api_error = err.get("name").and_then(Value::as_str).map(String::from);
+                r.last_event = Some(format!("error: {}", super::tail_str(msg, 200)));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn on_json(&mut self, v: &Value) -> bool {
+        let s = |k: &str| v.get(k).and_then(Value::as_str);
+        match s("type") {
+            Some("run_start") => {
+                self.report.session_id = s("sessionId").map(String::from);
+                self.report.model = s("modelId").map(String::from);
+                self.report.last_event = Some(format!("started ({})", s("modelId").unwrap_or("unknown model")));
+                true
+            }
+            Some("agent_event") => self.on_agent_event(v.get("event").unwrap_or(&Value::Null)),
+            Some("run_result") => {
+                let r = &mut self.report;
+                r.result_seen = true;
+                r.subtype = s("finishReason").map(String::from);
+                r.is_error = r.subtype.as_deref() != Some("completed");
+                r.answer = s("text").map(String::from);
+                if let Some(n) = v.get("iterations").and_then(Value::as_u64) {
+                    r.turns = n as u32;
+                }
+                let usage = v
+                    .get("aggregateUsage")
+                    .filter(|u| u.is_object())
+                    .or_else(|| v.get("usage"));
+                if let Some(c) = usage
+                    .and_then(|u| u.get("totalCost"))
+                    .and_then(Value::as_f64)
+                    .filter(|c| c.is_finite())
+                {
+                    r.cost_usd = Some(c);
+                }
+                if r.session_id.is_none() {
+                    r.session_id = s("sessionId").map(String::from);
+                }
+                true
+            }
+            Some("run_aborted") => {
+                self.report.terminal_reason = s("reason").map(String::from);
+                if let Some(m) = s("message") {
+                    self.report.result_errors.push(m.to_string());
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl OutputReader for ClineReader {
+    fn on_line(&mut self, line: &[u8]) -> LineOutcome {
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() {
+            return LineOutcome::default();
+        }
+        let progress = match serde_json::from_slice::<Value>(trimmed) {
+            Ok(v) => self.on_json(&v),
+            Err(_) => {
+                self.report.invalid_lines += 1;
+                let text = String::from_utf8_lossy(trimmed);
+                if looks_interactive(&text) {
+                    self.report.interactive_prompt = Some(super::tail_str(&text, 200).to_string());
+                    return LineOutcome {
+                        progress: true,
+                        stop: Some(format!("the agent asked a question nobody will answer: {text}")),
+                    };
+                }
+                false
+            }
+        };
+        LineOutcome {
+            progress,
+            stop: self.limits.check(&mut self.report),
+        }
+    }
+
+    fn on_partial_tail(&mut self, tail: &[u8]) {
+        if !tail.trim_ascii().is_empty() {
+            self.report.ended_mid_line = true;
+        }
+    }
+
+    fn report(&self) -> &AgentReport {
+        &self.report
+    }
+
+    fn into_report(self: Box<Self>) -> AgentReport {
+        self.report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::LimitHit;
+
+    fn read(lines: &[&str], limits: LiveLimits) -> (AgentReport, Option<String>) {
+        let mut r = ClineReader::new(limits);
+        let mut stop = None;
+        for l in lines {
+            stop = stop.or(r.on_line(l.as_bytes()).stop);
+        }
+        (Box::new(r).into_report(), stop)
+    }
+
+    #[test]
+    fn a_run_is_read_field_by_field() {
+        let (r, stop) = read(
+            &[
+                r#"{"ts":"2026-08-22T10:00:00.000Z","type":"run_start","providerId":"anthropic","modelId":"claude-sonnet-4-6","catalog":"live","thinking":"off","mode":"act","sessionId":"sess-1"}"#,
+                r#"{"ts":"t","type":"agent_event","event":{"type":"iteration_start","iteration":1}}"#,
+                r#"{"ts":"t","type":"agent_event","event":{"type":"content_start","contentType":"tool","toolName":"read_file","toolCallId":"c1","input":{"path":"src/main.rs"}}}"#,
+                r#"{"ts":"t","type":"agent_event","event":{"type":"usage","inputTokens":10,"outputTokens":5,"totalInputTokens":10,"totalOutputTokens":5,"totalCost":0.012}}"#,
+                r#"{"ts":"t","type":"agent_event","event":{"type":"future_event","x":1}}"#,
+                r#"{"ts":"t","type":"agent_event","event":{"type":"content_end","contentType":"text","text":"Done."}}"#,
+                r#"{"ts":"t","type":"run_result","finishReason":"completed","iterations":2,"usage":{"inputTokens":20,"outputTokens":9,"totalCost":0.02},"durationMs":1500,"text":"All tests pass.","model":{"id":"claude-sonnet-4-6","provider":"anthropic"}}"#,
+            ],
+            LiveLimits::default(),
+        );
+        assert_eq!(stop, None);
+        assert_eq!(r.session_id.as_deref(), Some("sess-1"));
+        assert_eq!(r.model.as_deref(), Some("claude-sonnet-4-6"));
+        assert_eq!((r.turns, r.tool_calls), (2, 1));
+        assert_eq!(r.cost_usd, Some(0.02));
+        assert_eq!(r.answer.as_deref(), Some("All tests pass."));
+        assert!(r.result_seen && !r.is_error);
+    }
+
+    #[test]
+    fn limits_stop_the_run_while_it_goes() {
+        let turn = |n: u32| format!(r#"{{"type":"agent_event","event":{{"type":"iteration_start","iteration":{n}}}}}"#);
+        let lines: Vec<String> = (1..=5).map(turn).collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let (r, stop) = read(
+            &refs,
+            LiveLimits {
+                max_turns: Some(3),
+                ..LiveLimits::default()
+            },
+        );
+        assert!(stop.unwrap().contains("4 turns"), "stopped at the 4th turn");
+        assert_eq!(r.limit_hit, Some(LimitHit::Turns));
+
+        let cost = r#"{"type":"agent_event","event":{"type":"usage","totalCost":0.30}}"#;
+        let (r, stop) = read(
+            &[cost],
+            LiveLimits {
+                budget_usd: Some(0.25),
+                ..LiveLimits::default()
+            },
+        );
+        assert!(stop.unwrap().contains("$0.30"));
+        assert_eq!(r.limit_hit, Some(LimitHit::Budget));
+    }
+
+    #[test]
+    fn errors_and_aborts_are_kept() {
+        let (r, _) = read(
+            &[
+                r#"{"type":"agent_event","event":{"type":"error","error":{"name":"APIError","message":"429 rate limit exceeded"},"recoverable":false,"iteration":1}}"#,
+                r#"{"type":"run_result","finishReason":"error","iterations":1,"usage":{"inputTokens":1,"outputTokens":0},"durationMs":10,"text":""}"#,
+                r#"{"type":"run_aborted","reason":"external_abort","message":"aborted"}"#,
+            ],
+            LiveLimits::default(),
+        );
+        assert!(r.is_error);
+        assert_eq!(r.subtype.as_deref(), Some("error"));
+        assert_eq!(r.result_errors, vec!["429 rate limit exceeded", "aborted"]);
+        assert_eq!(r.api_error.as_deref(), Some("APIError"));
+        assert_eq!(r.terminal_reason.as_deref(), Some("external_abort"));
+    }
+}
