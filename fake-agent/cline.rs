@@ -15,7 +15,7 @@
 //! mistake_limit, rate_limit, overloaded, auth, network, model_not_found,
 //! crash_mid_line, no_result, hang (ignores SIGTERM, with a grandchild).
 
-use crate::{Directive, Out, ignore_sigterm, record_pids, session_id};
+use crate::{Directive, Out, apply_edits, ignore_sigterm, record_pids, session_id};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -194,6 +194,7 @@ pub fn run() -> i32 {
     let timed_out = |limit: Option<u64>| limit.is_some_and(|s| started.elapsed() >= Duration::from_secs(s));
     match scenario {
         "" | "success" => {
+            apply_edits(&directive);
             event(&mut out, serde_json::json!({"type": "iteration_start", "iteration": 1}));
             event(
                 &mut out,

@@ -16,6 +16,9 @@
 //!   mb=N           size for huge_output / no_newline
 //!   answer=TEXT    the final answer of a success (underscores become spaces)
 //!   fail_unless=PATH  fail only while PATH does not exist
+//!   write=P1,P2    (success) append a line to these files, relative to the cwd
+//!                  (folders created); a path may be absolute or use `..`
+//!   delete=P1,P2   (success) delete these files
 //!
 //! With `--json` on its command line it is the fake Cline CLI instead (`cline.rs`).
 //!
@@ -253,6 +256,7 @@ fn run() -> i32 {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     match scenario {
         "" | "success" => {
+            apply_edits(&directive);
             out.line(&assistant_text(&session, "msg_1", "Working on it."));
             out.line(&tool_use(&session, "msg_1", "Read", r#"{"file_path":"README.md"}"#));
             std::thread::sleep(Duration::from_millis(sleep_ms));
@@ -547,5 +551,24 @@ fn ignore_sigterm() {
     // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
     unsafe {
         libc::signal(libc::SIGTERM, libc::SIG_IGN);
+    }
+}
+
+/// Real edits, for the tests of files_changed, guarded mode and validation.
+pub(crate) fn apply_edits(d: &Directive) {
+    for p in d.get("write").into_iter().flat_map(|v| v.split(',')) {
+        let path = std::path::Path::new(p);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        writeln!(f, "edited by the fake agent").unwrap();
+    }
+    for p in d.get("delete").into_iter().flat_map(|v| v.split(',')) {
+        let _ = std::fs::remove_file(p);
     }
 }

@@ -157,6 +157,9 @@ pub struct Config {
     pub progress_interval: Dur,
     /// Orphaned task folders of dead daemons are looked for this often.
     pub recovery_interval: Dur,
+    /// A successful run with validation warnings fails (`validation_failed`)
+    /// instead of only reporting them.
+    pub fail_on_validation: bool,
 }
 
 impl Default for Config {
@@ -181,6 +184,7 @@ impl Default for Config {
             shutdown_grace: Dur::secs(10),
             progress_interval: Dur::millis(500),
             recovery_interval: Dur::secs(10),
+            fail_on_validation: false,
         }
     }
 }

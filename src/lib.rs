@@ -13,6 +13,7 @@
 //! store. See the README's design section for the why.
 
 pub mod agents;
+pub mod changes;
 pub mod claim;
 pub mod cli;
 pub mod config;
@@ -27,4 +28,5 @@ pub mod queue;
 pub mod redact;
 pub mod store;
 pub mod task;
+pub mod validate;
 pub mod watch;

@@ -39,6 +39,8 @@ pub enum ErrorKind {
     Cancelled,
     Interrupted,
     InvalidTask,
+    ValidationFailed,
+    SecurityViolation,
 }
 
 /// What to do after a failure.
@@ -86,6 +88,8 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::InvalidTask => "invalid_task",
+            ErrorKind::ValidationFailed => "validation_failed",
+            ErrorKind::SecurityViolation => "security_violation",
         }
     }
 
@@ -145,6 +149,12 @@ impl ErrorKind {
             ErrorKind::Cancelled => "The task was cancelled. `orchestrator retry ID` runs it again.",
             ErrorKind::Interrupted => "The daemon stopped while the task ran; it runs again on the next start.",
             ErrorKind::InvalidTask => "The claimed task file could not be parsed; fix it and submit it again.",
+            ErrorKind::ValidationFailed => {
+                "The run ended but its result failed validation (fail_on_validation is on); see validation.warnings in result.json."
+            }
+            ErrorKind::SecurityViolation => {
+                "The agent changed files outside its workdir; review them (files_changed) and narrow the task's tools or use mode: guarded."
+            }
         }
     }
 }

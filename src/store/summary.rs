@@ -39,6 +39,14 @@ pub fn render(r: &ResultRecord) -> String {
             let _ = writeln!(s, "- `{f}`");
         }
     }
+    if !r.validation.warnings.is_empty() {
+        let _ = writeln!(s, "\n## Validation warnings\n");
+        for w in &r.validation.warnings {
+            let kind = w.get("warning").and_then(|t| t.as_str()).unwrap_or("?");
+            let msg = w.get("message").and_then(|t| t.as_str()).unwrap_or("");
+            let _ = writeln!(s, "- **{kind}**: {msg}");
+        }
+    }
     if !r.permission_denials.is_empty() {
         let _ = writeln!(s, "\n## Permission denials\n");
         for d in &r.permission_denials {

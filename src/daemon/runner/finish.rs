@@ -2,11 +2,15 @@
 //! finished), its index row, and the event that says how it ended.
 
 use super::{Runner, Totals};
+use crate::agents::AgentReport;
+use crate::config::AgentKind;
 use crate::events::now_ts;
+use crate::outcome::ErrorKind;
 use crate::plan::Plan;
 use crate::store::index::IndexRow;
 use crate::store::record::{ErrorInfo, ResultRecord, SCHEMA_VERSION, Status, StepOutcome, Validation};
 use crate::store::summary;
+use crate::validate;
 use serde_json::json;
 
 impl Runner {
@@ -23,6 +27,8 @@ impl Runner {
         if self.permit.take().is_some() {
             self.shared.wake.notify_one();
         }
+        let review = self.review(plan, status, error, &totals.last).await;
+        let (status, error) = (review.status, review.error);
         let attempts = self.with_progress(|p| {
             p.status = Some(status);
             p.waiting_until = None;
@@ -72,9 +78,11 @@ impl Runner {
             cost_usd: totals.cost,
             turns: totals.turns,
             tool_calls: totals.tool_calls,
-            files_changed: Vec::new(),
+            files_changed: review.files_changed,
             permission_denials: r.permission_denials.clone(),
-            validation: Validation::default(),
+            validation: Validation {
+                warnings: review.warnings,
+            },
             error: error.clone(),
             parent_task_id: plan.and_then(|p| p.parent_task_id.clone()),
             turn_of: plan.and_then(|p| p.turn_of.clone()),
@@ -113,6 +121,94 @@ impl Runner {
         let (event, fields) = final_event(&record);
         self.emit(event, fields);
         status
+    }
+}
+
+/// What the review of a finished run found.
+struct Review {
+    status: Status,
+    error: Option<ErrorInfo>,
+    files_changed: Vec<String>,
+    warnings: Vec<serde_json::Value>,
+}
+
+/// Tools that let an agent change files; a task with none of them is read-only.
+const WRITE_TOOLS: [&str; 5] = ["Edit", "MultiEdit", "Write", "NotebookEdit", "Bash"];
+
+impl Runner {
+    /// Files changed (from git), writes outside the workdir, and the validation
+    /// checks; with `fail_on_validation`, a success with findings becomes a failure.
+    async fn review(
+        &self,
+        plan: Option<&Plan>,
+        status: Status,
+        error: Option<ErrorInfo>,
+        report: &AgentReport,
+    ) -> Review {
+        let mut out = Review {
+            status,
+            error,
+            files_changed: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let Some(plan) = plan else { return out };
+        if status == Status::Cancelled {
+            return out;
+        }
+        let changes = match self.git_before.clone() {
+            Some(before) => {
+                let (wd, home) = (plan.workdir.clone(), self.shared.home.root().to_path_buf());
+                tokio::task::spawn_blocking(move || crate::changes::since(&before, &wd, &home))
+                    .await
+                    .ok()
+            }
+            None => None,
+        };
+        let mut found = Vec::new();
+        if let Some(c) = changes.as_ref().filter(|c| !c.outside_workdir.is_empty()) {
+            self.emit(
+                "security_violation",
+                json!({"reason": "writes_outside_workdir", "files": c.outside_workdir, "workdir": plan.workdir}),
+            );
+            found.push(validate::Warning {
+                kind: "writes_outside_workdir",
+                message: format!("files outside the workdir changed: {}", c.outside_workdir.join(", ")),
+            });
+        }
+        // The heuristics read an agent's answer; a command's output is not one.
+        if plan.agent != AgentKind::Command {
+            let answer = report.answer.as_deref().or(report.last_text.as_deref()).unwrap_or("");
+            let read_only = plan.agent == AgentKind::Claude
+                && !plan.allowed_tools.is_empty()
+                && !plan.allowed_tools.iter().any(|t| {
+                    WRITE_TOOLS
+                        .iter()
+                        .any(|w| crate::plan::tool_allowed(t, &[w.to_string()]))
+                });
+            found.extend(validate::check(&validate::Run {
+                prompt: &plan.prompt,
+                answer,
+                succeeded: status == Status::Succeeded,
+                files_changed: changes.as_ref().map(|c| c.files.as_slice()),
+                permission_denials: &report.permission_denials,
+                read_only,
+            }));
+        }
+        for w in &found {
+            self.emit("validation_warning", w.to_json());
+        }
+        if self.shared.config.fail_on_validation && status == Status::Succeeded && !found.is_empty() {
+            let kinds: Vec<&str> = found.iter().map(|w| w.kind).collect();
+            out.status = Status::Failed;
+            out.error = Some(ErrorInfo {
+                kind: ErrorKind::ValidationFailed.as_str().into(),
+                message: format!("validation failed: {}", kinds.join(", ")),
+                suggestion: ErrorKind::ValidationFailed.suggestion().into(),
+            });
+        }
+        out.files_changed = changes.map(|c| c.files).unwrap_or_default();
+        out.warnings = found.iter().map(validate::Warning::to_json).collect();
+        out
     }
 }
 

@@ -82,6 +82,8 @@ struct Runner {
     /// This task's agent slot, held while an agent runs (or is about to), given
     /// back while it waits and as soon as the agent is done.
     permit: Option<OwnedSemaphorePermit>,
+    /// The workdir's git state before the first attempt (`None`: not a repository).
+    git_before: Option<crate::changes::Snapshot>,
 }
 
 impl Runner {
@@ -104,6 +106,7 @@ impl Runner {
             recovered,
             started: Instant::now(),
             permit,
+            git_before: None,
         }
     }
 
@@ -206,6 +209,12 @@ impl Runner {
                 json!({"warning": warning, "tools": plan.tools_dropped, "message": message}),
             );
         }
+        // What git sees before the agent runs, to tell what it changed.
+        let (wd, home) = (plan.workdir.clone(), self.shared.home.root().to_path_buf());
+        self.git_before = tokio::task::spawn_blocking(move || crate::changes::snapshot(&wd, &home))
+            .await
+            .ok()
+            .flatten();
         self.emit(
             "task_started",
             json!({"file": self.claimed.source_file, "title": plan.title, "agent": plan.agent, "workdir": plan.workdir, "worker": self.shared.worker, "recovered": self.recovered}),
