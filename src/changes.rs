@@ -176,6 +176,7 @@ pub fn since(before: &Snapshot, workdir: &Path, exclude: &Path) -> Changes {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
     fn sh(dir: &Path, script: &str) {
         let ok = Command::new("sh")
             .arg("-c")
@@ -191,6 +192,7 @@ mod tests {
         assert!(ok, "{script}");
     }
 
+    #[cfg(unix)]
     fn repo() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
         sh(

@@ -22,6 +22,7 @@ pub mod duration;
 pub mod events;
 pub mod ids;
 pub mod intake;
+pub mod isolate;
 pub mod outcome;
 pub mod plan;
 pub mod queue;

@@ -41,6 +41,7 @@ pub enum ErrorKind {
     InvalidTask,
     ValidationFailed,
     SecurityViolation,
+    IsolationFailed,
 }
 
 /// What to do after a failure.
@@ -90,6 +91,7 @@ impl ErrorKind {
             ErrorKind::InvalidTask => "invalid_task",
             ErrorKind::ValidationFailed => "validation_failed",
             ErrorKind::SecurityViolation => "security_violation",
+            ErrorKind::IsolationFailed => "isolation_failed",
         }
     }
 
@@ -154,6 +156,9 @@ impl ErrorKind {
             }
             ErrorKind::SecurityViolation => {
                 "The agent changed files outside its workdir; review them (files_changed) and narrow the task's tools or use mode: guarded."
+            }
+            ErrorKind::IsolationFailed => {
+                "The worktree or copy for an isolated run could not be made (see the message); fix that, or use isolation: copy / mode: apply, then `orchestrator retry ID`."
             }
         }
     }

@@ -8,7 +8,7 @@
 use crate::agents;
 use crate::config::{AgentKind, CLAUDE_DEFAULT_TOOLS, CLAUDE_TOOL_CEILING, Config};
 use crate::duration::Dur;
-use crate::task::{Mode, TaskSpec};
+use crate::task::{Isolation, Mode, TaskSpec};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -57,6 +57,15 @@ pub struct Plan {
     /// `agents.<name>.extra_args`, kept to rebuild the argv of later steps.
     #[serde(default)]
     pub extra_args: Vec<String>,
+    /// Where the agent works: in the workdir, a git worktree, or a copy.
+    #[serde(default)]
+    pub isolation: Isolation,
+}
+
+impl Plan {
+    pub fn guarded(&self) -> bool {
+        self.mode == "guarded"
+    }
 }
 
 fn one() -> u32 {
@@ -80,8 +89,9 @@ impl Plan {
     /// The invocation for step `k` (1-based), continuing `session` if given.
     /// Claude: a step that starts a session gets the prompt as context before
     /// its step; a step in a running session gets only its own text. Command:
-    /// each step is a shell command.
-    pub fn invocation(&self, k: u32, session: Option<&str>) -> Invocation {
+    /// each step is a shell command. `cwd` is where the agent runs: the workdir,
+    /// or its place in the task's worktree or copy.
+    pub fn invocation(&self, k: u32, session: Option<&str>, cwd: &std::path::Path) -> Invocation {
         let step = self.steps.get(k as usize - 1);
         match self.agent {
             AgentKind::Command => {
@@ -101,7 +111,7 @@ impl Plan {
             }
             AgentKind::Claude | AgentKind::Cline => {
                 let args = match self.agent {
-                    AgentKind::Cline => agents::cline::args(&self.extra_args, &self.workdir, session),
+                    AgentKind::Cline => agents::cline::args(&self.extra_args, cwd, session),
                     _ => agents::claude::args(&agents::claude::ClaudeArgs {
                         extra_args: &self.extra_args,
                         max_turns: self.max_turns,
@@ -142,6 +152,12 @@ pub struct Context<'a> {
     pub queued_at: Option<String>,
 }
 
+impl Context<'_> {
+    fn workdir_in_git(&self) -> bool {
+        self.workdir.ancestors().any(|d| d.join(".git").exists())
+    }
+}
+
 pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
     let agent_cfg = config.agent(spec.agent);
     let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -164,6 +180,13 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
     let max_turns = spec.max_turns.or(agent_cfg.max_turns);
     let budget_usd = spec.budget_usd.or(config.budget_usd);
     let max_attempts = spec.retries.map_or(config.retry.max_attempts, |r| r + 1);
+    let isolation = match (spec.mode, spec.isolation) {
+        (_, Some(i)) => i,
+        // Guarded: a worktree where the workdir is in a repository (a few stats tell), else a copy.
+        (Mode::Guarded, None) if cx.workdir_in_git() => Isolation::Worktree,
+        (Mode::Guarded, None) => Isolation::Copy,
+        (Mode::Apply, None) => Isolation::None,
+    };
 
     let (program, args) = match spec.agent {
         AgentKind::Command => {
@@ -228,6 +251,7 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         resume_session: spec.session.clone(),
         start_step: spec.start_step,
         extra_args: agent_cfg.extra_args.clone(),
+        isolation,
     }
 }
 
@@ -304,10 +328,10 @@ mod tests {
             cx(),
         );
         assert_eq!(p.step_count(), 2);
-        let first = p.invocation(1, None);
+        let first = p.invocation(1, None, &p.workdir);
         assert_eq!(first.stdin, "The login bug\n\nStep 1 of 2: Read the code");
         assert!(!first.args.contains(&"--resume".to_string()));
-        let second = p.invocation(2, Some("sess-1"));
+        let second = p.invocation(2, Some("sess-1"), &p.workdir);
         assert_eq!(second.stdin, "Step 2 of 2: Fix it");
         let resume = second.args.iter().position(|a| a == "--resume").expect("--resume");
         let tools = second.args.iter().position(|a| a == "--allowedTools").unwrap();
@@ -320,7 +344,7 @@ mod tests {
             &Config::default(),
             cx(),
         );
-        assert_eq!(cmd.invocation(2, None).args.last().unwrap(), "make test");
+        assert_eq!(cmd.invocation(2, None, &cmd.workdir).args.last().unwrap(), "make test");
     }
 
     #[test]

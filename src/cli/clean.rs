@@ -25,6 +25,10 @@ pub struct Args {
     /// Keep at least the newest N finished tasks, however old.
     #[arg(long, default_value_t = 0)]
     pub keep: usize,
+    /// Also remove the worktrees and copies of every finished isolated task,
+    /// keeping their results (`apply` works from changes.diff alone).
+    #[arg(long)]
+    pub sandboxes: bool,
     /// Show what would be removed; remove nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -90,7 +94,25 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     })
     .collect();
 
+    // Worktrees and copies of isolated runs: those of the removed tasks, and with
+    // --sandboxes those of every finished task.
+    let sandboxes: Vec<(String, crate::isolate::Sandbox)> = index
+        .tasks
+        .keys()
+        .filter(|id| args.sandboxes || tasks.contains(id))
+        .filter_map(|id| {
+            let dir = crate::store::TaskDir::new(home.task_dir(id));
+            let bytes = std::fs::read(dir.isolation()).ok()?;
+            let sb: crate::isolate::Sandbox = serde_json::from_slice(&bytes).ok()?;
+            (dir.result().exists() && sb.root.exists()).then(|| (id.clone(), sb))
+        })
+        .collect();
+
     if !args.dry_run {
+        for (_, sb) in &sandboxes {
+            // A branch with committed work (mode: apply) is kept for review.
+            crate::isolate::remove(sb, sb.committed);
+        }
         for id in &tasks {
             let _ = std::fs::remove_dir_all(home.task_dir(id));
             let _ = std::fs::remove_file(home.summary_file(id));
@@ -102,11 +124,15 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     }
     let verb = if args.dry_run { "would remove" } else { "removed" };
     if args.json {
-        print_json(&json!({"dry_run": args.dry_run, "tasks": tasks, "files": files, "temporary": strays}))?;
+        let sandbox_dirs: Vec<_> = sandboxes.iter().map(|(_, sb)| sb.root.clone()).collect();
+        print_json(
+            &json!({"dry_run": args.dry_run, "tasks": tasks, "files": files, "temporary": strays, "sandboxes": sandbox_dirs}),
+        )?;
     } else {
         println!(
-            "{verb} {} finished tasks (results and summaries), {} rejected/cancelled files and old event logs, {} temporary files",
+            "{verb} {} finished tasks (results and summaries), {} worktrees/copies, {} rejected/cancelled files and old event logs, {} temporary files",
             tasks.len(),
+            sandboxes.len(),
             files.len(),
             strays.len()
         );

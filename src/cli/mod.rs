@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 ok, 1 the task or check failed, 2 usage or config error.
 
+mod apply;
 mod cancel;
 mod clean;
 mod common;
@@ -66,6 +67,8 @@ pub enum Command {
     Cancel(cancel::Args),
     /// Run a task again, as a new task that points back to it.
     Retry(retry::Args),
+    /// Apply a guarded task's changes.diff to its workdir (refused whole if the workdir changed).
+    Apply(apply::Args),
     /// Continue a failed multi-step task from the step that failed, in the same agent session.
     Resume(followup::ResumeArgs),
     /// A follow-up turn in a finished task's agent session.
@@ -144,6 +147,7 @@ pub fn main() -> ExitCode {
         Command::Logs(args) => logs::run(&cli, args),
         Command::Cancel(args) => cancel::run(&cli, args),
         Command::Retry(args) => retry::run(&cli, args),
+        Command::Apply(args) => apply::run(&cli, args),
         Command::Resume(args) => followup::resume(&cli, args),
         Command::Reply(args) => followup::reply(&cli, args),
         Command::TailEvents(args) => tail_events::run(&cli, args),

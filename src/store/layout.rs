@@ -115,6 +115,18 @@ impl TaskDir {
         self.dir.join("result.json")
     }
     /// Created by `orchestrator cancel`; the daemon running the task stops it.
+    /// The sandbox of an isolated run (`isolate::Sandbox`).
+    pub fn isolation(&self) -> PathBuf {
+        self.dir.join("isolation.json")
+    }
+    /// An isolated run's changes, as a unified diff.
+    pub fn changes_diff(&self) -> PathBuf {
+        self.dir.join("changes.diff")
+    }
+    /// Written by `apply` once the diff is applied.
+    pub fn applied(&self) -> PathBuf {
+        self.dir.join("applied.json")
+    }
     pub fn cancel_request(&self) -> PathBuf {
         self.dir.join("cancel.request")
     }

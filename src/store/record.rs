@@ -108,6 +108,9 @@ pub struct ResultRecord {
     /// Multi-step plans: each step's outcome, in order (empty otherwise).
     #[serde(default)]
     pub steps: Vec<StepOutcome>,
+    /// The worktree or copy the agent worked in (isolated runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<crate::isolate::Sandbox>,
 }
 
 /// The agent process of a running attempt, recorded so a daemon that takes the

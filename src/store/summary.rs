@@ -33,6 +33,25 @@ pub fn render(r: &ResultRecord) -> String {
     if !r.output.trim().is_empty() {
         let _ = writeln!(s, "\n## Answer\n\n{}", r.output.trim());
     }
+    if let Some(sb) = &r.isolation {
+        let stat = sb.stat.map(|st| st.to_string()).unwrap_or_else(|| "no diff".into());
+        let _ = writeln!(s, "\n## Changes ({:?}, not in the workdir)\n\n{stat}\n", sb.kind);
+        match (&sb.branch, sb.committed) {
+            (Some(b), true) => {
+                let _ = writeln!(
+                    s,
+                    "Committed on branch `{b}` for review (mode: apply with isolation: worktree)."
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    s,
+                    "`orchestrator apply {}` applies `changes.diff` to the workdir (`--dry-run` shows what it would change).",
+                    r.id
+                );
+            }
+        }
+    }
     if !r.files_changed.is_empty() {
         let _ = writeln!(s, "\n## Files changed\n");
         for f in &r.files_changed {

@@ -20,6 +20,19 @@ pub enum Mode {
     Guarded,
 }
 
+/// Where the agent works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// In the workdir itself.
+    #[default]
+    None,
+    /// In a git worktree on a new branch `orchestrator/<id>`.
+    Worktree,
+    /// In a copy of the workdir.
+    Copy,
+}
+
 /// A parsed, validated task file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskSpec {
@@ -39,6 +52,8 @@ pub struct TaskSpec {
     pub priority: i64,
     pub budget_usd: Option<f64>,
     pub mode: Mode,
+    /// As written (`None`: guarded picks worktree or copy, apply runs in place).
+    pub isolation: Option<Isolation>,
     /// The shell command of an `agent: command` task.
     pub command: Option<String>,
     pub parent_task_id: Option<String>,

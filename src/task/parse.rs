@@ -1,7 +1,7 @@
 //! Task files in the four forms of the spec: Markdown with optional YAML front
 //! matter, plain text, YAML and JSON.
 
-use super::{Mode, Rejection, TaskSpec, yaml};
+use super::{Isolation, Mode, Rejection, TaskSpec, yaml};
 use crate::config::AgentKind;
 use crate::duration::Dur;
 use serde::Deserialize;
@@ -73,6 +73,7 @@ struct Fields {
     priority: Option<PrioritySpec>,
     budget_usd: Option<f64>,
     mode: Option<String>,
+    isolation: Option<String>,
     command: Option<String>,
     steps: Option<Vec<String>>,
     role: Option<String>,
@@ -85,7 +86,7 @@ struct Fields {
     start_step: Option<i64>,
 }
 
-const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, timeout, retries, priority, budget_usd, mode, command, steps, role, parent_task_id, turn_of, prompt, session, start_step";
+const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, timeout, retries, priority, budget_usd, mode, isolation, command, steps, role, parent_task_id, turn_of, prompt, session, start_step";
 
 /// Parses the bytes of the task file named `file_name`.
 pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec, Rejection> {
@@ -218,13 +219,7 @@ fn build(f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection
     };
     let mode = match f.mode.as_deref() {
         None | Some("apply") => Mode::Apply,
-        Some("guarded") => {
-            return Err(Rejection::new(
-                "unsupported_field",
-                "mode: guarded is not supported by this version",
-                "remove `mode` (edits are applied in the workdir) or run the task on a copy",
-            ));
-        }
+        Some("guarded") => Mode::Guarded,
         Some(other) => {
             return Err(invalid(
                 "mode",
@@ -233,6 +228,27 @@ fn build(f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection
             ));
         }
     };
+
+    let isolation = match f.isolation.as_deref() {
+        None => None,
+        Some("none") => Some(Isolation::None),
+        Some("worktree") => Some(Isolation::Worktree),
+        Some("copy") => Some(Isolation::Copy),
+        Some(other) => {
+            return Err(invalid(
+                "isolation",
+                format!("`{other}` is not an isolation"),
+                "use worktree (a git worktree on a new branch), copy, or none",
+            ));
+        }
+    };
+    if mode == Mode::Guarded && isolation == Some(Isolation::None) {
+        return Err(invalid(
+            "isolation",
+            "mode: guarded needs an isolated copy, not isolation: none".into(),
+            "remove `isolation` (guarded picks worktree or copy) or use mode: apply",
+        ));
+    }
 
     let prompt_field = f.prompt.unwrap_or_default();
     let body = body.trim();
@@ -467,6 +483,7 @@ fn build(f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection
         priority,
         budget_usd,
         mode,
+        isolation,
         command,
         parent_task_id: f.parent_task_id,
         turn_of: f.turn_of,

@@ -88,6 +88,7 @@ impl Runner {
             turn_of: plan.and_then(|p| p.turn_of.clone()),
             worker: self.shared.worker.clone(),
             steps,
+            isolation: review.sandbox,
         };
         let home = &self.shared.home;
         if let Err(e) = crate::store::atomic::write_atomic(
@@ -130,6 +131,7 @@ struct Review {
     error: Option<ErrorInfo>,
     files_changed: Vec<String>,
     warnings: Vec<serde_json::Value>,
+    sandbox: Option<crate::isolate::Sandbox>,
 }
 
 /// Tools that let an agent change files; a task with none of them is read-only.
@@ -150,10 +152,16 @@ impl Runner {
             error,
             files_changed: Vec::new(),
             warnings: Vec::new(),
+            sandbox: self.sandbox.clone(),
         };
         let Some(plan) = plan else { return out };
         if status == Status::Cancelled {
             return out;
+        }
+        if self.sandbox.is_some() {
+            let sandboxed = self.sandbox_changes(plan).await;
+            out.sandbox = sandboxed.0;
+            return self.validate(plan, out, Some(sandboxed.1), None, report);
         }
         let changes = match self.git_before.clone() {
             Some(before) => {
@@ -164,15 +172,70 @@ impl Runner {
             }
             None => None,
         };
+        let outside = changes.as_ref().map(|c| c.outside_workdir.clone()).unwrap_or_default();
+        let files = changes.map(|c| c.files);
+        self.validate(plan, out, files, Some(outside), report)
+    }
+
+    /// The changes of an isolated run: `changes.diff` in the task folder, the
+    /// changed files, and for `mode: apply` the work committed on its branch.
+    async fn sandbox_changes(&self, plan: &Plan) -> (Option<crate::isolate::Sandbox>, Vec<String>) {
+        let Some(mut sb) = self.sandbox.clone() else {
+            return (None, Vec::new());
+        };
+        let (sb2, wd, home) = (sb.clone(), plan.workdir.clone(), self.shared.home.root().to_path_buf());
+        let message = format!("orchestrator {}: {}", self.id(), plan.title);
+        // `mode: apply` on a worktree leaves its branch for review; a copy has no branch.
+        let commit = !plan.guarded() && sb.kind == crate::task::Isolation::Worktree;
+        let made = tokio::task::spawn_blocking(move || {
+            let (diff, files) = crate::isolate::changes(&sb2, &wd, &home)?;
+            if commit {
+                crate::isolate::commit_branch(&sb2, &message)?;
+            }
+            Ok::<_, String>((diff, files))
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        match made {
+            Ok((diff, files)) => {
+                sb.stat = Some(crate::isolate::DiffStat::of(&diff));
+                sb.committed = commit && sb.branch.is_some();
+                if let Err(e) = crate::store::atomic::write_atomic(&self.claimed.dir.changes_diff(), diff.as_bytes()) {
+                    tracing::error!(task = self.id(), error = %e, "could not write changes.diff");
+                }
+                let _ = crate::store::atomic::write_json_atomic(&self.claimed.dir.isolation(), &sb);
+                (Some(sb), files)
+            }
+            Err(why) => {
+                self.emit(
+                    "validation_warning",
+                    json!({"warning": "changes_unreadable", "message": format!("the sandbox's changes could not be read: {why}")}),
+                );
+                (Some(sb), Vec::new())
+            }
+        }
+    }
+
+    /// Writes outside the workdir, the validation checks, and `fail_on_validation`.
+    fn validate(
+        &self,
+        plan: &Plan,
+        mut out: Review,
+        files: Option<Vec<String>>,
+        outside: Option<Vec<String>>,
+        report: &AgentReport,
+    ) -> Review {
+        let status = out.status;
         let mut found = Vec::new();
-        if let Some(c) = changes.as_ref().filter(|c| !c.outside_workdir.is_empty()) {
+        if let Some(outside) = outside.filter(|o| !o.is_empty()) {
             self.emit(
                 "security_violation",
-                json!({"reason": "writes_outside_workdir", "files": c.outside_workdir, "workdir": plan.workdir}),
+                json!({"reason": "writes_outside_workdir", "files": outside, "workdir": plan.workdir}),
             );
             found.push(validate::Warning {
                 kind: "writes_outside_workdir",
-                message: format!("files outside the workdir changed: {}", c.outside_workdir.join(", ")),
+                message: format!("files outside the workdir changed: {}", outside.join(", ")),
             });
         }
         // The heuristics read an agent's answer; a command's output is not one.
@@ -189,7 +252,7 @@ impl Runner {
                 prompt: &plan.prompt,
                 answer,
                 succeeded: status == Status::Succeeded,
-                files_changed: changes.as_ref().map(|c| c.files.as_slice()),
+                files_changed: files.as_deref(),
                 permission_denials: &report.permission_denials,
                 read_only,
             }));
@@ -206,7 +269,7 @@ impl Runner {
                 suggestion: ErrorKind::ValidationFailed.suggestion().into(),
             });
         }
-        out.files_changed = changes.map(|c| c.files).unwrap_or_default();
+        out.files_changed = files.unwrap_or_default();
         out.warnings = found.iter().map(validate::Warning::to_json).collect();
         out
     }

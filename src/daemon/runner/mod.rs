@@ -20,7 +20,7 @@ use crate::outcome::{self, ErrorKind, Failure, Retry};
 use crate::plan::{self, Plan};
 use crate::store::atomic::write_json_atomic;
 use crate::store::record::{AttemptRecord, ErrorInfo, ProgressRecord, Status, StepOutcome};
-use crate::task::Rejection;
+use crate::task::{Isolation, Rejection};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -84,6 +84,8 @@ struct Runner {
     permit: Option<OwnedSemaphorePermit>,
     /// The workdir's git state before the first attempt (`None`: not a repository).
     git_before: Option<crate::changes::Snapshot>,
+    /// The worktree or copy of an isolated run.
+    sandbox: Option<crate::isolate::Sandbox>,
 }
 
 impl Runner {
@@ -107,6 +109,7 @@ impl Runner {
             started: Instant::now(),
             permit,
             git_before: None,
+            sandbox: None,
         }
     }
 
@@ -209,12 +212,25 @@ impl Runner {
                 json!({"warning": warning, "tools": plan.tools_dropped, "message": message}),
             );
         }
-        // What git sees before the agent runs, to tell what it changed.
-        let (wd, home) = (plan.workdir.clone(), self.shared.home.root().to_path_buf());
-        self.git_before = tokio::task::spawn_blocking(move || crate::changes::snapshot(&wd, &home))
-            .await
-            .ok()
-            .flatten();
+        if plan.isolation != Isolation::None {
+            // The agent works on a worktree or a copy; the workdir is not touched.
+            match self.make_sandbox(&plan).await {
+                Ok(sb) => self.sandbox = Some(sb),
+                Err(why) => {
+                    let e = info(ErrorKind::IsolationFailed, why);
+                    return self
+                        .finish(Some(&plan), Status::Failed, Some(e), &Totals::default())
+                        .await;
+                }
+            }
+        } else {
+            // What git sees before the agent runs, to tell what it changed.
+            let (wd, home) = (plan.workdir.clone(), self.shared.home.root().to_path_buf());
+            self.git_before = tokio::task::spawn_blocking(move || crate::changes::snapshot(&wd, &home))
+                .await
+                .ok()
+                .flatten();
+        }
         self.emit(
             "task_started",
             json!({"file": self.claimed.source_file, "title": plan.title, "agent": plan.agent, "workdir": plan.workdir, "worker": self.shared.worker, "recovered": self.recovered}),
@@ -256,6 +272,21 @@ impl Runner {
             }
         }
         self.finish(Some(&plan), Status::Succeeded, None, &totals).await
+    }
+
+    /// Makes (or, after a crash, finds) the task's worktree or copy, and records it.
+    async fn make_sandbox(&self, plan: &Plan) -> Result<crate::isolate::Sandbox, String> {
+        let (kind, wd, home, id) = (
+            plan.isolation,
+            plan.workdir.clone(),
+            self.shared.home.root().to_path_buf(),
+            self.id().to_string(),
+        );
+        let sb = tokio::task::spawn_blocking(move || crate::isolate::prepare(kind, &wd, &home, &id))
+            .await
+            .map_err(|e| e.to_string())??;
+        write_json_atomic(&self.claimed.dir.isolation(), &sb).map_err(|e| format!("cannot record the sandbox: {e}"))?;
+        Ok(sb)
     }
 
     /// Runs step `k` until it succeeds (its report) or the task ends (its status).
@@ -429,7 +460,11 @@ impl Runner {
         session: Option<&str>,
         remaining: Duration,
     ) -> (AgentReport, Option<Failure>, u32) {
-        let invocation = plan.invocation(step, session);
+        let cwd = self
+            .sandbox
+            .as_ref()
+            .map_or_else(|| plan.workdir.clone(), |sb| sb.run_dir.clone());
+        let invocation = plan.invocation(step, session, &cwd);
         let td = self.claimed.dir.clone();
         let n = self.with_progress(|p| {
             let n = p.attempts.len() as u32 + 1;
@@ -462,7 +497,7 @@ impl Runner {
         let spawn = Spawn {
             program: invocation.program,
             args: invocation.args,
-            cwd: plan.workdir.clone(),
+            cwd,
             env,
             stdin: invocation.stdin.into_bytes(),
             out_path: td.attempt_out(n),

@@ -89,7 +89,8 @@ fn rejections_say_why_and_how() {
             "invalid_value",
         ),
         ("a.yaml", b"prompt: x\nsession: 'a b'\n", "invalid_value"),
-        ("a.yaml", b"prompt: x\nmode: guarded\n", "unsupported_field"),
+        ("a.yaml", b"prompt: x\nmode: guarded\nisolation: none\n", "invalid_value"),
+        ("a.yaml", b"prompt: x\nisolation: sandbox\n", "invalid_value"),
         ("a.yaml", b"prompt: x\nparent_task_id: nope\n", "invalid_value"),
     ];
     for (name, text, reason) in cases {

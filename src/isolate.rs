@@ -1,0 +1,409 @@
+//! Isolated workspaces (issue 5): the agent works on a git worktree or a copy of
+//! the workdir, and the workdir itself is not touched.
+//!
+//! - **worktree** (the workdir is in a git repository): `git worktree add` on a
+//!   new branch `orchestrator/<id>` from HEAD, in `<home>/worktrees/<id>`; the
+//!   agent runs in the workdir's place inside it. The changes are what git sees
+//!   there against the base commit (`git add -A`, `git diff --cached --binary`),
+//!   so new, deleted and binary files are all in the diff.
+//! - **copy** (no repository): the workdir is copied (the orchestrator's own home
+//!   left out) and compared file by file afterwards; each changed text file
+//!   becomes a unified diff made with `similar`.
+//!
+//! Guarded mode keeps only `changes.diff` until `orchestrator apply`, which
+//! checks that the patch still applies to the workdir as it is now (a conflict
+//! is refused whole: nothing half-applied). `mode: apply` with `isolation:
+//! worktree` commits the work on its branch and leaves it for review. The
+//! sandbox itself stays until `orchestrator clean` removes it.
+//!
+//! Applying uses `git apply` (also outside repositories, where it acts like
+//! `patch`): it checks the context of every hunk and applies all or nothing.
+
+use crate::task::Isolation;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Where a task's agent works, recorded in `results/<id>/isolation.json`
+/// (read by recovery, `apply` and `clean`) and in `result.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sandbox {
+    pub kind: Isolation,
+    /// The worktree or copy.
+    pub root: PathBuf,
+    /// The agent's working directory: the workdir's place inside `root`.
+    pub run_dir: PathBuf,
+    /// The repository of a worktree, its branch and base commit.
+    pub repo: Option<PathBuf>,
+    pub branch: Option<String>,
+    pub base: Option<String>,
+    /// The diff's size, once the run is over.
+    #[serde(default)]
+    pub stat: Option<DiffStat>,
+    /// The work was committed on `branch` (`mode: apply`), not kept for `apply`.
+    #[serde(default)]
+    pub committed: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiffStat {
+    pub files: usize,
+    pub insertions: usize,
+    pub deletions: usize,
+}
+
+impl DiffStat {
+    /// Counted from a unified diff's text.
+    pub fn of(diff: &str) -> Self {
+        let mut s = DiffStat::default();
+        for line in diff.lines() {
+            let new_file = line.starts_with("+++ ");
+            if new_file || line.starts_with("Binary files ") || line.starts_with("GIT binary patch") {
+                s.files += 1;
+            } else if line.starts_with('+') {
+                s.insertions += 1;
+            } else if line.starts_with('-') && !line.starts_with("--- ") {
+                s.deletions += 1;
+            }
+        }
+        s
+    }
+}
+
+impl std::fmt::Display for DiffStat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} file(s) changed, {} insertion(s)(+), {} deletion(s)(-)",
+            self.files, self.insertions, self.deletions
+        )
+    }
+}
+
+/// The folder of task `id`'s sandbox.
+pub fn sandbox_root(home: &Path, id: &str) -> PathBuf {
+    home.join("worktrees").join(id)
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "orchestrator")
+        .env("GIT_AUTHOR_EMAIL", "orchestrator@localhost")
+        .env("GIT_COMMITTER_NAME", "orchestrator")
+        .env("GIT_COMMITTER_EMAIL", "orchestrator@localhost")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Makes the sandbox of task `id` (or finds the one an interrupted run made).
+pub fn prepare(kind: Isolation, workdir: &Path, home: &Path, id: &str) -> Result<Sandbox, String> {
+    let root = sandbox_root(home, id);
+    match kind {
+        Isolation::None => Err("no isolation asked for".into()),
+        Isolation::Worktree => {
+            let top = PathBuf::from(git(workdir, &["rev-parse", "--show-toplevel"])?.trim());
+            let top = std::fs::canonicalize(&top).unwrap_or(top);
+            let base = git(&top, &["rev-parse", "--verify", "HEAD"])
+                .map_err(|_| {
+                    "the repository has no commit yet: a worktree needs one (commit once, or use isolation: copy)"
+                        .to_string()
+                })?
+                .trim()
+                .to_string();
+            let sub = workdir.strip_prefix(&top).unwrap_or(Path::new("")).to_path_buf();
+            let branch = format!("orchestrator/{id}");
+            if !root.exists() {
+                std::fs::create_dir_all(root.parent().unwrap_or(home)).map_err(|e| e.to_string())?;
+                git(
+                    &top,
+                    &["worktree", "add", "-q", "-b", &branch, &root.to_string_lossy(), &base],
+                )?;
+            }
+            Ok(Sandbox {
+                kind,
+                run_dir: root.join(sub),
+                root,
+                repo: Some(top),
+                branch: Some(branch),
+                base: Some(base),
+                stat: None,
+                committed: false,
+            })
+        }
+        Isolation::Copy => {
+            if !root.exists() {
+                let partial = root.with_extension("partial");
+                let _ = std::fs::remove_dir_all(&partial);
+                copy_tree(workdir, &partial, home).map_err(|e| format!("cannot copy the workdir: {e}"))?;
+                std::fs::rename(&partial, &root).map_err(|e| e.to_string())?;
+            }
+            Ok(Sandbox {
+                kind,
+                run_dir: root.clone(),
+                root,
+                repo: None,
+                branch: None,
+                base: None,
+                stat: None,
+                committed: false,
+            })
+        }
+    }
+}
+
+/// The orchestrator's own folders in a home.
+const HOME_DIRS: [&str; 6] = ["inbox", "results", "summaries", "logs", "run", "worktrees"];
+
+/// Is `path` the home, or one of its own folders (when the workdir is the home
+/// itself)? Never copied or compared: a copy of the home would contain itself.
+fn is_home_part(path: &Path, home: &Path) -> bool {
+    path == home
+        || (path.parent() == Some(home)
+            && path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| HOME_DIRS.contains(&n)))
+}
+
+/// Copies `src` into a new `dst`, leaving out the home's parts ([`is_home_part`]).
+fn copy_tree(src: &Path, dst: &Path, exclude: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dst)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let from = entry.path();
+        if is_home_part(&from, exclude) {
+            continue;
+        }
+        let to = dst.join(entry.file_name());
+        let t = entry.file_type()?;
+        if t.is_dir() {
+            copy_tree(&from, &to, exclude)?;
+        } else if t.is_symlink() {
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+            #[cfg(windows)]
+            {
+                // Windows symlinks need a privilege; copy what they point to.
+                let _ = std::fs::copy(&from, &to);
+            }
+        } else if t.is_file() {
+            std::fs::copy(&from, &to)?;
+        }
+    }
+    Ok(())
+}
+
+/// The sandbox's changes as a unified diff, and the changed paths (relative to
+/// the repository's top for a worktree, to the workdir for a copy).
+pub fn changes(sb: &Sandbox, workdir: &Path, home: &Path) -> Result<(String, Vec<String>), String> {
+    match sb.kind {
+        Isolation::Worktree => {
+            let base = sb.base.as_deref().ok_or("the worktree has no base commit")?;
+            git(&sb.root, &["add", "-A"])?;
+            let diff = git(&sb.root, &["diff", "--cached", "--binary", "--no-renames", base])?;
+            let names = git(&sb.root, &["diff", "--cached", "--name-only", "--no-renames", base])?;
+            Ok((diff, names.lines().map(String::from).collect()))
+        }
+        Isolation::Copy => copy_diff(workdir, &sb.root, home),
+        Isolation::None => Ok((String::new(), Vec::new())),
+    }
+}
+
+/// Commits the worktree's changes on its branch (`mode: apply` with a worktree:
+/// the branch is left for review).
+pub fn commit_branch(sb: &Sandbox, message: &str) -> Result<(), String> {
+    if git(&sb.root, &["diff", "--cached", "--quiet"]).is_ok() {
+        return Ok(());
+    }
+    git(&sb.root, &["commit", "-q", "--no-verify", "-m", message]).map(drop)
+}
+
+/// Every file under `dir` (relative, `/`-separated), leaving out `exclude`.
+fn files_under(dir: &Path, exclude: &Path) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if is_home_part(&p, exclude) {
+                continue;
+            }
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(_) => {
+                    if let Ok(rel) = p.strip_prefix(dir) {
+                        let parts: Vec<String> = rel
+                            .components()
+                            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                            .collect();
+                        out.insert(parts.join("/"));
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    out
+}
+
+/// Compares the workdir with its copy, file by file.
+fn copy_diff(workdir: &Path, copy: &Path, home: &Path) -> Result<(String, Vec<String>), String> {
+    let before = files_under(workdir, home);
+    let after = files_under(copy, Path::new(""));
+    let mut diff = String::new();
+    let mut changed = Vec::new();
+    for rel in before.union(&after) {
+        let a = before
+            .contains(rel)
+            .then(|| std::fs::read(workdir.join(rel)).unwrap_or_default());
+        let b = after
+            .contains(rel)
+            .then(|| std::fs::read(copy.join(rel)).unwrap_or_default());
+        if a == b {
+            continue;
+        }
+        changed.push(rel.clone());
+        let text = |v: &Option<Vec<u8>>| match v {
+            None => Some(String::new()),
+            Some(bytes) if bytes.contains(&0) => None,
+            Some(bytes) => String::from_utf8(bytes.clone()).ok(),
+        };
+        let (old_name, new_name) = (
+            if a.is_some() {
+                format!("a/{rel}")
+            } else {
+                "/dev/null".into()
+            },
+            if b.is_some() {
+                format!("b/{rel}")
+            } else {
+                "/dev/null".into()
+            },
+        );
+        match (text(&a), text(&b)) {
+            (Some(old), Some(new)) => {
+                let d = similar::TextDiff::from_lines(&old, &new);
+                diff.push_str(
+                    &d.unified_diff()
+                        .context_radius(3)
+                        .missing_newline_hint(true)
+                        .header(&old_name, &new_name)
+                        .to_string(),
+                );
+            }
+            _ => diff.push_str(&format!("Binary files {old_name} and {new_name} differ\n")),
+        }
+    }
+    Ok((diff, changed))
+}
+
+/// Checks (and unless `dry_run`, applies) `diff_file` to the workdir. Returns
+/// git's `--stat` of the patch.
+pub fn apply(sb: &Sandbox, diff_file: &Path, workdir: &Path, dry_run: bool) -> Result<String, String> {
+    let diff = std::fs::read_to_string(diff_file).map_err(|e| format!("cannot read {}: {e}", diff_file.display()))?;
+    if diff.contains("\nBinary files ") || diff.starts_with("Binary files ") {
+        return Err("the diff changes binary files of a copy, which cannot be applied from a diff: copy them from the sandbox by hand".into());
+    }
+    let (dir, ceiling) = match sb.kind {
+        // A worktree's diff is relative to the repository's top.
+        Isolation::Worktree => (sb.repo.clone().ok_or("no repository recorded")?, None),
+        // A copy's diff is relative to the workdir: keep git from finding a repository above it.
+        _ => (workdir.to_path_buf(), workdir.parent().map(Path::to_path_buf)),
+    };
+    let run = |args: &[&str]| -> Result<String, String> {
+        let mut c = Command::new("git");
+        c.args(args).arg(diff_file).current_dir(&dir).stdin(Stdio::null());
+        if let Some(ceiling) = &ceiling {
+            c.env("GIT_CEILING_DIRECTORIES", ceiling);
+        }
+        let out = c.output().map_err(|e| format!("cannot run git: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    };
+    let stat = run(&["apply", "--stat"])?;
+    run(&["apply", "--check"]).map_err(|why| {
+        format!("the workdir changed since the task ran, so its diff no longer applies; nothing was changed.\n{why}\nReview changes.diff and apply it by hand, or retry the task on the workdir as it is now")
+    })?;
+    if !dry_run {
+        run(&["apply"]).map_err(|why| format!("git apply failed; nothing was changed: {why}"))?;
+    }
+    Ok(stat)
+}
+
+/// Removes the sandbox (a worktree through git, so the repository forgets it;
+/// the branch is kept when it holds committed work).
+pub fn remove(sb: &Sandbox, keep_branch: bool) {
+    if let (Isolation::Worktree, Some(repo)) = (&sb.kind, &sb.repo) {
+        let _ = git(repo, &["worktree", "remove", "--force", &sb.root.to_string_lossy()]);
+        let _ = git(repo, &["worktree", "prune"]);
+        if !keep_branch && let Some(b) = &sb.branch {
+            let _ = git(repo, &["branch", "-D", b]);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&sb.root);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_diff_has_edits_new_and_deleted_files() {
+        let d = tempfile::tempdir().unwrap();
+        let (wd, home) = (d.path().join("wd"), d.path().join("wd/.home"));
+        std::fs::create_dir_all(wd.join("src")).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(wd.join("src/a.txt"), "one\ntwo\nthree\n").unwrap();
+        std::fs::write(wd.join("gone.txt"), "bye\n").unwrap();
+        std::fs::write(home.join("result.json"), "{}").unwrap();
+        let sb = prepare(Isolation::Copy, &wd, &home, "t1").unwrap();
+        assert!(!sb.root.join(".home").exists(), "the home is not copied");
+        // A workdir that is the home itself: its own folders are left out.
+        std::fs::create_dir_all(home.join("results/x")).unwrap();
+        std::fs::write(home.join("notes.txt"), "mine\n").unwrap();
+        let own = prepare(Isolation::Copy, &home, &home, "t2").unwrap();
+        assert!(own.root.join("notes.txt").exists());
+        assert!(!own.root.join("results").exists() && !own.root.join("worktrees").exists());
+        std::fs::write(sb.run_dir.join("src/a.txt"), "one\n2\nthree\n").unwrap();
+        std::fs::write(sb.run_dir.join("new.txt"), "hello\n").unwrap();
+        std::fs::remove_file(sb.run_dir.join("gone.txt")).unwrap();
+        let (diff, files) = changes(&sb, &wd, &home).unwrap();
+        assert_eq!(files, ["gone.txt", "new.txt", "src/a.txt"]);
+        assert_eq!(
+            diff,
+            "--- a/gone.txt\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n\
+             --- /dev/null\n+++ b/new.txt\n@@ -0,0 +1 @@\n+hello\n\
+             --- a/src/a.txt\n+++ b/src/a.txt\n@@ -1,3 +1,3 @@\n one\n-two\n+2\n three\n"
+        );
+        assert_eq!(
+            DiffStat::of(&diff),
+            DiffStat {
+                files: 3,
+                insertions: 2,
+                deletions: 2
+            }
+        );
+        assert_eq!(
+            std::fs::read_to_string(wd.join("src/a.txt")).unwrap(),
+            "one\ntwo\nthree\n",
+            "untouched"
+        );
+    }
+}
