@@ -60,6 +60,9 @@ pub struct Plan {
     /// Where the agent works: in the workdir, a git worktree, or a copy.
     #[serde(default)]
     pub isolation: Isolation,
+    /// The role the task named; its settings are already in this plan.
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 impl Plan {
@@ -252,6 +255,7 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         start_step: spec.start_step,
         extra_args: agent_cfg.extra_args.clone(),
         isolation,
+        role: spec.role.clone(),
     }
 }
 
@@ -268,6 +272,7 @@ mod tests {
                 max_bytes: 1 << 20,
                 max_prompt_chars: 1000,
                 default_agent: AgentKind::Claude,
+                roles: std::collections::BTreeMap::new(),
             },
         )
         .unwrap()

@@ -37,6 +37,8 @@ pub enum Isolation {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskSpec {
     pub title: String,
+    /// The role the task named (its fields are already applied).
+    pub role: Option<String>,
     pub prompt: String,
     /// The prompt was longer than `max_prompt_chars` and was cut.
     pub prompt_truncated: bool,

@@ -2,7 +2,7 @@
 //! matter, plain text, YAML and JSON.
 
 use super::{Isolation, Mode, Rejection, TaskSpec, yaml};
-use crate::config::AgentKind;
+use crate::config::{AgentKind, RoleConfig};
 use crate::duration::Dur;
 use serde::Deserialize;
 use std::path::Path;
@@ -43,12 +43,62 @@ impl Form {
     }
 }
 
-/// Limits that apply while parsing.
-#[derive(Debug, Clone, Copy)]
+/// Limits that apply while parsing, and the roles a task may name.
+#[derive(Debug, Clone)]
 pub struct Limits {
     pub max_bytes: u64,
     pub max_prompt_chars: usize,
     pub default_agent: AgentKind,
+    pub roles: std::collections::BTreeMap<String, RoleConfig>,
+}
+
+/// Fills the fields the task leaves unset from its role, and holds the task's
+/// tools within the role's. Returns the prompt prefix to put before the prompt.
+fn apply_role(
+    f: &mut Fields,
+    name: &str,
+    roles: &std::collections::BTreeMap<String, RoleConfig>,
+) -> Result<Option<String>, Rejection> {
+    let Some(role) = roles.get(name) else {
+        let known: Vec<&str> = roles.keys().map(String::as_str).collect();
+        return Err(Rejection::new(
+            "unknown_role",
+            format!("role `{name}` is not defined"),
+            format!(
+                "use one of: {} (or define roles.{name} in orchestrator.yaml)",
+                known.join(", ")
+            ),
+        ));
+    };
+    f.agent = f.agent.take().or_else(|| role.agent.clone());
+    f.mode = f.mode.take().or_else(|| role.mode.clone());
+    f.isolation = f.isolation.take().or_else(|| role.isolation.clone());
+    f.max_turns = f.max_turns.or(role.max_turns.map(i64::from));
+    f.timeout = f.timeout.or(role.timeout);
+    f.budget_usd = f.budget_usd.or(role.budget_usd);
+    if let Some(ceiling) = &role.allowed_tools {
+        match &f.allowed_tools {
+            None => f.allowed_tools = Some(ceiling.clone()),
+            Some(asked) => {
+                let over: Vec<&String> = asked
+                    .iter()
+                    .filter(|t| !crate::plan::tool_allowed(t, ceiling))
+                    .collect();
+                if !over.is_empty() {
+                    return Err(Rejection::new(
+                        "tool_not_in_role",
+                        format!(
+                            "role `{name}` allows only {}; the task asks for {}",
+                            ceiling.join(", "),
+                            over.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                        "remove those tools, or use a role that allows them (fix, implement, or your own in orchestrator.yaml)",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(role.prompt_prefix.clone().filter(|p| !p.trim().is_empty()))
 }
 
 /// Priority as written: a name or an integer.
@@ -199,14 +249,12 @@ fn invalid(field: &str, error: String, hint: &str) -> Rejection {
     Rejection::new("invalid_value", format!("{field}: {error}"), hint.to_string())
 }
 
-fn build(f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection> {
-    if let Some(role) = &f.role {
-        return Err(Rejection::new(
-            "unknown_role",
-            format!("role `{role}` is not defined (this version has no roles)"),
-            "remove `role` and set agent, allowed_tools and limits directly",
-        ));
-    }
+fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection> {
+    let role = f.role.clone().map(|r| r.trim().to_string());
+    let prefix = match &role {
+        Some(name) => apply_role(&mut f, name, &limits.roles)?,
+        None => None,
+    };
     let agent = match f.agent.as_deref() {
         None => limits.default_agent,
         Some(name) => AgentKind::parse(name).ok_or_else(|| {
@@ -470,8 +518,13 @@ fn build(f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection
         ));
     }
 
+    let prompt = match prefix {
+        Some(p) if !prompt.is_empty() => format!("{}\n\n{prompt}", p.trim()),
+        _ => prompt,
+    };
     Ok(TaskSpec {
         title,
+        role,
         prompt,
         prompt_truncated,
         agent,

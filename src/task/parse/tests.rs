@@ -4,6 +4,7 @@ const LIMITS: Limits = Limits {
     max_bytes: 1024 * 1024,
     max_prompt_chars: 32_000,
     default_agent: AgentKind::Claude,
+    roles: std::collections::BTreeMap::new(),
 };
 
 fn ok(name: &str, text: &str) -> TaskSpec {
@@ -89,7 +90,11 @@ fn rejections_say_why_and_how() {
             "invalid_value",
         ),
         ("a.yaml", b"prompt: x\nsession: 'a b'\n", "invalid_value"),
-        ("a.yaml", b"prompt: x\nmode: guarded\nisolation: none\n", "invalid_value"),
+        (
+            "a.yaml",
+            b"prompt: x\nmode: guarded\nisolation: none\n",
+            "invalid_value",
+        ),
         ("a.yaml", b"prompt: x\nisolation: sandbox\n", "invalid_value"),
         ("a.yaml", b"prompt: x\nparent_task_id: nope\n", "invalid_value"),
     ];
