@@ -63,6 +63,8 @@ pub struct Plan {
     /// The role the task named; its settings are already in this plan.
     #[serde(default)]
     pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub success_criteria: Vec<String>,
 }
 
 impl Plan {
@@ -256,6 +258,7 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         extra_args: agent_cfg.extra_args.clone(),
         isolation,
         role: spec.role.clone(),
+        success_criteria: spec.success_criteria.clone(),
     }
 }
 

@@ -20,10 +20,22 @@ fn a_role_fills_tools_limits_and_prompt_and_the_task_wins_where_it_speaks() {
     assert_eq!(p["role"], "review");
     assert_eq!(p["allowed_tools"], serde_json::json!(["Read", "Glob", "Grep", "LS"]));
     assert_eq!(p["max_turns"], 30);
-    assert!(p["prompt"].as_str().unwrap().starts_with("You are reviewing code. Do not modify any file."));
+    assert!(
+        p["prompt"]
+            .as_str()
+            .unwrap()
+            .starts_with("You are reviewing code. Do not modify any file.")
+    );
     assert!(p["prompt"].as_str().unwrap().ends_with("look at the parser"));
-    assert_eq!(p["title"], "look at the parser", "the title comes from the task, not the prefix");
-    let p = plan_of(&home, "f.md", "---\nrole: fix\nmax_turns: 5\nallowed_tools: [Read, Edit]\n---\nfix it\n");
+    assert_eq!(
+        p["title"], "look at the parser",
+        "the title comes from the task, not the prefix"
+    );
+    let p = plan_of(
+        &home,
+        "f.md",
+        "---\nrole: fix\nmax_turns: 5\nallowed_tools: [Read, Edit]\n---\nfix it\n",
+    );
     assert_eq!(p["max_turns"], 5);
     assert_eq!(p["allowed_tools"], serde_json::json!(["Read", "Edit"]));
 }
@@ -31,7 +43,10 @@ fn a_role_fills_tools_limits_and_prompt_and_the_task_wins_where_it_speaks() {
 #[test]
 fn a_task_cannot_ask_for_more_than_its_role_allows() {
     let home = TestHome::new();
-    home.drop_task("greedy.md", "---\nrole: review\nallowed_tools: [Read, Edit]\n---\nreview and fix\n");
+    home.drop_task(
+        "greedy.md",
+        "---\nrole: review\nallowed_tools: [Read, Edit]\n---\nreview and fix\n",
+    );
     home.drop_task("nope.md", "---\nrole: wizard\n---\nmagic\n");
     assert_eq!(home.run_once().status.code(), Some(1));
     let e = home.rejected("greedy.md");
@@ -54,7 +69,11 @@ fn roles_from_the_config_add_to_and_change_the_built_ins() {
     assert_eq!(p["timeout"], "2m");
     let p = plan_of(&home, "r.md", "---\nrole: review\n---\nx y\n");
     assert_eq!(p["max_turns"], 9, "changed");
-    assert_eq!(p["allowed_tools"].as_array().unwrap().len(), 4, "the rest of the built-in kept");
+    assert_eq!(
+        p["allowed_tools"].as_array().unwrap().len(),
+        4,
+        "the rest of the built-in kept"
+    );
     let cfg = home.cli_json(&["config"]);
     assert_eq!(cfg["config"]["roles"]["docs"]["mode"], "guarded");
     assert!(cfg["config"]["roles"]["implement"].is_object());
@@ -87,4 +106,36 @@ fn a_read_only_role_that_changed_files_is_caught() {
         .collect();
     assert_eq!(kinds, ["read_only_changed_files"]);
     assert_eq!(r["files_changed"], serde_json::json!(["a.txt"]));
+}
+
+#[test]
+fn a_seed_orchestrator_task_file_runs_unchanged() {
+    let home = TestHome::new();
+    std::fs::create_dir_all(home.path.join("proj")).unwrap();
+    home.drop_task(
+        "auth.task.md",
+        format!(
+            "---\nid: task-20240115-001\ntype: code_review\npriority: medium\ncreated: 2024-01-15T10:30:00\ncwd: {}\ntimeout_sec: 600\ntemplate_id: review-v1\n---\n# Review the auth module\n\n**Target Files:**\n- src/auth.py\n\n**Prompt:**\n@fake success answer=Two_findings.\nReview the authentication flow.\n\n**Success Criteria:**\n- Every finding names a file and line\n",
+            home.path.join("proj").display()
+        ),
+    );
+    let out = home.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = home.result_of("auth.task.md");
+    assert_eq!(r["title"], "Review the auth module");
+    assert_eq!(r["status"], "succeeded");
+    assert!(r["workdir"].as_str().unwrap().ends_with("proj"));
+    assert_eq!(
+        r["validation"]["success_criteria"],
+        serde_json::json!(["Every finding names a file and line"])
+    );
+    let id = r["id"].as_str().unwrap();
+    let plan: Value = serde_json::from_slice(&std::fs::read(home.task_dir(id).join("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan["role"], "code_review");
+    assert_eq!(plan["timeout"], "10m");
+    let summary = std::fs::read_to_string(home.path.join("summaries").join(format!("{id}.md"))).unwrap();
+    assert!(
+        summary.contains("## Success criteria (to check)\n\n- [ ] Every finding names a file and line"),
+        "{summary}"
+    );
 }

@@ -73,6 +73,10 @@ pub struct StepOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Validation {
     pub warnings: Vec<Value>,
+    /// What a good result must meet, as the task file said (a seed NAME.task.md's
+    /// Success Criteria): for the reviewer to check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub success_criteria: Vec<String>,
 }
 
 /// `result.json`, schema version 1. Written once; present = finished.

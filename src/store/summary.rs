@@ -58,6 +58,12 @@ pub fn render(r: &ResultRecord) -> String {
             let _ = writeln!(s, "- `{f}`");
         }
     }
+    if !r.validation.success_criteria.is_empty() {
+        let _ = writeln!(s, "\n## Success criteria (to check)\n");
+        for c in &r.validation.success_criteria {
+            let _ = writeln!(s, "- [ ] {c}");
+        }
+    }
     if !r.validation.warnings.is_empty() {
         let _ = writeln!(s, "\n## Validation warnings\n");
         for w in &r.validation.warnings {

@@ -39,6 +39,9 @@ pub struct TaskSpec {
     pub title: String,
     /// The role the task named (its fields are already applied).
     pub role: Option<String>,
+    /// What a good result must meet (from a seed `NAME.task.md`), checked by people:
+    /// listed in the result's validation and the summary.
+    pub success_criteria: Vec<String>,
     pub prompt: String,
     /// The prompt was longer than `max_prompt_chars` and was cut.
     pub prompt_truncated: bool,

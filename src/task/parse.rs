@@ -170,13 +170,24 @@ pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec,
     // Accept a BOM and Windows line ends: editors write them.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text).replace("\r\n", "\n");
 
+    let mut criteria = Vec::new();
     let (fields, body) = match form {
         Form::Text => (Fields::default(), text),
+        // The seed orchestrator's NAME.task.md files, mapped to today's fields.
+        Form::Markdown
+            if compat::is_seed_name(file_name)
+                && let Some(seed) = compat::parse(&text)? =>
+        {
+            criteria = seed.success_criteria;
+            (seed.fields, seed.body)
+        }
         Form::Markdown => split_front_matter(&text)?,
         Form::Yaml => (parse_yaml_fields(&text)?, String::new()),
         Form::Json => (parse_json_fields(&text)?, String::new()),
     };
-    build(fields, body, limits)
+    let mut spec = build(fields, body, limits)?;
+    spec.success_criteria = criteria;
+    Ok(spec)
 }
 
 /// The size check done before reading a file.
@@ -189,10 +200,18 @@ pub fn too_large(size: u64, max: u64) -> Rejection {
 }
 
 fn split_front_matter(text: &str) -> Result<(Fields, String), Rejection> {
+    match split_raw(text)? {
+        None => Ok((Fields::default(), text.to_string())),
+        Some((yaml_text, body)) => Ok((parse_yaml_fields(yaml_text)?, body.to_string())),
+    }
+}
+
+/// The front matter's YAML and the body after it (`None`: no front matter).
+fn split_raw(text: &str) -> Result<Option<(&str, &str)>, Rejection> {
     let mut lines = text.split_inclusive('\n');
     let first = lines.next().unwrap_or("");
     if first.trim_end() != "---" {
-        return Ok((Fields::default(), text.to_string()));
+        return Ok(None);
     }
     let mut yaml_len = 0;
     let mut offset = first.len();
@@ -200,13 +219,7 @@ fn split_front_matter(text: &str) -> Result<(Fields, String), Rejection> {
         let t = line.trim_end();
         if t == "---" || t == "..." {
             let yaml_text = &text[first.len()..first.len() + yaml_len];
-            let body = &text[offset + line.len()..];
-            let fields = if yaml_text.trim().is_empty() {
-                Fields::default()
-            } else {
-                parse_yaml_fields(yaml_text)?
-            };
-            return Ok((fields, body.to_string()));
+            return Ok(Some((yaml_text, &text[offset + line.len()..])));
         }
         yaml_len += line.len();
         offset += line.len();
@@ -525,6 +538,7 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
     Ok(TaskSpec {
         title,
         role,
+        success_criteria: Vec::new(),
         prompt,
         prompt_truncated,
         agent,
@@ -562,5 +576,6 @@ pub fn default_title(prompt: &str) -> String {
     }
 }
 
+mod compat;
 #[cfg(test)]
 mod tests;

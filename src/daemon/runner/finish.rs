@@ -82,6 +82,7 @@ impl Runner {
             permission_denials: r.permission_denials.clone(),
             validation: Validation {
                 warnings: review.warnings,
+                success_criteria: plan.map(|p| p.success_criteria.clone()).unwrap_or_default(),
             },
             error: error.clone(),
             parent_task_id: plan.and_then(|p| p.parent_task_id.clone()),
