@@ -22,6 +22,8 @@
 //!
 //! With `--json` on its command line it is the fake Cline CLI instead (`cline.rs`).
 //!
+//! Scenario `tool_loop n=N turn_ms=MS` makes N tool calls, one a turn.
+//!
 //! Scenario `daemonize` leaves a process in a new session holding stdout open.
 //!
 //! `--resume ID` continues that session: the stream reports session_id ID, and
@@ -334,6 +336,21 @@ fn run() -> i32 {
             out.line(&tool_use(&session, "msg_1", "Bash", r#"{"command":"cargo test"}"#));
             out.line(&format!(r#"{{"type":"result","subtype":"error_max_turns","is_error":true,"duration_ms":100,"duration_api_ms":90,"num_turns":{},"session_id":"{session}","total_cost_usd":0.02,"usage":{{}},"permission_denials":[],"errors":["Reached maximum number of turns ({n})"],"terminal_reason":"max_turns","uuid":"u-res"}}"#, n + 1));
             1
+        }
+        "tool_loop" => {
+            // Tool call after tool call (turn_ms apart), then a success: for live limits.
+            let n = directive.num("n").unwrap_or(50);
+            for k in 1..=n {
+                out.line(&tool_use(
+                    &session,
+                    &format!("msg_{k}"),
+                    "Grep",
+                    r#"{"pattern":"TODO"}"#,
+                ));
+                std::thread::sleep(Duration::from_millis(directive.num("turn_ms").unwrap_or(50)));
+            }
+            out.line(&result_ok(&session, "Looped.", n as u32, 0.01));
+            0
         }
         "budget" => {
             out.line(&format!(r#"{{"type":"result","subtype":"error_max_budget_usd","is_error":true,"duration_ms":100,"duration_api_ms":90,"num_turns":3,"session_id":"{session}","total_cost_usd":2.5,"usage":{{}},"permission_denials":[],"errors":["Exceeded USD budget (2)"],"terminal_reason":"budget_exhausted","uuid":"u-res"}}"#));

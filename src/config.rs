@@ -178,6 +178,7 @@ pub struct RoleConfig {
     /// `worktree`, `copy` or `none`.
     pub isolation: Option<String>,
     pub max_turns: Option<u32>,
+    pub max_tool_calls: Option<u32>,
     pub timeout: Option<Dur>,
     pub budget_usd: Option<f64>,
     /// Put before the task's prompt.

@@ -34,6 +34,8 @@ pub struct Plan {
     /// Tools the task asked for that the agent's ceiling does not allow.
     pub tools_dropped: Vec<String>,
     pub max_turns: Option<u32>,
+    #[serde(default)]
+    pub max_tool_calls: Option<u32>,
     pub budget_usd: Option<f64>,
     pub timeout: Dur,
     pub max_attempts: u32,
@@ -237,6 +239,7 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         allowed_tools,
         tools_dropped,
         max_turns,
+        max_tool_calls: spec.max_tool_calls,
         budget_usd,
         timeout: spec.timeout.map(Dur).unwrap_or(config.timeout),
         max_attempts,

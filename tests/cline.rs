@@ -148,3 +148,29 @@ fn allowed_tools_for_cline_are_reported_as_not_enforced() {
     let w = home.events_of("validation_warning");
     assert_eq!(w[0]["warning"], "tools_not_enforced", "{w:?}");
 }
+
+#[test]
+fn max_tool_calls_stops_cline_and_claude_while_they_run() {
+    let home = cline_home("");
+    home.drop_task(
+        "cline.md",
+        "---\nagent: cline\nmax_tool_calls: 3\n---\n@fake turns n=50 turn_ms=100\nloop",
+    );
+    home.drop_task(
+        "claude.md",
+        "---\nagent: claude\nmax_tool_calls: 2\n---\n@fake tool_loop n=50 turn_ms=100\nloop",
+    );
+    let started = Instant::now();
+    home.run_once();
+    assert!(started.elapsed() < Duration::from_secs(5), "stopped early");
+    for (name, n, max) in [("cline.md", 4, 3), ("claude.md", 3, 2)] {
+        let r = home.result_of(name);
+        assert_eq!(r["error"]["kind"], "budget_exceeded", "{r}");
+        let msg = r["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("stopped at {n} tool calls: max_tool_calls is {max}")),
+            "{msg}"
+        );
+        assert_eq!(r["tool_calls"], n, "what was spent");
+    }
+}

@@ -49,6 +49,7 @@ pub fn args(a: &ClaudeArgs) -> Vec<String> {
 #[derive(Debug, Default)]
 pub struct ClaudeReader {
     report: AgentReport,
+    limits: super::LiveLimits,
     /// Top-level assistant message ids seen: each is one turn.
     messages: HashSet<String>,
 }
@@ -82,6 +83,14 @@ pub fn main_argument(input: &Value) -> Option<String> {
 }
 
 impl ClaudeReader {
+    /// A reader that stops the agent when it passes `limits`.
+    pub fn with_limits(limits: super::LiveLimits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
     fn on_json(&mut self, v: &Value) -> bool {
         let r = &mut self.report;
         if r.session_id.is_none()
@@ -201,7 +210,7 @@ impl OutputReader for ClaudeReader {
         match serde_json::from_slice::<Value>(trimmed) {
             Ok(v) if v.is_object() => LineOutcome {
                 progress: self.on_json(&v),
-                stop: None,
+                stop: self.limits.check(&mut self.report),
             },
             _ => {
                 self.report.invalid_lines += 1;

@@ -56,16 +56,19 @@ pub struct AgentReport {
 pub enum LimitHit {
     Turns,
     Budget,
+    ToolCalls,
 }
 
-/// Limits the readers enforce while the agent runs: the plan's `max_turns` and
-/// `budget_usd`, checked against what the stream reports after every line.
-/// For an agent whose CLI has no such flags (Cline) this is the only guard; for
-/// Claude, whose CLI enforces both itself, it is a second line.
+/// Limits the readers enforce while the agent runs: the plan's `max_turns`,
+/// `budget_usd` and `max_tool_calls`, checked against what the stream reports
+/// after every line. Cline has no flags for any of them: this is its only
+/// guard. Claude's CLI enforces turns and budget itself (and reports its cost
+/// only at the end), so for Claude only `max_tool_calls` is checked here.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LiveLimits {
     pub max_turns: Option<u32>,
     pub budget_usd: Option<f64>,
+    pub max_tool_calls: Option<u32>,
 }
 
 impl LiveLimits {
@@ -86,6 +89,15 @@ impl LiveLimits {
             return Some(format!(
                 "stopped at {} turns: max_turns is {max}{spent}, {} tool calls",
                 report.turns, report.tool_calls
+            ));
+        }
+        if let Some(max) = self.max_tool_calls
+            && report.tool_calls > max
+        {
+            report.limit_hit = Some(LimitHit::ToolCalls);
+            return Some(format!(
+                "stopped at {} tool calls: max_tool_calls is {max}{spent}, after {} turns",
+                report.tool_calls, report.turns
             ));
         }
         if let Some(budget) = self.budget_usd

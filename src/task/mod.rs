@@ -50,6 +50,8 @@ pub struct TaskSpec {
     pub workdir: Option<String>,
     pub allowed_tools: Option<Vec<String>>,
     pub max_turns: Option<u32>,
+    /// The agent is stopped after this many tool calls.
+    pub max_tool_calls: Option<u32>,
     pub timeout: Option<Duration>,
     /// Extra attempts for transient failures.
     pub retries: Option<u32>,

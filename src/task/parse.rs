@@ -74,6 +74,7 @@ fn apply_role(
     f.mode = f.mode.take().or_else(|| role.mode.clone());
     f.isolation = f.isolation.take().or_else(|| role.isolation.clone());
     f.max_turns = f.max_turns.or(role.max_turns.map(i64::from));
+    f.max_tool_calls = f.max_tool_calls.or(role.max_tool_calls.map(i64::from));
     f.timeout = f.timeout.or(role.timeout);
     f.budget_usd = f.budget_usd.or(role.budget_usd);
     if let Some(ceiling) = &role.allowed_tools {
@@ -118,6 +119,7 @@ struct Fields {
     workdir: Option<String>,
     allowed_tools: Option<Vec<String>>,
     max_turns: Option<i64>,
+    max_tool_calls: Option<i64>,
     timeout: Option<Dur>,
     retries: Option<i64>,
     priority: Option<PrioritySpec>,
@@ -136,7 +138,7 @@ struct Fields {
     start_step: Option<i64>,
 }
 
-const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, timeout, retries, priority, budget_usd, mode, isolation, command, steps, role, parent_task_id, turn_of, prompt, session, start_step";
+const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, max_tool_calls, timeout, retries, priority, budget_usd, mode, isolation, command, steps, role, parent_task_id, turn_of, prompt, session, start_step";
 
 /// Parses the bytes of the task file named `file_name`.
 pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec, Rejection> {
@@ -419,6 +421,17 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
             ));
         }
     };
+    let max_tool_calls = match f.max_tool_calls {
+        None => None,
+        Some(n @ 1..=100_000) => Some(n as u32),
+        Some(n) => {
+            return Err(invalid(
+                "max_tool_calls",
+                format!("{n} is out of range"),
+                "use a number from 1 to 100000",
+            ));
+        }
+    };
     let retries = match f.retries {
         None => None,
         Some(n @ 0..=50) => Some(n as u32),
@@ -545,6 +558,7 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         workdir: f.workdir,
         allowed_tools: f.allowed_tools,
         max_turns,
+        max_tool_calls,
         timeout,
         retries,
         priority,

@@ -508,11 +508,15 @@ impl Runner {
         };
         let reader: Box<dyn OutputReader> = match plan.agent {
             AgentKind::Command => Box::new(PlainReader::default()),
-            AgentKind::Claude => Box::new(ClaudeReader::default()),
+            AgentKind::Claude => Box::new(ClaudeReader::with_limits(LiveLimits {
+                max_tool_calls: plan.max_tool_calls,
+                ..LiveLimits::default()
+            })),
             // Cline has no turn or budget flags: its reader stops it when one is passed.
             AgentKind::Cline => Box::new(ClineReader::new(LiveLimits {
                 max_turns: plan.max_turns,
                 budget_usd: plan.budget_usd,
+                max_tool_calls: plan.max_tool_calls,
             })),
         };
         let started = Instant::now();
