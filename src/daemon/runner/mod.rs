@@ -4,6 +4,7 @@
 //! that takes the task over after a crash continues the count where it stopped.
 
 mod finish;
+mod workspace;
 
 pub use finish::final_event;
 
@@ -20,7 +21,7 @@ use crate::outcome::{self, ErrorKind, Failure, Retry};
 use crate::plan::{self, Plan};
 use crate::store::atomic::write_json_atomic;
 use crate::store::record::{AttemptRecord, ErrorInfo, ProgressRecord, Status, StepOutcome};
-use crate::task::{Isolation, Rejection};
+use crate::task::Rejection;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -212,24 +213,11 @@ impl Runner {
                 json!({"warning": warning, "tools": plan.tools_dropped, "message": message}),
             );
         }
-        if plan.isolation != Isolation::None {
-            // The agent works on a worktree or a copy; the workdir is not touched.
-            match self.make_sandbox(&plan).await {
-                Ok(sb) => self.sandbox = Some(sb),
-                Err(why) => {
-                    let e = info(ErrorKind::IsolationFailed, why);
-                    return self
-                        .finish(Some(&plan), Status::Failed, Some(e), &Totals::default())
-                        .await;
-                }
-            }
-        } else {
-            // What git sees before the agent runs, to tell what it changed.
-            let (wd, home) = (plan.workdir.clone(), self.shared.home.root().to_path_buf());
-            self.git_before = tokio::task::spawn_blocking(move || crate::changes::snapshot(&wd, &home))
-                .await
-                .ok()
-                .flatten();
+        if let Err(why) = self.prepare_workspace(&plan).await {
+            let e = info(ErrorKind::IsolationFailed, why);
+            return self
+                .finish(Some(&plan), Status::Failed, Some(e), &Totals::default())
+                .await;
         }
         self.emit(
             "task_started",
@@ -272,21 +260,6 @@ impl Runner {
             }
         }
         self.finish(Some(&plan), Status::Succeeded, None, &totals).await
-    }
-
-    /// Makes (or, after a crash, finds) the task's worktree or copy, and records it.
-    async fn make_sandbox(&self, plan: &Plan) -> Result<crate::isolate::Sandbox, String> {
-        let (kind, wd, home, id) = (
-            plan.isolation,
-            plan.workdir.clone(),
-            self.shared.home.root().to_path_buf(),
-            self.id().to_string(),
-        );
-        let sb = tokio::task::spawn_blocking(move || crate::isolate::prepare(kind, &wd, &home, &id))
-            .await
-            .map_err(|e| e.to_string())??;
-        write_json_atomic(&self.claimed.dir.isolation(), &sb).map_err(|e| format!("cannot record the sandbox: {e}"))?;
-        Ok(sb)
     }
 
     /// Runs step `k` until it succeeds (its report) or the task ends (its status).
