@@ -15,7 +15,7 @@
 //! mistake_limit, rate_limit, overloaded, auth, network, model_not_found,
 //! crash_mid_line, no_result, hang (ignores SIGTERM, with a grandchild).
 
-use crate::{Directive, Out, apply_edits, ignore_sigterm, record_pids, session_id};
+use crate::{Directive, Out, apply_edits, hang_with_a_grandchild, session_id};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -287,16 +287,7 @@ pub fn run() -> i32 {
             0
         }
         "hang" => {
-            ignore_sigterm();
-            // Never waited for on purpose: this scenario hangs until it is killed.
-            #[allow(clippy::zombie_processes)]
-            let child = std::process::Command::new(std::env::current_exe().unwrap())
-                .env("FAKE_AGENT_ROLE", "sleeper")
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("spawn grandchild");
-            record_pids(&[std::process::id(), child.id()]);
+            hang_with_a_grandchild();
             event(&mut out, serde_json::json!({"type": "iteration_start", "iteration": 1}));
             std::thread::sleep(Duration::from_secs(600));
             0

@@ -421,16 +421,7 @@ fn run() -> i32 {
             0
         }
         "hang" => {
-            ignore_sigterm();
-            // Never waited for on purpose: this scenario hangs until it is killed.
-            #[allow(clippy::zombie_processes)]
-            let child = std::process::Command::new(std::env::current_exe().unwrap())
-                .env("FAKE_AGENT_ROLE", "sleeper")
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("spawn grandchild");
-            record_pids(&[std::process::id(), child.id()]);
+            hang_with_a_grandchild();
             out.line(&assistant_text(&session, "msg_1", "Thinking very hard..."));
             out.flush();
             std::thread::sleep(Duration::from_secs(600));
@@ -588,4 +579,19 @@ pub(crate) fn apply_edits(d: &Directive) {
     for p in d.get("delete").into_iter().flat_map(|v| v.split(',')) {
         let _ = std::fs::remove_file(p);
     }
+}
+
+/// Ignores SIGTERM and starts a grandchild that does too, recording both pids:
+/// the start of every `hang` scenario.
+pub(crate) fn hang_with_a_grandchild() {
+    ignore_sigterm();
+    // Never waited for on purpose: this scenario hangs until it is killed.
+    #[allow(clippy::zombie_processes)]
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("FAKE_AGENT_ROLE", "sleeper")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn grandchild");
+    record_pids(&[std::process::id(), child.id()]);
 }

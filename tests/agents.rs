@@ -356,24 +356,12 @@ fn an_agent_that_leaves_a_daemon_holding_its_output_still_finishes_with_its_resu
 fn tens_of_megabytes_of_output_keep_the_daemon_small() {
     let home = TestHome::with_config(&config_with("max_output_bytes: 1048576", ""));
     home.drop_task("flood.md", "@fake huge_output mb=64\n");
-    let mut c = home.cmd();
-    c.args(["run", "--once"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    // Reaped by wait4 below, which also reports its peak memory.
-    #[allow(clippy::zombie_processes)]
-    let child = c.spawn().unwrap();
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value to be overwritten.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: our own unreaped child; valid out-pointers.
-    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(r, child.id() as i32);
-    assert_eq!(libc::WEXITSTATUS(status), 0);
+    let (code, peak_kib) = run_once_peak_rss(&home);
+    assert_eq!(code, 0);
     let r = home.result_of("flood.md");
     assert_eq!(r["output"], "Printed a lot.");
     let finished = &home.events_of("attempt_finished")[0];
     assert!(finished["stdout_bytes"].as_u64().unwrap() > 64 * 1024 * 1024);
-    eprintln!("peak RSS while reading 64 MiB of stream-json: {} KiB", usage.ru_maxrss);
-    assert!(usage.ru_maxrss < 48 * 1024, "peak RSS {} KiB", usage.ru_maxrss);
+    eprintln!("peak RSS while reading 64 MiB of stream-json: {} KiB", peak_kib);
+    assert!(peak_kib < 48 * 1024, "peak RSS {} KiB", peak_kib);
 }

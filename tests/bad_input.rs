@@ -263,30 +263,12 @@ fn a_1_gib_file_is_refused_without_being_read() {
     drop(f);
     std::fs::rename(&tmp, home.inbox().join("huge.txt")).unwrap();
     home.drop_task("good.md", "@fake success\nhi\n");
-    let mut c = home.cmd();
-    c.args(["run", "--once"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    // Reaped by wait4 below, which also reports its peak memory.
-    #[allow(clippy::zombie_processes)]
-    let child = c.spawn().unwrap();
-    let (code, max_rss_kib) = wait_with_peak_rss(child.id());
+    let (code, max_rss_kib) = run_once_peak_rss(&home);
     assert_eq!(code, 1);
     assert_eq!(home.rejected("huge.txt")["reason"], "too_large");
     assert_eq!(home.result_of("good.md")["status"], "succeeded");
     eprintln!("daemon peak RSS with a 1 GiB task file: {max_rss_kib} KiB");
     assert!(max_rss_kib < 64 * 1024, "peak RSS {max_rss_kib} KiB");
-}
-
-/// Waits for `pid` and returns its exit code and its peak resident memory.
-#[cfg(target_os = "linux")]
-pub fn wait_with_peak_rss(pid: u32) -> (i32, i64) {
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our own child, not yet reaped; status and usage are valid out-pointers.
-    let r = unsafe { libc::wait4(pid as i32, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid as i32);
-    (libc::WEXITSTATUS(status), usage.ru_maxrss)
 }
 
 #[test]

@@ -1,30 +1,21 @@
 //! What agents change, from git, and the validation of their results (issue 5):
 //! real git repositories in temp folders, the fake agents doing real edits.
 
+#![cfg(unix)]
+
 mod common;
 use common::*;
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 
 /// A repository at `dir` with `app/a.txt`, `app/old.txt` and `other/b.txt` committed.
 fn git_repo(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(
-            "git init -q && mkdir -p app other && echo a > app/a.txt && echo old > app/old.txt && echo b > other/b.txt \
-             && git add -A && git commit -qm init",
-        )
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git is needed for these tests");
+    git_sh(
+        dir,
+        "git init -q && mkdir -p app other && echo a > app/a.txt && echo old > app/old.txt && echo b > other/b.txt \
+         && git add -A && git commit -qm init",
+    );
 }
 
 fn warnings(r: &Value) -> Vec<String> {

@@ -8,27 +8,6 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use std::path::Path;
-use std::process::Command;
-
-fn sh(dir: &Path, script: &str) -> String {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// `repo/` in the home: `app/a.txt` (3 lines), `app/old.txt`, committed.
 fn repo(home: &TestHome) -> std::path::PathBuf {
@@ -36,7 +15,7 @@ fn repo(home: &TestHome) -> std::path::PathBuf {
     std::fs::create_dir_all(r.join("app")).unwrap();
     std::fs::write(r.join("app/a.txt"), "one\ntwo\nthree\n").unwrap();
     std::fs::write(r.join("app/old.txt"), "old\n").unwrap();
-    sh(&r, "git init -q && git add -A && git commit -qm init");
+    git_sh(&r, "git init -q && git add -A && git commit -qm init");
     r
 }
 
@@ -68,7 +47,7 @@ fn guarded_on_a_repository_stages_an_exact_diff_and_leaves_the_workdir_alone() {
         "one\ntwo\nthree\n"
     );
     assert!(r.join("app/old.txt").exists() && !r.join("app/new").exists());
-    assert_eq!(sh(&r, "git status --porcelain"), "");
+    assert_eq!(git_sh(&r, "git status --porcelain"), "");
     let id = res["id"].as_str().unwrap();
     let diff = std::fs::read_to_string(home.task_dir(id).join("changes.diff")).unwrap();
     let hunks: Vec<&str> = diff
@@ -189,12 +168,15 @@ fn clean_removes_the_worktree_and_git_forgets_it() {
     let id = guarded(&home, "repo/app")["id"].as_str().unwrap().to_string();
     let wt = home.path.join("worktrees").join(&id);
     assert!(wt.exists());
-    assert!(sh(&r, "git worktree list").contains(&id));
+    assert!(git_sh(&r, "git worktree list").contains(&id));
     let out = home.cli(&["clean", "--sandboxes"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!wt.exists(), "the worktree is gone");
-    assert!(!sh(&r, "git worktree list").contains(&id), "and git forgot it");
-    assert!(!sh(&r, "git branch").contains(&id), "a guarded run's branch goes too");
+    assert!(!git_sh(&r, "git worktree list").contains(&id), "and git forgot it");
+    assert!(
+        !git_sh(&r, "git branch").contains(&id),
+        "a guarded run's branch goes too"
+    );
     // The result stays, and apply still works from changes.diff.
     assert!(home.cli(&["apply", &id]).status.success());
     assert!(r.join("app/new/n.txt").exists());
@@ -212,9 +194,9 @@ fn mode_apply_with_a_worktree_leaves_a_branch_for_review() {
     let res = home.result_of("b.md");
     let id = res["id"].as_str().unwrap();
     assert_eq!(res["isolation"]["committed"], true);
-    assert_eq!(sh(&r, "git status --porcelain"), "", "the workdir is untouched");
+    assert_eq!(git_sh(&r, "git status --porcelain"), "", "the workdir is untouched");
     let branch = format!("orchestrator/{id}");
-    let files = sh(&r, &format!("git diff --name-only HEAD {branch}"));
+    let files = git_sh(&r, &format!("git diff --name-only HEAD {branch}"));
     assert_eq!(files, "app/a.txt\napp/new/n.txt\napp/old.txt\n");
     let refused = home.cli(&["apply", id]);
     assert_eq!(refused.status.code(), Some(1));
@@ -226,7 +208,7 @@ fn isolation_that_cannot_be_made_fails_the_task_with_the_reason() {
     let home = TestHome::new();
     let r = home.path.join("empty-repo");
     std::fs::create_dir_all(&r).unwrap();
-    sh(&r, "git init -q");
+    git_sh(&r, "git init -q");
     home.drop_task(
         "e.md",
         "---\nworkdir: empty-repo\nmode: guarded\n---\n@fake success\nx\n",

@@ -79,19 +79,13 @@ fn roles_from_the_config_add_to_and_change_the_built_ins() {
     assert!(cfg["config"]["roles"]["implement"].is_object());
 }
 
+#[cfg(unix)]
 #[test]
 fn a_read_only_role_that_changed_files_is_caught() {
     let home = TestHome::new();
     let repo = home.path.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    let ok = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("git init -q && echo a > a.txt && git add -A && git -c user.name=t -c user.email=t@e commit -qm i")
-        .current_dir(&repo)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    git_sh(&repo, "git init -q && echo a > a.txt && git add -A && git commit -qm i");
     home.drop_task(
         "sneaky.md",
         "---\nrole: review\nworkdir: repo\n---\n@fake success write=a.txt answer=Looks_good,_two_nits.\nreview",

@@ -238,3 +238,44 @@ impl TestHome {
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// Runs `run --once` on `home` and returns its exit code and peak resident
+/// memory in KiB (Linux: `wait4`'s rusage of the daemon).
+#[cfg(target_os = "linux")]
+#[allow(dead_code)]
+pub fn run_once_peak_rss(home: &TestHome) -> (i32, i64) {
+    let mut c = home.cmd();
+    c.args(["run", "--once"]).stdout(Stdio::null()).stderr(Stdio::null());
+    // Reaped by wait4 below, which also reports its peak memory.
+    #[allow(clippy::zombie_processes)]
+    let child = c.spawn().unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value to be overwritten.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: our own unreaped child; valid out-pointers.
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(r, child.id() as i32);
+    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+}
+
+/// Runs a shell script in `dir` with a git identity set; its stdout.
+#[cfg(unix)]
+#[allow(dead_code)]
+pub fn git_sh(dir: &Path, script: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
