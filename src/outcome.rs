@@ -40,7 +40,6 @@ pub enum ErrorKind {
     Interrupted,
     InvalidTask,
     ValidationFailed,
-    SecurityViolation,
     IsolationFailed,
 }
 
@@ -90,7 +89,6 @@ impl ErrorKind {
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::InvalidTask => "invalid_task",
             ErrorKind::ValidationFailed => "validation_failed",
-            ErrorKind::SecurityViolation => "security_violation",
             ErrorKind::IsolationFailed => "isolation_failed",
         }
     }
@@ -153,9 +151,6 @@ impl ErrorKind {
             ErrorKind::InvalidTask => "The claimed task file could not be parsed; fix it and submit it again.",
             ErrorKind::ValidationFailed => {
                 "The run ended but its result failed validation (fail_on_validation is on); see validation.warnings in result.json."
-            }
-            ErrorKind::SecurityViolation => {
-                "The agent changed files outside its workdir; review them (files_changed) and narrow the task's tools or use mode: guarded."
             }
             ErrorKind::IsolationFailed => {
                 "The worktree or copy for an isolated run could not be made (see the message); fix that, or use isolation: copy / mode: apply, then `orchestrator retry ID`."
