@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub struct Claimed {
     pub id: String,
     pub dir: TaskDir,
-    pub lock: File,
+    pub lock: std::sync::Arc<File>,
     pub task_file: PathBuf,
     /// The name the file had in the inbox.
     pub source_file: String,
@@ -47,19 +47,23 @@ pub fn claim(home: &Home, name: &str) -> io::Result<Option<Claimed>> {
         }
     };
     let task_dir = TaskDir::new(dir.clone());
-    let Some(mut lock) = lock::try_lock(&task_dir.lock_file())? else {
+    let Some(lock) = lock::try_lock(&task_dir.lock_file())? else {
         // Nobody else can know this fresh id; treat as lost and leave it.
         return Ok(None);
     };
     // The original file name, for a daemon that takes the task over before
     // plan.json exists (the task file itself is renamed to task.<ext>).
-    std::io::Write::write_all(&mut lock, name.as_bytes())?;
+    lock::OwnerRecord {
+        source_file: name.to_string(),
+        ..Default::default()
+    }
+    .write_to(&lock)?;
     let task_file = dir.join(format!("task.{ext}"));
     match std::fs::rename(&src, &task_file) {
         Ok(()) => Ok(Some(Claimed {
             id,
             dir: task_dir,
-            lock,
+            lock: std::sync::Arc::new(lock),
             task_file,
             source_file: name.to_string(),
         })),

@@ -272,3 +272,69 @@ fn a_final_event_lost_in_a_crash_is_written_at_the_next_start() {
     assert!(home.run_once().status.success());
     assert_eq!(home.events_of("task_succeeded").len(), 1);
 }
+
+#[test]
+fn an_agent_killed_with_its_daemon_before_any_progress_is_still_counted_and_cleaned_up() {
+    let home = TestHome::new();
+    let pidfile = home.path.join("agent.pid");
+    home.drop_task(
+        "quiet.yaml",
+        format!(
+            "agent: command\ncommand: 'if [ \"$ORCHESTRATOR_ATTEMPT\" = 1 ]; then echo $$ > {}; exec sleep 600; fi; echo done'\n",
+            pidfile.display()
+        ),
+    );
+    let mut daemon = home.spawn_daemon();
+    wait_until(Duration::from_secs(20), "the agent to start", || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|s| s.trim().parse::<u32>().is_ok())
+    });
+    let agent: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    // Daemon and watchdog die at once, before the agent said anything (no progress.json yet).
+    let watchdog = watchdog_of(daemon.id()).expect("the daemon runs a watchdog");
+    kill9(watchdog);
+    kill9(daemon.id());
+    let _ = daemon.wait();
+    let dir = home.task_dir(
+        std::fs::read_dir(home.path.join("results"))
+            .unwrap()
+            .flatten()
+            .find(|e| e.path().is_dir())
+            .unwrap()
+            .file_name()
+            .to_str()
+            .unwrap(),
+    );
+    assert!(
+        !dir.join("progress.json").exists(),
+        "a short-lived attempt has no progress.json"
+    );
+    assert!(alive(agent));
+    let out = home.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!alive(agent), "owner.lock told recovery which agent to kill");
+    let r = home.result_of("quiet.yaml");
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "the interrupted attempt counted: {r}");
+    assert_eq!(attempts[0]["error"]["kind"], "interrupted");
+    assert_eq!(home.events_of("task_interrupted")[0]["killed_leftover"], true);
+}
+
+#[test]
+fn a_task_that_kills_its_daemon_cannot_rerun_forever() {
+    let home = TestHome::new();
+    home.drop_task(
+        "poison.yaml",
+        "agent: command\nretries: 1\ncommand: kill -9 $PPID; sleep 5\n",
+    );
+    // Each start runs it and dies of it, until its two attempts are spent.
+    for _ in 0..2 {
+        let out = home.run_once_within(Duration::from_secs(30));
+        assert_eq!(out.status.code(), None, "killed by its task");
+    }
+    let out = home.run_once_within(Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = home.result_of("poison.yaml");
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["error"]["kind"], "interrupted");
+    assert_eq!(r["attempts"].as_array().unwrap().len(), 2);
+}

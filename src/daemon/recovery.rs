@@ -14,6 +14,7 @@ use crate::claim::Claimed;
 use crate::events::EventLog;
 use crate::plan::Plan;
 use crate::store::atomic::remove_stray_temps;
+use crate::store::lock::OwnerRecord;
 use crate::store::record::{ProgressRecord, ResultRecord};
 use crate::store::{Home, TaskDir, lock};
 use serde_json::json;
@@ -63,7 +64,11 @@ pub fn take_over_orphans(home: &Home) -> std::io::Result<Vec<Orphan>> {
         if td.result().exists() {
             continue;
         }
-        let progress = ProgressRecord::load(&td.progress());
+        let mut text = String::new();
+        let owner = std::io::Read::read_to_string(&mut lock, &mut text)
+            .ok()
+            .and_then(|_| OwnerRecord::parse(&text));
+        let progress = merge_owner_record(ProgressRecord::load(&td.progress()), owner.as_ref());
         let killed_leftover = progress
             .as_ref()
             .and_then(|p| p.agent.as_ref())
@@ -74,12 +79,8 @@ pub fn take_over_orphans(home: &Home) -> std::io::Result<Vec<Orphan>> {
             .ok()
             .and_then(|b| serde_json::from_slice::<Plan>(&b).ok())
             .map(|p| p.source_file)
-            .or_else(|| {
-                // The claim wrote the original name into the lock file.
-                let mut name = String::new();
-                std::io::Read::read_to_string(&mut lock, &mut name).ok()?;
-                (!name.is_empty()).then_some(name)
-            })
+            // The claim wrote the original name into the lock file.
+            .or_else(|| owner.map(|o| o.source_file).filter(|n| !n.is_empty()))
             .unwrap_or_else(|| {
                 task_file
                     .file_name()
@@ -91,7 +92,7 @@ pub fn take_over_orphans(home: &Home) -> std::io::Result<Vec<Orphan>> {
             claimed: Claimed {
                 id,
                 dir: td,
-                lock,
+                lock: std::sync::Arc::new(lock),
                 task_file,
                 source_file,
             },
@@ -100,6 +101,32 @@ pub fn take_over_orphans(home: &Home) -> std::io::Result<Vec<Orphan>> {
         });
     }
     Ok(out)
+}
+
+/// Adds what `owner.lock` knows to `progress.json`'s record: the attempt that was
+/// running and its agent, which reach the lock file as the agent starts, before
+/// `progress.json` is written (if it ever was: short runs never write it).
+fn merge_owner_record(progress: Option<ProgressRecord>, owner: Option<&OwnerRecord>) -> Option<ProgressRecord> {
+    let Some(owner) = owner.filter(|o| !o.attempts.is_empty()) else {
+        return progress;
+    };
+    let mut p = progress.unwrap_or_default();
+    // The record is written at every start of an attempt, so it knows at least
+    // as many attempts as progress.json; what progress.json knows of them is newer.
+    for a in &owner.attempts {
+        if !p.attempts.iter().any(|k| k.n == a.n) {
+            p.attempts.push(a.clone());
+        }
+    }
+    p.attempts.sort_by_key(|a| a.n);
+    let last = p.attempts.last().map(|a| (a.n, a.finished_at.is_none()));
+    if let Some((n, running)) = last {
+        p.attempt = p.attempt.max(n);
+        if running && p.agent.is_none() {
+            p.agent = owner.agent.clone();
+        }
+    }
+    Some(p)
 }
 
 /// The final events of `ids` (tasks whose result the index lacked) that the

@@ -20,12 +20,17 @@ use crate::intake::read_capped;
 use crate::outcome::{self, ErrorKind, Failure, Retry};
 use crate::plan::{self, Plan};
 use crate::store::atomic::write_json_atomic;
+use crate::store::lock::OwnerRecord;
 use crate::store::record::{AttemptRecord, ErrorInfo, ProgressRecord, Status, StepOutcome};
 use crate::task::Rejection;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{OwnedSemaphorePermit, watch};
+
+/// An agent still running after this long gets its `progress.json` (for `status`)
+/// even if it reported nothing yet.
+const PROGRESS_FILE_AFTER: Duration = Duration::from_secs(1);
 
 /// Consecutive rate-limit waits before a task gives up.
 const MAX_LIMIT_WAITS: u32 = 20;
@@ -455,6 +460,16 @@ impl Runner {
             });
             n
         });
+        // Counted before the agent can do anything: a task that kills its daemon
+        // still uses up its attempts, so it cannot rerun forever.
+        let owner = OwnerRecord {
+            source_file: self.claimed.source_file.clone(),
+            attempts: self.with_progress(|p| p.attempts.clone()),
+            agent: None,
+        };
+        if let Err(e) = owner.write_to(&self.claimed.lock) {
+            tracing::warn!(task = self.id(), error = %e, "could not record the attempt in owner.lock");
+        }
         self.emit(
             "attempt_started",
             json!({"attempt": n, "max_attempts": plan.max_attempts, "program": plan.program}),
@@ -493,20 +508,44 @@ impl Runner {
             })),
         };
         let started = Instant::now();
-        // The attempt and its agent's pid reach progress.json in one write, as
-        // soon as the agent runs: that is what a recovering daemon needs.
+        // The attempt and its agent's pid are recorded as soon as the agent runs:
+        // that is what a recovering daemon needs. They go into owner.lock, which
+        // this daemon holds open (a rewrite in place, no new file); progress.json
+        // follows only for an agent still running after PROGRESS_FILE_AFTER (or
+        // when it reports progress): a short task never creates it.
         let progress = self.progress.clone();
-        let path = td.progress();
+        let (path, lock, source) = (
+            td.progress(),
+            self.claimed.lock.clone(),
+            self.claimed.source_file.clone(),
+        );
         let on_spawned: supervise::SpawnedFn = Box::new(move |agent| {
-            let snapshot = {
+            let record = {
                 let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
-                p.agent = Some(agent);
+                p.agent = Some(agent.clone());
                 p.updated_at = Some(now_ts());
-                p.clone()
+                OwnerRecord {
+                    source_file: source,
+                    attempts: p.attempts.clone(),
+                    agent: Some(agent),
+                }
             };
-            if let Err(e) = write_json_atomic(&path, &snapshot) {
-                tracing::warn!(error = %e, "could not write progress.json");
+            if let Err(e) = record.write_to(&lock) {
+                tracing::warn!(error = %e, "could not record the attempt in owner.lock");
             }
+            tokio::spawn(async move {
+                tokio::time::sleep(PROGRESS_FILE_AFTER).await;
+                let snapshot = {
+                    let p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                    // Still this attempt's agent.
+                    (p.agent.is_some() && p.attempt == n).then(|| p.clone())
+                };
+                if let Some(snapshot) = snapshot
+                    && let Err(e) = write_json_atomic(&path, &snapshot)
+                {
+                    tracing::warn!(error = %e, "could not write progress.json");
+                }
+            });
         });
         let (exit, report) = supervise::run(spawn, reader, on_spawned, self.progress_fn(n), self.stop.clone()).await;
         let failure = outcome::classify(plan.agent, &exit, &report);
