@@ -151,8 +151,22 @@ pub fn load_result(dir: &TaskDir) -> Option<ResultRecord> {
     ResultRecord::load(&dir.result()).ok()
 }
 
+/// A running task's progress: `progress.json`, or in an agent's first second
+/// (before that file exists) what `owner.lock` records: the attempt and its start.
 pub fn load_progress(dir: &TaskDir) -> Option<ProgressRecord> {
-    ProgressRecord::load(&dir.progress())
+    ProgressRecord::load(&dir.progress()).or_else(|| {
+        let text = std::fs::read_to_string(dir.lock_file()).ok()?;
+        let owner = crate::store::lock::OwnerRecord::parse(&text)?;
+        let last = owner.attempts.last()?;
+        Some(ProgressRecord {
+            status: Some(crate::store::record::Status::Running),
+            attempt: last.n,
+            started_at: owner.attempts.first().map(|a| a.started_at.clone()),
+            agent: owner.agent.clone(),
+            attempts: owner.attempts.clone(),
+            ..ProgressRecord::default()
+        })
+    })
 }
 
 pub fn load_plan(dir: &TaskDir) -> Option<crate::plan::Plan> {
@@ -175,4 +189,46 @@ pub fn since(dur: &str) -> Result<jiff::Timestamp, UsageError> {
     jiff::Timestamp::now()
         .checked_sub(span)
         .map_err(|e| UsageError(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_falls_back_to_the_owner_record_before_progress_json_exists() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = TaskDir::new(d.path().to_path_buf());
+        assert!(load_progress(&dir).is_none());
+        let lock = crate::store::lock::try_lock(&dir.lock_file()).unwrap().unwrap();
+        let attempt = crate::store::record::AttemptRecord {
+            n: 2,
+            step: 1,
+            started_at: "2026-11-22T00:00:00.000Z".into(),
+            finished_at: None,
+            duration_ms: None,
+            exit_code: None,
+            error: None,
+        };
+        crate::store::lock::OwnerRecord {
+            source_file: "a.md".into(),
+            attempts: vec![attempt],
+            agent: None,
+        }
+        .write_to(&lock)
+        .unwrap();
+        let p = load_progress(&dir).expect("from owner.lock");
+        assert_eq!((p.attempt, p.attempts.len()), (2, 1));
+        assert_eq!(p.started_at.as_deref(), Some("2026-11-22T00:00:00.000Z"));
+        // progress.json, once written, wins.
+        crate::store::atomic::write_json_atomic(
+            &dir.progress(),
+            &ProgressRecord {
+                attempt: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(load_progress(&dir).unwrap().attempt, 3);
+    }
 }
