@@ -7,12 +7,10 @@
 //! agent made (HEAD moved). A file that was already dirty and that the agent
 //! edited again is caught by its hash. Paths are relative to the repository's
 //! top; changes outside the task's workdir (a workdir that is a subfolder of its
-//! repository) are reported apart, as a security violation.
-//!
-//! Git is run as a program: it is there wherever agents edit code, and its own
-//! rules (`.gitignore`, submodules, attributes) are the ones the user expects.
-//! Without git, or outside a repository, there is simply no snapshot.
+//! repository) are reported apart, as a security violation. Without git, or
+//! outside a repository, there is simply no snapshot.
 
+use crate::store::layout::is_own_part;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,15 +35,7 @@ pub struct Changes {
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<Vec<u8>> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status.success().then_some(out.stdout)
+    crate::git::run(dir, args).ok()
 }
 
 fn trimmed(bytes: Vec<u8>) -> String {
@@ -82,9 +72,9 @@ fn hashes(top: &Path, paths: &[&String]) -> Vec<Option<String>> {
 }
 
 /// The repository state around `workdir`; `None` outside a repository or without git.
-/// Paths under `exclude` (the orchestrator's own home, if it lives in the
-/// repository) are left out.
-pub fn snapshot(workdir: &Path, exclude: &Path) -> Option<Snapshot> {
+/// The orchestrator's own folders of `home`, if they live in the repository, are
+/// left out ([`is_own_part`]).
+pub fn snapshot(workdir: &Path, home: &Path) -> Option<Snapshot> {
     // Most workdirs of a burst are not repositories: a few stats tell, where
     // asking git would start a process per task.
     if !workdir.ancestors().any(|d| d.join(".git").exists()) {
@@ -103,12 +93,12 @@ pub fn snapshot(workdir: &Path, exclude: &Path) -> Option<Snapshot> {
             "--no-renames",
         ],
     )?;
-    let excluded = relative(&top, exclude);
+    let home = std::fs::canonicalize(home).unwrap_or_else(|_| home.to_path_buf());
     let mut entries: Vec<(String, String)> = Vec::new();
     for rec in status.split(|&b| b == 0).filter(|r| r.len() > 3) {
         let code = String::from_utf8_lossy(&rec[..2]).to_string();
         let path = String::from_utf8_lossy(&rec[3..]).to_string();
-        if excluded.as_ref().is_some_and(|e| under(&path, e)) {
+        if is_own_part(&home, &top.join(&path)) {
             continue;
         }
         entries.push((path, code));
@@ -126,16 +116,10 @@ pub fn snapshot(workdir: &Path, exclude: &Path) -> Option<Snapshot> {
     Some(Snapshot { top, head, dirty })
 }
 
-/// `path` relative to `top`, with `/` separators (`None` if it is not inside).
+/// `path` relative to `top`, `/`-separated (`None` if it is not inside).
 fn relative(top: &Path, path: &Path) -> Option<String> {
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let rel = path.strip_prefix(top).ok()?;
-    Some(
-        rel.components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join("/"),
-    )
+    crate::git::slash_path(top, &path)
 }
 
 /// Is repository path `path` at or under folder `dir` (both relative, `/`-separated)?
@@ -144,8 +128,8 @@ fn under(path: &str, dir: &str) -> bool {
 }
 
 /// What changed since `before`, taking a new snapshot now.
-pub fn since(before: &Snapshot, workdir: &Path, exclude: &Path) -> Changes {
-    let Some(after) = snapshot(workdir, exclude) else {
+pub fn since(before: &Snapshot, workdir: &Path, home: &Path) -> Changes {
+    let Some(after) = snapshot(workdir, home) else {
         return Changes::default();
     };
     let mut files: BTreeSet<String> = BTreeSet::new();
@@ -229,10 +213,17 @@ mod tests {
     fn the_orchestrator_home_inside_the_repository_is_not_a_change() {
         let d = repo();
         let home = d.path().join("app/.orch");
-        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(home.join("results/t1")).unwrap();
         let before = snapshot(d.path(), &home).unwrap();
-        std::fs::write(home.join("result.json"), "{}").unwrap();
+        std::fs::write(home.join("results/t1/result.json"), "{}").unwrap();
         assert!(since(&before, d.path(), &home).files.is_empty());
+        // The default setup: the home is the workdir (and the repository's top).
+        // Its own folders are left out, the agent's work is not.
+        let before = snapshot(d.path(), d.path()).unwrap();
+        std::fs::create_dir_all(d.path().join("summaries")).unwrap();
+        std::fs::write(d.path().join("summaries/t1.md"), "# t1").unwrap();
+        std::fs::write(d.path().join("app/work.txt"), "done").unwrap();
+        assert_eq!(since(&before, d.path(), d.path()).files, vec!["app/work.txt"]);
     }
 
     #[test]

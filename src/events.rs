@@ -48,6 +48,11 @@ pub fn now_ts() -> String {
 }
 
 impl EventLog {
+    /// The event log of `home`, rotated as `events` says.
+    pub fn of_home(home: &crate::store::Home, events: &crate::config::EventsConfig) -> Self {
+        Self::new(home.events_log(), home.events_lock(), events.rotate_bytes, events.keep)
+    }
+
     pub fn new(path: PathBuf, lock_path: PathBuf, rotate_bytes: u64, keep: usize) -> Self {
         Self {
             path,

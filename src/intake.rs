@@ -337,7 +337,7 @@ mod tests {
                 max_bytes: 1 << 20,
                 max_prompt_chars: 1000,
                 default_agent: AgentKind::Claude,
-                roles: std::collections::BTreeMap::new(),
+                roles: Default::default(),
             },
             home: home.to_path_buf(),
             default_workdir: home.to_path_buf(),

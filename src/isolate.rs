@@ -6,7 +6,7 @@
 //!   agent runs in the workdir's place inside it. The changes are what git sees
 //!   there against the base commit (`git add -A`, `git diff --cached --binary`),
 //!   so new, deleted and binary files are all in the diff.
-//! - **copy** (no repository): the workdir is copied (the orchestrator's own home
+//! - **copy** (no repository): the workdir is copied (the orchestrator's own folders
 //!   left out) and compared file by file afterwards; each changed text file
 //!   becomes a unified diff made with `similar`.
 //!
@@ -19,6 +19,8 @@
 //! Applying uses `git apply` (also outside repositories, where it acts like
 //! `patch`): it checks the context of every hunk and applies all or nothing.
 
+use crate::git;
+use crate::store::layout::is_own_part;
 use crate::task::Isolation;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -82,30 +84,7 @@ impl std::fmt::Display for DiffStat {
 
 /// The folder of task `id`'s sandbox.
 pub fn sandbox_root(home: &Path, id: &str) -> PathBuf {
-    home.join("worktrees").join(id)
-}
-
-fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "orchestrator")
-        .env("GIT_AUTHOR_EMAIL", "orchestrator@localhost")
-        .env("GIT_COMMITTER_NAME", "orchestrator")
-        .env("GIT_COMMITTER_EMAIL", "orchestrator@localhost")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    crate::store::layout::worktrees_of(home).join(id)
 }
 
 /// Makes the sandbox of task `id` (or finds the one an interrupted run made).
@@ -114,9 +93,9 @@ pub fn prepare(kind: Isolation, workdir: &Path, home: &Path, id: &str) -> Result
     match kind {
         Isolation::None => Err("no isolation asked for".into()),
         Isolation::Worktree => {
-            let top = PathBuf::from(git(workdir, &["rev-parse", "--show-toplevel"])?.trim());
+            let top = PathBuf::from(git::text(workdir, &["rev-parse", "--show-toplevel"])?.trim());
             let top = std::fs::canonicalize(&top).unwrap_or(top);
-            let base = git(&top, &["rev-parse", "--verify", "HEAD"])
+            let base = git::text(&top, &["rev-parse", "--verify", "HEAD"])
                 .map_err(|_| {
                     "the repository has no commit yet: a worktree needs one (commit once, or use isolation: copy)"
                         .to_string()
@@ -127,7 +106,7 @@ pub fn prepare(kind: Isolation, workdir: &Path, home: &Path, id: &str) -> Result
             let branch = format!("orchestrator/{id}");
             if !root.exists() {
                 std::fs::create_dir_all(root.parent().unwrap_or(home)).map_err(|e| e.to_string())?;
-                git(
+                git::text(
                     &top,
                     &["worktree", "add", "-q", "-b", &branch, &root.to_string_lossy(), &base],
                 )?;
@@ -164,27 +143,13 @@ pub fn prepare(kind: Isolation, workdir: &Path, home: &Path, id: &str) -> Result
     }
 }
 
-/// The orchestrator's own folders in a home.
-const HOME_DIRS: [&str; 6] = ["inbox", "results", "summaries", "logs", "run", "worktrees"];
-
-/// Is `path` the home, or one of its own folders (when the workdir is the home
-/// itself)? Never copied or compared: a copy of the home would contain itself.
-fn is_home_part(path: &Path, home: &Path) -> bool {
-    path == home
-        || (path.parent() == Some(home)
-            && path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| HOME_DIRS.contains(&n)))
-}
-
-/// Copies `src` into a new `dst`, leaving out the home's parts ([`is_home_part`]).
+/// Copies `src` into a new `dst`, leaving out the home's own folders ([`is_own_part`]).
 fn copy_tree(src: &Path, dst: &Path, exclude: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dst)?;
     for entry in std::fs::read_dir(src)? {
         let entry = entry?;
         let from = entry.path();
-        if is_home_part(&from, exclude) {
+        if is_own_part(exclude, &from) {
             continue;
         }
         let to = dst.join(entry.file_name());
@@ -212,9 +177,9 @@ pub fn changes(sb: &Sandbox, workdir: &Path, home: &Path) -> Result<(String, Vec
     match sb.kind {
         Isolation::Worktree => {
             let base = sb.base.as_deref().ok_or("the worktree has no base commit")?;
-            git(&sb.root, &["add", "-A"])?;
-            let diff = git(&sb.root, &["diff", "--cached", "--binary", "--no-renames", base])?;
-            let names = git(&sb.root, &["diff", "--cached", "--name-only", "--no-renames", base])?;
+            git::text(&sb.root, &["add", "-A"])?;
+            let diff = git::text(&sb.root, &["diff", "--cached", "--binary", "--no-renames", base])?;
+            let names = git::text(&sb.root, &["diff", "--cached", "--name-only", "--no-renames", base])?;
             Ok((diff, names.lines().map(String::from).collect()))
         }
         Isolation::Copy => copy_diff(workdir, &sb.root, home),
@@ -225,34 +190,26 @@ pub fn changes(sb: &Sandbox, workdir: &Path, home: &Path) -> Result<(String, Vec
 /// Commits the worktree's changes on its branch (`mode: apply` with a worktree:
 /// the branch is left for review).
 pub fn commit_branch(sb: &Sandbox, message: &str) -> Result<(), String> {
-    if git(&sb.root, &["diff", "--cached", "--quiet"]).is_ok() {
+    if git::text(&sb.root, &["diff", "--cached", "--quiet"]).is_ok() {
         return Ok(());
     }
-    git(&sb.root, &["commit", "-q", "--no-verify", "-m", message]).map(drop)
+    git::text(&sb.root, &["commit", "-q", "--no-verify", "-m", message]).map(drop)
 }
 
-/// Every file under `dir` (relative, `/`-separated), leaving out `exclude`.
-fn files_under(dir: &Path, exclude: &Path) -> std::collections::BTreeSet<String> {
+/// Every file under `dir` (relative, `/`-separated), leaving out `home`'s own folders.
+fn files_under(dir: &Path, home: Option<&Path>) -> std::collections::BTreeSet<String> {
     let mut out = std::collections::BTreeSet::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&d) else { continue };
         for e in entries.flatten() {
             let p = e.path();
-            if is_home_part(&p, exclude) {
+            if home.is_some_and(|h| is_own_part(h, &p)) {
                 continue;
             }
             match e.file_type() {
                 Ok(t) if t.is_dir() => stack.push(p),
-                Ok(_) => {
-                    if let Ok(rel) = p.strip_prefix(dir) {
-                        let parts: Vec<String> = rel
-                            .components()
-                            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                            .collect();
-                        out.insert(parts.join("/"));
-                    }
-                }
+                Ok(_) => out.extend(git::slash_path(dir, &p)),
                 Err(_) => {}
             }
         }
@@ -262,8 +219,8 @@ fn files_under(dir: &Path, exclude: &Path) -> std::collections::BTreeSet<String>
 
 /// Compares the workdir with its copy, file by file.
 fn copy_diff(workdir: &Path, copy: &Path, home: &Path) -> Result<(String, Vec<String>), String> {
-    let before = files_under(workdir, home);
-    let after = files_under(copy, Path::new(""));
+    let before = files_under(workdir, Some(home));
+    let after = files_under(copy, None);
     let mut diff = String::new();
     let mut changed = Vec::new();
     for rel in before.union(&after) {
@@ -351,10 +308,10 @@ pub fn apply(sb: &Sandbox, diff_file: &Path, workdir: &Path, dry_run: bool) -> R
 /// the branch is kept when it holds committed work).
 pub fn remove(sb: &Sandbox, keep_branch: bool) {
     if let (Isolation::Worktree, Some(repo)) = (&sb.kind, &sb.repo) {
-        let _ = git(repo, &["worktree", "remove", "--force", &sb.root.to_string_lossy()]);
-        let _ = git(repo, &["worktree", "prune"]);
+        let _ = git::text(repo, &["worktree", "remove", "--force", &sb.root.to_string_lossy()]);
+        let _ = git::text(repo, &["worktree", "prune"]);
         if !keep_branch && let Some(b) = &sb.branch {
-            let _ = git(repo, &["branch", "-D", b]);
+            let _ = git::text(repo, &["branch", "-D", b]);
         }
     }
     let _ = std::fs::remove_dir_all(&sb.root);

@@ -20,6 +20,7 @@ pub mod config;
 pub mod daemon;
 pub mod duration;
 pub mod events;
+pub mod git;
 pub mod ids;
 pub mod intake;
 pub mod isolate;

@@ -318,31 +318,8 @@ fn classify_claude(exit: &Exit, r: &AgentReport) -> Option<Failure> {
             retry: Retry::No,
         });
     }
-    let detail = if stderr.is_empty() {
-        String::new()
-    } else {
-        format!(": {stderr}")
-    };
-    if exit.code != Some(0) || r.ended_mid_line {
-        let how = if r.ended_mid_line {
-            ", in the middle of a line"
-        } else {
-            ""
-        };
-        return Some(Failure {
-            kind: ErrorKind::AgentCrashed,
-            message: format!("the agent ended with {}{how} and no result{detail}", exit_text(exit)),
-            retry: Retry::Backoff,
-        });
-    }
-    Some(Failure {
-        kind: ErrorKind::InvalidOutput,
-        message: format!(
-            "the agent exited 0 without a result line ({} lines were not JSON){detail}",
-            r.invalid_lines
-        ),
-        retry: Retry::No,
-    })
+    let detail = format!("({} lines were not JSON)", r.invalid_lines);
+    Some(no_final_record(exit, r, "result", &detail, stderr))
 }
 
 /// Cline: its `run_result` finish reason, else its stderr (`{"type":"error","message"}`
@@ -425,10 +402,16 @@ fn classify_cline(exit: &Exit, r: &AgentReport) -> Option<Failure> {
     {
         return fail(ErrorKind::BadInvocation, errors, Retry::No);
     }
-    let detail = if errors.is_empty() {
+    Some(no_final_record(exit, r, "run_result", "", &errors))
+}
+
+/// An agent that ended without its final record (`what`): crashed (a non-zero
+/// exit, or its output cut mid-line: retried) or, exiting 0, invalid output.
+fn no_final_record(exit: &Exit, r: &AgentReport, what: &str, note: &str, stderr: &str) -> Failure {
+    let detail = if stderr.is_empty() {
         String::new()
     } else {
-        format!(": {errors}")
+        format!(": {stderr}")
     };
     if exit.code != Some(0) || r.ended_mid_line {
         let how = if r.ended_mid_line {
@@ -436,20 +419,22 @@ fn classify_cline(exit: &Exit, r: &AgentReport) -> Option<Failure> {
         } else {
             ""
         };
-        return fail(
-            ErrorKind::AgentCrashed,
-            format!(
-                "the agent ended with {}{how} and no run_result{detail}",
-                exit_text(exit)
-            ),
-            Retry::Backoff,
-        );
+        return Failure {
+            kind: ErrorKind::AgentCrashed,
+            message: format!("the agent ended with {}{how} and no {what}{detail}", exit_text(exit)),
+            retry: Retry::Backoff,
+        };
     }
-    fail(
-        ErrorKind::InvalidOutput,
-        format!("the agent exited 0 without a run_result line{detail}"),
-        Retry::No,
-    )
+    let note = if note.is_empty() {
+        String::new()
+    } else {
+        format!(" {note}")
+    };
+    Failure {
+        kind: ErrorKind::InvalidOutput,
+        message: format!("the agent exited 0 without a {what} line{note}{detail}"),
+        retry: Retry::No,
+    }
 }
 
 /// The first HTTP error status written as a word in `text` (`429 Too Many Requests`).

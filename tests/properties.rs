@@ -18,7 +18,7 @@ fn limits() -> Limits {
         max_bytes: 1024 * 1024,
         max_prompt_chars: 100_000,
         default_agent: AgentKind::Claude,
-        roles: std::collections::BTreeMap::new(),
+        roles: Default::default(),
     }
 }
 

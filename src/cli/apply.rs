@@ -57,11 +57,8 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             if !args.dry_run {
                 crate::store::atomic::write_atomic(&dir.applied(), now_ts().as_bytes())?;
                 // The daemon's rotation settings, so this line rotates the log like its own.
-                let (rotate, keep) = cli
-                    .load_config(&home, &[])
-                    .map(|l| (l.config.events.rotate_bytes, l.config.events.keep))
-                    .unwrap_or((u64::MAX, 10));
-                let events = EventLog::new(home.events_log(), home.events_lock(), rotate, keep);
+                let events = cli.load_config(&home, &[]).map(|l| l.config.events).unwrap_or_default();
+                let events = EventLog::of_home(&home, &events);
                 let stat = sb.stat.unwrap_or_default();
                 events.emit(
                     "applied",

@@ -164,7 +164,7 @@ pub struct Config {
     pub fail_on_validation: bool,
     /// Named presets a task picks with `role:` (built-ins: [`builtin_roles`];
     /// the file can change their fields or add roles).
-    pub roles: BTreeMap<String, RoleConfig>,
+    pub roles: std::sync::Arc<BTreeMap<String, RoleConfig>>,
 }
 
 impl Default for Config {
@@ -190,7 +190,7 @@ impl Default for Config {
             progress_interval: Dur::millis(500),
             recovery_interval: Dur::secs(10),
             fail_on_validation: false,
-            roles: builtin_roles(),
+            roles: std::sync::Arc::new(builtin_roles()),
         }
     }
 }
@@ -337,7 +337,7 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     if c.max_output_bytes < 1024 {
         return bad("max_output_bytes must be at least 1024".into());
     }
-    for (name, r) in &c.roles {
+    for (name, r) in c.roles.iter() {
         if let Some(a) = &r.agent
             && AgentKind::parse(a).is_none()
         {

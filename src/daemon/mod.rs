@@ -159,15 +159,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     let config = Arc::new(loaded.config);
     // Secret values of the daemon's environment and of agents.<name>.env never reach events or summaries.
     let redactor = crate::redact::Redactor::new(config.agents.values().flat_map(|a| a.env.clone()));
-    let events = Arc::new(
-        EventLog::new(
-            home.events_log(),
-            home.events_lock(),
-            config.events.rotate_bytes,
-            config.events.keep,
-        )
-        .with_redactor(redactor.clone()),
-    );
+    let events = Arc::new(EventLog::of_home(&home, &config.events).with_redactor(redactor.clone()));
     let worker = format!("{}:{}", hostname(), std::process::id());
     let mut registration = Registration::register(
         &home,

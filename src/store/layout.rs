@@ -73,6 +73,11 @@ impl Home {
         self.root.join("run")
     }
 
+    /// Worktrees and copies of isolated runs (`isolate`), one folder per task.
+    pub fn worktrees(&self) -> PathBuf {
+        worktrees_of(&self.root)
+    }
+
     /// Creates every folder of the layout that is missing.
     pub fn ensure_layout(&self) -> io::Result<()> {
         for dir in [
@@ -88,6 +93,37 @@ impl Home {
         }
         Ok(())
     }
+}
+
+const WORKTREES: &str = "worktrees";
+/// What the orchestrator keeps in a home: its folders and its config file.
+const OWN_PARTS: [&str; 7] = [
+    "inbox",
+    "results",
+    "summaries",
+    "logs",
+    "run",
+    WORKTREES,
+    "orchestrator.yaml",
+];
+
+/// The worktrees folder of the home at `root` ([`Home::worktrees`]).
+pub fn worktrees_of(root: &Path) -> PathBuf {
+    root.join(WORKTREES)
+}
+
+/// Is `path` the home at `root` itself, or one of its folders or its config
+/// file (or inside one)? Such paths are never an agent's work: they are left
+/// out of a workdir's copy and of what git says changed, whether the home lies
+/// inside the workdir or is the workdir (the default).
+pub fn is_own_part(root: &Path, path: &Path) -> bool {
+    path == root
+        || path
+            .strip_prefix(root)
+            .ok()
+            .and_then(|rel| rel.components().next())
+            .and_then(|c| c.as_os_str().to_str())
+            .is_some_and(|first| OWN_PARTS.contains(&first))
 }
 
 /// Files of one task folder, `results/<id>/`.

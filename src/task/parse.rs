@@ -49,7 +49,8 @@ pub struct Limits {
     pub max_bytes: u64,
     pub max_prompt_chars: usize,
     pub default_agent: AgentKind,
-    pub roles: std::collections::BTreeMap<String, RoleConfig>,
+    /// Shared with the config: a task's parse does not copy them.
+    pub roles: std::sync::Arc<std::collections::BTreeMap<String, RoleConfig>>,
 }
 
 /// Fills the fields the task leaves unset from its role, and holds the task's

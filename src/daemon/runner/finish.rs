@@ -162,7 +162,7 @@ impl Runner {
         if self.sandbox.is_some() {
             let sandboxed = self.sandbox_changes(plan).await;
             out.sandbox = sandboxed.0;
-            return self.validate(plan, out, Some(sandboxed.1), None, report);
+            return self.judge(plan, out, Some(sandboxed.1), None, report);
         }
         let changes = match self.git_before.clone() {
             Some(before) => {
@@ -175,7 +175,7 @@ impl Runner {
         };
         let outside = changes.as_ref().map(|c| c.outside_workdir.clone()).unwrap_or_default();
         let files = changes.map(|c| c.files);
-        self.validate(plan, out, files, Some(outside), report)
+        self.judge(plan, out, files, Some(outside), report)
     }
 
     /// The changes of an isolated run: `changes.diff` in the task folder, the
@@ -219,7 +219,7 @@ impl Runner {
     }
 
     /// Writes outside the workdir, the validation checks, and `fail_on_validation`.
-    fn validate(
+    fn judge(
         &self,
         plan: &Plan,
         mut out: Review,

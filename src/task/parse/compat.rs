@@ -189,7 +189,7 @@ mod tests {
             max_bytes: 1 << 20,
             max_prompt_chars: 32_000,
             default_agent: AgentKind::Claude,
-            roles: builtin_roles(),
+            roles: builtin_roles().into(),
         }
     }
 

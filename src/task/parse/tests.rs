@@ -1,17 +1,19 @@
 use super::*;
 
-const LIMITS: Limits = Limits {
-    max_bytes: 1024 * 1024,
-    max_prompt_chars: 32_000,
-    default_agent: AgentKind::Claude,
-    roles: std::collections::BTreeMap::new(),
-};
+fn limits() -> Limits {
+    Limits {
+        max_bytes: 1024 * 1024,
+        max_prompt_chars: 32_000,
+        default_agent: AgentKind::Claude,
+        roles: Default::default(),
+    }
+}
 
 fn ok(name: &str, text: &str) -> TaskSpec {
-    parse(name, text.as_bytes(), &LIMITS).unwrap_or_else(|r| panic!("{name}: {r:?}"))
+    parse(name, text.as_bytes(), &limits()).unwrap_or_else(|r| panic!("{name}: {r:?}"))
 }
 fn rejected(name: &str, text: &[u8]) -> Rejection {
-    parse(name, text, &LIMITS).expect_err("should be rejected")
+    parse(name, text, &limits()).expect_err("should be rejected")
 }
 
 #[test]
@@ -107,19 +109,19 @@ fn rejections_say_why_and_how() {
 
 #[test]
 fn oversized_files_and_prompts() {
-    let limits = Limits {
+    let small = Limits {
         max_bytes: 10,
-        ..LIMITS
+        ..limits()
     };
     assert_eq!(
-        parse("a.txt", b"0123456789abc", &limits).unwrap_err().reason,
+        parse("a.txt", b"0123456789abc", &small).unwrap_err().reason,
         "too_large"
     );
-    let limits = Limits {
+    let short = Limits {
         max_prompt_chars: 5,
-        ..LIMITS
+        ..limits()
     };
-    let t = parse("a.txt", "héllo wörld".as_bytes(), &limits).unwrap();
+    let t = parse("a.txt", "héllo wörld".as_bytes(), &short).unwrap();
     assert_eq!(t.prompt, "héllo");
     assert!(t.prompt_truncated);
 }
