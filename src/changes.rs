@@ -71,13 +71,19 @@ fn hashes(top: &Path, paths: &[&String]) -> Vec<Option<String>> {
     lines.into_iter().map(Some).collect()
 }
 
+/// Whether `workdir` lies in a git repository (a `.git` in it or above it).
+/// Most workdirs of a burst are not repositories: a few stats tell, where
+/// asking git would start a process per task; cheap enough to ask on the
+/// async runtime, so a task outside a repository needs no blocking thread.
+pub fn in_repository(workdir: &Path) -> bool {
+    workdir.ancestors().any(|d| d.join(".git").exists())
+}
+
 /// The repository state around `workdir`; `None` outside a repository or without git.
 /// The orchestrator's own folders of `home`, if they live in the repository, are
 /// left out ([`is_own_part`]).
 pub fn snapshot(workdir: &Path, home: &Path) -> Option<Snapshot> {
-    // Most workdirs of a burst are not repositories: a few stats tell, where
-    // asking git would start a process per task.
-    if !workdir.ancestors().any(|d| d.join(".git").exists()) {
+    if !in_repository(workdir) {
         return None;
     }
     let top = PathBuf::from(trimmed(git(workdir, &["rev-parse", "--show-toplevel"])?));

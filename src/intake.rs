@@ -116,7 +116,7 @@ impl Intake {
             return;
         };
         if let Some(q) = queue.get(name) {
-            if q.len == stamp.len && Some(q.arrival) == stamp.mtime {
+            if q.len == stamp.len && q.mtime == stamp.mtime {
                 return;
             }
             queue.remove(name);
@@ -248,20 +248,23 @@ fn judge(name: &str, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, rules:
         Ok(s) => s,
         Err(r) => return reject(r),
     };
-    if let Err(r) = workdir::resolve(
+    let workdir = match workdir::resolve(
         spec.workdir.as_deref(),
         &rules.default_workdir,
         &rules.home,
         &rules.allowed_roots,
     ) {
-        return reject(r);
-    }
+        Ok(wd) => wd,
+        Err(r) => return reject(r),
+    };
     Some(Verdict::Accept(Box::new(Queued {
         name: name.to_string(),
         path: path.to_path_buf(),
         spec,
+        workdir,
         arrival: stamp.mtime.unwrap_or(SystemTime::UNIX_EPOCH),
         len: stamp.len,
+        mtime: stamp.mtime,
         queued_at: now_ts(),
     })))
 }

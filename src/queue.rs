@@ -18,9 +18,24 @@ pub struct Queued {
     pub name: String,
     pub path: PathBuf,
     pub spec: TaskSpec,
+    /// The workdir the spec resolved to when the file was checked.
+    pub workdir: PathBuf,
     pub arrival: SystemTime,
+    /// Size and modification time of the file that was read and checked: the
+    /// runner reuses `spec` for the claimed file only while both still match.
     pub len: u64,
+    pub mtime: Option<SystemTime>,
     pub queued_at: String,
+}
+
+impl Queued {
+    /// Whether the file at `path` (the claimed task file, after the rename) is
+    /// still the one that was checked: same size and modification time. A
+    /// rename keeps both; a rewrite changes at least the time.
+    pub fn still_matches(&self, path: &std::path::Path) -> bool {
+        std::fs::metadata(path)
+            .is_ok_and(|m| m.len() == self.len && self.mtime.is_some() && m.modified().ok() == self.mtime)
+    }
 }
 
 type Key = (Reverse<i64>, SystemTime, String);
@@ -101,10 +116,37 @@ mod tests {
             name: name.into(),
             path: name.into(),
             spec,
+            workdir: PathBuf::new(),
             arrival: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
             len: 0,
+            mtime: None,
             queued_at: String::new(),
         }
+    }
+
+    /// The runner reuses the checked spec only for the very file that was
+    /// checked: a rename keeps the match, a rewrite breaks it.
+    #[test]
+    fn still_matches_only_the_checked_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("a.yaml");
+        std::fs::write(&inbox, "command: \"true\"\n").unwrap();
+        let meta = std::fs::metadata(&inbox).unwrap();
+        let checked = Queued {
+            len: meta.len(),
+            mtime: meta.modified().ok(),
+            ..q("a.yaml", "normal", "command", 0)
+        };
+        let claimed = dir.path().join("task.yaml");
+        std::fs::rename(&inbox, &claimed).unwrap();
+        assert!(checked.still_matches(&claimed));
+        // Same length, other content, later modification time.
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&claimed, "command: \"echo\"\n").unwrap();
+        assert!(!checked.still_matches(&claimed));
+        assert!(!checked.still_matches(&dir.path().join("gone.yaml")));
+        let unknown_time = Queued { mtime: None, ..checked };
+        assert!(!unknown_time.still_matches(&claimed));
     }
 
     #[test]

@@ -266,7 +266,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                         TaskRun {
                             claimed: o.claimed,
                             recovered: Some(progress),
-                            queued_at: None,
+                            queued: None,
                         },
                         None,
                     );
@@ -316,7 +316,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                         TaskRun {
                             claimed,
                             recovered: None,
-                            queued_at: Some(q.queued_at),
+                            queued: Some(Box::new(q)),
                         },
                         Some(permit),
                     ),

@@ -28,10 +28,14 @@ pub fn resolve(requested: Option<&str>, default: &Path, home: &Path, roots: &[Pa
             "point workdir at a folder",
         ));
     }
-    let inside = roots
-        .iter()
-        .filter_map(|r| std::fs::canonicalize(r).ok())
-        .any(|root| resolved.starts_with(&root));
+    // `resolved` is canonical, so a root that is literally a prefix of it is a
+    // real folder on its path: inside, without canonicalising the roots (a few
+    // syscalls a root, for every task). Any other root is canonicalised first.
+    let inside = roots.iter().any(|root| resolved.starts_with(root))
+        || roots
+            .iter()
+            .filter_map(|r| std::fs::canonicalize(r).ok())
+            .any(|root| resolved.starts_with(&root));
     if !inside {
         let list: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
         return Err(Rejection::new(
@@ -82,6 +86,30 @@ mod tests {
                 resolve(Some("link"), &root, &root, &roots).unwrap_err().reason,
                 "workdir_outside_roots"
             );
+        }
+    }
+
+    /// Roots that are not literally a prefix of the canonical workdir (a `..`
+    /// in them, a symlink on their path) are canonicalised before the check:
+    /// inside stays inside, outside stays outside.
+    #[test]
+    fn roots_spelled_differently_are_canonicalised() {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().join("root");
+        std::fs::create_dir_all(root.join("proj")).unwrap();
+        std::fs::create_dir_all(base.path().join("other")).unwrap();
+        let dotted = base.path().join("other").join("..").join("root");
+        assert!(resolve(Some("proj"), &root, &root, std::slice::from_ref(&dotted)).is_ok());
+        let other = vec![base.path().join("root").join("..").join("other")];
+        assert_eq!(
+            resolve(Some("proj"), &root, &root, &other).unwrap_err().reason,
+            "workdir_outside_roots"
+        );
+        #[cfg(unix)]
+        {
+            let link = base.path().join("root-link");
+            std::os::unix::fs::symlink(&root, &link).unwrap();
+            assert!(resolve(Some("proj"), &root, &root, &[link]).is_ok());
         }
     }
 }

@@ -40,7 +40,8 @@ pub struct TaskRun {
     pub claimed: Claimed,
     /// Progress of an earlier, interrupted run of this task.
     pub recovered: Option<ProgressRecord>,
-    pub queued_at: Option<String>,
+    /// The queue entry it was claimed from (none for a recovered task).
+    pub queued: Option<Box<crate::queue::Queued>>,
 }
 
 /// What the runner accumulates over attempts for the result.
@@ -83,6 +84,9 @@ struct Runner {
     progress: Arc<Mutex<ProgressRecord>>,
     stop: watch::Receiver<Option<StopReason>>,
     queued_at: Option<String>,
+    /// The spec and workdir the intake checked, reused for the plan while the
+    /// claimed file is still that file (saves reading and parsing it again).
+    judged: Option<Box<crate::queue::Queued>>,
     recovered: bool,
     started: Instant,
     /// This task's agent slot, held while an agent runs (or is about to), given
@@ -110,7 +114,8 @@ impl Runner {
             claimed: task.claimed,
             progress: Arc::new(Mutex::new(progress)),
             stop,
-            queued_at: task.queued_at,
+            queued_at: task.queued.as_ref().map(|q| q.queued_at.clone()),
+            judged: task.queued,
             recovered,
             started: Instant::now(),
             permit,
@@ -143,22 +148,27 @@ impl Runner {
     }
 
     /// The plan this task runs with: the recorded one after a crash, else a new one.
-    fn plan(&self) -> Result<Plan, Rejection> {
-        if let Ok(bytes) = std::fs::read(self.claimed.dir.plan())
-            && let Ok(plan) = serde_json::from_slice::<Plan>(&bytes)
-        {
-            return Ok(plan);
-        }
+    fn plan(&mut self) -> Result<Plan, Rejection> {
         let cfg = &self.shared.config;
-        let home = self.shared.home.root();
-        let bytes = read_capped(&self.claimed.task_file, cfg.max_task_bytes).map_err(|e| {
-            Rejection::new(
-                "unreadable",
-                format!("the claimed task file cannot be read: {e}"),
-                "submit the task again",
-            )
-        })?;
-        let (spec, wd) = crate::task::check(&self.claimed.source_file, &bytes, cfg, home)?;
+        let (spec, wd) = match self.judged.take() {
+            // Just claimed: plan.json cannot exist yet, and the file is the one checked.
+            Some(q) if q.still_matches(&self.claimed.task_file) => (q.spec, q.workdir),
+            _ => {
+                if let Ok(bytes) = std::fs::read(self.claimed.dir.plan())
+                    && let Ok(plan) = serde_json::from_slice::<Plan>(&bytes)
+                {
+                    return Ok(plan);
+                }
+                let bytes = read_capped(&self.claimed.task_file, cfg.max_task_bytes).map_err(|e| {
+                    Rejection::new(
+                        "unreadable",
+                        format!("the claimed task file cannot be read: {e}"),
+                        "submit the task again",
+                    )
+                })?;
+                crate::task::check(&self.claimed.source_file, &bytes, cfg, self.shared.home.root())?
+            }
+        };
         let plan = plan::build(
             &spec,
             cfg,

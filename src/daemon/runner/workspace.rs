@@ -14,7 +14,7 @@ impl Runner {
         if plan.isolation != Isolation::None {
             // The agent works on a worktree or a copy; the workdir is not touched.
             self.sandbox = Some(self.make_sandbox(plan).await?);
-        } else {
+        } else if crate::changes::in_repository(&plan.workdir) {
             let (wd, home) = (plan.workdir.clone(), self.shared.home.root().to_path_buf());
             self.git_before = tokio::task::spawn_blocking(move || crate::changes::snapshot(&wd, &home))
                 .await
