@@ -32,14 +32,27 @@ pub struct EventLog {
 #[derive(Debug, Default)]
 struct Handles {
     lock: Option<File>,
-    log: Option<File>,
+    /// The open log and its identity (device, inode), taken when it was opened:
+    /// an open file's identity never changes, so each line costs one stat of
+    /// the path, not two.
+    log: Option<(File, FileId)>,
 }
 
-/// Same file? (Unix: device and inode.)
-#[cfg(unix)]
-fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    a.dev() == b.dev() && a.ino() == b.ino()
+type FileId = (u64, u64);
+
+/// The identity of a file (Unix: device and inode; elsewhere none, and the log
+/// is reopened for every line).
+fn file_id(m: &std::fs::Metadata) -> FileId {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        (0, 0)
+    }
 }
 
 /// The current time as the event log writes it: RFC 3339, UTC, milliseconds.
@@ -84,6 +97,31 @@ impl EventLog {
     }
 
     pub fn try_emit(&self, event: &str, task_id: Option<&str>, fields: Value) -> io::Result<()> {
+        let line = self.line(event, task_id, fields)?;
+        self.append(&line)
+    }
+
+    /// Appends several task-less events under one lock, written together (a
+    /// burst of files queued at once is one write, not one per file). Errors
+    /// are logged, as with [`emit`](Self::emit).
+    pub fn emit_all(&self, events: impl IntoIterator<Item = (&'static str, Value)>) {
+        let mut batch = Vec::new();
+        for (event, fields) in events {
+            match self.line(event, None, fields) {
+                Ok(line) => batch.extend_from_slice(&line),
+                Err(e) => tracing::error!(event, error = %e, "could not format an event"),
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = self.append(&batch) {
+            tracing::error!(error = %e, "could not append to the event log");
+        }
+    }
+
+    /// One event as a whole line, newline included.
+    fn line(&self, event: &str, task_id: Option<&str>, fields: Value) -> io::Result<Vec<u8>> {
         let mut obj = Map::new();
         obj.insert("ts".into(), Value::String(now_ts()));
         obj.insert("event".into(), Value::String(event.into()));
@@ -98,7 +136,7 @@ impl EventLog {
         }
         let mut line = serde_json::to_vec(&Value::Object(obj)).map_err(io::Error::other)?;
         line.push(b'\n');
-        self.append(&line)
+        Ok(line)
     }
 
     fn append(&self, line: &[u8]) -> io::Result<()> {
@@ -123,26 +161,31 @@ impl EventLog {
         result
     }
 
-    /// Writes `line`, rotating first if it would pass the size. Lock held.
-    fn append_locked(&self, h: &mut Handles, line: &[u8]) -> io::Result<()> {
-        let open = || OpenOptions::new().create(true).append(true).open(&self.path);
+    /// Writes `lines` (whole lines) in one call, rotating first if they would
+    /// pass the size. Lock held.
+    fn append_locked(&self, h: &mut Handles, lines: &[u8]) -> io::Result<()> {
+        let open = || -> io::Result<(File, FileId)> {
+            let f = OpenOptions::new().create(true).append(true).open(&self.path)?;
+            let id = file_id(&f.metadata()?);
+            Ok((f, id))
+        };
         let len = match (&h.log, std::fs::metadata(&self.path)) {
             #[cfg(unix)]
-            (Some(f), Ok(on_disk)) if same_file(&f.metadata()?, &on_disk) => on_disk.len(),
+            (Some((_, id)), Ok(on_disk)) if *id == file_id(&on_disk) => on_disk.len(),
             _ => {
-                let f = open()?;
+                let (f, id) = open()?;
                 let len = f.metadata()?.len();
-                h.log = Some(f);
+                h.log = Some((f, id));
                 len
             }
         };
-        if len > 0 && len + line.len() as u64 > self.rotate_bytes {
+        if len > 0 && len + lines.len() as u64 > self.rotate_bytes {
             h.log = None;
             self.rotate()?;
             h.log = Some(open()?);
         }
-        let f = h.log.as_mut().expect("opened above");
-        f.write_all(line)?;
+        let (f, _) = h.log.as_mut().expect("opened above");
+        f.write_all(lines)?;
         #[cfg(not(unix))]
         {
             h.log = None;

@@ -172,7 +172,7 @@ impl Intake {
             .filter(|(_, s)| s.changed_at + self.debounce <= now)
             .map(|(n, _)| n.clone())
             .collect();
-        let mut out = Vec::new();
+        let mut settled = Vec::new();
         for name in due {
             let path = self.inbox.join(&name);
             let Some((meta, stamp)) = stat(&path) else {
@@ -186,12 +186,43 @@ impl Intake {
                 continue;
             }
             self.settling.remove(&name);
-            if let Some(v) = judge(&name, &path, &meta, stamp, rules) {
-                out.push(v);
-            }
+            settled.push((name, path, meta, stamp));
         }
-        out
+        judge_all(settled, rules)
     }
+}
+
+/// Below this many files, judging them on more threads costs more than it saves.
+const PARALLEL_JUDGING_FROM: usize = 64;
+
+/// Judges settled files, in their order. Many at once (a daemon starting on a
+/// full inbox, a burst dropped in one go) are judged on a few threads: reading
+/// and parsing a thousand files is tens of milliseconds the agents would
+/// otherwise wait for, with the other cores idle.
+fn judge_all(settled: Vec<(String, PathBuf, std::fs::Metadata, Stamp)>, rules: &Rules) -> Vec<Verdict> {
+    let one = |(name, path, meta, stamp): &(String, PathBuf, std::fs::Metadata, Stamp)| {
+        judge(name, path, meta, *stamp, rules)
+    };
+    if settled.len() < PARALLEL_JUDGING_FROM {
+        return settled.iter().filter_map(one).collect();
+    }
+    // Asked once: on Linux the answer reads cgroup files.
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let threads = *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(4));
+    if threads < 2 {
+        return settled.iter().filter_map(one).collect();
+    }
+    let chunk = settled.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = settled
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().filter_map(one).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    })
 }
 
 fn judge(name: &str, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, rules: &Rules) -> Option<Verdict> {
@@ -248,20 +279,18 @@ fn judge(name: &str, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, rules:
         Ok(s) => s,
         Err(r) => return reject(r),
     };
-    let workdir = match workdir::resolve(
+    if let Err(r) = workdir::resolve(
         spec.workdir.as_deref(),
         &rules.default_workdir,
         &rules.home,
         &rules.allowed_roots,
     ) {
-        Ok(wd) => wd,
-        Err(r) => return reject(r),
-    };
+        return reject(r);
+    }
     Some(Verdict::Accept(Box::new(Queued {
         name: name.to_string(),
         path: path.to_path_buf(),
         spec,
-        workdir,
         arrival: stamp.mtime.unwrap_or(SystemTime::UNIX_EPOCH),
         len: stamp.len,
         mtime: stamp.mtime,

@@ -18,8 +18,6 @@ pub struct Queued {
     pub name: String,
     pub path: PathBuf,
     pub spec: TaskSpec,
-    /// The workdir the spec resolved to when the file was checked.
-    pub workdir: PathBuf,
     pub arrival: SystemTime,
     /// Size and modification time of the file that was read and checked: the
     /// runner reuses `spec` for the claimed file only while both still match.
@@ -116,7 +114,6 @@ mod tests {
             name: name.into(),
             path: name.into(),
             spec,
-            workdir: PathBuf::new(),
             arrival: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
             len: 0,
             mtime: None,

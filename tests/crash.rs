@@ -67,6 +67,33 @@ fn kill_9_mid_run_then_restart_runs_the_task_again_and_finishes_it_once() {
     assert_eq!(home.events_of("task_succeeded").len(), 1);
 }
 
+/// A watchdog killed on its own (the daemon lives on) is noticed at the next
+/// agent and replaced: that agent is still killed when the daemon dies.
+#[test]
+fn a_dead_watchdog_is_replaced_and_the_next_agent_still_dies_with_the_daemon() {
+    let pids_file = tempfile::NamedTempFile::new().unwrap();
+    let home = TestHome::with_config(&pid_config(pids_file.path()));
+    home.drop_task("first.md", "hello\n");
+    let mut daemon = home.spawn_daemon();
+    wait_until(Duration::from_secs(20), "the first task to finish", || {
+        !home.events_of("task_succeeded").is_empty()
+    });
+    let first = watchdog_of(daemon.id()).expect("the daemon runs a watchdog");
+    kill9(first);
+    wait_until(Duration::from_secs(5), "the watchdog to die", || !alive(first));
+    home.drop_task("second.md", "@fake hang\n");
+    let pids = wait_for_pids(pids_file.path(), 2);
+    let second = watchdog_of(daemon.id()).filter(|&w| w != first && alive(w));
+    assert!(second.is_some(), "a new watchdog was started");
+    kill9(daemon.id());
+    let _ = daemon.wait();
+    for pid in &pids {
+        wait_until(Duration::from_secs(5), "the agent tree to die with its daemon", || {
+            !alive(*pid)
+        });
+    }
+}
+
 #[test]
 fn when_the_watchdog_died_too_recovery_kills_the_leftover_tree() {
     let pids_file = tempfile::NamedTempFile::new().unwrap();

@@ -106,20 +106,25 @@ pub async fn run(
         daemon_pid: std::process::id(),
     });
 
-    if let Some(mut stdin) = child.stdin().take() {
-        let bytes = spec.stdin.clone();
-        tokio::spawn(async move {
+    // The prompt writer and the two output readers are polled by this task, not
+    // spawned: three fewer tasks to schedule (and wake across threads) per agent.
+    let stdin_bytes = spec.stdin.clone();
+    let stdin = child.stdin().take();
+    let feed = async move {
+        if let Some(mut stdin) = stdin {
             // A broken pipe means the agent exited without reading: its exit says why.
-            let _ = stdin.write_all(&bytes).await;
+            let _ = stdin.write_all(&stdin_bytes).await;
             let _ = stdin.shutdown().await;
-        });
-    }
+        }
+    };
+    tokio::pin!(feed);
+    let mut fed = false;
 
     let (stop_tx, mut agent_stop) = mpsc::channel::<String>(1);
     let (give_up_tx, give_up) = watch::channel(false);
     let stdout = child.stdout().take();
     let stderr = child.stderr().take();
-    let mut out_task = tokio::spawn(read_stdout(
+    let out_task = read_stdout(
         stdout,
         spec.out_path.clone(),
         spec.max_output_bytes,
@@ -127,19 +132,19 @@ pub async fn run(
         on_progress,
         stop_tx,
         give_up.clone(),
-    ));
-    let mut err_task = tokio::spawn(read_stderr(
-        stderr,
-        spec.err_path.clone(),
-        spec.max_output_bytes,
-        give_up,
-    ));
+    );
+    let err_task = read_stderr(stderr, spec.err_path.clone(), spec.max_output_bytes, give_up);
+    tokio::pin!(out_task, err_task);
+    let mut finished = (None, None);
 
     let mut kill_at: Option<tokio::time::Instant> = None;
     let status = loop {
         let terminating = kill_at.is_some();
         tokio::select! {
             r = child.wait() => break r,
+            () = &mut feed, if !fed => fed = true,
+            r = &mut out_task, if finished.0.is_none() => finished.0 = Some(r),
+            r = &mut err_task, if finished.1.is_none() => finished.1 = Some(r),
             _ = tokio::time::sleep_until(spec.deadline), if !terminating => {
                 exit.stopped = Some(StopReason::Timeout);
                 kill_at = Some(terminate(&mut *child, spec.kill_grace));
@@ -181,7 +186,6 @@ pub async fn run(
     // grace period the readers stop and hand over what they read.
     let grace = tokio::time::sleep(OUTPUT_GRACE);
     tokio::pin!(grace);
-    let mut finished = (None, None);
     while finished.0.is_none() || finished.1.is_none() {
         tokio::select! {
             r = &mut out_task, if finished.0.is_none() => finished.0 = Some(r),
@@ -193,13 +197,13 @@ pub async fn run(
         }
     }
     let report = match finished.0 {
-        Some(Ok((bytes, report))) => {
+        Some((bytes, report)) => {
             exit.stdout_bytes = bytes;
             report
         }
-        _ => AgentReport::default(),
+        None => AgentReport::default(),
     };
-    if let Some(Ok((bytes, tail))) = finished.1 {
+    if let Some((bytes, tail)) = finished.1 {
         exit.stderr_bytes = bytes;
         exit.stderr_tail = tail;
     }

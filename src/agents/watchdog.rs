@@ -41,24 +41,31 @@ fn start() -> std::io::Result<Handle> {
     Ok(Handle { child, stdin })
 }
 
+/// Sends one line (`+PGID` or `-PGID`) in a single write, so the watchdog wakes
+/// once per line. A watchdog that died is noticed by the broken pipe, reaped,
+/// and replaced, and the line goes to the new one.
 fn send(line: &str) {
     let cell = WATCHDOG.get_or_init(|| Mutex::new(None));
     let mut guard = cell.lock().unwrap_or_else(|e| e.into_inner());
-    // (Re)start it if it is missing or died.
-    let alive = guard.as_mut().is_some_and(|h| matches!(h.child.try_wait(), Ok(None)));
-    if !alive {
-        match start() {
-            Ok(h) => *guard = Some(h),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the agent watchdog: agents may outlive a crashed daemon until recovery");
-                return;
+    let msg = format!("{line}\n");
+    for _ in 0..2 {
+        if guard.is_none() {
+            match start() {
+                Ok(h) => *guard = Some(h),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the agent watchdog: agents may outlive a crashed daemon until recovery");
+                    return;
+                }
             }
         }
-    }
-    if let Some(h) = guard.as_mut()
-        && writeln!(h.stdin, "{line}").and_then(|_| h.stdin.flush()).is_err()
-    {
-        *guard = None;
+        let h = guard.as_mut().expect("started above");
+        if h.stdin.write_all(msg.as_bytes()).is_ok() {
+            return;
+        }
+        tracing::warn!("the agent watchdog is gone; starting another");
+        if let Some(mut dead) = guard.take() {
+            let _ = dead.child.try_wait();
+        }
     }
 }
 

@@ -35,7 +35,14 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         .enable_all()
         .build()?;
     // A daemon that cannot start (inbox permissions, watcher, registry) is a setup error: exit 2.
-    let summary = match runtime.block_on(daemon::run(home, loaded, RunOptions { once: args.once })) {
+    // The daemon loop runs as a task on the workers, not on this thread: a
+    // runner that frees a slot wakes it on its own worker (no cross-thread
+    // wake-up), and the runners it spawns start there too.
+    let daemon = runtime.spawn(daemon::run(home, loaded, RunOptions { once: args.once }));
+    let summary = match runtime
+        .block_on(daemon)
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the daemon loop panicked: {e}")))
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e:#}");

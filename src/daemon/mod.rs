@@ -291,19 +291,24 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     let mut force_stop_at: Option<Instant> = None;
 
     loop {
+        // Files that settled together are announced in one write (in order with
+        // any rejection among them).
+        let mut queued = Vec::new();
         for verdict in intake.settle(std::time::Instant::now(), &rules) {
             match verdict {
                 Verdict::Accept(q) => {
-                    events.emit("task_queued", None, json!({"file": q.name, "title": q.spec.title, "agent": q.spec.agent, "priority": q.spec.priority}));
+                    queued.push(("task_queued", json!({"file": q.name, "title": q.spec.title, "agent": q.spec.agent, "priority": q.spec.priority})));
                     queue.push(*q);
                 }
                 Verdict::Reject { name, rejection } => {
+                    events.emit_all(std::mem::take(&mut queued));
                     if intake::reject(&home, &events, &name, &rejection) {
                         summary.rejected += 1;
                     }
                 }
             }
         }
+        events.emit_all(queued);
         if stopping.is_none() {
             while let Ok(permit) = shared.slots.clone().try_acquire_owned() {
                 let Some(q) = queue.pop_next(|a| shared.pauses.is_paused(a)) else {

@@ -84,7 +84,13 @@ impl OwnerRecord {
                 done += std::os::windows::fs::FileExt::seek_write(f, &bytes[done..], done as u64)?;
             }
         }
-        f.set_len(bytes.len() as u64)
+        // Records mostly grow (name, then attempts, then the agent): truncate
+        // only when this one is shorter, which costs a stat instead of a
+        // truncate (that dirties the inode) on every write.
+        if f.metadata()?.len() > bytes.len() as u64 {
+            f.set_len(bytes.len() as u64)?;
+        }
+        Ok(())
     }
 }
 

@@ -151,8 +151,20 @@ impl Runner {
     fn plan(&mut self) -> Result<Plan, Rejection> {
         let cfg = &self.shared.config;
         let (spec, wd) = match self.judged.take() {
-            // Just claimed: plan.json cannot exist yet, and the file is the one checked.
-            Some(q) if q.still_matches(&self.claimed.task_file) => (q.spec, q.workdir),
+            // Just claimed: plan.json cannot exist yet, and the file is the one
+            // checked. Its workdir is resolved again, not taken from the check:
+            // the file may have waited in the queue, and a folder on that path
+            // may have been swapped for a symlink meanwhile.
+            Some(q) if q.still_matches(&self.claimed.task_file) => {
+                let home = self.shared.home.root();
+                let wd = crate::task::workdir::resolve(
+                    q.spec.workdir.as_deref(),
+                    &cfg.default_workdir(home),
+                    home,
+                    &cfg.allowed_roots(home),
+                )?;
+                (q.spec, wd)
+            }
             _ => {
                 if let Ok(bytes) = std::fs::read(self.claimed.dir.plan())
                     && let Ok(plan) = serde_json::from_slice::<Plan>(&bytes)
