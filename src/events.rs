@@ -105,9 +105,14 @@ impl EventLog {
     /// burst of files queued at once is one write, not one per file). Errors
     /// are logged, as with [`emit`](Self::emit).
     pub fn emit_all(&self, events: impl IntoIterator<Item = (&'static str, Value)>) {
+        self.emit_many(None, events);
+    }
+
+    /// Appends several events of one task (or none) in one write, in order.
+    pub fn emit_many(&self, task_id: Option<&str>, events: impl IntoIterator<Item = (&'static str, Value)>) {
         let mut batch = Vec::new();
         for (event, fields) in events {
-            match self.line(event, None, fields) {
+            match self.line(event, task_id, fields) {
                 Ok(line) => batch.extend_from_slice(&line),
                 Err(e) => tracing::error!(event, error = %e, "could not format an event"),
             }

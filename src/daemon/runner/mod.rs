@@ -96,6 +96,8 @@ struct Runner {
     git_before: Option<crate::changes::Snapshot>,
     /// The worktree or copy of an isolated run.
     sandbox: Option<crate::isolate::Sandbox>,
+    /// An event held back to be written with the next one ([`Self::emit_soon`]).
+    held: Mutex<Option<(&'static str, serde_json::Value)>>,
 }
 
 impl Runner {
@@ -121,6 +123,7 @@ impl Runner {
             permit,
             git_before: None,
             sandbox: None,
+            held: Mutex::new(None),
         }
     }
 
@@ -128,8 +131,29 @@ impl Runner {
         &self.claimed.id
     }
 
-    fn emit(&self, event: &str, fields: serde_json::Value) {
-        self.shared.events.emit(event, Some(&self.claimed.id), fields);
+    /// Appends an event of this task, after the one held back, if any, in
+    /// the same write.
+    fn emit(&self, event: &'static str, fields: serde_json::Value) {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.shared
+            .events
+            .emit_many(Some(&self.claimed.id), held.into_iter().chain([(event, fields)]));
+    }
+
+    /// Holds `task_started` back until the next event of the task (in practice
+    /// `attempt_started`, a few syscalls later): two lines, one write and one
+    /// lock of the log. Written at once before anything that waits.
+    fn emit_soon(&self, event: &'static str, fields: serde_json::Value) {
+        self.flush_held();
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some((event, fields));
+    }
+
+    /// Writes the held-back event now.
+    fn flush_held(&self) {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((event, fields)) = held {
+            self.shared.events.emit(event, Some(&self.claimed.id), fields);
+        }
     }
 
     fn save_progress(&self) {
@@ -246,7 +270,7 @@ impl Runner {
                 .finish(Some(&plan), Status::Failed, Some(e), &Totals::default())
                 .await;
         }
-        self.emit(
+        self.emit_soon(
             "task_started",
             json!({"file": self.claimed.source_file, "title": plan.title, "agent": plan.agent, "workdir": plan.workdir, "worker": self.shared.worker, "recovered": self.recovered}),
         );
@@ -340,6 +364,7 @@ impl Runner {
                 }
             }
             if self.permit.is_none() {
+                self.flush_held();
                 let slots = self.shared.slots.clone();
                 let mut stop = self.stop.clone();
                 let stopped = tokio::select! {
@@ -415,6 +440,7 @@ impl Runner {
 
     /// Sleeps, unless a cancel or shutdown comes first.
     async fn sleep_or_stop(&mut self, d: Duration) -> Option<StopReason> {
+        self.flush_held();
         if let Some(r) = self.stop.borrow().clone() {
             return Some(r);
         }
