@@ -101,14 +101,9 @@ impl EventLog {
         self.append(&line)
     }
 
-    /// Appends several task-less events under one lock, written together (a
-    /// burst of files queued at once is one write, not one per file). Errors
-    /// are logged, as with [`emit`](Self::emit).
-    pub fn emit_all(&self, events: impl IntoIterator<Item = (&'static str, Value)>) {
-        self.emit_many(None, events);
-    }
-
-    /// Appends several events of one task (or none) in one write, in order.
+    /// Appends several events of one task (or none) in one write, in order,
+    /// under one lock (a burst of files queued at once is one write, not one
+    /// per file). Errors are logged, as with [`emit`](Self::emit).
     pub fn emit_many(&self, task_id: Option<&str>, events: impl IntoIterator<Item = (&'static str, Value)>) {
         let mut batch = Vec::new();
         for (event, fields) in events {
@@ -314,6 +309,24 @@ mod tests {
             }
         }
         assert_eq!(count, 800);
+    }
+
+    #[test]
+    fn a_batch_is_written_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::new(dir.path().join("events.ndjson"), dir.path().join(".lock"), 1 << 20, 2);
+        log.emit("daemon_started", None, json!({}));
+        log.emit_many(
+            Some("t1"),
+            [("task_started", json!({"n": 1})), ("attempt_started", json!({"n": 2}))],
+        );
+        log.emit_many(None, []);
+        let text = std::fs::read_to_string(dir.path().join("events.ndjson")).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let kinds: Vec<&str> = lines.iter().map(|v| v["event"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["daemon_started", "task_started", "attempt_started"]);
+        assert_eq!(lines[2]["task_id"], "t1");
+        assert_eq!(lines[2]["n"], 2);
     }
 
     #[test]

@@ -301,14 +301,14 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                     queue.push(*q);
                 }
                 Verdict::Reject { name, rejection } => {
-                    events.emit_all(std::mem::take(&mut queued));
+                    events.emit_many(None, std::mem::take(&mut queued));
                     if intake::reject(&home, &events, &name, &rejection) {
                         summary.rejected += 1;
                     }
                 }
             }
         }
-        events.emit_all(queued);
+        events.emit_many(None, queued);
         if stopping.is_none() {
             while let Ok(permit) = shared.slots.clone().try_acquire_owned() {
                 let Some(q) = queue.pop_next(|a| shared.pauses.is_paused(a)) else {
