@@ -316,6 +316,19 @@ fn an_agent_killed_with_its_daemon_before_any_progress_is_still_counted_and_clea
         std::fs::read_to_string(&pidfile).is_ok_and(|s| s.trim().parse::<u32>().is_ok())
     });
     let agent: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    // The daemon records the agent in owner.lock right after the spawn; on a
+    // loaded machine the agent can write its pid file first. (In that gap the
+    // watchdog, not the record, is what kills the agent with its daemon.)
+    let lock = || {
+        std::fs::read_dir(home.path.join("results"))
+            .unwrap()
+            .flatten()
+            .find_map(|e| std::fs::read_to_string(e.path().join("owner.lock")).ok())
+            .unwrap_or_default()
+    };
+    wait_until(Duration::from_secs(10), "owner.lock to record the agent", || {
+        lock().contains(&format!("\"pid\":{agent}"))
+    });
     // Daemon and watchdog die at once, before the agent said anything (no progress.json yet).
     let watchdog = watchdog_of(daemon.id()).expect("the daemon runs a watchdog");
     kill9(watchdog);
