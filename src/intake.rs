@@ -203,16 +203,13 @@ fn judge_all(settled: Vec<(String, PathBuf, std::fs::Metadata, Stamp)>, rules: &
     let one = |(name, path, meta, stamp): &(String, PathBuf, std::fs::Metadata, Stamp)| {
         judge(name, path, meta, *stamp, rules)
     };
-    if settled.len() < PARALLEL_JUDGING_FROM {
-        return settled.iter().filter_map(one).collect();
-    }
-    // Asked once: on Linux the answer reads cgroup files.
+    // Asked once, and only for a big batch: on Linux the answer reads cgroup files.
     static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let threads = *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(4));
-    if threads < 2 {
+    let threads = || *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(4));
+    if settled.len() < PARALLEL_JUDGING_FROM || threads() < 2 {
         return settled.iter().filter_map(one).collect();
     }
-    let chunk = settled.len().div_ceil(threads);
+    let chunk = settled.len().div_ceil(threads());
     std::thread::scope(|scope| {
         let parts: Vec<_> = settled
             .chunks(chunk)

@@ -82,13 +82,24 @@ pub fn check(
     home: &std::path::Path,
 ) -> Result<(TaskSpec, std::path::PathBuf), Rejection> {
     let spec = parse::parse(name, bytes, &config.task_limits())?;
-    let wd = workdir::resolve(
+    let wd = place(&spec, config, home)?;
+    Ok((spec, wd))
+}
+
+/// Resolves a parsed task's workdir and confines it to the allowed roots of
+/// `config`. Also done again for a task the intake already checked, when it is
+/// claimed (time has passed; a folder on the path may have become a symlink).
+pub fn place(
+    spec: &TaskSpec,
+    config: &crate::config::Config,
+    home: &std::path::Path,
+) -> Result<std::path::PathBuf, Rejection> {
+    workdir::resolve(
         spec.workdir.as_deref(),
         &config.default_workdir(home),
         home,
         &config.allowed_roots(home),
-    )?;
-    Ok((spec, wd))
+    )
 }
 
 /// Why a task file was not accepted, in the words of `NAME.error.json`.

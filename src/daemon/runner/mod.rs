@@ -84,8 +84,8 @@ struct Runner {
     progress: Arc<Mutex<ProgressRecord>>,
     stop: watch::Receiver<Option<StopReason>>,
     queued_at: Option<String>,
-    /// The spec and workdir the intake checked, reused for the plan while the
-    /// claimed file is still that file (saves reading and parsing it again).
+    /// The queue entry, whose spec (parsed by the intake) the plan reuses while
+    /// the claimed file is still that file: no second read and parse.
     judged: Option<Box<crate::queue::Queued>>,
     recovered: bool,
     started: Instant,
@@ -134,10 +134,7 @@ impl Runner {
     /// Appends an event of this task, after the one held back, if any, in
     /// the same write.
     fn emit(&self, event: &'static str, fields: serde_json::Value) {
-        let held = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
-        self.shared
-            .events
-            .emit_many(Some(&self.claimed.id), held.into_iter().chain([(event, fields)]));
+        self.write_events(Some((event, fields)));
     }
 
     /// Holds `task_started` back until the next event of the task (in practice
@@ -150,10 +147,15 @@ impl Runner {
 
     /// Writes the held-back event now.
     fn flush_held(&self) {
+        self.write_events(None);
+    }
+
+    /// The held-back event, if any, then `next`, in one write.
+    fn write_events(&self, next: Option<(&'static str, serde_json::Value)>) {
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some((event, fields)) = held {
-            self.shared.events.emit(event, Some(&self.claimed.id), fields);
-        }
+        self.shared
+            .events
+            .emit_many(Some(&self.claimed.id), held.into_iter().chain(next));
     }
 
     fn save_progress(&self) {
@@ -180,13 +182,7 @@ impl Runner {
             // the file may have waited in the queue, and a folder on that path
             // may have been swapped for a symlink meanwhile.
             Some(q) if q.still_matches(&self.claimed.task_file) => {
-                let home = self.shared.home.root();
-                let wd = crate::task::workdir::resolve(
-                    q.spec.workdir.as_deref(),
-                    &cfg.default_workdir(home),
-                    home,
-                    &cfg.allowed_roots(home),
-                )?;
+                let wd = crate::task::place(&q.spec, cfg, self.shared.home.root())?;
                 (q.spec, wd)
             }
             _ => {
