@@ -93,6 +93,22 @@ fn every_task_form_runs_and_writes_result_summary_index_and_events() {
     ] {
         assert_eq!(home.events_of(kind).len(), 6, "{kind}");
     }
+    // Each task's story, in order (some lines are held back and written with
+    // the next one: the order must survive that).
+    let lifecycle = ["task_started", "attempt_started", "attempt_finished", "task_succeeded"];
+    let mut stories: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for e in home.events() {
+        let kind = e["event"].as_str().unwrap();
+        if let Some(id) = e["task_id"].as_str()
+            && lifecycle.contains(&kind)
+        {
+            stories.entry(id.into()).or_default().push(kind.into());
+        }
+    }
+    assert_eq!(stories.len(), 6);
+    for (id, story) in &stories {
+        assert_eq!(story, &lifecycle, "{id}");
+    }
     for e in home.events() {
         let ts = e["ts"].as_str().unwrap();
         assert!(

@@ -8,6 +8,7 @@
 pub mod claude;
 pub mod cline;
 pub mod command;
+pub mod identity;
 pub mod supervise;
 pub mod watchdog;
 

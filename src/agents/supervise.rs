@@ -6,9 +6,9 @@
 //!   group when the daemon dies ([`super::watchdog`]), on Windows the job object
 //!   dies with the daemon's handle. As a second line, the pid, group and start
 //!   time are handed to the
-//!   caller as soon as the agent starts (it records them in `progress.json`), so
-//!   a recovering daemon can kill what is left ([`kill_leftover`]) before
-//!   running the task again.
+//!   caller as soon as the agent starts (it records them in `owner.lock`), so
+//!   a recovering daemon can kill what is left
+//!   ([`super::identity::kill_leftover`]) before running the task again.
 //! - stdin carries the prompt and is then closed, so the agent can never wait
 //!   on an answer.
 //! - stdout and stderr are copied to capped files; past the cap they are still
@@ -89,6 +89,7 @@ pub async fn run(
     mut stop: watch::Receiver<Option<StopReason>>,
 ) -> (Exit, AgentReport) {
     let mut exit = Exit::default();
+    let before = super::identity::boot_ticks();
     let mut child = match spawn(&spec) {
         Ok(c) => c,
         Err(e) => {
@@ -99,12 +100,7 @@ pub async fn run(
     let pid = child.id().unwrap_or(0);
     #[cfg(unix)]
     super::watchdog::watch(pid);
-    on_spawned(AgentProcess {
-        pid,
-        pgid: cfg!(unix).then_some(pid),
-        start_ticks: start_ticks(pid),
-        daemon_pid: std::process::id(),
-    });
+    on_spawned(super::identity::record(pid, before, super::identity::boot_ticks()));
 
     // The prompt writer and the two output readers are polled by this task, not
     // spawned: three fewer tasks to schedule (and wake across threads) per agent.
@@ -282,86 +278,6 @@ fn kill_tree(child: &mut dyn process_wrap::tokio::ChildWrapper) {
     {
         let _ = child.start_kill();
     }
-}
-
-/// Start time of `pid` in ticks since boot, where the OS tells it.
-pub fn start_ticks(pid: u32) -> Option<u64> {
-    #[cfg(target_os = "linux")]
-    {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the command name, which is in parentheses and may contain spaces.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        // A zombie has finished: it is not running, whatever its start time.
-        if rest.starts_with(['Z', 'X']) {
-            return None;
-        }
-        rest.split_whitespace().nth(19)?.parse().ok()
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = pid;
-        None
-    }
-}
-
-/// Kills what a dead daemon's agent left behind, if it is provably that process
-/// tree (same pid and start time, or its group still alive). Returns whether
-/// anything was signalled.
-pub fn kill_leftover(record: &AgentProcess) -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        let Some(pgid) = record.pgid else {
-            return false;
-        };
-        match (start_ticks(record.pid), record.start_ticks) {
-            // The leader lives and is the same process: kill its group.
-            (Some(now), Some(then)) if now == then => {}
-            // The pid now belongs to another process: never touch it.
-            (Some(_), _) => return false,
-            // The leader is gone. A pgid cannot be handed out again while its group
-            // has members, so members of this group are the agent's descendants.
-            (None, _) => {
-                if !group_alive(pgid) {
-                    return false;
-                }
-            }
-        }
-        nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pgid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .is_ok()
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        // Windows: the job object died with the daemon. Other Unixes: the start
-        // time cannot be checked cheaply, so a recycled pid cannot be ruled out.
-        let _ = record;
-        false
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn group_alive(pgid: u32) -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    dir.flatten().any(|e| {
-        let Ok(name) = e.file_name().into_string() else {
-            return false;
-        };
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            return false;
-        };
-        let Some(close) = stat.rfind(')') else { return false };
-        // After ") ": state, ppid, pgrp. Zombies (not reaped where PID 1 does not reap) do not count.
-        let mut fields = stat[close + 2..].split_whitespace();
-        let state = fields.next().unwrap_or("Z");
-        !state.starts_with(['Z', 'X']) && fields.nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pgid)
-    })
 }
 
 /// Splits a byte stream into lines, holding at most `max` bytes of one line.

@@ -9,7 +9,7 @@
 //! starts (its own previous life may have crashed) and then only when a peer
 //! died (see `store::daemons`).
 
-use crate::agents::supervise::kill_leftover;
+use crate::agents::identity::kill_leftover;
 use crate::claim::Claimed;
 use crate::events::EventLog;
 use crate::plan::Plan;

@@ -125,8 +125,13 @@ pub struct AgentProcess {
     /// Process group (Unix); equals `pid`.
     pub pgid: Option<u32>,
     /// Start time in clock ticks since boot (Linux `/proc/<pid>/stat` field 22),
-    /// so a recycled pid is never mistaken for the agent.
+    /// so a recycled pid is never mistaken for the agent. With `start_ticks_max`,
+    /// the earliest tick of the window the agent started in.
     pub start_ticks: Option<u64>,
+    /// The latest tick of that window (the boot clock read before and after the
+    /// spawn: see `agents::identity`). Absent: `start_ticks` is exact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ticks_max: Option<u64>,
     pub daemon_pid: u32,
 }
 

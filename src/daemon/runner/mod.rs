@@ -100,6 +100,13 @@ struct Runner {
     held: Mutex<Option<(&'static str, serde_json::Value)>>,
 }
 
+/// A runner stopped mid-way (its task aborted) still writes the event it held.
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.flush_held();
+    }
+}
+
 impl Runner {
     fn new(
         shared: Arc<Shared>,
@@ -137,9 +144,12 @@ impl Runner {
         self.write_events(Some((event, fields)));
     }
 
-    /// Holds `task_started` back until the next event of the task (in practice
-    /// `attempt_started`, a few syscalls later): two lines, one write and one
-    /// lock of the log. Written at once before anything that waits.
+    /// Holds an event back until the next event of the task: two lines, one
+    /// write and one lock of the log. Held are `task_started` (the next event is
+    /// `attempt_started`, a few syscalls later) and `attempt_finished` (the next
+    /// is the task's last event, once `result.json` is on disk). Written at once
+    /// before anything else that waits (a pause, a backoff, a slot), and when
+    /// the runner is dropped.
     fn emit_soon(&self, event: &'static str, fields: serde_json::Value) {
         self.flush_held();
         *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some((event, fields));
@@ -427,7 +437,7 @@ impl Runner {
                     let until_ts = jiff::Timestamp::try_from(until)
                         .map(|t| t.to_string())
                         .unwrap_or_default();
-                    self.shared.events.emit("agent_paused", Some(self.id()), json!({"agent": plan.agent, "until": until_ts, "reason": f.message, "from_cli": resets_at.is_some()}));
+                    self.emit("agent_paused", json!({"agent": plan.agent, "until": until_ts, "reason": f.message, "from_cli": resets_at.is_some()}));
                     self.shared.wake.notify_one();
                 }
             }
@@ -612,7 +622,10 @@ impl Runner {
             p.agent = None;
         });
         // progress.json is written next by whatever follows: a retry's wait, or the finish.
-        self.emit(
+        // The event goes out with the next one: the task's last event when it
+        // finishes (after result.json is flushed, a millisecond or so later), or
+        // before a retry's wait.
+        self.emit_soon(
             "attempt_finished",
             json!({
                 "attempt": n, "exit_code": exit.code, "signal": exit.signal, "duration_ms": duration_ms,
