@@ -18,10 +18,16 @@ use serde::Serialize;
 use std::io::{self, Write};
 use std::path::Path;
 
+/// A temporary file in `path`'s folder, to be renamed to `path`.
 pub(crate) fn temp_in(path: &Path) -> io::Result<tempfile::NamedTempFile> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
+    temp_in_dir(dir)
+}
+
+/// A temporary file in `dir`, named so readers skip it ([`is_temp_name`]).
+fn temp_in_dir(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
     tempfile::Builder::new().prefix(".tmp").tempfile_in(dir)
 }
 
@@ -44,13 +50,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// past every recently freed inode too: measured 5.5% of a burst's CPU for
 /// summaries vs 2% for a file made in the task's fresh folder).
 pub fn write_atomic_staged(staging: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let staged = tempfile::Builder::new()
-        .prefix(".tmp")
-        .tempfile_in(staging)
-        .and_then(|mut tmp| {
-            tmp.write_all(bytes)?;
-            tmp.persist(path).map_err(|e| e.error)
-        });
+    let staged = temp_in_dir(staging).and_then(|mut tmp| {
+        tmp.write_all(bytes)?;
+        tmp.persist(path).map_err(|e| e.error)
+    });
     match staged {
         Ok(_) => Ok(()),
         Err(_) => write_atomic(path, bytes),
