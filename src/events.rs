@@ -120,10 +120,16 @@ impl EventLog {
         }
     }
 
-    /// One event as a whole line, newline included.
-    fn line(&self, event: &str, task_id: Option<&str>, fields: Value) -> io::Result<Vec<u8>> {
+    /// One event as a whole line, newline included. Its time is now, unless the
+    /// fields carry a `ts` string: an event held back to be written with a later
+    /// one keeps the time it happened.
+    fn line(&self, event: &str, task_id: Option<&str>, mut fields: Value) -> io::Result<Vec<u8>> {
+        let ts = match fields.as_object_mut().and_then(|f| f.remove("ts")) {
+            Some(Value::String(ts)) => ts,
+            _ => now_ts(),
+        };
         let mut obj = Map::new();
-        obj.insert("ts".into(), Value::String(now_ts()));
+        obj.insert("ts".into(), Value::String(ts));
         obj.insert("event".into(), Value::String(event.into()));
         if let Some(id) = task_id {
             obj.insert("task_id".into(), Value::String(id.into()));
@@ -327,6 +333,22 @@ mod tests {
         assert_eq!(kinds, ["daemon_started", "task_started", "attempt_started"]);
         assert_eq!(lines[2]["task_id"], "t1");
         assert_eq!(lines[2]["n"], 2);
+    }
+
+    #[test]
+    fn an_event_written_late_keeps_the_time_it_happened() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::new(dir.path().join("events.ndjson"), dir.path().join(".lock"), 1 << 20, 2);
+        let then = "2026-01-02T03:04:05.678Z";
+        log.emit_many(
+            Some("t1"),
+            [("attempt_finished", json!({"ts": then})), ("task_succeeded", json!({}))],
+        );
+        let text = std::fs::read_to_string(dir.path().join("events.ndjson")).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0]["ts"], then);
+        assert_ne!(lines[1]["ts"], then, "the next one is stamped when written");
+        assert_eq!(text.matches("\"ts\"").count(), 2, "one ts a line");
     }
 
     #[test]

@@ -149,9 +149,13 @@ impl Runner {
     /// `attempt_started`, a few syscalls later) and `attempt_finished` (the next
     /// is the task's last event, once `result.json` is on disk). Written at once
     /// before anything else that waits (a pause, a backoff, a slot), and when
-    /// the runner is dropped.
-    fn emit_soon(&self, event: &'static str, fields: serde_json::Value) {
+    /// the runner is dropped. A held event keeps the time it happened.
+    fn emit_soon(&self, event: &'static str, mut fields: serde_json::Value) {
         self.flush_held();
+        // Stamped now: it is written later, but this is when it happened.
+        if let Some(f) = fields.as_object_mut() {
+            f.insert("ts".into(), serde_json::Value::String(now_ts()));
+        }
         *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some((event, fields));
     }
 
