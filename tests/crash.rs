@@ -378,3 +378,55 @@ fn a_task_that_kills_its_daemon_cannot_rerun_forever() {
     assert_eq!(r["error"]["kind"], "interrupted");
     assert_eq!(r["attempts"].as_array().unwrap().len(), 2);
 }
+
+/// A power loss after tasks finished: the disk may lack a result file's name
+/// or hold it torn (the files themselves are not flushed; the daemon's commit
+/// log is). The next daemon restores both from the log, byte for byte, and
+/// runs neither task again.
+#[test]
+fn results_lost_or_torn_by_a_power_loss_are_restored_from_the_commit_log_not_run_again() {
+    let home = TestHome::new();
+    for name in ["a", "b", "c"] {
+        home.drop_task(
+            &format!("{name}.yaml"),
+            format!("agent: command\ncommand: echo ran-{name}\n"),
+        );
+    }
+    let out = home.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let logs = home.path.join("results/.commits");
+    let log_count = || std::fs::read_dir(&logs).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(
+        log_count(),
+        1,
+        "the log outlives the daemon until its files are flushed"
+    );
+    let result = |name: &str| {
+        home.task_dir(home.result_of(&format!("{name}.yaml"))["id"].as_str().unwrap())
+            .join("result.json")
+    };
+    let (a, b, c) = (result("a"), result("b"), result("c"));
+    let (a_bytes, b_bytes, c_bytes) = (
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        std::fs::read(&c).unwrap(),
+    );
+    // What a power loss can leave: a name that never reached the disk, a file torn.
+    std::fs::remove_file(&a).unwrap();
+    std::fs::write(&b, &b_bytes[..b_bytes.len() / 2]).unwrap();
+    let started = home.events_of("task_started").len();
+
+    let out = home.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&a).unwrap(), a_bytes);
+    assert_eq!(std::fs::read(&b).unwrap(), b_bytes);
+    assert_eq!(std::fs::read(&c).unwrap(), c_bytes);
+    assert_eq!(home.events_of("task_started").len(), started, "no task ran again");
+    assert_eq!(home.events_of("task_interrupted").len(), 0);
+    assert_eq!(
+        log_count(),
+        0,
+        "the replayed log is gone (the second daemon logged nothing)"
+    );
+    assert_eq!(home.index()["tasks"].as_object().unwrap().len(), 3);
+}

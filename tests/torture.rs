@@ -125,6 +125,10 @@ fn audit(home: &TestHome, dropped: &BTreeSet<String>) -> Audit {
             continue;
         }
         let id = e.file_name().to_string_lossy().into_owned();
+        if id == ".commits" {
+            audit_commit_logs(&e.path(), &mut a);
+            continue;
+        }
         let dir = e.path();
         let names: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
@@ -234,6 +238,31 @@ fn audit(home: &TestHome, dropped: &BTreeSet<String>) -> Audit {
         }
     }
     a
+}
+
+/// The commit logs left (by daemons that exited or were killed): every whole
+/// record names a result file that exists with exactly the logged bytes (a
+/// torn last line is allowed: a crash mid-append, never acknowledged).
+fn audit_commit_logs(dir: &Path, a: &mut Audit) {
+    let results = dir.parent().unwrap();
+    for log in std::fs::read_dir(dir).unwrap().flatten() {
+        let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+        let lines: Vec<&str> = text.split_terminator('\n').collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Ok(r) = serde_json::from_str::<Value>(line) else {
+                if i + 1 < lines.len() || text.ends_with('\n') {
+                    a.corrupt
+                        .push(format!("{}: line {} is not a record", log.path().display(), i + 1));
+                }
+                continue;
+            };
+            let file = results.join(r["path"].as_str().unwrap_or_default());
+            if std::fs::read(&file).ok().as_deref() != Some(r["bytes"].as_str().unwrap_or_default().as_bytes()) {
+                a.corrupt
+                    .push(format!("{}: logged but not on disk as logged", file.display()));
+            }
+        }
+    }
 }
 
 fn report(what: &str, dropped: usize, kills: usize, a: &Audit) {

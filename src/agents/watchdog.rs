@@ -87,6 +87,7 @@ pub fn unwatch(pgid: u32) {
 /// lines, so the daemon's writes never wait on it. The daemon's death is seen
 /// at the next read: at once when the watchdog is idle, within this pause
 /// during a burst.
+#[cfg(unix)]
 const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The watchdog process itself: never returns.
@@ -122,12 +123,14 @@ pub fn run() -> ! {
 
 /// The groups registered and not yet gone, from the daemon's lines, which may
 /// arrive cut anywhere (a read returns what the pipe holds).
+#[cfg(unix)]
 #[derive(Default)]
 struct Groups {
     live: std::collections::HashSet<i32>,
     partial: Vec<u8>,
 }
 
+#[cfg(unix)]
 impl Groups {
     fn feed(&mut self, bytes: &[u8]) {
         self.partial.extend_from_slice(bytes);
@@ -158,7 +161,7 @@ pub fn run() -> ! {
     std::process::exit(0)
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -186,7 +186,8 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         worker: worker.clone(),
         wake: Notify::new(),
         redactor,
-        committer: crate::store::commit::Committer::start().context("could not start the result commit thread")?,
+        committer: crate::store::commit::Committer::start(Some(&home.results()))
+            .context("could not start the result commit thread")?,
     });
     events.emit(
         "daemon_started",
@@ -194,6 +195,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         json!({"pid": std::process::id(), "worker": worker, "version": env!("CARGO_PKG_VERSION"), "max_concurrent": config.max_concurrent, "once": opts.once, "config_file": loaded.file}),
     );
     sweep_stray_temps(&home);
+    recovery::replay_commit_logs(&home);
     match index::reconcile(&home) {
         Ok(added) if added.is_empty() => {}
         Ok(added) => {

@@ -34,8 +34,24 @@ pub struct Orphan {
 /// rename) are removed once they are this old.
 const HALF_CLAIM_AGE: Duration = Duration::from_secs(60);
 
+/// Restores the results that dead daemons committed to their logs but that
+/// are missing or torn (see [`crate::store::commit_log`]). Runs before orphans
+/// are looked for: such a task is finished, not orphaned.
+pub fn replay_commit_logs(home: &Home) {
+    match crate::store::commit_log::replay_dead(&home.results()) {
+        Ok(r) if r.logs > 0 => tracing::info!(
+            logs = r.logs,
+            restored = r.restored.len(),
+            "replayed the commit logs of daemons that are gone"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "could not replay a commit log; it stays for the next try"),
+    }
+}
+
 /// Scans `results/` for orphans and takes them over.
 pub fn take_over_orphans(home: &Home) -> std::io::Result<Vec<Orphan>> {
+    replay_commit_logs(home);
     let mut out = Vec::new();
     for entry in std::fs::read_dir(home.results())?.flatten() {
         let Ok(id) = entry.file_name().into_string() else {

@@ -73,6 +73,16 @@ pub fn write_new_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Replaces `path` with `bytes`, flushed to disk before it gets its name (a
+/// result restored from the commit log).
+pub fn write_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = temp_in(path)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// Pretty JSON, atomically, with a trailing newline.
 pub fn write_json_atomic<T: Serialize + ?Sized>(path: &Path, value: &T) -> io::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;

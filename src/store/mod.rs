@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod commit;
+pub mod commit_log;
 pub mod daemons;
 pub mod index;
 pub mod layout;
