@@ -52,7 +52,8 @@ impl Committer {
                 .map_err(|e| tracing::warn!(error = %e, "no commit log: each result is flushed on its own"))
                 .ok()
         });
-        let retire = start_retiring()?;
+        // Started with the first full log: most daemons never fill one.
+        let mut retire: Option<mpsc::Sender<CommitLog>> = None;
         std::thread::Builder::new()
             .name("result-commit".into())
             .spawn(move || {
@@ -74,7 +75,7 @@ impl Committer {
                         match CommitLog::begin(results) {
                             Ok(next) => {
                                 if let Some(full) = log.replace(next) {
-                                    let _ = retire.send(full);
+                                    retire_later(&mut retire, full);
                                 }
                             }
                             Err(e) => tracing::warn!(error = %e, "cannot begin a new commit log; the full one goes on"),
@@ -102,21 +103,28 @@ impl Committer {
     }
 }
 
-/// The thread that retires full logs once their files are on disk
-/// ([`commit_log::retire`]): nothing waits for it. A log it has not retired
-/// when the daemon exits stays, and the next daemon replays it.
-fn start_retiring() -> io::Result<mpsc::Sender<CommitLog>> {
-    let (tx, rx) = mpsc::channel::<CommitLog>();
-    std::thread::Builder::new()
-        .name("result-retire".into())
-        .spawn(move || {
+/// Hands a full log to the thread that retires logs once their files are on
+/// disk ([`commit_log::retire`]), starting it the first time: nothing waits
+/// for it. A log it has not retired when the daemon exits stays, and the next
+/// daemon replays it (as it does when the thread cannot be started).
+fn retire_later(retire: &mut Option<mpsc::Sender<CommitLog>>, log: CommitLog) {
+    if retire.is_none() {
+        let (tx, rx) = mpsc::channel::<CommitLog>();
+        let started = std::thread::Builder::new().name("result-retire".into()).spawn(move || {
             for log in rx {
                 if let Err(e) = commit_log::retire(log, commit_log::RETIRE_AFTER) {
                     tracing::warn!(error = %e, "could not retire a commit log; the next daemon replays it");
                 }
             }
-        })?;
-    Ok(tx)
+        });
+        match started {
+            Ok(_) => *retire = Some(tx),
+            Err(e) => tracing::warn!(error = %e, "cannot start the thread that retires commit logs"),
+        }
+    }
+    if let Some(tx) = retire {
+        let _ = tx.send(log);
+    }
 }
 
 /// Writes every file of the batch to a temporary file, makes the batch durable
