@@ -1,15 +1,16 @@
 //! Whole-file writes: every file the daemon writes appears complete or not at all.
 //!
 //! The bytes go to a temporary file in the destination folder (same filesystem, so
-//! the rename is atomic), are flushed to disk, and the file is renamed into place.
+//! the rename is atomic), and the file is renamed into place.
 //! A crash at any instant leaves either the old file or the new one, plus at worst
 //! a stray `.tmp*` file that readers ignore and `clean` removes.
 //!
 //! Durability is a separate, per-file choice. A process crash (kill -9, panic)
 //! loses nothing that was renamed into place: the page cache survives it. Only
 //! an OS crash or power loss can lose unsynced data, so only the files that
-//! cannot be rebuilt are flushed to disk before the rename ([`Durability::Sync`]:
-//! `result.json`, the record of a finished task). Progress, plans, summaries and
+//! cannot be rebuilt are made durable before they are named (`result.json`, the
+//! record of a finished task: through the commit log, [`super::commit_log`], or
+//! flushed itself when there is none). Progress, plans, summaries and
 //! the index are rebuildable and skip the flush: on this machine each fsync costs
 //! about a millisecond and blocks a runtime thread, which made them the largest
 //! cost of a short task.
@@ -62,25 +63,29 @@ pub fn write_atomic_staged(staging: &Path, path: &Path, bytes: &[u8]) -> io::Res
 
 /// Creates `path` atomically, its content flushed to disk before it gets its
 /// name; fails with `AlreadyExists` if it is there. For files written once and
-/// never changed (`result.json`). The folder itself is not flushed: after a
-/// power loss the name may be missing (the task then runs again: execution is
-/// at least once), but a file with that name is never empty or partial.
+/// never changed (`result.json`, when the commit log cannot be used). The
+/// folder itself is not flushed: after a power loss the name may be missing,
+/// but a file with that name is never empty or partial.
 pub fn write_new_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = temp_in(path)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    flushed_temp(path, bytes)?
+        .persist_noclobber(path)
+        .map_err(|e| e.error)?;
     Ok(())
 }
 
 /// Replaces `path` with `bytes`, flushed to disk before it gets its name (a
 /// result restored from the commit log).
 pub fn write_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    flushed_temp(path, bytes)?.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// A temporary file beside `path` holding `bytes`, flushed to disk.
+fn flushed_temp(path: &Path, bytes: &[u8]) -> io::Result<tempfile::NamedTempFile> {
     let mut tmp = temp_in(path)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    Ok(tmp)
 }
 
 /// Pretty JSON, atomically, with a trailing newline.
