@@ -224,6 +224,12 @@ pub fn replay_dead(results: &Path) -> io::Result<Replayed> {
                 .is_some_and(|b| serde_json::from_slice::<serde::de::IgnoredAny>(&b).is_ok());
             if !whole {
                 atomic::write_durable(&file, r.bytes.as_bytes())?;
+                // The dead daemon's temporary files in that folder (it died
+                // naming this file): the task is finished, so no takeover
+                // sweeps them.
+                if let Some(folder) = file.parent() {
+                    atomic::remove_stray_temps(folder, Duration::ZERO);
+                }
                 out.restored.push(file.clone());
             }
             files.push(file);
@@ -317,6 +323,7 @@ mod tests {
         // differs); b: torn by a power loss; c: never named (the daemon died).
         std::fs::write(&a, b"{\"a\":0}\n").unwrap();
         std::fs::write(&b, b"").unwrap();
+        std::fs::write(results.join("c/.tmpAbCdEf"), b"{\"c\":").unwrap();
         // A crash mid-append leaves a torn last line.
         let mut f = OpenOptions::new().append(true).open(&log.path).unwrap();
         f.write_all(b"{\"path\":\"c/resu").unwrap();
@@ -331,9 +338,12 @@ mod tests {
         assert_eq!(std::fs::read(&c).unwrap(), b"{\"c\":3}\n");
         assert!(!results.join("cleaned").exists(), "a cleaned task is not brought back");
         assert!(!path.exists());
-        assert!(
-            std::fs::read_dir(results.join("b")).unwrap().count() == 1,
-            "no temporary file left"
-        );
+        for id in ["b", "c"] {
+            assert_eq!(
+                std::fs::read_dir(results.join(id)).unwrap().count(),
+                1,
+                "no temporary file left in {id}"
+            );
+        }
     }
 }
