@@ -46,8 +46,7 @@ impl Committer {
     /// log in `results/.commits/`; without, each file is flushed on its own.
     pub fn start(results: Option<&Path>) -> io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
-        let results = results.map(Path::to_path_buf);
-        let mut log = results.as_deref().and_then(|r| {
+        let mut log = results.and_then(|r| {
             CommitLog::begin(r)
                 .map_err(|e| tracing::warn!(error = %e, "no commit log: each result is flushed on its own"))
                 .ok()
@@ -69,10 +68,8 @@ impl Committer {
                         }
                     }
                     commit(batch, log.as_mut());
-                    if log.as_ref().is_some_and(CommitLog::full)
-                        && let Some(results) = results.as_deref()
-                    {
-                        match CommitLog::begin(results) {
+                    if let Some(full) = log.as_ref().filter(|l| l.full()) {
+                        match full.begin_next() {
                             Ok(next) => {
                                 if let Some(full) = log.replace(next) {
                                     retire_later(&mut retire, full);

@@ -136,8 +136,9 @@ impl CommitLog {
         self.broken || self.named.len() >= MAX_RECORDS || self.began.elapsed() >= MAX_AGE
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.named.is_empty()
+    /// Begins the log that follows this one, in the same folder.
+    pub fn begin_next(&self) -> io::Result<Self> {
+        Self::begin(&self.results)
     }
 }
 
@@ -295,7 +296,7 @@ mod tests {
     fn a_log_is_full_after_its_record_limit() {
         let (_d, results) = results();
         let mut log = CommitLog::begin(&results).unwrap();
-        assert!(!log.full() && log.is_empty());
+        assert!(!log.full() && log.named.is_empty());
         for i in 0..MAX_RECORDS {
             log.named(results.join(format!("{i}")));
         }
