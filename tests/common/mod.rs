@@ -279,3 +279,5 @@ pub fn git_sh(dir: &Path, script: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+pub mod mock_api;
+pub mod real;

@@ -1,0 +1,179 @@
+//! The real agent CLIs, pinned in `agent-clis/` and installed by
+//! `bash agent-clis/install`, run offline against [`super::mock_api`].
+//!
+//! A test that cannot find a CLI prints a `SKIPPED` line and passes, except
+//! under CI (`CI` set), where a missing CLI fails the test: CI installs them.
+//! Everything a CLI sends goes to 127.0.0.1: the model API to the mock, every
+//! other host through a proxy that refuses, with telemetry and updates off.
+#![allow(dead_code)]
+
+use super::mock_api::{MockApi, RefusingProxy};
+use super::{TestHome, config_with};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Which CLI.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cli {
+    Claude,
+    Cline,
+}
+
+impl Cli {
+    fn name(self) -> &'static str {
+        match self {
+            Cli::Claude => "claude",
+            Cli::Cline => "cline",
+        }
+    }
+}
+
+/// The CLI's path: `ORCH_CLAUDE_BIN` / `ORCH_CLINE_BIN`, else the pinned install.
+/// `None` (after printing SKIPPED) when it is not installed outside CI.
+pub fn find(cli: Cli, test: &str) -> Option<PathBuf> {
+    let var = format!("ORCH_{}_BIN", cli.name().to_uppercase());
+    let path = std::env::var_os(&var).map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("agent-clis/node_modules/.bin")
+            .join(cli.name())
+    });
+    if path.exists() {
+        return Some(path);
+    }
+    let msg = format!(
+        "the real {} CLI is not installed at {} (run `bash agent-clis/install`, or set {var})",
+        cli.name(),
+        path.display()
+    );
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {msg}; under CI the real-CLI tests must run");
+    }
+    eprintln!("SKIPPED {test}: {msg}");
+    None
+}
+
+/// A home whose daemon runs a real CLI against a scripted mock API.
+pub struct RealHome {
+    pub home: TestHome,
+    pub api: MockApi,
+    pub proxy: RefusingProxy,
+    pub cli: PathBuf,
+    /// The CLI's own HOME (sessions, settings), apart from the test's.
+    pub cli_home: PathBuf,
+}
+
+impl RealHome {
+    /// Claude Code against `api`, with `top` lines added to the config.
+    pub fn claude(cli: PathBuf, api: MockApi, top: &str) -> Self {
+        let yaml = format!(
+            "{}  claude:\n    command: {}\n",
+            config_with(top, "").replace(&format!("  claude:\n    command: {}\n", super::FAKE), ""),
+            cli.display()
+        );
+        Self::new(cli, api, &yaml)
+    }
+
+    /// Cline against `api` (configured as its `openai-compatible` provider).
+    pub fn cline(cli: PathBuf, api: MockApi, top: &str) -> Self {
+        let yaml = format!("{}  cline:\n    command: {}\n", config_with(top, ""), cli.display());
+        let this = Self::new(cli, api, &yaml);
+        this.configure_cline();
+        this
+    }
+
+    fn new(cli: PathBuf, api: MockApi, yaml: &str) -> Self {
+        let home = TestHome::with_config(yaml);
+        let cli_home = home.path.join("cli-home");
+        std::fs::create_dir_all(&cli_home).unwrap();
+        let proxy = RefusingProxy::start();
+        Self {
+            home,
+            api,
+            proxy,
+            cli,
+            cli_home,
+        }
+    }
+
+    /// The environment every CLI process of this home gets: offline, quiet,
+    /// its own HOME.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let p = self.proxy.url();
+        let mut v: Vec<(String, String)> = [
+            ("HOME", self.cli_home.display().to_string()),
+            ("XDG_CONFIG_HOME", self.cli_home.join(".config").display().to_string()),
+            ("ANTHROPIC_BASE_URL", self.api.base_url()),
+            ("ANTHROPIC_API_KEY", "sk-ant-test-not-a-real-key".to_string()),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".to_string()),
+            ("DISABLE_TELEMETRY", "1".to_string()),
+            ("DISABLE_AUTOUPDATER", "1".to_string()),
+            ("DISABLE_ERROR_REPORTING", "1".to_string()),
+            ("CLAUDE_CODE_MAX_RETRIES", "1".to_string()),
+            ("HTTP_PROXY", p.clone()),
+            ("HTTPS_PROXY", p.clone()),
+            ("http_proxy", p.clone()),
+            ("https_proxy", p.clone()),
+            ("ALL_PROXY", p),
+            ("NO_PROXY", "127.0.0.1,localhost".to_string()),
+            ("no_proxy", "127.0.0.1,localhost".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        // A hub of this home's own, never one another test (or the user) started.
+        let port = 20000 + (std::process::id() % 20000) as u16 + (self.api.port % 97);
+        v.push(("CLINE_HUB_PORT".into(), port.to_string()));
+        v
+    }
+
+    /// An orchestrator command on this home, with the CLI environment.
+    pub fn cmd(&self) -> Command {
+        let mut c = self.home.cmd();
+        c.envs(self.env());
+        c
+    }
+
+    fn configure_cline(&self) {
+        let mut c = Command::new(&self.cli);
+        c.args([
+            "auth",
+            "-p",
+            "openai-compatible",
+            "-k",
+            "sk-test-not-a-real-key",
+            "-m",
+            super::mock_api::MODEL,
+            "-b",
+            &format!("{}/v1", self.api.base_url()),
+        ])
+        .envs(self.env())
+        .stdin(std::process::Stdio::null());
+        let out = c.output().expect("cline auth");
+        assert!(
+            out.status.success(),
+            "cline auth: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let settings = self.cli_home.join(".cline/data/settings");
+        std::fs::create_dir_all(&settings).unwrap();
+        std::fs::write(
+            settings.join("global-settings.json"),
+            r#"{"telemetryOptOut": true, "autoUpdateEnabled": false}"#,
+        )
+        .unwrap();
+    }
+
+    /// `run --once` with the CLI environment, bounded by `limit`.
+    pub fn run_once_within(&self, limit: std::time::Duration) -> std::process::Output {
+        let mut c = self.cmd();
+        c.args(["run", "--once"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        super::wait_output(c.spawn().unwrap(), limit)
+    }
+
+    pub fn run_once(&self) -> std::process::Output {
+        self.run_once_within(std::time::Duration::from_secs(180))
+    }
+}
