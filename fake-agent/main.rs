@@ -134,6 +134,28 @@ struct Cli {
     resume: Option<String>,
 }
 
+/// Sets a valued option, as the real CLI validates it.
+fn set_value(cli: &mut Cli, a: &str, v: String) -> Result<(), String> {
+    match a {
+                "--output-format" => cli.output_format = Some(v),
+                "--max-turns" => {
+                    cli.max_turns = Some(
+                        v.parse()
+                            .map_err(|_| format!("error: option '--max-turns' invalid: {v}"))?,
+                    )
+                }
+                "--max-budget-usd" => {
+                    let b: f64 = v.parse().unwrap_or(0.0);
+                    if b.is_nan() || b <= 0.0 {
+                        return Err("--max-budget-usd must be a positive number greater than 0".into());
+                    }
+                }
+                "--resume" | "-r" => cli.resume = Some(v),
+                _ => {}
+            }
+    Ok(())
+}
+
 fn parse_args() -> Result<Cli, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--version") {
@@ -160,28 +182,19 @@ fn parse_args() -> Result<Cli, String> {
                 "--verbose" => cli.verbose = true,
                 _ => {}
             }
+        } else if let Some((name, v)) = a.split_once('=').filter(|(n, _)| n.starts_with("--")) {
+            // Commander's `--flag=value` form, for valued and variadic options alike.
+            if FLAGS_WITH_VALUE.contains(&name) {
+                set_value(&mut cli, name, v.to_string())?;
+            } else if !FLAGS_VARIADIC.contains(&name) {
+                return Err(format!("error: unknown option '{name}'"));
+            }
         } else if FLAGS_WITH_VALUE.contains(&a) {
             let v = args
                 .get(i + 1)
                 .ok_or_else(|| format!("error: option '{a} <value>' argument missing"))?
                 .clone();
-            match a {
-                "--output-format" => cli.output_format = Some(v),
-                "--max-turns" => {
-                    cli.max_turns = Some(
-                        v.parse()
-                            .map_err(|_| format!("error: option '--max-turns' invalid: {v}"))?,
-                    )
-                }
-                "--max-budget-usd" => {
-                    let b: f64 = v.parse().unwrap_or(0.0);
-                    if b.is_nan() || b <= 0.0 {
-                        return Err("--max-budget-usd must be a positive number greater than 0".into());
-                    }
-                }
-                "--resume" | "-r" => cli.resume = Some(v),
-                _ => {}
-            }
+            set_value(&mut cli, a, v)?;
             i += 1;
         } else if FLAGS_VARIADIC.contains(&a) {
             // Like commander's variadic options: everything up to the next option.

@@ -111,8 +111,8 @@ fn a_failed_step_is_recorded_and_resume_goes_on_from_it_in_the_same_session() {
         plan["args"]
             .as_array()
             .unwrap()
-            .windows(2)
-            .any(|w| w[0] == "--resume" && w[1] == sid.as_str())
+            .iter()
+            .any(|a| a.as_str() == Some(format!("--resume={sid}").as_str()))
     );
     assert_eq!(
         home.cli(&["resume", new_id]).status.code(),

@@ -5,6 +5,15 @@
 //! prompt after it would be swallowed as one more tool (see
 //! `tests/data/agent-output/SCHEMA-NOTES.md`, section 1).
 //!
+//! The task's tools are the only tools that exist for the agent: `--tools`
+//! names the built-in set (Claude Code 2.1.332 offers the model nothing else;
+//! names it does not know are ignored), and `--allowedTools` pre-approves the
+//! same list. `--allowedTools` alone is not enough: tools not listed still
+//! exist, and read-only shell commands (`echo`, `cat`) run without approval.
+//! A `Bash(prefix:*)` grant makes the shell exist, so Claude Code's read-only
+//! commands run too, whatever the prefix; only leaving Bash out takes the
+//! shell away.
+//!
 //! The reader follows the stream as it comes and tolerates what it does not know:
 //! new CLI versions add message types and fields, and a reader that failed on them
 //! would fail every task after an upgrade.
@@ -29,7 +38,8 @@ pub fn args(a: &ClaudeArgs) -> Vec<String> {
     let mut v: Vec<String> = a.extra_args.to_vec();
     v.extend(["-p", "--output-format", "stream-json", "--verbose"].map(String::from));
     if let Some(s) = a.resume_session {
-        v.extend(["--resume".to_string(), s.to_string()]);
+        // One argument: a value can never be read as a flag of its own.
+        v.push(format!("--resume={s}"));
     }
     if let Some(n) = a.max_turns {
         v.extend(["--max-turns".to_string(), n.to_string()]);
@@ -37,12 +47,26 @@ pub fn args(a: &ClaudeArgs) -> Vec<String> {
     if let Some(b) = a.budget_usd {
         v.extend(["--max-budget-usd".to_string(), format!("{b}")]);
     }
+    v.push(format!("--tools={}", tool_set(a.allowed_tools).join(",")));
     // Variadic: must come last, with nothing positional after it.
     if !a.allowed_tools.is_empty() {
         v.push("--allowedTools".to_string());
         v.extend(a.allowed_tools.iter().cloned());
     }
     v
+}
+
+/// The built-in tools that must exist for `allowed`: each name without its
+/// pattern (`Bash(git:*)` needs `Bash`), once, in order.
+fn tool_set(allowed: &[String]) -> Vec<&str> {
+    let mut set: Vec<&str> = Vec::new();
+    for t in allowed {
+        let base = t.split_once('(').map_or(t.as_str(), |(b, _)| b).trim();
+        if !base.is_empty() && !set.contains(&base) {
+            set.push(base);
+        }
+    }
+    set
 }
 
 /// Reads stream-json into an [`AgentReport`].
@@ -283,6 +307,7 @@ mod tests {
                 "5",
                 "--max-budget-usd",
                 "1.5",
+                "--tools=Read,Bash",
                 "--allowedTools",
                 "Read",
                 "Bash(cargo test:*)"

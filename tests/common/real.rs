@@ -63,13 +63,10 @@ pub struct RealHome {
 }
 
 impl RealHome {
-    /// Claude Code against `api`, with `top` lines added to the config.
-    pub fn claude(cli: PathBuf, api: MockApi, top: &str) -> Self {
-        let yaml = format!(
-            "{}  claude:\n    command: {}\n",
-            config_with(top, "").replace(&format!("  claude:\n    command: {}\n", super::FAKE), ""),
-            cli.display()
-        );
+    /// Claude Code against `api`, with `top` lines added to the config and
+    /// `claude` lines (indented by 4) to `agents.claude`.
+    pub fn claude(cli: PathBuf, api: MockApi, top: &str, claude: &str) -> Self {
+        let yaml = config_with(top, claude).replace(super::FAKE, &cli.display().to_string());
         Self::new(cli, api, &yaml)
     }
 
