@@ -124,20 +124,30 @@ pub fn run() -> i32 {
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
+        // Commander's `--flag=value` form, or the value in the next argument.
+        let inline = a
+            .split_once('=')
+            .filter(|(n, _)| n.starts_with("--") && WITH_VALUE.contains(n));
         if BOOL.contains(&a) {
             verbose |= a == "-v" || a == "--verbose";
-        } else if WITH_VALUE.contains(&a) {
-            let Some(v) = args.get(i + 1).cloned() else {
-                eprintln!("error: option '{a} <value>' argument missing");
-                return 1;
+        } else if inline.is_some() || WITH_VALUE.contains(&a) {
+            let (name, v) = match inline {
+                Some((n, v)) => (n, v.to_string()),
+                None => {
+                    let Some(v) = args.get(i + 1).cloned() else {
+                        eprintln!("error: option '{a} <value>' argument missing");
+                        return 1;
+                    };
+                    i += 1;
+                    (a, v)
+                }
             };
-            match a {
+            match name {
                 "-c" | "--cwd" => cwd = Some(v),
                 "--id" => id = Some(v),
                 "-t" | "--timeout" => timeout = v.parse().ok(),
                 _ => {}
             }
-            i += 1;
         } else if a.starts_with('-') {
             eprintln!("error: unknown option '{a}'");
             return 1;
@@ -158,8 +168,8 @@ pub fn run() -> i32 {
     let prompt = match (positional.first(), stdin.is_empty()) {
         (Some(p), false) => format!("{p}\n\n{stdin}"),
         (Some(p), true) => p.clone(),
-        (None, false) => stdin,
-        (None, true) => {
+        // 3.0.65 refuses a prompt only on stdin in --json mode (recording `noprovider`).
+        (None, _) => {
             return stderr_error(
                 "JSON output mode requires a prompt argument or piped stdin (interactive mode is unsupported)",
             );
@@ -181,13 +191,15 @@ pub fn run() -> i32 {
     } else {
         "success"
     };
-    let session = id.unwrap_or_else(session_id);
+    // 3.0.65 prints no session id anywhere (recording `plain`); `--id` is kept for
+    // the record only.
+    let _ = id.unwrap_or_else(session_id);
     let mut out = Out::new();
     on_sigterm();
     if verbose {
         record(
             &mut out,
-            serde_json::json!({"type": "run_start", "providerId": "anthropic", "modelId": "claude-sonnet-4-6", "catalog": "live", "thinking": "off", "mode": "act", "sessionId": session}),
+            serde_json::json!({"type": "run_start", "providerId": "anthropic", "modelId": "claude-sonnet-4-6", "catalog": "live", "thinking": "off", "mode": "act"}),
         );
     }
     let started = std::time::Instant::now();

@@ -137,22 +137,22 @@ struct Cli {
 /// Sets a valued option, as the real CLI validates it.
 fn set_value(cli: &mut Cli, a: &str, v: String) -> Result<(), String> {
     match a {
-                "--output-format" => cli.output_format = Some(v),
-                "--max-turns" => {
-                    cli.max_turns = Some(
-                        v.parse()
-                            .map_err(|_| format!("error: option '--max-turns' invalid: {v}"))?,
-                    )
-                }
-                "--max-budget-usd" => {
-                    let b: f64 = v.parse().unwrap_or(0.0);
-                    if b.is_nan() || b <= 0.0 {
-                        return Err("--max-budget-usd must be a positive number greater than 0".into());
-                    }
-                }
-                "--resume" | "-r" => cli.resume = Some(v),
-                _ => {}
+        "--output-format" => cli.output_format = Some(v),
+        "--max-turns" => {
+            cli.max_turns = Some(
+                v.parse()
+                    .map_err(|_| format!("error: option '--max-turns' invalid: {v}"))?,
+            )
+        }
+        "--max-budget-usd" => {
+            let b: f64 = v.parse().unwrap_or(0.0);
+            if b.is_nan() || b <= 0.0 {
+                return Err("--max-budget-usd must be a positive number greater than 0".into());
             }
+        }
+        "--resume" | "-r" => cli.resume = Some(v),
+        _ => {}
+    }
     Ok(())
 }
 

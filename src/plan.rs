@@ -344,7 +344,11 @@ mod tests {
         assert!(!first.args.iter().any(|a| a.starts_with("--resume")));
         let second = p.invocation(2, Some("sess-1"), &p.workdir);
         assert_eq!(second.stdin, "Step 2 of 2: Fix it");
-        let resume = second.args.iter().position(|a| a == "--resume=sess-1").expect("--resume");
+        let resume = second
+            .args
+            .iter()
+            .position(|a| a == "--resume=sess-1")
+            .expect("--resume");
         let tools = second.args.iter().position(|a| a == "--allowedTools").unwrap();
         assert!(resume < tools, "--resume before the variadic tools");
         let cmd = build(

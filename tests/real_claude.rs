@@ -18,7 +18,9 @@ fn real_with(api: MockApi, top: &str, claude: &str, test: &str) -> Option<RealHo
 #[test]
 fn a_text_answer_is_the_result() {
     let api = MockApi::anthropic(|_| Reply::text("MOCK-ANSWER: the answer is 42."));
-    let Some(h) = real(api, "", "a_text_answer_is_the_result") else { return };
+    let Some(h) = real(api, "", "a_text_answer_is_the_result") else {
+        return;
+    };
     h.home.drop_task("q.md", "---\ntitle: ask\n---\nWhat is the answer?\n");
     let out = h.run_once();
     let r = h.home.result_of("q.md");
@@ -42,16 +44,25 @@ fn asks_for_the_shell() -> MockApi {
 
 #[test]
 fn tools_not_granted_do_not_exist_not_even_a_read_only_shell() {
-    let Some(h) = real(asks_for_the_shell(), "", "tools_not_granted_do_not_exist") else { return };
-    h.home.drop_task("q.md", "---\nallowed_tools: [Read, Write]\n---\nsay hi\n");
+    let Some(h) = real(asks_for_the_shell(), "", "tools_not_granted_do_not_exist") else {
+        return;
+    };
+    h.home
+        .drop_task("q.md", "---\nallowed_tools: [Read, Write]\n---\nsay hi\n");
     let out = h.run_once();
     let r = h.home.result_of("q.md");
     assert_eq!(r["status"], "succeeded", "{r}\n{}", stderr(&out));
     let reqs = h.api.requests();
     let first = reqs.iter().find(|q| q.offers_tools()).expect("a request with tools");
     let offered = first.tool_names();
-    assert!(!offered.iter().any(|t| t == "Bash"), "Bash offered to the model: {offered:?}");
-    assert!(offered.iter().any(|t| t == "Read") && offered.iter().any(|t| t == "Write"), "{offered:?}");
+    assert!(
+        !offered.iter().any(|t| t == "Bash"),
+        "Bash offered to the model: {offered:?}"
+    );
+    assert!(
+        offered.iter().any(|t| t == "Read") && offered.iter().any(|t| t == "Write"),
+        "{offered:?}"
+    );
     let results = reqs.last().unwrap().tool_results().join("\n");
     assert!(!results.contains("42xyz"), "the shell ran: {results}");
     assert!(results.contains("No such tool available: Bash"), "{results}");
@@ -60,8 +71,11 @@ fn tools_not_granted_do_not_exist_not_even_a_read_only_shell() {
 #[test]
 fn a_granted_shell_runs() {
     let ceiling = "    allowed_tools: [Read, Bash]\n";
-    let Some(h) = real_with(asks_for_the_shell(), "", ceiling, "a_granted_shell_runs") else { return };
-    h.home.drop_task("q.md", "---\nallowed_tools: [Read, Bash]\n---\nsay hi\n");
+    let Some(h) = real_with(asks_for_the_shell(), "", ceiling, "a_granted_shell_runs") else {
+        return;
+    };
+    h.home
+        .drop_task("q.md", "---\nallowed_tools: [Read, Bash]\n---\nsay hi\n");
     let out = h.run_once();
     let r = h.home.result_of("q.md");
     assert_eq!(r["status"], "succeeded", "{r}\n{}", stderr(&out));

@@ -1,9 +1,13 @@
-//! The Cline CLI 3.x, headless: `cline --json -v -c <workdir>`, the prompt on stdin.
+//! The Cline CLI 3.x, headless: `cline --json -v -c <workdir> "<lead-in>"`, the
+//! prompt on stdin.
 //!
-//! Cline takes its prompt as one argument that must contain whitespace, or from
-//! piped stdin (`tests/data/agent-output/SCHEMA-NOTES.md`, section 5). Stdin is
-//! used, as for Claude: an argument would hit Windows' 32 KiB command-line limit,
-//! and a one-word prompt would be refused as an unknown command.
+//! Cline 3.0.65 in `--json` mode refuses a prompt given only on stdin, and takes
+//! a prompt argument only when it contains whitespace (a one-word argument is an
+//! unknown command). Piped stdin is appended to the argument as
+//! `"<argument>\n\n<stdin>"`. So the argument is a fixed lead-in with a space
+//! ([`PROMPT_ARG`]) and the task's prompt goes on stdin, as for Claude: a prompt
+//! in argv would hit Windows' 32 KiB command-line limit
+//! (`../shared/fixtures/agent-output/SCHEMA-NOTES.md`, section 7).
 //!
 //! Every stdout line is one JSON record with a `type`: `run_start` (session and
 //! model, with `-v`), `agent_event` (iterations, tool calls, text, usage, errors),
@@ -18,15 +22,28 @@ use super::{AgentReport, LineOutcome, LiveLimits, OutputReader, looks_interactiv
 use serde_json::Value;
 use std::path::Path;
 
+/// Environment every Cline run gets (unless `agents.cline.env` sets it):
+/// the local session backend. By default ("auto") the first run starts a hub,
+/// `cline --cline-hub-daemon`, in a session of its own that outlives the task;
+/// later runs then execute their sessions and tool commands inside it, without
+/// the task's environment and out of reach of cancel and timeout. Local runs
+/// keep everything in the agent's own process tree.
+pub const ENV: &[(&str, &str)] = &[("CLINE_SESSION_BACKEND_MODE", "local")];
+
+/// The prompt argument: the CLI appends the real prompt, read from stdin, after
+/// a blank line.
+pub const PROMPT_ARG: &str = "Carry out the task below.";
+
 /// The arguments after the program name.
 pub fn args(extra_args: &[String], workdir: &Path, resume_session: Option<&str>) -> Vec<String> {
     let mut v: Vec<String> = extra_args.to_vec();
-    // `-v` adds `run_start`, the only record with the session id and model.
-    v.extend(["--json", "-v", "-c"].map(String::from));
-    v.push(workdir.display().to_string());
+    // `-v` adds `run_start` (the model).
+    v.extend(["--json", "-v"].map(String::from));
+    v.push(format!("--cwd={}", workdir.display()));
     if let Some(s) = resume_session {
-        v.extend(["--id".to_string(), s.to_string()]);
+        v.push(format!("--id={s}"));
     }
+    v.push(PROMPT_ARG.to_string());
     v
 }
 

@@ -244,7 +244,8 @@ fn serve(mut conn: TcpStream, flavor: Flavor, script: &Script, reqs: &Mutex<Vec<
     let (method, path, _headers, body) = read_request(&conn)?;
     if method == "GET" {
         // Model listings and health checks: one model, whatever was asked.
-        let body = json!({"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "mock"}]});
+        let body =
+            json!({"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "mock"}]});
         return respond_json(&mut conn, 200, &[], &body);
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -253,12 +254,15 @@ fn serve(mut conn: TcpStream, flavor: Flavor, script: &Script, reqs: &Mutex<Vec<
     let reply = script(&req);
     let model = req.body["model"].as_str().unwrap_or(MODEL).to_string();
     match (flavor, reply) {
-        (_, Reply::Error {
-            status,
-            kind,
-            message,
-            retry_after,
-        }) => {
+        (
+            _,
+            Reply::Error {
+                status,
+                kind,
+                message,
+                retry_after,
+            },
+        ) => {
             let body = match flavor {
                 Flavor::Anthropic => json!({"type": "error", "error": {"type": kind, "message": message}}),
                 Flavor::OpenAi => json!({"error": {"message": message, "type": kind, "code": kind}}),
@@ -359,7 +363,11 @@ fn anthropic_stream(conn: &mut TcpStream, model: &str, reply: Reply) -> std::io:
                 Some("content_block_delta"),
                 &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": input.to_string()}}),
             )?;
-            sse(conn, Some("content_block_stop"), &json!({"type": "content_block_stop", "index": 0}))?;
+            sse(
+                conn,
+                Some("content_block_stop"),
+                &json!({"type": "content_block_stop", "index": 0}),
+            )?;
             ("tool_use", 40)
         }
         Reply::Error { .. } => unreachable!("errors are answered before a stream starts"),
@@ -389,7 +397,11 @@ fn text_block(conn: &mut TcpStream, pieces: &[String], delay: Duration) -> std::
             &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}),
         )?;
     }
-    sse(conn, Some("content_block_stop"), &json!({"type": "content_block_stop", "index": 0}))
+    sse(
+        conn,
+        Some("content_block_stop"),
+        &json!({"type": "content_block_stop", "index": 0}),
+    )
 }
 
 fn openai_stream(conn: &mut TcpStream, model: &str, reply: Reply) -> std::io::Result<()> {

@@ -281,3 +281,27 @@ pub fn git_sh(dir: &Path, script: &str) -> String {
 }
 pub mod mock_api;
 pub mod real;
+
+/// Live processes (not zombies) whose environment holds `KEY=VALUE` (Linux:
+/// `/proc/<pid>/environ`), with their command lines.
+#[cfg(target_os = "linux")]
+pub fn processes_with_env(entry: &str) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() || !alive(pid) {
+            continue;
+        }
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|kv| kv == entry.as_bytes()) {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            found.push((pid, cmd));
+        }
+    }
+    found
+}

@@ -534,6 +534,13 @@ impl Runner {
         );
 
         let mut env: Vec<(String, String)> = self.shared.config.agent(plan.agent).env.into_iter().collect();
+        if plan.agent == AgentKind::Cline {
+            for (k, v) in crate::agents::cline::ENV {
+                if !env.iter().any(|(have, _)| have == k) {
+                    env.push((k.to_string(), v.to_string()));
+                }
+            }
+        }
         env.push(("ORCHESTRATOR_TASK_ID".into(), self.id().to_string()));
         env.push(("ORCHESTRATOR_ATTEMPT".into(), n.to_string()));
         env.push((

@@ -1,0 +1,49 @@
+//! The real Cline CLI (pinned in `agent-clis/`) run by the daemon against a
+//! scripted OpenAI-compatible chat completions API on 127.0.0.1.
+
+mod common;
+use common::mock_api::{MockApi, Reply};
+use common::real::{Cli, RealHome, find};
+use common::*;
+
+fn real(api: MockApi, top: &str, test: &str) -> Option<RealHome> {
+    find(Cli::Cline, test).map(|cli| RealHome::cline(cli, api, top))
+}
+
+#[test]
+fn a_cline_task_runs_and_its_answer_is_the_result() {
+    let api = MockApi::openai(|_| Reply::text("MOCK-ANSWER from cline"));
+    let Some(h) = real(api, "", "a_cline_task_runs") else {
+        return;
+    };
+    h.home.drop_task("q.md", "---\nagent: cline\n---\nSummarise.\n");
+    let out = h.run_once();
+    let r = h.home.result_of("q.md");
+    assert_eq!(r["status"], "succeeded", "{r}\n{}", stderr(&out));
+    assert_eq!(r["output"], "MOCK-ANSWER from cline");
+    assert_eq!(r["turns"], 1);
+    let sent = h.api.requests()[0].text();
+    assert!(sent.contains("Summarise."), "the prompt reached the model from stdin");
+    // Cline's own hosts (telemetry, feature flags) were refused, never reached.
+    for line in h.proxy.refused() {
+        assert!(line.starts_with("CONNECT ") && line.contains("cline"), "{line}");
+    }
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn no_hub_outlives_a_cline_task() {
+    let api = MockApi::openai(|_| Reply::text("ok then"));
+    let Some(h) = real(api, "", "no_hub_outlives_a_cline_task") else {
+        return;
+    };
+    h.home.drop_task("a.md", "---\nagent: cline\n---\nfirst task\n");
+    h.home.drop_task("b.md", "---\nagent: cline\n---\nsecond task\n");
+    h.run_once();
+    for name in ["a.md", "b.md"] {
+        assert_eq!(h.home.result_of(name)["status"], "succeeded");
+    }
+    let marker = format!("HOME={}", h.cli_home.display());
+    let left = processes_with_env(&marker);
+    assert!(left.is_empty(), "processes of the tasks outlived them: {left:?}");
+}
