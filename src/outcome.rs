@@ -41,6 +41,7 @@ pub enum ErrorKind {
     InvalidTask,
     ValidationFailed,
     IsolationFailed,
+    SessionNotFound,
 }
 
 /// What to do after a failure.
@@ -90,6 +91,7 @@ impl ErrorKind {
             ErrorKind::InvalidTask => "invalid_task",
             ErrorKind::ValidationFailed => "validation_failed",
             ErrorKind::IsolationFailed => "isolation_failed",
+            ErrorKind::SessionNotFound => "session_not_found",
         }
     }
 
@@ -154,6 +156,9 @@ impl ErrorKind {
             }
             ErrorKind::IsolationFailed => {
                 "The worktree or copy for an isolated run could not be made (see the message); fix that, or use isolation: copy / mode: apply, then `orchestrator retry ID`."
+            }
+            ErrorKind::SessionNotFound => {
+                "The agent session to continue does not exist for this agent's HOME and workdir (it was deleted, or the task runs elsewhere); not retried. Start afresh with `orchestrator retry ID` of the first task."
             }
         }
     }
@@ -333,6 +338,8 @@ fn classify_cline(exit: &Exit, r: &AgentReport) -> Option<Failure> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
         .filter(|v| v["type"] == "error")
         .filter_map(|v| v["message"].as_str().map(String::from))
+        // A failing hook of Cline's own says nothing about the run.
+        .filter(|m| !m.starts_with("hook dispatch failed"))
         .collect();
     let stderr = if stderr_msgs.is_empty() {
         last_line(&exit.stderr_tail).to_string()
@@ -500,8 +507,12 @@ fn classify_api_text(r: &AgentReport, text: &str) -> Option<Failure> {
         || has("not logged in")
         || has("failed to authenticate")
         || has("does not have access to claude")
+        || has("incorrect api key")
     {
         return f(ErrorKind::Auth, Retry::No);
+    }
+    if has("no conversation found") {
+        return f(ErrorKind::SessionNotFound, Retry::No);
     }
     if code == "billing_error" || has("credit balance") {
         return f(ErrorKind::Billing, Retry::No);
@@ -509,7 +520,7 @@ fn classify_api_text(r: &AgentReport, text: &str) -> Option<Failure> {
     if code == "model_not_found" || status == Some(404) || has("issue with the selected model") {
         return f(ErrorKind::ModelNotFound, Retry::No);
     }
-    if has("prompt is too long") {
+    if has("prompt is too long") || code == "context_window_exceeded" {
         return f(ErrorKind::PromptTooLong, Retry::No);
     }
     if has("unable to connect")

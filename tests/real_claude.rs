@@ -6,6 +6,7 @@ use common::mock_api::{MockApi, Reply};
 use common::real::{Cli, RealHome, find};
 use common::*;
 use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn real(api: MockApi, top: &str, test: &str) -> Option<RealHome> {
     real_with(api, top, "", test)
@@ -81,4 +82,96 @@ fn a_granted_shell_runs() {
     assert_eq!(r["status"], "succeeded", "{r}\n{}", stderr(&out));
     let results = h.api.requests().last().unwrap().tool_results().join("\n");
     assert!(results.contains("42xyz"), "{results}");
+}
+
+/// A model that fails the first `n` requests of runs (those offering tools) with
+/// `error`, then answers.
+fn fails_first(n: usize, error: Reply) -> MockApi {
+    let seen = AtomicUsize::new(0);
+    MockApi::anthropic(move |r| {
+        if r.offers_tools() && seen.fetch_add(1, Ordering::SeqCst) < n {
+            error.clone()
+        } else {
+            Reply::text("recovered")
+        }
+    })
+}
+
+fn attempts(r: &serde_json::Value) -> usize {
+    r["attempts"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn api_errors_are_classified_from_the_real_stream() {
+    // (HTTP error, class, retried by the daemon)
+    let cases = [
+        (
+            Reply::error(401, "authentication_error", "invalid x-api-key"),
+            "auth",
+            false,
+        ),
+        (
+            Reply::error(404, "not_found_error", "model: nope"),
+            "model_not_found",
+            false,
+        ),
+        (Reply::error(529, "overloaded_error", "Overloaded"), "overloaded", true),
+    ];
+    for (error, kind, retried) in cases {
+        // The CLI itself tries twice (CLAUDE_CODE_MAX_RETRIES=1) before it gives up;
+        // a daemon retry gets a healthy API.
+        let Some(h) = real(fails_first(2, error), "", "api_errors_are_classified") else {
+            return;
+        };
+        h.home.drop_task("q.md", "hello\n");
+        h.run_once();
+        let r = h.home.result_of("q.md");
+        if retried {
+            assert_eq!(r["status"], "succeeded", "{kind}: {r}");
+            assert_eq!(attempts(&r), 2, "{kind}: {r}");
+            assert_eq!(r["attempts"][0]["error"]["kind"], kind, "{r}");
+        } else {
+            assert_eq!(r["status"], "failed", "{kind}: {r}");
+            assert_eq!(r["error"]["kind"], kind, "{r}");
+            assert_eq!(attempts(&r), 1, "{kind} is not retried: {r}");
+        }
+    }
+}
+
+#[test]
+fn a_rate_limit_pauses_the_agent_without_using_up_attempts() {
+    let api = fails_first(
+        2,
+        Reply::error(
+            429,
+            "rate_limit_error",
+            "Number of requests has exceeded your rate limit",
+        ),
+    );
+    let Some(h) = real(api, "", "a_rate_limit_pauses") else {
+        return;
+    };
+    h.home.drop_task("q.md", "---\nretries: 0\n---\nhello\n");
+    h.run_once();
+    let r = h.home.result_of("q.md");
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["attempts"][0]["error"]["kind"], "rate_limited", "{r}");
+    assert_eq!(h.home.events_of("agent_paused").len(), 1);
+}
+
+#[test]
+fn resuming_an_unknown_session_fails_at_once() {
+    let api = MockApi::anthropic(|_| Reply::text("never asked"));
+    let Some(h) = real(api, "", "resuming_an_unknown_session") else {
+        return;
+    };
+    h.home.drop_task(
+        "q.md",
+        "---\nsession: 123e4567-e89b-42d3-a456-426614174000\n---\ngo on\n",
+    );
+    h.run_once();
+    let r = h.home.result_of("q.md");
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["kind"], "session_not_found", "{r}");
+    assert_eq!(attempts(&r), 1, "it can never succeed, so it is not retried: {r}");
 }

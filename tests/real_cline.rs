@@ -47,3 +47,26 @@ fn no_hub_outlives_a_cline_task() {
     let left = processes_with_env(&marker);
     assert!(left.is_empty(), "processes of the tasks outlived them: {left:?}");
 }
+
+#[test]
+fn a_401_is_an_auth_failure_and_not_retried() {
+    let api = MockApi::openai(|_| {
+        Reply::error(
+            401,
+            "invalid_api_key",
+            "Incorrect API key provided: sk-test. You can find your API key at https://example.invalid.",
+        )
+    });
+    let Some(h) = real(api, "", "a_401_is_an_auth_failure") else {
+        return;
+    };
+    h.home.drop_task("q.md", "---\nagent: cline\n---\nhello\n");
+    h.run_once();
+    let r = h.home.result_of("q.md");
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["kind"], "auth", "{r}");
+    assert_eq!(r["attempts"].as_array().unwrap().len(), 1, "{r}");
+    let msg = r["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("Incorrect API key"), "{msg}");
+    assert!(!msg.contains("hook dispatch"), "{msg}");
+}

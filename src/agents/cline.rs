@@ -118,7 +118,13 @@ impl ClineReader {
                 let err = e.get("error").unwrap_or(&Value::Null);
                 let msg = err.get("message").and_then(Value::as_str).unwrap_or("error");
                 r.result_errors.push(msg.to_string());
-                r.api_error = err.get("name").and_then(Value::as_str).map(String::from);
+                // Cline's own class (`auth`, `context_window_exceeded`; local runs
+                // only) says more than the error's JavaScript name.
+                r.api_error = match s("errorClass") {
+                    Some("auth") => Some("authentication_failed".to_string()),
+                    Some(c) if c != "unknown" => Some(c.to_string()),
+                    _ => err.get("name").and_then(Value::as_str).map(String::from),
+                };
                 r.last_event = Some(format!("error: {}", super::tail_str(msg, 200)));
                 true
             }
