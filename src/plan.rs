@@ -97,8 +97,15 @@ impl Plan {
     /// Claude: a step that starts a session gets the prompt as context before
     /// its step; a step in a running session gets only its own text. Command:
     /// each step is a shell command. `cwd` is where the agent runs: the workdir,
-    /// or its place in the task's worktree or copy.
-    pub fn invocation(&self, k: u32, session: Option<&str>, cwd: &std::path::Path) -> Invocation {
+    /// or its place in the task's worktree or copy. `budget_left` is what this
+    /// run may spend: the task's budget less what its earlier runs spent.
+    pub fn invocation(
+        &self,
+        k: u32,
+        session: Option<&str>,
+        cwd: &std::path::Path,
+        budget_left: Option<f64>,
+    ) -> Invocation {
         let step = self.steps.get(k as usize - 1);
         match self.agent {
             AgentKind::Command => {
@@ -122,7 +129,7 @@ impl Plan {
                     _ => agents::claude::args(&agents::claude::ClaudeArgs {
                         extra_args: &self.extra_args,
                         max_turns: self.max_turns,
-                        budget_usd: self.budget_usd,
+                        budget_usd: budget_left,
                         allowed_tools: &self.allowed_tools,
                         resume_session: session,
                     }),
@@ -339,10 +346,10 @@ mod tests {
             cx(),
         );
         assert_eq!(p.step_count(), 2);
-        let first = p.invocation(1, None, &p.workdir);
+        let first = p.invocation(1, None, &p.workdir, None);
         assert_eq!(first.stdin, "The login bug\n\nStep 1 of 2: Read the code");
         assert!(!first.args.iter().any(|a| a.starts_with("--resume")));
-        let second = p.invocation(2, Some("sess-1"), &p.workdir);
+        let second = p.invocation(2, Some("sess-1"), &p.workdir, None);
         assert_eq!(second.stdin, "Step 2 of 2: Fix it");
         let resume = second
             .args
@@ -356,7 +363,10 @@ mod tests {
             &Config::default(),
             cx(),
         );
-        assert_eq!(cmd.invocation(2, None, &cmd.workdir).args.last().unwrap(), "make test");
+        assert_eq!(
+            cmd.invocation(2, None, &cmd.workdir, None).args.last().unwrap(),
+            "make test"
+        );
     }
 
     #[test]

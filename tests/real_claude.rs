@@ -175,3 +175,47 @@ fn resuming_an_unknown_session_fails_at_once() {
     assert_eq!(r["error"]["kind"], "session_not_found", "{r}");
     assert_eq!(attempts(&r), 1, "it can never succeed, so it is not retried: {r}");
 }
+
+fn steps_task(budget: Option<&str>) -> String {
+    let budget = budget.map(|b| format!("budget_usd: {b}\n")).unwrap_or_default();
+    format!("---\nsteps: [Look, Think, Answer]\n{budget}---\nThe question\n")
+}
+
+#[test]
+fn a_resumed_step_costs_only_its_own_run() {
+    let api = MockApi::anthropic(|_| Reply::text("a step's answer"));
+    let Some(h) = real(api, "", "a_resumed_step_costs_only_its_own_run") else {
+        return;
+    };
+    h.home.drop_task("s.md", steps_task(None));
+    h.run_once();
+    let r = h.home.result_of("s.md");
+    assert_eq!(r["status"], "succeeded", "{r}");
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3);
+    let cost = |i: usize| steps[i]["cost_usd"].as_f64().unwrap();
+    let session = &steps[0]["session_id"];
+    assert!(steps.iter().all(|s| &s["session_id"] == session), "one session: {r}");
+    // The CLI's total_cost_usd grows over a resumed session: the third run's total is
+    // at least the first two runs' costs together. Its own share is one run's.
+    assert!(cost(2) < cost(0) + cost(1), "{r}");
+    let total = r["cost_usd"].as_f64().unwrap();
+    assert!((total - (cost(0) + cost(1) + cost(2))).abs() < 1e-9, "{r}");
+}
+
+#[test]
+fn budget_usd_is_the_whole_task_not_each_step() {
+    let api = MockApi::anthropic(|_| Reply::text("a step's answer"));
+    let Some(h) = real(api, "", "budget_usd_is_the_whole_task") else {
+        return;
+    };
+    // One run costs about $0.001: the budget covers one step and part of another.
+    h.home.drop_task("s.md", steps_task(Some("0.0015")));
+    h.run_once();
+    let r = h.home.result_of("s.md");
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["kind"], "budget_exceeded", "{r}");
+    assert!(r["steps"].as_array().unwrap().len() < 3, "{r}");
+    let plan = h.home.task_dir(r["id"].as_str().unwrap()).join("plan.json");
+    assert!(std::fs::read_to_string(plan).unwrap().contains("0.0015"));
+}

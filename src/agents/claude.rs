@@ -45,7 +45,9 @@ pub fn args(a: &ClaudeArgs) -> Vec<String> {
         v.extend(["--max-turns".to_string(), n.to_string()]);
     }
     if let Some(b) = a.budget_usd {
-        v.extend(["--max-budget-usd".to_string(), format!("{b}")]);
+        // What is left of a budget is a difference of floats: six places are
+        // a millionth of a dollar, and no `0.00029999999999999997` in the argv.
+        v.push(format!("--max-budget-usd={}", round6(b)));
     }
     v.push(format!("--tools={}", tool_set(a.allowed_tools).join(",")));
     // Variadic: must come last, with nothing positional after it.
@@ -54,6 +56,10 @@ pub fn args(a: &ClaudeArgs) -> Vec<String> {
         v.extend(a.allowed_tools.iter().cloned());
     }
     v
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
 }
 
 /// The built-in tools that must exist for `allowed`: each name without its
@@ -199,10 +205,7 @@ impl ClaudeReader {
                 if let Some(n) = v.get("num_turns").and_then(Value::as_u64) {
                     r.turns = n as u32;
                 }
-                // `total_cost_usd` since 1.0; `cost_usd` / `total_cost` in older releases.
-                r.cost_usd = ["total_cost_usd", "cost_usd", "total_cost"]
-                    .iter()
-                    .find_map(|k| v.get(*k).and_then(Value::as_f64));
+                r.cost_usd = run_cost(v);
                 if let Some(text) = v.get("result").and_then(Value::as_str) {
                     r.answer = Some(text.to_string());
                 }
@@ -223,6 +226,31 @@ impl ClaudeReader {
             _ => false,
         }
     }
+}
+
+/// What this run cost. A resumed session's `total_cost_usd` covers every run of
+/// the session so far (2.1.332); `model_usage_since_last_result` holds this
+/// run's share per model. Older CLIs have only the total (`total_cost_usd`
+/// since 1.0; `cost_usd` / `total_cost` before), which is then this run's.
+/// A figure that is not a finite, non-negative number is not a cost.
+fn run_cost(v: &Value) -> Option<f64> {
+    let valid = |c: f64| c.is_finite() && c >= 0.0;
+    let since_last = v
+        .get("model_usage_since_last_result")
+        .and_then(Value::as_object)
+        .and_then(|models| {
+            let costs: Vec<f64> = models
+                .values()
+                .filter_map(|m| m.get("costUSD").and_then(Value::as_f64))
+                .collect();
+            (!costs.is_empty() && costs.iter().all(|c| valid(*c))).then(|| costs.iter().sum())
+        });
+    since_last.or_else(|| {
+        ["total_cost_usd", "cost_usd", "total_cost"]
+            .iter()
+            .find_map(|k| v.get(*k).and_then(Value::as_f64))
+            .filter(|c| valid(*c))
+    })
 }
 
 impl OutputReader for ClaudeReader {
@@ -305,14 +333,30 @@ mod tests {
                 "--verbose",
                 "--max-turns",
                 "5",
-                "--max-budget-usd",
-                "1.5",
+                "--max-budget-usd=1.5",
                 "--tools=Read,Bash",
                 "--allowedTools",
                 "Read",
                 "Bash(cargo test:*)"
             ]
         );
+    }
+
+    #[test]
+    fn a_resumed_run_costs_its_own_share_not_the_session_total() {
+        let line = |total: f64, since: Option<f64>| {
+            let mut v =
+                serde_json::json!({"type": "result", "subtype": "success", "is_error": false, "total_cost_usd": total});
+            if let Some(c) = since {
+                v["model_usage_since_last_result"] =
+                    serde_json::json!({"m1": {"costUSD": c * 0.25}, "m2": {"costUSD": c * 0.75}});
+            }
+            v
+        };
+        assert_eq!(run_cost(&line(0.00218, Some(0.0012))), Some(0.0012));
+        assert_eq!(run_cost(&line(0.00098, None)), Some(0.00098));
+        assert_eq!(run_cost(&line(-3.0, None)), None, "a negative cost is no cost");
+        assert_eq!(run_cost(&serde_json::json!({"total_cost_usd": 1e308 * 10.0})), None);
     }
 
     #[test]

@@ -389,7 +389,27 @@ impl Runner {
                 }
             }
 
-            let (report, failure, n) = self.attempt(plan, k, session.as_deref(), remaining).await;
+            // A budget is the task's, over all its steps and attempts: each run
+            // may spend what the earlier ones left.
+            let budget_left = plan.budget_usd.map(|b| b - totals.cost.unwrap_or(0.0));
+            if let Some(left) = budget_left
+                && left <= 0.0
+            {
+                let spent = totals.cost.unwrap_or(0.0);
+                let why = format!(
+                    "budget_usd is ${:.4} and the task's earlier runs spent ${spent:.4}: nothing left for step {k}",
+                    plan.budget_usd.unwrap_or(0.0)
+                );
+                return Err(self
+                    .finish(
+                        Some(plan),
+                        Status::Failed,
+                        Some(info(ErrorKind::BudgetExceeded, why)),
+                        totals,
+                    )
+                    .await);
+            }
+            let (report, failure, n) = self.attempt(plan, k, session.as_deref(), remaining, budget_left).await;
             totals.tool_calls += report.tool_calls;
             totals.turns += report.turns;
             if let Some(c) = report.cost_usd {
@@ -495,12 +515,13 @@ impl Runner {
         step: u32,
         session: Option<&str>,
         remaining: Duration,
+        budget_left: Option<f64>,
     ) -> (AgentReport, Option<Failure>, u32) {
         let cwd = self
             .sandbox
             .as_ref()
             .map_or_else(|| plan.workdir.clone(), |sb| sb.run_dir.clone());
-        let invocation = plan.invocation(step, session, &cwd);
+        let invocation = plan.invocation(step, session, &cwd, budget_left);
         let td = self.claimed.dir.clone();
         let n = self.with_progress(|p| {
             let n = p.attempts.len() as u32 + 1;
@@ -568,7 +589,7 @@ impl Runner {
             // Cline has no turn or budget flags: its reader stops it when one is passed.
             AgentKind::Cline => Box::new(ClineReader::new(LiveLimits {
                 max_turns: plan.max_turns,
-                budget_usd: plan.budget_usd,
+                budget_usd: budget_left,
                 max_tool_calls: plan.max_tool_calls,
             })),
         };
