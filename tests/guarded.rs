@@ -218,3 +218,50 @@ fn isolation_that_cannot_be_made_fails_the_task_with_the_reason() {
     assert_eq!(res["error"]["kind"], "isolation_failed");
     assert!(res["error"]["message"].as_str().unwrap().contains("no commit"), "{res}");
 }
+
+#[test]
+fn follow_ups_of_a_guarded_task_keep_its_safety_and_limits() {
+    let home = TestHome::new();
+    let r = repo(&home);
+    home.drop_task(
+        "g.md",
+        format!("---\nworkdir: repo/app\nmode: guarded\nrole: fix\nmax_tool_calls: 7\nretries: 1\nbudget_usd: 5\n---\n{EDITS}\nedit\n"),
+    );
+    assert!(home.run_once().status.success());
+    let parent = home.result_of("g.md");
+    let id = parent["id"].as_str().unwrap().to_string();
+    let reply = stdout(&home.cli(&["reply", &id, "@fake success write=a.txt\nmore"]))
+        .trim()
+        .to_string();
+    let retry = stdout(&home.cli(&["retry", &id])).trim().to_string();
+    assert!(!reply.is_empty() && !retry.is_empty());
+    home.run_once();
+    for child in [&reply, &retry] {
+        let plan: Value =
+            serde_json::from_slice(&std::fs::read(home.task_dir(child).join("plan.json")).unwrap()).unwrap();
+        assert_eq!(plan["mode"], "guarded", "{plan}");
+        assert_eq!(plan["isolation"], "worktree", "{plan}");
+        assert_eq!(plan["role"], "fix", "{plan}");
+        assert_eq!(plan["max_tool_calls"], 7, "{plan}");
+        assert_eq!(plan["max_attempts"], 2, "{plan}");
+        assert_eq!(plan["parent_task_id"], id.as_str());
+        let prefixes = plan["prompt"]
+            .as_str()
+            .unwrap()
+            .matches("Fix the problem described below")
+            .count();
+        assert_eq!(prefixes, 1, "the role's prefix, once: {plan}");
+    }
+    // The conversation's budget is one: the reply gets what the parent left.
+    let reply_plan: Value =
+        serde_json::from_slice(&std::fs::read(home.task_dir(&reply).join("plan.json")).unwrap()).unwrap();
+    let left = reply_plan["budget_usd"].as_f64().unwrap();
+    let spent = parent["cost_usd"].as_f64().unwrap_or(0.0);
+    assert!((left - (5.0 - spent)).abs() < 1e-9, "{reply_plan}");
+    // Neither follow-up touched the workdir.
+    assert_eq!(
+        std::fs::read_to_string(r.join("app/a.txt")).unwrap(),
+        "one\ntwo\nthree\n"
+    );
+    assert_eq!(git_sh(&r, "git status --porcelain"), "");
+}

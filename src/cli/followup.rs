@@ -28,21 +28,54 @@ pub struct ReplyArgs {
     pub json: bool,
 }
 
-/// The parent's plan as task fields, so the new task runs in the same place with the same limits.
+/// The parent's plan as task fields, so the new task runs in the same place,
+/// as safely, with the same limits: agent, workdir, tools, mode, isolation,
+/// role, turns, tool calls, attempts, budget, timeout and priority. A
+/// follow-up of a guarded task is guarded too.
 pub(super) fn base_fields(plan: &crate::plan::Plan) -> Map<String, Value> {
     let mut f = Map::new();
     f.insert("agent".into(), json!(plan.agent));
     f.insert("workdir".into(), json!(plan.workdir.display().to_string()));
     f.insert("allowed_tools".into(), json!(plan.allowed_tools));
+    f.insert("mode".into(), json!(plan.mode));
+    f.insert("isolation".into(), json!(plan.isolation));
+    if let Some(r) = &plan.role {
+        f.insert("role".into(), json!(r));
+    }
     if let Some(n) = plan.max_turns {
         f.insert("max_turns".into(), json!(n));
     }
+    if let Some(n) = plan.max_tool_calls {
+        f.insert("max_tool_calls".into(), json!(n));
+    }
+    f.insert("retries".into(), json!(plan.max_attempts.saturating_sub(1)));
     if let Some(b) = plan.budget_usd {
         f.insert("budget_usd".into(), json!(b));
     }
     f.insert("timeout".into(), json!(plan.timeout.to_string()));
     f.insert("priority".into(), json!(plan.priority));
     f
+}
+
+/// A conversation's budget is one budget: a follow-up in the same session
+/// (`resume`, `reply`) gets what its parent left. Refused when nothing is left.
+fn budget_left(
+    id: &str,
+    plan: &crate::plan::Plan,
+    result: &crate::store::record::ResultRecord,
+    f: &mut Map<String, Value>,
+) -> Result<(), UsageError> {
+    let (Some(budget), Some(spent)) = (plan.budget_usd, result.cost_usd) else {
+        return Ok(());
+    };
+    let left = budget - spent;
+    if left < 0.000_001 {
+        return Err(UsageError(format!(
+            "{id} spent ${spent:.4} of its ${budget:.4} budget: nothing is left for a follow-up in its session; submit a new task with its own budget_usd"
+        )));
+    }
+    f.insert("budget_usd".into(), json!(left));
+    Ok(())
 }
 
 /// The agent session a finished task ended in (its last step's, for plans).
@@ -74,6 +107,7 @@ pub fn resume(cli: &Cli, args: &ResumeArgs) -> anyhow::Result<u8> {
     let failed_step = result.steps.iter().find(|s| s.status != Status::Succeeded).map(|s| s.n);
     let session = last_session(&result);
     let mut f = base_fields(&plan);
+    budget_left(&id, &plan, &result, &mut f)?;
     f.insert("title".into(), json!(format!("{} (resumed)", plan.title)));
     if !plan.prompt.is_empty() {
         f.insert("prompt".into(), json!(plan.prompt));
@@ -102,9 +136,13 @@ pub fn reply(cli: &Cli, args: &ReplyArgs) -> anyhow::Result<u8> {
         load_result(&dir).ok_or_else(|| UsageError(format!("{id} has not finished yet; reply when it has")))?;
     let session = last_session(&result);
     let session = session.ok_or_else(|| {
+        let why = match result.agent.as_str() {
+            "cline" => "the Cline CLI (3.0.65) does not report its session id",
+            "command" => "command tasks have none",
+            _ => "the agent reported none",
+        };
         UsageError(format!(
-            "{id} has no agent session to continue ({} tasks have none)",
-            result.agent
+            "{id} has no agent session to continue: {why}. Submit a new task with the context it needs"
         ))
     })?;
     let plan = load_plan(&dir).ok_or_else(|| UsageError(format!("{id} has no plan.json")))?;
@@ -116,6 +154,7 @@ pub fn reply(cli: &Cli, args: &ReplyArgs) -> anyhow::Result<u8> {
         args.text.clone()
     };
     let mut f = base_fields(&plan);
+    budget_left(&id, &plan, &result, &mut f)?;
     f.insert("prompt".into(), json!(text));
     f.insert("session".into(), json!(session));
     f.insert("parent_task_id".into(), json!(id));

@@ -342,6 +342,15 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         .into_iter()
         .map(|s| s.trim().to_string())
         .collect();
+    if agent == AgentKind::Cline && steps.len() > 1 {
+        // Steps continue one agent session; Cline 3.0.65 prints no session id,
+        // so each step would silently start afresh.
+        return Err(Rejection::new(
+            "unsupported_field",
+            "`steps` need one agent session across the steps, and the Cline CLI (3.0.65) does not report its session id".to_string(),
+            "put the steps in the prompt as a list, use agent: claude, or submit one task per step",
+        ));
+    }
     if steps.len() > 50 {
         return Err(invalid(
             "steps",
@@ -546,7 +555,8 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
     }
 
     let prompt = match prefix {
-        Some(p) if !prompt.is_empty() => format!("{}\n\n{prompt}", p.trim()),
+        // A follow-up (`retry`, `resume`) carries its parent's prompt, which has the prefix already.
+        Some(p) if !prompt.is_empty() && !prompt.starts_with(p.trim()) => format!("{}\n\n{prompt}", p.trim()),
         _ => prompt,
     };
     Ok(TaskSpec {
