@@ -143,3 +143,11 @@ fn ignored_names() {
     }
     assert!(!is_ignored_name("task.md"));
 }
+
+#[test]
+fn cline_steps_are_refused_with_the_reason() {
+    let r = rejected("c.md", b"---\nagent: cline\nsteps: [look, fix]\n---\nthe bug\n");
+    assert_eq!(r.reason, "unsupported_field");
+    assert!(r.error.contains("session id"), "{r:?}");
+    ok("one.md", "---\nagent: cline\nsteps: [look]\n---\nthe bug\n");
+}
