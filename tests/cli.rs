@@ -339,6 +339,27 @@ fn doctor_passes_on_a_good_home_and_names_the_fix_on_a_bad_one() {
         text.contains("FAIL") && text.contains("agents.claude.command"),
         "{text}"
     );
+
+    // Cline as the default agent, with a command that does not exist: a failing line.
+    let cline = TestHome::with_config(&format!(
+        "{}  cline:\n    command: /no/such/cline\n",
+        config_with("default_agent: cline", "")
+    ));
+    let out = cline.cli(&["doctor", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let line = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "agent cline")
+        .cloned();
+    let line = line.unwrap_or_else(|| panic!("no line for cline: {v}"));
+    assert_eq!(line["ok"], false, "{line}");
+    assert!(
+        line["fix"].as_str().unwrap_or("").contains("agents.cline.command"),
+        "{line}"
+    );
 }
 
 #[test]

@@ -149,6 +149,11 @@ fn allowed_tools_for_cline_are_reported_as_not_enforced() {
     home.run_once();
     let w = home.events_of("validation_warning");
     assert_eq!(w[0]["warning"], "tools_not_enforced", "{w:?}");
+    let r = home.result_of("tools.md");
+    assert_eq!(r["validation"]["warnings"][0]["warning"], "tools_not_enforced", "{r}");
+    let id = r["id"].as_str().unwrap();
+    let summary = std::fs::read_to_string(home.path.join("summaries").join(format!("{id}.md"))).unwrap();
+    assert!(summary.contains("tools_not_enforced"), "{summary}");
 }
 
 #[test]

@@ -92,7 +92,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             &format!("chmod o-w {}", home.inbox().display()),
         ));
     }
-    for kind in [AgentKind::Claude, AgentKind::Command] {
+    for kind in [AgentKind::Claude, AgentKind::Cline, AgentKind::Command] {
         let cfg = config.agent(kind);
         let program = match kind {
             AgentKind::Command => cfg

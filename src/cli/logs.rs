@@ -1,8 +1,9 @@
 //! `orchestrator logs ID [--follow] [--raw]`: the agent's output, for people.
 //!
-//! Claude's stream-json is rendered as text: the session, the agent's words,
-//! each tool call with its main argument, tool errors, retries, rate limits and
-//! the result. Anything else (a command's output, non-JSON lines) is shown as is.
+//! Claude's stream-json and Cline's `--json` records are rendered as text: the
+//! session or model, the agent's words, each tool call with its main argument,
+//! tool errors, retries, rate limits and the result. Anything else (a command's
+//! output, non-JSON lines) is shown as is.
 
 use super::common::{load_plan, load_progress, load_result, resolve_task};
 use super::{Cli, exit};
@@ -109,6 +110,7 @@ pub fn render(line: &[u8]) -> Option<String> {
     };
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
     match s("type") {
+        "run_start" | "agent_event" | "run_result" | "run_aborted" | "hook_event" => render_cline(&v),
         "system" => match s("subtype") {
             "init" => Some(format!(
                 "● session {} ({}) in {}",
@@ -198,9 +200,72 @@ pub fn render(line: &[u8]) -> Option<String> {
     }
 }
 
+/// One Cline record. Streamed text arrives as many `content_start` pieces;
+/// only the finished text (`content_end`) is shown.
+fn render_cline(v: &Value) -> Option<String> {
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    match s(v, "type").as_str() {
+        "run_start" => Some(format!("● cline ({} via {})", s(v, "modelId"), s(v, "providerId"))),
+        "run_result" => {
+            let cost = v["usage"]["totalCost"]
+                .as_f64()
+                .map(|c| format!(", ${c:.4}"))
+                .unwrap_or_default();
+            Some(format!(
+                "■ {}, {} turns{cost}",
+                s(v, "finishReason"),
+                v["iterations"].as_u64().unwrap_or(0)
+            ))
+        }
+        "run_aborted" => Some(format!("■ aborted ({}): {}", s(v, "reason"), s(v, "message"))),
+        "agent_event" => {
+            let e = &v["event"];
+            match (s(e, "type").as_str(), s(e, "contentType").as_str()) {
+                ("content_end", "text") => Some(s(e, "text")).filter(|t| !t.is_empty()),
+                ("content_start", "tool") => {
+                    let arg = main_argument(&e["input"]).map(|a| format!("({a})")).unwrap_or_default();
+                    Some(format!("→ {}{arg}", s(e, "toolName")))
+                }
+                ("content_end", "tool") if e.get("error").is_some_and(|x| !x.is_null()) => {
+                    let err = match &e["error"] {
+                        Value::String(t) => t.clone(),
+                        other => other.to_string(),
+                    };
+                    Some(format!("  ✗ {}", err.lines().next().unwrap_or("")))
+                }
+                ("error", _) => Some(format!("✗ {}", e["error"]["message"].as_str().unwrap_or("error"))),
+                ("notice", _) => Some(format!("! {}", s(e, "message"))),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn render_all(text: &str) -> Vec<String> {
+        text.lines().filter_map(|l| render(l.as_bytes())).collect()
+    }
+
+    #[test]
+    fn renders_a_real_cline_run() {
+        let out = render_all(include_str!("../../tests/data/agent-output/cline-3.0.65/file.out"));
+        assert_eq!(
+            out,
+            [
+                "● cline (mock-model via openai-compatible)",
+                "I will create the file.",
+                "→ editor(/home/dev/wd-file/created-by-cline.txt)",
+                "Created created-by-cline.txt in the workdir. ANSWER-FILE-OK",
+                "■ completed, 2 turns, $0.0000",
+            ]
+        );
+        let err = render_all(include_str!("../../tests/data/agent-output/cline-3.0.65/r401.out"));
+        assert!(err.iter().any(|l| l.starts_with("✗ Incorrect API key")), "{err:?}");
+    }
 
     #[test]
     fn renders_the_main_message_kinds() {

@@ -273,9 +273,35 @@ impl Runner {
             });
         }
         out.files_changed = files.unwrap_or_default();
-        out.warnings = found.iter().map(validate::Warning::to_json).collect();
+        // Known (and said) before the run: kept with the findings, never a reason to fail.
+        out.warnings = tools_warning(plan).into_iter().collect();
+        out.warnings.extend(found.iter().map(validate::Warning::to_json));
         out
     }
+}
+
+/// The warning for tools the task asked for and did not get: Cline and
+/// command agents cannot be limited to tools (`tools_not_enforced`); Claude's
+/// ceiling left some out (`tools_dropped`).
+pub fn tools_warning(plan: &Plan) -> Option<serde_json::Value> {
+    if plan.tools_dropped.is_empty() {
+        return None;
+    }
+    let (warning, message) = match plan.agent {
+        AgentKind::Cline => (
+            "tools_not_enforced",
+            "the Cline CLI approves every tool itself: allowed_tools cannot be enforced for it (mode: guarded keeps its edits away from the workdir)",
+        ),
+        AgentKind::Command => (
+            "tools_not_enforced",
+            "a command agent has no tools to allow: allowed_tools is ignored",
+        ),
+        AgentKind::Claude => (
+            "tools_dropped",
+            "the agent's allowed_tools ceiling does not include these tools; they were not granted",
+        ),
+    };
+    Some(json!({"warning": warning, "tools": plan.tools_dropped, "message": message}))
 }
 
 /// The event that tells how a task ended, and its fields, from its result.

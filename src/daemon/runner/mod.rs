@@ -254,25 +254,9 @@ impl Runner {
                 return self.finish(None, Status::Failed, Some(e), &Totals::default()).await;
             }
         };
-        if !plan.tools_dropped.is_empty() {
-            let (warning, message) = match plan.agent {
-                AgentKind::Cline => (
-                    "tools_not_enforced",
-                    "the Cline CLI approves every tool itself: allowed_tools cannot be enforced for it (mode: guarded keeps its edits away from the workdir)",
-                ),
-                AgentKind::Command => (
-                    "tools_not_enforced",
-                    "a command agent has no tools to allow: allowed_tools is ignored",
-                ),
-                AgentKind::Claude => (
-                    "tools_dropped",
-                    "the agent's allowed_tools ceiling does not include these tools; they were not granted",
-                ),
-            };
-            self.emit(
-                "validation_warning",
-                json!({"warning": warning, "tools": plan.tools_dropped, "message": message}),
-            );
+        // Said at once, and kept in the result's warnings and the summary.
+        if let Some(w) = finish::tools_warning(&plan) {
+            self.emit("validation_warning", w);
         }
         if let Err(why) = self.prepare_workspace(&plan).await {
             let e = info(ErrorKind::IsolationFailed, why);
