@@ -553,3 +553,34 @@ fn logs_follow_prints_as_the_agent_writes_and_ends_with_the_task() {
     daemon.kill().unwrap();
     let _ = daemon.wait();
 }
+
+#[test]
+fn config_hides_agent_secrets_and_the_daemon_writes_no_colour_codes_to_a_pipe() {
+    let home = TestHome::with_config(&config_with(
+        "",
+        "    env:\n      ANTHROPIC_API_KEY: sk-ant-secret-123\n",
+    ));
+    for args in [&["config"][..], &["config", "--json"][..]] {
+        let out = home.cli(args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(!text.contains("sk-ant-secret-123"), "{text}");
+        assert!(text.contains("ANTHROPIC_API_KEY"), "the name stays: {text}");
+    }
+    home.drop_task("a.md", "@fake success\nhi\n");
+    let mut c = home.cmd();
+    // Not NO_COLOR: the pipe alone must turn colour off.
+    c.env_remove("NO_COLOR")
+        .env("ORCHESTRATOR_LOG", "info")
+        .args(["run", "--once"]);
+    let out = wait_output(
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        std::time::Duration::from_secs(60),
+    );
+    let err = stderr(&out);
+    assert!(!err.is_empty(), "the daemon logged something");
+    assert!(!err.contains('\x1b'), "{err:?}");
+}

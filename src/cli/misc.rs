@@ -155,7 +155,8 @@ pub struct ConfigArgs {
 pub fn config(cli: &Cli, args: &ConfigArgs) -> anyhow::Result<u8> {
     let home = cli.home()?;
     let loaded = cli.load_config(&home, &[]).map_err(|e| UsageError(e.to_string()))?;
-    let value = serde_json::to_value(&loaded.config)?;
+    let mut value = serde_json::to_value(&loaded.config)?;
+    redact_agent_env(&mut value);
     let mut leaves = Vec::new();
     flatten("", &value, &mut leaves);
     let origin_of = |key: &str| -> Origin {
@@ -191,6 +192,24 @@ pub fn config(cli: &Cli, args: &ConfigArgs) -> anyhow::Result<u8> {
         println!("{k} = {v}    # {}", origin.as_str().unwrap_or(""));
     }
     Ok(exit::OK)
+}
+
+/// What `config` prints for an agent's environment value: they are API keys
+/// and tokens more often than not, and a config printout is pasted into issues
+/// and chats. The names stay, so a missing variable can still be seen.
+const HIDDEN: &str = "<hidden>";
+
+fn redact_agent_env(config: &mut Value) {
+    let Some(agents) = config.get_mut("agents").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for agent in agents.values_mut() {
+        if let Some(env) = agent.get_mut("env").and_then(Value::as_object_mut) {
+            for v in env.values_mut() {
+                *v = Value::String(HIDDEN.into());
+            }
+        }
+    }
 }
 
 fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {

@@ -88,8 +88,12 @@ fn init_logging(home: &crate::store::Home) {
         .max_log_files(7)
         .build(home.logs())
         .ok();
+    // Colour codes only for a person at a terminal: a service manager's journal
+    // or a redirected log would keep them as garbage.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
     let stderr_layer = fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .with_filter(filter());
     match appender {
