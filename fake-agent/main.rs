@@ -24,7 +24,8 @@
 //!
 //! Scenario `tool_loop n=N turn_ms=MS` makes N tool calls, one a turn.
 //!
-//! Scenario `daemonize` leaves a process in a new session holding stdout open.
+//! Scenario `daemonize` leaves a process in a new session holding stdout open
+//! (`clear_env=1`: with an empty environment, so without the daemon's marks).
 //!
 //! `--resume ID` continues that session: the stream reports session_id ID, and
 //! a success answer says which session and step it ran in.
@@ -415,6 +416,10 @@ fn run() -> i32 {
             // Leaves a process in its own session that keeps stdout open, then
             // finishes normally: the way a tool that starts a server misbehaves.
             let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+            if directive.num("clear_env").is_some() {
+                // Drops the daemon's marks too: only the output grace stops waiting for it.
+                cmd.env_clear();
+            }
             cmd.env("FAKE_AGENT_ROLE", "sleeper").stdin(std::process::Stdio::null());
             #[cfg(unix)]
             {

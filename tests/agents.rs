@@ -323,7 +323,9 @@ fn an_agent_that_leaves_a_daemon_holding_its_output_still_finishes_with_its_resu
         "",
         &format!("    env:\n      FAKE_AGENT_PIDS: {}", pids.path().display()),
     ));
-    home.drop_task("server.md", "@fake daemonize\n");
+    // With its environment cleared, the escaped process carries no mark to find
+    // it by: only the output grace ends the wait for it.
+    home.drop_task("server.md", "@fake daemonize clear_env=1\n");
     let started = Instant::now();
     let out = home.run_once();
     let escaped = read_pids(pids.path());
@@ -346,6 +348,29 @@ fn an_agent_that_leaves_a_daemon_holding_its_output_still_finishes_with_its_resu
     assert_eq!(warning.len(), 1);
     assert_eq!(warning[0]["warning"], "output_left_open");
     assert_eq!(escaped.len(), 1, "the fake recorded its daemon");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_daemon_the_agent_leaves_behind_is_stopped_with_the_task() {
+    let pids = tempfile::NamedTempFile::new().unwrap();
+    let home = TestHome::with_config(&config_with(
+        "",
+        &format!("    env:\n      FAKE_AGENT_PIDS: {}", pids.path().display()),
+    ));
+    home.drop_task("server.md", "@fake daemonize\n");
+    let out = home.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let escaped = read_pids(pids.path());
+    assert_eq!(escaped.len(), 1, "the fake recorded its daemon");
+    wait_until(Duration::from_secs(10), "the escaped daemon to be stopped", || {
+        !alive(escaped[0])
+    });
+    assert_eq!(home.result_of("server.md")["status"], "succeeded");
+    assert!(
+        home.events_of("validation_warning").is_empty(),
+        "its output was closed with it"
+    );
 }
 
 /// An agent printing tens of megabytes: everything is read (the stream

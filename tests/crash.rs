@@ -430,3 +430,88 @@ fn results_lost_or_torn_by_a_power_loss_are_restored_from_the_commit_log_not_run
     );
     assert_eq!(home.index()["tasks"].as_object().unwrap().len(), 3);
 }
+
+/// The command task starts a process in a new session (out of its group), then
+/// waits: `setsid` is what Claude Code does with every Bash command.
+const ESCAPES: &str = "---\nagent: command\ncommand: \"setsid sleep 300 >/dev/null 2>&1 < /dev/null & sleep 300\"\ntimeout: 2s\nretries: 0\n---\n";
+
+fn marked(home: &TestHome) -> Vec<(u32, String)> {
+    let Some(id) = home
+        .results()
+        .first()
+        .and_then(|r| r["id"].as_str().map(String::from))
+        .or_else(|| {
+            std::fs::read_dir(home.path.join("results"))
+                .ok()?
+                .flatten()
+                .find(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+        })
+    else {
+        return Vec::new();
+    };
+    processes_with_env(&format!("ORCHESTRATOR_TASK_ID={id}"))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_process_that_left_the_agents_group_ends_with_the_task() {
+    let home = TestHome::new();
+    home.drop_task("escape.md", ESCAPES);
+    home.run_once();
+    let r = home.result_of("escape.md");
+    assert_eq!(r["error"]["kind"], "timeout", "{r}");
+    wait_until(Duration::from_secs(10), "the escaped process to be stopped", || {
+        marked(&home).is_empty()
+    });
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_sigkill_of_the_daemons_whole_group_still_stops_every_agent_process() {
+    use std::os::unix::process::CommandExt;
+    let home = TestHome::new();
+    home.drop_task("escape.md", ESCAPES.replace("timeout: 2s", "timeout: 5m"));
+    let mut c = home.cmd();
+    c.arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // The daemon leads a group, as under a supervisor that kills the whole group.
+    c.process_group(0);
+    let mut daemon = c.spawn().unwrap();
+    wait_until(Duration::from_secs(20), "the agent and its escaped process", || {
+        marked(&home)
+            .iter()
+            .filter(|(_, cmd)| cmd.starts_with("sleep 300"))
+            .count()
+            == 2
+    });
+    // SAFETY: kill(2) of the group this test started.
+    unsafe { libc::kill(-(daemon.id() as i32), libc::SIGKILL) };
+    let _ = daemon.wait();
+    wait_until(
+        Duration::from_secs(10),
+        "every process of the task to be stopped",
+        || marked(&home).is_empty(),
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_stop_gives_the_whole_group_its_grace_even_when_the_leader_dies_at_once() {
+    // The leader (sh) dies on SIGTERM at once, as npm's `cline` wrapper may; its
+    // child traps SIGTERM, takes a second to finish, and leaves a mark.
+    let mark = tempfile::tempdir().unwrap();
+    let done = mark.path().join("finished-cleanly");
+    let home = TestHome::with_config(&config_with("kill_grace: 20s", ""));
+    home.drop_task(
+        "graceful.md",
+        format!(
+            "---\nagent: command\ncommand: \"(trap 'sleep 1; touch {}; exit 0' TERM; while true; do sleep 0.05; done) & sleep 300\"\ntimeout: 1s\nretries: 0\n---\n",
+            done.display()
+        ),
+    );
+    home.run_once();
+    assert_eq!(home.result_of("graceful.md")["error"]["kind"], "timeout");
+    assert!(done.exists(), "the group was killed before its grace was over");
+}

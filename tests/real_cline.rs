@@ -70,3 +70,44 @@ fn a_401_is_an_auth_failure_and_not_retried() {
     assert!(msg.contains("Incorrect API key"), "{msg}");
     assert!(!msg.contains("hook dispatch"), "{msg}");
 }
+
+#[test]
+fn a_cancel_gives_the_real_cli_its_grace_although_the_npm_wrapper_dies_at_once() {
+    let api = MockApi::openai(|_| Reply::Slow {
+        pieces: (0..60).map(|i| format!("piece {i} ")).collect(),
+        delay: std::time::Duration::from_millis(100),
+    });
+    let Some(h) = real(api, "kill_grace: 30s", "a_cancel_gives_the_real_cli_its_grace") else {
+        return;
+    };
+    h.home.drop_task("slow.md", "---\nagent: cline\n---\ntake your time\n");
+    let mut c = h.cmd();
+    c.arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut daemon = c.spawn().unwrap();
+    let out_file = || {
+        let dir = std::fs::read_dir(h.home.path.join("results"))
+            .ok()?
+            .flatten()
+            .find(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))?;
+        Some(dir.path().join("attempt-1.out"))
+    };
+    wait_until(std::time::Duration::from_secs(60), "the model's text to stream", || {
+        out_file()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .is_some_and(|t| t.contains("content_start"))
+    });
+    let out = h.cmd().args(["cancel", "slow.md"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_until(std::time::Duration::from_secs(60), "the task to end", || {
+        !h.home.results().is_empty()
+    });
+    sigterm(daemon.id());
+    let _ = daemon.wait();
+    let r = h.home.result_of("slow.md");
+    assert_eq!(r["status"], "cancelled", "{r}");
+    let text = std::fs::read_to_string(out_file().unwrap()).unwrap();
+    // Cline's binary, given its grace, ends the run and says so; SIGKILLed it says nothing.
+    assert!(text.contains("\"run_result\""), "no run_result: {text}");
+}

@@ -9,6 +9,7 @@ pub mod claude;
 pub mod cline;
 pub mod command;
 pub mod identity;
+pub mod leftovers;
 pub mod supervise;
 pub mod watchdog;
 

@@ -9,6 +9,13 @@
 //!   caller as soon as the agent starts (it records them in `owner.lock`), so
 //!   a recovering daemon can kill what is left
 //!   ([`super::identity::kill_leftover`]) before running the task again.
+//! - What left the group (a new session, a daemonized tool) is found by the
+//!   marks in its environment and stopped with the group
+//!   ([`super::leftovers`]): nothing an attempt started outlives it.
+//! - A stop is graceful: SIGTERM to the group and to what left it, then
+//!   `kill_grace` for all of them to end, even after the leader is gone (a
+//!   wrapper such as npm's `cline` script dies at once and leaves the real CLI
+//!   to finish), then SIGKILL.
 //! - stdin carries the prompt and is then closed, so the agent can never wait
 //!   on an answer.
 //! - stdout and stderr are copied to capped files; past the cap they are still
@@ -44,6 +51,9 @@ pub struct Spawn {
     pub max_output_bytes: u64,
     pub kill_grace: Duration,
     pub deadline: tokio::time::Instant,
+    /// The task id and attempt in the agent's environment, to find what left
+    /// its group ([`super::leftovers::Mark::Attempt`]).
+    pub mark: Option<(String, u32)>,
 }
 
 /// Why the supervisor stopped an agent before it finished by itself.
@@ -143,16 +153,16 @@ pub async fn run(
             r = &mut err_task, if finished.1.is_none() => finished.1 = Some(r),
             _ = tokio::time::sleep_until(spec.deadline), if !terminating => {
                 exit.stopped = Some(StopReason::Timeout);
-                kill_at = Some(terminate(&mut *child, spec.kill_grace));
+                kill_at = Some(terminate(&mut *child, &spec));
             }
             Some(reason) = agent_stop.recv(), if !terminating => {
                 exit.stopped = Some(StopReason::Agent(reason));
-                kill_at = Some(terminate(&mut *child, spec.kill_grace));
+                kill_at = Some(terminate(&mut *child, &spec));
             }
             Ok(()) = stop.changed(), if !terminating => {
                 if let Some(reason) = stop.borrow_and_update().clone() {
                     exit.stopped = Some(reason);
-                    kill_at = Some(terminate(&mut *child, spec.kill_grace));
+                    kill_at = Some(terminate(&mut *child, &spec));
                 }
             }
             _ = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if terminating => {
@@ -161,9 +171,34 @@ pub async fn run(
             }
         }
     };
+    // A stop gives the whole tree its grace, not only the leader: the rest of
+    // the group may still be finishing what SIGTERM asked.
+    if let Some(at) = kill_at {
+        #[cfg(unix)]
+        while tokio::time::Instant::now() < at && group_alive(pid) {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        #[cfg(not(unix))]
+        let _ = at;
+    }
     // The leader is gone; whatever it left in its group goes too, so the pipes
-    // close and nothing outlives the task.
+    // close, and whatever left the group is found by its marks: nothing
+    // outlives the attempt.
     kill_tree(&mut *child);
+    if let Some((task, attempt)) = spec.mark.clone() {
+        let _ = tokio::task::spawn_blocking(move || {
+            let n = super::leftovers::kill(super::leftovers::Mark::Attempt { task: &task, attempt });
+            if n > 0 {
+                tracing::info!(
+                    task,
+                    attempt,
+                    processes = n,
+                    "stopped processes the agent left outside its group"
+                );
+            }
+        })
+        .await;
+    }
     #[cfg(unix)]
     super::watchdog::unwatch(pid);
     match status {
@@ -251,21 +286,39 @@ fn resolve_program(program: &str) -> PathBuf {
     }
 }
 
-/// Asks the tree to stop (SIGTERM on Unix); returns when to force it.
-fn terminate(child: &mut dyn process_wrap::tokio::ChildWrapper, grace: Duration) -> tokio::time::Instant {
+/// Asks the tree to stop (SIGTERM on Unix, to the group and to what left it);
+/// returns when to force it.
+fn terminate(child: &mut dyn process_wrap::tokio::ChildWrapper, spec: &Spawn) -> tokio::time::Instant {
     #[cfg(unix)]
     {
         if child.signal(libc::SIGTERM).is_err() {
             let _ = child.start_kill();
         }
-        tokio::time::Instant::now() + grace
+        if let (Some((task, attempt)), Some(pgid)) = (&spec.mark, child.id()) {
+            super::leftovers::signal_outside(
+                super::leftovers::Mark::Attempt {
+                    task,
+                    attempt: *attempt,
+                },
+                pgid,
+                libc::SIGTERM,
+            );
+        }
+        tokio::time::Instant::now() + spec.kill_grace
     }
     #[cfg(not(unix))]
     {
-        let _ = grace;
         let _ = child.start_kill();
+        let _ = spec;
         tokio::time::Instant::now()
     }
+}
+
+/// Is any process of the group `pgid` still there?
+#[cfg(unix)]
+fn group_alive(pgid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the group exists.
+    pgid > 1 && unsafe { libc::kill(-(pgid as i32), 0) } == 0
 }
 
 /// Kills whatever is left of the tree after its leader exited.

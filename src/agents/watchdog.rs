@@ -1,11 +1,13 @@
 //! The watchdog: agents never outlive their daemon, whatever kills it.
 //!
-//! Each daemon starts one small helper (this binary, `orchestrator __watchdog`)
-//! whose stdin is a pipe only the daemon can write to. The daemon registers
+//! Each daemon starts one small helper (this binary, `orchestrator __watchdog`,
+//! in a process group of its own, so a SIGKILL of the daemon's group spares
+//! it) whose stdin is a pipe only the daemon can write to. The daemon registers
 //! every agent's process group (`+PGID`) when it starts and unregisters it
 //! (`-PGID`) once the group is gone. When the daemon dies, even by SIGKILL, the
 //! OS closes the pipe; the watchdog reads end-of-file, kills every group still
-//! registered (grandchildren included), and exits.
+//! registered (grandchildren included) and every process that carries its
+//! daemon's mark but left its group ([`super::leftovers`]), and exits.
 //!
 //! Why not a parent-death signal (PR_SET_PDEATHSIG): setting it needs code in
 //! the child between fork and exec, which forces a full `fork` of the daemon for
@@ -31,7 +33,12 @@ static WATCHDOG: OnceLock<Mutex<Option<Handle>>> = OnceLock::new();
 
 fn start() -> std::io::Result<Handle> {
     let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    // A group of its own: a supervisor that SIGKILLs the daemon's whole
+    // process group must not take the watchdog with it.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd
         .arg(ARG)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -102,6 +109,8 @@ pub fn run() -> ! {
         libc::signal(libc::SIGTERM, libc::SIG_IGN);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
+    // The daemon, while it is still there to ask.
+    let daemon = std::os::unix::process::parent_id();
     let mut groups = Groups::default();
     let mut stdin = std::io::stdin().lock();
     let mut buf = vec![0u8; 64 * 1024];
@@ -118,6 +127,8 @@ pub fn run() -> ! {
     for g in groups.live {
         let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(g), nix::sys::signal::Signal::SIGKILL);
     }
+    // And what the agents started outside their groups (see `leftovers`).
+    super::leftovers::kill(super::leftovers::Mark::Daemon(daemon));
     std::process::exit(0)
 }
 

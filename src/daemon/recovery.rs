@@ -89,6 +89,9 @@ pub fn take_over_orphans(home: &Home) -> std::io::Result<Vec<Orphan>> {
             .as_ref()
             .and_then(|p| p.agent.as_ref())
             .is_some_and(kill_leftover);
+        // What the dead daemon's agents started outside their groups.
+        let killed_leftover =
+            crate::agents::leftovers::kill(crate::agents::leftovers::Mark::Task(&id)) > 0 || killed_leftover;
         // Its writer is dead: half-written temporary files are garbage.
         remove_stray_temps(&td.dir, Duration::ZERO);
         let source_file = std::fs::read(td.plan())

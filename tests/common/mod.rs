@@ -22,9 +22,20 @@ pub fn base_config() -> String {
 }
 
 /// The base config plus top-level lines `top` and lines for `agents.claude` (`claude`, indented by 4).
+/// A top-level key in `top` that the base also sets (`kill_grace: 10s`) replaces the base's line.
 pub fn config_with(top: &str, claude: &str) -> String {
+    let base = "debounce_ms: 50\nrescan_interval: 1s\nrecovery_interval: 1s\nkill_grace: 500ms\nshutdown_grace: 1s\nprogress_interval: 50ms\n";
+    let overridden = |line: &str| {
+        let key = line.split(':').next().unwrap_or("");
+        top.lines().any(|t| t.split(':').next() == Some(key))
+    };
+    let base: String = base
+        .lines()
+        .filter(|l| !overridden(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
     format!(
-        "debounce_ms: 50\nrescan_interval: 1s\nrecovery_interval: 1s\nkill_grace: 500ms\nshutdown_grace: 1s\nprogress_interval: 50ms\nretry:\n  max_attempts: 3\n  backoff_initial: 50ms\n  backoff_max: 200ms\n{top}\nagents:\n  claude:\n    command: {}\n{claude}\n",
+        "{base}retry:\n  max_attempts: 3\n  backoff_initial: 50ms\n  backoff_max: 200ms\n{top}\nagents:\n  claude:\n    command: {}\n{claude}\n",
         FAKE
     )
 }

@@ -546,8 +546,10 @@ impl Runner {
                 }
             }
         }
-        env.push(("ORCHESTRATOR_TASK_ID".into(), self.id().to_string()));
-        env.push(("ORCHESTRATOR_ATTEMPT".into(), n.to_string()));
+        use crate::agents::leftovers::{ATTEMPT_VAR, DAEMON_VAR, TASK_VAR};
+        env.push((TASK_VAR.into(), self.id().to_string()));
+        env.push((ATTEMPT_VAR.into(), n.to_string()));
+        env.push((DAEMON_VAR.into(), std::process::id().to_string()));
         env.push((
             "ORCHESTRATOR_HOME".into(),
             self.shared.home.root().display().to_string(),
@@ -563,6 +565,7 @@ impl Runner {
             max_output_bytes: plan.max_output_bytes,
             kill_grace: plan.kill_grace.0,
             deadline: tokio::time::Instant::now() + remaining,
+            mark: Some((self.id().to_string(), n)),
         };
         let reader: Box<dyn OutputReader> = match plan.agent {
             AgentKind::Command => Box::new(PlainReader::default()),

@@ -1,0 +1,212 @@
+//! Processes a task started outside its process group, found by the marks in
+//! their environment.
+//!
+//! An agent leads its own process group, and stopping the group stops what
+//! stays in it. Agents do not all stay: Claude Code starts every Bash command
+//! in a new session (`setsid`), a tool may daemonize, and a `setsid sleep &`
+//! in a command task leaves the group on purpose. Such a process still
+//! inherits the environment the daemon gave the agent, which carries
+//! [`TASK_VAR`], [`ATTEMPT_VAR`] and [`DAEMON_VAR`]. So whenever an attempt
+//! ends (finished, cancelled, timed out, shut down), the daemon looks for
+//! processes with that attempt's marks and stops them; the watchdog does the
+//! same for everything of its daemon when the daemon dies, and a recovering
+//! daemon for the task it takes over.
+//!
+//! Where it works: Linux, by reading `/proc/<pid>/environ` (a few hundred
+//! microseconds for a machine's worth of processes). A process that clears
+//! its environment (`env -i`) drops the marks and is not found; a per-task
+//! cgroup would hold it, and needs privileges this daemon does not assume.
+//! Other Unix systems (macOS) get the process group only. Windows: the job
+//! object holds every descendant, whatever session it moves to, and dies with
+//! the daemon.
+
+/// The task id, in every agent's environment.
+pub const TASK_VAR: &str = "ORCHESTRATOR_TASK_ID";
+/// The attempt number, in every agent's environment.
+pub const ATTEMPT_VAR: &str = "ORCHESTRATOR_ATTEMPT";
+/// The pid of the daemon that started the agent.
+pub const DAEMON_VAR: &str = "ORCHESTRATOR_DAEMON_PID";
+
+/// Which processes to look for.
+#[derive(Debug, Clone, Copy)]
+pub enum Mark<'a> {
+    /// One attempt of a task: what is left when that attempt ends.
+    Attempt { task: &'a str, attempt: u32 },
+    /// Every attempt of a task: a recovering daemon taking it over.
+    Task(&'a str),
+    /// Everything a daemon started: its watchdog, when it dies.
+    Daemon(u32),
+}
+
+impl Mark<'_> {
+    /// Does an environment (`KEY=VALUE` entries, NUL-separated) carry this mark?
+    pub fn matches(&self, environ: &[u8]) -> bool {
+        let has = |key: &str, value: &str| {
+            environ.split(|b| *b == 0).any(|kv| {
+                kv.len() == key.len() + 1 + value.len()
+                    && kv.starts_with(key.as_bytes())
+                    && kv[key.len()] == b'='
+                    && kv.ends_with(value.as_bytes())
+            })
+        };
+        match self {
+            Mark::Attempt { task, attempt } => has(TASK_VAR, task) && has(ATTEMPT_VAR, &attempt.to_string()),
+            Mark::Task(task) => has(TASK_VAR, task),
+            Mark::Daemon(pid) => has(DAEMON_VAR, &pid.to_string()),
+        }
+    }
+}
+
+/// The live processes with `mark` (never this process).
+#[cfg(target_os = "linux")]
+pub fn find(mark: Mark) -> Vec<i32> {
+    use std::io::Read;
+    let me = std::process::id() as i32;
+    let mut found = Vec::new();
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        buf.clear();
+        // Unreadable (another user's process, or gone): not ours.
+        let Ok(mut f) = std::fs::File::open(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if f.read_to_end(&mut buf).is_ok() && mark.matches(&buf) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn find(_mark: Mark) -> Vec<i32> {
+    Vec::new()
+}
+
+/// Sends `signal` to every process with `mark` that is not in process group
+/// `skip_group` (the agent's own group, signalled as a group: a second
+/// SIGTERM makes some CLIs quit at once instead of finishing cleanly); how
+/// many there were.
+#[cfg(unix)]
+pub fn signal_outside(mark: Mark, skip_group: u32, signal: i32) -> usize {
+    let pids: Vec<i32> = find(mark)
+        .into_iter()
+        // SAFETY: getpgid(2) of a pid; -1 for one that is gone.
+        .filter(|pid| unsafe { libc::getpgid(*pid) } != skip_group as i32)
+        .collect();
+    for pid in &pids {
+        // SAFETY: kill(2) with a pid read from /proc.
+        unsafe {
+            libc::kill(*pid, signal);
+        }
+    }
+    pids.len()
+}
+
+/// Sends `signal` to every process with `mark`; how many there were.
+#[cfg(unix)]
+pub fn signal(mark: Mark, signal: i32) -> usize {
+    let pids = find(mark);
+    for pid in &pids {
+        // SAFETY: kill(2) with a pid read from /proc; a pid that exited meanwhile gets ESRCH.
+        unsafe {
+            libc::kill(*pid, signal);
+        }
+    }
+    pids.len()
+}
+
+/// Kills every process with `mark`, again until none is left (a process may
+/// fork while the first round runs); how many were killed.
+#[cfg(unix)]
+pub fn kill(mark: Mark) -> usize {
+    let mut total = 0;
+    for _ in 0..8 {
+        let n = signal(mark, libc::SIGKILL);
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    total
+}
+
+#[cfg(not(unix))]
+pub fn signal(_mark: Mark, _signal: i32) -> usize {
+    0
+}
+
+#[cfg(not(unix))]
+pub fn kill(_mark: Mark) -> usize {
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_match_whole_entries_only() {
+        let env = b"PATH=/bin\0ORCHESTRATOR_TASK_ID=01abc-x\0ORCHESTRATOR_ATTEMPT=2\0ORCHESTRATOR_DAEMON_PID=77\0";
+        assert!(Mark::Task("01abc-x").matches(env));
+        assert!(!Mark::Task("01abc").matches(env), "a prefix of the id is another task");
+        assert!(
+            Mark::Attempt {
+                task: "01abc-x",
+                attempt: 2
+            }
+            .matches(env)
+        );
+        assert!(
+            !Mark::Attempt {
+                task: "01abc-x",
+                attempt: 1
+            }
+            .matches(env)
+        );
+        assert!(Mark::Daemon(77).matches(env));
+        assert!(!Mark::Daemon(7).matches(env));
+        assert!(!Mark::Task("01abc-x").matches(b"XORCHESTRATOR_TASK_ID=01abc-x\0"));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_process_that_left_its_group_is_found_and_killed_by_its_mark() {
+        use std::os::unix::process::CommandExt;
+        let task = format!("leftover-test-{}", std::process::id());
+        let mut child = std::process::Command::new("sleep")
+            .arg("300")
+            .env(TASK_VAR, &task)
+            .env(ATTEMPT_VAR, "1")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        assert_eq!(
+            find(Mark::Attempt {
+                task: &task,
+                attempt: 1
+            }),
+            vec![pid]
+        );
+        assert!(
+            find(Mark::Attempt {
+                task: &task,
+                attempt: 2
+            })
+            .is_empty()
+        );
+        assert_eq!(kill(Mark::Task(&task)), 1);
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+        assert!(find(Mark::Task(&task)).is_empty());
+    }
+}
