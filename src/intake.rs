@@ -11,6 +11,12 @@
 //! filesystem's clock, so it is off with `watch: poll` (network shares, whose
 //! server clock may differ from ours).
 //!
+//! Where the watcher reports a writer closing a file (Linux), a file that was
+//! created or written to is not read until its writer closed it, however long
+//! the writer pauses with it open (up to [`OPEN_WRITER_LIMIT`] without a
+//! change). Everywhere, the size and modification time are checked again after
+//! reading: a file that moved while it was read goes back to settling.
+//!
 //! Settled files are checked without trusting them: symlinks, folders and FIFOs
 //! are rejected without being opened, sizes are checked before reading, and at
 //! most `max_task_bytes + 1` bytes are ever read.
@@ -47,13 +53,25 @@ struct Stamp {
 struct Settling {
     stamp: Stamp,
     changed_at: Instant,
+    /// A writer created or wrote it and has not closed it yet (only tracked
+    /// where the watcher reports closes).
+    open_for_writing: bool,
 }
+
+/// How long a file held open by a writer, without changing, is waited for
+/// before it is taken anyway (a writer that never closes its file).
+pub const OPEN_WRITER_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The outcome for one settled file.
 #[derive(Debug)]
 pub enum Verdict {
     Accept(Box<Queued>),
-    Reject { name: String, rejection: Rejection },
+    Reject {
+        name: String,
+        rejection: Rejection,
+    },
+    /// It changed while it was read: settle it again.
+    Moved(String),
 }
 
 #[derive(Debug)]
@@ -63,6 +81,8 @@ pub struct Intake {
     settling: HashMap<String, Settling>,
     /// Credit a file found by rescan with the quiet time its mtime shows.
     trust_mtime: bool,
+    /// The watcher reports closes: wait for a writer's close.
+    close_events: bool,
 }
 
 fn stat(path: &Path) -> Option<(std::fs::Metadata, Stamp)> {
@@ -85,6 +105,33 @@ impl Intake {
             debounce,
             settling: HashMap::new(),
             trust_mtime,
+            close_events: false,
+        }
+    }
+
+    /// Waits for a writer's close before reading a file it wrote (the watcher
+    /// reports closes).
+    pub fn with_close_events(mut self, on: bool) -> Self {
+        self.close_events = on;
+        self
+    }
+
+    /// A writer created or wrote to `name`: it is not read before the writer closes it.
+    pub fn note_written(&mut self, name: &str, now: Instant, queue: &mut Queue) {
+        self.note(name, now, queue);
+        if self.close_events
+            && let Some(s) = self.settling.get_mut(name)
+        {
+            s.open_for_writing = true;
+        }
+    }
+
+    /// The writer of `name` closed it: it settles one debounce from now.
+    pub fn note_closed(&mut self, name: &str, now: Instant, queue: &mut Queue) {
+        self.note(name, now, queue);
+        if let Some(s) = self.settling.get_mut(name) {
+            s.open_for_writing = false;
+            s.changed_at = now;
         }
     }
 
@@ -121,8 +168,15 @@ impl Intake {
             }
             queue.remove(name);
         }
-        self.settling
-            .insert(name.to_string(), Settling { stamp, changed_at: now });
+        let open_for_writing = self.settling.get(name).is_some_and(|s| s.open_for_writing);
+        self.settling.insert(
+            name.to_string(),
+            Settling {
+                stamp,
+                changed_at: now,
+                open_for_writing,
+            },
+        );
     }
 
     /// Lists the inbox: new files start settling, vanished ones are forgotten,
@@ -147,7 +201,14 @@ impl Intake {
             }
             if let Some((_, stamp)) = stat(&entry.path()) {
                 let changed_at = self.first_seen(stamp, now);
-                self.settling.insert(name.clone(), Settling { stamp, changed_at });
+                self.settling.insert(
+                    name.clone(),
+                    Settling {
+                        stamp,
+                        changed_at,
+                        open_for_writing: false,
+                    },
+                );
             }
             present.insert(name);
         }
@@ -159,9 +220,19 @@ impl Intake {
         Ok(())
     }
 
+    /// When `s` may be read: one debounce after its last change, or, while a
+    /// writer holds it open, once the writer gave up on it.
+    fn due_at(&self, s: &Settling) -> Instant {
+        if s.open_for_writing {
+            s.changed_at + OPEN_WRITER_LIMIT
+        } else {
+            s.changed_at + self.debounce
+        }
+    }
+
     /// When the next file may have settled.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.settling.values().map(|s| s.changed_at + self.debounce).min()
+        self.settling.values().map(|s| self.due_at(s)).min()
     }
 
     /// Judges every file that has settled by `now`.
@@ -169,7 +240,7 @@ impl Intake {
         let due: Vec<String> = self
             .settling
             .iter()
-            .filter(|(_, s)| s.changed_at + self.debounce <= now)
+            .filter(|(_, s)| self.due_at(s) <= now)
             .map(|(n, _)| n.clone())
             .collect();
         let mut settled = Vec::new();
@@ -188,7 +259,24 @@ impl Intake {
             self.settling.remove(&name);
             settled.push((name, path, meta, stamp));
         }
-        judge_all(settled, rules)
+        let mut verdicts = judge_all(settled, rules);
+        verdicts.retain(|v| match v {
+            Verdict::Moved(name) => {
+                if let Some((_, stamp)) = stat(&self.inbox.join(name)) {
+                    self.settling.insert(
+                        name.clone(),
+                        Settling {
+                            stamp,
+                            changed_at: now,
+                            open_for_writing: false,
+                        },
+                    );
+                }
+                false
+            }
+            _ => true,
+        });
+        verdicts
     }
 }
 
@@ -272,6 +360,10 @@ fn judge(name: &str, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, rules:
             ));
         }
     };
+    // Written to while it was read: what was read may be half of it.
+    if stat(path).is_some_and(|(_, now)| now != stamp) {
+        return Some(Verdict::Moved(name.to_string()));
+    }
     let spec = match parse::parse(name, &bytes, &rules.limits) {
         Ok(s) => s,
         Err(r) => return reject(r),

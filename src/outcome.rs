@@ -42,6 +42,7 @@ pub enum ErrorKind {
     ValidationFailed,
     IsolationFailed,
     SessionNotFound,
+    TaskFileChanged,
 }
 
 /// What to do after a failure.
@@ -92,6 +93,7 @@ impl ErrorKind {
             ErrorKind::ValidationFailed => "validation_failed",
             ErrorKind::IsolationFailed => "isolation_failed",
             ErrorKind::SessionNotFound => "session_not_found",
+            ErrorKind::TaskFileChanged => "task_file_changed",
         }
     }
 
@@ -156,6 +158,9 @@ impl ErrorKind {
             }
             ErrorKind::IsolationFailed => {
                 "The worktree or copy for an isolated run could not be made (see the message); fix that, or use isolation: copy / mode: apply, then `orchestrator retry ID`."
+            }
+            ErrorKind::TaskFileChanged => {
+                "The task file was still being written when it was claimed. Write it under a temporary name (or outside the inbox) and rename it into the inbox when it is complete, then submit it again."
             }
             ErrorKind::SessionNotFound => {
                 "The agent session to continue does not exist for this agent's HOME and workdir (it was deleted, or the task runs elsewhere); not retried. Start afresh with `orchestrator retry ID` of the first task."

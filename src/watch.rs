@@ -10,7 +10,7 @@
 //! "debounce + 5 ms".
 
 use crate::config::WatchMode;
-use notify::event::{ModifyKind, RenameMode};
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use std::path::Path;
 use std::time::Duration;
@@ -21,6 +21,11 @@ use tokio::sync::mpsc::UnboundedSender;
 pub enum Hint {
     /// Something happened to this inbox entry (by file name).
     Changed(String),
+    /// A writer created or wrote to this file and may still hold it open.
+    Written(String),
+    /// A writer closed this file after writing to it (Linux's inotify says so;
+    /// other platforms' watchers do not).
+    Closed(String),
     /// Events may have been lost: list the folder.
     Rescan,
 }
@@ -29,6 +34,15 @@ pub enum Hint {
 pub struct InboxWatcher {
     _inner: Box<dyn notify::Watcher + Send>,
     pub mode: WatchMode,
+}
+
+impl InboxWatcher {
+    /// Does this watcher report a writer closing a file ([`Hint::Closed`])?
+    /// Linux's native watcher (inotify's close-write) does; polling and the
+    /// other platforms' watchers do not.
+    pub fn reports_close(&self) -> bool {
+        cfg!(target_os = "linux") && self.mode == WatchMode::Native
+    }
 }
 
 /// Starts watching `inbox` (not its subfolders). A native watcher that cannot
@@ -48,15 +62,17 @@ pub fn start(
             // away: above all our own claims) need no hint either: a queued file that
             // is gone fails its claim harmlessly and the next rescan forgets it, and
             // skipping them spares the loop a wake-up and a stat for every task.
-            if matches!(
-                event.kind,
-                EventKind::Access(_) | EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From))
-            ) {
-                return;
-            }
+            let hint: fn(String) -> Hint = match event.kind {
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => Hint::Closed,
+                EventKind::Access(_) | EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
+                    return;
+                }
+                EventKind::Create(CreateKind::File) | EventKind::Modify(ModifyKind::Data(_)) => Hint::Written,
+                _ => Hint::Changed,
+            };
             for p in &event.paths {
                 if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
-                    let _ = tx.send(Hint::Changed(name.to_string()));
+                    let _ = tx.send(hint(name.to_string()));
                 }
             }
         }

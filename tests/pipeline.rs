@@ -484,3 +484,64 @@ fn a_secret_quoted_in_a_rejection_is_redacted_everywhere_it_is_written() {
     );
     assert!(!written.contains("QuotedQuoted"), "{written}");
 }
+
+/// A writer that writes half a task, pauses with the file open (longer than the
+/// debounce), then writes the rest: the task runs whole, never half.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_held_open_by_its_writer_is_read_only_once_closed() {
+    use std::io::Write;
+    let home = TestHome::new();
+    let mut daemon = home.spawn_daemon();
+    // Watching for sure once a first task has gone through.
+    home.drop_task("probe.yaml", "agent: command\ncommand: \"true\"\n");
+    wait_until(Duration::from_secs(30), "the daemon to watch", || {
+        !home.results().is_empty()
+    });
+    let path = home.inbox().join("slow-writer.md");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(b"---\nagent: command\ncommand: echo FIRST").unwrap();
+    f.flush().unwrap();
+    // The writer's own pace: 20 debounces with the file open and half written.
+    std::thread::sleep(Duration::from_millis(1000));
+    f.write_all(b" SECOND\n---\n").unwrap();
+    drop(f);
+    wait_until(Duration::from_secs(30), "the task to finish", || {
+        home.results().len() == 2
+    });
+    sigterm(daemon.id());
+    let _ = daemon.wait();
+    let r = home.result_of("slow-writer.md");
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["output"].as_str().unwrap().trim(), "FIRST SECOND", "{r}");
+    assert!(!home.inbox().join("rejected").join("slow-writer.md").exists());
+}
+
+/// A writer that renames the task in whole but keeps writing through a handle
+/// it opened before: the claimed file changes while the agent runs, and the
+/// task says so instead of passing for a run of the whole file.
+#[cfg(unix)]
+#[test]
+fn a_claimed_file_that_changes_afterwards_fails_the_task_instead_of_running_stale() {
+    use std::io::Write;
+    let home = TestHome::new();
+    let tmp = home.inbox().join(".late.yaml.tmp");
+    let mut f = std::fs::File::create(&tmp).unwrap();
+    f.write_all(b"agent: command\ncommand: \"sleep 3; echo ran\"\n")
+        .unwrap();
+    std::fs::rename(&tmp, home.inbox().join("late.yaml")).unwrap();
+    let mut daemon = home.spawn_daemon();
+    wait_until(Duration::from_secs(30), "the task to start", || {
+        !home.events_of("attempt_started").is_empty()
+    });
+    f.write_all(b"timeout: 1h\n").unwrap();
+    drop(f);
+    wait_until(Duration::from_secs(30), "the task to finish", || {
+        !home.results().is_empty()
+    });
+    sigterm(daemon.id());
+    let _ = daemon.wait();
+    let r = home.result_of("late.yaml");
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["kind"], "task_file_changed", "{r}");
+}

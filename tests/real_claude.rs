@@ -233,10 +233,15 @@ fn kill_9_of_the_daemon_mid_bash_leaves_no_process_behind() {
             Reply::text("done")
         }
     });
-    let Some(h) = real_with(api, "", "    allowed_tools: [Read, Bash]\n", "kill_9_mid_bash") else { return };
-    h.home.drop_task("b.md", "---\nallowed_tools: [Bash]\nretries: 0\n---\nwait a while\n");
+    let Some(h) = real_with(api, "", "    allowed_tools: [Read, Bash]\n", "kill_9_mid_bash") else {
+        return;
+    };
+    h.home
+        .drop_task("b.md", "---\nallowed_tools: [Bash]\nretries: 0\n---\nwait a while\n");
     let mut c = h.cmd();
-    c.arg("run").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    c.arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     let mut daemon = c.spawn().unwrap();
     let marker = || {
         let id = std::fs::read_dir(h.home.path.join("results"))
@@ -254,12 +259,16 @@ fn kill_9_of_the_daemon_mid_bash_leaves_no_process_behind() {
             .filter(|(_, cmd)| cmd.contains("time.sleep(41)"))
             .collect::<Vec<_>>()
     };
-    wait_until(std::time::Duration::from_secs(60), "Claude's Bash command to run", || {
-        !sleeper().is_empty()
-    });
+    wait_until(
+        std::time::Duration::from_secs(60),
+        "Claude's Bash command to run",
+        || !sleeper().is_empty(),
+    );
     kill9(daemon.id());
     let _ = daemon.wait();
-    wait_until(std::time::Duration::from_secs(15), "the Bash command to be stopped", || {
-        marker().map(|m| processes_with_env(&m)).unwrap_or_default().is_empty()
-    });
+    wait_until(
+        std::time::Duration::from_secs(15),
+        "the Bash command to be stopped",
+        || marker().map(|m| processes_with_env(&m)).unwrap_or_default().is_empty(),
+    );
 }

@@ -227,7 +227,8 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         home.inbox(),
         config.debounce(),
         watcher.mode == crate::config::WatchMode::Native,
-    );
+    )
+    .with_close_events(watcher.reports_close());
     let mut queue = Queue::default();
     let mut tasks: JoinSet<(String, Status)> = JoinSet::new();
     let mut stops: HashMap<String, tokio_watch::Sender<Option<StopReason>>> = HashMap::new();
@@ -308,6 +309,8 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                         summary.rejected += 1;
                     }
                 }
+                // Back to settling inside `settle`; never handed out.
+                Verdict::Moved(_) => {}
             }
         }
         events.emit_many(None, queued);
@@ -386,6 +389,8 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                 for h in hints {
                     match h {
                         Hint::Changed(name) => intake.note(&name, now, &mut queue),
+                        Hint::Written(name) => intake.note_written(&name, now, &mut queue),
+                        Hint::Closed(name) => intake.note_closed(&name, now, &mut queue),
                         Hint::Rescan => {
                             let _ = intake.rescan(now, &mut queue);
                         }

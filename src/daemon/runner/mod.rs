@@ -98,6 +98,9 @@ struct Runner {
     sandbox: Option<crate::isolate::Sandbox>,
     /// An event held back to be written with the next one ([`Self::emit_soon`]).
     held: Mutex<Option<(&'static str, serde_json::Value)>>,
+    /// The claimed task file's size and modification time when it was read
+    /// for the plan: a file that changes after that ran stale.
+    task_file_stamp: Option<(u64, Option<SystemTime>)>,
 }
 
 /// A runner stopped mid-way (its task aborted) still writes the event it held.
@@ -131,7 +134,24 @@ impl Runner {
             git_before: None,
             sandbox: None,
             held: Mutex::new(None),
+            task_file_stamp: None,
         }
+    }
+
+    /// The claimed task file changed after the plan was made from it (a writer
+    /// still held it open): the agent ran what was there at the claim.
+    fn task_file_changed(&self) -> Option<ErrorInfo> {
+        let (len, mtime) = self.task_file_stamp?;
+        let now = std::fs::metadata(&self.claimed.task_file).ok()?;
+        (now.len() != len || now.modified().ok() != mtime).then(|| {
+            info(
+                ErrorKind::TaskFileChanged,
+                format!(
+                    "the task file changed after it was claimed ({len} bytes then, {} now): the agent ran what was there at the claim",
+                    now.len()
+                ),
+            )
+        })
     }
 
     fn id(&self) -> &str {
@@ -196,6 +216,7 @@ impl Runner {
             // the file may have waited in the queue, and a folder on that path
             // may have been swapped for a symlink meanwhile.
             Some(q) if q.still_matches(&self.claimed.task_file) => {
+                self.task_file_stamp = Some((q.len, q.mtime));
                 let wd = crate::task::place(&q.spec, cfg, self.shared.home.root())?;
                 (q.spec, wd)
             }
@@ -205,6 +226,9 @@ impl Runner {
                 {
                     return Ok(plan);
                 }
+                self.task_file_stamp = std::fs::metadata(&self.claimed.task_file)
+                    .ok()
+                    .map(|m| (m.len(), m.modified().ok()));
                 let bytes = read_capped(&self.claimed.task_file, cfg.max_task_bytes).map_err(|e| {
                     Rejection::new(
                         "unreadable",
@@ -303,6 +327,9 @@ impl Runner {
                     self.save_progress();
                 }
             }
+        }
+        if let Some(e) = self.task_file_changed() {
+            return self.finish(Some(&plan), Status::Failed, Some(e), &totals).await;
         }
         self.finish(Some(&plan), Status::Succeeded, None, &totals).await
     }
