@@ -5,7 +5,6 @@
 //! (the file's modification time, which every daemon sharing the folder sees
 //! the same), then name.
 
-use crate::config::AgentKind;
 use crate::task::TaskSpec;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
@@ -65,12 +64,13 @@ impl Queue {
         self.entries.get(name)
     }
 
-    /// Takes the best entry whose agent is not paused.
-    pub fn pop_next(&mut self, paused: impl Fn(AgentKind) -> bool) -> Option<Queued> {
+    /// Takes the best entry that may start now (its agent is not paused, its
+    /// repository has no other writer, ...); the others keep their places.
+    pub fn pop_next(&mut self, mut may_start: impl FnMut(&Queued) -> bool) -> Option<Queued> {
         let name = self
             .order
             .iter()
-            .find(|(_, _, n)| !paused(self.entries[n].spec.agent))?
+            .find(|(_, _, n)| may_start(&self.entries[n]))?
             .2
             .clone();
         self.remove(&name)
@@ -94,6 +94,7 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::AgentKind;
     use crate::task::parse::{Limits, parse};
     use std::time::Duration;
 
@@ -160,10 +161,10 @@ mod tests {
             order,
             ["high", "early-normal", "a-same", "b-same", "late-normal", "low-cmd"]
         );
-        let next = queue.pop_next(|a| a == AgentKind::Claude).unwrap();
+        let next = queue.pop_next(|q| q.spec.agent != AgentKind::Claude).unwrap();
         assert_eq!(next.name, "low-cmd");
-        assert!(queue.pop_next(|a| a == AgentKind::Claude).is_none());
-        assert_eq!(queue.pop_next(|_| false).unwrap().name, "high");
+        assert!(queue.pop_next(|q| q.spec.agent != AgentKind::Claude).is_none());
+        assert_eq!(queue.pop_next(|_| true).unwrap().name, "high");
         // Re-pushing replaces, never duplicates.
         queue.push(q("a-same", "high", "claude", 3));
         assert_eq!(queue.len(), 4);

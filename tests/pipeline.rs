@@ -545,3 +545,52 @@ fn a_claimed_file_that_changes_afterwards_fails_the_task_instead_of_running_stal
     assert_eq!(r["status"], "failed", "{r}");
     assert_eq!(r["error"]["kind"], "task_file_changed", "{r}");
 }
+
+/// Two agent tasks that may write to one repository never run at once; a task
+/// elsewhere runs meanwhile, and `one_writer_per_repo: false` lets them overlap.
+#[cfg(unix)]
+#[test]
+fn agents_that_may_write_one_repository_take_turns() {
+    for exclusive in [true, false] {
+        let top = format!("max_concurrent: 3\none_writer_per_repo: {exclusive}");
+        let home = TestHome::with_config(&config_with(&top, ""));
+        std::fs::create_dir_all(home.path.join("repo/src")).unwrap();
+        std::fs::create_dir_all(home.path.join("elsewhere")).unwrap();
+        git_sh(&home.path.join("repo"), "git init -q");
+        let task = |wd: &str| format!("---\nworkdir: {wd}\n---\n@fake success sleep=700\nedit\n");
+        home.drop_task("a.md", task("repo"));
+        home.drop_task("b.md", task("repo/src"));
+        home.drop_task("c.md", task("elsewhere"));
+        let out = home.run_once();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let at = |event: &str, file: &str| -> String {
+            let id = home.result_of(file)["id"].as_str().unwrap().to_string();
+            home.events_of(event)
+                .into_iter()
+                .find(|e| e["task_id"] == id.as_str())
+                .unwrap_or_else(|| panic!("no {event} for {file}"))["ts"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let (a_end, b_end) = (at("task_succeeded", "a.md"), at("task_succeeded", "b.md"));
+        let (a_start, b_start) = (at("task_started", "a.md"), at("task_started", "b.md"));
+        let (first_end, second_start) = if a_start <= b_start {
+            (a_end, b_start)
+        } else {
+            (b_end, a_start)
+        };
+        if exclusive {
+            assert!(
+                first_end <= second_start,
+                "the second writer started before the first ended"
+            );
+            assert!(
+                at("task_started", "c.md") < first_end,
+                "a task elsewhere runs meanwhile"
+            );
+        } else {
+            assert!(second_start < first_end, "with one_writer_per_repo: false they overlap");
+        }
+    }
+}

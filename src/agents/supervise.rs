@@ -144,6 +144,8 @@ pub async fn run(
     let mut finished = (None, None);
 
     let mut kill_at: Option<tokio::time::Instant> = None;
+    // The grace ran out and the tree was killed: nothing left to wait for.
+    let mut forced = false;
     let status = loop {
         let terminating = kill_at.is_some();
         tokio::select! {
@@ -168,12 +170,13 @@ pub async fn run(
             _ = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if terminating => {
                 let _ = child.start_kill();
                 kill_at = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
+                forced = true;
             }
         }
     };
     // A stop gives the whole tree its grace, not only the leader: the rest of
     // the group may still be finishing what SIGTERM asked.
-    if let Some(at) = kill_at {
+    if let Some(at) = kill_at.filter(|_| !forced) {
         #[cfg(unix)]
         while tokio::time::Instant::now() < at && group_alive(pid) {
             tokio::time::sleep(Duration::from_millis(25)).await;

@@ -162,6 +162,11 @@ pub struct Config {
     /// A successful run with validation warnings fails (`validation_failed`)
     /// instead of only reporting them.
     pub fail_on_validation: bool,
+    /// Agent tasks (Claude, Cline) that may write to one repository (or one
+    /// folder outside git) run one at a time, unless they run isolated (a
+    /// worktree or a copy); the queue keeps its order and other tasks run
+    /// meanwhile. Command tasks are never held back.
+    pub one_writer_per_repo: bool,
     /// Named presets a task picks with `role:` (built-ins: [`builtin_roles`];
     /// the file can change their fields or add roles).
     pub roles: std::sync::Arc<BTreeMap<String, RoleConfig>>,
@@ -190,6 +195,7 @@ impl Default for Config {
             progress_interval: Dur::millis(500),
             recovery_interval: Dur::secs(10),
             fail_on_validation: false,
+            one_writer_per_repo: true,
             roles: std::sync::Arc::new(builtin_roles()),
         }
     }

@@ -8,6 +8,7 @@
 pub mod pauses;
 pub mod recovery;
 pub mod runner;
+pub mod writers;
 
 use crate::agents::supervise::StopReason;
 use crate::config::{Config, Loaded};
@@ -230,6 +231,8 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     )
     .with_close_events(watcher.reports_close());
     let mut queue = Queue::default();
+    let mut writers = writers::Writers::default();
+    let writers_dir = home.daemons().join("writers");
     let mut tasks: JoinSet<(String, Status)> = JoinSet::new();
     let mut stops: HashMap<String, tokio_watch::Sender<Option<StopReason>>> = HashMap::new();
     let mut summary = RunSummary::default();
@@ -316,10 +319,19 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         events.emit_many(None, queued);
         if stopping.is_none() {
             while let Ok(permit) = shared.slots.clone().try_acquire_owned() {
-                let Some(q) = queue.pop_next(|a| shared.pauses.is_paused(a)) else {
+                let Some(q) = queue.pop_next(|q| {
+                    !shared.pauses.is_paused(q.spec.agent)
+                        && writers::key(&q.spec, &shared.config, home.root())
+                            .is_none_or(|repo| writers.try_take(&writers_dir, &q.name, &repo))
+                }) else {
                     break;
                 };
-                match crate::claim::claim(&home, &q.name) {
+                let claim = crate::claim::claim(&home, &q.name);
+                match &claim {
+                    Ok(Some(claimed)) => writers.rename(&q.name, &claimed.id),
+                    _ => writers.release(&q.name),
+                }
+                match claim {
                     Ok(Some(claimed)) => spawn(
                         &mut tasks,
                         &mut stops,
@@ -437,6 +449,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                 match joined {
                     Ok((id, status)) => {
                         stops.remove(&id);
+                        writers.release(&id);
                         match status {
                             Status::Succeeded => summary.succeeded += 1,
                             Status::Failed => summary.failed += 1,
@@ -452,6 +465,8 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                     Err(e) => {
                         tracing::error!(error = %e, "a task runner panicked; its task will be recovered");
                         own_orphans = true;
+                        // Its id is lost with it: keep only the locks of tasks still running.
+                        writers.retain(|owner| stops.contains_key(owner));
                     }
                 }
             }

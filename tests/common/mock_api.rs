@@ -199,9 +199,12 @@ impl Drop for MockApi {
     }
 }
 
+/// A request as read off the wire: method, path, headers (lower-case names), body.
+type RawRequest = (String, String, Vec<(String, String)>, Vec<u8>);
+
 /// Reads one HTTP/1.1 request: the request line, the headers, and a body by
 /// `Content-Length` or chunked transfer encoding.
-fn read_request(conn: &TcpStream) -> std::io::Result<(String, String, Vec<(String, String)>, Vec<u8>)> {
+fn read_request(conn: &TcpStream) -> std::io::Result<RawRequest> {
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut r = BufReader::new(conn);
     let mut line = String::new();

@@ -137,9 +137,6 @@ struct Review {
     sandbox: Option<crate::isolate::Sandbox>,
 }
 
-/// Tools that let an agent change files; a task with none of them is read-only.
-const WRITE_TOOLS: [&str; 5] = ["Edit", "MultiEdit", "Write", "NotebookEdit", "Bash"];
-
 impl Runner {
     /// Files changed (from git), writes outside the workdir, and the validation
     /// checks; with `fail_on_validation`, a success with findings becomes a failure.
@@ -246,11 +243,7 @@ impl Runner {
             let answer = report.answer.as_deref().or(report.last_text.as_deref()).unwrap_or("");
             let read_only = plan.agent == AgentKind::Claude
                 && !plan.allowed_tools.is_empty()
-                && !plan.allowed_tools.iter().any(|t| {
-                    WRITE_TOOLS
-                        .iter()
-                        .any(|w| crate::plan::tool_allowed(t, &[w.to_string()]))
-                });
+                && !crate::plan::can_write(&plan.allowed_tools);
             found.extend(validate::check(&validate::Run {
                 prompt: &plan.prompt,
                 answer,
