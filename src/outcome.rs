@@ -547,11 +547,27 @@ fn classify_api_text(r: &AgentReport, text: &str) -> Option<Failure> {
     None
 }
 
-/// `Claude AI usage limit reached|1712345678` (older CLIs) carries the reset time.
+/// The reset time a message carries: `Claude AI usage limit reached|1712345678`
+/// (older Claude CLIs, an epoch second) or `Please try again in 20s` (OpenAI-
+/// style providers through Cline, seconds from now).
 fn reset_from_text(text: &str) -> Option<i64> {
-    let (_, after) = text.split_once("limit reached|")?;
-    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
+    let digits = |s: &str| s.chars().take_while(char::is_ascii_digit).collect::<String>();
+    if let Some((_, after)) = text.split_once("limit reached|") {
+        return digits(after).parse().ok();
+    }
+    let lower = text.to_ascii_lowercase();
+    let (_, after) = lower.split_once("try again in ")?;
+    let number = digits(after);
+    let n: i64 = number.parse().ok()?;
+    let unit = after[number.len()..].trim_start();
+    let secs = if unit.starts_with("ms") {
+        (n + 999) / 1000
+    } else if unit.starts_with('m') && !unit.starts_with("ms") {
+        n * 60
+    } else {
+        n
+    };
+    Some(jiff::Timestamp::now().as_second() + secs)
 }
 
 /// Exponential backoff with jitter: `initial * 2^(n-1)`, capped at `max`, then a

@@ -13,7 +13,10 @@
 //! daemon for the task it takes over.
 //!
 //! Where it works: Linux, by reading `/proc/<pid>/environ` (a few hundred
-//! microseconds for a machine's worth of processes). A process that clears
+//! microseconds for a machine's worth of processes). A process caught in the
+//! instant its `exec` lays out the new program shows no environment yet;
+//! [`kill`] looks again until a look finds nothing, and the watchdog and
+//! recovery look once more later. A process that clears
 //! its environment (`env -i`) drops the marks and is not found; a per-task
 //! cgroup would hold it, and needs privileges this daemon does not assume.
 //! Other Unix systems (macOS) get the process group only. Windows: the job
@@ -128,15 +131,22 @@ pub fn signal(mark: Mark, signal: i32) -> usize {
 /// fork while the first round runs); how many were killed.
 #[cfg(unix)]
 pub fn kill(mark: Mark) -> usize {
-    let mut total = 0;
+    let mut killed = std::collections::HashSet::new();
     for _ in 0..8 {
-        let n = signal(mark, libc::SIGKILL);
-        if n == 0 {
+        // A process already signalled may not be gone yet: only new ones count.
+        let new: Vec<i32> = find(mark).into_iter().filter(|p| !killed.contains(p)).collect();
+        if new.is_empty() {
             break;
         }
-        total += n;
+        for pid in new {
+            // SAFETY: kill(2) with a pid read from /proc.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            killed.insert(pid);
+        }
     }
-    total
+    killed.len()
 }
 
 #[cfg(not(unix))]
@@ -190,13 +200,17 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        assert_eq!(
-            find(Mark::Attempt {
-                task: &task,
-                attempt: 1
-            }),
-            vec![pid]
-        );
+        // Right after the spawn returns, the kernel may not have laid out the new
+        // program's environment yet (an empty /proc/<pid>/environ for a moment).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mine = Mark::Attempt {
+            task: &task,
+            attempt: 1,
+        };
+        while find(mine) != vec![pid] {
+            assert!(std::time::Instant::now() < deadline, "never found by its mark");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         assert!(
             find(Mark::Attempt {
                 task: &task,

@@ -1,0 +1,202 @@
+//! Every run of the real CLIs recorded in `tests/data/agent-output/`
+//! (`claude-2.1.332/`, `cline-3.0.65/`: stdout, stderr and exit code, against a
+//! scripted model API) read by the bridge's reader, field by field, and
+//! classified as the daemon would.
+
+use orchestrator::agents::cline::ClineReader;
+use orchestrator::agents::supervise::{Exit, LineSplitter, Piece};
+use orchestrator::agents::{AgentReport, LiveLimits, OutputReader, claude::ClaudeReader};
+use orchestrator::config::AgentKind;
+use orchestrator::outcome::{ErrorKind, Failure, Retry, classify};
+
+fn recorded(dir: &str, name: &str, ext: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/tests/data/agent-output/{dir}/{name}.{ext}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A recorded run read in chunks of `chunk` bytes through the supervisor's splitter.
+fn read(agent: AgentKind, bytes: &[u8], chunk: usize) -> AgentReport {
+    let mut reader: Box<dyn OutputReader> = match agent {
+        AgentKind::Cline => Box::new(ClineReader::new(LiveLimits::default())),
+        _ => Box::new(ClaudeReader::default()),
+    };
+    let mut split = LineSplitter::new(1 << 20);
+    for part in bytes.chunks(chunk) {
+        split.push(part, |p| match p {
+            Piece::Line(l) => {
+                let out = reader.on_line(l);
+                assert!(out.stop.is_none(), "a real run without limits is never stopped");
+            }
+            Piece::Oversized => reader.on_oversized_line(),
+        });
+    }
+    if let Some(tail) = split.finish() {
+        reader.on_partial_tail(&tail);
+    }
+    reader.into_report()
+}
+
+/// The run `name` of `dir`: its report (the same in any chunking) and its class.
+fn run(agent: AgentKind, dir: &str, name: &str) -> (AgentReport, Option<Failure>) {
+    let out = recorded(dir, name, "out");
+    let whole = read(agent, &out, out.len().max(1));
+    for chunk in [1, 7, 4096] {
+        assert_eq!(read(agent, &out, chunk), whole, "{name}: chunking changed the reading");
+    }
+    let rc = String::from_utf8(recorded(dir, name, "rc")).unwrap();
+    let exit = Exit {
+        code: rc.trim().parse().ok(),
+        stderr_tail: String::from_utf8_lossy(&recorded(dir, name, "err")).into_owned(),
+        ..Exit::default()
+    };
+    let failure = classify(agent, &exit, &whole);
+    (whole, failure)
+}
+
+fn claude(name: &str) -> (AgentReport, Option<Failure>) {
+    run(AgentKind::Claude, "claude-2.1.332", name)
+}
+
+fn cline(name: &str) -> (AgentReport, Option<Failure>) {
+    run(AgentKind::Cline, "cline-3.0.65", name)
+}
+
+fn kind(f: &Option<Failure>) -> Option<ErrorKind> {
+    f.as_ref().map(|f| f.kind)
+}
+
+fn close(a: Option<f64>, b: f64) -> bool {
+    a.is_some_and(|a| (a - b).abs() < 1e-9)
+}
+
+#[test]
+fn claude_successes() {
+    let (r, f) = claude("text");
+    assert!(f.is_none(), "{f:?}");
+    assert_eq!(r.answer.as_deref(), Some("MOCK-ANSWER text: the answer is 42."));
+    assert_eq!(r.session_id.as_deref(), Some("438cf665-4e80-47c7-8eb6-22db27c519dd"));
+    assert_eq!(r.model.as_deref(), Some("claude-opus-5-5"));
+    assert_eq!((r.turns, r.tool_calls), (1, 0));
+    assert!(close(r.cost_usd, 0.00098));
+    assert_eq!(r.terminal_reason.as_deref(), Some("completed"));
+
+    let (r, f) = claude("write_file");
+    assert!(f.is_none(), "{f:?}");
+    assert_eq!((r.turns, r.tool_calls), (3, 2), "Write, then Read, then the answer");
+    assert!(close(r.cost_usd, 0.00482));
+
+    let (r, f) = claude("bash_denied");
+    assert!(f.is_none(), "a denied tool is not a failed run: {f:?}");
+    assert_eq!(r.permission_denials.len(), 1);
+    assert_eq!(r.permission_denials[0]["tool_name"], "Bash");
+
+    let (r, f) = claude("bash_readonly");
+    assert!(f.is_none(), "{f:?}");
+    assert!(r.permission_denials.is_empty(), "read-only Bash runs unapproved");
+    assert!(r.answer.unwrap().ends_with("is_error=False: hi"));
+
+    let (r, f) = claude("slow");
+    assert!(f.is_none(), "{f:?}");
+    assert!(r.answer.unwrap().starts_with("MOCK-ANSWER slow: word0 word1"));
+}
+
+#[test]
+fn claude_resumed_run_costs_its_own_share() {
+    let (r, f) = claude("resume");
+    assert!(f.is_none(), "{f:?}");
+    // total_cost_usd is 0.00218 for the whole session; this run cost 0.0012.
+    assert!(close(r.cost_usd, 0.0012), "{:?}", r.cost_usd);
+
+    let (r, f) = claude("resume_unknown");
+    assert_eq!(kind(&f), Some(ErrorKind::SessionNotFound));
+    assert_eq!(f.unwrap().retry, Retry::No);
+    assert!(r.result_errors[0].starts_with("No conversation found with session ID"));
+}
+
+#[test]
+fn claude_api_errors() {
+    for (name, status, class, retry) in [
+        ("rate_limit", 429, ErrorKind::RateLimited, Retry::WaitForLimit(None)),
+        ("overloaded", 529, ErrorKind::Overloaded, Retry::Backoff),
+        ("auth", 401, ErrorKind::Auth, Retry::No),
+        ("model_not_found", 404, ErrorKind::ModelNotFound, Retry::No),
+        ("unknown_model_flag", 404, ErrorKind::ModelNotFound, Retry::No),
+    ] {
+        let (r, f) = claude(name);
+        assert_eq!(r.api_error_status, Some(status), "{name}");
+        assert_eq!(r.terminal_reason.as_deref(), Some("api_error"), "{name}");
+        assert!(r.result_seen && r.is_error, "{name}");
+        assert_eq!(r.cost_usd, Some(0.0), "{name}: nothing was spent");
+        let f = f.unwrap_or_else(|| panic!("{name} is a failure"));
+        assert_eq!((f.kind, f.retry), (class, retry), "{name}: {}", f.message);
+    }
+}
+
+#[test]
+fn claude_limits() {
+    let (r, f) = claude("max_turns");
+    assert_eq!(kind(&f), Some(ErrorKind::MaxTurns));
+    assert_eq!(r.turns, 3, "2.1.332 reports max_turns + 1");
+    assert_eq!(r.result_errors, ["Reached maximum number of turns (2)"]);
+
+    let (r, f) = claude("budget");
+    assert_eq!(kind(&f), Some(ErrorKind::BudgetExceeded));
+    assert!(close(r.cost_usd, 0.00236));
+    assert_eq!(r.terminal_reason.as_deref(), Some("budget_exhausted"));
+}
+
+#[test]
+fn cline_successes() {
+    let (r, f) = cline("plain");
+    assert!(f.is_none(), "{f:?}");
+    assert_eq!(r.answer.as_deref(), Some("Hello from the mock model. ANSWER-PLAIN-42"));
+    assert_eq!(r.session_id, None, "3.0.65 prints no session id");
+    assert_eq!(r.model.as_deref(), Some("mock-model"));
+    assert_eq!((r.turns, r.tool_calls), (1, 0));
+    assert_eq!(r.cost_usd, Some(0.0));
+
+    let (r, f) = cline("file");
+    assert!(f.is_none(), "{f:?}");
+    assert_eq!((r.turns, r.tool_calls), (2, 1));
+    assert!(r.answer.unwrap().ends_with("ANSWER-FILE-OK"));
+
+    for name in ["slow", "plain-hub"] {
+        let (r, f) = cline(name);
+        assert!(f.is_none(), "{name}: {f:?}");
+        assert!(r.result_seen, "{name}");
+    }
+}
+
+#[test]
+fn cline_failures() {
+    let (r, f) = cline("r401");
+    assert_eq!(r.api_error.as_deref(), Some("authentication_failed"), "errorClass auth");
+    let f = f.unwrap();
+    assert_eq!((f.kind, f.retry), (ErrorKind::Auth, Retry::No), "{}", f.message);
+
+    for name in ["r429", "r429-retry-after-20s"] {
+        let f = cline(name).1.unwrap();
+        assert_eq!(f.kind, ErrorKind::RateLimited, "{name}: {}", f.message);
+        assert!(
+            matches!(f.retry, Retry::WaitForLimit(Some(_))),
+            "{name}: the reset is in the text"
+        );
+    }
+
+    let f = cline("noprovider").1.unwrap();
+    assert_eq!(
+        (f.kind, f.retry),
+        (ErrorKind::BadInvocation, Retry::No),
+        "{}",
+        f.message
+    );
+
+    // A model that never stops, cut by `timeout 30` (exit 124): 356 turns, aborted.
+    let (r, f) = cline("loop");
+    assert_eq!(r.turns, 356);
+    assert_eq!(r.subtype.as_deref(), Some("aborted"));
+    assert_eq!(kind(&f), Some(ErrorKind::AgentCrashed));
+}
