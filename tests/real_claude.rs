@@ -272,3 +272,94 @@ fn kill_9_of_the_daemon_mid_bash_leaves_no_process_behind() {
         || marker().map(|m| processes_with_env(&m)).unwrap_or_default().is_empty(),
     );
 }
+
+#[test]
+fn a_tool_loop_makes_real_edits_that_git_sees() {
+    let workdir = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let wd = workdir.clone();
+    let api = MockApi::anthropic(move |r| {
+        let path = format!("{}/hello.txt", wd.lock().unwrap());
+        match (r.offers_tools(), r.turn()) {
+            (true, 0) => Reply::tool("Write", json!({"file_path": path, "content": "hi from the model\n"})),
+            (true, 1) => Reply::tool("Read", json!({"file_path": path})),
+            _ => Reply::text("wrote hello.txt and read it back"),
+        }
+    });
+    let Some(h) = real(api, "", "a_tool_loop_makes_real_edits") else { return };
+    let repo = h.home.path.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git_sh(&repo, "git init -q && git commit -q --allow-empty -m init");
+    *workdir.lock().unwrap() = repo.display().to_string();
+    h.home.drop_task("w.md", "---\nworkdir: repo\nallowed_tools: [Read, Write]\n---\nwrite hello.txt\n");
+    h.run_once();
+    let r = h.home.result_of("w.md");
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!((r["turns"].as_u64(), r["tool_calls"].as_u64()), (Some(3), Some(2)), "{r}");
+    assert_eq!(std::fs::read_to_string(repo.join("hello.txt")).unwrap(), "hi from the model\n");
+    assert_eq!(r["files_changed"], json!(["hello.txt"]), "{r}");
+    let results = h.api.requests().last().unwrap().tool_results().join("\n");
+    assert!(results.contains("hi from the model"), "the Read saw the Write: {results}");
+}
+
+#[test]
+fn max_turns_stops_a_model_that_never_finishes() {
+    let api = MockApi::anthropic(|r| {
+        if r.offers_tools() {
+            Reply::tool("Read", json!({"file_path": "/nonexistent-for-the-test"}))
+        } else {
+            Reply::text("side request")
+        }
+    });
+    let Some(h) = real(api, "", "max_turns_stops_a_model") else { return };
+    h.home.drop_task("loop.md", "---\nmax_turns: 2\n---\nloop forever\n");
+    h.run_once();
+    let r = h.home.result_of("loop.md");
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["kind"], "max_turns", "{r}");
+    assert_eq!(r["attempts"].as_array().unwrap().len(), 1, "not retried: {r}");
+}
+
+#[test]
+fn a_reply_continues_the_session_and_costs_only_its_run() {
+    let api = MockApi::anthropic(|_| Reply::text("an answer"));
+    let Some(h) = real(api, "", "a_reply_continues_the_session") else { return };
+    h.home.drop_task("q.md", "first question\n");
+    h.run_once();
+    let first = h.home.result_of("q.md");
+    assert_eq!(first["status"], "succeeded", "{first}");
+    let id = first["id"].as_str().unwrap();
+    let out = h.cmd().args(["reply", id, "a second question"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reply_id = stdout(&out).trim().to_string();
+    h.run_once();
+    let second = h.home.results().into_iter().find(|r| r["id"] == reply_id.as_str()).unwrap();
+    assert_eq!(second["status"], "succeeded", "{second}");
+    assert_eq!(second["session_id"], first["session_id"], "the same session");
+    assert_eq!(second["turn_of"], first["id"]);
+    // The model saw the whole conversation: the first exchange and the reply.
+    let last = h.api.requests().into_iter().rev().find(|q| q.offers_tools()).unwrap().text();
+    assert!(last.contains("first question") && last.contains("a second question"), "{last}");
+    let (c1, c2) = (first["cost_usd"].as_f64().unwrap(), second["cost_usd"].as_f64().unwrap());
+    assert!(c2 < c1 * 1.9, "the reply's own cost, not the session's total: {c1} then {c2}");
+}
+
+#[test]
+fn a_slow_stream_is_stopped_by_its_timeout() {
+    let api = MockApi::anthropic(|r| {
+        if r.offers_tools() {
+            Reply::Slow {
+                pieces: (0..100).map(|i| format!("w{i} ")).collect(),
+                delay: std::time::Duration::from_millis(200),
+            }
+        } else {
+            Reply::text("side request")
+        }
+    });
+    let Some(h) = real(api, "", "a_slow_stream_is_stopped") else { return };
+    h.home.drop_task("slow.md", "---\ntimeout: 3s\n---\ntake your time\n");
+    let started = std::time::Instant::now();
+    h.run_once();
+    let r = h.home.result_of("slow.md");
+    assert_eq!(r["error"]["kind"], "timeout", "{r}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "the 20 s stream was cut");
+}
