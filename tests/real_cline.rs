@@ -111,3 +111,32 @@ fn a_cancel_gives_the_real_cli_its_grace_although_the_npm_wrapper_dies_at_once()
     // Cline's binary, given its grace, ends the run and says so; SIGKILLed it says nothing.
     assert!(text.contains("\"run_result\""), "no run_result: {text}");
 }
+
+#[test]
+fn a_cline_tool_call_makes_a_real_edit() {
+    let workdir = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let wd = workdir.clone();
+    let api = MockApi::openai(move |r| {
+        if r.turn() == 0 {
+            let path = format!("{}/made-by-cline.txt", wd.lock().unwrap());
+            Reply::tool("editor", serde_json::json!({"path": path, "new_text": "hello from the mock\n"}))
+        } else {
+            Reply::text("Created made-by-cline.txt")
+        }
+    });
+    let Some(h) = real(api, "", "a_cline_tool_call_makes_a_real_edit") else { return };
+    let repo = h.home.path.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git_sh(&repo, "git init -q && git commit -q --allow-empty -m init");
+    *workdir.lock().unwrap() = repo.display().to_string();
+    h.home.drop_task("e.md", "---\nagent: cline\nworkdir: repo\n---\nmake the file\n");
+    h.run_once();
+    let r = h.home.result_of("e.md");
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!((r["turns"].as_u64(), r["tool_calls"].as_u64()), (Some(2), Some(1)), "{r}");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("made-by-cline.txt")).unwrap(),
+        "hello from the mock\n"
+    );
+    assert_eq!(r["files_changed"], serde_json::json!(["made-by-cline.txt"]), "{r}");
+}
