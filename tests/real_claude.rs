@@ -273,6 +273,7 @@ fn kill_9_of_the_daemon_mid_bash_leaves_no_process_behind() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn a_tool_loop_makes_real_edits_that_git_sees() {
     let workdir = std::sync::Arc::new(std::sync::Mutex::new(String::new()));

@@ -71,6 +71,7 @@ fn a_401_is_an_auth_failure_and_not_retried() {
     assert!(!msg.contains("hook dispatch"), "{msg}");
 }
 
+#[cfg(unix)]
 #[test]
 fn a_cancel_gives_the_real_cli_its_grace_although_the_npm_wrapper_dies_at_once() {
     let api = MockApi::openai(|_| Reply::Slow {
@@ -112,6 +113,7 @@ fn a_cancel_gives_the_real_cli_its_grace_although_the_npm_wrapper_dies_at_once()
     assert!(text.contains("\"run_result\""), "no run_result: {text}");
 }
 
+#[cfg(unix)]
 #[test]
 fn a_cline_tool_call_makes_a_real_edit() {
     let workdir = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
