@@ -286,20 +286,35 @@ fn a_tool_loop_makes_real_edits_that_git_sees() {
             _ => Reply::text("wrote hello.txt and read it back"),
         }
     });
-    let Some(h) = real(api, "", "a_tool_loop_makes_real_edits") else { return };
+    let Some(h) = real(api, "", "a_tool_loop_makes_real_edits") else {
+        return;
+    };
     let repo = h.home.path.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
     git_sh(&repo, "git init -q && git commit -q --allow-empty -m init");
     *workdir.lock().unwrap() = repo.display().to_string();
-    h.home.drop_task("w.md", "---\nworkdir: repo\nallowed_tools: [Read, Write]\n---\nwrite hello.txt\n");
+    h.home.drop_task(
+        "w.md",
+        "---\nworkdir: repo\nallowed_tools: [Read, Write]\n---\nwrite hello.txt\n",
+    );
     h.run_once();
     let r = h.home.result_of("w.md");
     assert_eq!(r["status"], "succeeded", "{r}");
-    assert_eq!((r["turns"].as_u64(), r["tool_calls"].as_u64()), (Some(3), Some(2)), "{r}");
-    assert_eq!(std::fs::read_to_string(repo.join("hello.txt")).unwrap(), "hi from the model\n");
+    assert_eq!(
+        (r["turns"].as_u64(), r["tool_calls"].as_u64()),
+        (Some(3), Some(2)),
+        "{r}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("hello.txt")).unwrap(),
+        "hi from the model\n"
+    );
     assert_eq!(r["files_changed"], json!(["hello.txt"]), "{r}");
     let results = h.api.requests().last().unwrap().tool_results().join("\n");
-    assert!(results.contains("hi from the model"), "the Read saw the Write: {results}");
+    assert!(
+        results.contains("hi from the model"),
+        "the Read saw the Write: {results}"
+    );
 }
 
 #[test]
@@ -311,7 +326,9 @@ fn max_turns_stops_a_model_that_never_finishes() {
             Reply::text("side request")
         }
     });
-    let Some(h) = real(api, "", "max_turns_stops_a_model") else { return };
+    let Some(h) = real(api, "", "max_turns_stops_a_model") else {
+        return;
+    };
     h.home.drop_task("loop.md", "---\nmax_turns: 2\n---\nloop forever\n");
     h.run_once();
     let r = h.home.result_of("loop.md");
@@ -323,7 +340,9 @@ fn max_turns_stops_a_model_that_never_finishes() {
 #[test]
 fn a_reply_continues_the_session_and_costs_only_its_run() {
     let api = MockApi::anthropic(|_| Reply::text("an answer"));
-    let Some(h) = real(api, "", "a_reply_continues_the_session") else { return };
+    let Some(h) = real(api, "", "a_reply_continues_the_session") else {
+        return;
+    };
     h.home.drop_task("q.md", "first question\n");
     h.run_once();
     let first = h.home.result_of("q.md");
@@ -333,15 +352,36 @@ fn a_reply_continues_the_session_and_costs_only_its_run() {
     assert!(out.status.success(), "{}", stderr(&out));
     let reply_id = stdout(&out).trim().to_string();
     h.run_once();
-    let second = h.home.results().into_iter().find(|r| r["id"] == reply_id.as_str()).unwrap();
+    let second = h
+        .home
+        .results()
+        .into_iter()
+        .find(|r| r["id"] == reply_id.as_str())
+        .unwrap();
     assert_eq!(second["status"], "succeeded", "{second}");
     assert_eq!(second["session_id"], first["session_id"], "the same session");
     assert_eq!(second["turn_of"], first["id"]);
     // The model saw the whole conversation: the first exchange and the reply.
-    let last = h.api.requests().into_iter().rev().find(|q| q.offers_tools()).unwrap().text();
-    assert!(last.contains("first question") && last.contains("a second question"), "{last}");
-    let (c1, c2) = (first["cost_usd"].as_f64().unwrap(), second["cost_usd"].as_f64().unwrap());
-    assert!(c2 < c1 * 1.9, "the reply's own cost, not the session's total: {c1} then {c2}");
+    let last = h
+        .api
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|q| q.offers_tools())
+        .unwrap()
+        .text();
+    assert!(
+        last.contains("first question") && last.contains("a second question"),
+        "{last}"
+    );
+    let (c1, c2) = (
+        first["cost_usd"].as_f64().unwrap(),
+        second["cost_usd"].as_f64().unwrap(),
+    );
+    assert!(
+        c2 < c1 * 1.9,
+        "the reply's own cost, not the session's total: {c1} then {c2}"
+    );
 }
 
 #[test]
@@ -356,11 +396,75 @@ fn a_slow_stream_is_stopped_by_its_timeout() {
             Reply::text("side request")
         }
     });
-    let Some(h) = real(api, "", "a_slow_stream_is_stopped") else { return };
+    let Some(h) = real(api, "", "a_slow_stream_is_stopped") else {
+        return;
+    };
     h.home.drop_task("slow.md", "---\ntimeout: 3s\n---\ntake your time\n");
     let started = std::time::Instant::now();
     h.run_once();
     let r = h.home.result_of("slow.md");
     assert_eq!(r["error"]["kind"], "timeout", "{r}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(15), "the 20 s stream was cut");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "the 20 s stream was cut"
+    );
+}
+
+/// Records runs of the real CLI into `tests/data/agent-output/claude-<version>/`
+/// (stdout, stderr, exit code), for the fakes and `tests/recordings.rs`. Runs only
+/// with `ORCH_RECORD=1`:
+/// `ORCH_RECORD=1 cargo test --test real_claude record_runs -- --nocapture`.
+#[test]
+fn record_runs() {
+    if std::env::var_os("ORCH_RECORD").is_none() {
+        return;
+    }
+    let Some(cli) = find(Cli::Claude, "record_runs") else {
+        return;
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/agent-output/claude-2.1.332");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cases: Vec<(&str, MockApi, Option<String>)> = vec![
+        (
+            "server_error",
+            MockApi::anthropic(|_| Reply::error(500, "api_error", "Internal server error")),
+            None,
+        ),
+        // Nothing listens there: a refused connection.
+        (
+            "network",
+            MockApi::anthropic(|_| Reply::text("unused")),
+            Some(format!("http://127.0.0.1:{closed}")),
+        ),
+    ];
+    for (name, api, base) in cases {
+        let h = RealHome::claude(cli.clone(), api, "", "");
+        let mut c = std::process::Command::new(&h.cli);
+        c.args(["-p", "--output-format", "stream-json", "--verbose"])
+            .envs(h.env())
+            .current_dir(&h.home.path);
+        if let Some(b) = &base {
+            c.env("ANTHROPIC_BASE_URL", b);
+        }
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"Say hello.").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let scrub =
+            |b: &[u8]| String::from_utf8_lossy(b).replace(&h.home.path.display().to_string(), "/home/dev/check");
+        std::fs::write(dir.join(format!("{name}.out")), scrub(&out.stdout)).unwrap();
+        std::fs::write(dir.join(format!("{name}.err")), scrub(&out.stderr)).unwrap();
+        std::fs::write(
+            dir.join(format!("{name}.rc")),
+            format!("{}\n", out.status.code().unwrap_or(-1)),
+        )
+        .unwrap();
+        eprintln!("recorded {name}: exit {:?}", out.status.code());
+    }
 }

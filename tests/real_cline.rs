@@ -121,21 +121,31 @@ fn a_cline_tool_call_makes_a_real_edit() {
     let api = MockApi::openai(move |r| {
         if r.turn() == 0 {
             let path = format!("{}/made-by-cline.txt", wd.lock().unwrap());
-            Reply::tool("editor", serde_json::json!({"path": path, "new_text": "hello from the mock\n"}))
+            Reply::tool(
+                "editor",
+                serde_json::json!({"path": path, "new_text": "hello from the mock\n"}),
+            )
         } else {
             Reply::text("Created made-by-cline.txt")
         }
     });
-    let Some(h) = real(api, "", "a_cline_tool_call_makes_a_real_edit") else { return };
+    let Some(h) = real(api, "", "a_cline_tool_call_makes_a_real_edit") else {
+        return;
+    };
     let repo = h.home.path.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
     git_sh(&repo, "git init -q && git commit -q --allow-empty -m init");
     *workdir.lock().unwrap() = repo.display().to_string();
-    h.home.drop_task("e.md", "---\nagent: cline\nworkdir: repo\n---\nmake the file\n");
+    h.home
+        .drop_task("e.md", "---\nagent: cline\nworkdir: repo\n---\nmake the file\n");
     h.run_once();
     let r = h.home.result_of("e.md");
     assert_eq!(r["status"], "succeeded", "{r}");
-    assert_eq!((r["turns"].as_u64(), r["tool_calls"].as_u64()), (Some(2), Some(1)), "{r}");
+    assert_eq!(
+        (r["turns"].as_u64(), r["tool_calls"].as_u64()),
+        (Some(2), Some(1)),
+        "{r}"
+    );
     assert_eq!(
         std::fs::read_to_string(repo.join("made-by-cline.txt")).unwrap(),
         "hello from the mock\n"

@@ -124,6 +124,7 @@ fn claude_api_errors() {
         ("auth", 401, ErrorKind::Auth, Retry::No),
         ("model_not_found", 404, ErrorKind::ModelNotFound, Retry::No),
         ("unknown_model_flag", 404, ErrorKind::ModelNotFound, Retry::No),
+        ("server_error", 500, ErrorKind::ServerError, Retry::Backoff),
     ] {
         let (r, f) = claude(name);
         assert_eq!(r.api_error_status, Some(status), "{name}");
@@ -133,6 +134,16 @@ fn claude_api_errors() {
         let f = f.unwrap_or_else(|| panic!("{name} is a failure"));
         assert_eq!((f.kind, f.retry), (class, retry), "{name}: {}", f.message);
     }
+}
+
+#[test]
+fn claude_network_failure() {
+    let (r, f) = claude("network");
+    assert_eq!(r.api_error_status, None, "no HTTP status: nothing answered");
+    assert_eq!(r.api_error.as_deref(), Some("server_error"));
+    let f = f.unwrap();
+    assert_eq!((f.kind, f.retry), (ErrorKind::Network, Retry::Backoff), "{}", f.message);
+    assert!(f.message.contains("ECONNREFUSED"), "{}", f.message);
 }
 
 #[test]
