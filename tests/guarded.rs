@@ -265,3 +265,30 @@ fn follow_ups_of_a_guarded_task_keep_its_safety_and_limits() {
     );
     assert_eq!(git_sh(&r, "git status --porcelain"), "");
 }
+
+#[test]
+fn a_guarded_conversation_goes_on_in_its_sandbox() {
+    let home = TestHome::new();
+    let r = repo(&home);
+    let first = guarded(&home, "repo/app");
+    let id = first["id"].as_str().unwrap().to_string();
+    let out = home.cli(&["reply", &id, "@fake success write=second.txt\nand one more file"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reply = stdout(&out).trim().to_string();
+    assert!(home.run_once().status.success());
+    let second: Value = home.results().into_iter().find(|x| x["id"] == reply.as_str()).unwrap();
+    assert_eq!(second["status"], "succeeded", "{second}");
+    assert!(first["isolation"]["root"].is_string(), "{first}");
+    assert_eq!(
+        second["isolation"]["root"], first["isolation"]["root"],
+        "the reply ran in its parent's worktree"
+    );
+    // Its diff is the conversation's: the first task's edits and the reply's.
+    let diff = std::fs::read_to_string(home.task_dir(&reply).join("changes.diff")).unwrap();
+    assert!(
+        diff.contains("app/new/n.txt") && diff.contains("app/second.txt"),
+        "{diff}"
+    );
+    assert!(!r.join("app/second.txt").exists(), "the workdir is untouched");
+    assert_eq!(git_sh(&r, "git status --porcelain"), "");
+}

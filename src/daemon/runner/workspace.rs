@@ -25,7 +25,17 @@ impl Runner {
     }
 
     /// Makes (or, after a crash, finds) the task's worktree or copy, and records it.
+    /// A follow-up in the session of an isolated task (`reply`, `resume`) goes on
+    /// in its parent's sandbox: the agent's session knows that folder (its system
+    /// prompt names it, and it may write there by its absolute path), and the
+    /// conversation's changes build on each other. Its `changes.diff` is then the
+    /// whole conversation's, against the same base.
     async fn make_sandbox(&self, plan: &Plan) -> Result<crate::isolate::Sandbox, String> {
+        if let Some(sb) = self.parents_sandbox(plan) {
+            write_json_atomic(&self.claimed.dir.isolation(), &sb)
+                .map_err(|e| format!("cannot record the sandbox: {e}"))?;
+            return Ok(sb);
+        }
         let (kind, wd, home, id) = (
             plan.isolation,
             plan.workdir.clone(),
@@ -37,5 +47,19 @@ impl Runner {
             .map_err(|e| e.to_string())??;
         write_json_atomic(&self.claimed.dir.isolation(), &sb).map_err(|e| format!("cannot record the sandbox: {e}"))?;
         Ok(sb)
+    }
+
+    /// The sandbox of the task whose session this one continues, if it still exists.
+    fn parents_sandbox(&self, plan: &Plan) -> Option<crate::isolate::Sandbox> {
+        plan.resume_session.as_ref()?;
+        let parent = plan.parent_task_id.as_deref()?;
+        let dir = crate::store::TaskDir::new(self.shared.home.task_dir(parent));
+        let bytes = std::fs::read(dir.isolation()).ok()?;
+        let mut sb: crate::isolate::Sandbox = serde_json::from_slice(&bytes).ok()?;
+        if sb.kind != plan.isolation || sb.committed || !sb.run_dir.is_dir() {
+            return None;
+        }
+        sb.stat = None;
+        Some(sb)
     }
 }
