@@ -181,3 +181,17 @@ fn max_tool_calls_stops_cline_and_claude_while_they_run() {
         assert_eq!(r["tool_calls"], n, "what was spent");
     }
 }
+
+#[test]
+fn reply_to_a_cline_task_says_why_it_cannot_continue() {
+    let home = cline_home("");
+    let r = run_one(&home, "@fake success\nfix it");
+    assert_eq!(r["status"], "succeeded", "{r}");
+    let out = home.cli(&["reply", r["id"].as_str().unwrap(), "and more"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("does not report its session id"),
+        "{}",
+        stderr(&out)
+    );
+}

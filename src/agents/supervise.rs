@@ -188,19 +188,8 @@ pub async fn run(
     // close, and whatever left the group is found by its marks: nothing
     // outlives the attempt.
     kill_tree(&mut *child);
-    if let Some((task, attempt)) = spec.mark.clone() {
-        let _ = tokio::task::spawn_blocking(move || {
-            let n = super::leftovers::kill(super::leftovers::Mark::Attempt { task: &task, attempt });
-            if n > 0 {
-                tracing::info!(
-                    task,
-                    attempt,
-                    processes = n,
-                    "stopped processes the agent left outside its group"
-                );
-            }
-        })
-        .await;
+    if let Some((task, attempt)) = &spec.mark {
+        super::leftovers::sweep_soon(task, *attempt);
     }
     #[cfg(unix)]
     super::watchdog::unwatch(pid);
