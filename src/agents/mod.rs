@@ -136,6 +136,27 @@ pub trait OutputReader: Send {
     fn into_report(self: Box<Self>) -> AgentReport;
 }
 
+/// Is `id` a session id of `agent`'s form? It reaches the agent's command
+/// line, so it must never be read as a flag: Claude's are UUIDs (the CLI
+/// refuses anything else); others are letters, digits, `-` and `_`, not
+/// starting with `-`, at most 100 characters.
+pub fn valid_session_id(agent: crate::config::AgentKind, id: &str) -> bool {
+    let uuid = || {
+        let parts: Vec<&str> = id.split('-').collect();
+        parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+            && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    match agent {
+        crate::config::AgentKind::Claude => uuid(),
+        _ => {
+            !id.is_empty()
+                && id.len() <= 100
+                && !id.starts_with('-')
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }
+    }
+}
+
 /// Does this text look like a program asking a person something?
 /// Headless agents must never ask; when one does, nobody will answer.
 pub fn looks_interactive(line: &str) -> bool {
@@ -175,6 +196,17 @@ mod tests {
         assert!(looks_interactive("Overwrite? (y/N)"));
         assert!(looks_interactive("Enter passphrase:"));
         assert!(!looks_interactive("Created hello.txt"));
+    }
+
+    #[test]
+    fn session_ids_that_could_be_flags_are_refused() {
+        use crate::config::AgentKind::{Claude, Cline};
+        assert!(valid_session_id(Claude, "438cf665-4e80-47c7-8eb6-22db27c519dd"));
+        assert!(!valid_session_id(Claude, "--dangerously-skip-permissions"));
+        assert!(!valid_session_id(Claude, "sess-1"));
+        assert!(valid_session_id(Cline, "conv_1796012089449_du4026f"));
+        assert!(!valid_session_id(Cline, "--yolo"));
+        assert!(!valid_session_id(Cline, ""));
     }
 
     #[test]

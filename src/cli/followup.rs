@@ -78,14 +78,16 @@ fn budget_left(
     Ok(())
 }
 
-/// The agent session a finished task ended in (its last step's, for plans).
-fn last_session(result: &crate::store::record::ResultRecord) -> Option<String> {
+/// The agent session a finished task ended in (its last step's, for plans),
+/// if it is a well-formed id: the agent reported it, and it goes on a command line.
+fn last_session(result: &crate::store::record::ResultRecord, agent: crate::config::AgentKind) -> Option<String> {
     result
         .steps
         .iter()
         .rev()
         .find_map(|s| s.session_id.clone())
         .or_else(|| result.session_id.clone())
+        .filter(|s| crate::agents::valid_session_id(agent, s))
 }
 
 pub fn resume(cli: &Cli, args: &ResumeArgs) -> anyhow::Result<u8> {
@@ -105,7 +107,7 @@ pub fn resume(cli: &Cli, args: &ResumeArgs) -> anyhow::Result<u8> {
     }
     let plan = load_plan(&dir).ok_or_else(|| UsageError(format!("{id} never started; use `orchestrator retry`")))?;
     let failed_step = result.steps.iter().find(|s| s.status != Status::Succeeded).map(|s| s.n);
-    let session = last_session(&result);
+    let session = last_session(&result, plan.agent);
     let mut f = base_fields(&plan);
     budget_left(&id, &plan, &result, &mut f)?;
     f.insert("title".into(), json!(format!("{} (resumed)", plan.title)));
@@ -134,18 +136,18 @@ pub fn reply(cli: &Cli, args: &ReplyArgs) -> anyhow::Result<u8> {
     let (id, dir) = resolve_task(&home, &args.task)?;
     let result =
         load_result(&dir).ok_or_else(|| UsageError(format!("{id} has not finished yet; reply when it has")))?;
-    let session = last_session(&result);
+    let plan = load_plan(&dir).ok_or_else(|| UsageError(format!("{id} has no plan.json")))?;
+    let session = last_session(&result, plan.agent);
     let session = session.ok_or_else(|| {
         let why = match result.agent.as_str() {
             "cline" => "the Cline CLI (3.0.65) does not report its session id",
             "command" => "command tasks have none",
-            _ => "the agent reported none",
+            _ => "the agent reported none, or one that is not a well-formed id",
         };
         UsageError(format!(
             "{id} has no agent session to continue: {why}. Submit a new task with the context it needs"
         ))
     })?;
-    let plan = load_plan(&dir).ok_or_else(|| UsageError(format!("{id} has no plan.json")))?;
     let text = if args.text == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;

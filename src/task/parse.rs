@@ -392,18 +392,12 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
                 "remove `session`",
             ));
         }
-        Some(s)
-            if !s.is_empty()
-                && s.len() <= 100
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-        {
-            Some(s)
-        }
+        Some(s) if crate::agents::valid_session_id(agent, &s) => Some(s),
         Some(s) => {
             return Err(invalid(
                 "session",
-                format!("`{s}` is not a session id"),
-                "use the session_id of an earlier result",
+                format!("`{s}` is not a {} session id", agent.name()),
+                "use the session_id of an earlier result (Claude's are UUIDs)",
             ));
         }
     };

@@ -151,3 +151,16 @@ fn cline_steps_are_refused_with_the_reason() {
     assert!(r.error.contains("session id"), "{r:?}");
     ok("one.md", "---\nagent: cline\nsteps: [look]\n---\nthe bug\n");
 }
+
+#[test]
+fn a_session_that_could_be_read_as_a_flag_is_refused() {
+    let r = rejected(
+        "s.md",
+        b"---\nsession: \"--dangerously-skip-permissions\"\n---\ngo on\n",
+    );
+    assert_eq!(r.reason, "invalid_value", "{r:?}");
+    ok(
+        "u.md",
+        "---\nsession: 438cf665-4e80-47c7-8eb6-22db27c519dd\n---\ngo on\n",
+    );
+}
