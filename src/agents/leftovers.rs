@@ -70,7 +70,9 @@ impl Mark<'_> {
 pub fn sweep_soon(task: &str, attempt: u32) {
     use std::sync::mpsc::{Sender, channel};
     use std::sync::{Mutex, OnceLock};
-    static SWEEPER: OnceLock<Option<Mutex<Sender<(String, u32)>>>> = OnceLock::new();
+    /// Where ended attempts (task id, attempt) are sent to the sweeper thread.
+    type Queue = Mutex<Sender<(String, u32)>>;
+    static SWEEPER: OnceLock<Option<Queue>> = OnceLock::new();
     let sender = SWEEPER.get_or_init(|| {
         let (tx, rx) = channel::<(String, u32)>();
         std::thread::Builder::new()
