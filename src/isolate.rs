@@ -217,28 +217,100 @@ fn files_under(dir: &Path, home: Option<&Path>) -> std::collections::BTreeSet<St
     out
 }
 
-/// Compares the workdir with its copy, file by file.
+/// What one path of the workdir or its copy holds, read without trusting it:
+/// an agent wrote the copy, and may have left a symlink to a file outside the
+/// sandbox (whose content must not enter the diff, nor `apply` make it an
+/// ordinary file), a FIFO (which would block a reader forever), a device
+/// (`/dev/zero`: endless) or a huge file.
+#[derive(Debug, PartialEq)]
+enum Entry {
+    /// A regular file of at most [`MAX_DIFF_FILE`] bytes.
+    File(Vec<u8>),
+    /// A regular file too large to diff: its length and a hash of its bytes.
+    Large(u64, u64),
+    /// A symbolic link: its target, never followed.
+    Link(PathBuf),
+    /// A FIFO, socket or device: not read.
+    Special,
+}
+
+/// Files larger than this are compared, not diffed.
+const MAX_DIFF_FILE: u64 = 8 << 20;
+
+/// Reads `path` as an [`Entry`]. A regular file is opened without following a
+/// link and without blocking, and checked to be regular once open (it may have
+/// been swapped since it was listed).
+fn entry(path: &Path) -> Option<Entry> {
+    use std::io::Read;
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let t = meta.file_type();
+    if t.is_symlink() {
+        return std::fs::read_link(path).ok().map(Entry::Link);
+    }
+    if !t.is_file() {
+        return Some(Entry::Special);
+    }
+    let mut open = std::fs::File::options();
+    open.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    let file = open.open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() {
+        return Some(Entry::Special);
+    }
+    if meta.len() > MAX_DIFF_FILE {
+        // Streamed through a hash: bounded memory whatever the size.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let (mut r, mut buf, mut len) = (std::io::BufReader::new(file), vec![0u8; 64 * 1024], 0u64);
+        loop {
+            let n = r.read(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            len += n as u64;
+            h = buf[..n]
+                .iter()
+                .fold(h, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+        }
+        return Some(Entry::Large(len, h));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_DIFF_FILE + 1).read_to_end(&mut bytes).ok()?;
+    Some(Entry::File(bytes))
+}
+
+/// Compares the workdir with its copy, path by path. Text files become unified
+/// diffs; links are compared by target and written as a `Symlink` line (never
+/// followed); special files are skipped and named in a `Skipped` line; files
+/// that cannot be applied from a diff (binary, large, links) are named so
+/// `apply` refuses them.
 fn copy_diff(workdir: &Path, copy: &Path, home: &Path) -> Result<(String, Vec<String>), String> {
     let before = files_under(workdir, Some(home));
     let after = files_under(copy, None);
     let mut diff = String::new();
     let mut changed = Vec::new();
     for rel in before.union(&after) {
-        let a = before
-            .contains(rel)
-            .then(|| std::fs::read(workdir.join(rel)).unwrap_or_default());
-        let b = after
-            .contains(rel)
-            .then(|| std::fs::read(copy.join(rel)).unwrap_or_default());
+        let a = if before.contains(rel) {
+            entry(&workdir.join(rel))
+        } else {
+            None
+        };
+        let b = if after.contains(rel) {
+            entry(&copy.join(rel))
+        } else {
+            None
+        };
         if a == b {
             continue;
         }
+        if matches!(a, Some(Entry::Special)) || matches!(b, Some(Entry::Special)) {
+            diff.push_str(&format!(
+                "Skipped {rel}: not a regular file (a FIFO, socket or device)\n"
+            ));
+            continue;
+        }
         changed.push(rel.clone());
-        let text = |v: &Option<Vec<u8>>| match v {
-            None => Some(String::new()),
-            Some(bytes) if bytes.contains(&0) => None,
-            Some(bytes) => String::from_utf8(bytes.clone()).ok(),
-        };
         let (old_name, new_name) = (
             if a.is_some() {
                 format!("a/{rel}")
@@ -251,6 +323,15 @@ fn copy_diff(workdir: &Path, copy: &Path, home: &Path) -> Result<(String, Vec<St
                 "/dev/null".into()
             },
         );
+        let text = |e: &Option<Entry>| match e {
+            None => Some(String::new()),
+            Some(Entry::File(bytes)) if !bytes.contains(&0) => String::from_utf8(bytes.clone()).ok(),
+            _ => None,
+        };
+        if let Some(Entry::Link(target)) = &b {
+            diff.push_str(&format!("Symlink {new_name} -> {}\n", target.display()));
+            continue;
+        }
         match (text(&a), text(&b)) {
             (Some(old), Some(new)) => {
                 let d = similar::TextDiff::from_lines(&old, &new);
@@ -272,8 +353,12 @@ fn copy_diff(workdir: &Path, copy: &Path, home: &Path) -> Result<(String, Vec<St
 /// git's `--stat` of the patch.
 pub fn apply(sb: &Sandbox, diff_file: &Path, workdir: &Path, dry_run: bool) -> Result<String, String> {
     let diff = std::fs::read_to_string(diff_file).map_err(|e| format!("cannot read {}: {e}", diff_file.display()))?;
-    if diff.contains("\nBinary files ") || diff.starts_with("Binary files ") {
+    let line_starts = |p: &str| diff.starts_with(p) || diff.contains(&format!("\n{p}"));
+    if line_starts("Binary files ") {
         return Err("the diff changes binary files of a copy, which cannot be applied from a diff: copy them from the sandbox by hand".into());
+    }
+    if line_starts("Symlink ") {
+        return Err("the diff makes symbolic links in a copy, which are not applied from a diff (a link may point anywhere): review them in the sandbox and make them by hand".into());
     }
     let (dir, ceiling) = match sb.kind {
         // A worktree's diff is relative to the repository's top.
@@ -320,6 +405,36 @@ pub fn remove(sb: &Sandbox, keep_branch: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn links_fifos_and_devices_in_a_copy_are_never_followed_or_read() {
+        let d = tempfile::tempdir().unwrap();
+        let (wd, home) = (d.path().join("wd"), d.path().join("home"));
+        std::fs::create_dir_all(&wd).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(wd.join("a.txt"), "a\n").unwrap();
+        let sb = prepare(Isolation::Copy, &wd, &home, "t1").unwrap();
+        let secret = d.path().join("outside-secret.txt");
+        std::fs::write(&secret, "TOP-SECRET\n").unwrap();
+        std::os::unix::fs::symlink(&secret, sb.run_dir.join("host.txt")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", sb.run_dir.join("z.txt")).unwrap();
+        nix::unistd::mkfifo(&sb.run_dir.join("f.txt"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let (diff, files) = changes(&sb, &wd, &home).unwrap();
+        assert!(!diff.contains("TOP-SECRET"), "a link's target is never read: {diff}");
+        assert!(
+            diff.contains(&format!("Symlink b/host.txt -> {}", secret.display())),
+            "{diff}"
+        );
+        assert!(diff.contains("Symlink b/z.txt -> /dev/zero"), "{diff}");
+        assert!(diff.contains("Skipped f.txt: not a regular file"), "{diff}");
+        assert_eq!(files, ["host.txt", "z.txt"]);
+        let diff_file = d.path().join("changes.diff");
+        std::fs::write(&diff_file, &diff).unwrap();
+        let refused = apply(&sb, &diff_file, &wd, false).unwrap_err();
+        assert!(refused.contains("symbolic links"), "{refused}");
+        assert!(!wd.join("host.txt").exists());
+    }
 
     #[test]
     fn a_copy_diff_has_edits_new_and_deleted_files() {
