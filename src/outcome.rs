@@ -43,6 +43,7 @@ pub enum ErrorKind {
     IsolationFailed,
     SessionNotFound,
     TaskFileChanged,
+    SecurityViolation,
 }
 
 /// What to do after a failure.
@@ -94,6 +95,7 @@ impl ErrorKind {
             ErrorKind::IsolationFailed => "isolation_failed",
             ErrorKind::SessionNotFound => "session_not_found",
             ErrorKind::TaskFileChanged => "task_file_changed",
+            ErrorKind::SecurityViolation => "security_violation",
         }
     }
 
@@ -158,6 +160,9 @@ impl ErrorKind {
             }
             ErrorKind::IsolationFailed => {
                 "The worktree or copy for an isolated run could not be made (see the message); fix that, or use isolation: copy / mode: apply, then `orchestrator retry ID`."
+            }
+            ErrorKind::SecurityViolation => {
+                "The task's workdir no longer resolves to the folder it was checked as (a symlink or a moved folder put it elsewhere); nothing more was run. Check who changed it, then submit the task again."
             }
             ErrorKind::TaskFileChanged => {
                 "The task file was still being written when it was claimed. Write it under a temporary name (or outside the inbox) and rename it into the inbox when it is complete, then submit it again."

@@ -404,3 +404,43 @@ mod unwritable {
         assert_eq!(results[0]["output"], "done");
     }
 }
+
+/// A workdir swapped for a symlink to a folder outside the allowed roots while
+/// the task waits out a retry backoff: the next attempt does not run there.
+#[cfg(unix)]
+#[test]
+fn a_workdir_swapped_for_a_symlink_during_a_backoff_stops_the_task() {
+    let home = TestHome::with_config(
+        &config_with("", "")
+            .replace("backoff_initial: 50ms", "backoff_initial: 3s")
+            .replace("backoff_max: 200ms", "backoff_max: 3s"),
+    );
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path.join("proj")).unwrap();
+    home.drop_task(
+        "t.md",
+        "---\nworkdir: proj\nretries: 1\n---\n@fake overloaded fail_times=1\nwork\n",
+    );
+    let mut daemon = home.spawn_daemon();
+    wait_until(Duration::from_secs(30), "the retry backoff", || {
+        !home.events_of("retry_scheduled").is_empty()
+    });
+    std::fs::rename(home.path.join("proj"), home.path.join("proj-old")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), home.path.join("proj")).unwrap();
+    wait_until(Duration::from_secs(30), "the task to end", || {
+        !home.results().is_empty()
+    });
+    sigterm(daemon.id());
+    let _ = daemon.wait();
+    let r = home.result_of("t.md");
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["kind"], "security_violation", "{r}");
+    assert_eq!(
+        r["attempts"].as_array().unwrap().len(),
+        1,
+        "the second attempt never ran: {r}"
+    );
+    let v = home.events_of("security_violation");
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0]["reason"], "workdir_moved");
+}

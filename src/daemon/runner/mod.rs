@@ -400,6 +400,25 @@ impl Runner {
                 }
             }
 
+            // The workdir was checked when queued and claimed; a folder on its path
+            // swapped for a symlink since (during a backoff, say) would put this
+            // attempt elsewhere.
+            if self.sandbox.is_none()
+                && let Some(why) = workdir_moved(&plan.workdir)
+            {
+                self.emit(
+                    "security_violation",
+                    json!({"reason": "workdir_moved", "workdir": plan.workdir, "error": why}),
+                );
+                return Err(self
+                    .finish(
+                        Some(plan),
+                        Status::Failed,
+                        Some(info(ErrorKind::SecurityViolation, why)),
+                        totals,
+                    )
+                    .await);
+            }
             // A budget is the task's, over all its steps and attempts: each run
             // may spend what the earlier ones left.
             let budget_left = plan.budget_usd.map(|b| b - totals.cost.unwrap_or(0.0));
@@ -721,6 +740,20 @@ impl Runner {
 /// When a paused agent may run again: the CLI's reset time if it gave one
 /// (bounded to [1 s, 6 h] from now against clock trouble), else a backoff
 /// starting at a minute.
+/// Why `workdir` (canonical when the task was planned) no longer resolves to
+/// itself, if it does not.
+fn workdir_moved(workdir: &std::path::Path) -> Option<String> {
+    match std::fs::canonicalize(workdir) {
+        Ok(now) if now == workdir => None,
+        Ok(now) => Some(format!(
+            "the workdir {} now resolves to {}",
+            workdir.display(),
+            now.display()
+        )),
+        Err(e) => Some(format!("the workdir {} cannot be used: {e}", workdir.display())),
+    }
+}
+
 fn limit_until(resets_at: Option<i64>, waits: u32, plan: &Plan) -> SystemTime {
     let now = SystemTime::now();
     if let Some(epoch) = resets_at {
