@@ -14,6 +14,7 @@
 //!   sleep=MS       wait before the final result
 //!   resets_in=S    for rate_limit / usage_limit: reset time from now
 //!   mb=N           size for huge_output / no_newline
+//!   distinct=1     (huge_output) every line a new message id, a few bytes of text
 //!   answer=TEXT    the final answer of a success (underscores become spaces)
 //!   fail_unless=PATH  fail only while PATH does not exist
 //!   write=P1,P2    (success) append a line to these files, relative to the cwd
@@ -413,8 +414,18 @@ fn run() -> i32 {
             let mb = directive.num("mb").unwrap_or(20);
             let pad = "x".repeat(1000);
             let line = assistant_text(&session, "msg_big", &pad);
+            // `distinct=1`: every line a message of its own (a new id), as a long
+            // run of many small turns prints them.
+            let distinct = directive.num("distinct").is_some();
             let mut written = 0u64;
+            let mut n = 0u64;
             while written < mb * 1024 * 1024 {
+                let line = if distinct {
+                    n += 1;
+                    assistant_text(&session, &format!("msg_{n}"), "ok")
+                } else {
+                    line.clone()
+                };
                 out.line(&line);
                 written += line.len() as u64 + 1;
             }

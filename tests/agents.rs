@@ -390,3 +390,23 @@ fn tens_of_megabytes_of_output_keep_the_daemon_small() {
     eprintln!("peak RSS while reading 64 MiB of stream-json: {} KiB", peak_kib);
     assert!(peak_kib < 48 * 1024, "peak RSS {} KiB", peak_kib);
 }
+
+/// Many small messages (a new message id every line, ~200 bytes each, about
+/// 250,000 of them): the reader keeps no per-message state, so the daemon's
+/// peak memory is that of a stream of one message (it grew ~90 bytes a
+/// message when the reader remembered every id).
+#[cfg(target_os = "linux")]
+#[test]
+fn many_small_messages_keep_the_daemon_small() {
+    let peak = |task: &str| {
+        let home = TestHome::with_config(&config_with("max_output_bytes: 1048576", ""));
+        home.drop_task("many.md", task);
+        let (code, peak_kib) = run_once_peak_rss(&home);
+        assert_eq!(code, 0);
+        peak_kib
+    };
+    let one = peak("@fake huge_output mb=48\n");
+    let many = peak("@fake huge_output mb=48 distinct=1\n");
+    eprintln!("peak RSS: {one} KiB for one message, {many} KiB for ~250,000");
+    assert!(many < one + 8 * 1024, "{many} KiB against {one} KiB");
+}

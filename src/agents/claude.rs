@@ -20,7 +20,6 @@
 
 use super::{AgentReport, LineOutcome, OutputReader, looks_interactive};
 use serde_json::Value;
-use std::collections::HashSet;
 
 /// What the plan knows that shapes Claude's command line.
 #[derive(Debug, Clone, Default)]
@@ -80,8 +79,10 @@ fn tool_set(allowed: &[String]) -> Vec<&str> {
 pub struct ClaudeReader {
     report: AgentReport,
     limits: super::LiveLimits,
-    /// Top-level assistant message ids seen: each is one turn.
-    messages: HashSet<String>,
+    /// The last top-level assistant message's id. A message's content blocks
+    /// come as consecutive lines sharing its id, so a new id is a new turn; only
+    /// the last is kept (memory stays flat over any number of messages).
+    last_message: Option<String>,
 }
 
 fn short(text: &str, n: usize) -> String {
@@ -159,9 +160,10 @@ impl ClaudeReader {
                 }
                 if top_level
                     && let Some(id) = msg.get("id").and_then(Value::as_str)
-                    && self.messages.insert(id.to_string())
+                    && self.last_message.as_deref() != Some(id)
                 {
-                    r.turns = r.turns.max(self.messages.len() as u32);
+                    self.last_message = Some(id.to_string());
+                    r.turns = r.turns.saturating_add(1);
                 }
                 for block in msg.get("content").and_then(Value::as_array).into_iter().flatten() {
                     match block.get("type").and_then(Value::as_str) {
