@@ -454,6 +454,16 @@ fn secrets_never_reach_events_or_summaries_but_the_agent_gets_its_environment() 
     for line in events.lines() {
         serde_json::from_str::<serde_json::Value>(line).expect("events stay valid JSON");
     }
+    // The records people and tools read: the error (quoting stderr), every attempt's
+    // error, the title, the index row. Only `output`, the agent's own answer, is kept
+    // as it wrote it.
+    let mut record = r.clone();
+    record.as_object_mut().unwrap().remove("output");
+    let (record, index) = (record.to_string(), home.index().to_string());
+    for secret in ["ghp_abcdefghijklmnopqrstuvwxyz0123456789", "TitleTitleTitle"] {
+        assert!(!record.contains(secret), "{secret} leaked into result.json: {record}");
+        assert!(!index.contains(secret), "{secret} leaked into index.json");
+    }
 }
 
 #[test]

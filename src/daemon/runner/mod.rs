@@ -239,7 +239,7 @@ impl Runner {
                 crate::task::check(&self.claimed.source_file, &bytes, cfg, self.shared.home.root())?
             }
         };
-        let plan = plan::build(
+        let mut plan = plan::build(
             &spec,
             cfg,
             plan::Context {
@@ -249,6 +249,11 @@ impl Runner {
                 queued_at: self.queued_at.clone(),
             },
         );
+        // The title (by default the prompt's first line) goes to index.json,
+        // result.json and every listing: a key in the prompt must not.
+        if let std::borrow::Cow::Owned(t) = self.shared.redactor.redact(&plan.title) {
+            plan.title = t;
+        }
         // Written in place, not through a temporary file: it is written once, before the
         // agent starts, and a torn plan.json (crash mid-write) is never valid JSON, so the
         // reader above plans again. One rename less per task.
@@ -667,7 +672,13 @@ impl Runner {
             });
         });
         let (exit, report) = supervise::run(spawn, reader, on_spawned, self.progress_fn(n), self.stop.clone()).await;
-        let failure = outcome::classify(plan.agent, &exit, &report);
+        // Redacted where the text enters the records: an agent's error may quote
+        // a key it printed (stderr, an API message), and from here it goes to
+        // result.json, the attempt records, the events and the summary.
+        let failure = outcome::classify(plan.agent, &exit, &report).map(|mut f| {
+            f.message = self.shared.redactor.redact(&f.message).into_owned();
+            f
+        });
         if exit.output_left_open {
             self.emit(
                 "validation_warning",
@@ -722,7 +733,8 @@ impl Runner {
                 p.turns = r.turns;
                 p.tool_calls = r.tool_calls;
                 p.cost_usd = r.cost_usd.or(p.cost_usd);
-                p.last_event = r.last_event.clone();
+                // What `status` shows of the agent's last words: redacted like an event.
+                p.last_event = r.last_event.as_deref().map(|e| shared.redactor.redact(e).into_owned());
                 p.session_id = r.session_id.clone().or(p.session_id.take());
                 p.updated_at = Some(now_ts());
                 p.clone()
