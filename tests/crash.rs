@@ -486,14 +486,27 @@ fn a_sigkill_of_the_daemons_whole_group_still_stops_every_agent_process() {
             .count()
             == 2
     });
+    let watchdog = watchdog_of(daemon.id());
     // SAFETY: kill(2) of the group this test started.
     unsafe { libc::kill(-(daemon.id() as i32), libc::SIGKILL) };
     let _ = daemon.wait();
-    wait_until(
-        Duration::from_secs(10),
-        "every process of the task to be stopped",
-        || marked(&home).is_empty(),
-    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !marked(&home).is_empty() {
+        if Instant::now() > deadline {
+            let left: Vec<String> = marked(&home)
+                .into_iter()
+                .map(|(pid, cmd)| {
+                    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                    format!("{pid} {cmd} [{stat}]")
+                })
+                .collect();
+            panic!(
+                "still running: {left:?}; watchdog {watchdog:?} alive: {:?}",
+                watchdog.map(alive)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
 }
 
 #[cfg(target_os = "linux")]
