@@ -101,8 +101,34 @@ impl Redactor {
     }
 }
 
+/// `text` with its control characters (all but newline and tab) written as
+/// escapes (`\u{1b}`): an agent's answer or a stray byte in a log must not
+/// move the cursor, retitle the window or hide lines on the reader's terminal.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn control_characters_become_visible_escapes() {
+        assert_eq!(escape_controls("a\tb\nc"), "a\tb\nc", "tabs and newlines stay");
+        assert_eq!(escape_controls("x\u{1b}[2Jy\u{7}"), "x\\u{1b}[2Jy\\u{7}");
+        assert!(matches!(escape_controls("plain"), std::borrow::Cow::Borrowed(_)));
+    }
+
     use super::*;
 
     fn r() -> Redactor {

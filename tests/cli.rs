@@ -584,3 +584,25 @@ fn config_hides_agent_secrets_and_the_daemon_writes_no_colour_codes_to_a_pipe() 
     assert!(!err.is_empty(), "the daemon logged something");
     assert!(!err.contains('\x1b'), "{err:?}");
 }
+
+#[test]
+fn an_agents_terminal_escapes_are_shown_escaped_but_kept_as_data() {
+    let home = TestHome::new();
+    home.drop_task(
+        "esc.yaml",
+        "agent: command\ncommand: \"printf 'hello \\\\033]0;pwned\\\\007\\\\033[2J world'\"\n",
+    );
+    home.run_once();
+    let r = home.result_of("esc.yaml");
+    let id = r["id"].as_str().unwrap();
+    assert!(
+        r["output"].as_str().unwrap().contains('\u{1b}'),
+        "the data is kept: {r}"
+    );
+    let show = stdout(&home.cli(&["show", id]));
+    assert!(!show.contains('\u{1b}') && show.contains("\\u{1b}]0;pwned"), "{show:?}");
+    let summary = std::fs::read_to_string(home.path.join("summaries").join(format!("{id}.md"))).unwrap();
+    assert!(!summary.contains('\u{1b}') && !summary.contains('\u{7}'), "{summary:?}");
+    // Piped, `results` hands the bytes over as they are (`--json` too).
+    assert!(stdout(&home.cli(&["results", id])).contains('\u{1b}'));
+}

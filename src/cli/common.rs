@@ -14,6 +14,18 @@ pub fn color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+pub use crate::redact::escape_controls;
+
+/// [`escape_controls`] when stdout is a terminal; the bytes as they are when
+/// it is a file or a pipe (the data stays intact for tools).
+pub fn for_stdout(text: &str) -> std::borrow::Cow<'_, str> {
+    if std::io::stdout().is_terminal() {
+        escape_controls(text)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// Wraps `text` in an ANSI colour when colour is on.
 pub fn paint(text: &str, code: &str) -> String {
     if color() {

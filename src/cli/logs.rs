@@ -68,7 +68,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
                 while let Some(i) = pending.iter().position(|&b| b == b'\n') {
                     let line: Vec<u8> = pending.drain(..=i).collect();
                     if let Some(text) = render(&line[..line.len() - 1]) {
-                        writeln!(out, "{text}")?;
+                        writeln!(out, "{}", super::common::for_stdout(&text))?;
                     }
                 }
             } else {
@@ -87,7 +87,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             if !pending.is_empty()
                 && let Some(text) = render(&pending)
             {
-                writeln!(out, "{text}")?;
+                writeln!(out, "{}", super::common::for_stdout(&text))?;
             }
             return Ok(exit::OK);
         }

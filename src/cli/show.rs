@@ -2,7 +2,8 @@
 //! (just the agent's final answer).
 
 use super::common::{
-    Found, UsageError, human_ms, load_plan, load_progress, load_result, paint, print_json, resolve, status_color,
+    Found, UsageError, escape_controls, human_ms, load_plan, load_progress, load_result, paint, print_json, resolve,
+    status_color,
 };
 use super::{Cli, exit};
 use serde_json::json;
@@ -39,7 +40,7 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
             return Ok(exit::OK);
         }
         let status = r.status.name();
-        println!("{}  {}", paint(&r.id, "36"), r.title);
+        println!("{}  {}", paint(&r.id, "36"), escape_controls(&r.title));
         println!("status:    {}", paint(status, status_color(status)));
         println!("agent:     {}   workdir: {}", r.agent, r.workdir);
         println!("file:      {}   worker: {}", r.source_file, r.worker);
@@ -65,7 +66,7 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
             let err = a
                 .error
                 .as_ref()
-                .map(|e| format!("  {}: {}", e.kind, e.message))
+                .map(|e| format!("  {}: {}", e.kind, escape_controls(&e.message)))
                 .unwrap_or_default();
             println!(
                 "attempt {}: exit {}  {}{err}",
@@ -78,7 +79,7 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
             println!(
                 "\n{}: {}\nwhat to do: {}",
                 paint(&e.kind, "31"),
-                e.message,
+                escape_controls(&e.message),
                 e.suggestion
             );
         }
@@ -91,7 +92,7 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
             println!("permission denials: {}", tools.join(", "));
         }
         if !r.output.is_empty() {
-            println!("\n{}", r.output.trim_end());
+            println!("\n{}", escape_controls(r.output.trim_end()));
         }
         return Ok(exit::OK);
     }
@@ -103,7 +104,7 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     let plan = plan.ok_or_else(|| UsageError(format!("{id} is being claimed; try again in a moment")))?;
-    println!("{}  {}", paint(&id, "36"), plan.title);
+    println!("{}  {}", paint(&id, "36"), escape_controls(&plan.title));
     println!("status:    {}", paint(status, status_color(status)));
     println!("agent:     {}   workdir: {}", plan.agent.name(), plan.workdir.display());
     println!("command:   {} {}", plan.program, plan.args.join(" "));
@@ -117,7 +118,7 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
             p.cost_usd.unwrap_or(0.0)
         );
         if let Some(e) = p.last_event {
-            println!("last:      {e}");
+            println!("last:      {}", escape_controls(&e));
         }
         if let Some(w) = p.waiting_until {
             println!("waiting until {w}");
@@ -146,7 +147,7 @@ pub fn results(cli: &Cli, args: &ResultsArgs) -> anyhow::Result<u8> {
     if args.json {
         print_json(&json!({"id": r.id, "status": r.status, "output": r.output}))?;
     } else {
-        println!("{}", r.output);
+        println!("{}", super::common::for_stdout(&r.output));
     }
     Ok(if r.status == crate::store::record::Status::Succeeded {
         exit::OK

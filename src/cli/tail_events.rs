@@ -282,7 +282,7 @@ fn print_line(out: &mut impl Write, line: &[u8], json: bool) -> std::io::Result<
             "36"
         },
     );
-    writeln!(out, "{ts}  {event} {task}{rest}")
+    writeln!(out, "{ts}  {event} {task}{}", super::common::for_stdout(&rest))
 }
 
 #[cfg(test)]

@@ -96,7 +96,7 @@ impl Runner {
         if let Err(e) = crate::store::atomic::write_atomic_staged(
             &self.claimed.dir.dir,
             &home.summary_file(self.id()),
-            self.shared.redactor.redact(&summary::render(&record)).as_bytes(),
+            crate::redact::escape_controls(&self.shared.redactor.redact(&summary::render(&record))).as_bytes(),
         ) {
             tracing::error!(task = self.id(), error = %e, "could not write the summary");
         }
