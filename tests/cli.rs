@@ -606,3 +606,35 @@ fn an_agents_terminal_escapes_are_shown_escaped_but_kept_as_data() {
     // Piped, `results` hands the bytes over as they are (`--json` too).
     assert!(stdout(&home.cli(&["results", id])).contains('\u{1b}'));
 }
+
+#[test]
+fn submit_from_stdin_is_bounded_and_says_what_is_wrong() {
+    use std::io::Write;
+    let home = TestHome::with_config(&config_with("max_task_bytes: 4096", ""));
+    let submit = |input: &[u8]| {
+        let mut c = home.cmd();
+        c.args(["submit", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        // The CLI may stop reading early: a broken pipe here is expected.
+        let _ = child.stdin.take().unwrap().write_all(input);
+        wait_output(child, std::time::Duration::from_secs(30))
+    };
+    let big = submit(&vec![b'a'; 10 << 20]);
+    assert_eq!(big.status.code(), Some(2), "{}", stderr(&big));
+    assert!(stderr(&big).contains("max_task_bytes"), "{}", stderr(&big));
+    let bad = submit(b"caf\xe9\n");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("not valid UTF-8"), "{}", stderr(&bad));
+    let nul = submit(b"a\0b\n");
+    assert_eq!(nul.status.code(), Some(2), "{}", stderr(&nul));
+    assert!(
+        std::fs::read_dir(home.inbox())
+            .unwrap()
+            .flatten()
+            .all(|e| e.path().is_dir()),
+        "nothing was submitted"
+    );
+}

@@ -47,9 +47,19 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let home = cli.home()?;
     let prompt = match args.prompt.as_deref() {
         Some("-") => {
-            let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s)?;
-            s
+            // Never more than a task may hold: the rest of a huge stream is not read.
+            let max = cli.load_config(&home, &[]).map_or(1 << 20, |l| l.config.max_task_bytes);
+            let mut bytes = Vec::new();
+            std::io::stdin().take(max + 1).read_to_end(&mut bytes)?;
+            if bytes.len() as u64 > max {
+                return Err(UsageError(format!(
+                    "the prompt on stdin is larger than max_task_bytes ({max} bytes): shorten it, or raise max_task_bytes"
+                ))
+                .into());
+            }
+            String::from_utf8(bytes).map_err(|_| {
+                UsageError("the prompt on stdin is not valid UTF-8: convert it first (e.g. `iconv -t UTF-8`)".into())
+            })?
         }
         Some(p) => p.to_string(),
         None if args.command.is_some() => String::new(),

@@ -343,6 +343,20 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     if c.max_output_bytes < 1024 {
         return bad("max_output_bytes must be at least 1024".into());
     }
+    // Values that would make every task fail or spin: refused at start, not met
+    // by every task.
+    if c.timeout.0.is_zero() {
+        return bad("timeout must be more than 0 (every task would time out at once)".into());
+    }
+    if c.max_task_bytes == 0 {
+        return bad("max_task_bytes must be more than 0 (every task file would be too large)".into());
+    }
+    if c.max_prompt_chars == 0 {
+        return bad("max_prompt_chars must be more than 0 (every prompt would be cut to nothing)".into());
+    }
+    if c.recovery_interval.0.is_zero() || c.progress_interval.0.is_zero() {
+        return bad("recovery_interval and progress_interval must be more than 0".into());
+    }
     for (name, r) in c.roles.iter() {
         if let Some(a) = &r.agent
             && AgentKind::parse(a).is_none()
@@ -537,5 +551,18 @@ mod tests {
         assert_eq!(a.command.as_deref(), Some("/opt/claude"));
         assert_eq!(a.extra_args, vec!["--model", "opus"]);
         assert_eq!(l.config.agent(AgentKind::Command), AgentConfig::default());
+    }
+
+    #[test]
+    fn values_that_would_fail_every_task_are_refused() {
+        for yaml in [
+            "timeout: 0s\n",
+            "max_task_bytes: 0\n",
+            "max_prompt_chars: 0\n",
+            "recovery_interval: 0s\n",
+        ] {
+            let e = load_str(yaml, &[], &[]).expect_err(yaml).to_string();
+            assert!(e.contains("must be more than 0"), "{yaml}: {e}");
+        }
     }
 }

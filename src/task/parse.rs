@@ -328,6 +328,20 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         (true, _) => body.to_string(),
     };
     let command = f.command.map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+    // A NUL written as an escape (`\u0000` in JSON or YAML) passes the byte check
+    // above; no program can take it in an argument or read it as text.
+    let nul_in = |v: Option<&str>| v.is_some_and(|t| t.contains('\0'));
+    if nul_in(Some(&prompt))
+        || nul_in(command.as_deref())
+        || nul_in(f.title.as_deref())
+        || f.steps.iter().flatten().any(|st| st.contains('\0'))
+    {
+        return Err(Rejection::new(
+            "nul_byte",
+            "a field holds a NUL character (\\u0000)",
+            "remove the NUL from the prompt, command, title or steps",
+        ));
+    }
     if command.is_some() && agent != AgentKind::Command {
         return Err(invalid(
             "command",

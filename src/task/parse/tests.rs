@@ -164,3 +164,13 @@ fn a_session_that_could_be_read_as_a_flag_is_refused() {
         "---\nsession: 438cf665-4e80-47c7-8eb6-22db27c519dd\n---\ngo on\n",
     );
 }
+
+#[test]
+fn a_nul_written_as_an_escape_is_refused() {
+    for text in [
+        &b"{\"agent\": \"command\", \"command\": \"echo a\\u0000b\"}"[..],
+        &b"{\"prompt\": \"hi\\u0000there\"}"[..],
+    ] {
+        assert_eq!(rejected("n.json", text).reason, "nul_byte");
+    }
+}
