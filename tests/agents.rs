@@ -347,6 +347,17 @@ fn an_agent_that_leaves_a_daemon_holding_its_output_still_finishes_with_its_resu
     let warning = home.events_of("validation_warning");
     assert_eq!(warning.len(), 1);
     assert_eq!(warning[0]["warning"], "output_left_open");
+    assert_eq!(
+        r["validation"]["warnings"][0]["warning"], "output_left_open",
+        "in the result too: {r}"
+    );
+    let summary = std::fs::read_to_string(
+        home.path
+            .join("summaries")
+            .join(format!("{}.md", r["id"].as_str().unwrap())),
+    )
+    .unwrap();
+    assert!(summary.contains("output_left_open"), "{summary}");
     assert_eq!(escaped.len(), 1, "the fake recorded its daemon");
 }
 

@@ -268,6 +268,13 @@ impl Runner {
         out.files_changed = files.unwrap_or_default();
         // Known (and said) before the run: kept with the findings, never a reason to fail.
         out.warnings = tools_warning(plan).into_iter().collect();
+        out.warnings.extend(
+            self.run_warnings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
         out.warnings.extend(found.iter().map(validate::Warning::to_json));
         out
     }

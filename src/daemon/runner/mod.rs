@@ -101,6 +101,8 @@ struct Runner {
     /// The claimed task file's size and modification time when it was read
     /// for the plan: a file that changes after that ran stale.
     task_file_stamp: Option<(u64, Option<SystemTime>)>,
+    /// Warnings found while attempts ran, for the result's `validation.warnings`.
+    run_warnings: Mutex<Vec<serde_json::Value>>,
 }
 
 /// A runner stopped mid-way (its task aborted) still writes the event it held.
@@ -135,6 +137,7 @@ impl Runner {
             sandbox: None,
             held: Mutex::new(None),
             task_file_stamp: None,
+            run_warnings: Mutex::new(Vec::new()),
         }
     }
 
@@ -680,10 +683,10 @@ impl Runner {
             f
         });
         if exit.output_left_open {
-            self.emit(
-                "validation_warning",
-                json!({"attempt": n, "warning": "output_left_open", "message": "a process the agent started outside its process group (e.g. a daemon in its own session) kept its output open after it ended; it was not stopped"}),
-            );
+            let w = json!({"attempt": n, "warning": "output_left_open", "message": "a process the agent started outside its process group, without the daemon's marks (it cleared its environment), kept its output open after the agent ended; reading stopped after 5 s"});
+            self.emit("validation_warning", w.clone());
+            // Kept for the result's warnings and the summary, like every other warning.
+            self.run_warnings.lock().unwrap_or_else(|e| e.into_inner()).push(w);
         }
         let duration_ms = started.elapsed().as_millis() as u64;
         self.with_progress(|p| {
