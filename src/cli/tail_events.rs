@@ -107,7 +107,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     }
     let logs = home.logs();
     let mut known = rotated_names(&logs);
-    let mut pending: Vec<u8> = Vec::new();
+    let mut pending = Pending::default();
     let mut each = |line: &[u8]| {
         if filter.matches(line) {
             let _ = print_line(&mut out, line, args.json);
@@ -137,14 +137,14 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
                     if ours.is_some() && first_line(&mut f) == ours {
                         continue;
                     }
-                    let mut rest = Vec::new();
+                    let mut rest = Pending::default();
                     drain(&mut f, 0, &mut rest, &mut each)?;
                 }
             }
             known = now;
             file = open_shared(&path).ok();
             pos = 0;
-            pending.clear();
+            pending = Pending::default();
             continue;
         }
         std::io::stdout().flush()?;
@@ -160,17 +160,65 @@ fn rotated_names(logs: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Reads new bytes from `pos`, calling `each` for every complete line; returns bytes consumed.
-fn drain(f: &mut File, pos: u64, pending: &mut Vec<u8>, each: &mut dyn FnMut(&[u8])) -> std::io::Result<u64> {
+/// Reads new bytes from `pos`, calling `each` for every complete line; returns
+/// bytes consumed. A line longer than [`MAX_LINE`] is not held: it is passed on
+/// as [`cut_note`] when it ends, and what follows it is read as usual.
+fn drain(f: &mut File, pos: u64, pending: &mut Pending, each: &mut dyn FnMut(&[u8])) -> std::io::Result<u64> {
     f.seek(SeekFrom::Start(pos))?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf)?;
-    pending.extend_from_slice(&buf);
-    while let Some(i) = pending.iter().position(|&b| b == b'\n') {
-        let line: Vec<u8> = pending.drain(..=i).collect();
-        each(&line[..line.len() - 1]);
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        let mut chunk = &buf[..n];
+        while let Some(i) = chunk.iter().position(|&b| b == b'\n') {
+            if pending.cut > 0 {
+                each(cut_note(pending.cut + i as u64).as_bytes());
+                pending.cut = 0;
+            } else {
+                pending.bytes.extend_from_slice(&chunk[..i]);
+                each(&pending.bytes);
+            }
+            pending.bytes.clear();
+            chunk = &chunk[i + 1..];
+        }
+        if pending.cut > 0 {
+            pending.cut += chunk.len() as u64;
+        } else {
+            pending.bytes.extend_from_slice(chunk);
+            if pending.bytes.len() > MAX_LINE {
+                pending.cut = pending.bytes.len() as u64;
+                pending.bytes = Vec::new();
+            }
+        }
     }
-    Ok(buf.len() as u64)
+    Ok(total)
+}
+
+/// The unfinished last line while following: its bytes, or how long it is
+/// once it passed [`MAX_LINE`] (and is no longer held).
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    cut: u64,
+}
+
+/// The daemon's events are a few KiB at most; a longer line was not written by
+/// it (or was torn and glued to garbage). Such a line is not shown, only said.
+const MAX_LINE: usize = 1 << 20;
+
+/// A scan backwards stops after this many bytes without the lines asked for:
+/// a giant (or sparse) line must not make `tail-events` read gigabytes.
+const MAX_SCAN: u64 = 256 << 20;
+
+/// What is shown in place of a line too long to show.
+fn cut_note(len: u64) -> String {
+    format!(
+        "{{\"event\":\"line_not_shown\",\"bytes\":{len},\"why\":\"longer than {MAX_LINE} bytes: not an event the daemon wrote\"}}"
+    )
 }
 
 /// The first line of a log (`None` if it has none yet).
@@ -209,51 +257,109 @@ fn rotated(file: Option<&File>, path: &Path, pos: u64) -> bool {
     on_disk.len() < pos
 }
 
-/// The last `n` lines (that pass `filter`) before `end`, read backwards in blocks.
+/// The last `n` lines (that pass `filter`) before `end`, read backwards in
+/// blocks. A line longer than [`MAX_LINE`] is not kept (its bytes are counted
+/// as they go by, so the work stays linear) and comes back as [`cut_note`];
+/// after [`MAX_SCAN`] bytes the scan stops with what it found.
 fn last_lines(f: &mut File, end: u64, n: usize, filter: &Filter) -> std::io::Result<Vec<Vec<u8>>> {
     const BLOCK: u64 = 64 * 1024;
     let mut found: Vec<Vec<u8>> = Vec::new();
+    // The part of a line that continues into the blocks already read (nearest
+    // the end), or, once it is too long, only its length.
     let mut carry: Vec<u8> = Vec::new();
+    let mut carry_cut: u64 = 0;
     let mut at = end;
+    let keep = |line: Vec<u8>, found: &mut Vec<Vec<u8>>| {
+        if !line.is_empty() && filter.matches(&line) {
+            found.push(line);
+        }
+    };
     while at > 0 && found.len() < n {
+        if end - at > MAX_SCAN {
+            eprintln!(
+                "tail-events: stopped after reading {MAX_SCAN} bytes back from the end without finding {n} lines"
+            );
+            break;
+        }
         let start = at.saturating_sub(BLOCK);
         let mut block = vec![0u8; (at - start) as usize];
         f.seek(SeekFrom::Start(start))?;
         f.read_exact(&mut block)?;
-        block.extend_from_slice(&carry);
-        let mut parts: Vec<&[u8]> = block.split(|&b| b == b'\n').collect();
-        // The first part may be the end of a line that starts in an earlier block.
-        carry = if start > 0 {
-            parts.remove(0).to_vec()
-        } else {
-            Vec::new()
-        };
-        for line in parts.into_iter().rev() {
-            if !line.is_empty() && filter.matches(line) {
-                found.push(line.to_vec());
-                if found.len() == n {
-                    break;
-                }
+        let mut tail_end = block.len();
+        // Lines wholly inside the block, last first; the first piece may start earlier.
+        while let Some(i) = block[..tail_end].iter().rposition(|&b| b == b'\n') {
+            let piece = &block[i + 1..tail_end];
+            let line = if carry_cut > 0 {
+                let len = carry_cut + piece.len() as u64;
+                carry_cut = 0;
+                cut_note(len).into_bytes()
+            } else {
+                let mut l = piece.to_vec();
+                l.extend_from_slice(&carry);
+                l
+            };
+            carry.clear();
+            if line.len() > MAX_LINE {
+                keep(cut_note(line.len() as u64).into_bytes(), &mut found);
+            } else {
+                keep(line, &mut found);
             }
+            tail_end = i;
+            if found.len() == n {
+                break;
+            }
+        }
+        if found.len() == n {
+            break;
+        }
+        // What is left of the block begins a line that started earlier.
+        let head = &block[..tail_end];
+        if carry_cut > 0 {
+            carry_cut += head.len() as u64;
+        } else if head.len() + carry.len() > MAX_LINE {
+            carry_cut = (head.len() + carry.len()) as u64;
+            carry = Vec::new();
+        } else {
+            let mut c = head.to_vec();
+            c.extend_from_slice(&carry);
+            carry = c;
         }
         at = start;
     }
-    if found.len() < n && !carry.is_empty() && filter.matches(&carry) {
-        found.push(carry);
+    if found.len() < n && at == 0 {
+        if carry_cut > 0 {
+            keep(cut_note(carry_cut).into_bytes(), &mut found);
+        } else if !carry.is_empty() {
+            keep(carry, &mut found);
+        }
     }
     found.reverse();
     Ok(found)
 }
 
 fn print_line(out: &mut impl Write, line: &[u8], json: bool) -> std::io::Result<()> {
+    let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(line) else {
+        if json {
+            // `--json` promises JSON lines: a torn or foreign line is said, not passed on.
+            eprintln!(
+                "tail-events: skipped a line that is not a JSON object ({} bytes)",
+                line.len()
+            );
+            return Ok(());
+        }
+        const SHOWN: usize = 1024;
+        let text = String::from_utf8_lossy(&line[..line.len().min(SHOWN)]);
+        let more = if line.len() > SHOWN {
+            format!(" ... ({} bytes, not an event)", line.len())
+        } else {
+            " (not an event)".to_string()
+        };
+        return writeln!(out, "{}{more}", super::common::escape_controls(&text));
+    };
     if json {
         out.write_all(line)?;
         return out.write_all(b"\n");
     }
-    let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(line) else {
-        out.write_all(line)?;
-        return out.write_all(b"\n");
-    };
     let ts = m
         .get("ts")
         .and_then(Value::as_str)
@@ -325,5 +431,61 @@ mod tests {
         assert_eq!(serde_json::from_slice::<Value>(&got[0]).unwrap()["n"], 0);
         let all = last_lines(&mut f, end, 10_000, &none).unwrap();
         assert_eq!(all.len(), 5000);
+    }
+
+    fn event(n: u64) -> String {
+        format!("{{\"ts\":\"2026-01-01T00:00:00.000Z\",\"event\":\"e\",\"n\":{n}}}\n")
+    }
+
+    #[test]
+    fn a_giant_line_is_counted_not_kept_and_the_lines_around_it_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("e.ndjson");
+        let mut text = event(1) + &event(2);
+        text.push_str(&"g".repeat(16 << 20));
+        text.push('\n');
+        text.push_str(&event(3));
+        text.push_str(&event(4));
+        std::fs::write(&p, &text).unwrap();
+        let mut f = File::open(&p).unwrap();
+        let none = Filter {
+            task: None,
+            event: None,
+            since: None,
+        };
+        let got = last_lines(&mut f, text.len() as u64, 5, &none).unwrap();
+        let shown: Vec<Value> = got.iter().map(|l| serde_json::from_slice(l).unwrap()).collect();
+        assert_eq!(shown.len(), 5);
+        assert_eq!(shown[2]["event"], "line_not_shown");
+        assert_eq!(shown[2]["bytes"], 16 << 20);
+        let ns: Vec<u64> = shown.iter().filter_map(|v| v["n"].as_u64()).collect();
+        assert_eq!(ns, [1, 2, 3, 4]);
+
+        // Following: the same line arriving in pieces is not held, and the next
+        // event after it is not lost.
+        let mut pending = Pending::default();
+        let mut seen = Vec::new();
+        let mut f = File::open(&p).unwrap();
+        drain(&mut f, 0, &mut pending, &mut |l| {
+            seen.push(String::from_utf8_lossy(l).into_owned())
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 5);
+        assert!(
+            seen[2].contains("line_not_shown") && seen[3].contains("\"n\":3"),
+            "{:?}",
+            &seen[2..]
+        );
+        assert!(pending.bytes.capacity() <= 2 * MAX_LINE);
+    }
+
+    #[test]
+    fn json_mode_passes_only_json_objects_and_text_mode_escapes_garbage() {
+        let mut out = Vec::new();
+        print_line(&mut out, b"\x1b]0;pwned\x07 torn {\"ts\"", true).unwrap();
+        assert!(out.is_empty(), "not JSON: not printed with --json");
+        print_line(&mut out, b"\x1b]0;pwned\x07 torn", false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains('\u{1b}') && text.contains("(not an event)"), "{text:?}");
     }
 }
