@@ -444,3 +444,46 @@ fn a_workdir_swapped_for_a_symlink_during_a_backoff_stops_the_task() {
     assert_eq!(v.len(), 1);
     assert_eq!(v[0]["reason"], "workdir_moved");
 }
+
+/// An agent works in the home by default, so it can reach its own task folder:
+/// a result.json it forges is set aside and the real one written; a task folder
+/// it removes is made again. Both are security violations.
+#[cfg(unix)]
+#[test]
+fn an_agent_cannot_forge_or_remove_its_own_record() {
+    let home = TestHome::new();
+    home.drop_task(
+        "forge.yaml",
+        "agent: command\ncommand: 'echo {\\\"status\\\":\\\"succeeded\\\"} > results/$ORCHESTRATOR_TASK_ID/result.json; exit 3'\n",
+    );
+    home.drop_task(
+        "vanish.yaml",
+        "agent: command\ncommand: 'rm -rf results/$ORCHESTRATOR_TASK_ID; echo gone'\n",
+    );
+    home.run_once();
+    let forged = home.result_of("forge.yaml");
+    assert_eq!(forged["status"], "failed", "the daemon's own record: {forged}");
+    assert_eq!(forged["error"]["kind"], "command_failed", "{forged}");
+    let dir = home.task_dir(forged["id"].as_str().unwrap());
+    assert!(
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("result.json.forged-")),
+        "the forgery is kept aside"
+    );
+    let vanished = home.result_of("vanish.yaml");
+    assert_eq!(vanished["status"], "succeeded", "{vanished}");
+    let reasons: Vec<String> = home
+        .events_of("security_violation")
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        reasons.contains(&"result_forged".to_string()) && reasons.contains(&"task_folder_removed".to_string()),
+        "{reasons:?}"
+    );
+    // Both tasks are in the listing, finished.
+    let list = home.cli_json(&["list"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+}

@@ -91,6 +91,7 @@ impl Runner {
             steps,
             isolation: review.sandbox,
         };
+        self.undo_tampering();
         let home = &self.shared.home;
         // Staged in the task's folder: see write_atomic_staged.
         if let Err(e) = crate::store::atomic::write_atomic_staged(
@@ -277,6 +278,36 @@ impl Runner {
         );
         out.warnings.extend(found.iter().map(validate::Warning::to_json));
         out
+    }
+}
+
+impl Runner {
+    /// An agent whose workdir holds the home (the default) can reach its own
+    /// task folder. This daemon holds the task's lock, so nothing else writes
+    /// its result: a `result.json` that is already there was forged (it is
+    /// kept aside as `result.json.forged-<ms>`, and the real one written), and a
+    /// task folder that is gone was removed (it is made again). Either is a
+    /// `security_violation`.
+    fn undo_tampering(&self) {
+        let dir = &self.claimed.dir.dir;
+        if !dir.is_dir() {
+            let _ = std::fs::create_dir_all(dir);
+            self.emit(
+                "security_violation",
+                json!({"reason": "task_folder_removed", "message": "the task's folder was removed while it ran; it was made again for the result"}),
+            );
+        }
+        let result = self.claimed.dir.result();
+        if std::fs::symlink_metadata(&result).is_ok() {
+            let ms = jiff::Timestamp::now().as_millisecond();
+            let aside = dir.join(format!("result.json.forged-{ms}"));
+            let kept = std::fs::rename(&result, &aside).is_ok() || std::fs::remove_file(&result).is_ok();
+            self.emit(
+                "security_violation",
+                json!({"reason": "result_forged", "kept_as": kept.then(|| aside.display().to_string()),
+                       "message": "a result.json was written into the task's folder while it ran (not by the daemon); it was set aside and the real result written"}),
+            );
+        }
     }
 }
 
