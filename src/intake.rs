@@ -83,6 +83,8 @@ pub struct Intake {
     trust_mtime: bool,
     /// The watcher reports closes: wait for a writer's close.
     close_events: bool,
+    /// Entries whose names are not valid Unicode, found by the last rescan.
+    bad_names: Vec<PathBuf>,
 }
 
 fn stat(path: &Path) -> Option<(std::fs::Metadata, Stamp)> {
@@ -106,7 +108,13 @@ impl Intake {
             settling: HashMap::new(),
             trust_mtime,
             close_events: false,
+            bad_names: Vec::new(),
         }
+    }
+
+    /// Inbox entries whose names are not valid Unicode, found since the last call.
+    pub fn take_bad_names(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.bad_names)
     }
 
     /// Waits for a writer's close before reading a file it wrote (the watcher
@@ -185,8 +193,9 @@ impl Intake {
         let mut present = std::collections::HashSet::new();
         for entry in std::fs::read_dir(&self.inbox)?.flatten() {
             let Ok(name) = entry.file_name().into_string() else {
-                // Not valid Unicode: cannot be named in events or by the CLI.
-                tracing::warn!(name = ?entry.file_name(), "ignoring an inbox entry whose name is not valid Unicode; rename it");
+                // Not valid Unicode: it cannot be named in events or by the CLI,
+                // nor read as a task. The daemon moves it to rejected/.
+                self.bad_names.push(entry.path());
                 continue;
             };
             if !relevant(&name) {
@@ -401,49 +410,72 @@ pub fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
 /// Moves a rejected inbox entry to `inbox/rejected/` with `NAME.error.json`
 /// beside it, and logs it. Returns false if the entry was gone (another daemon
 /// rejected it first).
-pub fn reject(home: &Home, events: &EventLog, name: &str, r: &Rejection) -> bool {
-    let src = home.inbox().join(name);
+/// The name a rejected file is kept under in `inbox/rejected/`: its own, or,
+/// when that is taken or too long to carry `.error.json` beside it (names are
+/// at most 255 bytes), a shortened one with a unique suffix.
+fn rejected_name(dir: &Path, name: &str) -> String {
+    const ROOM: usize = 255 - ".error.json".len() - ".0123456789".len();
+    if name.len() <= ROOM - 16 && std::fs::symlink_metadata(dir.join(name)).is_err() {
+        return name.to_string();
+    }
+    let p = Path::new(name);
+    let ext = p
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|e| e.len() <= 16)
+        .map(|e| format!(".{e}"))
+        .unwrap_or_default();
+    let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or(name);
+    let mut cut = stem.len().min(ROOM - 16 - ext.len());
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let suffix = ulid::Ulid::generate().to_string().to_ascii_lowercase();
+    format!("{}.{}{ext}", &stem[..cut], &suffix[16..])
+}
+
+/// Moves a rejected file to `inbox/rejected/` with its `NAME.error.json`.
+/// `Err` says why it could not be moved (the file stays in the inbox: the
+/// caller says so once, as a `claim_failed` event); `Ok(false)`: it was gone.
+pub fn reject(home: &Home, events: &EventLog, name: &str, r: &Rejection) -> Result<bool, String> {
+    reject_path(home, events, &home.inbox().join(name), name, r)
+}
+
+/// [`reject`] for a file given by its path (its name may not be valid UTF-8;
+/// `shown` is how it is named in records).
+pub fn reject_path(home: &Home, events: &EventLog, src: &Path, shown: &str, r: &Rejection) -> Result<bool, String> {
     let dir = home.rejected();
-    let mut target = dir.join(name);
-    if std::fs::symlink_metadata(&target).is_ok() {
-        let p = Path::new(name);
-        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or(name);
-        let ext = p
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(|e| format!(".{e}"))
-            .unwrap_or_default();
-        let suffix = ulid::Ulid::generate().to_string().to_ascii_lowercase();
-        target = dir.join(format!("{stem}.{}{ext}", &suffix[16..]));
-    }
-    if let Err(e) = std::fs::rename(&src, &target) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::error!(file = name, error = %e, "could not move a rejected file to inbox/rejected");
+    let _ = std::fs::create_dir_all(&dir);
+    let kept = rejected_name(&dir, shown);
+    let target = dir.join(&kept);
+    if let Err(e) = std::fs::rename(src, &target) {
+        if e.kind() == std::io::ErrorKind::NotFound && std::fs::symlink_metadata(src).is_err() {
+            return Ok(false);
         }
-        return false;
+        tracing::error!(file = shown, error = %e, "could not move a rejected file to inbox/rejected");
+        return Err(format!("it could not be moved to {}: {e}", dir.display()));
     }
-    let kept = target.file_name().and_then(|n| n.to_str()).unwrap_or(name).to_string();
     let at = now_ts();
     // The reason may quote a value from the file: it is redacted like an event.
     let error = events.redact(&r.error).into_owned();
-    let doc = json!({"file": name, "error": error, "hint": r.hint, "reason": r.reason, "at": at, "moved_to": format!("inbox/rejected/{kept}")});
+    let doc = json!({"file": shown, "error": error, "hint": r.hint, "reason": r.reason, "at": at, "moved_to": format!("inbox/rejected/{kept}")});
     if let Err(e) = crate::store::atomic::write_json_atomic(&dir.join(format!("{kept}.error.json")), &doc) {
-        tracing::error!(file = name, error = %e, "could not write the rejection's error.json");
+        tracing::error!(file = shown, error = %e, "could not write the rejection's error.json");
     }
     if r.is_security_violation() {
         events.emit(
             "security_violation",
             None,
-            json!({"file": name, "reason": r.reason, "error": r.error}),
+            json!({"file": shown, "reason": r.reason, "error": r.error}),
         );
     }
     events.emit(
         "task_rejected",
         None,
-        json!({"file": name, "reason": r.reason, "error": r.error, "hint": r.hint}),
+        json!({"file": shown, "reason": r.reason, "error": r.error, "hint": r.hint, "moved_to": format!("inbox/rejected/{kept}")}),
     );
-    tracing::warn!(file = name, reason = r.reason, "rejected: {error}");
-    true
+    tracing::warn!(file = shown, reason = r.reason, "rejected: {error}");
+    Ok(true)
 }
 
 #[cfg(test)]

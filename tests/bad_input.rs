@@ -487,3 +487,82 @@ fn an_agent_cannot_forge_or_remove_its_own_record() {
     let list = home.cli_json(&["list"]);
     assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
 }
+
+/// Every inbox file ends in one visible state: a name that is not UTF-8 and a
+/// 254-byte name (twice) are rejected with their error.json; when rejected/
+/// cannot take a file it stays with one claim_failed event, and `--once` exits 1.
+/// When two rescans (1 s apart in the test config) will have happened.
+fn rescans_after() -> std::time::Instant {
+    static AT: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *AT.get_or_init(|| std::time::Instant::now() + Duration::from_millis(2500))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn files_with_unusable_names_or_nowhere_to_go_are_never_silently_stuck() {
+    use std::os::unix::ffi::OsStrExt;
+    let home = TestHome::new();
+    let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9.md");
+    std::fs::write(home.inbox().join(latin1), "hello\n").unwrap();
+    let long = format!("{}.md", "n".repeat(251));
+    std::fs::write(home.inbox().join(&long), "---\nbogus_field: 1\n---\nhi\n").unwrap();
+    let out = home.run_once();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a rejection is not a success: {}",
+        stderr(&out)
+    );
+    let rejected: Vec<String> = std::fs::read_dir(home.inbox().join("rejected"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        rejected.iter().any(|n| n.starts_with("caf") && n.ends_with(".md")),
+        "{rejected:?}"
+    );
+    assert_eq!(
+        rejected.iter().filter(|n| n.ends_with(".error.json")).count(),
+        2,
+        "{rejected:?}"
+    );
+    let reasons: Vec<String> = home
+        .events_of("task_rejected")
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        reasons.contains(&"name_not_utf8".to_string()) && reasons.contains(&"unknown_field".to_string()),
+        "{reasons:?}"
+    );
+    // A second file of the same long name gets a name of its own.
+    std::fs::write(home.inbox().join(&long), "---\nbogus_field: 2\n---\nhi\n").unwrap();
+    home.run_once();
+    let count = std::fs::read_dir(home.inbox().join("rejected")).unwrap().count();
+    assert_eq!(count, 6, "three files, three error.json");
+
+    // rejected/ that cannot take files (here a plain file where the folder was).
+    let blocked = TestHome::new();
+    let mut daemon = blocked.spawn_daemon();
+    blocked.drop_task("probe.yaml", "agent: command\ncommand: \"true\"\n");
+    wait_until(Duration::from_secs(30), "the daemon to run", || {
+        !blocked.results().is_empty()
+    });
+    std::fs::remove_dir_all(blocked.inbox().join("rejected")).unwrap();
+    std::fs::write(blocked.inbox().join("rejected"), "not a folder").unwrap();
+    blocked.drop_task("bad.md", "---\nbogus_field: 1\n---\nhi\n");
+    wait_until(Duration::from_secs(30), "claim_failed", || {
+        !blocked.events_of("claim_failed").is_empty()
+    });
+    // Rescans judge it again; it is said once.
+    wait_until(Duration::from_secs(30), "two more rescans", || {
+        blocked.events_of("daemon_stopped").is_empty() && std::time::Instant::now() > rescans_after()
+    });
+    sigterm(daemon.id());
+    let _ = daemon.wait();
+    assert!(blocked.inbox().join("bad.md").exists(), "the file stays where it was");
+    let failed = blocked.events_of("claim_failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0]["hint"].as_str().unwrap().contains("inbox/rejected"));
+}

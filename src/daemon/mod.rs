@@ -76,6 +76,27 @@ impl RunSummary {
     }
 }
 
+/// A file that should have been rejected stays in the inbox: a `claim_failed`
+/// event says why and what to do, once per file (it is judged again at every
+/// rescan, and fails the same way until someone fixes the cause).
+fn report_stuck(
+    events: &EventLog,
+    stuck: &mut std::collections::HashSet<std::path::PathBuf>,
+    path: std::path::PathBuf,
+    name: &str,
+    r: &crate::task::Rejection,
+    why: &str,
+) {
+    if stuck.insert(path) {
+        events.emit(
+            "claim_failed",
+            None,
+            json!({"file": name, "reason": r.reason, "error": format!("rejected ({}), but {why}", r.error),
+                   "hint": "make inbox/rejected/ writable for the daemon (or remove the file by hand); it stays in the inbox until then"}),
+        );
+    }
+}
+
 /// This machine's name, for `worker` and the daemon registry.
 pub fn hostname() -> String {
     std::env::var("HOSTNAME")
@@ -295,8 +316,48 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     // result): scan for orphans at the next recovery tick.
     let mut own_orphans = false;
     let mut force_stop_at: Option<Instant> = None;
+    // Inbox files that could not be rejected (inbox/rejected/ not writable): said once each.
+    let mut stuck: std::collections::HashSet<std::path::PathBuf> = Default::default();
+    // Inbox entries with names that are not Unicode, waiting for their writer to be done.
+    let mut bad_names: Vec<std::path::PathBuf> = Vec::new();
 
     loop {
+        // Names that are not valid Unicode cannot be tasks: rejected once their
+        // writer has left them alone for a debounce.
+        bad_names.extend(intake.take_bad_names());
+        bad_names.sort();
+        bad_names.dedup();
+        for path in std::mem::take(&mut bad_names) {
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let quiet = meta
+                .modified()
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() >= config.debounce());
+            if stuck.contains(&path) {
+                continue;
+            }
+            if !quiet {
+                bad_names.push(path);
+                continue;
+            }
+            let shown = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let r = crate::task::Rejection::new(
+                "name_not_utf8",
+                "the file's name is not valid UTF-8, so it cannot be named in records or by the CLI",
+                "rename it with a UTF-8 name (e.g. `convmv -f latin1 -t utf8`) and put it back in the inbox",
+            );
+            match intake::reject_path(&home, &events, &path, &shown, &r) {
+                Ok(moved) => summary.rejected += usize::from(moved),
+                Err(why) => {
+                    summary.unclaimed += 1;
+                    report_stuck(&events, &mut stuck, path, &shown, &r, &why);
+                }
+            }
+        }
         // Files that settled together are announced in one write (in order with
         // any rejection among them).
         let mut queued = Vec::new();
@@ -308,8 +369,16 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                 }
                 Verdict::Reject { name, rejection } => {
                     events.emit_many(None, std::mem::take(&mut queued));
-                    if intake::reject(&home, &events, &name, &rejection) {
-                        summary.rejected += 1;
+                    let path = home.inbox().join(&name);
+                    match intake::reject(&home, &events, &name, &rejection) {
+                        Ok(moved) => {
+                            summary.rejected += usize::from(moved);
+                            stuck.remove(&path);
+                        }
+                        Err(why) => {
+                            summary.unclaimed += 1;
+                            report_stuck(&events, &mut stuck, path, &name, &rejection, &why);
+                        }
                     }
                 }
                 // Back to settling inside `settle`; never handed out.
@@ -364,7 +433,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                 }
             }
         }
-        let drained = queue.is_empty() && intake.settling() == 0 && tasks.is_empty();
+        let drained = queue.is_empty() && intake.settling() == 0 && tasks.is_empty() && bad_names.is_empty();
         if (opts.once && drained) || (stopping.is_some() && tasks.is_empty()) {
             break;
         }
@@ -381,6 +450,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         let cancel_check = (!stops.is_empty()).then(|| Instant::now() + CANCEL_POLL);
         let next = [
             intake.next_deadline().map(Instant::from_std),
+            (!bad_names.is_empty()).then(|| Instant::now() + config.debounce()),
             Some(rescan_at),
             Some(recover_at),
             pause_end,
