@@ -40,6 +40,8 @@ pub struct Rules {
     pub home: PathBuf,
     pub default_workdir: PathBuf,
     pub allowed_roots: Vec<PathBuf>,
+    /// Running as root: only files of this user (the home's owner) or root are tasks.
+    pub owner_only: Option<u32>,
 }
 
 /// A file's identity for "has it changed?".
@@ -348,6 +350,35 @@ fn judge(name: &str, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, rules:
             "write the task to a regular file",
         ));
     }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // A hard link shares its content with a file elsewhere, maybe outside the
+        // home and not readable by whoever made the link: a daemon running with
+        // more rights would read it as a task and show it to an agent.
+        if meta.nlink() > 1 {
+            return reject(Rejection::new(
+                "hard_link",
+                format!("the file has {} names (a hard link to a file elsewhere)", meta.nlink()),
+                "copy the file into the inbox instead of linking it",
+            ));
+        }
+        // A daemon running as root takes tasks only from the home's owner (and
+        // root): anyone else who can write into the inbox would run agents as root.
+        if rules
+            .owner_only
+            .is_some_and(|owner| meta.uid() != owner && meta.uid() != 0)
+        {
+            return reject(Rejection::new(
+                "foreign_owner",
+                format!(
+                    "the file belongs to user {}, not to the home's owner, and the daemon runs as root",
+                    meta.uid()
+                ),
+                "have the home's owner submit it (or run the daemon as an unprivileged user)",
+            ));
+        }
+    }
     if parse::Form::of(path).is_none() {
         return reject(Rejection::new(
             "unsupported_extension",
@@ -495,6 +526,7 @@ mod tests {
             home: home.to_path_buf(),
             default_workdir: home.to_path_buf(),
             allowed_roots: vec![home.to_path_buf()],
+            owner_only: None,
         }
     }
 

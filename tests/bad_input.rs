@@ -566,3 +566,36 @@ fn files_with_unusable_names_or_nowhere_to_go_are_never_silently_stuck() {
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(failed[0]["hint"].as_str().unwrap().contains("inbox/rejected"));
 }
+
+/// A hard link in the inbox shares its content with a file elsewhere (maybe one
+/// its maker cannot read); a daemon running as root takes tasks only from the
+/// home's owner.
+#[cfg(unix)]
+#[test]
+fn hard_links_and_foreign_files_are_not_tasks() {
+    let home = TestHome::new();
+    let elsewhere = home.path.join("private.md");
+    std::fs::write(&elsewhere, "secret notes\n").unwrap();
+    std::fs::hard_link(&elsewhere, home.inbox().join("linked.md")).unwrap();
+    let running_as_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if running_as_root {
+        std::fs::write(home.inbox().join(".foreign.md.tmp"), "hello\n").unwrap();
+        std::os::unix::fs::chown(home.inbox().join(".foreign.md.tmp"), Some(12345), None).unwrap();
+        std::fs::rename(home.inbox().join(".foreign.md.tmp"), home.inbox().join("foreign.md")).unwrap();
+    }
+    home.run_once();
+    assert_eq!(home.rejected("linked.md")["reason"], "hard_link");
+    assert_eq!(
+        std::fs::read_to_string(&elsewhere).unwrap(),
+        "secret notes\n",
+        "the other name is untouched"
+    );
+    if running_as_root {
+        assert_eq!(home.rejected("foreign.md")["reason"], "foreign_owner");
+    } else {
+        eprintln!("SKIPPED the foreign-owner half: not running as root");
+    }
+    assert!(home.results().is_empty(), "neither ran");
+}

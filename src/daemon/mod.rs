@@ -76,6 +76,20 @@ impl RunSummary {
     }
 }
 
+/// Running as root: tasks are taken only from the home's owner (and root).
+fn root_owner_rule(home: &std::path::Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            return std::fs::metadata(home).ok().map(|m| m.uid());
+        }
+    }
+    let _ = home;
+    None
+}
+
 /// A file that should have been rejected stays in the inbox: a `claim_failed`
 /// event says why and what to do, once per file (it is judged again at every
 /// rescan, and fails the same way until someone fixes the cause).
@@ -244,6 +258,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         home: home.root().to_path_buf(),
         default_workdir: config.default_workdir(home.root()),
         allowed_roots: config.allowed_roots(home.root()),
+        owner_only: root_owner_rule(home.root()),
     };
     let mut intake = Intake::new(
         home.inbox(),
