@@ -599,3 +599,63 @@ fn hard_links_and_foreign_files_are_not_tasks() {
     }
     assert!(home.results().is_empty(), "neither ran");
 }
+
+/// A home under a folder everyone can write (without the sticky bit) can be
+/// renamed away and replaced by anyone: refused, and `doctor` says so. An inbox
+/// replaced while the daemon runs stops it.
+#[cfg(unix)]
+#[test]
+fn a_home_others_can_replace_is_refused_and_a_replaced_inbox_stops_the_daemon() {
+    use std::os::unix::fs::PermissionsExt;
+    let outer = tempfile::tempdir().unwrap();
+    let open = outer.path().join("shared");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = open.join("home");
+    std::fs::create_dir_all(path.join("inbox")).unwrap();
+    std::fs::write(path.join("orchestrator.yaml"), base_config()).unwrap();
+    let run = std::process::Command::new(BIN)
+        .args(["--home", path.to_str().unwrap(), "run", "--once"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("writable by every user") && stderr(&run).contains("chmod o-w"),
+        "{}",
+        stderr(&run)
+    );
+    let doctor = std::process::Command::new(BIN)
+        .args(["--home", path.to_str().unwrap(), "doctor"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(doctor.status.code(), Some(1));
+    assert!(
+        stdout(&doctor).contains(&open.display().to_string()),
+        "{}",
+        stdout(&doctor)
+    );
+
+    // A safe home whose inbox is swapped while the daemon runs.
+    let home = TestHome::new();
+    let mut daemon = home.spawn_daemon();
+    home.drop_task("probe.yaml", "agent: command\ncommand: \"true\"\n");
+    wait_until(Duration::from_secs(30), "the daemon to run", || {
+        !home.results().is_empty()
+    });
+    std::fs::rename(home.inbox(), home.path.join("inbox-old")).unwrap();
+    std::fs::create_dir(home.inbox()).unwrap();
+    home.drop_task("planted.yaml", "agent: command\ncommand: \"true\"\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while daemon.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon kept running on a replaced inbox"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let v = home.events_of("security_violation");
+    assert_eq!(v.last().unwrap()["reason"], "inbox_replaced", "{v:?}");
+    assert!(home.inbox().join("planted.yaml").exists(), "nothing was taken from it");
+}

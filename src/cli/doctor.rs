@@ -82,14 +82,18 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         ));
     }
     if home.inbox().exists() {
-        let r = crate::daemon::check_inbox_permissions(&home);
+        // The home, its inbox, rejected/ and results/, and every folder above the
+        // home: nobody but this user (and root) may change them.
+        let problems = crate::daemon::homecheck::problems(&home);
         checks.push(check(
-            "inbox permissions",
-            r.is_ok(),
-            r.as_ref()
-                .err()
-                .map_or("not writable by others".into(), |e| e.to_string()),
-            &format!("chmod o-w {}", home.inbox().display()),
+            "home permissions",
+            problems.is_empty(),
+            if problems.is_empty() {
+                "only this user (and root) can change the home and the folders above it".into()
+            } else {
+                problems.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join("; ")
+            },
+            "apply the fix each line names (chmod o-w / chown)",
         ));
     }
     for kind in [AgentKind::Claude, AgentKind::Cline, AgentKind::Command] {

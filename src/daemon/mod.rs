@@ -5,6 +5,7 @@
 //! pause ending, or a signal. It never polls on a short tick (pueue's 300 ms
 //! scheduler tick caps it at a few tasks a second).
 
+pub mod homecheck;
 pub mod pauses;
 pub mod recovery;
 pub mod runner;
@@ -124,23 +125,37 @@ pub fn hostname() -> String {
 
 /// Refuses an inbox anyone may write to: whoever can drop a file there can run
 /// an agent with this user's rights.
+/// The home's folders must not be changeable by other users: one that every
+/// user can write stops any daemon, another user's folder stops a daemon
+/// running as root (and is a warning otherwise: a home may be shared on purpose).
 pub fn check_inbox_permissions(home: &Home) -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(home.inbox())?.permissions().mode();
-        if mode & 0o002 != 0 {
+    let problems = homecheck::problems(home);
+    let text = |only_anyone: bool| {
+        problems
+            .iter()
+            .filter(|p| p.anyone || !only_anyone)
+            .map(|p| p.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    if problems.iter().any(|p| p.anyone) {
+        anyhow::bail!(
+            "other users can change this home, so anyone could run agents as you:\n{}",
+            text(true)
+        );
+    }
+    if !problems.is_empty() {
+        if homecheck::running_as_root() {
             anyhow::bail!(
-                "{} is writable by every user (mode {:o}): anyone could run agents as you. Fix it with: chmod o-w {}",
-                home.inbox().display(),
-                mode & 0o777,
-                home.inbox().display()
+                "other users can change this home, and the daemon runs as root:\n{}",
+                text(false)
             );
         }
+        tracing::warn!(
+            "other users can change this home (agents run as you on what lands in its inbox):\n{}",
+            text(false)
+        );
     }
-    // Windows: ACLs are not checked here; see the README's security notes.
-    #[cfg(not(unix))]
-    let _ = home;
     Ok(())
 }
 
@@ -323,6 +338,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         .rescan(std::time::Instant::now(), &mut queue)
         .context("cannot list the inbox")?;
     let mut rescan_at = Instant::now() + config.rescan_interval.0;
+    let inbox_identity = homecheck::identity(&home.inbox());
     let mut recover_at = Instant::now() + config.recovery_interval.0;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -503,6 +519,19 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                     }
                 }
                 if now >= rescan_at {
+                    // The inbox must still be the folder the daemon started on: one
+                    // renamed away and replaced (by whoever could write above it) is
+                    // someone else's, and nothing more is taken from it.
+                    if stopping.is_none() && homecheck::identity(&home.inbox()) != inbox_identity {
+                        events.emit(
+                            "security_violation",
+                            None,
+                            json!({"reason": "inbox_replaced", "inbox": home.inbox(), "error": "the inbox is no longer the folder the daemon started on; the daemon stops taking tasks and shuts down", "hint": "check who replaced it (see `orchestrator doctor`), then start the daemon again"}),
+                        );
+                        tracing::error!(inbox = %home.inbox().display(), "the inbox was replaced while the daemon ran: shutting down");
+                        stopping = Some("inbox_replaced");
+                        force_stop_at = Some(Instant::now() + config.shutdown_grace.0);
+                    }
                     if let Err(e) = intake.rescan(now.into_std(), &mut queue) {
                         tracing::error!(error = %e, "cannot list the inbox");
                     }
