@@ -528,3 +528,30 @@ fn a_stop_gives_the_whole_group_its_grace_even_when_the_leader_dies_at_once() {
     assert_eq!(home.result_of("graceful.md")["error"]["kind"], "timeout");
     assert!(done.exists(), "the group was killed before its grace was over");
 }
+
+/// An agent can kill the watchdog (it runs as the same user). The daemon
+/// replaces it at once with every running agent's group, so the agent that is
+/// running still dies with the daemon.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_watchdog_killed_by_an_agent_is_replaced_with_the_running_agents() {
+    let pids_file = tempfile::NamedTempFile::new().unwrap();
+    let home = TestHome::with_config(&pid_config(pids_file.path()));
+    home.drop_task("job.md", "@fake hang\nhold on\n");
+    let mut daemon = home.spawn_daemon();
+    let pids = wait_for_pids(pids_file.path(), 2);
+    let first = watchdog_of(daemon.id()).expect("a watchdog");
+    kill9(first);
+    wait_until(Duration::from_secs(20), "a new watchdog", || {
+        watchdog_of(daemon.id()).is_some_and(|w| w != first)
+    });
+    kill9(daemon.id());
+    let _ = daemon.wait();
+    for pid in &pids {
+        wait_until(
+            Duration::from_secs(10),
+            "the running agent to die with its daemon",
+            || !alive(*pid),
+        );
+    }
+}

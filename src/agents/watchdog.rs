@@ -29,7 +29,21 @@ struct Handle {
     stdin: ChildStdin,
 }
 
-static WATCHDOG: OnceLock<Mutex<Option<Handle>>> = OnceLock::new();
+/// The watchdog, and the groups registered with it (to hand to a new one).
+#[derive(Default)]
+struct State {
+    handle: Option<Handle>,
+    live: std::collections::BTreeSet<u32>,
+}
+
+static WATCHDOG: OnceLock<Mutex<State>> = OnceLock::new();
+
+fn state() -> std::sync::MutexGuard<'static, State> {
+    WATCHDOG
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
 
 fn start() -> std::io::Result<Handle> {
     let exe = std::env::current_exe()?;
@@ -48,42 +62,76 @@ fn start() -> std::io::Result<Handle> {
     Ok(Handle { child, stdin })
 }
 
+/// Starts a watchdog (when there is none) and registers every live group
+/// with it, in one write.
+fn ensure_started(st: &mut State) -> bool {
+    if st.handle.is_some() {
+        return true;
+    }
+    match start() {
+        Ok(mut h) => {
+            let lines: String = st.live.iter().map(|g| format!("+{g}\n")).collect();
+            if !lines.is_empty() && h.stdin.write_all(lines.as_bytes()).is_err() {
+                return false;
+            }
+            st.handle = Some(h);
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the agent watchdog: agents may outlive a crashed daemon until recovery");
+            false
+        }
+    }
+}
+
 /// Sends one line (`+PGID` or `-PGID`) in a single write (the watchdog reads
-/// them in batches, see [`BATCH_PAUSE`]). A watchdog that died is noticed by the broken pipe, reaped,
-/// and replaced, and the line goes to the new one.
-fn send(line: &str) {
-    let cell = WATCHDOG.get_or_init(|| Mutex::new(None));
-    let mut guard = cell.lock().unwrap_or_else(|e| e.into_inner());
+/// them in batches, see [`BATCH_PAUSE`]). A watchdog that died is noticed by
+/// the broken pipe, reaped, and replaced; the new one gets every live group.
+fn send(st: &mut State, line: &str) {
     let msg = format!("{line}\n");
     for _ in 0..2 {
-        if guard.is_none() {
-            match start() {
-                Ok(h) => *guard = Some(h),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot start the agent watchdog: agents may outlive a crashed daemon until recovery");
-                    return;
-                }
-            }
+        if !ensure_started(st) {
+            return;
         }
-        let h = guard.as_mut().expect("started above");
+        let h = st.handle.as_mut().expect("started above");
         if h.stdin.write_all(msg.as_bytes()).is_ok() {
             return;
         }
         tracing::warn!("the agent watchdog is gone; starting another");
-        if let Some(mut dead) = guard.take() {
+        if let Some(mut dead) = st.handle.take() {
             let _ = dead.child.try_wait();
         }
     }
 }
 
+/// A watchdog that died (an agent can kill it: it runs as the same user) is
+/// replaced at once, with every running agent's group, rather than at the next
+/// agent's start. The daemon calls this a few times a second.
+pub fn check() {
+    let mut st = state();
+    let dead = st
+        .handle
+        .as_mut()
+        .is_some_and(|h| !matches!(h.child.try_wait(), Ok(None)));
+    if dead {
+        tracing::warn!("the agent watchdog died; starting another with the running agents");
+        st.handle = None;
+        ensure_started(&mut st);
+    }
+}
+
 /// Registers an agent's process group.
 pub fn watch(pgid: u32) {
-    send(&format!("+{pgid}"));
+    let mut st = state();
+    st.live.insert(pgid);
+    send(&mut st, &format!("+{pgid}"));
 }
 
 /// The group is gone: forget it (its id may be reused).
 pub fn unwatch(pgid: u32) {
-    send(&format!("-{pgid}"));
+    let mut st = state();
+    st.live.remove(&pgid);
+    send(&mut st, &format!("-{pgid}"));
 }
 
 /// How long the watchdog lets lines pile up between two reads. It needs the

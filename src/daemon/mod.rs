@@ -512,6 +512,11 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
             }
             _ = tokio::time::sleep_until(next) => {
                 let now = Instant::now();
+                // While agents run, a watchdog that was killed is replaced at once.
+                #[cfg(unix)]
+                if !stops.is_empty() {
+                    crate::agents::watchdog::check();
+                }
                 for (id, tx) in &stops {
                     if tx.borrow().is_none() && crate::store::TaskDir::new(home.task_dir(id)).cancel_request().exists() {
                         tracing::info!(task = %id, "cancel requested");
