@@ -47,17 +47,27 @@ pub fn claim(home: &Home, name: &str) -> io::Result<Option<Claimed>> {
         }
     };
     let task_dir = TaskDir::new(dir.clone());
-    let Some(lock) = lock::try_lock(&task_dir.lock_file())? else {
+    // A claim that fails half-way (a full disk) leaves no folder behind: it
+    // would hold only an empty owner.lock, for every retry of every file.
+    let undo = |e: io::Error| {
+        let _ = std::fs::remove_dir_all(&dir);
+        e
+    };
+    let Some(lock) = lock::try_lock(&task_dir.lock_file()).map_err(undo)? else {
         // Nobody else can know this fresh id; treat as lost and leave it.
         return Ok(None);
     };
     // The original file name, for a daemon that takes the task over before
     // plan.json exists (the task file itself is renamed to task.<ext>).
-    lock::OwnerRecord {
+    if let Err(e) = (lock::OwnerRecord {
         source_file: name.to_string(),
         ..Default::default()
+    })
+    .write_to(&lock)
+    {
+        drop(lock);
+        return Err(undo(e));
     }
-    .write_to(&lock)?;
     let task_file = dir.join(format!("task.{ext}"));
     match std::fs::rename(&src, &task_file) {
         Ok(()) => Ok(Some(Claimed {

@@ -36,6 +36,8 @@ struct Handles {
     /// an open file's identity never changes, so each line costs one stat of
     /// the path, not two.
     log: Option<(File, FileId)>,
+    /// Where the log ends after this process's last append (unknown: `None`).
+    expected_end: Option<u64>,
 }
 
 type FileId = (u64, u64);
@@ -171,7 +173,12 @@ impl EventLog {
     /// pass the size. Lock held.
     fn append_locked(&self, h: &mut Handles, lines: &[u8]) -> io::Result<()> {
         let open = || -> io::Result<(File, FileId)> {
-            let f = OpenOptions::new().create(true).append(true).open(&self.path)?;
+            // Readable too: an append checks the byte before it (see below).
+            let f = OpenOptions::new()
+                .create(true)
+                .read(true)
+                .append(true)
+                .open(&self.path)?;
             let id = file_id(&f.metadata()?);
             Ok((f, id))
         };
@@ -185,13 +192,29 @@ impl EventLog {
                 len
             }
         };
+        let mut start = len;
         if len > 0 && len + lines.len() as u64 > self.rotate_bytes {
             h.log = None;
             self.rotate()?;
             h.log = Some(open()?);
+            start = 0;
         }
         let (f, _) = h.log.as_mut().expect("opened above");
-        f.write_all(lines)?;
+        // Someone else wrote since our last line (another daemon, a crash that
+        // tore a line, a hand edit): start on a line of our own, so our event is
+        // never glued to the end of a torn one.
+        if start > 0 && h.expected_end != Some(start) && !ends_with_newline(f, start) {
+            f.write_all(b"\n")?;
+            start += 1;
+        }
+        if let Err(e) = f.write_all(lines) {
+            // A full disk takes part of a line: cut it off (we hold the lock, so
+            // nobody appended after it), so the log holds only whole lines.
+            let _ = f.set_len(start);
+            h.expected_end = None;
+            return Err(e);
+        }
+        h.expected_end = Some(start + lines.len() as u64);
         #[cfg(not(unix))]
         {
             h.log = None;
@@ -254,6 +277,21 @@ pub fn rotated_logs(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// Does the file end with a newline at `len` (its length)?
+fn ends_with_newline(f: &File, len: u64) -> bool {
+    let mut last = [0u8; 1];
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        f.read_at(&mut last, len - 1).is_ok_and(|n| n == 1) && last[0] == b'\n'
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        f.seek_read(&mut last, len - 1).is_ok_and(|n| n == 1) && last[0] == b'\n'
+    }
+}
+
 /// Opens a log for reading without blocking writers or rotation (on Windows the
 /// share mode must allow the writer's delete/rename).
 pub fn open_shared(path: &Path) -> io::Result<File> {
@@ -270,6 +308,32 @@ pub fn open_shared(path: &Path) -> io::Result<File> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_event_never_glues_to_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.ndjson");
+        let log = EventLog::new(path.clone(), dir.path().join(".lock"), 1 << 20, 2);
+        log.emit("first", None, serde_json::json!({}));
+        // A writer that died mid-line (or anyone else) leaves a line without its end.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"ts\":\"torn")
+            .unwrap();
+        log.emit("second", None, serde_json::json!({}));
+        log.emit("third", None, serde_json::json!({}));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines[1], "{\"ts\":\"torn");
+        for l in [lines[0], lines[2], lines[3]] {
+            serde_json::from_str::<serde_json::Value>(l).expect("whole event lines");
+        }
+        assert!(!text.contains("\n\n"), "no blank lines when nothing was torn: {text:?}");
+    }
+
     use super::*;
     use serde_json::json;
 

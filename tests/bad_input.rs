@@ -403,6 +403,47 @@ mod unwritable {
         assert_eq!(results[0]["status"], "succeeded");
         assert_eq!(results[0]["output"], "done");
     }
+
+    /// A full disk under results/ and logs/: failed claims leave no task
+    /// folders behind, and the event log keeps only whole lines.
+    #[test]
+    fn a_full_disk_leaves_no_empty_task_folders_and_no_torn_event_lines() {
+        if !is_root() {
+            eprintln!("SKIPPED: filling a disk needs a tmpfs mount (root)");
+            return;
+        }
+        let disk = tempfile::tempdir().unwrap();
+        let Some(_mount) = mount_tmpfs(disk.path(), "size=64k") else {
+            eprintln!("SKIPPED: cannot mount a tmpfs here");
+            return;
+        };
+        let home = TestHome::new();
+        for d in ["inbox", "results", "logs"] {
+            std::fs::remove_dir(home.path.join(d)).unwrap();
+            std::fs::create_dir(disk.path().join(d)).unwrap();
+            std::os::unix::fs::symlink(disk.path().join(d), home.path.join(d)).unwrap();
+        }
+        for i in 0..3 {
+            home.drop_task(&format!("t{i}.yaml"), "agent: command\ncommand: \"true\"\n");
+        }
+        // Fill what is left of the disk.
+        let filler = disk.path().join("filler");
+        let _ = std::fs::write(&filler, vec![0u8; 1 << 20]);
+        let out = home.run_once();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let left: Vec<_> = std::fs::read_dir(home.path.join("results"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "failed claims left folders: {left:?}");
+        std::fs::remove_file(&filler).unwrap();
+        let text = std::fs::read_to_string(home.path.join("logs/events.ndjson")).unwrap_or_default();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("torn line {line:?}: {e}"));
+        }
+    }
 }
 
 /// A workdir swapped for a symlink to a folder outside the allowed roots while
