@@ -154,12 +154,14 @@ def rss():
     return idle, queued
 
 
-def flood_peak_rss(mb=1024):
+def flood_peak_rss(mb=1024, distinct=False):
     """Peak RSS (VmHWM) of the daemon, not its agent, while the fake Claude CLI
-    prints `mb` MiB of stream-json."""
+    prints `mb` MiB of stream-json: 1 KB lines of one message, or (distinct)
+    ~200-byte lines each a message of its own (millions of message ids)."""
     fake = os.path.join(ROOT, "target", "release", "fake-agent")
     home = make_home(f"agents:\n  claude:\n    command: {fake}\n")
-    drop(home, "flood.md", f"---\nagent: claude\n---\n@fake huge_output mb={mb}\n")
+    extra = " distinct=1" if distinct else ""
+    drop(home, "flood.md", f"---\nagent: claude\n---\n@fake huge_output mb={mb}{extra}\n")
     t = time.perf_counter()
     p = subprocess.Popen([BIN, "--home", home, "run", "--once"], env=env(), stderr=subprocess.DEVNULL)
     peak = 0
@@ -224,6 +226,10 @@ def main():
     peak, secs = flood_peak_rss(64 if QUICK else 1024)
     print(f"rss: peak while an agent prints {64 if QUICK else 1024} MiB of stream-json: {peak / 1024:.1f} MiB "
           f"(read and parsed in {secs:.1f} s)")
+    mb = 64 if QUICK else 256
+    peak, secs = flood_peak_rss(mb, distinct=True)
+    print(f"rss: peak while an agent prints {mb} MiB of small messages (~{mb * 1024 * 1024 // 200:,} message ids): "
+          f"{peak / 1024:.1f} MiB (read and parsed in {secs:.1f} s)")
 
 
 if __name__ == "__main__":
