@@ -638,3 +638,27 @@ fn submit_from_stdin_is_bounded_and_says_what_is_wrong() {
         "nothing was submitted"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn doctor_names_files_stuck_in_the_inbox() {
+    let home = TestHome::new();
+    std::fs::write(home.inbox().join("old.md"), "hello\n").unwrap();
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(home.inbox().join("old.md"))
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let v = home.cli_json(&["doctor"]);
+    let inbox = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "inbox")
+        .cloned()
+        .unwrap();
+    assert_eq!(inbox["ok"], false, "{inbox}");
+    assert!(inbox["detail"].as_str().unwrap().contains("old.md"), "{inbox}");
+    assert!(inbox["fix"].as_str().unwrap().contains("claim_failed"), "{inbox}");
+}

@@ -184,6 +184,28 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     );
     c.level = "warn";
     checks.push(c);
+    // Files a live daemon should have taken long ago: a claim or a rejection
+    // that keeps failing (its `claim_failed` event says why).
+    let stuck = stuck_in_inbox(
+        &home,
+        config.rescan_interval.0 * 10 + std::time::Duration::from_secs(60),
+    );
+    let mut c = check(
+        "inbox",
+        stuck.is_empty(),
+        if stuck.is_empty() {
+            "nothing waiting longer than it should".into()
+        } else {
+            format!(
+                "{} file(s) waiting for over a minute: {}",
+                stuck.len(),
+                stuck.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            )
+        },
+        "see why with `orchestrator tail-events --event claim_failed` (no daemon running? results/ or inbox/rejected/ not writable?)",
+    );
+    c.level = "warn";
+    checks.push(c);
     let size = std::fs::metadata(home.events_log()).map(|m| m.len()).unwrap_or(0);
     checks.push(check(
         "event log",
@@ -267,4 +289,23 @@ fn free_bytes(path: &std::path::Path) -> Option<u64> {
         let _ = path;
         None
     }
+}
+
+/// Inbox files (not in its subfolders, not ignored names) unchanged for longer
+/// than `age`.
+fn stuck_in_inbox(home: &crate::store::Home, age: std::time::Duration) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(home.inbox()) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+        .filter(|e| !crate::task::parse::is_ignored_name(&e.file_name().to_string_lossy()))
+        .filter(|e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > age)
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
