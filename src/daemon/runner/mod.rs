@@ -3,25 +3,22 @@
 //! Attempt history lives in `progress.json`, rewritten at each step, so a daemon
 //! that takes the task over after a crash continues the count where it stopped.
 
+mod attempt;
 mod finish;
 mod workspace;
 
 pub use finish::final_event;
 
 use super::Shared;
-use crate::agents::supervise::{self, Spawn, StopReason};
-use crate::agents::{
-    AgentReport, LiveLimits, OutputReader, claude::ClaudeReader, cline::ClineReader, command::PlainReader,
-};
+use crate::agents::AgentReport;
+use crate::agents::supervise::StopReason;
 use crate::claim::Claimed;
-use crate::config::AgentKind;
 use crate::events::now_ts;
 use crate::intake::read_capped;
 use crate::outcome::{self, ErrorKind, Failure, Retry};
 use crate::plan::{self, Plan};
 use crate::store::atomic::write_json_atomic;
-use crate::store::lock::OwnerRecord;
-use crate::store::record::{AttemptRecord, ErrorInfo, ProgressRecord, Status, StepOutcome};
+use crate::store::record::{ErrorInfo, ProgressRecord, Status, StepOutcome};
 use crate::task::Rejection;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -368,12 +365,7 @@ impl Runner {
             let remaining = plan.timeout.0.saturating_sub(Duration::from_millis(used_ms));
             if remaining.is_zero() {
                 return Err(self
-                    .finish(
-                        Some(plan),
-                        Status::Failed,
-                        Some(info(ErrorKind::Timeout, "the task used up its timeout")),
-                        totals,
-                    )
+                    .fail(plan, ErrorKind::Timeout, "the task used up its timeout", totals)
                     .await);
             }
             // A paused agent runs nothing; the slot is freed while waiting.
@@ -418,14 +410,7 @@ impl Runner {
                     "security_violation",
                     json!({"reason": "workdir_moved", "workdir": plan.workdir, "error": why}),
                 );
-                return Err(self
-                    .finish(
-                        Some(plan),
-                        Status::Failed,
-                        Some(info(ErrorKind::SecurityViolation, why)),
-                        totals,
-                    )
-                    .await);
+                return Err(self.fail(plan, ErrorKind::SecurityViolation, why, totals).await);
             }
             // A budget is the task's, over all its steps and attempts: each run
             // may spend what the earlier ones left.
@@ -438,14 +423,7 @@ impl Runner {
                     "budget_usd is ${:.4} and the task's earlier runs spent ${spent:.4}: nothing left for step {k}",
                     plan.budget_usd.unwrap_or(0.0)
                 );
-                return Err(self
-                    .finish(
-                        Some(plan),
-                        Status::Failed,
-                        Some(info(ErrorKind::BudgetExceeded, why)),
-                        totals,
-                    )
-                    .await);
+                return Err(self.fail(plan, ErrorKind::BudgetExceeded, why, totals).await);
             }
             let (report, failure, n) = self.attempt(plan, k, session.as_deref(), remaining, budget_left).await;
             totals.tool_calls += report.tool_calls;
@@ -518,6 +496,12 @@ impl Runner {
         }
     }
 
+    /// Ends the task as failed, for `why`, before another attempt.
+    async fn fail(&mut self, plan: &Plan, kind: ErrorKind, why: impl Into<String>, totals: &Totals) -> Status {
+        self.finish(Some(plan), Status::Failed, Some(info(kind, why)), totals)
+            .await
+    }
+
     async fn stopped(&mut self, plan: Option<&Plan>, reason: StopReason, totals: &Totals) -> Status {
         match reason {
             StopReason::Cancelled => {
@@ -546,215 +530,8 @@ impl Runner {
         self.emit("task_interrupted", json!({"reason": reason, "attempt": attempt}));
         Status::Interrupted
     }
-
-    async fn attempt(
-        &mut self,
-        plan: &Plan,
-        step: u32,
-        session: Option<&str>,
-        remaining: Duration,
-        budget_left: Option<f64>,
-    ) -> (AgentReport, Option<Failure>, u32) {
-        let cwd = self
-            .sandbox
-            .as_ref()
-            .map_or_else(|| plan.workdir.clone(), |sb| sb.run_dir.clone());
-        let invocation = plan.invocation(step, session, &cwd, budget_left);
-        let td = self.claimed.dir.clone();
-        let n = self.with_progress(|p| {
-            let n = p.attempts.len() as u32 + 1;
-            p.attempt = n;
-            p.status = Some(Status::Running);
-            p.waiting_until = None;
-            p.attempts.push(AttemptRecord {
-                n,
-                step,
-                started_at: now_ts(),
-                finished_at: None,
-                duration_ms: None,
-                exit_code: None,
-                error: None,
-            });
-            n
-        });
-        // Counted before the agent can do anything: a task that kills its daemon
-        // still uses up its attempts, so it cannot rerun forever.
-        let owner = OwnerRecord {
-            source_file: self.claimed.source_file.clone(),
-            attempts: self.with_progress(|p| p.attempts.clone()),
-            agent: None,
-        };
-        if let Err(e) = owner.write_to(&self.claimed.lock) {
-            tracing::warn!(task = self.id(), error = %e, "could not record the attempt in owner.lock");
-        }
-        self.emit(
-            "attempt_started",
-            json!({"attempt": n, "max_attempts": plan.max_attempts, "program": plan.program}),
-        );
-
-        let mut env: Vec<(String, String)> = self.shared.config.agent(plan.agent).env.into_iter().collect();
-        if plan.agent == AgentKind::Cline {
-            for (k, v) in crate::agents::cline::ENV {
-                if !env.iter().any(|(have, _)| have == k) {
-                    env.push((k.to_string(), v.to_string()));
-                }
-            }
-        }
-        use crate::agents::leftovers::{ATTEMPT_VAR, DAEMON_VAR, TASK_VAR};
-        env.push((TASK_VAR.into(), self.id().to_string()));
-        env.push((ATTEMPT_VAR.into(), n.to_string()));
-        env.push((DAEMON_VAR.into(), std::process::id().to_string()));
-        env.push((
-            "ORCHESTRATOR_HOME".into(),
-            self.shared.home.root().display().to_string(),
-        ));
-        let spawn = Spawn {
-            program: invocation.program,
-            args: invocation.args,
-            cwd,
-            env,
-            stdin: invocation.stdin.into_bytes(),
-            out_path: td.attempt_out(n),
-            err_path: td.attempt_err(n),
-            max_output_bytes: plan.max_output_bytes,
-            kill_grace: plan.kill_grace.0,
-            deadline: tokio::time::Instant::now() + remaining,
-            mark: Some((self.id().to_string(), n)),
-        };
-        let reader: Box<dyn OutputReader> = match plan.agent {
-            AgentKind::Command => Box::new(PlainReader::default()),
-            AgentKind::Claude => Box::new(ClaudeReader::with_limits(LiveLimits {
-                max_tool_calls: plan.max_tool_calls,
-                ..LiveLimits::default()
-            })),
-            // Cline has no turn or budget flags: its reader stops it when one is passed.
-            AgentKind::Cline => Box::new(ClineReader::new(LiveLimits {
-                max_turns: plan.max_turns,
-                budget_usd: budget_left,
-                max_tool_calls: plan.max_tool_calls,
-            })),
-        };
-        let started = Instant::now();
-        // The attempt and its agent's pid are recorded as soon as the agent runs:
-        // that is what a recovering daemon needs. They go into owner.lock, which
-        // this daemon holds open (a rewrite in place, no new file); progress.json
-        // follows only for an agent still running after PROGRESS_FILE_AFTER (or
-        // when it reports progress): a short task never creates it.
-        let progress = self.progress.clone();
-        let (path, lock, source) = (
-            td.progress(),
-            self.claimed.lock.clone(),
-            self.claimed.source_file.clone(),
-        );
-        let on_spawned: supervise::SpawnedFn = Box::new(move |agent| {
-            let record = {
-                let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
-                p.agent = Some(agent.clone());
-                p.updated_at = Some(now_ts());
-                OwnerRecord {
-                    source_file: source,
-                    attempts: p.attempts.clone(),
-                    agent: Some(agent),
-                }
-            };
-            if let Err(e) = record.write_to(&lock) {
-                tracing::warn!(error = %e, "could not record the attempt in owner.lock");
-            }
-            tokio::spawn(async move {
-                tokio::time::sleep(PROGRESS_FILE_AFTER).await;
-                let snapshot = {
-                    let p = progress.lock().unwrap_or_else(|e| e.into_inner());
-                    // Still this attempt's agent.
-                    (p.agent.is_some() && p.attempt == n).then(|| p.clone())
-                };
-                if let Some(snapshot) = snapshot
-                    && let Err(e) = write_json_atomic(&path, &snapshot)
-                {
-                    tracing::warn!(error = %e, "could not write progress.json");
-                }
-            });
-        });
-        let (exit, report) = supervise::run(spawn, reader, on_spawned, self.progress_fn(n), self.stop.clone()).await;
-        // Redacted where the text enters the records: an agent's error may quote
-        // a key it printed (stderr, an API message), and from here it goes to
-        // result.json, the attempt records, the events and the summary.
-        let failure = outcome::classify(plan.agent, &exit, &report).map(|mut f| {
-            f.message = self.shared.redactor.redact(&f.message).into_owned();
-            f
-        });
-        if exit.output_left_open {
-            let w = json!({"attempt": n, "warning": "output_left_open", "message": "a process the agent started outside its process group, without the daemon's marks (it cleared its environment), kept its output open after the agent ended; reading stopped after 5 s"});
-            self.emit("validation_warning", w.clone());
-            // Kept for the result's warnings and the summary, like every other warning.
-            self.run_warnings.lock().unwrap_or_else(|e| e.into_inner()).push(w);
-        }
-        let duration_ms = started.elapsed().as_millis() as u64;
-        self.with_progress(|p| {
-            if let Some(a) = p.attempts.last_mut() {
-                a.finished_at = Some(now_ts());
-                a.duration_ms = Some(duration_ms);
-                a.exit_code = exit.code;
-                a.error = failure.as_ref().map(from_failure);
-            }
-            p.turns = report.turns;
-            p.session_id = report.session_id.clone().or(p.session_id.take());
-            p.agent = None;
-        });
-        // progress.json is written next by whatever follows: a retry's wait, or the finish.
-        // The event goes out with the next one: the task's last event when it
-        // finishes (after result.json is flushed, a millisecond or so later), or
-        // before a retry's wait.
-        self.emit_soon(
-            "attempt_finished",
-            json!({
-                "attempt": n, "exit_code": exit.code, "signal": exit.signal, "duration_ms": duration_ms,
-                "error": failure.as_ref().map(|f| f.kind), "message": failure.as_ref().map(|f| f.message.clone()),
-                "turns": report.turns, "tool_calls": report.tool_calls, "cost_usd": report.cost_usd,
-                "stdout_bytes": exit.stdout_bytes, "stderr_bytes": exit.stderr_bytes,
-            }),
-        );
-        (report, failure, n)
-    }
-
-    /// Progress callback: `progress.json` and an `agent_progress` event, at most
-    /// once per `progress_interval`.
-    fn progress_fn(&self, attempt: u32) -> supervise::ProgressFn {
-        let shared = self.shared.clone();
-        let progress = self.progress.clone();
-        let path = self.claimed.dir.progress();
-        let id = self.id().to_string();
-        let every = shared.config.progress_interval.0;
-        let last: Mutex<Option<Instant>> = Mutex::new(None);
-        Arc::new(move |r: &AgentReport| {
-            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|t| t.elapsed() < every) {
-                return;
-            }
-            *last = Some(Instant::now());
-            let snapshot = {
-                let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
-                p.turns = r.turns;
-                p.tool_calls = r.tool_calls;
-                p.cost_usd = r.cost_usd.or(p.cost_usd);
-                // What `status` shows of the agent's last words: redacted like an event.
-                p.last_event = r.last_event.as_deref().map(|e| shared.redactor.redact(e).into_owned());
-                p.session_id = r.session_id.clone().or(p.session_id.take());
-                p.updated_at = Some(now_ts());
-                p.clone()
-            };
-            let _ = write_json_atomic(&path, &snapshot);
-            shared.events.emit(
-                "agent_progress",
-                Some(&id),
-                json!({"attempt": attempt, "turns": r.turns, "tool_calls": r.tool_calls, "cost_usd": r.cost_usd, "last_event": r.last_event}),
-            );
-        })
-    }
 }
 
-/// When a paused agent may run again: the CLI's reset time if it gave one
-/// (bounded to [1 s, 6 h] from now against clock trouble), else a backoff
-/// starting at a minute.
 /// Why `workdir` (canonical when the task was planned) no longer resolves to
 /// itself, if it does not.
 fn workdir_moved(workdir: &std::path::Path) -> Option<String> {
@@ -769,6 +546,9 @@ fn workdir_moved(workdir: &std::path::Path) -> Option<String> {
     }
 }
 
+/// When a paused agent may run again: the CLI's reset time if it gave one
+/// (bounded to [1 s, 6 h] from now against clock trouble), else a backoff
+/// starting at a minute.
 fn limit_until(resets_at: Option<i64>, waits: u32, plan: &Plan) -> SystemTime {
     let now = SystemTime::now();
     if let Some(epoch) = resets_at {
