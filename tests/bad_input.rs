@@ -306,9 +306,11 @@ mod unwritable {
         unsafe { libc::geteuid() == 0 }
     }
 
+    /// A tmpfs on `dir`, mode 0755 (its default, 1777, is writable by every user,
+    /// which the daemon refuses for its own folders).
     fn mount_tmpfs(dir: &Path, opts: &str) -> Option<Mount> {
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .args(["-t", "tmpfs", "-o", &format!("{opts},mode=0755"), "tmpfs"])
             .arg(dir)
             .stderr(std::process::Stdio::null())
             .status()
