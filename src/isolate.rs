@@ -1,4 +1,4 @@
-//! Isolated workspaces (issue 5): the agent works on a git worktree or a copy of
+//! Isolated workspaces: the agent works on a git worktree or a copy of
 //! the workdir, and the workdir itself is not touched.
 //!
 //! - **worktree** (the workdir is in a git repository): `git worktree add` on a

@@ -1,4 +1,4 @@
-//! Advisory checks of a finished run (issue 5): does the result look like the
+//! Advisory checks of a finished run: does the result look like the
 //! agent did what it was asked? Each finding is a `validation_warning` event and
 //! an entry in `result.json`'s `validation.warnings`; with `fail_on_validation`
 //! a successful run with findings fails as `validation_failed`.

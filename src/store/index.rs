@@ -1,7 +1,7 @@
 //! `results/index.json`: one row per finished task, a cache of the result files.
 //!
-//! Rewriting the whole index for every finished task makes a burst O(n²) (pueue's
-//! issue #573), so rows are collected and flushed in batches: the index is
+//! Rewriting the whole index for every finished task makes a burst O(n²) (pueue
+//! met the same with its state file), so rows are collected and flushed in batches: the index is
 //! current within a second, as the spec asks, and a burst of 1,000 tasks causes
 //! a handful of rewrites instead of 1,000.
 //!
