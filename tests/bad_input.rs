@@ -1,4 +1,4 @@
-//! The bad input catalogue (issue 4): one test per kind of bad file or bad
+//! The bad input catalogue: one test per kind of bad file or bad
 //! home. Each ends with a clear reason (and what to do), the daemon alive
 //! (a good task dropped beside the bad one still runs), and nothing lost (a
 //! rejected file is kept byte for byte in `inbox/rejected/`).

@@ -1,4 +1,4 @@
-//! What agents change, from git, and the validation of their results (issue 5):
+//! What agents change, from git, and the validation of their results:
 //! real git repositories in temp folders, the fake agents doing real edits.
 
 #![cfg(unix)]

@@ -1,4 +1,4 @@
-//! Guarded mode and isolation (issue 5), on real git repositories and plain
+//! Guarded mode and isolation, on real git repositories and plain
 //! folders, with the fake agent making real edits: the workdir is never
 //! touched, `changes.diff` holds exactly the edits, `apply` applies them or
 //! refuses a conflict whole, `clean` removes worktrees, and `mode: apply` with

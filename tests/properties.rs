@@ -1,4 +1,4 @@
-//! Property tests (issue 4's fuzzing): the task parser and the stream reader
+//! Property tests: the task parser and the stream reader
 //! take untrusted bytes, so no input may panic them, and what they accept must
 //! mean what it says. `cargo fuzz` needs a nightly compiler; proptest runs on
 //! stable, in CI, with shrinking and a regression file for every failure found

@@ -1,4 +1,4 @@
-//! Roles (issue 5): named presets for agent, tools (a ceiling), mode, limits and
+//! Roles: named presets for agent, tools (a ceiling), mode, limits and
 //! a prompt prefix; built-ins like the seed orchestrator's task types; `plan`
 //! and `config` show what a role resolves to.
 

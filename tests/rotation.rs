@@ -1,4 +1,4 @@
-//! Event log rotation under load (issue 4): many tasks, a tiny `rotate_bytes`,
+//! Event log rotation under load: many tasks, a tiny `rotate_bytes`,
 //! several writers (daemons) at once. Every line whole and valid, none lost
 //! (counted against what the tasks must have said), and `tail-events -f`
 //! sees every one of them as it is written, across every rotation.

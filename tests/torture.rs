@@ -1,4 +1,4 @@
-//! Torture (issue 4): daemons killed with SIGKILL at random moments, several
+//! Torture: daemons killed with SIGKILL at random moments, several
 //! daemons on one home, and an audit of everything they left behind.
 //!
 //! Short by default (it runs in CI); the long run is
