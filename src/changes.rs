@@ -87,7 +87,7 @@ pub fn snapshot(workdir: &Path, home: &Path) -> Option<Snapshot> {
         return None;
     }
     let top = PathBuf::from(trimmed(git(workdir, &["rev-parse", "--show-toplevel"])?));
-    let top = std::fs::canonicalize(&top).unwrap_or(top);
+    let top = crate::task::workdir::canonical(&top).unwrap_or(top);
     let head = git(&top, &["rev-parse", "-q", "--verify", "HEAD"]).map(trimmed);
     let status = git(
         &top,
@@ -99,7 +99,7 @@ pub fn snapshot(workdir: &Path, home: &Path) -> Option<Snapshot> {
             "--no-renames",
         ],
     )?;
-    let home = std::fs::canonicalize(home).unwrap_or_else(|_| home.to_path_buf());
+    let home = crate::task::workdir::canonical(home).unwrap_or_else(|_| home.to_path_buf());
     let mut entries: Vec<(String, String)> = Vec::new();
     for rec in status.split(|&b| b == 0).filter(|r| r.len() > 3) {
         let code = String::from_utf8_lossy(&rec[..2]).to_string();
@@ -124,7 +124,7 @@ pub fn snapshot(workdir: &Path, home: &Path) -> Option<Snapshot> {
 
 /// `path` relative to `top`, `/`-separated (`None` if it is not inside).
 fn relative(top: &Path, path: &Path) -> Option<String> {
-    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let path = crate::task::workdir::canonical(path).unwrap_or_else(|_| path.to_path_buf());
     crate::git::slash_path(top, &path)
 }
 

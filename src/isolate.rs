@@ -94,7 +94,7 @@ pub fn prepare(kind: Isolation, workdir: &Path, home: &Path, id: &str) -> Result
         Isolation::None => Err("no isolation asked for".into()),
         Isolation::Worktree => {
             let top = PathBuf::from(git::text(workdir, &["rev-parse", "--show-toplevel"])?.trim());
-            let top = std::fs::canonicalize(&top).unwrap_or(top);
+            let top = crate::task::workdir::canonical(&top).unwrap_or(top);
             let base = git::text(&top, &["rev-parse", "--verify", "HEAD"])
                 .map_err(|_| {
                     "the repository has no commit yet: a worktree needs one (commit once, or use isolation: copy)"

@@ -535,6 +535,7 @@ fn an_agent_cannot_forge_or_remove_its_own_record() {
 /// 254-byte name (twice) are rejected with their error.json; when rejected/
 /// cannot take a file it stays with one claim_failed event, and `--once` exits 1.
 /// When two rescans (1 s apart in the test config) will have happened.
+#[cfg(target_os = "linux")]
 fn rescans_after() -> std::time::Instant {
     static AT: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     *AT.get_or_init(|| std::time::Instant::now() + Duration::from_millis(2500))

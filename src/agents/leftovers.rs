@@ -169,7 +169,7 @@ pub fn find(_mark: Mark) -> Vec<i32> {
     Vec::new()
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(unix, not(target_os = "linux")))]
 fn find_where(_wanted: impl Fn(&[u8]) -> Option<bool>) -> Vec<i32> {
     Vec::new()
 }

@@ -88,7 +88,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         checks.push(check(
             "home permissions",
             problems.is_empty(),
-            if problems.is_empty() {
+            if problems.is_empty() && cfg!(windows) {
+                "not checked on Windows (ACLs are not read): keep the home's ACLs to its user".into()
+            } else if problems.is_empty() {
                 "only this user (and root) can change the home and the folders above it".into()
             } else {
                 problems.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join("; ")

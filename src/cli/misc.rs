@@ -21,8 +21,17 @@ pub fn create_sample(cli: &Cli, args: &SampleArgs) -> anyhow::Result<u8> {
         "claude" => {
             "---\ntitle: Sample - describe this folder\nagent: claude\nallowed_tools: [Read, Glob, Grep]\nmax_turns: 5\ntimeout: 10m\npriority: normal\n---\nList the files in this folder and describe in three sentences what the project is.\n"
         }
+        // A command the platform's shell has: `cmd /C` on Windows knows no `ls`.
+        "command" if cfg!(windows) => {
+            "---\ntitle: Sample - list the folder\nagent: command\ncommand: dir\ntimeout: 1m\n---\n"
+        }
         "command" => "---\ntitle: Sample - list the folder\nagent: command\ncommand: ls -la\ntimeout: 1m\n---\n",
-        other => return Err(UsageError(format!("no sample for agent `{other}`: use claude or command")).into()),
+        "cline" => {
+            "---\ntitle: Sample - describe this folder\nagent: cline\nmax_turns: 5\ntimeout: 10m\n---\nList the files in this folder and describe in three sentences what the project is.\n"
+        }
+        other => {
+            return Err(UsageError(format!("no sample for agent `{other}`: use claude, cline or command")).into());
+        }
     };
     std::fs::create_dir_all(home.inbox())?;
     let name = format!("sample-{}-{}.md", args.agent, &crate::ids::new_id("s")[18..26]);

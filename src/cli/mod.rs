@@ -135,7 +135,7 @@ impl Cli {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Run(_)) {
-        restore_sigpipe();
+        quiet_on_closed_pipe();
     }
     let result = match &cli.command {
         Command::Run(args) => run::run(&cli, args),
@@ -174,11 +174,26 @@ pub fn main() -> ExitCode {
 
 /// Reading verbs end quietly when their reader goes away (`orchestrator list | head`),
 /// like other Unix tools. Not the daemon: it writes prompts into agents' stdin,
-/// and an agent that exits early must not kill it.
-fn restore_sigpipe() {
+/// and an agent that exits early must not kill it. Unix: the default SIGPIPE.
+/// Windows has no SIGPIPE: a write to a closed pipe fails (os error 232), and
+/// `println!` panics on it; that one panic ends the process quietly instead.
+fn quiet_on_closed_pipe() {
     #[cfg(unix)]
     // SAFETY: resetting a signal disposition before any thread is started.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }

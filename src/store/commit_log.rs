@@ -173,13 +173,24 @@ pub fn retire(mut log: CommitLog, min_age: Duration) -> io::Result<()> {
 
 fn flush_files(paths: &[PathBuf]) -> io::Result<()> {
     for p in paths {
-        match File::open(p) {
+        match open_to_flush(p) {
             Ok(f) => f.sync_all()?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// Opens a file to flush it. Unix flushes through any descriptor; Windows
+/// (`FlushFileBuffers`) needs one with write access, and refuses a read-only
+/// one with "Access denied" (os error 5). Nothing is written through it.
+fn open_to_flush(path: &Path) -> io::Result<File> {
+    if cfg!(windows) {
+        File::options().write(true).open(path)
+    } else {
+        File::open(path)
+    }
 }
 
 /// What [`replay_dead`] did.

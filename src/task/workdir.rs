@@ -14,7 +14,7 @@ pub fn resolve(requested: Option<&str>, default: &Path, home: &Path, roots: &[Pa
         Some(w) => home.join(expand_tilde(Path::new(w))),
         None => default.to_path_buf(),
     };
-    let resolved = std::fs::canonicalize(&raw).map_err(|e| {
+    let resolved = canonical(&raw).map_err(|e| {
         Rejection::new(
             "workdir_missing",
             format!("workdir {} cannot be used: {e}", raw.display()),
@@ -34,7 +34,7 @@ pub fn resolve(requested: Option<&str>, default: &Path, home: &Path, roots: &[Pa
     let inside = roots.iter().any(|root| resolved.starts_with(root))
         || roots
             .iter()
-            .filter_map(|r| std::fs::canonicalize(r).ok())
+            .filter_map(|r| canonical(r).ok())
             .any(|root| resolved.starts_with(&root));
     if !inside {
         let list: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
@@ -50,6 +50,24 @@ pub fn resolve(requested: Option<&str>, default: &Path, home: &Path, roots: &[Pa
         ));
     }
     Ok(resolved)
+}
+
+/// `canonicalize`, without Windows' verbatim prefix where the plain form means
+/// the same (`\\?\C:\work` becomes `C:\work`): that is the path people and
+/// agents know, and the one recorded in plans and results.
+pub fn canonical(path: &Path) -> std::io::Result<PathBuf> {
+    let p = std::fs::canonicalize(path)?;
+    #[cfg(windows)]
+    {
+        let s = p.to_string_lossy();
+        if let Some(rest) = s.strip_prefix(r"\\?\")
+            && rest.as_bytes().get(1) == Some(&b':')
+            && rest.len() < 248
+        {
+            return Ok(PathBuf::from(rest));
+        }
+    }
+    Ok(p)
 }
 
 #[cfg(test)]

@@ -535,7 +535,7 @@ impl Runner {
 /// Why `workdir` (canonical when the task was planned) no longer resolves to
 /// itself, if it does not.
 fn workdir_moved(workdir: &std::path::Path) -> Option<String> {
-    match std::fs::canonicalize(workdir) {
+    match crate::task::workdir::canonical(workdir) {
         Ok(now) if now == workdir => None,
         Ok(now) => Some(format!(
             "the workdir {} now resolves to {}",
