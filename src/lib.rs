@@ -28,6 +28,7 @@ pub mod outcome;
 pub mod plan;
 pub mod queue;
 pub mod redact;
+pub mod service;
 pub mod store;
 pub mod task;
 pub mod validate;

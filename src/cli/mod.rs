@@ -14,6 +14,7 @@ mod misc;
 mod reindex;
 mod retry;
 mod run;
+mod service;
 mod show;
 mod stats;
 mod status;
@@ -81,6 +82,8 @@ pub enum Command {
     Clean(clean::Args),
     /// Check the home, config, agents, disk and daemons; each problem with a fix.
     Doctor(doctor::Args),
+    /// Run the daemon as a service: systemd (Linux), launchd (macOS).
+    Service(service::Args),
     /// Write a sample task into the inbox.
     CreateSample(misc::SampleArgs),
     /// Dry run: parse and plan a task file, show the exact command line; runs nothing.
@@ -154,6 +157,7 @@ pub fn main() -> ExitCode {
         Command::Stats(args) => stats::run(&cli, args),
         Command::Clean(args) => clean::run(&cli, args),
         Command::Doctor(args) => doctor::run(&cli, args),
+        Command::Service(args) => service::run(&cli, args),
         Command::CreateSample(args) => misc::create_sample(&cli, args),
         Command::Plan(args) => misc::plan(&cli, args),
         Command::Reindex => reindex::run(&cli),

@@ -242,7 +242,19 @@ pub struct Loaded {
 }
 
 /// Environment variables named `ORCHESTRATOR_*` that are not config keys.
-const NON_CONFIG_ENV: &[&str] = &["ORCHESTRATOR_HOME", "ORCHESTRATOR_LOG", "ORCHESTRATOR_CONFIG"];
+/// (An agent's own environment has the task's marks: an `orchestrator` command
+/// run by an agent must not read them as config keys.)
+const NON_CONFIG_ENV: &[&str] = &[
+    "ORCHESTRATOR_HOME",
+    "ORCHESTRATOR_LOG",
+    "ORCHESTRATOR_CONFIG",
+    "ORCHESTRATOR_TASK_ID",
+    "ORCHESTRATOR_ATTEMPT",
+    "ORCHESTRATOR_DAEMON_PID",
+    "ORCHESTRATOR_UNIT_DIR",
+    "ORCHESTRATOR_SYSTEMCTL",
+    "ORCHESTRATOR_LAUNCHCTL",
+];
 
 /// Loads the config for `home`: `file` (or `orchestrator.yaml` in the home if
 /// present), then `env` (pairs of `ORCHESTRATOR_*` variables), then `flags`
@@ -564,5 +576,18 @@ mod tests {
             let e = load_str(yaml, &[], &[]).expect_err(yaml).to_string();
             assert!(e.contains("must be more than 0"), "{yaml}: {e}");
         }
+    }
+
+    #[test]
+    fn an_agents_own_marks_are_not_config_keys() {
+        let env = [
+            ("ORCHESTRATOR_TASK_ID", "01abc-x"),
+            ("ORCHESTRATOR_ATTEMPT", "2"),
+            ("ORCHESTRATOR_DAEMON_PID", "7"),
+        ];
+        assert!(
+            load_str("", &env, &[]).is_ok(),
+            "an orchestrator run by an agent still loads its config"
+        );
     }
 }
