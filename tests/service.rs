@@ -80,6 +80,20 @@ fn install_status_and_uninstall_a_user_unit() {
 
     let status = service(&home, &f, &["status", "--user"]);
     assert_eq!(status.status.code(), Some(0), "{}", stdout(&status));
+    let mut doctor = home.cmd();
+    doctor.args(["doctor", "--json"]).env("ORCHESTRATOR_UNIT_DIR", &f.units);
+    let v: serde_json::Value = serde_json::from_slice(&doctor.output().unwrap().stdout).unwrap();
+    let line = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "service")
+        .cloned()
+        .unwrap();
+    assert!(
+        line["detail"].as_str().unwrap().contains(&name),
+        "doctor reports the service: {line}"
+    );
     assert!(stdout(&status).contains("running:   yes"), "{}", stdout(&status));
 
     let out = service(&home, &f, &["uninstall", "--user"]);

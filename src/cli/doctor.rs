@@ -208,6 +208,18 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     );
     c.level = "warn";
     checks.push(c);
+    let canonical_home = crate::task::workdir::canonical(home.root()).unwrap_or_else(|_| home.root().to_path_buf());
+    let mut c = match super::service::installed(&canonical_home, config.shutdown_grace.0) {
+        Some(file) => check("service", true, format!("installed: {}", file.display()), ""),
+        None => check(
+            "service",
+            true,
+            "not installed (the daemon runs when started by hand)".into(),
+            "",
+        ),
+    };
+    c.level = "info";
+    checks.push(c);
     let size = std::fs::metadata(home.events_log()).map(|m| m.len()).unwrap_or(0);
     checks.push(check(
         "event log",

@@ -267,6 +267,22 @@ impl Manager {
     }
 }
 
+/// Where this home's service definition is installed (user first), if it is;
+/// for `doctor`.
+pub(super) fn installed(home: &std::path::Path, shutdown_grace: std::time::Duration) -> Option<PathBuf> {
+    [true, false].into_iter().find_map(|user| {
+        let spec = Spec {
+            exe: PathBuf::new(),
+            home: home.to_path_buf(),
+            user_service: user,
+            run_as: None,
+            shutdown_grace,
+        };
+        let m = Manager::of_this_os(&spec);
+        (m.kind != Kind::Scm).then(|| m.file(&spec)).filter(|f| f.exists())
+    })
+}
+
 fn current_uid() -> u32 {
     #[cfg(unix)]
     {
