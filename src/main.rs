@@ -6,5 +6,13 @@ fn main() -> std::process::ExitCode {
     {
         orchestrator::agents::watchdog::run();
     }
+    // The Windows service process: handed to the Service Control Manager.
+    #[cfg(windows)]
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == orchestrator::service::scm::ARG)
+    {
+        orchestrator::service::scm::dispatch(std::env::args_os().collect());
+    }
     orchestrator::cli::main()
 }

@@ -136,7 +136,18 @@ impl Cli {
 
 /// Parses arguments, runs the verb, and maps errors to exit codes.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    ExitCode::from(run_with(std::env::args_os()))
+}
+
+/// [`main`] for given arguments (the Windows service runs the daemon this way).
+pub fn run_with(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { exit::USAGE } else { exit::OK };
+        }
+    };
     if !matches!(cli.command, Command::Run(_)) {
         quiet_on_closed_pipe();
     }
@@ -165,13 +176,13 @@ pub fn main() -> ExitCode {
         Command::Completions(args) => misc::completions(args),
     };
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             // Usage and config errors exit 2; anything else (I/O) means the command failed.
             let usage = e.downcast_ref::<common::UsageError>().is_some()
                 || e.downcast_ref::<crate::config::ConfigError>().is_some();
-            ExitCode::from(if usage { exit::USAGE } else { exit::FAILED })
+            if usage { exit::USAGE } else { exit::FAILED }
         }
     }
 }

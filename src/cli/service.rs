@@ -295,18 +295,60 @@ fn current_uid() -> u32 {
     }
 }
 
-/// Windows: the Service Control Manager's parameters are shown; registering
-/// the service is not built yet.
+/// Windows: the Service Control Manager (see `crate::service::scm`).
 fn scm(action: &Action, spec: &Spec) -> anyhow::Result<u8> {
     let p = crate::service::scm_params(spec);
-    if matches!(action, Action::Install(o) if o.dry_run) {
-        println!("would register the Windows service:\n{p:#?}");
+    if action.opts().dry_run {
+        println!("would {} the Windows service:\n{p:#?}", verb(action));
         return Ok(exit::OK);
     }
-    Err(UsageError(format!(
-        "the Windows service ({}) is not built yet: run `orchestrator --home {} run` (e.g. from Task Scheduler at logon), or see `service install --dry-run` for what it will register",
-        p.name,
-        spec.home.display()
-    ))
-    .into())
+    #[cfg(windows)]
+    {
+        use crate::service::scm;
+        let done = match action {
+            Action::Install(_) => scm::install(&p).map(|()| format!("installed and started {}", p.name)),
+            Action::Uninstall(_) => scm::uninstall(&p.name, p.stop_timeout).map(|()| format!("removed {}", p.name)),
+            Action::Start(_) => scm::start(&p.name).map(|()| format!("started {}", p.name)),
+            Action::Stop(_) => scm::stop(&p.name, p.stop_timeout).map(|()| format!("stopped {}", p.name)),
+            Action::Status(_) => {
+                println!("service:   {}", p.name);
+                println!("home:      {}", spec.home.display());
+                return Ok(match scm::state(&p.name) {
+                    Some(state) => {
+                        println!("installed: yes\nstate:     {state}");
+                        if state == "running" { exit::OK } else { exit::FAILED }
+                    }
+                    None => {
+                        println!("installed: no");
+                        exit::FAILED
+                    }
+                });
+            }
+        };
+        match done {
+            Ok(text) => {
+                println!("{text}");
+                Ok(exit::OK)
+            }
+            Err(why) => {
+                eprintln!("error: {why}");
+                Ok(exit::FAILED)
+            }
+        }
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = p;
+        unreachable!("the Service Control Manager is Windows'")
+    }
+}
+
+fn verb(action: &Action) -> &'static str {
+    match action {
+        Action::Install(_) => "register",
+        Action::Uninstall(_) => "remove",
+        Action::Start(_) => "start",
+        Action::Stop(_) => "stop",
+        Action::Status(_) => "query",
+    }
 }

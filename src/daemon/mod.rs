@@ -159,6 +159,15 @@ pub fn check_inbox_permissions(home: &Home) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A stop asked for from inside the process: the Windows service's control
+/// handler (stop, shutdown, preshutdown from the Service Control Manager).
+static STOP_REQUEST: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Asks a running daemon in this process to shut down gracefully, as SIGTERM does.
+pub fn request_shutdown() {
+    STOP_REQUEST.notify_one();
+}
+
 async fn shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
@@ -167,12 +176,15 @@ async fn shutdown_signal() -> &'static str {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => "interrupt",
             _ = term.recv() => "terminate",
+            _ = STOP_REQUEST.notified() => "service_stop",
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
-        "interrupt"
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "interrupt",
+            _ = STOP_REQUEST.notified() => "service_stop",
+        }
     }
 }
 

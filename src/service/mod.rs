@@ -10,8 +10,10 @@
 //! - macOS: a launchd property list (a LaunchAgent with `--user`, else a
 //!   LaunchDaemon), kept alive when it exits with an error.
 //! - Windows: a service of the Service Control Manager, started automatically
-//!   and restarted on failure (its parameters are rendered here; registering
-//!   it is not built yet).
+//!   and restarted on failure ([`scm`] registers and runs it).
+
+#[cfg(windows)]
+pub mod scm;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,0 +1,233 @@
+//! The Windows service, through the Service Control Manager.
+//!
+//! Installed as an own-process service started with Windows, restarted after
+//! a failure (5 s, 30 s, 2 min), running `orchestrator.exe __service NAME
+//! --home HOME`. That process hands itself to the SCM's dispatcher, which
+//! calls [`service_main`]: it reports Running, runs the daemon (the same code
+//! as `orchestrator run`), and on stop, shutdown or preshutdown asks the
+//! daemon for a graceful shutdown (running tasks are interrupted and run again
+//! at the next start), reporting StopPending with checkpoints until it is
+//! done. Logs go to the home's `logs/` as for every daemon.
+
+use super::ScmParams;
+use std::ffi::OsString;
+use std::time::Duration;
+use windows_service::service::{
+    ServiceAccess, ServiceAction, ServiceActionType, ServiceControl, ServiceControlAccept, ServiceErrorControl,
+    ServiceExitCode, ServiceFailureActions, ServiceFailureResetPeriod, ServiceInfo, ServiceStartType, ServiceState,
+    ServiceStatus, ServiceType,
+};
+use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
+use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
+use windows_service::{define_windows_service, service_dispatcher};
+
+/// The argument that makes this binary the service process.
+pub const ARG: &str = "__service";
+
+fn err(what: &str, e: windows_service::Error) -> String {
+    match std::error::Error::source(&e) {
+        Some(cause) => format!("{what}: {e}: {cause}"),
+        None => format!("{what}: {e}"),
+    }
+}
+
+fn manager(access: ServiceManagerAccess) -> Result<ServiceManager, String> {
+    ServiceManager::local_computer(None::<&str>, access).map_err(|e| {
+        err(
+            "cannot open the Service Control Manager (run this as an administrator)",
+            e,
+        )
+    })
+}
+
+/// Registers the service, sets its recovery actions, and starts it.
+pub fn install(p: &ScmParams) -> Result<(), String> {
+    let m = manager(ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE)?;
+    let mut arguments: Vec<OsString> = vec![ARG.into(), p.name.clone().into()];
+    arguments.extend(p.arguments.iter().take(2).map(OsString::from));
+    let info = ServiceInfo {
+        name: p.name.clone().into(),
+        display_name: p.display_name.clone().into(),
+        service_type: ServiceType::OWN_PROCESS,
+        start_type: if p.start_automatically {
+            ServiceStartType::AutoStart
+        } else {
+            ServiceStartType::OnDemand
+        },
+        error_control: ServiceErrorControl::Normal,
+        executable_path: p.executable.clone(),
+        launch_arguments: arguments,
+        dependencies: Vec::new(),
+        account_name: None,
+        account_password: None,
+    };
+    let service = m
+        .create_service(
+            &info,
+            ServiceAccess::CHANGE_CONFIG | ServiceAccess::START | ServiceAccess::QUERY_STATUS,
+        )
+        .map_err(|e| err("cannot register the service", e))?;
+    // Best effort: a description and recovery actions make it nicer, not work.
+    let _ = service.set_description(&p.description);
+    let _ = service.update_failure_actions(ServiceFailureActions {
+        reset_period: ServiceFailureResetPeriod::After(Duration::from_secs(24 * 3600)),
+        reboot_msg: None,
+        command: None,
+        actions: Some(
+            p.restart_after
+                .iter()
+                .map(|d| ServiceAction {
+                    action_type: ServiceActionType::Restart,
+                    delay: *d,
+                })
+                .collect(),
+        ),
+    });
+    let _ = service.set_failure_actions_on_non_crash_failures(true);
+    start_service(&service).map_err(|e| err("registered, but it did not start", e))
+}
+
+/// Starts `service`, again while the SCM says its database is locked (it is,
+/// for a moment, right after a change; Wine's SCM for longer).
+fn start_service(service: &windows_service::service::Service) -> windows_service::Result<()> {
+    const ERROR_SERVICE_DATABASE_LOCKED: i32 = 1055;
+    let mut tries = 0;
+    loop {
+        match service.start::<&str>(&[]) {
+            Err(windows_service::Error::Winapi(e))
+                if e.raw_os_error() == Some(ERROR_SERVICE_DATABASE_LOCKED) && tries < 60 =>
+            {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn open(name: &str, access: ServiceAccess) -> Result<windows_service::service::Service, String> {
+    manager(ServiceManagerAccess::CONNECT)?
+        .open_service(name, access)
+        .map_err(|e| err(&format!("no service {name}"), e))
+}
+
+/// Starts the installed service.
+pub fn start(name: &str) -> Result<(), String> {
+    start_service(&open(name, ServiceAccess::START)?).map_err(|e| err("cannot start the service", e))
+}
+
+/// Asks it to stop and waits (up to `timeout`) until it has.
+pub fn stop(name: &str, timeout: Duration) -> Result<(), String> {
+    let service = open(name, ServiceAccess::STOP | ServiceAccess::QUERY_STATUS)?;
+    let status = service.query_status().map_err(|e| err("cannot query the service", e))?;
+    if status.current_state != ServiceState::Stopped {
+        service.stop().map_err(|e| err("cannot stop the service", e))?;
+    }
+    let until = std::time::Instant::now() + timeout;
+    loop {
+        let s = service.query_status().map_err(|e| err("cannot query the service", e))?;
+        if s.current_state == ServiceState::Stopped {
+            return Ok(());
+        }
+        if std::time::Instant::now() > until {
+            return Err(format!("the service did not stop within {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Stops it if it runs, and removes it.
+pub fn uninstall(name: &str, timeout: Duration) -> Result<(), String> {
+    stop(name, timeout)?;
+    open(name, ServiceAccess::DELETE)?
+        .delete()
+        .map_err(|e| err("cannot remove the service", e))
+}
+
+/// Its state, or `None` when it is not installed.
+pub fn state(name: &str) -> Option<String> {
+    let s = open(name, ServiceAccess::QUERY_STATUS).ok()?.query_status().ok()?;
+    Some(format!("{:?}", s.current_state).to_lowercase())
+}
+
+define_windows_service!(ffi_service_main, service_main);
+
+/// The service process (`orchestrator.exe __service NAME --home HOME`): hands
+/// itself to the SCM, which calls [`service_main`]. Never returns.
+pub fn dispatch(args: Vec<OsString>) -> ! {
+    let name = args
+        .get(2)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // The SCM's own start-up arguments reach service_main; ours are here.
+    *LAUNCH.lock().unwrap_or_else(|e| e.into_inner()) = args;
+    let code = match service_dispatcher::start(&name, ffi_service_main) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!(
+                "error: not started by the Service Control Manager ({e}); use `orchestrator run` to run the daemon by hand"
+            );
+            2
+        }
+    };
+    std::process::exit(code)
+}
+
+static LAUNCH: std::sync::Mutex<Vec<OsString>> = std::sync::Mutex::new(Vec::new());
+
+fn service_main(_scm_arguments: Vec<OsString>) {
+    let args = LAUNCH.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let name = args
+        .get(2)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let handler = |control| match control {
+        ServiceControl::Stop | ServiceControl::Shutdown | ServiceControl::Preshutdown => {
+            STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
+            crate::daemon::request_shutdown();
+            ServiceControlHandlerResult::NoError
+        }
+        ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
+        _ => ServiceControlHandlerResult::NotImplemented,
+    };
+    let Ok(status) = service_control_handler::register(&name, handler) else {
+        return;
+    };
+    let report = |state, checkpoint, wait: Duration, code: u32| {
+        let _ = status.set_service_status(ServiceStatus {
+            service_type: ServiceType::OWN_PROCESS,
+            current_state: state,
+            controls_accepted: if state == ServiceState::Running {
+                ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN | ServiceControlAccept::PRESHUTDOWN
+            } else {
+                ServiceControlAccept::empty()
+            },
+            exit_code: ServiceExitCode::Win32(code),
+            checkpoint,
+            wait_hint: wait,
+            process_id: None,
+        });
+    };
+    report(ServiceState::Running, 0, Duration::ZERO, 0);
+    // The daemon, as `orchestrator --home HOME run`, on a thread; this one tells
+    // the SCM how the stop goes.
+    let mut cli_args: Vec<OsString> = vec!["orchestrator".into()];
+    cli_args.extend(args.iter().skip(3).cloned());
+    cli_args.push("run".into());
+    let daemon = std::thread::spawn(move || crate::cli::run_with(cli_args));
+    let mut checkpoint = 0;
+    let code = loop {
+        if daemon.is_finished() {
+            break daemon.join().map(u32::from).unwrap_or(1);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        if STOPPING.load(std::sync::atomic::Ordering::Relaxed) {
+            checkpoint += 1;
+            report(ServiceState::StopPending, checkpoint, Duration::from_secs(5), 0);
+        }
+    };
+    report(ServiceState::Stopped, 0, Duration::ZERO, code);
+}
+
+/// Set once a stop was asked for, to report StopPending while the daemon stops.
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
