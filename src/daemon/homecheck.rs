@@ -99,3 +99,51 @@ pub fn identity(dir: &Path) -> Option<(u64, u64, u32)> {
         None
     }
 }
+
+/// The home's folders must not be changeable by other users: one that every
+/// user can write stops any daemon, another user's folder stops a daemon
+/// running as root (and is a warning otherwise: a home may be shared on purpose).
+pub fn check_at_start(home: &Home) -> anyhow::Result<()> {
+    let problems = problems(home);
+    let text = |only_anyone: bool| {
+        problems
+            .iter()
+            .filter(|p| p.anyone || !only_anyone)
+            .map(|p| p.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    if problems.iter().any(|p| p.anyone) {
+        anyhow::bail!(
+            "other users can change this home, so anyone could run agents as you:\n{}",
+            text(true)
+        );
+    }
+    if !problems.is_empty() {
+        if running_as_root() {
+            anyhow::bail!(
+                "other users can change this home, and the daemon runs as root:\n{}",
+                text(false)
+            );
+        }
+        tracing::warn!(
+            "other users can change this home (agents run as you on what lands in its inbox):\n{}",
+            text(false)
+        );
+    }
+    Ok(())
+}
+
+/// Running as root: tasks are taken only from the home's owner (and root).
+pub fn owner_only(home: &std::path::Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            return std::fs::metadata(home).ok().map(|m| m.uid());
+        }
+    }
+    let _ = home;
+    None
+}

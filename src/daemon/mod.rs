@@ -77,20 +77,6 @@ impl RunSummary {
     }
 }
 
-/// Running as root: tasks are taken only from the home's owner (and root).
-fn root_owner_rule(home: &std::path::Path) -> Option<u32> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
-            return std::fs::metadata(home).ok().map(|m| m.uid());
-        }
-    }
-    let _ = home;
-    None
-}
-
 /// A file that should have been rejected stays in the inbox: a `claim_failed`
 /// event says why and what to do, once per file (it is judged again at every
 /// rescan, and fails the same way until someone fixes the cause).
@@ -121,42 +107,6 @@ pub fn hostname() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
-}
-
-/// Refuses an inbox anyone may write to: whoever can drop a file there can run
-/// an agent with this user's rights.
-/// The home's folders must not be changeable by other users: one that every
-/// user can write stops any daemon, another user's folder stops a daemon
-/// running as root (and is a warning otherwise: a home may be shared on purpose).
-pub fn check_inbox_permissions(home: &Home) -> anyhow::Result<()> {
-    let problems = homecheck::problems(home);
-    let text = |only_anyone: bool| {
-        problems
-            .iter()
-            .filter(|p| p.anyone || !only_anyone)
-            .map(|p| p.text.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    if problems.iter().any(|p| p.anyone) {
-        anyhow::bail!(
-            "other users can change this home, so anyone could run agents as you:\n{}",
-            text(true)
-        );
-    }
-    if !problems.is_empty() {
-        if homecheck::running_as_root() {
-            anyhow::bail!(
-                "other users can change this home, and the daemon runs as root:\n{}",
-                text(false)
-            );
-        }
-        tracing::warn!(
-            "other users can change this home (agents run as you on what lands in its inbox):\n{}",
-            text(false)
-        );
-    }
-    Ok(())
 }
 
 /// A stop asked for from inside the process: the Windows service's control
@@ -218,7 +168,7 @@ fn sweep_stray_temps(home: &Home) {
 pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result<RunSummary> {
     home.ensure_layout()
         .with_context(|| format!("cannot create the folders of {}", home.root().display()))?;
-    check_inbox_permissions(&home)?;
+    homecheck::check_at_start(&home)?;
     let config = Arc::new(loaded.config);
     // Secret values of the daemon's environment and of agents.<name>.env never reach events or summaries.
     let redactor = crate::redact::Redactor::new(config.agents.values().flat_map(|a| a.env.clone()));
@@ -285,7 +235,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         home: home.root().to_path_buf(),
         default_workdir: config.default_workdir(home.root()),
         allowed_roots: config.allowed_roots(home.root()),
-        owner_only: root_owner_rule(home.root()),
+        owner_only: homecheck::owner_only(home.root()),
     };
     let mut intake = Intake::new(
         home.inbox(),
