@@ -490,9 +490,10 @@ fn a_sigkill_of_the_daemons_whole_group_still_stops_every_agent_process() {
     // SAFETY: kill(2) of the group this test started.
     unsafe { libc::kill(-(daemon.id() as i32), libc::SIGKILL) };
     let _ = daemon.wait();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !marked(&home).is_empty() {
-        if Instant::now() > deadline {
+    wait_until_or(
+        Duration::from_secs(20),
+        || marked(&home).is_empty(),
+        || {
             let left: Vec<String> = marked(&home)
                 .into_iter()
                 .map(|(pid, cmd)| {
@@ -500,13 +501,12 @@ fn a_sigkill_of_the_daemons_whole_group_still_stops_every_agent_process() {
                     format!("{pid} {cmd} [{stat}]")
                 })
                 .collect();
-            panic!(
+            format!(
                 "still running: {left:?}; watchdog {watchdog:?} alive: {:?}",
                 watchdog.map(alive)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+            )
+        },
+    );
 }
 
 #[cfg(target_os = "linux")]

@@ -3,8 +3,10 @@
 //! scripted model API) read by the bridge's reader, field by field, and
 //! classified as the daemon would.
 
+mod common;
+use common::read_stream;
 use orchestrator::agents::cline::ClineReader;
-use orchestrator::agents::supervise::{Exit, LineSplitter, Piece};
+use orchestrator::agents::supervise::Exit;
 use orchestrator::agents::{AgentReport, LiveLimits, OutputReader, claude::ClaudeReader};
 use orchestrator::config::AgentKind;
 use orchestrator::outcome::{ErrorKind, Failure, Retry, classify};
@@ -17,26 +19,13 @@ fn recorded(dir: &str, name: &str, ext: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// A recorded run read in chunks of `chunk` bytes through the supervisor's splitter.
+/// A recorded run read in chunks of `chunk` bytes, as the daemon reads it.
 fn read(agent: AgentKind, bytes: &[u8], chunk: usize) -> AgentReport {
-    let mut reader: Box<dyn OutputReader> = match agent {
+    let reader: Box<dyn OutputReader> = match agent {
         AgentKind::Cline => Box::new(ClineReader::new(LiveLimits::default())),
         _ => Box::new(ClaudeReader::default()),
     };
-    let mut split = LineSplitter::new(1 << 20);
-    for part in bytes.chunks(chunk) {
-        split.push(part, |p| match p {
-            Piece::Line(l) => {
-                let out = reader.on_line(l);
-                assert!(out.stop.is_none(), "a real run without limits is never stopped");
-            }
-            Piece::Oversized => reader.on_oversized_line(),
-        });
-    }
-    if let Some(tail) = split.finish() {
-        reader.on_partial_tail(&tail);
-    }
-    reader.into_report()
+    read_stream(reader, bytes, chunk)
 }
 
 /// The run `name` of `dir`: its report (the same in any chunking) and its class.

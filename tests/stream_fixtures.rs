@@ -1,8 +1,10 @@
 //! Every recorded real Claude Code stream (tests/data/agent-output/) read by the
 //! Claude reader, field by field, and classified.
 
-use orchestrator::agents::supervise::{Exit, LineSplitter, Piece};
-use orchestrator::agents::{AgentReport, OutputReader, claude::ClaudeReader};
+mod common;
+use common::read_stream;
+use orchestrator::agents::supervise::Exit;
+use orchestrator::agents::{AgentReport, claude::ClaudeReader};
 use orchestrator::config::AgentKind;
 use orchestrator::outcome::{ErrorKind, Retry, classify};
 
@@ -12,21 +14,7 @@ fn fixture(name: &str) -> Vec<u8> {
 
 /// Reads `bytes` through the same line splitter the supervisor uses, in chunks of `chunk` bytes.
 fn read(bytes: &[u8], chunk: usize) -> AgentReport {
-    let mut reader: Box<dyn OutputReader> = Box::new(ClaudeReader::default());
-    let mut split = LineSplitter::new(1 << 20);
-    for part in bytes.chunks(chunk) {
-        split.push(part, |p| match p {
-            Piece::Line(l) => {
-                let out = reader.on_line(l);
-                assert!(out.stop.is_none(), "a real stream never asks to be stopped");
-            }
-            Piece::Oversized => reader.on_oversized_line(),
-        });
-    }
-    if let Some(tail) = split.finish() {
-        reader.on_partial_tail(&tail);
-    }
-    reader.into_report()
+    read_stream(Box::new(ClaudeReader::default()), bytes, chunk)
 }
 
 fn read_all(name: &str) -> AgentReport {

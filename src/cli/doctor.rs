@@ -169,45 +169,23 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         },
         fix: None,
     });
-    let stale = orphans(&home);
-    let mut c = check(
+    checks.push(listing(
         "stale task folders",
-        stale.is_empty(),
-        if stale.is_empty() {
-            "none".into()
-        } else {
-            format!(
-                "{} without result or owner: {}",
-                stale.len(),
-                stale.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-            )
-        },
+        &orphans(&home),
+        "none",
+        "without result or owner",
         "start a daemon: it takes them over and runs them again",
-    );
-    c.level = "warn";
-    checks.push(c);
+    ));
     // Files a live daemon should have taken long ago: a claim or a rejection
     // that keeps failing (its `claim_failed` event says why).
-    let stuck = stuck_in_inbox(
-        &home,
-        config.rescan_interval.0 * 10 + std::time::Duration::from_secs(60),
-    );
-    let mut c = check(
+    let stuck_after = config.rescan_interval.0 * 10 + std::time::Duration::from_secs(60);
+    checks.push(listing(
         "inbox",
-        stuck.is_empty(),
-        if stuck.is_empty() {
-            "nothing waiting longer than it should".into()
-        } else {
-            format!(
-                "{} file(s) waiting for over a minute: {}",
-                stuck.len(),
-                stuck.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-            )
-        },
+        &stuck_in_inbox(&home, stuck_after),
+        "nothing waiting longer than it should",
+        "file(s) waiting for over a minute",
         "see why with `orchestrator tail-events --event claim_failed` (no daemon running? results/ or inbox/rejected/ not writable?)",
-    );
-    c.level = "warn";
-    checks.push(c);
+    ));
     let canonical_home = crate::task::workdir::canonical(home.root()).unwrap_or_else(|_| home.root().to_path_buf());
     let mut c = match super::service::installed(&canonical_home, config.shutdown_grace.0) {
         Some(file) => check("service", true, format!("installed: {}", file.display()), ""),
@@ -303,6 +281,18 @@ fn free_bytes(path: &std::path::Path) -> Option<u64> {
         let _ = path;
         None
     }
+}
+
+/// A warning that lists what it found (the first five), or says `none`.
+fn listing(name: &str, found: &[String], none: &str, what: &str, fix: &str) -> Check {
+    let detail = if found.is_empty() {
+        none.to_string()
+    } else {
+        format!("{} {what}: {}", found.len(), found[..found.len().min(5)].join(", "))
+    };
+    let mut c = check(name, found.is_empty(), detail, fix);
+    c.level = "warn";
+    c
 }
 
 /// Inbox files (not in its subfolders, not ignored names) unchanged for longer

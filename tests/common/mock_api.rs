@@ -423,6 +423,7 @@ fn openai_stream(conn: &mut TcpStream, model: &str, reply: Reply) -> std::io::Re
         Reply::Slow { pieces, delay } => {
             for (i, p) in pieces.iter().enumerate() {
                 if i > 0 {
+                    // The scripted model's pace, not a test wait.
                     std::thread::sleep(delay);
                 }
                 sse(conn, None, &chunk(json!({"content": p}), None))?;

@@ -169,12 +169,44 @@ pub fn wait_output(mut child: Child, limit: Duration) -> Output {
 }
 
 /// Polls `cond` until it holds or `limit` passes.
-pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub fn wait_until(limit: Duration, what: &str, cond: impl FnMut() -> bool) {
+    wait_until_or(limit, cond, || format!("timed out waiting for {what}"));
+}
+
+/// [`wait_until`], failing with what `why` says at the deadline (what is still
+/// there, say).
+pub fn wait_until_or(limit: Duration, mut cond: impl FnMut() -> bool, why: impl FnOnce() -> String) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        if start.elapsed() >= limit {
+            panic!("{}", why());
+        }
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// Reads `bytes` through `reader` with the supervisor's line splitter, in
+/// chunks of `chunk` bytes, as the daemon reads an agent's stdout.
+pub fn read_stream(
+    mut reader: Box<dyn orchestrator::agents::OutputReader>,
+    bytes: &[u8],
+    chunk: usize,
+) -> orchestrator::agents::AgentReport {
+    use orchestrator::agents::supervise::{LineSplitter, Piece};
+    let mut split = LineSplitter::new(1 << 20);
+    for part in bytes.chunks(chunk) {
+        split.push(part, |p| match p {
+            Piece::Line(l) => {
+                let out = reader.on_line(l);
+                assert!(out.stop.is_none(), "a recorded run without limits is never stopped");
+            }
+            Piece::Oversized => reader.on_oversized_line(),
+        });
+    }
+    if let Some(tail) = split.finish() {
+        reader.on_partial_tail(&tail);
+    }
+    reader.into_report()
 }
 
 pub fn stderr(o: &Output) -> String {
