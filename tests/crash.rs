@@ -555,3 +555,44 @@ fn a_watchdog_killed_by_an_agent_is_replaced_with_the_running_agents() {
         );
     }
 }
+
+/// Every run a daemon's end cuts short is told once: by the daemon itself when
+/// it stops gracefully, else by the daemon that takes the task over, even when
+/// the one that took it over before was killed before its run said anything.
+#[test]
+fn each_cut_short_run_has_one_task_interrupted_event() {
+    let home = TestHome::new();
+    // Silent for its first two attempts (as a real agent is for its first second).
+    home.drop_task(
+        "job.yaml",
+        "agent: command\ncommand: 'if [ \"$ORCHESTRATOR_ATTEMPT\" -lt 3 ]; then sleep 30; fi; echo done'\n",
+    );
+    let first = home.spawn_daemon();
+    let started = |n: u32| move |home: &TestHome| home.events_of("attempt_started").iter().any(|e| e["attempt"] == n);
+    wait_until(Duration::from_secs(20), "the first attempt", || started(1)(&home));
+    sigterm(first.id());
+    wait_output(first, Duration::from_secs(20));
+    assert_eq!(home.events_of("task_interrupted").len(), 1, "the stop told it");
+
+    // The next daemon runs it again and is killed while its agent is silent.
+    let mut second = home.spawn_daemon();
+    wait_until(Duration::from_secs(20), "the second attempt", || started(2)(&home));
+    kill9(second.id());
+    let _ = second.wait();
+
+    let out = home.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(home.result_of("job.yaml")["status"], "succeeded");
+    let told: Vec<(Value, Value)> = home
+        .events_of("task_interrupted")
+        .iter()
+        .map(|e| (e["reason"].clone(), e["attempt"].clone()))
+        .collect();
+    assert_eq!(
+        told,
+        vec![
+            (Value::from("daemon_shutdown"), Value::from(1)),
+            (Value::from("daemon_died"), Value::from(2))
+        ]
+    );
+}

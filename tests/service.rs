@@ -125,3 +125,29 @@ fn a_service_manager_that_is_not_running_is_said_with_what_to_do() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_broken_config_stops_an_install_but_not_a_status_or_an_uninstall() {
+    let home = TestHome::new();
+    let f = fake();
+    let good = std::fs::read_to_string(home.path.join("orchestrator.yaml")).unwrap();
+    std::fs::write(home.path.join("orchestrator.yaml"), "max_concurent: 2\n").unwrap();
+    let out = service(&home, &f, &["install", "--user"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("max_concurent"), "{}", stderr(&out));
+    assert!(!f.units.exists(), "nothing installed");
+
+    std::fs::write(home.path.join("orchestrator.yaml"), good).unwrap();
+    assert!(service(&home, &f, &["install", "--user"]).status.success());
+    std::fs::write(home.path.join("orchestrator.yaml"), "max_concurent: 2\n").unwrap();
+    let status = service(&home, &f, &["status", "--user"]);
+    assert!(
+        stdout(&status).contains(&format!("installed: {}", f.units.display())),
+        "{}{}",
+        stdout(&status),
+        stderr(&status)
+    );
+    let out = service(&home, &f, &["uninstall", "--user"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(&f.units).unwrap().count(), 0, "the unit is gone");
+}

@@ -139,8 +139,14 @@ pub fn main() -> ExitCode {
     ExitCode::from(run_with(std::env::args_os()))
 }
 
-/// [`main`] for given arguments (the Windows service runs the daemon this way).
+/// [`main`] for given arguments.
 pub fn run_with(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
+    run_reporting(args, |error| eprintln!("error: {error}"))
+}
+
+/// [`run_with`], handing the error that ends a verb to `report` (the Windows
+/// service, which has no stderr, puts it in the event log).
+pub fn run_reporting(args: impl IntoIterator<Item = std::ffi::OsString>, report: impl FnOnce(&str)) -> u8 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -178,7 +184,7 @@ pub fn run_with(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            report(&format!("{e:#}"));
             // Usage and config errors exit 2; anything else (I/O) means the command failed.
             let usage = e.downcast_ref::<common::UsageError>().is_some()
                 || e.downcast_ref::<crate::config::ConfigError>().is_some();

@@ -58,10 +58,15 @@ impl Action {
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let home = cli.home()?;
-    let config = cli
-        .load_config(&home, &[])
-        .map_err(|e| UsageError(e.to_string()))?
-        .config;
+    // Install refuses a config the daemon would refuse. The other actions work
+    // whatever the config says: a broken one must not keep a service from
+    // being stopped, removed or looked at (nor its daemon from saying why it
+    // did not start).
+    let config = match cli.load_config(&home, &[]) {
+        Ok(loaded) => loaded.config,
+        Err(e) if matches!(args.action, Action::Install(_)) => return Err(UsageError(e.to_string()).into()),
+        Err(_) => crate::config::Config::default(),
+    };
     let opts = args.action.opts();
     let home_path = crate::task::workdir::canonical(home.root()).unwrap_or_else(|_| home.root().to_path_buf());
     let spec = Spec {
@@ -314,8 +319,11 @@ fn scm(action: &Action, spec: &Spec) -> anyhow::Result<u8> {
                 println!("service:   {}", p.name);
                 println!("home:      {}", spec.home.display());
                 return Ok(match scm::state(&p.name) {
-                    Some(state) => {
+                    Some((state, why)) => {
                         println!("installed: yes\nstate:     {state}");
+                        if let Some(why) = why {
+                            println!("stopped:   {why}");
+                        }
                         if state == "running" { exit::OK } else { exit::FAILED }
                     }
                     None => {

@@ -118,6 +118,15 @@ pub fn request_shutdown() {
     STOP_REQUEST.notify_one();
 }
 
+/// Set once a daemon in this process is up (registered, watching its inbox):
+/// the Windows service reports Running then, not before.
+static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a daemon in this process has got as far as watching its inbox.
+pub fn has_started() -> bool {
+    STARTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 async fn shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
@@ -229,6 +238,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     let watcher = watch::start(&home.inbox(), config.watch, config.rescan_interval.0, hint_tx)
         .with_context(|| format!("cannot watch {}", home.inbox().display()))?;
     tracing::info!(inbox = %home.inbox().display(), mode = ?watcher.mode, "watching");
+    STARTED.store(true, std::sync::atomic::Ordering::Relaxed);
 
     let rules = Rules {
         limits: config.task_limits(),
@@ -260,25 +270,18 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
             Ok(orphans) => {
                 for o in orphans {
                     let mut progress = o.progress.unwrap_or_default();
-                    let already_reported = progress.status == Some(Status::Interrupted);
-                    if let Some(a) = progress.attempts.last_mut()
-                        && a.finished_at.is_none()
-                    {
-                        a.finished_at = Some(crate::events::now_ts());
-                        a.error = Some(crate::store::record::ErrorInfo {
-                            kind: "interrupted".into(),
-                            message: "the daemon running this attempt died".into(),
-                            suggestion: crate::outcome::ErrorKind::Interrupted.suggestion().into(),
-                        });
-                    }
-                    if !already_reported {
+                    if let Some(attempt) = recovery::close_cut_short_run(&mut progress) {
                         events.emit(
                             "task_interrupted",
                             Some(&o.claimed.id),
-                            json!({"reason": "daemon_died", "attempt": progress.attempts.len(), "killed_leftover": o.killed_leftover, "recovered_by": worker}),
+                            json!({"reason": "daemon_died", "attempt": attempt, "killed_leftover": o.killed_leftover, "recovered_by": worker}),
                         );
+                        // Kept at once: if this daemon dies too before its own run
+                        // says anything, the next one must not tell this death again.
+                        if let Err(e) = crate::store::atomic::write_json_atomic(&o.claimed.dir.progress(), &progress) {
+                            tracing::warn!(task = %o.claimed.id, error = %e, "could not write progress.json");
+                        }
                     }
-                    progress.status = Some(Status::Interrupted);
                     spawn(
                         tasks,
                         stops,

@@ -15,7 +15,7 @@ use crate::events::EventLog;
 use crate::plan::Plan;
 use crate::store::atomic::remove_stray_temps;
 use crate::store::lock::OwnerRecord;
-use crate::store::record::{ProgressRecord, ResultRecord};
+use crate::store::record::{ProgressRecord, ResultRecord, Status};
 use crate::store::{Home, TaskDir, lock};
 use serde_json::json;
 use std::collections::HashSet;
@@ -122,6 +122,32 @@ pub fn take_over_orphans(home: &Home) -> std::io::Result<Vec<Orphan>> {
     Ok(out)
 }
 
+/// Ends the record of a run that a dead daemon cut short, and says which
+/// attempt to report as interrupted; `None` when there is nothing new to tell.
+///
+/// A run is cut short when its last attempt never finished (the attempt is
+/// recorded in `owner.lock` before its agent starts, so this holds even when
+/// the daemon died before `progress.json` said anything of it). A task whose
+/// last attempt finished and whose status is `interrupted` was told already:
+/// by the daemon that stopped gracefully, or by the one that took it over
+/// before and died before running it again. Anything else (a daemon that died
+/// in a backoff, or between the claim and the first attempt) is told once.
+pub fn close_cut_short_run(progress: &mut ProgressRecord) -> Option<u32> {
+    let cut = progress.attempts.last().is_some_and(|a| a.finished_at.is_none());
+    let told = !cut && progress.status == Some(Status::Interrupted);
+    if let Some(a) = progress.attempts.last_mut().filter(|_| cut) {
+        a.finished_at = Some(crate::events::now_ts());
+        a.error = Some(crate::store::record::ErrorInfo {
+            kind: "interrupted".into(),
+            message: "the daemon running this attempt died".into(),
+            suggestion: crate::outcome::ErrorKind::Interrupted.suggestion().into(),
+        });
+    }
+    progress.status = Some(Status::Interrupted);
+    progress.agent = None;
+    (!told).then_some(progress.attempts.len() as u32)
+}
+
 /// Adds what `owner.lock` knows to `progress.json`'s record: the attempt that was
 /// running and its agent, which reach the lock file as the agent starts, before
 /// `progress.json` is written (if it ever was: short runs never write it).
@@ -202,3 +228,62 @@ pub fn announce_lost_finishes(home: &Home, events: &EventLog, ids: &[String]) ->
 }
 
 const FINAL_EVENTS: [&str; 3] = ["task_succeeded", "task_failed", "task_cancelled"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::record::AttemptRecord;
+
+    fn attempt(n: u32, finished: bool) -> AttemptRecord {
+        AttemptRecord {
+            n,
+            step: 1,
+            started_at: "2026-11-30T00:00:00.000Z".into(),
+            finished_at: finished.then(|| "2026-11-30T00:00:01.000Z".into()),
+            duration_ms: None,
+            exit_code: None,
+            error: None,
+        }
+    }
+
+    fn record(status: Option<Status>, attempts: Vec<AttemptRecord>) -> ProgressRecord {
+        ProgressRecord {
+            status,
+            attempts,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_attempt_that_never_finished_is_told_and_closed() {
+        let mut p = record(Some(Status::Running), vec![attempt(1, false)]);
+        assert_eq!(close_cut_short_run(&mut p), Some(1));
+        assert!(p.attempts[0].finished_at.is_some());
+        assert_eq!(p.attempts[0].error.as_ref().unwrap().kind, "interrupted");
+        assert_eq!(p.status, Some(Status::Interrupted));
+        // Told once: the next takeover (this daemon died too, before running it) says nothing.
+        assert_eq!(close_cut_short_run(&mut p), None);
+    }
+
+    #[test]
+    fn a_new_attempt_after_an_interruption_already_told_is_told_again() {
+        // A graceful stop told attempt 1; the next daemon started attempt 2 and died.
+        let mut p = record(Some(Status::Interrupted), vec![attempt(1, true), attempt(2, false)]);
+        assert_eq!(close_cut_short_run(&mut p), Some(2));
+    }
+
+    #[test]
+    fn a_death_outside_any_attempt_is_told_unless_already_told() {
+        // Died in a backoff, or between the claim and the first attempt.
+        assert_eq!(
+            close_cut_short_run(&mut record(Some(Status::Running), vec![attempt(1, true)])),
+            Some(1)
+        );
+        assert_eq!(close_cut_short_run(&mut record(None, vec![])), Some(0));
+        // A graceful stop told it already.
+        assert_eq!(
+            close_cut_short_run(&mut record(Some(Status::Interrupted), vec![attempt(1, true)])),
+            None
+        );
+    }
+}

@@ -84,11 +84,41 @@ pub fn install(p: &ScmParams) -> Result<(), String> {
         ),
     });
     let _ = service.set_failure_actions_on_non_crash_failures(true);
-    start_service(&service).map_err(|e| err("registered, but it did not start", e))
+    start_service(&service).map_err(|e| err("registered, but it did not start", e))?;
+    until_started(&service)
 }
 
-/// Starts `service`, again while the SCM says its database is locked (it is,
-/// for a moment, right after a change; Wine's SCM for longer).
+/// Waits (up to a minute) until a service just started is Running, and says
+/// why when it stopped instead: its daemon refused to start.
+fn until_started(service: &windows_service::service::Service) -> Result<(), String> {
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = service.query_status().map_err(|e| err("cannot query the service", e))?;
+        match s.current_state {
+            ServiceState::Running => return Ok(()),
+            ServiceState::Stopped => return Err(stopped_because(&s.exit_code)),
+            _ if std::time::Instant::now() > until => {
+                return Err(
+                    "the service has not reported Running within a minute; see `orchestrator service status`".into(),
+                );
+            }
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// What a stopped service's exit code says.
+pub fn stopped_because(code: &ServiceExitCode) -> String {
+    match code {
+        ServiceExitCode::Win32(0) => "it stopped".into(),
+        ServiceExitCode::ServiceSpecific(2) => "its daemon did not start (exit code 2: the config or the home is wrong); the reason is in the Windows event log (Application, source orchestrator), and `orchestrator doctor` or `orchestrator run` on the same home shows it too".into(),
+        ServiceExitCode::ServiceSpecific(n) => format!("its daemon stopped with exit code {n}; the reason is in the Windows event log (Application, source orchestrator)"),
+        ServiceExitCode::Win32(n) => format!("it stopped with Windows error {n}"),
+    }
+}
+
+/// Starts `service`, again while the SCM says its database is locked (another
+/// service is being started: at boot, or while Wine sets up a new prefix).
 fn start_service(service: &windows_service::service::Service) -> windows_service::Result<()> {
     const ERROR_SERVICE_DATABASE_LOCKED: i32 = 1055;
     let mut tries = 0;
@@ -111,9 +141,11 @@ fn open(name: &str, access: ServiceAccess) -> Result<windows_service::service::S
         .map_err(|e| err(&format!("no service {name}"), e))
 }
 
-/// Starts the installed service.
+/// Starts the installed service and waits until it runs.
 pub fn start(name: &str) -> Result<(), String> {
-    start_service(&open(name, ServiceAccess::START)?).map_err(|e| err("cannot start the service", e))
+    let service = open(name, ServiceAccess::START | ServiceAccess::QUERY_STATUS)?;
+    start_service(&service).map_err(|e| err("cannot start the service", e))?;
+    until_started(&service)
 }
 
 /// Asks it to stop and waits (up to `timeout`) until it has.
@@ -144,10 +176,12 @@ pub fn uninstall(name: &str, timeout: Duration) -> Result<(), String> {
         .map_err(|e| err("cannot remove the service", e))
 }
 
-/// Its state, or `None` when it is not installed.
-pub fn state(name: &str) -> Option<String> {
+/// Its state and, when stopped, why; `None` when it is not installed.
+pub fn state(name: &str) -> Option<(String, Option<String>)> {
     let s = open(name, ServiceAccess::QUERY_STATUS).ok()?.query_status().ok()?;
-    Some(format!("{:?}", s.current_state).to_lowercase())
+    let why = (s.current_state == ServiceState::Stopped && s.exit_code != ServiceExitCode::Win32(0))
+        .then(|| stopped_because(&s.exit_code));
+    Some((format!("{:?}", s.current_state).to_lowercase(), why))
 }
 
 define_windows_service!(ffi_service_main, service_main);
@@ -193,7 +227,7 @@ fn service_main(_scm_arguments: Vec<OsString>) {
     let Ok(status) = service_control_handler::register(&name, handler) else {
         return;
     };
-    let report = |state, checkpoint, wait: Duration, code: u32| {
+    let report = |state, checkpoint, wait: Duration, exit_code| {
         let _ = status.set_service_status(ServiceStatus {
             service_type: ServiceType::OWN_PROCESS,
             current_state: state,
@@ -202,31 +236,85 @@ fn service_main(_scm_arguments: Vec<OsString>) {
             } else {
                 ServiceControlAccept::empty()
             },
-            exit_code: ServiceExitCode::Win32(code),
+            exit_code,
             checkpoint,
             wait_hint: wait,
             process_id: None,
         });
     };
-    report(ServiceState::Running, 0, Duration::ZERO, 0);
+    let fine = ServiceExitCode::Win32(0);
+    report(ServiceState::StartPending, 1, Duration::from_secs(30), fine);
     // The daemon, as `orchestrator --home HOME run`, on a thread; this one tells
-    // the SCM how the stop goes.
+    // the SCM how it goes: Running once it watches its inbox, StopPending with
+    // checkpoints while it stops, and the exit code it ended with.
     let mut cli_args: Vec<OsString> = vec!["orchestrator".into()];
     cli_args.extend(args.iter().skip(3).cloned());
     cli_args.push("run".into());
-    let daemon = std::thread::spawn(move || crate::cli::run_with(cli_args));
-    let mut checkpoint = 0;
+    let daemon = std::thread::spawn(move || {
+        crate::cli::run_reporting(cli_args, |error| {
+            let text = format!("orchestrator: the service's daemon stopped: {error}");
+            eprintln!("{text}");
+            event_log::error(&text);
+        })
+    });
+    let (mut checkpoint, mut running) = (1, false);
     let code = loop {
         if daemon.is_finished() {
             break daemon.join().map(u32::from).unwrap_or(1);
         }
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(250));
         if STOPPING.load(std::sync::atomic::Ordering::Relaxed) {
             checkpoint += 1;
-            report(ServiceState::StopPending, checkpoint, Duration::from_secs(5), 0);
+            report(ServiceState::StopPending, checkpoint, Duration::from_secs(5), fine);
+        } else if !running && crate::daemon::has_started() {
+            running = true;
+            report(ServiceState::Running, 0, Duration::ZERO, fine);
         }
     };
-    report(ServiceState::Stopped, 0, Duration::ZERO, code);
+    // A non-zero code is the daemon's own exit code (2: the config or the home
+    // is wrong), which `service status` shows; the reason is in the event log.
+    let exit = if code == 0 {
+        fine
+    } else {
+        ServiceExitCode::ServiceSpecific(code)
+    };
+    report(ServiceState::Stopped, 0, Duration::ZERO, exit);
+}
+
+/// The Windows event log (Application, source "orchestrator"), for what a
+/// service cannot print: why its daemon did not start or stopped. No message
+/// file is registered, so the Event Viewer shows the text after a note that
+/// the event's description is missing.
+mod event_log {
+    use windows_sys::Win32::System::EventLog::{
+        DeregisterEventSource, EVENTLOG_ERROR_TYPE, RegisterEventSourceW, ReportEventW,
+    };
+
+    pub fn error(text: &str) {
+        let source: Vec<u16> = "orchestrator".encode_utf16().chain(Some(0)).collect();
+        let message: Vec<u16> = text.encode_utf16().chain(Some(0)).collect();
+        // SAFETY: both strings are NUL-terminated and outlive the calls; the
+        // handle is checked, used once and closed.
+        unsafe {
+            let log = RegisterEventSourceW(std::ptr::null(), source.as_ptr());
+            if log.is_null() {
+                return;
+            }
+            let strings = [message.as_ptr()];
+            ReportEventW(
+                log,
+                EVENTLOG_ERROR_TYPE,
+                0,
+                1,
+                std::ptr::null_mut(),
+                1,
+                0,
+                strings.as_ptr(),
+                std::ptr::null(),
+            );
+            DeregisterEventSource(log);
+        }
+    }
 }
 
 /// Set once a stop was asked for, to report StopPending while the daemon stops.
