@@ -28,7 +28,7 @@ N_PICKUP = 20 if QUICK else 100
 
 
 def build():
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--workspace"], cwd=ROOT, check=True)
 
 
 HOMES = []

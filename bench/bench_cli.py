@@ -32,7 +32,7 @@ def env():
 
 
 def main():
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--workspace"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="orch-bench-cli-")
     try:
         home = os.path.join(work, "home")

@@ -109,7 +109,7 @@ mod tests {
             "loser left no folder"
         );
 
-        let id = crate::ids::new_id("mine");
+        let id = ids::new_id("mine");
         std::fs::write(home.inbox().join(format!("{id}.txt")), "x").unwrap();
         let c2 = claim(&home, &format!("{id}.txt")).unwrap().unwrap();
         assert_eq!(c2.id, id);

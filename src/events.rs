@@ -316,7 +316,7 @@ mod tests {
         let log = EventLog::new(path.clone(), dir.path().join(".lock"), 1 << 20, 2);
         log.emit("first", None, serde_json::json!({}));
         // A writer that died mid-line (or anyone else) leaves a line without its end.
-        std::fs::OpenOptions::new()
+        OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap()
@@ -329,7 +329,7 @@ mod tests {
         assert_eq!(lines.len(), 4, "{text}");
         assert_eq!(lines[1], "{\"ts\":\"torn");
         for l in [lines[0], lines[2], lines[3]] {
-            serde_json::from_str::<serde_json::Value>(l).expect("whole event lines");
+            serde_json::from_str::<Value>(l).expect("whole event lines");
         }
         assert!(!text.contains("\n\n"), "no blank lines when nothing was torn: {text:?}");
     }

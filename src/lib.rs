@@ -12,6 +12,10 @@
 //! `daemon` wires them together; `cli` is the user's side and only reads the
 //! store. See the README's design section for the why.
 
+// A daemon that runs for months does not panic on bad input: errors are values.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod agents;
 pub mod changes;
 pub mod claim;

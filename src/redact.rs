@@ -104,9 +104,9 @@ impl Redactor {
 /// `text` with its control characters (all but newline and tab) written as
 /// escapes (`\u{1b}`): an agent's answer or a stray byte in a log must not
 /// move the cursor, retitle the window or hide lines on the reader's terminal.
-pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
     if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return std::borrow::Cow::Borrowed(text);
+        return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
@@ -116,7 +116,7 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
             out.push(c);
         }
     }
-    std::borrow::Cow::Owned(out)
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -126,7 +126,7 @@ mod tests {
     fn control_characters_become_visible_escapes() {
         assert_eq!(escape_controls("a\tb\nc"), "a\tb\nc", "tabs and newlines stay");
         assert_eq!(escape_controls("x\u{1b}[2Jy\u{7}"), "x\\u{1b}[2Jy\\u{7}");
-        assert!(matches!(escape_controls("plain"), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(escape_controls("plain"), Cow::Borrowed(_)));
     }
 
     use super::*;

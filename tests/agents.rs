@@ -237,7 +237,7 @@ fn invalid_utf8_in_the_stream_is_survived() {
 
 #[test]
 fn a_missing_cli_is_not_found_and_a_rejected_command_line_is_bad_invocation() {
-    let home = TestHome::with_config(&base_config().replace(FAKE, "/nonexistent/bin/claude"));
+    let home = TestHome::with_config(&base_config().replace(fake_agent(), "/nonexistent/bin/claude"));
     home.drop_task("t.md", "hello");
     home.run_once();
     let r = home.result_of("t.md");
@@ -268,7 +268,7 @@ fn the_fake_refuses_what_the_real_cli_refuses() {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let run = |args: &[&str], stdin: &str| {
-        let mut c = Command::new(FAKE)
+        let mut c = Command::new(fake_agent())
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

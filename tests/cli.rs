@@ -331,7 +331,7 @@ fn doctor_passes_on_a_good_home_and_names_the_fix_on_a_bad_one() {
         "version asked with --version: {claude}"
     );
 
-    let bad = TestHome::with_config(&base_config().replace(FAKE, "/no/such/claude"));
+    let bad = TestHome::with_config(&base_config().replace(fake_agent(), "/no/such/claude"));
     let out = bad.cli(&["doctor"]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
@@ -369,7 +369,7 @@ fn plan_config_create_sample_and_completions() {
     std::fs::write(&task, "---\nmax_turns: 4\nallowed_tools: [Read, Bash]\n---\nCheck it").unwrap();
     let p = home.cli_json(&["plan", task.to_str().unwrap()]);
     assert_eq!(p["ok"], true);
-    assert_eq!(p["plan"]["program"], FAKE);
+    assert_eq!(p["plan"]["program"], fake_agent());
     assert_eq!(p["plan"]["allowed_tools"], serde_json::json!(["Read"]));
     assert!(p["warnings"][0].as_str().unwrap().contains("Bash"));
     assert!(
@@ -578,7 +578,7 @@ fn config_hides_agent_secrets_and_the_daemon_writes_no_colour_codes_to_a_pipe() 
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap(),
-        std::time::Duration::from_secs(60),
+        Duration::from_secs(60),
     );
     let err = stderr(&out);
     assert!(!err.is_empty(), "the daemon logged something");
@@ -620,7 +620,7 @@ fn submit_from_stdin_is_bounded_and_says_what_is_wrong() {
         let mut child = c.spawn().unwrap();
         // The CLI may stop reading early: a broken pipe here is expected.
         let _ = child.stdin.take().unwrap().write_all(input);
-        wait_output(child, std::time::Duration::from_secs(30))
+        wait_output(child, Duration::from_secs(30))
     };
     let big = submit(&vec![b'a'; 10 << 20]);
     assert_eq!(big.status.code(), Some(2), "{}", stderr(&big));

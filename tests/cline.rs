@@ -8,7 +8,11 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 
 fn cline_home(top: &str) -> TestHome {
-    TestHome::with_config(&format!("{}  cline:\n    command: {FAKE}\n", config_with(top, "")))
+    TestHome::with_config(&format!(
+        "{}  cline:\n    command: {}\n",
+        config_with(top, ""),
+        fake_agent()
+    ))
 }
 
 fn run_one(home: &TestHome, body: &str) -> Value {

@@ -9,6 +9,8 @@
 //! output, a daemon left behind, an interactive prompt, no result line) and
 //! are not listed here.
 
+mod common;
+use common::fake_agent;
 use orchestrator::agents::cline::ClineReader;
 use orchestrator::agents::supervise::Exit;
 use orchestrator::agents::{AgentReport, LiveLimits, OutputReader, claude::ClaudeReader};
@@ -17,8 +19,6 @@ use orchestrator::outcome::{ErrorKind, Failure, Retry, classify};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
-
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-agent");
 
 fn data(path: &str) -> String {
     std::fs::read_to_string(format!("{}/tests/data/agent-output/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -71,7 +71,7 @@ fn fake(agent: AgentKind, scenario: &str) -> Reading {
         _ => vec!["-p", "--output-format", "stream-json", "--verbose", "--max-turns", "2"],
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(FAKE)
+    let mut child = Command::new(fake_agent())
         .args(&args)
         .current_dir(dir.path())
         .env("ORCHESTRATOR_ATTEMPT", "1")

@@ -159,14 +159,18 @@ mod tests {
     /// A `sleep` leading its own group, with the boot clock read around its spawn.
     fn spawn_sleeper() -> (Child, AgentProcess) {
         let before = boot_ticks();
-        let child = Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
+        let child = Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("sleep starts");
         let after = boot_ticks();
         let record = record(child.id(), before, after);
         (child, record)
     }
 
     fn reaped(mut child: Child) -> bool {
-        child.wait().unwrap().code().is_none()
+        child.wait().expect("the sleeper is reaped").code().is_none()
     }
 
     #[test]

@@ -178,7 +178,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     ));
     // Files a live daemon should have taken long ago: a claim or a rejection
     // that keeps failing (its `claim_failed` event says why).
-    let stuck_after = config.rescan_interval.0 * 10 + std::time::Duration::from_secs(60);
+    let stuck_after = config.rescan_interval.0 * 10 + Duration::from_secs(60);
     checks.push(listing(
         "inbox",
         &stuck_in_inbox(&home, stuck_after),
@@ -297,7 +297,7 @@ fn listing(name: &str, found: &[String], none: &str, what: &str, fix: &str) -> C
 
 /// Inbox files (not in its subfolders, not ignored names) unchanged for longer
 /// than `age`.
-fn stuck_in_inbox(home: &crate::store::Home, age: std::time::Duration) -> Vec<String> {
+fn stuck_in_inbox(home: &crate::store::Home, age: Duration) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(home.inbox()) else {
         return Vec::new();
     };

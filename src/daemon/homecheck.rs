@@ -135,7 +135,7 @@ pub fn check_at_start(home: &Home) -> anyhow::Result<()> {
 }
 
 /// Running as root: tasks are taken only from the home's owner (and root).
-pub fn owner_only(home: &std::path::Path) -> Option<u32> {
+pub fn owner_only(home: &Path) -> Option<u32> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;

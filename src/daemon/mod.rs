@@ -111,7 +111,7 @@ pub fn hostname() -> String {
 
 /// A stop asked for from inside the process: the Windows service's control
 /// handler (stop, shutdown, preshutdown from the Service Control Manager).
-static STOP_REQUEST: tokio::sync::Notify = tokio::sync::Notify::const_new();
+static STOP_REQUEST: Notify = Notify::const_new();
 
 /// Asks a running daemon in this process to shut down gracefully, as SIGTERM does.
 pub fn request_shutdown() {

@@ -1,6 +1,6 @@
 //! Test harness: a temporary orchestrator home driven through the built binary,
 //! as a user would drive it (drop files, run the CLI, read the files).
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,36 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_orchestrator");
-pub const FAKE: &str = env!("CARGO_BIN_EXE_fake-agent");
+
+/// The fake agent CLI (the `fake-agent` package of this workspace), built on
+/// first use beside the orchestrator binary: it is a package of its own so
+/// that installing orchestrator never installs it.
+pub fn fake_agent() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let bin = Path::new(BIN);
+        let profile_dir = bin.parent().expect("the binary's folder");
+        let target_dir = profile_dir.parent().expect("the target folder");
+        let mut build = Command::new(env!("CARGO"));
+        build
+            .args(["build", "--quiet", "-p", "fake-agent", "--target-dir"])
+            .arg(target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let out = build.output().expect("cargo runs");
+        assert!(
+            out.status.success(),
+            "building fake-agent failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        profile_dir
+            .join(format!("fake-agent{}", std::env::consts::EXE_SUFFIX))
+            .display()
+            .to_string()
+    })
+}
 
 pub struct TestHome {
     _dir: tempfile::TempDir,
@@ -36,7 +65,7 @@ pub fn config_with(top: &str, claude: &str) -> String {
         .collect();
     format!(
         "{base}retry:\n  max_attempts: 3\n  backoff_initial: 50ms\n  backoff_max: 200ms\n{top}\nagents:\n  claude:\n    command: {}\n{claude}\n",
-        FAKE
+        fake_agent()
     )
 }
 

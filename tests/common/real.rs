@@ -66,7 +66,7 @@ impl RealHome {
     /// Claude Code against `api`, with `top` lines added to the config and
     /// `claude` lines (indented by 4) to `agents.claude`.
     pub fn claude(cli: PathBuf, api: MockApi, top: &str, claude: &str) -> Self {
-        let yaml = config_with(top, claude).replace(super::FAKE, &cli.display().to_string());
+        let yaml = config_with(top, claude).replace(super::fake_agent(), &cli.display().to_string());
         Self::new(cli, api, &yaml)
     }
 
