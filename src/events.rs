@@ -59,8 +59,17 @@ fn file_id(m: &std::fs::Metadata) -> FileId {
 
 /// The current time as the event log writes it: RFC 3339, UTC, milliseconds.
 pub fn now_ts() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    ts(jiff::Timestamp::now())
 }
+
+/// A timestamp as every record writes it: UTC, milliseconds.
+pub fn ts(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Events gathered to be written together ([`EventLog::add`], [`EventLog::write`]).
+#[derive(Debug, Default)]
+pub struct Batch(Vec<u8>);
 
 impl EventLog {
     /// The event log of `home`, rotated as `events` says.
@@ -104,20 +113,31 @@ impl EventLog {
     }
 
     /// Appends several events of one task (or none) in one write, in order,
-    /// under one lock (a burst of files queued at once is one write, not one
-    /// per file). Errors are logged, as with [`emit`](Self::emit).
+    /// under one lock. Errors are logged, as with [`emit`](Self::emit).
     pub fn emit_many(&self, task_id: Option<&str>, events: impl IntoIterator<Item = (&'static str, Value)>) {
-        let mut batch = Vec::new();
+        let mut batch = Batch::default();
         for (event, fields) in events {
-            match self.line(event, task_id, fields) {
-                Ok(line) => batch.extend_from_slice(&line),
-                Err(e) => tracing::error!(event, error = %e, "could not format an event"),
-            }
+            self.add(&mut batch, event, task_id, fields);
         }
-        if batch.is_empty() {
+        self.write(batch);
+    }
+
+    /// Puts an event into `batch`, as its finished line: a burst of thousands
+    /// of files queued at once holds their lines, not their JSON trees.
+    pub fn add(&self, batch: &mut Batch, event: &str, task_id: Option<&str>, fields: Value) {
+        match self.line(event, task_id, fields) {
+            Ok(line) => batch.0.extend_from_slice(&line),
+            Err(e) => tracing::error!(event, error = %e, "could not format an event"),
+        }
+    }
+
+    /// Appends the events of `batch` in one write (a burst of files queued at
+    /// once is one write, not one per file). Errors are logged.
+    pub fn write(&self, batch: Batch) {
+        if batch.0.is_empty() {
             return;
         }
-        if let Err(e) = self.append(&batch) {
+        if let Err(e) = self.append(&batch.0) {
             tracing::error!(error = %e, "could not append to the event log");
         }
     }

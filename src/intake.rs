@@ -25,6 +25,7 @@ use crate::events::{EventLog, now_ts};
 use crate::queue::{Queue, Queued};
 use crate::store::Home;
 use crate::store::layout::INBOX_SUBDIRS;
+use crate::task::TaskSpec;
 use crate::task::parse::{self, Limits, is_ignored_name};
 use crate::task::{Rejection, workdir};
 use serde_json::json;
@@ -42,6 +43,30 @@ pub struct Rules {
     pub allowed_roots: Vec<PathBuf>,
     /// Running as root: only files of this user (the home's owner) or root are tasks.
     pub owner_only: Option<u32>,
+    /// The repository an accepted task may write to (the daemon's one-writer rule).
+    pub writer_of: WriterOf,
+}
+
+/// Which repository a task (its spec, its resolved workdir) may write to, if it
+/// is held to one writer; decided by the daemon, asked here while the parsed
+/// task is at hand, since the queue does not keep it.
+#[derive(Clone)]
+pub struct WriterOf(pub std::sync::Arc<WriterFn>);
+
+/// See [`WriterOf`].
+pub type WriterFn = dyn Fn(&TaskSpec, &Path) -> Option<PathBuf> + Send + Sync;
+
+impl WriterOf {
+    /// No task is held to one writer.
+    pub fn none() -> Self {
+        Self(std::sync::Arc::new(|_, _| None))
+    }
+}
+
+impl std::fmt::Debug for WriterOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriterOf(..)")
+    }
 }
 
 /// A file's identity for "has it changed?".
@@ -64,10 +89,17 @@ struct Settling {
 /// before it is taken anyway (a writer that never closes its file).
 pub const OPEN_WRITER_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// An accepted file: its queue entry, and its title for the `task_queued` event.
+#[derive(Debug)]
+pub struct Accepted {
+    pub queued: Queued,
+    pub title: String,
+}
+
 /// The outcome for one settled file.
 #[derive(Debug)]
 pub enum Verdict {
-    Accept(Box<Queued>),
+    Accept(Box<Accepted>),
     Reject {
         name: String,
         rejection: Rejection,
@@ -172,8 +204,8 @@ impl Intake {
             queue.remove(name);
             return;
         };
-        if let Some(q) = queue.get(name) {
-            if q.len == stamp.len && q.mtime == stamp.mtime {
+        if let Some(checked) = queue.stamp(name) {
+            if checked == (stamp.len, stamp.mtime) {
                 return;
             }
             queue.remove(name);
@@ -203,8 +235,8 @@ impl Intake {
             if !relevant(&name) {
                 continue;
             }
-            if self.settling.contains_key(&name) || queue.get(&name).is_some() {
-                if queue.get(&name).is_some() {
+            if self.settling.contains_key(&name) || queue.contains(&name) {
+                if queue.contains(&name) {
                     self.note(&name, now, queue);
                 }
                 present.insert(name);
@@ -224,7 +256,11 @@ impl Intake {
             present.insert(name);
         }
         self.settling.retain(|n, _| present.contains(n));
-        let gone: Vec<String> = queue.names().filter(|n| !present.contains(*n)).cloned().collect();
+        let gone: Vec<String> = queue
+            .names()
+            .filter(|n| !present.contains(*n))
+            .map(str::to_string)
+            .collect();
         for n in gone {
             queue.remove(&n);
         }
@@ -269,6 +305,10 @@ impl Intake {
             }
             self.settling.remove(&name);
             settled.push((name, path, meta, stamp));
+        }
+        // A map that held a burst keeps its capacity when emptied: give it back.
+        if self.settling.capacity() > 1024 && self.settling.capacity() > 4 * self.settling.len() {
+            self.settling.shrink_to_fit();
         }
         let mut verdicts = judge_all(settled, rules);
         verdicts.retain(|v| match v {
@@ -408,22 +448,27 @@ fn judge(name: &str, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, rules:
         Ok(s) => s,
         Err(r) => return reject(r),
     };
-    if let Err(r) = workdir::resolve(
+    let workdir = match workdir::resolve(
         spec.workdir.as_deref(),
         &rules.default_workdir,
         &rules.home,
         &rules.allowed_roots,
     ) {
-        return reject(r);
-    }
-    Some(Verdict::Accept(Box::new(Queued {
-        name: name.to_string(),
-        path: path.to_path_buf(),
-        spec,
-        arrival: stamp.mtime.unwrap_or(SystemTime::UNIX_EPOCH),
-        len: stamp.len,
-        mtime: stamp.mtime,
-        queued_at: now_ts(),
+        Ok(w) => w,
+        Err(r) => return reject(r),
+    };
+    Some(Verdict::Accept(Box::new(Accepted {
+        queued: Queued {
+            name: name.to_string(),
+            priority: spec.priority,
+            agent: spec.agent,
+            writer: (rules.writer_of.0)(&spec, &workdir),
+            arrival: stamp.mtime.unwrap_or(SystemTime::UNIX_EPOCH),
+            len: stamp.len,
+            mtime: stamp.mtime,
+            queued_at: jiff::Timestamp::now(),
+        },
+        title: spec.title,
     })))
 }
 
@@ -527,6 +572,7 @@ mod tests {
             default_workdir: home.to_path_buf(),
             allowed_roots: vec![home.to_path_buf()],
             owner_only: None,
+            writer_of: WriterOf::none(),
         }
     }
 
@@ -558,7 +604,7 @@ mod tests {
         assert_eq!(intake.settling(), 1);
         let v = intake.settle(t0 + debounce * 3, &rules(dir.path()));
         assert!(
-            matches!(&v[..], [Verdict::Accept(q)] if q.spec.prompt == "half and the rest"),
+            matches!(&v[..], [Verdict::Accept(a)] if a.title == "half and the rest"),
             "{v:?}"
         );
     }
@@ -576,7 +622,7 @@ mod tests {
         trusting.rescan(now, &mut Queue::default()).unwrap();
         let ready = trusting.settle(now, &rules(dir.path()));
         assert_eq!(ready.len(), 1, "only the old file is ready at once");
-        assert!(matches!(&ready[0], Verdict::Accept(q) if q.name == "old.txt"));
+        assert!(matches!(&ready[0], Verdict::Accept(a) if a.queued.name == "old.txt"));
 
         let mut polling = Intake::new(inbox, debounce, false);
         polling.rescan(now, &mut Queue::default()).unwrap();

@@ -4,126 +4,211 @@
 //! is only the daemon's sorted index over it: priority first, then arrival
 //! (the file's modification time, which every daemon sharing the folder sees
 //! the same), then name.
+//!
+//! Per waiting file it keeps what ordering and starting need (name, priority,
+//! agent, the repository the task may write to, arrival, size and modification
+//! time), about 200 bytes, not the parsed task: a daemon holds 100,000 waiting
+//! files in a few tens of megabytes. The claimed file is read and checked
+//! again when its task starts.
 
-use crate::task::TaskSpec;
+use crate::config::AgentKind;
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// An accepted task file waiting in the inbox.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Queued {
     pub name: String,
-    pub path: PathBuf,
-    pub spec: TaskSpec,
+    pub priority: i64,
+    pub agent: AgentKind,
+    /// The repository (or folder) the task may write to, when it is held to
+    /// one writer (see `daemon::writers`).
+    pub writer: Option<PathBuf>,
     pub arrival: SystemTime,
-    /// Size and modification time of the file that was read and checked: the
-    /// runner reuses `spec` for the claimed file only while both still match.
+    /// Size and modification time of the file that was checked: the claim
+    /// re-checks only a file that still matches both.
     pub len: u64,
     pub mtime: Option<SystemTime>,
-    pub queued_at: String,
+    pub queued_at: jiff::Timestamp,
 }
 
 impl Queued {
     /// Whether the file at `path` (the claimed task file, after the rename) is
     /// still the one that was checked: same size and modification time. A
     /// rename keeps both; a rewrite changes at least the time.
-    pub fn still_matches(&self, path: &std::path::Path) -> bool {
+    pub fn still_matches(&self, path: &Path) -> bool {
         std::fs::metadata(path)
             .is_ok_and(|m| m.len() == self.len && self.mtime.is_some() && m.modified().ok() == self.mtime)
     }
 }
 
-type Key = (Reverse<i64>, SystemTime, String);
+/// What [`Queue::pop_next`] shows of a waiting file to decide whether it may start.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    pub name: &'a str,
+    pub agent: AgentKind,
+    pub writer: Option<&'a Path>,
+}
+
+type Key = (Reverse<i64>, SystemTime, Arc<str>);
+
+/// A waiting file, as kept: its key holds the name, priority and arrival.
+#[derive(Debug)]
+struct Waiting {
+    len: u64,
+    queued_at: jiff::Timestamp,
+    /// An index into [`Queue::repos`]: most tasks share a few repositories.
+    writer: Option<u32>,
+    agent: AgentKind,
+    mtime_known: bool,
+}
 
 #[derive(Debug, Default)]
 pub struct Queue {
-    order: BTreeSet<Key>,
-    entries: HashMap<String, Queued>,
+    order: BTreeMap<Key, Waiting>,
+    by_name: HashMap<Arc<str>, (Reverse<i64>, SystemTime)>,
+    repos: Vec<Arc<Path>>,
+    repo_ids: HashMap<Arc<Path>, u32>,
 }
 
 impl Queue {
-    fn key(q: &Queued) -> Key {
-        (Reverse(q.spec.priority), q.arrival, q.name.clone())
-    }
-
     pub fn push(&mut self, q: Queued) {
         self.remove(&q.name);
-        self.order.insert(Self::key(&q));
-        self.entries.insert(q.name.clone(), q);
+        let name: Arc<str> = q.name.into();
+        let writer = q.writer.map(|repo| self.repo_id(repo));
+        let prio_time = (Reverse(q.priority), q.arrival);
+        self.order.insert(
+            (prio_time.0, prio_time.1, name.clone()),
+            Waiting {
+                len: q.len,
+                queued_at: q.queued_at,
+                writer,
+                agent: q.agent,
+                mtime_known: q.mtime.is_some(),
+            },
+        );
+        self.by_name.insert(name, prio_time);
+    }
+
+    fn repo_id(&mut self, repo: PathBuf) -> u32 {
+        if let Some(id) = self.repo_ids.get(repo.as_path()) {
+            return *id;
+        }
+        let repo: Arc<Path> = repo.into();
+        let id = u32::try_from(self.repos.len()).unwrap_or(u32::MAX);
+        self.repos.push(repo.clone());
+        self.repo_ids.insert(repo, id);
+        id
+    }
+
+    fn repo(&self, id: Option<u32>) -> Option<&Path> {
+        id.and_then(|i| self.repos.get(i as usize)).map(|p| &**p)
+    }
+
+    fn materialize(&self, (prio, arrival, name): Key, w: Waiting) -> Queued {
+        Queued {
+            name: name.to_string(),
+            priority: prio.0,
+            agent: w.agent,
+            writer: self.repo(w.writer).map(Path::to_path_buf),
+            arrival,
+            len: w.len,
+            mtime: w.mtime_known.then_some(arrival),
+            queued_at: w.queued_at,
+        }
     }
 
     pub fn remove(&mut self, name: &str) -> Option<Queued> {
-        let q = self.entries.remove(name)?;
-        self.order.remove(&Self::key(&q));
+        let (name, (prio, arrival)) = self.by_name.remove_entry(name)?;
+        let key = (prio, arrival, name);
+        let waiting = self.order.remove(&key)?;
+        let q = self.materialize(key, waiting);
+        self.shrink();
         Some(q)
     }
 
-    pub fn get(&self, name: &str) -> Option<&Queued> {
-        self.entries.get(name)
+    /// A map that held a big burst keeps its capacity when emptied: give it back.
+    fn shrink(&mut self) {
+        if self.by_name.capacity() > 1024 && self.by_name.capacity() > 4 * self.by_name.len() {
+            self.by_name.shrink_to_fit();
+        }
+        if self.order.is_empty() && !self.repos.is_empty() {
+            self.repos.clear();
+            self.repo_ids.clear();
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// Size and modification time of the queued file `name` when it was checked.
+    pub fn stamp(&self, name: &str) -> Option<(u64, Option<SystemTime>)> {
+        let (name, (prio, arrival)) = self.by_name.get_key_value(name)?;
+        let w = self.order.get(&(*prio, *arrival, name.clone()))?;
+        Some((w.len, w.mtime_known.then_some(*arrival)))
     }
 
     /// Takes the best entry that may start now (its agent is not paused, its
     /// repository has no other writer, ...); the others keep their places.
-    pub fn pop_next(&mut self, mut may_start: impl FnMut(&Queued) -> bool) -> Option<Queued> {
-        let name = self
+    pub fn pop_next(&mut self, mut may_start: impl FnMut(Candidate<'_>) -> bool) -> Option<Queued> {
+        let key = self
             .order
             .iter()
-            .find(|(_, _, n)| may_start(&self.entries[n]))?
+            .find(|((_, _, name), w)| {
+                may_start(Candidate {
+                    name,
+                    agent: w.agent,
+                    writer: self.repo(w.writer),
+                })
+            })?
+            .0
             .2
             .clone();
-        self.remove(&name)
+        self.remove(&key)
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.order.len()
     }
+
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.order.is_empty()
     }
-    pub fn names(&self) -> impl Iterator<Item = &String> {
-        self.entries.keys()
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(|n| &**n)
     }
-    /// Entries in run order.
-    pub fn ordered(&self) -> impl Iterator<Item = &Queued> {
-        self.order.iter().map(|(_, _, n)| &self.entries[n])
+
+    /// Names in run order.
+    pub fn ordered(&self) -> impl Iterator<Item = &str> + Clone {
+        self.order.keys().map(|(_, _, n)| &**n)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AgentKind;
-    use crate::task::parse::{Limits, parse};
     use std::time::Duration;
 
-    fn q(name: &str, prio: &str, agent: &str, secs: u64) -> Queued {
-        let text = format!("---\npriority: {prio}\nagent: {agent}\n---\nhi");
-        let spec = parse(
-            "x.md",
-            text.as_bytes(),
-            &Limits {
-                max_bytes: 1 << 20,
-                max_prompt_chars: 100,
-                default_agent: AgentKind::Claude,
-                roles: Default::default(),
-            },
-        )
-        .unwrap();
+    fn q(name: &str, priority: i64, agent: AgentKind, secs: u64) -> Queued {
         Queued {
             name: name.into(),
-            path: name.into(),
-            spec,
+            priority,
+            agent,
+            writer: None,
             arrival: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
             len: 0,
             mtime: None,
-            queued_at: String::new(),
+            queued_at: jiff::Timestamp::UNIX_EPOCH,
         }
     }
 
-    /// The runner reuses the checked spec only for the very file that was
-    /// checked: a rename keeps the match, a rewrite breaks it.
+    /// The claim re-checks the very file that was checked only: a rename keeps
+    /// the match, a rewrite breaks it.
     #[test]
     fn still_matches_only_the_checked_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -133,7 +218,7 @@ mod tests {
         let checked = Queued {
             len: meta.len(),
             mtime: meta.modified().ok(),
-            ..q("a.yaml", "normal", "command", 0)
+            ..q("a.yaml", 0, AgentKind::Command, 0)
         };
         let claimed = dir.path().join("task.yaml");
         std::fs::rename(&inbox, &claimed).unwrap();
@@ -150,24 +235,64 @@ mod tests {
     #[test]
     fn priority_then_arrival_then_name_skipping_paused_agents() {
         let mut queue = Queue::default();
-        queue.push(q("late-normal", "normal", "claude", 5));
-        queue.push(q("early-normal", "normal", "claude", 1));
-        queue.push(q("high", "high", "claude", 9));
-        queue.push(q("low-cmd", "low", "command", 0));
-        queue.push(q("b-same", "normal", "claude", 3));
-        queue.push(q("a-same", "normal", "claude", 3));
-        let order: Vec<_> = queue.ordered().map(|e| e.name.clone()).collect();
+        queue.push(q("late-normal", 0, AgentKind::Claude, 5));
+        queue.push(q("early-normal", 0, AgentKind::Claude, 1));
+        queue.push(q("high", 10, AgentKind::Claude, 9));
+        queue.push(q("low-cmd", -10, AgentKind::Command, 0));
+        queue.push(q("b-same", 0, AgentKind::Claude, 3));
+        queue.push(q("a-same", 0, AgentKind::Claude, 3));
+        let order: Vec<_> = queue.ordered().collect();
         assert_eq!(
             order,
             ["high", "early-normal", "a-same", "b-same", "late-normal", "low-cmd"]
         );
-        let next = queue.pop_next(|q| q.spec.agent != AgentKind::Claude).unwrap();
+        let next = queue.pop_next(|c| c.agent != AgentKind::Claude).unwrap();
         assert_eq!(next.name, "low-cmd");
-        assert!(queue.pop_next(|q| q.spec.agent != AgentKind::Claude).is_none());
+        assert!(queue.pop_next(|c| c.agent != AgentKind::Claude).is_none());
         assert_eq!(queue.pop_next(|_| true).unwrap().name, "high");
         // Re-pushing replaces, never duplicates.
-        queue.push(q("a-same", "high", "claude", 3));
+        queue.push(q("a-same", 10, AgentKind::Claude, 3));
         assert_eq!(queue.len(), 4);
-        assert_eq!(queue.ordered().next().unwrap().name, "a-same");
+        assert_eq!(queue.ordered().next(), Some("a-same"));
+    }
+
+    /// What goes in comes out: the compact form loses nothing the daemon uses.
+    #[test]
+    fn an_entry_comes_out_as_it_went_in() {
+        let mut queue = Queue::default();
+        let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let a = Queued {
+            writer: Some("/repos/one".into()),
+            len: 42,
+            mtime: Some(mtime),
+            arrival: mtime,
+            queued_at: jiff::Timestamp::from_second(1_700_000_001).unwrap(),
+            ..q("a.md", 5, AgentKind::Cline, 0)
+        };
+        let b = Queued {
+            writer: Some("/repos/one".into()),
+            ..q("b.md", 0, AgentKind::Claude, 7)
+        };
+        queue.push(a.clone());
+        queue.push(b.clone());
+        assert_eq!(queue.stamp("a.md"), Some((42, Some(mtime))));
+        assert_eq!(queue.stamp("b.md"), Some((0, None)), "an unknown mtime stays unknown");
+        let mut seen = Vec::new();
+        let popped = queue
+            .pop_next(|c| {
+                seen.push((c.name.to_string(), c.writer.map(Path::to_path_buf)));
+                c.name == "b.md"
+            })
+            .unwrap();
+        assert_eq!(popped, b);
+        assert_eq!(
+            seen,
+            [
+                ("a.md".to_string(), Some(PathBuf::from("/repos/one"))),
+                ("b.md".to_string(), Some(PathBuf::from("/repos/one")))
+            ]
+        );
+        assert_eq!(queue.remove("a.md"), Some(a));
+        assert!(queue.is_empty() && !queue.contains("a.md") && queue.stamp("a.md").is_none());
     }
 }

@@ -71,7 +71,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             });
         }
     }
-    let queue = queued(cli, &home);
+    let (queued_total, queue) = queued(cli, &home, &daemons);
     let counts = index::read_counts(&home).unwrap_or_default();
     let paused: Vec<_> = daemons
         .iter()
@@ -84,7 +84,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
 
     if args.json {
         print_json(
-            &json!({"daemons": daemons, "paused": paused, "running": running, "queued": queue, "finished": counts}),
+            &json!({"daemons": daemons, "paused": paused, "running": running, "queued": queue, "queued_total": queued_total, "finished": counts}),
         )?;
         return Ok(exit::OK);
     }
@@ -131,12 +131,12 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             state
         );
     }
-    println!("\nqueued: {}", queue.len());
-    for q in queue.iter().take(20) {
+    println!("\nqueued: {queued_total}");
+    for q in &queue {
         println!("  {}  (priority {}, {})  {}", q.file, q.priority, q.agent, q.title);
     }
-    if queue.len() > 20 {
-        println!("  ... and {} more", queue.len() - 20);
+    if queued_total > queue.len() {
+        println!("  ... and {} more", queued_total - queue.len());
     }
     let by = |s: &str| counts.by_status.get(s).copied().unwrap_or(0);
     println!(
@@ -149,15 +149,32 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-/// The inbox in run order (files that do not parse are listed last, priority 0).
-fn queued(cli: &Cli, home: &Home) -> Vec<QueuedFile> {
-    let config = cli.load_config(home, &[]).map(|l| l.config).unwrap_or_default();
+/// How many files wait, and the first [`daemons::QUEUE_HEAD`] of them in run
+/// order. A running daemon publishes its queue (the files it accepted; one
+/// still settling is not in it yet): only those few files are read. Without
+/// one, every file in the inbox is read to order them (files that do not
+/// parse are listed last, priority 0).
+fn queued(cli: &Cli, home: &Home, daemons: &[daemons::DaemonState]) -> (usize, Vec<QueuedFile>) {
     let limits = Limits {
         max_prompt_chars: 200,
-        ..config.task_limits()
+        ..cli
+            .load_config(home, &[])
+            .map(|l| l.config)
+            .unwrap_or_default()
+            .task_limits()
     };
+    if let Some(d) = daemons.iter().max_by(|a, b| a.updated_at.cmp(&b.updated_at)) {
+        let head = d
+            .queued
+            .next
+            .iter()
+            // Claimed since it was published: no longer waiting.
+            .filter_map(|name| describe(&home.inbox().join(name), name, &limits).map(|(_, _, q)| q))
+            .collect();
+        return (d.queued.total, head);
+    }
     let Ok(dir) = std::fs::read_dir(home.inbox()) else {
-        return Vec::new();
+        return (0, Vec::new());
     };
     let mut v: Vec<(i64, std::time::SystemTime, QueuedFile)> = dir
         .flatten()
@@ -167,26 +184,37 @@ fn queued(cli: &Cli, home: &Home) -> Vec<QueuedFile> {
             if is_ignored_name(&name) {
                 return None;
             }
-            let mtime = e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
-            let spec = crate::intake::read_capped(&e.path(), limits.max_bytes)
-                .ok()
-                .and_then(|b| crate::task::parse::parse(&name, &b, &limits).ok());
-            let (priority, title, agent) = match spec {
-                Some(s) => (s.priority, s.title, s.agent.name().to_string()),
-                None => (0, "(not yet valid)".to_string(), String::new()),
-            };
-            Some((
-                priority,
-                mtime,
-                QueuedFile {
-                    file: name,
-                    title,
-                    priority,
-                    agent,
-                },
-            ))
+            describe(&e.path(), &name, &limits)
         })
         .collect();
     v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.file.cmp(&b.2.file)));
-    v.into_iter().map(|(_, _, q)| q).collect()
+    let total = v.len();
+    let head = v.into_iter().take(daemons::QUEUE_HEAD).map(|(_, _, q)| q).collect();
+    (total, head)
+}
+
+/// A waiting file's priority, arrival and what `status` shows of it; `None`
+/// when it is gone.
+fn describe(path: &std::path::Path, name: &str, limits: &Limits) -> Option<(i64, std::time::SystemTime, QueuedFile)> {
+    let mtime = std::fs::metadata(path)
+        .ok()?
+        .modified()
+        .unwrap_or(std::time::UNIX_EPOCH);
+    let spec = crate::intake::read_capped(path, limits.max_bytes)
+        .ok()
+        .and_then(|b| crate::task::parse::parse(name, &b, limits).ok());
+    let (priority, title, agent) = match spec {
+        Some(s) => (s.priority, s.title, s.agent.name().to_string()),
+        None => (0, "(not yet valid)".to_string(), String::new()),
+    };
+    Some((
+        priority,
+        mtime,
+        QueuedFile {
+            file: name.to_string(),
+            title,
+            priority,
+            agent,
+        },
+    ))
 }

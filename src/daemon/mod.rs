@@ -147,6 +147,17 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// Gives memory freed after a big burst back to the OS. glibc keeps freed
+/// memory in its arenas (those of the threads that judged the files too), so
+/// a daemon that once queued 100,000 files would keep that peak for good.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the OS; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Removes temporary files that crashed writers left in the shared folders.
 /// Alone on the home, every one of them is garbage; with live peers, only
 /// those older than any write takes (a peer may be writing one right now).
@@ -193,6 +204,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
             version: env!("CARGO_PKG_VERSION").to_string(),
             running: Vec::new(),
             paused: Default::default(),
+            queued: Default::default(),
             updated_at: String::new(),
         },
         &hostname(),
@@ -246,6 +258,10 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         default_workdir: config.default_workdir(home.root()),
         allowed_roots: config.allowed_roots(home.root()),
         owner_only: homecheck::owner_only(home.root()),
+        writer_of: {
+            let config = config.clone();
+            intake::WriterOf(Arc::new(move |spec, workdir| writers::key(spec, workdir, &config)))
+        },
     };
     let mut intake = Intake::new(
         home.inbox(),
@@ -356,15 +372,23 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         }
         // Files that settled together are announced in one write (in order with
         // any rejection among them).
-        let mut queued = Vec::new();
-        for verdict in intake.settle(std::time::Instant::now(), &rules) {
+        let mut queued = crate::events::Batch::default();
+        let verdicts = intake.settle(std::time::Instant::now(), &rules);
+        let many = verdicts.len() >= 1000;
+        for verdict in verdicts {
             match verdict {
-                Verdict::Accept(q) => {
-                    queued.push(("task_queued", json!({"file": q.name, "title": q.spec.title, "agent": q.spec.agent, "priority": q.spec.priority})));
-                    queue.push(*q);
+                Verdict::Accept(a) => {
+                    let intake::Accepted { queued: q, title } = *a;
+                    events.add(
+                        &mut queued,
+                        "task_queued",
+                        None,
+                        json!({"file": q.name, "title": title, "agent": q.agent, "priority": q.priority}),
+                    );
+                    queue.push(q);
                 }
                 Verdict::Reject { name, rejection } => {
-                    events.emit_many(None, std::mem::take(&mut queued));
+                    events.write(std::mem::take(&mut queued));
                     let path = home.inbox().join(&name);
                     match intake::reject(&home, &events, &name, &rejection) {
                         Ok(moved) => {
@@ -381,13 +405,15 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                 Verdict::Moved(_) => {}
             }
         }
-        events.emit_many(None, queued);
+        events.write(queued);
+        if many {
+            release_freed_memory();
+        }
         if stopping.is_none() {
             while let Ok(permit) = shared.slots.clone().try_acquire_owned() {
-                let Some(q) = queue.pop_next(|q| {
-                    !shared.pauses.is_paused(q.spec.agent)
-                        && writers::key(&q.spec, &shared.config, home.root())
-                            .is_none_or(|repo| writers.try_take(&writers_dir, &q.name, &repo))
+                let Some(q) = queue.pop_next(|c| {
+                    !shared.pauses.is_paused(c.agent)
+                        && c.writer.is_none_or(|repo| writers.try_take(&writers_dir, c.name, repo))
                 }) else {
                     break;
                 };
@@ -403,7 +429,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
                         TaskRun {
                             claimed,
                             recovered: None,
-                            queued: Some(Box::new(q)),
+                            queued: Some(q),
                         },
                         Some(permit),
                     ),
@@ -435,6 +461,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         }
 
         registration.update(stops.keys().cloned().collect(), shared.pauses.published());
+        registration.update_queue(queue.len(), queue.ordered());
         let publish_at = registration
             .publish_due(std::time::Instant::now())
             .map(Instant::from_std);

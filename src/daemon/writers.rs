@@ -21,8 +21,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-/// The repository (or folder) a task may write to, if it is held to one writer.
-pub fn key(spec: &TaskSpec, config: &Config, home: &Path) -> Option<PathBuf> {
+/// The repository (or folder) a task may write to, if it is held to one writer:
+/// the git repository around its (resolved) workdir, else the workdir itself.
+pub fn key(spec: &TaskSpec, workdir: &Path, config: &Config) -> Option<PathBuf> {
     if !config.one_writer_per_repo || spec.agent == AgentKind::Command {
         return None;
     }
@@ -39,11 +40,10 @@ pub fn key(spec: &TaskSpec, config: &Config, home: &Path) -> Option<PathBuf> {
             return None;
         }
     }
-    let workdir = crate::task::place(spec, config, home).ok()?;
     let repo = workdir
         .ancestors()
         .find(|d| d.join(".git").exists())
-        .unwrap_or(&workdir)
+        .unwrap_or(workdir)
         .to_path_buf();
     Some(repo)
 }

@@ -27,8 +27,22 @@ pub struct DaemonState {
     pub running: Vec<String>,
     /// Agent -> when its rate-limit pause ends.
     pub paused: BTreeMap<String, String>,
+    /// The queue as this daemon sees it (`status` reads this instead of
+    /// reading every file in the inbox).
+    #[serde(default)]
+    pub queued: QueueHead,
     pub updated_at: String,
 }
+
+/// How many accepted files wait, and the first of them in run order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueHead {
+    pub total: usize,
+    pub next: Vec<String>,
+}
+
+/// How many of the first queued files a daemon publishes.
+pub const QUEUE_HEAD: usize = 20;
 
 /// The state is rewritten at most this often (each rewrite replaces a file).
 const PUBLISH_EVERY: Duration = Duration::from_millis(500);
@@ -78,6 +92,20 @@ impl Registration {
             self.state.paused = paused;
             self.dirty = true;
         }
+    }
+
+    /// Records the queue's size and first names (only when they changed: this
+    /// is called on every turn of the daemon's loop).
+    pub fn update_queue<'a>(&mut self, total: usize, head: impl Iterator<Item = &'a str> + Clone) {
+        let known = &self.state.queued;
+        if known.total == total && head.clone().take(QUEUE_HEAD).eq(known.next.iter().map(String::as_str)) {
+            return;
+        }
+        self.state.queued = QueueHead {
+            total,
+            next: head.take(QUEUE_HEAD).map(str::to_string).collect(),
+        };
+        self.dirty = true;
     }
 
     /// Publishes if something changed and the last write is old enough;

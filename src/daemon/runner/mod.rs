@@ -38,7 +38,7 @@ pub struct TaskRun {
     /// Progress of an earlier, interrupted run of this task.
     pub recovered: Option<ProgressRecord>,
     /// The queue entry it was claimed from (none for a recovered task).
-    pub queued: Option<Box<crate::queue::Queued>>,
+    pub queued: Option<crate::queue::Queued>,
 }
 
 /// What the runner accumulates over attempts for the result.
@@ -83,7 +83,7 @@ struct Runner {
     queued_at: Option<String>,
     /// The queue entry, whose spec (parsed by the intake) the plan reuses while
     /// the claimed file is still that file: no second read and parse.
-    judged: Option<Box<crate::queue::Queued>>,
+    judged: Option<crate::queue::Queued>,
     recovered: bool,
     started: Instant,
     /// This task's agent slot, held while an agent runs (or is about to), given
@@ -125,7 +125,7 @@ impl Runner {
             claimed: task.claimed,
             progress: Arc::new(Mutex::new(progress)),
             stop,
-            queued_at: task.queued.as_ref().map(|q| q.queued_at.clone()),
+            queued_at: task.queued.as_ref().map(|q| crate::events::ts(q.queued_at)),
             judged: task.queued,
             recovered,
             started: Instant::now(),
@@ -210,35 +210,32 @@ impl Runner {
     /// The plan this task runs with: the recorded one after a crash, else a new one.
     fn plan(&mut self) -> Result<Plan, Rejection> {
         let cfg = &self.shared.config;
-        let (spec, wd) = match self.judged.take() {
-            // Just claimed: plan.json cannot exist yet, and the file is the one
-            // checked. Its workdir is resolved again, not taken from the check:
-            // the file may have waited in the queue, and a folder on that path
-            // may have been swapped for a symlink meanwhile.
-            Some(q) if q.still_matches(&self.claimed.task_file) => {
-                self.task_file_stamp = Some((q.len, q.mtime));
-                let wd = crate::task::place(&q.spec, cfg, self.shared.home.root())?;
-                (q.spec, wd)
-            }
-            _ => {
-                if let Ok(bytes) = std::fs::read(self.claimed.dir.plan())
-                    && let Ok(plan) = serde_json::from_slice::<Plan>(&bytes)
-                {
-                    return Ok(plan);
-                }
-                self.task_file_stamp = std::fs::metadata(&self.claimed.task_file)
-                    .ok()
-                    .map(|m| (m.len(), m.modified().ok()));
-                let bytes = read_capped(&self.claimed.task_file, cfg.max_task_bytes).map_err(|e| {
-                    Rejection::new(
-                        "unreadable",
-                        format!("the claimed task file cannot be read: {e}"),
-                        "submit the task again",
-                    )
-                })?;
-                crate::task::check(&self.claimed.source_file, &bytes, cfg, self.shared.home.root())?
-            }
-        };
+        // Just claimed (the file still the one checked): plan.json cannot exist
+        // yet. Else a crash may have left one to go on with. Either way the file
+        // is read and checked again, its workdir resolved again: it may have
+        // waited in the queue, and a folder on that path may have been swapped
+        // for a symlink meanwhile.
+        let fresh = self
+            .judged
+            .take()
+            .is_some_and(|q| q.still_matches(&self.claimed.task_file));
+        if !fresh
+            && let Ok(bytes) = std::fs::read(self.claimed.dir.plan())
+            && let Ok(plan) = serde_json::from_slice::<Plan>(&bytes)
+        {
+            return Ok(plan);
+        }
+        self.task_file_stamp = std::fs::metadata(&self.claimed.task_file)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()));
+        let bytes = read_capped(&self.claimed.task_file, cfg.max_task_bytes).map_err(|e| {
+            Rejection::new(
+                "unreadable",
+                format!("the claimed task file cannot be read: {e}"),
+                "submit the task again",
+            )
+        })?;
+        let (spec, wd) = crate::task::check(&self.claimed.source_file, &bytes, cfg, self.shared.home.root())?;
         let mut plan = plan::build(
             &spec,
             cfg,
