@@ -32,6 +32,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 /// What intake needs to judge a file.
@@ -51,7 +52,7 @@ pub struct Rules {
 /// is held to one writer; decided by the daemon, asked here while the parsed
 /// task is at hand, since the queue does not keep it.
 #[derive(Clone)]
-pub struct WriterOf(pub std::sync::Arc<WriterFn>);
+pub struct WriterOf(pub Arc<WriterFn>);
 
 /// See [`WriterOf`].
 pub type WriterFn = dyn Fn(&TaskSpec, &Path) -> Option<PathBuf> + Send + Sync;
@@ -59,7 +60,7 @@ pub type WriterFn = dyn Fn(&TaskSpec, &Path) -> Option<PathBuf> + Send + Sync;
 impl WriterOf {
     /// No task is held to one writer.
     pub fn none() -> Self {
-        Self(std::sync::Arc::new(|_, _| None))
+        Self(Arc::new(|_, _| None))
     }
 }
 
@@ -85,6 +86,18 @@ struct Settling {
     open_for_writing: bool,
 }
 
+impl Settling {
+    /// When it may be read: one debounce after its last change, or, while a
+    /// writer holds it open, once the writer gave up on it.
+    fn due_at(&self, debounce: std::time::Duration) -> Instant {
+        if self.open_for_writing {
+            self.changed_at + OPEN_WRITER_LIMIT
+        } else {
+            self.changed_at + debounce
+        }
+    }
+}
+
 /// How long a file held open by a writer, without changing, is waited for
 /// before it is taken anyway (a writer that never closes its file).
 pub const OPEN_WRITER_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -105,14 +118,15 @@ pub enum Verdict {
         rejection: Rejection,
     },
     /// It changed while it was read: settle it again.
-    Moved(String),
+    Moved(Arc<str>),
 }
 
 #[derive(Debug)]
 pub struct Intake {
     inbox: PathBuf,
     debounce: std::time::Duration,
-    settling: HashMap<String, Settling>,
+    /// Names shared with the queue entry a file becomes (no second copy).
+    settling: HashMap<Arc<str>, Settling>,
     /// Credit a file found by rescan with the quiet time its mtime shows.
     trust_mtime: bool,
     /// The watcher reports closes: wait for a writer's close.
@@ -212,7 +226,7 @@ impl Intake {
         }
         let open_for_writing = self.settling.get(name).is_some_and(|s| s.open_for_writing);
         self.settling.insert(
-            name.to_string(),
+            name.into(),
             Settling {
                 stamp,
                 changed_at: now,
@@ -224,7 +238,9 @@ impl Intake {
     /// Lists the inbox: new files start settling, vanished ones are forgotten,
     /// queued ones that changed go back to settling.
     pub fn rescan(&mut self, now: Instant, queue: &mut Queue) -> std::io::Result<()> {
-        let mut present = std::collections::HashSet::new();
+        // The names seen, as the same shared strings the queue and the settling
+        // map hold: a rescan of 100,000 waiting files copies none of them.
+        let mut present: std::collections::HashSet<Arc<str>> = std::collections::HashSet::new();
         for entry in std::fs::read_dir(&self.inbox)?.flatten() {
             let Ok(name) = entry.file_name().into_string() else {
                 // Not valid Unicode: it cannot be named in events or by the CLI,
@@ -235,15 +251,18 @@ impl Intake {
             if !relevant(&name) {
                 continue;
             }
-            if self.settling.contains_key(&name) || queue.contains(&name) {
-                if queue.contains(&name) {
-                    self.note(&name, now, queue);
-                }
-                present.insert(name);
+            if let Some(known) = queue.shared_name(&name) {
+                self.note(&name, now, queue);
+                present.insert(known);
+                continue;
+            }
+            if let Some((known, _)) = self.settling.get_key_value(name.as_str()) {
+                present.insert(known.clone());
                 continue;
             }
             if let Some((_, stamp)) = stat(&entry.path()) {
                 let changed_at = self.first_seen(stamp, now);
+                let name: Arc<str> = name.into();
                 self.settling.insert(
                     name.clone(),
                     Settling {
@@ -252,8 +271,8 @@ impl Intake {
                         open_for_writing: false,
                     },
                 );
+                present.insert(name);
             }
-            present.insert(name);
         }
         self.settling.retain(|n, _| present.contains(n));
         let gone: Vec<String> = queue
@@ -270,11 +289,7 @@ impl Intake {
     /// When `s` may be read: one debounce after its last change, or, while a
     /// writer holds it open, once the writer gave up on it.
     fn due_at(&self, s: &Settling) -> Instant {
-        if s.open_for_writing {
-            s.changed_at + OPEN_WRITER_LIMIT
-        } else {
-            s.changed_at + self.debounce
-        }
+        s.due_at(self.debounce)
     }
 
     /// When the next file may have settled.
@@ -284,52 +299,60 @@ impl Intake {
 
     /// Judges every file that has settled by `now`.
     pub fn settle(&mut self, now: Instant, rules: &Rules) -> Vec<Verdict> {
-        let due: Vec<String> = self
-            .settling
-            .iter()
-            .filter(|(_, s)| self.due_at(s) <= now)
-            .map(|(n, _)| n.clone())
-            .collect();
-        let mut settled = Vec::new();
-        for name in due {
-            let path = self.inbox.join(&name);
-            let Some((meta, stamp)) = stat(&path) else {
-                self.settling.remove(&name);
-                continue;
-            };
-            let s = self.settling.get_mut(&name).expect("due entries are settling");
-            if s.stamp != stamp {
-                s.stamp = stamp;
-                s.changed_at = now;
-                continue;
-            }
-            self.settling.remove(&name);
-            settled.push((name, path, meta, stamp));
-        }
+        let mut verdicts = Vec::new();
+        self.settle_each(now, rules, |v| verdicts.push(v));
+        verdicts
+    }
+
+    /// Judges every file that has settled by `now`, handing each verdict to
+    /// `each` a few thousand at a time: a daemon starting on 100,000 files
+    /// never holds 100,000 verdicts (nor the memory they leave behind).
+    pub fn settle_each(&mut self, now: Instant, rules: &Rules, mut each: impl FnMut(Verdict)) {
+        // Names move out of the map, not copied.
+        let debounce = self.debounce;
+        let due: Vec<(Arc<str>, Settling)> = self.settling.extract_if(|_, s| s.due_at(debounce) <= now).collect();
         // A map that held a burst keeps its capacity when emptied: give it back.
         if self.settling.capacity() > 1024 && self.settling.capacity() > 4 * self.settling.len() {
             self.settling.shrink_to_fit();
         }
-        let mut verdicts = judge_all(settled, rules);
-        verdicts.retain(|v| match v {
-            Verdict::Moved(name) => {
-                if let Some((_, stamp)) = stat(&self.inbox.join(name)) {
-                    self.settling.insert(
-                        name.clone(),
-                        Settling {
-                            stamp,
-                            changed_at: now,
-                            open_for_writing: false,
-                        },
-                    );
+        let mut due = due.into_iter().peekable();
+        while due.peek().is_some() {
+            let mut settled = Vec::with_capacity(JUDGED_AT_ONCE);
+            for (name, mut s) in due.by_ref().take(JUDGED_AT_ONCE) {
+                let Some((meta, stamp)) = stat(&self.inbox.join(&*name)) else {
+                    continue;
+                };
+                if s.stamp != stamp {
+                    s.stamp = stamp;
+                    s.changed_at = now;
+                    self.settling.insert(name, s);
+                    continue;
                 }
-                false
+                settled.push((name, meta, stamp));
             }
-            _ => true,
-        });
-        verdicts
+            for verdict in judge_all(&self.inbox, settled, rules) {
+                match verdict {
+                    Verdict::Moved(name) => {
+                        if let Some((_, stamp)) = stat(&self.inbox.join(&*name)) {
+                            self.settling.insert(
+                                name,
+                                Settling {
+                                    stamp,
+                                    changed_at: now,
+                                    open_for_writing: false,
+                                },
+                            );
+                        }
+                    }
+                    v => each(v),
+                }
+            }
+        }
     }
 }
+
+/// How many settled files are judged (and handed on) at once.
+const JUDGED_AT_ONCE: usize = 4096;
 
 /// Below this many files, judging them on more threads costs more than it saves.
 const PARALLEL_JUDGING_FROM: usize = 64;
@@ -338,9 +361,9 @@ const PARALLEL_JUDGING_FROM: usize = 64;
 /// full inbox, a burst dropped in one go) are judged on a few threads: reading
 /// and parsing a thousand files is tens of milliseconds the agents would
 /// otherwise wait for, with the other cores idle.
-fn judge_all(settled: Vec<(String, PathBuf, std::fs::Metadata, Stamp)>, rules: &Rules) -> Vec<Verdict> {
-    let one = |(name, path, meta, stamp): &(String, PathBuf, std::fs::Metadata, Stamp)| {
-        judge(name, path, meta, *stamp, rules)
+fn judge_all(inbox: &Path, settled: Vec<(Arc<str>, std::fs::Metadata, Stamp)>, rules: &Rules) -> Vec<Verdict> {
+    let one = |(name, meta, stamp): &(Arc<str>, std::fs::Metadata, Stamp)| {
+        judge(name, &inbox.join(&**name), meta, *stamp, rules)
     };
     // Asked once, and only for a big batch: on Linux the answer reads cgroup files.
     static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
@@ -361,7 +384,7 @@ fn judge_all(settled: Vec<(String, PathBuf, std::fs::Metadata, Stamp)>, rules: &
     })
 }
 
-fn judge(name: &str, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, rules: &Rules) -> Option<Verdict> {
+fn judge(name: &Arc<str>, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, rules: &Rules) -> Option<Verdict> {
     let reject = |rejection: Rejection| {
         Some(Verdict::Reject {
             name: name.to_string(),
@@ -442,7 +465,7 @@ fn judge(name: &str, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, rules:
     };
     // Written to while it was read: what was read may be half of it.
     if stat(path).is_some_and(|(_, now)| now != stamp) {
-        return Some(Verdict::Moved(name.to_string()));
+        return Some(Verdict::Moved(name.clone()));
     }
     let spec = match parse::parse(name, &bytes, &rules.limits) {
         Ok(s) => s,
@@ -459,7 +482,7 @@ fn judge(name: &str, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, rules:
     };
     Some(Verdict::Accept(Box::new(Accepted {
         queued: Queued {
-            name: name.to_string(),
+            name: name.clone(),
             priority: spec.priority,
             agent: spec.agent,
             writer: (rules.writer_of.0)(&spec, &workdir),
@@ -622,7 +645,7 @@ mod tests {
         trusting.rescan(now, &mut Queue::default()).unwrap();
         let ready = trusting.settle(now, &rules(dir.path()));
         assert_eq!(ready.len(), 1, "only the old file is ready at once");
-        assert!(matches!(&ready[0], Verdict::Accept(a) if a.queued.name == "old.txt"));
+        assert!(matches!(&ready[0], Verdict::Accept(a) if &*a.queued.name == "old.txt"));
 
         let mut polling = Intake::new(inbox, debounce, false);
         polling.rescan(now, &mut Queue::default()).unwrap();

@@ -21,7 +21,7 @@ use std::time::SystemTime;
 /// An accepted task file waiting in the inbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Queued {
-    pub name: String,
+    pub name: Arc<str>,
     pub priority: i64,
     pub agent: AgentKind,
     /// The repository (or folder) the task may write to, when it is held to
@@ -53,38 +53,61 @@ pub struct Candidate<'a> {
     pub writer: Option<&'a Path>,
 }
 
-type Key = (Reverse<i64>, SystemTime, Arc<str>);
+/// Run order: priority (highest first), arrival (nanoseconds from the Unix
+/// epoch), name. Kept small: 100,000 of them are held at once.
+type Key = (Reverse<i64>, i64, Arc<str>);
 
 /// A waiting file, as kept: its key holds the name, priority and arrival.
 #[derive(Debug)]
 struct Waiting {
     len: u64,
-    queued_at: jiff::Timestamp,
-    /// An index into [`Queue::repos`]: most tasks share a few repositories.
-    writer: Option<u32>,
+    /// Milliseconds from the Unix epoch.
+    queued_at: i64,
+    /// An index into [`Queue::repos`] (most tasks share a few repositories);
+    /// [`NO_WRITER`] for none.
+    writer: u32,
     agent: AgentKind,
     mtime_known: bool,
 }
 
+const NO_WRITER: u32 = u32::MAX;
+
 #[derive(Debug, Default)]
 pub struct Queue {
     order: BTreeMap<Key, Waiting>,
-    by_name: HashMap<Arc<str>, (Reverse<i64>, SystemTime)>,
+    by_name: HashMap<Arc<str>, (Reverse<i64>, i64)>,
     repos: Vec<Arc<Path>>,
     repo_ids: HashMap<Arc<Path>, u32>,
+}
+
+fn nanos(t: SystemTime) -> i64 {
+    let clamp = |n: u128| i64::try_from(n).unwrap_or(i64::MAX);
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => clamp(d.as_nanos()),
+        Err(e) => -clamp(e.duration().as_nanos()),
+    }
+}
+
+fn time_of(nanos: i64) -> SystemTime {
+    let d = std::time::Duration::from_nanos(nanos.unsigned_abs());
+    if nanos >= 0 {
+        SystemTime::UNIX_EPOCH + d
+    } else {
+        SystemTime::UNIX_EPOCH - d
+    }
 }
 
 impl Queue {
     pub fn push(&mut self, q: Queued) {
         self.remove(&q.name);
-        let name: Arc<str> = q.name.into();
-        let writer = q.writer.map(|repo| self.repo_id(repo));
-        let prio_time = (Reverse(q.priority), q.arrival);
+        let name = q.name;
+        let writer = q.writer.map_or(NO_WRITER, |repo| self.repo_id(repo));
+        let prio_time = (Reverse(q.priority), nanos(q.arrival));
         self.order.insert(
             (prio_time.0, prio_time.1, name.clone()),
             Waiting {
                 len: q.len,
-                queued_at: q.queued_at,
+                queued_at: q.queued_at.as_millisecond(),
                 writer,
                 agent: q.agent,
                 mtime_known: q.mtime.is_some(),
@@ -98,26 +121,27 @@ impl Queue {
             return *id;
         }
         let repo: Arc<Path> = repo.into();
-        let id = u32::try_from(self.repos.len()).unwrap_or(u32::MAX);
+        let id = u32::try_from(self.repos.len()).unwrap_or(NO_WRITER);
         self.repos.push(repo.clone());
         self.repo_ids.insert(repo, id);
         id
     }
 
-    fn repo(&self, id: Option<u32>) -> Option<&Path> {
-        id.and_then(|i| self.repos.get(i as usize)).map(|p| &**p)
+    fn repo(&self, id: u32) -> Option<&Path> {
+        self.repos.get(id as usize).map(|p| &**p)
     }
 
     fn materialize(&self, (prio, arrival, name): Key, w: Waiting) -> Queued {
+        let arrival = time_of(arrival);
         Queued {
-            name: name.to_string(),
+            name,
             priority: prio.0,
             agent: w.agent,
             writer: self.repo(w.writer).map(Path::to_path_buf),
             arrival,
             len: w.len,
             mtime: w.mtime_known.then_some(arrival),
-            queued_at: w.queued_at,
+            queued_at: jiff::Timestamp::from_millisecond(w.queued_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
         }
     }
 
@@ -141,6 +165,11 @@ impl Queue {
         }
     }
 
+    /// The queue's own copy of `name`, if it waits.
+    pub fn shared_name(&self, name: &str) -> Option<Arc<str>> {
+        self.by_name.get_key_value(name).map(|(n, _)| n.clone())
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.by_name.contains_key(name)
     }
@@ -149,7 +178,7 @@ impl Queue {
     pub fn stamp(&self, name: &str) -> Option<(u64, Option<SystemTime>)> {
         let (name, (prio, arrival)) = self.by_name.get_key_value(name)?;
         let w = self.order.get(&(*prio, *arrival, name.clone()))?;
-        Some((w.len, w.mtime_known.then_some(*arrival)))
+        Some((w.len, w.mtime_known.then(|| time_of(*arrival))))
     }
 
     /// Takes the best entry that may start now (its agent is not paused, its
@@ -247,9 +276,9 @@ mod tests {
             ["high", "early-normal", "a-same", "b-same", "late-normal", "low-cmd"]
         );
         let next = queue.pop_next(|c| c.agent != AgentKind::Claude).unwrap();
-        assert_eq!(next.name, "low-cmd");
+        assert_eq!(&*next.name, "low-cmd");
         assert!(queue.pop_next(|c| c.agent != AgentKind::Claude).is_none());
-        assert_eq!(queue.pop_next(|_| true).unwrap().name, "high");
+        assert_eq!(&*queue.pop_next(|_| true).unwrap().name, "high");
         // Re-pushing replaces, never duplicates.
         queue.push(q("a-same", 10, AgentKind::Claude, 3));
         assert_eq!(queue.len(), 4);
@@ -260,13 +289,13 @@ mod tests {
     #[test]
     fn an_entry_comes_out_as_it_went_in() {
         let mut queue = Queue::default();
-        let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mtime = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
         let a = Queued {
             writer: Some("/repos/one".into()),
             len: 42,
             mtime: Some(mtime),
             arrival: mtime,
-            queued_at: jiff::Timestamp::from_second(1_700_000_001).unwrap(),
+            queued_at: jiff::Timestamp::from_millisecond(1_700_000_001_234).unwrap(),
             ..q("a.md", 5, AgentKind::Cline, 0)
         };
         let b = Queued {

@@ -373,40 +373,38 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         // Files that settled together are announced in one write (in order with
         // any rejection among them).
         let mut queued = crate::events::Batch::default();
-        let verdicts = intake.settle(std::time::Instant::now(), &rules);
-        let many = verdicts.len() >= 1000;
-        for verdict in verdicts {
-            match verdict {
-                Verdict::Accept(a) => {
-                    let intake::Accepted { queued: q, title } = *a;
-                    events.add(
-                        &mut queued,
-                        "task_queued",
-                        None,
-                        json!({"file": q.name, "title": title, "agent": q.agent, "priority": q.priority}),
-                    );
-                    queue.push(q);
-                }
-                Verdict::Reject { name, rejection } => {
-                    events.write(std::mem::take(&mut queued));
-                    let path = home.inbox().join(&name);
-                    match intake::reject(&home, &events, &name, &rejection) {
-                        Ok(moved) => {
-                            summary.rejected += usize::from(moved);
-                            stuck.remove(&path);
-                        }
-                        Err(why) => {
-                            summary.unclaimed += 1;
-                            report_stuck(&events, &mut stuck, path, &name, &rejection, &why);
-                        }
+        let mut accepted = 0;
+        intake.settle_each(std::time::Instant::now(), &rules, |verdict| match verdict {
+            Verdict::Accept(a) => {
+                let intake::Accepted { queued: q, title } = *a;
+                events.add(
+                    &mut queued,
+                    "task_queued",
+                    None,
+                    json!({"file": q.name, "title": title, "agent": q.agent, "priority": q.priority}),
+                );
+                queue.push(q);
+                accepted += 1;
+            }
+            Verdict::Reject { name, rejection } => {
+                events.write(std::mem::take(&mut queued));
+                let path = home.inbox().join(&name);
+                match intake::reject(&home, &events, &name, &rejection) {
+                    Ok(moved) => {
+                        summary.rejected += usize::from(moved);
+                        stuck.remove(&path);
+                    }
+                    Err(why) => {
+                        summary.unclaimed += 1;
+                        report_stuck(&events, &mut stuck, path, &name, &rejection, &why);
                     }
                 }
-                // Back to settling inside `settle`; never handed out.
-                Verdict::Moved(_) => {}
             }
-        }
+            // Back to settling inside `settle_each`; never handed out.
+            Verdict::Moved(_) => {}
+        });
         events.write(queued);
-        if many {
+        if accepted >= 1000 {
             release_freed_memory();
         }
         if stopping.is_none() {
