@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A/B of orchestrator builds on the 1,000-task burst (issue 2), in one run.
+"""A/B of orchestrator builds on the 1,000-task burst, in one run.
 
 Run: python3 bench/ab.py OLD_BINARY NEW_BINARY  [R=6 rounds, N=1000 tasks]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks for orchestrator (issue 2). Run: python3 bench/bench.py [--quick]
+"""Benchmarks for the daemon. Run: python3 bench/bench.py [--quick]
 
 Measures, each against a baseline taken in the same run (these machines are
 noisy: quote ratios, not absolutes):
@@ -8,7 +8,7 @@ noisy: quote ratios, not absolutes):
   2. pickup latency: file renamed into inbox -> agent process started, over 100
      drops (p50/p95), against the configured debounce;
   3. daemon RSS: idle, with 1,000 queued files, and peak while an agent prints
-     1 GiB of stream-json (issue 4: memory stays bounded);
+     1 GiB of stream-json (memory stays bounded);
   4. index cost: the same burst on a home whose index already has 100,000 rows.
 Needs: a release build (built here), Linux (/proc for RSS), python3.
 
@@ -66,7 +66,7 @@ def burst(n, home=None, base=None):
     # back before the daemon starts: this measures dispatch, not the settle wait.
     # `sync -f` (syncfs) first, so that no run pays for the writeback of what
     # an earlier one left in the page cache (result files are not flushed one
-    # by one: see the commit log in the README).
+    # by one: see the commit log in docs/reliability.md).
     subprocess.run(["sync", "-f", home], check=True)
     time.sleep(2)
     t = time.perf_counter()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CLI benchmarks (issue 3). Run: python3 bench/bench_cli.py [--quick]
+"""CLI benchmarks. Run: python3 bench/bench_cli.py [--quick]
 
   1. `tail-events -n 100` on a 1 GB event log, against `tail -n 100` on the same file;
   2. `status`, `list`, `stats` wall time on a home with 100,000 finished tasks

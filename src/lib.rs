@@ -10,7 +10,7 @@
 //! ```
 //!
 //! `daemon` wires them together; `cli` is the user's side and only reads the
-//! store. See the README's design section for the why.
+//! store. See docs/design.md for the why.
 
 // A daemon that runs for months does not panic on bad input: errors are values.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]

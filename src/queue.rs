@@ -285,6 +285,18 @@ mod tests {
         assert_eq!(queue.ordered().next(), Some("a-same"));
     }
 
+    #[test]
+    fn arrival_times_round_trip_to_the_nanosecond_before_and_after_the_epoch() {
+        for t in [
+            SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789),
+            SystemTime::UNIX_EPOCH - Duration::from_nanos(86_400_000_000_007),
+            SystemTime::UNIX_EPOCH,
+        ] {
+            assert_eq!(time_of(nanos(t)), t);
+        }
+        assert!(nanos(SystemTime::UNIX_EPOCH - Duration::from_secs(1)) < nanos(SystemTime::UNIX_EPOCH));
+    }
+
     /// What goes in comes out: the compact form loses nothing the daemon uses.
     #[test]
     fn an_entry_comes_out_as_it_went_in() {

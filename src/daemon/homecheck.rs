@@ -66,7 +66,7 @@ pub fn problems(home: &Home) -> Vec<Problem> {
     }
     #[cfg(not(unix))]
     {
-        // Windows: ACLs are not read here; the README's security section says what to set.
+        // Windows: ACLs are not read here; docs/security.md says what to set.
         let _ = home;
         Vec::new()
     }
