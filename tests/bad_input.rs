@@ -210,45 +210,46 @@ mod odd_entries {
 #[cfg(unix)]
 #[test]
 fn a_file_deleted_before_it_settled_is_forgotten_quietly() {
-    let home = TestHome::new();
+    // A debounce no loaded machine outruns: the file is gone long before it settles.
+    let home = TestHome::with_config(&config_with("debounce_ms: 1000", ""));
     let mut daemon = home.spawn_daemon();
-    std::thread::sleep(Duration::from_millis(300));
+    home.wait_started(1);
     home.drop_task("gone.md", "@fake success\nhi\n");
     std::fs::remove_file(home.inbox().join("gone.md")).unwrap();
     home.drop_task("good.md", "@fake success\nhi\n");
     wait_until(Duration::from_secs(20), "the good task", || {
         !home.events_of("task_succeeded").is_empty()
     });
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(home.results().len(), 1, "only the good task ran");
-    assert!(
-        home.events_of("task_rejected").is_empty(),
-        "a vanished file is no error"
-    );
     sigterm(daemon.id());
     assert!(
         daemon.wait().unwrap().success(),
         "the daemon was alive and stopped cleanly"
+    );
+    // Stopped: nothing more can happen.
+    assert_eq!(home.results().len(), 1, "only the good task ran");
+    assert!(
+        home.events_of("task_rejected").is_empty(),
+        "a vanished file is no error"
     );
 }
 
 #[cfg(unix)]
 #[test]
 fn a_file_replaced_while_settling_runs_once_with_its_last_content() {
-    let home = TestHome::new();
+    // Both writes land within one debounce, however loaded the machine.
+    let home = TestHome::with_config(&config_with("debounce_ms: 1000", ""));
     let mut daemon = home.spawn_daemon();
-    std::thread::sleep(Duration::from_millis(300));
+    home.wait_started(1);
     home.drop_task("job.md", "@fake success answer=first\nhi\n");
     home.drop_task("job.md", "@fake success answer=second\nhi\n");
     wait_until(Duration::from_secs(20), "the task", || {
         !home.events_of("task_succeeded").is_empty()
     });
-    std::thread::sleep(Duration::from_millis(300));
+    sigterm(daemon.id());
+    let _ = daemon.wait();
     let results = home.results();
     assert_eq!(results.len(), 1);
     assert_eq!(results[0]["output"], "second");
-    sigterm(daemon.id());
-    let _ = daemon.wait();
 }
 
 /// A sparse 1 GiB task file: refused from its size alone, and the daemon's peak

@@ -241,9 +241,11 @@ fn temporary_and_hidden_names_wait_until_renamed() {
 
 #[test]
 fn a_file_written_slowly_in_pieces_is_read_only_when_whole() {
-    let home = TestHome::with_config(&base_config().replace("debounce_ms: 50", "debounce_ms: 400"));
+    // Pauses of 150 ms against a debounce of 2 s: no loaded machine stretches one
+    // pause past it (and where the OS reports closes, the file waits for its close).
+    let home = TestHome::with_config(&config_with("debounce_ms: 2000", ""));
     let mut daemon = home.spawn_daemon();
-    std::thread::sleep(Duration::from_millis(300));
+    home.wait_started(1);
     let path = home.inbox().join("slow.md");
     let pieces = [
         "---\n",
@@ -276,20 +278,22 @@ fn a_file_written_slowly_in_pieces_is_read_only_when_whole() {
 #[test]
 fn queue_order_is_priority_then_arrival() {
     let home = TestHome::new();
-    let drop = |name: &str, prio: &str| {
-        home.drop_task(
+    // Arrival is the modification time: one second apart, the oldest first; all
+    // older than the debounce, so settled when the daemon looks.
+    let mut age = 10;
+    let mut drop = |name: &str, prio: &str| {
+        home.drop_task_aged(
             name,
             format!("---\npriority: {prio}\nagent: command\ncommand: echo {name}\n---\n"),
+            Duration::from_secs(age),
         );
-        std::thread::sleep(Duration::from_millis(20));
+        age -= 1;
     };
     drop("low.md", "low");
     drop("normal-1.md", "normal");
     drop("high.md", "high");
     drop("normal-2.md", "normal");
     drop("urgent.md", "500");
-    // All five have settled (debounce 50 ms) before the daemon looks.
-    std::thread::sleep(Duration::from_millis(150));
     let out = home
         .cmd()
         .args(["run", "--once", "--max-concurrent", "1"])

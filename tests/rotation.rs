@@ -9,8 +9,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::Duration;
 
 #[test]
@@ -20,22 +18,12 @@ fn rotation_under_load_loses_no_line_and_tail_follows_every_one() {
         "max_concurrent: 4\nevents:\n  rotate_bytes: 4096\n  keep: 100000\n",
         "",
     ));
-    // The follower starts first, on an empty log.
-    let mut tail = home.cmd();
-    tail.args(["tail-events", "-f", "--json", "-n", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut tail = tail.spawn().unwrap();
-    let stdout = tail.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    // The follower starts first, on a log of one empty run's two events: once it
+    // printed them, it follows.
+    assert!(home.run_once().status.success());
+    let tail = home.follow_events(2);
+    let first = tail.until(Duration::from_secs(20), |seen| seen.len() == 2);
+    assert_eq!(first.len(), 2, "the follower printed the log so far");
 
     // Two daemons write to the same log while tasks pour in.
     let daemons: Vec<_> = (0..2).map(|_| home.spawn_daemon()).collect();
@@ -89,23 +77,13 @@ fn rotation_under_load_loses_no_line_and_tail_follows_every_one() {
         assert_eq!(kinds.get(kind), Some(&TASKS), "{kind}: {kinds:?}");
     }
     assert!(kinds["task_queued"] >= TASKS, "{kinds:?}");
-    assert_eq!(kinds["daemon_started"], 2);
-    assert_eq!(kinds["daemon_stopped"], 2);
+    assert_eq!(kinds["daemon_started"], 3, "two daemons and the empty run first");
+    assert_eq!(kinds["daemon_stopped"], 3);
 
     // The follower saw exactly the lines on disk, each once.
-    let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while seen.len() < on_disk.len() && std::time::Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            seen.push(serde_json::from_str::<Value>(&line).expect("tail prints whole lines"));
-        }
-    }
-    let _ = tail.kill();
-    let _ = tail.wait();
-    std::thread::sleep(Duration::from_millis(300));
-    while let Ok(line) = rx.try_recv() {
-        seen.push(serde_json::from_str::<Value>(&line).unwrap());
-    }
+    let mut seen = first;
+    seen.extend(tail.until(Duration::from_secs(20), |s| s.len() + 2 >= on_disk.len()));
+    seen.extend(tail.stop());
     let key = |v: &Value| v.to_string();
     let mut a: Vec<String> = on_disk.iter().map(key).collect();
     let mut b: Vec<String> = seen.iter().map(key).collect();

@@ -88,6 +88,49 @@ impl TestHome {
         self.path.join("inbox")
     }
 
+    /// Waits (generously) until `n` daemons have started on this home (their
+    /// `daemon_started` events): registered in `run/`, about to watch the inbox.
+    /// A file dropped from then on is seen, by the watcher or the first rescan.
+    pub fn wait_started(&self, n: usize) {
+        wait_until(Duration::from_secs(30), "the daemons to start", || {
+            self.events_of("daemon_started").len() >= n
+        });
+    }
+
+    /// `tail-events -f --json -n N` on this home, its lines arriving as they are printed.
+    pub fn follow_events(&self, n: usize) -> Follower {
+        let mut child = self
+            .cmd()
+            .args(["tail-events", "-f", "--json", "-n", &n.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Follower { child, lines, reader }
+    }
+
+    /// Writes a task whose file was last modified `age` ago: the queue orders
+    /// by modification time, and a file that old has settled at once.
+    pub fn drop_task_aged(&self, name: &str, content: impl AsRef<[u8]>, age: Duration) {
+        let tmp = self.inbox().join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, content).unwrap();
+        let f = std::fs::File::options().write(true).open(&tmp).unwrap();
+        f.set_modified(std::time::SystemTime::now() - age).unwrap();
+        drop(f);
+        std::fs::rename(&tmp, self.inbox().join(name)).unwrap();
+    }
+
     /// Writes a task the way careful writers do: a temporary name, then a rename.
     pub fn drop_task(&self, name: &str, content: impl AsRef<[u8]>) {
         let tmp = self.inbox().join(format!(".{name}.tmp"));
@@ -179,6 +222,45 @@ impl TestHome {
     }
 }
 
+/// A running `tail-events -f` ([`TestHome::follow_events`]).
+pub struct Follower {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Follower {
+    /// The next event it prints, if one comes within `limit`.
+    pub fn next(&self, limit: Duration) -> Option<Value> {
+        let line = self.lines.recv_timeout(limit).ok()?;
+        Some(serde_json::from_str(&line).expect("tail-events prints whole JSON lines"))
+    }
+
+    /// Events until `done` says enough, or `limit` passed.
+    pub fn until(&self, limit: Duration, mut done: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+        let end = Instant::now() + limit;
+        let mut seen = Vec::new();
+        while !done(&seen) && Instant::now() < end {
+            if let Some(v) = self.next(Duration::from_millis(200)) {
+                seen.push(v);
+            }
+        }
+        seen
+    }
+
+    /// Stops it; returns what it printed that was not read yet.
+    pub fn stop(mut self) -> Vec<Value> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Its pipe is closed: the reader ends at the last whole line.
+        let _ = self.reader.join();
+        self.lines
+            .try_iter()
+            .map(|l| serde_json::from_str(&l).expect("tail-events prints whole JSON lines"))
+            .collect()
+    }
+}
+
 pub fn wait_output(mut child: Child, limit: Duration) -> Output {
     let start = Instant::now();
     loop {
@@ -244,17 +326,31 @@ pub fn stderr(o: &Output) -> String {
 
 /// Is a process with this pid alive (and not a zombie)?
 #[cfg(unix)]
+/// Whether `pid` is a live process (a zombie is not: it has ended). Linux
+/// reads its state; other Unixes ask the kernel (a zombie child of ours counts
+/// as alive there until it is reaped, so the tests reap what they start).
+#[cfg(unix)]
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next())
-                .unwrap_or("");
-            state != "Z" && state != "X"
+    #[cfg(target_os = "linux")]
+    {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => {
+                let state = stat
+                    .rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().next())
+                    .unwrap_or("");
+                state != "Z" && state != "X"
+            }
+            Err(_) => false,
         }
-        Err(_) => false,
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let Ok(pid) = i32::try_from(pid) else { return false };
+        // SAFETY: signal 0 only checks that the process exists.
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
     }
 }
 
