@@ -57,15 +57,7 @@ fn file_id(m: &std::fs::Metadata) -> FileId {
     }
 }
 
-/// The current time as the event log writes it: RFC 3339, UTC, milliseconds.
-pub fn now_ts() -> String {
-    ts(jiff::Timestamp::now())
-}
-
-/// A timestamp as every record writes it: UTC, milliseconds.
-pub fn ts(t: jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
+pub use crate::vocab::{now_ts, ts};
 
 /// Events gathered to be written together ([`EventLog::add`], [`EventLog::write`]).
 #[derive(Debug, Default)]

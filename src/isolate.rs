@@ -22,65 +22,10 @@
 use crate::git;
 use crate::store::layout::is_own_part;
 use crate::task::Isolation;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Where a task's agent works, recorded in `results/<id>/isolation.json`
-/// (read by recovery, `apply` and `clean`) and in `result.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sandbox {
-    pub kind: Isolation,
-    /// The worktree or copy.
-    pub root: PathBuf,
-    /// The agent's working directory: the workdir's place inside `root`.
-    pub run_dir: PathBuf,
-    /// The repository of a worktree, its branch and base commit.
-    pub repo: Option<PathBuf>,
-    pub branch: Option<String>,
-    pub base: Option<String>,
-    /// The diff's size, once the run is over.
-    #[serde(default)]
-    pub stat: Option<DiffStat>,
-    /// The work was committed on `branch` (`mode: apply`), not kept for `apply`.
-    #[serde(default)]
-    pub committed: bool,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct DiffStat {
-    pub files: usize,
-    pub insertions: usize,
-    pub deletions: usize,
-}
-
-impl DiffStat {
-    /// Counted from a unified diff's text.
-    pub fn of(diff: &str) -> Self {
-        let mut s = DiffStat::default();
-        for line in diff.lines() {
-            let new_file = line.starts_with("+++ ");
-            if new_file || line.starts_with("Binary files ") || line.starts_with("GIT binary patch") {
-                s.files += 1;
-            } else if line.starts_with('+') {
-                s.insertions += 1;
-            } else if line.starts_with('-') && !line.starts_with("--- ") {
-                s.deletions += 1;
-            }
-        }
-        s
-    }
-}
-
-impl std::fmt::Display for DiffStat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} file(s) changed, {} insertion(s)(+), {} deletion(s)(-)",
-            self.files, self.insertions, self.deletions
-        )
-    }
-}
+pub use crate::vocab::{DiffStat, Sandbox};
 
 /// The folder of task `id`'s sandbox.
 pub fn sandbox_root(home: &Path, id: &str) -> PathBuf {

@@ -36,4 +36,5 @@ pub mod service;
 pub mod store;
 pub mod task;
 pub mod validate;
+pub mod vocab;
 pub mod watch;

@@ -9,42 +9,9 @@
 use crate::agents::supervise::{Exit, StopReason};
 use crate::agents::{AgentReport, LimitHit};
 use crate::config::AgentKind;
-use serde::Serialize;
 use std::time::Duration;
 
-/// The error classes, as written in `result.json` (`error.kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    RateLimited,
-    Overloaded,
-    ServerError,
-    Network,
-    Auth,
-    Billing,
-    ModelNotFound,
-    PromptTooLong,
-    InvalidRequest,
-    ApiError,
-    Timeout,
-    MaxTurns,
-    BudgetExceeded,
-    AgentCrashed,
-    AgentError,
-    InteractivePrompt,
-    NotFound,
-    BadInvocation,
-    InvalidOutput,
-    CommandFailed,
-    Cancelled,
-    Interrupted,
-    InvalidTask,
-    ValidationFailed,
-    IsolationFailed,
-    SessionNotFound,
-    TaskFileChanged,
-    SecurityViolation,
-}
+pub use crate::vocab::ErrorKind;
 
 /// What to do after a failure.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,115 +30,6 @@ pub struct Failure {
     pub kind: ErrorKind,
     pub message: String,
     pub retry: Retry,
-}
-
-impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::RateLimited => "rate_limited",
-            ErrorKind::Overloaded => "overloaded",
-            ErrorKind::ServerError => "server_error",
-            ErrorKind::Network => "network",
-            ErrorKind::Auth => "auth",
-            ErrorKind::Billing => "billing",
-            ErrorKind::ModelNotFound => "model_not_found",
-            ErrorKind::PromptTooLong => "prompt_too_long",
-            ErrorKind::InvalidRequest => "invalid_request",
-            ErrorKind::ApiError => "api_error",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::MaxTurns => "max_turns",
-            ErrorKind::BudgetExceeded => "budget_exceeded",
-            ErrorKind::AgentCrashed => "agent_crashed",
-            ErrorKind::AgentError => "agent_error",
-            ErrorKind::InteractivePrompt => "interactive_prompt",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::BadInvocation => "bad_invocation",
-            ErrorKind::InvalidOutput => "invalid_output",
-            ErrorKind::CommandFailed => "command_failed",
-            ErrorKind::Cancelled => "cancelled",
-            ErrorKind::Interrupted => "interrupted",
-            ErrorKind::InvalidTask => "invalid_task",
-            ErrorKind::ValidationFailed => "validation_failed",
-            ErrorKind::IsolationFailed => "isolation_failed",
-            ErrorKind::SessionNotFound => "session_not_found",
-            ErrorKind::TaskFileChanged => "task_file_changed",
-            ErrorKind::SecurityViolation => "security_violation",
-        }
-    }
-
-    /// One line: what the operator can do about it.
-    pub fn suggestion(self) -> &'static str {
-        match self {
-            ErrorKind::RateLimited => {
-                "The agent hit a rate or usage limit; the orchestrator waits for the reset and retries. Lower max_concurrent if it happens often."
-            }
-            ErrorKind::Overloaded => "The API was overloaded (529); retried with backoff. If it persists, try later.",
-            ErrorKind::ServerError => {
-                "The API returned a server error; retried with backoff. Check the provider's status page if it persists."
-            }
-            ErrorKind::Network => {
-                "The agent could not reach its API. Check the network, proxy (HTTPS_PROXY) and DNS of this machine."
-            }
-            ErrorKind::Auth => {
-                "The agent is not authenticated. Log in (`claude` then /login) or set a valid ANTHROPIC_API_KEY for the daemon's user, then `orchestrator retry ID`."
-            }
-            ErrorKind::Billing => "The account has no credit or is on hold. Fix billing, then `orchestrator retry ID`.",
-            ErrorKind::ModelNotFound => {
-                "The configured model does not exist or is not available to this account. Fix --model in agents.<name>.extra_args."
-            }
-            ErrorKind::PromptTooLong => {
-                "The prompt (with context) is too long for the model. Shorten the task or split it."
-            }
-            ErrorKind::InvalidRequest => {
-                "The API rejected the request. Check agents.<name>.extra_args and the task's options."
-            }
-            ErrorKind::ApiError => "The API returned an error; see the message and attempt-<n>.out.",
-            ErrorKind::Timeout => {
-                "The task ran longer than its timeout and was stopped. Raise `timeout` in the task or config, or split the task."
-            }
-            ErrorKind::MaxTurns => "The agent used all its turns. Raise max_turns, or make the task smaller.",
-            ErrorKind::BudgetExceeded => {
-                "The agent's cost passed budget_usd and it was stopped. Raise budget_usd or make the task smaller."
-            }
-            ErrorKind::AgentCrashed => {
-                "The agent process died without finishing; retried. See attempt-<n>.err for why."
-            }
-            ErrorKind::AgentError => {
-                "The agent reported an error during execution; see the message and attempt-<n>.out."
-            }
-            ErrorKind::InteractivePrompt => {
-                "The agent asked a question nobody can answer headless. Run it once by hand in the workdir (e.g. accept the folder-trust prompt), or pass the flag that skips the question."
-            }
-            ErrorKind::NotFound => {
-                "The agent CLI was not found. Install it, or set agents.<name>.command in orchestrator.yaml to its full path."
-            }
-            ErrorKind::BadInvocation => {
-                "The agent rejected its command line. Check agents.<name>.extra_args and the CLI's version (`orchestrator doctor`)."
-            }
-            ErrorKind::InvalidOutput => {
-                "The agent exited without a final result. Check its version (`orchestrator doctor`) and attempt-<n>.out."
-            }
-            ErrorKind::CommandFailed => "The command exited with an error; see the answer and attempt-<n>.err.",
-            ErrorKind::Cancelled => "The task was cancelled. `orchestrator retry ID` runs it again.",
-            ErrorKind::Interrupted => "The daemon stopped while the task ran; it runs again on the next start.",
-            ErrorKind::InvalidTask => "The claimed task file could not be parsed; fix it and submit it again.",
-            ErrorKind::ValidationFailed => {
-                "The run ended but its result failed validation (fail_on_validation is on); see validation.warnings in result.json."
-            }
-            ErrorKind::IsolationFailed => {
-                "The worktree or copy for an isolated run could not be made (see the message); fix that, or use isolation: copy / mode: apply, then `orchestrator retry ID`."
-            }
-            ErrorKind::SecurityViolation => {
-                "The task's workdir no longer resolves to the folder it was checked as (a symlink or a moved folder put it elsewhere); nothing more was run. Check who changed it, then submit the task again."
-            }
-            ErrorKind::TaskFileChanged => {
-                "The task file was still being written when it was claimed. Write it under a temporary name (or outside the inbox) and rename it into the inbox when it is complete, then submit it again."
-            }
-            ErrorKind::SessionNotFound => {
-                "The agent session to continue does not exist for this agent's HOME and workdir (it was deleted, or the task runs elsewhere); not retried. Start afresh with `orchestrator retry ID` of the first task."
-            }
-        }
-    }
 }
 
 /// Classifies one attempt. `None` means it succeeded.

@@ -44,7 +44,8 @@ pub struct Plan {
     pub max_output_bytes: u64,
     pub kill_grace: Dur,
     pub priority: i64,
-    pub mode: String,
+    #[serde(default)]
+    pub mode: Mode,
     pub parent_task_id: Option<String>,
     pub turn_of: Option<String>,
     pub queued_at: Option<String>,
@@ -71,7 +72,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn guarded(&self) -> bool {
-        self.mode == "guarded"
+        self.mode == Mode::Guarded
     }
 }
 
@@ -265,10 +266,7 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         max_output_bytes: config.max_output_bytes,
         kill_grace: config.kill_grace,
         priority: spec.priority,
-        mode: match spec.mode {
-            Mode::Apply => "apply".into(),
-            Mode::Guarded => "guarded".into(),
-        },
+        mode: spec.mode,
         parent_task_id: spec.parent_task_id.clone(),
         turn_of: spec.turn_of.clone(),
         queued_at: cx.queued_at,

@@ -33,7 +33,7 @@ pub struct Row {
     pub finished_at: Option<String>,
     pub duration_ms: Option<u64>,
     pub cost_usd: Option<f64>,
-    pub error: Option<String>,
+    pub error: Option<crate::vocab::ErrorKind>,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {

@@ -78,7 +78,7 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
         if let Some(e) = &r.error {
             println!(
                 "\n{}: {}\nwhat to do: {}",
-                paint(&e.kind, "31"),
+                paint(e.kind.as_str(), "31"),
                 escape_controls(&e.message),
                 e.suggestion
             );

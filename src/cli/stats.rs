@@ -45,7 +45,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         *by_status.entry(r.status.name().into()).or_default() += 1;
         *by_agent.entry(r.agent.clone()).or_default() += 1;
         if let Some(e) = &r.error_kind {
-            *by_error.entry(e.clone()).or_default() += 1;
+            *by_error.entry(e.to_string()).or_default() += 1;
         }
         durations.push(r.duration_ms);
         attempts += u64::from(r.attempts);

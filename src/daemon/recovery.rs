@@ -138,7 +138,7 @@ pub fn close_cut_short_run(progress: &mut ProgressRecord) -> Option<u32> {
     if let Some(a) = progress.attempts.last_mut().filter(|_| cut) {
         a.finished_at = Some(crate::events::now_ts());
         a.error = Some(crate::store::record::ErrorInfo {
-            kind: "interrupted".into(),
+            kind: crate::vocab::ErrorKind::Interrupted,
             message: "the daemon running this attempt died".into(),
             suggestion: crate::outcome::ErrorKind::Interrupted.suggestion().into(),
         });
@@ -232,7 +232,7 @@ const FINAL_EVENTS: [&str; 3] = ["task_succeeded", "task_failed", "task_cancelle
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::record::AttemptRecord;
+    use crate::store::record::{AttemptRecord, ErrorKind};
 
     fn attempt(n: u32, finished: bool) -> AttemptRecord {
         AttemptRecord {
@@ -259,7 +259,7 @@ mod tests {
         let mut p = record(Some(Status::Running), vec![attempt(1, false)]);
         assert_eq!(close_cut_short_run(&mut p), Some(1));
         assert!(p.attempts[0].finished_at.is_some());
-        assert_eq!(p.attempts[0].error.as_ref().unwrap().kind, "interrupted");
+        assert_eq!(p.attempts[0].error.as_ref().unwrap().kind, ErrorKind::Interrupted);
         assert_eq!(p.status, Some(Status::Interrupted));
         // Told once: the next takeover (this daemon died too, before running it) says nothing.
         assert_eq!(close_cut_short_run(&mut p), None);

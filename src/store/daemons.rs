@@ -124,7 +124,7 @@ impl Registration {
     }
 
     fn publish_now(&mut self) {
-        self.state.updated_at = crate::events::now_ts();
+        self.state.updated_at = crate::vocab::now_ts();
         if let Err(e) = write_json_atomic(&self.state_path, &self.state) {
             tracing::warn!(error = %e, "could not publish the daemon state in run/");
         }

@@ -40,7 +40,7 @@ pub struct IndexRow {
     pub duration_ms: u64,
     pub cost_usd: Option<f64>,
     pub attempts: u32,
-    pub error_kind: Option<String>,
+    pub error_kind: Option<crate::vocab::ErrorKind>,
     pub started_at: String,
     /// The inbox file's name, so the CLI can find a task by it.
     #[serde(default)]
@@ -58,7 +58,7 @@ impl IndexRow {
             duration_ms: r.duration_ms,
             cost_usd: r.cost_usd,
             attempts: r.attempts.len() as u32,
-            error_kind: r.error.as_ref().map(|e| e.kind.clone()),
+            error_kind: r.error.as_ref().map(|e| e.kind),
             started_at: r.started_at.clone(),
             source_file: r.source_file.clone(),
         }

@@ -5,36 +5,12 @@ use serde_json::Value;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// A task's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Queued,
-    Running,
-    /// Its daemon died or stopped; it will run again or fail.
-    Interrupted,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl Status {
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Queued => "queued",
-            Status::Running => "running",
-            Status::Interrupted => "interrupted",
-            Status::Succeeded => "succeeded",
-            Status::Failed => "failed",
-            Status::Cancelled => "cancelled",
-        }
-    }
-}
+pub use crate::vocab::{ErrorKind, Status};
 
 /// An error with its class and what to do about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorInfo {
-    pub kind: String,
+    pub kind: ErrorKind,
     pub message: String,
     pub suggestion: String,
 }
@@ -114,7 +90,7 @@ pub struct ResultRecord {
     pub steps: Vec<StepOutcome>,
     /// The worktree or copy the agent worked in (isolated runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub isolation: Option<crate::isolate::Sandbox>,
+    pub isolation: Option<crate::vocab::Sandbox>,
 }
 
 /// The agent process of a running attempt, recorded so a daemon that takes the

@@ -12,26 +12,7 @@ use crate::config::AgentKind;
 use serde::Serialize;
 use std::time::Duration;
 
-/// Whether an agent's edits land in the workdir or are staged as a diff.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Apply,
-    Guarded,
-}
-
-/// Where the agent works.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Isolation {
-    /// In the workdir itself.
-    #[default]
-    None,
-    /// In a git worktree on a new branch `orchestrator/<id>`.
-    Worktree,
-    /// In a copy of the workdir.
-    Copy,
-}
+pub use crate::vocab::{Isolation, Mode};
 
 /// A parsed, validated task file.
 #[derive(Debug, Clone, PartialEq, Serialize)]

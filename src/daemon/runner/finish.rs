@@ -261,7 +261,7 @@ impl Runner {
             let kinds: Vec<&str> = found.iter().map(|w| w.kind).collect();
             out.status = Status::Failed;
             out.error = Some(ErrorInfo {
-                kind: ErrorKind::ValidationFailed.as_str().into(),
+                kind: ErrorKind::ValidationFailed,
                 message: format!("validation failed: {}", kinds.join(", ")),
                 suggestion: ErrorKind::ValidationFailed.suggestion().into(),
             });
@@ -345,7 +345,7 @@ pub fn final_event(record: &ResultRecord) -> (&'static str, serde_json::Value) {
     let e = record.error.as_ref();
     let fields = json!({
         "title": record.title, "duration_ms": record.duration_ms, "attempts": record.attempts.len(),
-        "cost_usd": record.cost_usd, "error": e.map(|e| e.kind.clone()),
+        "cost_usd": record.cost_usd, "error": e.map(|e| e.kind),
         "message": e.map(|e| e.message.clone()), "suggestion": e.map(|e| e.suggestion.clone()),
     });
     (event, fields)

@@ -52,7 +52,7 @@ struct Totals {
 
 fn info(kind: ErrorKind, message: impl Into<String>) -> ErrorInfo {
     ErrorInfo {
-        kind: kind.as_str().into(),
+        kind,
         message: message.into(),
         suggestion: kind.suggestion().into(),
     }
@@ -273,7 +273,7 @@ impl Runner {
                     );
                 }
                 let e = ErrorInfo {
-                    kind: ErrorKind::InvalidTask.as_str().into(),
+                    kind: ErrorKind::InvalidTask,
                     message: r.error.clone(),
                     suggestion: r.hint.clone(),
                 };
@@ -350,7 +350,7 @@ impl Runner {
                 let spent = p
                     .attempts
                     .iter()
-                    .filter(|a| a.step == k && a.error.as_ref().is_none_or(|e| e.kind != "rate_limited"))
+                    .filter(|a| a.step == k && a.error.as_ref().is_none_or(|e| e.kind != ErrorKind::RateLimited))
                     .count() as u32;
                 let used: u64 = p.attempts.iter().filter_map(|a| a.duration_ms).sum();
                 (spent, used, p.attempts.last().and_then(|a| a.error.clone()))

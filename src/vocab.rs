@@ -1,0 +1,303 @@
+//! The product's vocabulary: the words its records, events and CLI share.
+//!
+//! A leaf: it imports nothing from the rest of the crate, so every layer (the
+//! store at the bottom, the runner and the CLI above it) can use it without
+//! reaching up. What is written in `result.json`, `progress.json` and the
+//! events is spelled here once.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A task's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Running,
+    /// Its daemon died or stopped; it will run again or fail.
+    Interrupted,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Interrupted => "interrupted",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether an agent's edits land in the workdir or are staged as a diff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Apply,
+    Guarded,
+}
+
+/// Where the agent works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// In the workdir itself.
+    #[default]
+    None,
+    /// In a git worktree on a new branch `orchestrator/<id>`.
+    Worktree,
+    /// In a copy of the workdir.
+    Copy,
+}
+
+/// Where a task's agent works, recorded in `results/<id>/isolation.json`
+/// (read by recovery, `apply` and `clean`) and in `result.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sandbox {
+    pub kind: Isolation,
+    /// The worktree or copy.
+    pub root: PathBuf,
+    /// The agent's working directory: the workdir's place inside `root`.
+    pub run_dir: PathBuf,
+    /// The repository of a worktree, its branch and base commit.
+    pub repo: Option<PathBuf>,
+    pub branch: Option<String>,
+    pub base: Option<String>,
+    /// The diff's size, once the run is over.
+    #[serde(default)]
+    pub stat: Option<DiffStat>,
+    /// The work was committed on `branch` (`mode: apply`), not kept for `apply`.
+    #[serde(default)]
+    pub committed: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiffStat {
+    pub files: usize,
+    pub insertions: usize,
+    pub deletions: usize,
+}
+
+impl DiffStat {
+    /// Counted from a unified diff's text.
+    pub fn of(diff: &str) -> Self {
+        let mut s = DiffStat::default();
+        for line in diff.lines() {
+            let new_file = line.starts_with("+++ ");
+            if new_file || line.starts_with("Binary files ") || line.starts_with("GIT binary patch") {
+                s.files += 1;
+            } else if line.starts_with('+') {
+                s.insertions += 1;
+            } else if line.starts_with('-') && !line.starts_with("--- ") {
+                s.deletions += 1;
+            }
+        }
+        s
+    }
+}
+
+impl std::fmt::Display for DiffStat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} file(s) changed, {} insertion(s)(+), {} deletion(s)(-)",
+            self.files, self.insertions, self.deletions
+        )
+    }
+}
+
+/// The error classes, as written in `result.json` (`error.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    RateLimited,
+    Overloaded,
+    ServerError,
+    Network,
+    Auth,
+    Billing,
+    ModelNotFound,
+    PromptTooLong,
+    InvalidRequest,
+    ApiError,
+    Timeout,
+    MaxTurns,
+    BudgetExceeded,
+    AgentCrashed,
+    AgentError,
+    InteractivePrompt,
+    NotFound,
+    BadInvocation,
+    InvalidOutput,
+    CommandFailed,
+    Cancelled,
+    Interrupted,
+    InvalidTask,
+    ValidationFailed,
+    IsolationFailed,
+    SessionNotFound,
+    TaskFileChanged,
+    SecurityViolation,
+    /// A kind this version does not know (a record written by a newer one).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::ServerError => "server_error",
+            ErrorKind::Network => "network",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Billing => "billing",
+            ErrorKind::ModelNotFound => "model_not_found",
+            ErrorKind::PromptTooLong => "prompt_too_long",
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::ApiError => "api_error",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::MaxTurns => "max_turns",
+            ErrorKind::BudgetExceeded => "budget_exceeded",
+            ErrorKind::AgentCrashed => "agent_crashed",
+            ErrorKind::AgentError => "agent_error",
+            ErrorKind::InteractivePrompt => "interactive_prompt",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::BadInvocation => "bad_invocation",
+            ErrorKind::InvalidOutput => "invalid_output",
+            ErrorKind::CommandFailed => "command_failed",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::InvalidTask => "invalid_task",
+            ErrorKind::ValidationFailed => "validation_failed",
+            ErrorKind::IsolationFailed => "isolation_failed",
+            ErrorKind::SessionNotFound => "session_not_found",
+            ErrorKind::TaskFileChanged => "task_file_changed",
+            ErrorKind::SecurityViolation => "security_violation",
+            ErrorKind::Unknown => "unknown",
+        }
+    }
+
+    /// One line: what the operator can do about it.
+    pub fn suggestion(self) -> &'static str {
+        match self {
+            ErrorKind::RateLimited => {
+                "The agent hit a rate or usage limit; the orchestrator waits for the reset and retries. Lower max_concurrent if it happens often."
+            }
+            ErrorKind::Overloaded => "The API was overloaded (529); retried with backoff. If it persists, try later.",
+            ErrorKind::ServerError => {
+                "The API returned a server error; retried with backoff. Check the provider's status page if it persists."
+            }
+            ErrorKind::Network => {
+                "The agent could not reach its API. Check the network, proxy (HTTPS_PROXY) and DNS of this machine."
+            }
+            ErrorKind::Auth => {
+                "The agent is not authenticated. Log in (`claude` then /login) or set a valid ANTHROPIC_API_KEY for the daemon's user, then `orchestrator retry ID`."
+            }
+            ErrorKind::Billing => "The account has no credit or is on hold. Fix billing, then `orchestrator retry ID`.",
+            ErrorKind::ModelNotFound => {
+                "The configured model does not exist or is not available to this account. Fix --model in agents.<name>.extra_args."
+            }
+            ErrorKind::PromptTooLong => {
+                "The prompt (with context) is too long for the model. Shorten the task or split it."
+            }
+            ErrorKind::InvalidRequest => {
+                "The API rejected the request. Check agents.<name>.extra_args and the task's options."
+            }
+            ErrorKind::ApiError => "The API returned an error; see the message and attempt-<n>.out.",
+            ErrorKind::Timeout => {
+                "The task ran longer than its timeout and was stopped. Raise `timeout` in the task or config, or split the task."
+            }
+            ErrorKind::MaxTurns => "The agent used all its turns. Raise max_turns, or make the task smaller.",
+            ErrorKind::BudgetExceeded => {
+                "The agent's cost passed budget_usd and it was stopped. Raise budget_usd or make the task smaller."
+            }
+            ErrorKind::AgentCrashed => {
+                "The agent process died without finishing; retried. See attempt-<n>.err for why."
+            }
+            ErrorKind::AgentError => {
+                "The agent reported an error during execution; see the message and attempt-<n>.out."
+            }
+            ErrorKind::InteractivePrompt => {
+                "The agent asked a question nobody can answer headless. Run it once by hand in the workdir (e.g. accept the folder-trust prompt), or pass the flag that skips the question."
+            }
+            ErrorKind::NotFound => {
+                "The agent CLI was not found. Install it, or set agents.<name>.command in orchestrator.yaml to its full path."
+            }
+            ErrorKind::BadInvocation => {
+                "The agent rejected its command line. Check agents.<name>.extra_args and the CLI's version (`orchestrator doctor`)."
+            }
+            ErrorKind::InvalidOutput => {
+                "The agent exited without a final result. Check its version (`orchestrator doctor`) and attempt-<n>.out."
+            }
+            ErrorKind::CommandFailed => "The command exited with an error; see the answer and attempt-<n>.err.",
+            ErrorKind::Cancelled => "The task was cancelled. `orchestrator retry ID` runs it again.",
+            ErrorKind::Interrupted => "The daemon stopped while the task ran; it runs again on the next start.",
+            ErrorKind::InvalidTask => "The claimed task file could not be parsed; fix it and submit it again.",
+            ErrorKind::ValidationFailed => {
+                "The run ended but its result failed validation (fail_on_validation is on); see validation.warnings in result.json."
+            }
+            ErrorKind::IsolationFailed => {
+                "The worktree or copy for an isolated run could not be made (see the message); fix that, or use isolation: copy / mode: apply, then `orchestrator retry ID`."
+            }
+            ErrorKind::SecurityViolation => {
+                "The task's workdir no longer resolves to the folder it was checked as (a symlink or a moved folder put it elsewhere); nothing more was run. Check who changed it, then submit the task again."
+            }
+            ErrorKind::TaskFileChanged => {
+                "The task file was still being written when it was claimed. Write it under a temporary name (or outside the inbox) and rename it into the inbox when it is complete, then submit it again."
+            }
+            ErrorKind::SessionNotFound => {
+                "The agent session to continue does not exist for this agent's HOME and workdir (it was deleted, or the task runs elsewhere); not retried. Start afresh with `orchestrator retry ID` of the first task."
+            }
+            ErrorKind::Unknown => "See the message; this version of orchestrator does not know this kind of error.",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The current time as the event log writes it: RFC 3339, UTC, milliseconds.
+pub fn now_ts() -> String {
+    ts(jiff::Timestamp::now())
+}
+
+/// A timestamp as every record writes it: UTC, milliseconds.
+pub fn ts(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kinds_read_back_as_written_and_unknown_ones_do_not_fail() {
+        for k in [
+            ErrorKind::RateLimited,
+            ErrorKind::SessionNotFound,
+            ErrorKind::TaskFileChanged,
+        ] {
+            let text = serde_json::to_string(&k).unwrap();
+            assert_eq!(text, format!("\"{}\"", k.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorKind>(&text).unwrap(), k);
+        }
+        assert_eq!(
+            serde_json::from_str::<ErrorKind>("\"a_kind_from_the_future\"").unwrap(),
+            ErrorKind::Unknown
+        );
+    }
+}
