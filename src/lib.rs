@@ -35,6 +35,8 @@ pub mod redact;
 pub mod service;
 pub mod store;
 pub mod task;
+pub mod tools;
 pub mod validate;
 pub mod vocab;
 pub mod watch;
+pub mod yaml;

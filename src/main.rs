@@ -12,7 +12,9 @@ fn main() -> std::process::ExitCode {
         .nth(1)
         .is_some_and(|a| a == orchestrator::service::scm::ARG)
     {
-        orchestrator::service::scm::dispatch(std::env::args_os().collect());
+        orchestrator::service::scm::dispatch(std::env::args_os().collect(), |args, report| {
+            orchestrator::cli::run_reporting(args, |e| report(e))
+        });
     }
     orchestrator::cli::main()
 }

@@ -157,11 +157,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
 fn queued(cli: &Cli, home: &Home, daemons: &[daemons::DaemonState]) -> (usize, Vec<QueuedFile>) {
     let limits = Limits {
         max_prompt_chars: 200,
-        ..cli
-            .load_config(home, &[])
-            .map(|l| l.config)
-            .unwrap_or_default()
-            .task_limits()
+        ..Limits::of(&cli.load_config(home, &[]).map(|l| l.config).unwrap_or_default())
     };
     if let Some(d) = daemons.iter().max_by(|a, b| a.updated_at.cmp(&b.updated_at)) {
         let head = d

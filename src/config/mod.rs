@@ -279,7 +279,7 @@ pub fn load(
         let value: Value = if text.trim().is_empty() {
             Value::Object(Map::new())
         } else {
-            crate::task::yaml::from_str(&text).map_err(|message| ConfigError::Yaml {
+            crate::yaml::from_str(&text).map_err(|message| ConfigError::Yaml {
                 path: path.clone(),
                 message,
             })?
@@ -405,7 +405,7 @@ fn apply_override(
     let parsed: Value = if value.trim().is_empty() {
         Value::Null
     } else {
-        crate::task::yaml::from_str(value).map_err(|message| ConfigError::Override {
+        crate::yaml::from_str(value).map_err(|message| ConfigError::Override {
             origin: origin_name.to_string(),
             key: key.to_string(),
             value: value.to_string(),
@@ -467,16 +467,6 @@ impl Config {
             vec![self.default_workdir(home)]
         } else {
             self.allowed_roots.iter().map(|p| home.join(expand_tilde(p))).collect()
-        }
-    }
-
-    /// The limits the task parser applies.
-    pub fn task_limits(&self) -> crate::task::parse::Limits {
-        crate::task::parse::Limits {
-            max_bytes: self.max_task_bytes,
-            max_prompt_chars: self.max_prompt_chars,
-            default_agent: self.default_agent,
-            roles: self.roles.clone(),
         }
     }
 

@@ -253,7 +253,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     STARTED.store(true, std::sync::atomic::Ordering::Relaxed);
 
     let rules = Rules {
-        limits: config.task_limits(),
+        limits: crate::task::parse::Limits::of(&config),
         home: home.root().to_path_buf(),
         default_workdir: config.default_workdir(home.root()),
         allowed_roots: config.allowed_roots(home.root()),

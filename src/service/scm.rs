@@ -186,9 +186,15 @@ pub fn state(name: &str) -> Option<(String, Option<String>)> {
 
 define_windows_service!(ffi_service_main, service_main);
 
+/// How the service runs the daemon: the CLI's entry (`orchestrator ... run`),
+/// handing the error that ends it to the second argument. Given by `main`, so
+/// that this module does not reach up into the CLI that installs it.
+pub type RunCli = fn(Vec<OsString>, &mut dyn FnMut(&str)) -> u8;
+
 /// The service process (`orchestrator.exe __service NAME --home HOME`): hands
 /// itself to the SCM, which calls [`service_main`]. Never returns.
-pub fn dispatch(args: Vec<OsString>) -> ! {
+pub fn dispatch(args: Vec<OsString>, run: RunCli) -> ! {
+    let _ = RUN.set(run);
     let name = args
         .get(2)
         .map(|n| n.to_string_lossy().into_owned())
@@ -208,6 +214,7 @@ pub fn dispatch(args: Vec<OsString>) -> ! {
 }
 
 static LAUNCH: std::sync::Mutex<Vec<OsString>> = std::sync::Mutex::new(Vec::new());
+static RUN: std::sync::OnceLock<RunCli> = std::sync::OnceLock::new();
 
 fn service_main(_scm_arguments: Vec<OsString>) {
     let args = LAUNCH.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -250,8 +257,10 @@ fn service_main(_scm_arguments: Vec<OsString>) {
     let mut cli_args: Vec<OsString> = vec!["orchestrator".into()];
     cli_args.extend(args.iter().skip(3).cloned());
     cli_args.push("run".into());
+    let run = RUN.get().copied();
     let daemon = std::thread::spawn(move || {
-        crate::cli::run_reporting(cli_args, |error| {
+        let Some(run) = run else { return 1 };
+        run(cli_args, &mut |error| {
             let text = format!("orchestrator: the service's daemon stopped: {error}");
             eprintln!("{text}");
             event_log::error(&text);

@@ -6,7 +6,6 @@
 
 pub mod parse;
 pub mod workdir;
-pub mod yaml;
 
 use crate::config::AgentKind;
 use serde::Serialize;
@@ -62,7 +61,7 @@ pub fn check(
     config: &crate::config::Config,
     home: &std::path::Path,
 ) -> Result<(TaskSpec, std::path::PathBuf), Rejection> {
-    let spec = parse::parse(name, bytes, &config.task_limits())?;
+    let spec = parse::parse(name, bytes, &parse::Limits::of(config))?;
     let wd = place(&spec, config, home)?;
     Ok((spec, wd))
 }

@@ -1,9 +1,10 @@
 //! Task files in the four forms of the spec: Markdown with optional YAML front
 //! matter, plain text, YAML and JSON.
 
-use super::{Isolation, Mode, Rejection, TaskSpec, yaml};
+use super::{Isolation, Mode, Rejection, TaskSpec};
 use crate::config::{AgentKind, RoleConfig};
 use crate::duration::Dur;
+use crate::yaml;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -53,6 +54,18 @@ pub struct Limits {
     pub roles: std::sync::Arc<std::collections::BTreeMap<String, RoleConfig>>,
 }
 
+impl Limits {
+    /// The limits `config` sets for the task parser.
+    pub fn of(config: &crate::config::Config) -> Self {
+        Self {
+            max_bytes: config.max_task_bytes,
+            max_prompt_chars: config.max_prompt_chars,
+            default_agent: config.default_agent,
+            roles: config.roles.clone(),
+        }
+    }
+}
+
 /// Fills the fields the task leaves unset from its role, and holds the task's
 /// tools within the role's. Returns the prompt prefix to put before the prompt.
 fn apply_role(
@@ -84,7 +97,7 @@ fn apply_role(
             Some(asked) => {
                 let over: Vec<&String> = asked
                     .iter()
-                    .filter(|t| !crate::plan::tool_allowed(t, ceiling))
+                    .filter(|t| !crate::tools::tool_allowed(t, ceiling))
                     .collect();
                 if !over.is_empty() {
                     return Err(Rejection::new(

@@ -50,7 +50,7 @@ pub(super) fn parse(text: &str) -> Result<Option<Seed>, Rejection> {
     let Some((yaml, body)) = split_raw(text)? else {
         return Ok(None);
     };
-    let Ok(value) = crate::task::yaml::from_str::<serde_json::Value>(yaml) else {
+    let Ok(value) = crate::yaml::from_str::<serde_json::Value>(yaml) else {
         return Ok(None);
     };
     let is_seed = value
