@@ -608,3 +608,45 @@ fn agents_that_may_write_one_repository_take_turns() {
         }
     }
 }
+
+/// A file edited while it waits takes its new place in the queue: with the
+/// OS's events (which tell of the edit) and with polling (whose rescans do).
+#[test]
+fn a_queued_file_edited_while_it_waits_takes_its_new_priority() {
+    for watch in ["native", "poll"] {
+        let home = TestHome::with_config(&config_with(&format!("max_concurrent: 1\nwatch: {watch}"), ""));
+        let mut daemon = home.spawn_daemon();
+        home.drop_task("busy.yaml", "agent: command\ncommand: sleep 60\n");
+        wait_until(Duration::from_secs(20), "the busy task to start", || {
+            !home.events_of("task_started").is_empty()
+        });
+        home.drop_task_aged("a.yaml", "agent: command\ncommand: echo a\n", Duration::from_secs(20));
+        home.drop_task_aged("b.yaml", "agent: command\ncommand: echo b\n", Duration::from_secs(10));
+        let queued = |file: &str| {
+            home.events_of("task_queued")
+                .iter()
+                .filter(|e| e["file"] == file)
+                .count()
+        };
+        wait_until(Duration::from_secs(20), "both to wait", || {
+            queued("a.yaml") == 1 && queued("b.yaml") == 1
+        });
+        home.drop_task("b.yaml", "priority: high\nagent: command\ncommand: echo b\n");
+        wait_until(Duration::from_secs(20), "the edited file queued again", || {
+            queued("b.yaml") == 2
+        });
+        assert!(home.cli(&["cancel", "busy.yaml"]).status.success());
+        wait_until(Duration::from_secs(30), "all three to end", || {
+            home.results().len() == 3
+        });
+        sigterm(daemon.id());
+        let _ = daemon.wait();
+        let order: Vec<String> = home
+            .events_of("task_started")
+            .iter()
+            .map(|e| e["file"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(order, ["busy.yaml", "b.yaml", "a.yaml"], "watch: {watch}");
+        assert_eq!(home.result_of("b.yaml")["output"], "b");
+    }
+}
