@@ -611,6 +611,7 @@ fn agents_that_may_write_one_repository_take_turns() {
 
 /// A file edited while it waits takes its new place in the queue: with the
 /// OS's events (which tell of the edit) and with polling (whose rescans do).
+#[cfg(unix)]
 #[test]
 fn a_queued_file_edited_while_it_waits_takes_its_new_priority() {
     for watch in ["native", "poll"] {

@@ -85,9 +85,12 @@ pub fn running_as_root() -> bool {
     }
 }
 
+/// What tells one folder from another that took its place (device, inode, owner).
+pub type Identity = (u64, u64, u32);
+
 /// The inbox's identity (device, inode, owner) on Unix: a different value
 /// later means the folder was replaced while the daemon ran.
-pub fn identity(dir: &Path) -> Option<(u64, u64, u32)> {
+pub fn identity(dir: &Path) -> Option<Identity> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;

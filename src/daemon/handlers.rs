@@ -1,0 +1,421 @@
+//! The daemon between two turns of its loop, and what it does on each thing
+//! that wakes it: a watcher hint, a deadline (settle, rescan, recovery,
+//! cancel checks), a task ending, a stop signal. `super::run` sets it up,
+//! turns the loop and tears it down; each turn is the handlers below.
+
+use super::{RunSummary, Shared, homecheck, recovery, release_freed_memory, report_stuck, runner, writers};
+use crate::agents::supervise::StopReason;
+use crate::config::Config;
+use crate::events::EventLog;
+use crate::intake::{self, Intake, Rules, Verdict};
+use crate::queue::Queue;
+use crate::store::Home;
+use crate::store::daemons::{self, Registration};
+use crate::store::index;
+use crate::store::record::Status;
+use crate::watch::Hint;
+use runner::TaskRun;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::sync::{OwnedSemaphorePermit, watch as tokio_watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// How often running tasks are checked for a cancel request: a cancel takes
+/// effect well within a second.
+const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Everything the loop keeps from one turn to the next.
+pub(super) struct Daemon {
+    pub home: Home,
+    pub config: Arc<Config>,
+    pub events: Arc<EventLog>,
+    pub shared: Arc<Shared>,
+    pub worker: String,
+    pub rules: Rules,
+    pub intake: Intake,
+    pub queue: Queue,
+    pub writers: writers::Writers,
+    pub writers_dir: PathBuf,
+    pub tasks: JoinSet<(String, Status)>,
+    /// Each running task's stop switch, by id.
+    pub stops: HashMap<String, tokio_watch::Sender<Option<StopReason>>>,
+    pub summary: RunSummary,
+    pub registration: Registration,
+    /// Inbox files that could not be rejected (inbox/rejected/ not writable): said once each.
+    pub stuck: HashSet<PathBuf>,
+    /// Inbox entries with names that are not Unicode, waiting for their writer to be done.
+    pub bad_names: Vec<PathBuf>,
+    pub rescan_at: Instant,
+    pub recover_at: Instant,
+    /// The inbox the daemon started on (see [`Self::on_rescan_due`]).
+    pub inbox_identity: Option<homecheck::Identity>,
+    /// Why it is stopping, once it is.
+    pub stopping: Option<&'static str>,
+    /// A runner of ours ended without finishing its task (panic, unwritable
+    /// result): scan for orphans at the next recovery tick.
+    pub own_orphans: bool,
+    /// When running agents are told to stop, once a shutdown began.
+    pub force_stop_at: Option<Instant>,
+}
+
+impl Daemon {
+    /// Starts a runner for `run`.
+    pub fn spawn(&mut self, run: TaskRun, permit: Option<OwnedSemaphorePermit>) {
+        let (tx, rx) = tokio_watch::channel(None);
+        self.stops.insert(run.claimed.id.clone(), tx);
+        self.tasks.spawn(runner::run(self.shared.clone(), run, permit, rx));
+    }
+
+    /// Takes over the tasks of dead daemons (our own earlier life included)
+    /// and runs them again.
+    pub fn recover(&mut self) {
+        let orphans = match recovery::take_over_orphans(&self.home) {
+            Ok(orphans) => orphans,
+            Err(e) => {
+                tracing::error!(error = %e, "could not scan results/ for interrupted tasks");
+                return;
+            }
+        };
+        for o in orphans {
+            let mut progress = o.progress.unwrap_or_default();
+            if let Some(attempt) = recovery::close_cut_short_run(&mut progress) {
+                self.events.emit(
+                    "task_interrupted",
+                    Some(&o.claimed.id),
+                    json!({"reason": "daemon_died", "attempt": attempt, "killed_leftover": o.killed_leftover, "recovered_by": self.worker}),
+                );
+                // Kept at once: if this daemon dies too before its own run
+                // says anything, the next one must not tell this death again.
+                if let Err(e) = crate::store::atomic::write_json_atomic(&o.claimed.dir.progress(), &progress) {
+                    tracing::warn!(task = %o.claimed.id, error = %e, "could not write progress.json");
+                }
+            }
+            let run = TaskRun {
+                claimed: o.claimed,
+                recovered: Some(progress),
+                queued: None,
+            };
+            self.spawn(run, None);
+        }
+    }
+
+    /// Names that are not valid Unicode cannot be tasks: rejected once their
+    /// writer has left them alone for a debounce.
+    pub fn reject_bad_names(&mut self) {
+        self.bad_names.extend(self.intake.take_bad_names());
+        self.bad_names.sort();
+        self.bad_names.dedup();
+        for path in std::mem::take(&mut self.bad_names) {
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let quiet = meta
+                .modified()
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() >= self.config.debounce());
+            if self.stuck.contains(&path) {
+                continue;
+            }
+            if !quiet {
+                self.bad_names.push(path);
+                continue;
+            }
+            let shown = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let r = crate::task::Rejection::new(
+                "name_not_utf8",
+                "the file's name is not valid UTF-8, so it cannot be named in records or by the CLI",
+                "rename it with a UTF-8 name (e.g. `convmv -f latin1 -t utf8`) and put it back in the inbox",
+            );
+            match intake::reject_path(&self.home, &self.events, &path, &shown, &r) {
+                Ok(moved) => self.summary.rejected += usize::from(moved),
+                Err(why) => {
+                    self.summary.unclaimed += 1;
+                    report_stuck(&self.events, &mut self.stuck, path, &shown, &r, &why);
+                }
+            }
+        }
+    }
+
+    /// Judges the files that have settled: queued or rejected. Files that
+    /// settled together are announced in one write (in order with any
+    /// rejection among them).
+    pub fn settle(&mut self) {
+        let mut queued = crate::events::Batch::default();
+        let mut accepted = 0;
+        let Self {
+            intake,
+            rules,
+            events,
+            queue,
+            home,
+            summary,
+            stuck,
+            ..
+        } = self;
+        intake.settle_each(std::time::Instant::now(), rules, |verdict| match verdict {
+            Verdict::Accept(a) => {
+                let intake::Accepted { queued: q, title } = *a;
+                events.add(
+                    &mut queued,
+                    "task_queued",
+                    None,
+                    json!({"file": q.name, "title": title, "agent": q.agent, "priority": q.priority}),
+                );
+                queue.push(q);
+                accepted += 1;
+            }
+            Verdict::Reject { name, rejection } => {
+                events.write(std::mem::take(&mut queued));
+                let path = home.inbox().join(&name);
+                match intake::reject(home, events, &name, &rejection) {
+                    Ok(moved) => {
+                        summary.rejected += usize::from(moved);
+                        stuck.remove(&path);
+                    }
+                    Err(why) => {
+                        summary.unclaimed += 1;
+                        report_stuck(events, stuck, path, &name, &rejection, &why);
+                    }
+                }
+            }
+            // Back to settling inside `settle_each`; never handed out.
+            Verdict::Moved(_) => {}
+        });
+        self.events.write(queued);
+        if accepted >= 1000 {
+            release_freed_memory();
+        }
+    }
+
+    /// Claims and starts queued files while slots are free (not once stopping).
+    pub fn start_queued(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        while let Ok(permit) = self.shared.slots.clone().try_acquire_owned() {
+            let (pauses, writers, dir) = (&self.shared.pauses, &mut self.writers, &self.writers_dir);
+            let Some(q) = self.queue.pop_next(|c| {
+                !pauses.is_paused(c.agent) && c.writer.is_none_or(|repo| writers.try_take(dir, c.name, repo))
+            }) else {
+                break;
+            };
+            let claim = crate::claim::claim(&self.home, &q.name);
+            match &claim {
+                Ok(Some(claimed)) => self.writers.rename(&q.name, &claimed.id),
+                _ => self.writers.release(&q.name),
+            }
+            match claim {
+                Ok(Some(claimed)) => {
+                    let run = TaskRun {
+                        claimed,
+                        recovered: None,
+                        queued: Some(q),
+                    };
+                    self.spawn(run, Some(permit));
+                }
+                Ok(None) => tracing::debug!(file = %q.name, "another daemon claimed it first"),
+                Err(e) => self.claim_failed(&q.name, &e),
+            }
+        }
+    }
+
+    /// Nothing is lost: the file stays in the inbox and the next rescan queues it again.
+    fn claim_failed(&mut self, name: &str, e: &std::io::Error) {
+        tracing::error!(file = %name, error = %e, "could not claim; the file stays in the inbox");
+        let hint = if e.kind() == std::io::ErrorKind::CrossesDevices {
+            "inbox/ and results/ must be on the same filesystem (a claim is a rename); move or mount them together, and the file, still in the inbox, is tried again at the next rescan".to_string()
+        } else {
+            format!(
+                "the daemon cannot create task folders in {} (permissions, a read-only or full disk); fix that and the file, still in the inbox, is tried again at the next rescan",
+                self.home.results().display()
+            )
+        };
+        self.events.emit(
+            "claim_failed",
+            None,
+            json!({"file": name, "error": e.to_string(), "hint": hint}),
+        );
+        self.summary.unclaimed += 1;
+    }
+
+    /// Nothing is left to do: the inbox drained and no task runs.
+    pub fn drained(&self) -> bool {
+        self.queue.is_empty() && self.intake.settling() == 0 && self.tasks.is_empty() && self.bad_names.is_empty()
+    }
+
+    /// Publishes what `status` reads, and says when the loop must wake next
+    /// if nothing else wakes it.
+    pub fn next_wake(&mut self) -> Instant {
+        self.registration
+            .update(self.stops.keys().cloned().collect(), self.shared.pauses.published());
+        self.registration.update_queue(self.queue.len(), self.queue.ordered());
+        let publish_at = self
+            .registration
+            .publish_due(std::time::Instant::now())
+            .map(Instant::from_std);
+        let pause_end = self
+            .shared
+            .pauses
+            .next_expiry()
+            .map(|t| Instant::now() + t.duration_since(SystemTime::now()).unwrap_or_default());
+        // Cancel requests (`orchestrator cancel`) are files; look for them while tasks run.
+        let cancel_check = (!self.stops.is_empty()).then(|| Instant::now() + CANCEL_POLL);
+        [
+            self.intake.next_deadline().map(Instant::from_std),
+            (!self.bad_names.is_empty()).then(|| Instant::now() + self.config.debounce()),
+            Some(self.rescan_at),
+            Some(self.recover_at),
+            pause_end,
+            publish_at,
+            cancel_check,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(self.rescan_at)
+    }
+
+    /// Watcher hints (all that have arrived): files to settle again.
+    pub fn on_hints(&mut self, hints: impl IntoIterator<Item = Hint>) {
+        let now = std::time::Instant::now();
+        for h in hints {
+            match h {
+                Hint::Changed(name) => self.intake.note(&name, now, &mut self.queue),
+                Hint::Written(name) => self.intake.note_written(&name, now, &mut self.queue),
+                Hint::Closed(name) => self.intake.note_closed(&name, now, &mut self.queue),
+                Hint::Rescan => {
+                    let _ = self.intake.rescan(now, &mut self.queue);
+                }
+            }
+        }
+    }
+
+    /// A deadline passed: cancel requests, the watchdog, and whatever of the
+    /// rescan and the recovery scan is due.
+    pub fn on_deadline(&mut self) {
+        let now = Instant::now();
+        // While agents run, a watchdog that was killed is replaced at once.
+        #[cfg(unix)]
+        if !self.stops.is_empty() {
+            crate::agents::watchdog::check();
+        }
+        self.check_cancels();
+        if now >= self.rescan_at {
+            self.on_rescan_due(now);
+        }
+        if now >= self.recover_at {
+            self.on_recovery_due(now);
+        }
+    }
+
+    fn check_cancels(&self) {
+        for (id, tx) in &self.stops {
+            if tx.borrow().is_none()
+                && crate::store::TaskDir::new(self.home.task_dir(id))
+                    .cancel_request()
+                    .exists()
+            {
+                tracing::info!(task = %id, "cancel requested");
+                let _ = tx.send(Some(StopReason::Cancelled));
+            }
+        }
+    }
+
+    fn on_rescan_due(&mut self, now: Instant) {
+        // The inbox must still be the folder the daemon started on: one renamed
+        // away and replaced (by whoever could write above it) is someone
+        // else's, and nothing more is taken from it.
+        if self.stopping.is_none() && homecheck::identity(&self.home.inbox()) != self.inbox_identity {
+            self.events.emit(
+                "security_violation",
+                None,
+                json!({"reason": "inbox_replaced", "inbox": self.home.inbox(), "error": "the inbox is no longer the folder the daemon started on; the daemon stops taking tasks and shuts down", "hint": "check who replaced it (see `orchestrator doctor`), then start the daemon again"}),
+            );
+            tracing::error!(inbox = %self.home.inbox().display(), "the inbox was replaced while the daemon ran: shutting down");
+            self.on_stop_signal("inbox_replaced");
+        }
+        if let Err(e) = self.intake.rescan(now.into_std(), &mut self.queue) {
+            tracing::error!(error = %e, "cannot list the inbox");
+        }
+        self.rescan_at = now + self.config.rescan_interval.0;
+    }
+
+    fn on_recovery_due(&mut self, now: Instant) {
+        let dead = daemons::dead(&self.home, self.registration.lock_path());
+        if self.stopping.is_none() && (!dead.is_empty() || self.own_orphans) {
+            if !dead.is_empty() {
+                tracing::info!(
+                    peers = dead.len(),
+                    "a daemon sharing this home died; taking over its tasks"
+                );
+            }
+            self.own_orphans = false;
+            self.recover();
+            if !dead.is_empty() {
+                // The dead daemon's last finishes: index rows and final events.
+                let _ = self.shared.index.flush();
+                if let Ok(added) = index::reconcile(&self.home) {
+                    recovery::announce_lost_finishes(&self.home, &self.events, &added);
+                }
+            }
+            for d in dead {
+                daemons::remove_dead(&d);
+            }
+        }
+        self.recover_at = now + self.config.recovery_interval.0;
+    }
+
+    /// A runner ended (or panicked).
+    pub fn on_task_end(&mut self, joined: Result<(String, Status), tokio::task::JoinError>) {
+        match joined {
+            Ok((id, status)) => {
+                self.stops.remove(&id);
+                self.writers.release(&id);
+                match status {
+                    Status::Succeeded => self.summary.succeeded += 1,
+                    Status::Failed => self.summary.failed += 1,
+                    Status::Cancelled => self.summary.cancelled += 1,
+                    _ => {
+                        self.summary.interrupted += 1;
+                        // Not stopping, yet unfinished: its result could not be
+                        // written. Its folder is an orphan now; retry later.
+                        self.own_orphans |= self.stopping.is_none();
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a task runner panicked; its task will be recovered");
+                self.own_orphans = true;
+                // Its id is lost with it: keep only the locks of tasks still running.
+                let stops = &self.stops;
+                self.writers.retain(|owner| stops.contains_key(owner));
+            }
+        }
+    }
+
+    /// A stop was asked for: no new tasks; running agents get `shutdown_grace`.
+    pub fn on_stop_signal(&mut self, reason: &'static str) {
+        tracing::info!(
+            reason,
+            running = self.tasks.len(),
+            "shutting down: no new tasks; running agents get {}",
+            self.config.shutdown_grace
+        );
+        self.stopping = Some(reason);
+        self.force_stop_at = Some(Instant::now() + self.config.shutdown_grace.0);
+    }
+
+    /// The grace is over: every running agent is stopped.
+    pub fn on_grace_over(&mut self) {
+        self.force_stop_at = None;
+        for tx in self.stops.values() {
+            let _ = tx.send(Some(StopReason::Shutdown));
+        }
+    }
+}
