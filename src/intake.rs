@@ -307,7 +307,9 @@ impl Intake {
         self.settling.values().map(|s| self.due_at(s)).min()
     }
 
-    /// Judges every file that has settled by `now`.
+    /// Judges every file that has settled by `now` (the tests' view of
+    /// [`Self::settle_each`]).
+    #[cfg(test)]
     pub fn settle(&mut self, now: Instant, rules: &Rules) -> Vec<Verdict> {
         let mut verdicts = Vec::new();
         self.settle_each(now, rules, |v| verdicts.push(v));
@@ -401,56 +403,8 @@ fn judge(name: &Arc<str>, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, r
             rejection,
         })
     };
-    let ft = meta.file_type();
-    if ft.is_symlink() {
-        return reject(Rejection::new(
-            "symlink",
-            "the inbox entry is a symbolic link",
-            "copy the file into the inbox instead of linking it",
-        ));
-    }
-    if ft.is_dir() {
-        return reject(Rejection::new(
-            "directory",
-            "the inbox entry is a folder",
-            "put task files directly in the inbox; folders are not tasks",
-        ));
-    }
-    if !ft.is_file() {
-        return reject(Rejection::new(
-            "not_a_file",
-            "the inbox entry is not a regular file (FIFO, socket or device)",
-            "write the task to a regular file",
-        ));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        // A hard link shares its content with a file elsewhere, maybe outside the
-        // home and not readable by whoever made the link: a daemon running with
-        // more rights would read it as a task and show it to an agent.
-        if meta.nlink() > 1 {
-            return reject(Rejection::new(
-                "hard_link",
-                format!("the file has {} names (a hard link to a file elsewhere)", meta.nlink()),
-                "copy the file into the inbox instead of linking it",
-            ));
-        }
-        // A daemon running as root takes tasks only from the home's owner (and
-        // root): anyone else who can write into the inbox would run agents as root.
-        if rules
-            .owner_only
-            .is_some_and(|owner| meta.uid() != owner && meta.uid() != 0)
-        {
-            return reject(Rejection::new(
-                "foreign_owner",
-                format!(
-                    "the file belongs to user {}, not to the home's owner, and the daemon runs as root",
-                    meta.uid()
-                ),
-                "have the home's owner submit it (or run the daemon as an unprivileged user)",
-            ));
-        }
+    if let Some(r) = file_rejection(meta, rules.owner_only) {
+        return reject(r);
     }
     if parse::Form::of(path).is_none() {
         return reject(Rejection::new(
@@ -503,6 +457,63 @@ fn judge(name: &Arc<str>, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, r
         },
         title: spec.title,
     })))
+}
+
+/// What makes an inbox entry no task whatever it says: a link, a folder, a
+/// FIFO or device, a hard link, another user's file under a root daemon.
+/// Asked when a file settles and again of the claimed file, before it is read.
+pub fn file_rejection(meta: &std::fs::Metadata, owner_only: Option<u32>) -> Option<Rejection> {
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        return Some(Rejection::new(
+            "symlink",
+            "the inbox entry is a symbolic link",
+            "copy the file into the inbox instead of linking it",
+        ));
+    }
+    if ft.is_dir() {
+        return Some(Rejection::new(
+            "directory",
+            "the inbox entry is a folder",
+            "put task files directly in the inbox; folders are not tasks",
+        ));
+    }
+    if !ft.is_file() {
+        return Some(Rejection::new(
+            "not_a_file",
+            "the inbox entry is not a regular file (FIFO, socket or device)",
+            "write the task to a regular file",
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // A hard link shares its content with a file elsewhere, maybe outside the
+        // home and not readable by whoever made the link: a daemon running with
+        // more rights would read it as a task and show it to an agent.
+        if meta.nlink() > 1 {
+            return Some(Rejection::new(
+                "hard_link",
+                format!("the file has {} names (a hard link to a file elsewhere)", meta.nlink()),
+                "copy the file into the inbox instead of linking it",
+            ));
+        }
+        // A daemon running as root takes tasks only from the home's owner (and
+        // root): anyone else who can write into the inbox would run agents as root.
+        if owner_only.is_some_and(|owner| meta.uid() != owner && meta.uid() != 0) {
+            return Some(Rejection::new(
+                "foreign_owner",
+                format!(
+                    "the file belongs to user {}, not to the home's owner, and the daemon runs as root",
+                    meta.uid()
+                ),
+                "have the home's owner submit it (or run the daemon as an unprivileged user)",
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = owner_only;
+    None
 }
 
 /// Reads at most `max + 1` bytes (one more, to tell "exactly max" from "more").

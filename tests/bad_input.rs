@@ -696,3 +696,36 @@ fn a_home_others_can_replace_is_refused_and_a_replaced_inbox_stops_the_daemon() 
     assert_eq!(v.last().unwrap()["reason"], "inbox_replaced", "{v:?}");
     assert!(home.inbox().join("planted.yaml").exists(), "nothing was taken from it");
 }
+
+/// The claimed file is checked as it was in the inbox before it is read: a
+/// queued file that got a second name while it waited (a hard link to it from
+/// elsewhere, which changes neither its size nor its time) is no task.
+#[cfg(unix)]
+#[test]
+fn a_queued_file_that_became_a_hard_link_is_not_run() {
+    let home = TestHome::with_config(&config_with("max_concurrent: 1", ""));
+    let mut daemon = home.spawn_daemon();
+    home.drop_task("busy.yaml", "agent: command\ncommand: sleep 60\n");
+    wait_until(Duration::from_secs(20), "the busy task to start", || {
+        !home.events_of("task_started").is_empty()
+    });
+    home.drop_task("linked.yaml", "agent: command\ncommand: echo ran\n");
+    wait_until(Duration::from_secs(20), "the file to be queued", || {
+        home.events_of("task_queued").iter().any(|e| e["file"] == "linked.yaml")
+    });
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::hard_link(home.inbox().join("linked.yaml"), elsewhere.path().join("other-name")).unwrap();
+    assert!(home.cli(&["cancel", "busy.yaml"]).status.success());
+    wait_until(Duration::from_secs(30), "both to end", || home.results().len() == 2);
+    sigterm(daemon.id());
+    let _ = daemon.wait();
+    let r = home.result_of("linked.yaml");
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["error"]["kind"], "invalid_task");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("hard link"),
+        "{}",
+        r["error"]
+    );
+    assert!(r["output"].is_null() || r["output"] != "ran", "never run");
+}

@@ -45,6 +45,8 @@ pub struct Shared {
     pub redactor: crate::redact::Redactor,
     /// Flushes result files in batches ([`crate::store::commit`]).
     pub committer: crate::store::commit::Committer,
+    /// Running as root: only files of this user (the home's owner) or root are tasks.
+    pub owner_only: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -216,6 +218,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         redactor,
         committer: crate::store::commit::Committer::start(Some(&home.results()))
             .context("could not start the result commit thread")?,
+        owner_only: homecheck::owner_only(home.root()),
     });
     events.emit(
         "daemon_started",
@@ -251,7 +254,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         home: home.root().to_path_buf(),
         default_workdir: config.default_workdir(home.root()),
         allowed_roots: config.allowed_roots(home.root()),
-        owner_only: homecheck::owner_only(home.root()),
+        owner_only: shared.owner_only,
         writer_of: {
             let config = config.clone();
             intake::WriterOf(Arc::new(move |spec, workdir| writers::key(spec, workdir, &config)))

@@ -225,9 +225,14 @@ impl Runner {
         {
             return Ok(plan);
         }
-        self.task_file_stamp = std::fs::metadata(&self.claimed.task_file)
-            .ok()
-            .map(|m| (m.len(), m.modified().ok()));
+        // The claimed entry is checked as it was in the inbox before it is read:
+        // swapped for a link (or a hard link) since, it is no task.
+        if let Ok(meta) = std::fs::symlink_metadata(&self.claimed.task_file) {
+            if let Some(r) = crate::intake::file_rejection(&meta, self.shared.owner_only) {
+                return Err(r);
+            }
+            self.task_file_stamp = Some((meta.len(), meta.modified().ok()));
+        }
         let bytes = read_capped(&self.claimed.task_file, cfg.max_task_bytes).map_err(|e| {
             Rejection::new(
                 "unreadable",
