@@ -57,7 +57,17 @@ fn file_id(m: &std::fs::Metadata) -> FileId {
     }
 }
 
-pub use crate::vocab::{now_ts, ts};
+pub use crate::vocab::{Event, Finished, Interruption, Violation, now_ts, ts};
+
+/// An event's name and its fields, as the log writes them.
+pub fn parts(event: &Event) -> (String, Value) {
+    let mut fields = serde_json::to_value(event).unwrap_or_else(|_| serde_json::json!({"event": "unserializable"}));
+    let name = match fields.as_object_mut().and_then(|f| f.remove("event")) {
+        Some(Value::String(name)) => name,
+        _ => "unknown".to_string(),
+    };
+    (name, fields)
+}
 
 /// Events gathered to be written together ([`EventLog::add`], [`EventLog::write`]).
 #[derive(Debug, Default)]
@@ -93,30 +103,44 @@ impl EventLog {
 
     /// Appends `{"ts", "event", "task_id"?, ...fields}`. Errors are logged, not
     /// returned: a full disk must not stop a task from finishing.
-    pub fn emit(&self, event: &str, task_id: Option<&str>, fields: Value) {
-        if let Err(e) = self.try_emit(event, task_id, fields) {
+    pub fn emit(&self, task_id: Option<&str>, event: Event) {
+        let (name, fields) = parts(&event);
+        self.emit_fields(&name, task_id, fields);
+    }
+
+    /// [`emit`](Self::emit), with the error returned.
+    pub fn try_emit(&self, task_id: Option<&str>, event: Event) -> io::Result<()> {
+        let (name, fields) = parts(&event);
+        let line = self.line(&name, task_id, fields)?;
+        self.append(&line)
+    }
+
+    fn emit_fields(&self, event: &str, task_id: Option<&str>, fields: Value) {
+        let written = self.line(event, task_id, fields).and_then(|line| self.append(&line));
+        if let Err(e) = written {
             tracing::error!(event, error = %e, "could not append to the event log");
         }
     }
 
-    pub fn try_emit(&self, event: &str, task_id: Option<&str>, fields: Value) -> io::Result<()> {
-        let line = self.line(event, task_id, fields)?;
-        self.append(&line)
-    }
-
     /// Appends several events of one task (or none) in one write, in order,
-    /// under one lock. Errors are logged, as with [`emit`](Self::emit).
-    pub fn emit_many(&self, task_id: Option<&str>, events: impl IntoIterator<Item = (&'static str, Value)>) {
+    /// under one lock; each as [`parts`] made it (a `ts` among the fields is
+    /// the time it happened). Errors are logged, as with [`emit`](Self::emit).
+    pub fn emit_parts(&self, task_id: Option<&str>, events: impl IntoIterator<Item = (String, Value)>) {
         let mut batch = Batch::default();
         for (event, fields) in events {
-            self.add(&mut batch, event, task_id, fields);
+            self.add_fields(&mut batch, &event, task_id, fields);
         }
         self.write(batch);
     }
 
     /// Puts an event into `batch`, as its finished line: a burst of thousands
     /// of files queued at once holds their lines, not their JSON trees.
-    pub fn add(&self, batch: &mut Batch, event: &str, task_id: Option<&str>, fields: Value) {
+    pub fn add(&self, batch: &mut Batch, task_id: Option<&str>, event: Event) {
+        let (name, fields) = parts(&event);
+        self.add_fields(batch, &name, task_id, fields);
+    }
+
+    fn add_fields(&self, batch: &mut Batch, event: &str, task_id: Option<&str>, fields: Value) {
         match self.line(event, task_id, fields) {
             Ok(line) => batch.0.extend_from_slice(&line),
             Err(e) => tracing::error!(event, error = %e, "could not format an event"),
@@ -326,7 +350,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.ndjson");
         let log = EventLog::new(path.clone(), dir.path().join(".lock"), 1 << 20, 2);
-        log.emit("first", None, serde_json::json!({}));
+        log.emit_fields("first", None, serde_json::json!({}));
         // A writer that died mid-line (or anyone else) leaves a line without its end.
         OpenOptions::new()
             .append(true)
@@ -334,8 +358,8 @@ mod tests {
             .unwrap()
             .write_all(b"{\"ts\":\"torn")
             .unwrap();
-        log.emit("second", None, serde_json::json!({}));
-        log.emit("third", None, serde_json::json!({}));
+        log.emit_fields("second", None, serde_json::json!({}));
+        log.emit_fields("third", None, serde_json::json!({}));
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
@@ -348,6 +372,63 @@ mod tests {
 
     use super::*;
     use serde_json::json;
+
+    /// An event of any name and fields, written as `emit` writes them.
+    fn raw(log: &EventLog, event: &str, task_id: Option<&str>, fields: Value) -> io::Result<()> {
+        let line = log.line(event, task_id, fields)?;
+        log.append(&line)
+    }
+
+    #[test]
+    fn typed_events_are_written_as_documented() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::new(dir.path().join("events.ndjson"), dir.path().join(".lock"), 1 << 20, 2);
+        log.emit(
+            Some("t1"),
+            Event::TaskInterrupted(Interruption::DaemonDied {
+                attempt: 2,
+                killed_leftover: true,
+                recovered_by: "host:1".into(),
+            }),
+        );
+        let finished = Finished {
+            title: "T".into(),
+            duration_ms: 5,
+            attempts: 1,
+            cost_usd: None,
+            error: None,
+            message: None,
+            suggestion: None,
+            late: false,
+        };
+        log.emit(Some("t1"), Event::TaskSucceeded(finished.clone()));
+        log.emit(Some("t2"), Event::TaskFailed(Finished { late: true, ..finished }));
+        log.emit(
+            None,
+            Event::SecurityViolation(Violation {
+                reason: "workdir_moved".into(),
+                error: Some("e".into()),
+                ..Violation::default()
+            }),
+        );
+        let text = std::fs::read_to_string(dir.path().join("events.ndjson")).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0]["event"], "task_interrupted");
+        assert_eq!(lines[0]["reason"], "daemon_died");
+        assert_eq!(lines[0]["task_id"], "t1");
+        assert_eq!(lines[0]["attempt"], 2);
+        assert_eq!(lines[1]["event"], "task_succeeded");
+        assert!(lines[1].get("late").is_none(), "late only when it is: {}", lines[1]);
+        assert_eq!(lines[2]["late"], true);
+        assert_eq!(lines[3]["event"], "security_violation");
+        let mut keys: Vec<&str> = lines[3].as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["error", "event", "reason", "ts"],
+            "fields a violation does not have are left out"
+        );
+    }
 
     #[test]
     fn lines_are_whole_and_rotation_loses_none() {
@@ -363,7 +444,8 @@ mod tests {
                 let log = log.clone();
                 std::thread::spawn(move || {
                     for i in 0..200 {
-                        log.try_emit(
+                        raw(
+                            &log,
                             "task_queued",
                             Some(&format!("t{t}")),
                             json!({"n": i, "pad": "x".repeat(i % 50)}),
@@ -397,12 +479,15 @@ mod tests {
     fn a_batch_is_written_whole_and_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::new(dir.path().join("events.ndjson"), dir.path().join(".lock"), 1 << 20, 2);
-        log.emit("daemon_started", None, json!({}));
-        log.emit_many(
+        log.emit_fields("daemon_started", None, json!({}));
+        log.emit_parts(
             Some("t1"),
-            [("task_started", json!({"n": 1})), ("attempt_started", json!({"n": 2}))],
+            [
+                ("task_started".to_string(), json!({"n": 1})),
+                ("attempt_started".to_string(), json!({"n": 2})),
+            ],
         );
-        log.emit_many(None, []);
+        log.emit_parts(None, []);
         let text = std::fs::read_to_string(dir.path().join("events.ndjson")).unwrap();
         let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         let kinds: Vec<&str> = lines.iter().map(|v| v["event"].as_str().unwrap()).collect();
@@ -416,9 +501,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::new(dir.path().join("events.ndjson"), dir.path().join(".lock"), 1 << 20, 2);
         let then = "2026-01-02T03:04:05.678Z";
-        log.emit_many(
+        log.emit_parts(
             Some("t1"),
-            [("attempt_finished", json!({"ts": then})), ("task_succeeded", json!({}))],
+            [
+                ("attempt_finished".to_string(), json!({"ts": then})),
+                ("task_succeeded".to_string(), json!({})),
+            ],
         );
         let text = std::fs::read_to_string(dir.path().join("events.ndjson")).unwrap();
         let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -432,7 +520,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::new(dir.path().join("events.ndjson"), dir.path().join(".lock"), 100, 2);
         for i in 0..50 {
-            log.try_emit("e", None, json!({"i": i})).unwrap();
+            raw(&log, "e", None, json!({"i": i})).unwrap();
         }
         assert_eq!(rotated_logs(dir.path()).unwrap().len(), 2);
     }

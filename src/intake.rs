@@ -584,15 +584,24 @@ pub fn reject_path(home: &Home, events: &EventLog, src: &Path, shown: &str, r: &
     }
     if r.is_security_violation() {
         events.emit(
-            "security_violation",
             None,
-            json!({"file": shown, "reason": r.reason, "error": r.error}),
+            crate::events::Event::SecurityViolation(crate::events::Violation {
+                reason: r.reason.to_string(),
+                file: Some(shown.to_string()),
+                error: Some(r.error.clone()),
+                ..Default::default()
+            }),
         );
     }
     events.emit(
-        "task_rejected",
         None,
-        json!({"file": shown, "reason": r.reason, "error": r.error, "hint": r.hint, "moved_to": format!("inbox/rejected/{kept}")}),
+        crate::events::Event::TaskRejected {
+            file: shown.to_string(),
+            reason: r.reason.to_string(),
+            error: r.error.clone(),
+            hint: r.hint.clone(),
+            moved_to: format!("inbox/rejected/{kept}"),
+        },
     );
     tracing::warn!(file = shown, reason = r.reason, "rejected: {error}");
     Ok(true)

@@ -7,7 +7,7 @@
 //! prompt, git's view of the workdir, the permission denials), never on the
 //! agent's own claims about itself.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// What a check needs to know about the run.
 pub struct Run<'a> {
@@ -29,8 +29,8 @@ pub struct Warning {
 }
 
 impl Warning {
-    pub fn to_json(&self) -> Value {
-        json!({"warning": self.kind, "message": self.message})
+    pub fn finding(&self) -> crate::vocab::Finding {
+        crate::vocab::Finding::new(self.kind, self.message.clone())
     }
 }
 
@@ -165,6 +165,7 @@ fn claims_edits(answer: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn run<'a>(prompt: &'a str, answer: &'a str, files: Option<&'a [String]>) -> Run<'a> {
         Run {

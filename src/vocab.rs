@@ -270,6 +270,227 @@ impl std::fmt::Display for ErrorKind {
     }
 }
 
+/// Which agent CLI a task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentKind {
+    Claude,
+    Cline,
+    Command,
+}
+
+impl AgentKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentKind::Claude => "claude",
+            AgentKind::Cline => "cline",
+            AgentKind::Command => "command",
+        }
+    }
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "claude" => Some(AgentKind::Claude),
+            "cline" => Some(AgentKind::Cline),
+            "command" => Some(AgentKind::Command),
+            _ => None,
+        }
+    }
+}
+
+/// One line of `logs/events.ndjson`, less the `ts` and `task_id` that the
+/// event log adds: every event the product writes, with its fields.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    DaemonStarted {
+        pid: u32,
+        worker: String,
+        version: String,
+        max_concurrent: usize,
+        once: bool,
+        config_file: Option<PathBuf>,
+    },
+    DaemonStopped {
+        reason: String,
+        succeeded: usize,
+        failed: usize,
+        cancelled: usize,
+        rejected: usize,
+        interrupted: usize,
+        unclaimed: usize,
+    },
+    TaskQueued {
+        file: String,
+        title: String,
+        agent: AgentKind,
+        priority: i64,
+    },
+    TaskRejected {
+        file: String,
+        reason: String,
+        error: String,
+        hint: String,
+        moved_to: String,
+    },
+    /// A file that could not be claimed (or rejected): it stays in the inbox.
+    ClaimFailed {
+        file: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        error: String,
+        hint: String,
+    },
+    TaskStarted {
+        file: String,
+        title: String,
+        agent: AgentKind,
+        workdir: PathBuf,
+        worker: String,
+        recovered: bool,
+    },
+    AttemptStarted {
+        attempt: u32,
+        max_attempts: u32,
+        program: String,
+    },
+    AgentProgress {
+        attempt: u32,
+        turns: u32,
+        tool_calls: u32,
+        cost_usd: Option<f64>,
+        last_event: Option<String>,
+    },
+    AttemptFinished {
+        attempt: u32,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        duration_ms: u64,
+        error: Option<ErrorKind>,
+        message: Option<String>,
+        turns: u32,
+        tool_calls: u32,
+        cost_usd: Option<f64>,
+        stdout_bytes: u64,
+        stderr_bytes: u64,
+    },
+    StepFinished {
+        step: u32,
+        of: u32,
+        session_id: Option<String>,
+    },
+    RetryScheduled {
+        attempt: u32,
+        delay_ms: u64,
+        error: ErrorKind,
+        message: String,
+        attempts_left: u32,
+    },
+    /// A rate or usage limit: the agent's tasks wait until `until`.
+    AgentPaused {
+        agent: AgentKind,
+        until: String,
+        reason: String,
+        from_cli: bool,
+    },
+    TaskSucceeded(Finished),
+    TaskFailed(Finished),
+    TaskCancelled(Finished),
+    TaskInterrupted(Interruption),
+    ValidationWarning(Finding),
+    SecurityViolation(Violation),
+    /// `orchestrator apply` applied a guarded task's changes.
+    Applied {
+        workdir: PathBuf,
+        files: Vec<String>,
+        insertions: usize,
+        deletions: usize,
+    },
+}
+
+/// A finding of the advisory checks: a `validation_warning` event, an entry of
+/// `result.json`'s `validation.warnings` and a line of the summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Its kind: `empty_answer`, `tools_not_enforced`, `output_left_open`, ...
+    pub warning: String,
+    pub message: String,
+    /// The attempt it was seen in, when it belongs to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// The tools it is about (`tools_dropped`, `tools_not_enforced`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+}
+
+impl Finding {
+    pub fn new(warning: &str, message: impl Into<String>) -> Self {
+        Self {
+            warning: warning.into(),
+            message: message.into(),
+            attempt: None,
+            tools: None,
+        }
+    }
+}
+
+/// The fields of a task's final event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finished {
+    pub title: String,
+    pub duration_ms: u64,
+    pub attempts: usize,
+    pub cost_usd: Option<f64>,
+    pub error: Option<ErrorKind>,
+    pub message: Option<String>,
+    pub suggestion: Option<String>,
+    /// Written by a later daemon: the one that finished the task died first.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
+}
+
+/// Why a task's run ended without finishing it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Interruption {
+    /// The daemon running it died; told by the one that took it over.
+    DaemonDied {
+        attempt: u32,
+        killed_leftover: bool,
+        recovered_by: String,
+    },
+    /// The daemon running it stopped gracefully.
+    DaemonShutdown { attempt: u32 },
+    /// It ended, but its result could not be written.
+    ResultNotWritten {
+        error: String,
+        status: Status,
+        hint: String,
+    },
+}
+
+/// Something that breaks the rules of the home or of a task's confinement:
+/// `reason` says what, the other fields say where.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Violation {
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbox: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_as: Option<String>,
+}
+
 /// The current time as the event log writes it: RFC 3339, UTC, milliseconds.
 pub fn now_ts() -> String {
     ts(jiff::Timestamp::now())

@@ -61,9 +61,13 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
                 let events = EventLog::of_home(&home, &events);
                 let stat = sb.stat.unwrap_or_default();
                 events.emit(
-                    "applied",
                     Some(&id),
-                    json!({"workdir": result.workdir, "files": result.files_changed, "insertions": stat.insertions, "deletions": stat.deletions}),
+                    crate::events::Event::Applied {
+                        workdir: result.workdir.clone().into(),
+                        files: result.files_changed.clone(),
+                        insertions: stat.insertions,
+                        deletions: stat.deletions,
+                    },
                 );
             }
             if args.json {

@@ -13,32 +13,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Which agent CLI a task runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum AgentKind {
-    Claude,
-    Cline,
-    Command,
-}
-
-impl AgentKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            AgentKind::Claude => "claude",
-            AgentKind::Cline => "cline",
-            AgentKind::Command => "command",
-        }
-    }
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "claude" => Some(AgentKind::Claude),
-            "cline" => Some(AgentKind::Cline),
-            "command" => Some(AgentKind::Command),
-            _ => None,
-        }
-    }
-}
+pub use crate::vocab::AgentKind;
 
 /// How the inbox is watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

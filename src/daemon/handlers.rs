@@ -6,7 +6,7 @@
 use super::{RunSummary, Shared, homecheck, recovery, release_freed_memory, report_stuck, runner, writers};
 use crate::agents::supervise::StopReason;
 use crate::config::Config;
-use crate::events::EventLog;
+use crate::events::{Event, EventLog, Interruption, Violation};
 use crate::intake::{self, Intake, Rules, Verdict};
 use crate::queue::Queue;
 use crate::store::Home;
@@ -15,7 +15,6 @@ use crate::store::index;
 use crate::store::record::Status;
 use crate::watch::Hint;
 use runner::TaskRun;
-use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -84,9 +83,12 @@ impl Daemon {
             let mut progress = o.progress.unwrap_or_default();
             if let Some(attempt) = recovery::close_cut_short_run(&mut progress) {
                 self.events.emit(
-                    "task_interrupted",
                     Some(&o.claimed.id),
-                    json!({"reason": "daemon_died", "attempt": attempt, "killed_leftover": o.killed_leftover, "recovered_by": self.worker}),
+                    Event::TaskInterrupted(Interruption::DaemonDied {
+                        attempt,
+                        killed_leftover: o.killed_leftover,
+                        recovered_by: self.worker.clone(),
+                    }),
                 );
                 // Kept at once: if this daemon dies too before its own run
                 // says anything, the next one must not tell this death again.
@@ -163,9 +165,13 @@ impl Daemon {
                 let intake::Accepted { queued: q, title } = *a;
                 events.add(
                     &mut queued,
-                    "task_queued",
                     None,
-                    json!({"file": q.name, "title": title, "agent": q.agent, "priority": q.priority}),
+                    Event::TaskQueued {
+                        file: q.name.to_string(),
+                        title,
+                        agent: q.agent,
+                        priority: q.priority,
+                    },
                 );
                 queue.push(q);
                 accepted += 1;
@@ -237,9 +243,13 @@ impl Daemon {
             )
         };
         self.events.emit(
-            "claim_failed",
             None,
-            json!({"file": name, "error": e.to_string(), "hint": hint}),
+            Event::ClaimFailed {
+                file: name.to_string(),
+                reason: None,
+                error: e.to_string(),
+                hint,
+            },
         );
         self.summary.unclaimed += 1;
     }
@@ -333,9 +343,14 @@ impl Daemon {
         // else's, and nothing more is taken from it.
         if self.stopping.is_none() && homecheck::identity(&self.home.inbox()) != self.inbox_identity {
             self.events.emit(
-                "security_violation",
                 None,
-                json!({"reason": "inbox_replaced", "inbox": self.home.inbox(), "error": "the inbox is no longer the folder the daemon started on; the daemon stops taking tasks and shuts down", "hint": "check who replaced it (see `orchestrator doctor`), then start the daemon again"}),
+                Event::SecurityViolation(Violation {
+                    reason: "inbox_replaced".into(),
+                    inbox: Some(self.home.inbox()),
+                    error: Some("the inbox is no longer the folder the daemon started on; the daemon stops taking tasks and shuts down".into()),
+                    hint: Some("check who replaced it (see `orchestrator doctor`), then start the daemon again".into()),
+                    ..Violation::default()
+                }),
             );
             tracing::error!(inbox = %self.home.inbox().display(), "the inbox was replaced while the daemon ran: shutting down");
             self.on_stop_signal("inbox_replaced");

@@ -23,7 +23,6 @@ use crate::watch;
 use anyhow::Context as _;
 use handlers::Daemon;
 use pauses::Pauses;
-use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{Notify, Semaphore};
@@ -86,10 +85,13 @@ fn report_stuck(
 ) {
     if stuck.insert(path) {
         events.emit(
-            "claim_failed",
             None,
-            json!({"file": name, "reason": r.reason, "error": format!("rejected ({}), but {why}", r.error),
-                   "hint": "make inbox/rejected/ writable for the daemon (or remove the file by hand); it stays in the inbox until then"}),
+            crate::events::Event::ClaimFailed {
+                file: name.to_string(),
+                reason: Some(r.reason.to_string()),
+                error: format!("rejected ({}), but {why}", r.error),
+                hint: "make inbox/rejected/ writable for the daemon (or remove the file by hand); it stays in the inbox until then".into(),
+            },
         );
     }
 }
@@ -221,9 +223,15 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         owner_only: homecheck::owner_only(home.root()),
     });
     events.emit(
-        "daemon_started",
         None,
-        json!({"pid": std::process::id(), "worker": worker, "version": env!("CARGO_PKG_VERSION"), "max_concurrent": config.max_concurrent, "once": opts.once, "config_file": loaded.file}),
+        crate::events::Event::DaemonStarted {
+            pid: std::process::id(),
+            worker: worker.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            max_concurrent: config.max_concurrent,
+            once: opts.once,
+            config_file: loaded.file.clone(),
+        },
     );
     sweep_stray_temps(&home);
     recovery::replay_commit_logs(&home);
@@ -328,9 +336,16 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     }
     let summary = d.summary;
     events.emit(
-        "daemon_stopped",
         None,
-        json!({"reason": d.stopping.unwrap_or("drained"), "succeeded": summary.succeeded, "failed": summary.failed, "cancelled": summary.cancelled, "rejected": summary.rejected, "interrupted": summary.interrupted, "unclaimed": summary.unclaimed}),
+        crate::events::Event::DaemonStopped {
+            reason: d.stopping.unwrap_or("drained").into(),
+            succeeded: summary.succeeded,
+            failed: summary.failed,
+            cancelled: summary.cancelled,
+            rejected: summary.rejected,
+            interrupted: summary.interrupted,
+            unclaimed: summary.unclaimed,
+        },
     );
     d.registration.remove();
     Ok(summary)

@@ -17,7 +17,6 @@ use crate::store::atomic::remove_stray_temps;
 use crate::store::lock::OwnerRecord;
 use crate::store::record::{ProgressRecord, ResultRecord, Status};
 use crate::store::{Home, TaskDir, lock};
-use serde_json::json;
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
@@ -219,9 +218,7 @@ pub fn announce_lost_finishes(home: &Home, events: &EventLog, ids: &[String]) ->
     }
     let mut n = 0;
     for (id, r) in candidates.iter().filter(|(id, _)| !announced.contains(id)) {
-        let (event, mut fields) = crate::daemon::runner::final_event(r);
-        fields["late"] = json!(true);
-        events.emit(event, Some(id), fields);
+        events.emit(Some(id), crate::daemon::runner::final_event(r, true));
         n += 1;
     }
     n

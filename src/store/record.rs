@@ -48,7 +48,7 @@ pub struct StepOutcome {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Validation {
-    pub warnings: Vec<Value>,
+    pub warnings: Vec<crate::vocab::Finding>,
     /// What a good result must meet, as the task file said (a seed NAME.task.md's
     /// Success Criteria): for the reviewer to check.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -67,9 +67,7 @@ pub fn render(r: &ResultRecord) -> String {
     if !r.validation.warnings.is_empty() {
         let _ = writeln!(s, "\n## Validation warnings\n");
         for w in &r.validation.warnings {
-            let kind = w.get("warning").and_then(|t| t.as_str()).unwrap_or("?");
-            let msg = w.get("message").and_then(|t| t.as_str()).unwrap_or("");
-            let _ = writeln!(s, "- **{kind}**: {msg}");
+            let _ = writeln!(s, "- **{}**: {}", w.warning, w.message);
         }
     }
     if !r.permission_denials.is_empty() {

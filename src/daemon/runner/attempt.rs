@@ -8,13 +8,12 @@ use crate::agents::{
     AgentReport, LiveLimits, OutputReader, claude::ClaudeReader, cline::ClineReader, command::PlainReader,
 };
 use crate::config::AgentKind;
-use crate::events::now_ts;
+use crate::events::{Event, now_ts};
 use crate::outcome::{self, Failure};
 use crate::plan::Plan;
 use crate::store::atomic::write_json_atomic;
 use crate::store::lock::OwnerRecord;
 use crate::store::record::{AttemptRecord, Status};
-use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,10 +58,11 @@ impl Runner {
         if let Err(e) = owner.write_to(&self.claimed.lock) {
             tracing::warn!(task = self.id(), error = %e, "could not record the attempt in owner.lock");
         }
-        self.emit(
-            "attempt_started",
-            json!({"attempt": n, "max_attempts": plan.max_attempts, "program": plan.program}),
-        );
+        self.emit(Event::AttemptStarted {
+            attempt: n,
+            max_attempts: plan.max_attempts,
+            program: plan.program.clone(),
+        });
 
         let mut env: Vec<(String, String)> = self.shared.config.agent(plan.agent).env.into_iter().collect();
         if plan.agent == AgentKind::Cline {
@@ -155,8 +155,14 @@ impl Runner {
             f
         });
         if exit.output_left_open {
-            let w = json!({"attempt": n, "warning": "output_left_open", "message": "a process the agent started outside its process group, without the daemon's marks (it cleared its environment), kept its output open after the agent ended; reading stopped after 5 s"});
-            self.emit("validation_warning", w.clone());
+            let w = crate::vocab::Finding {
+                attempt: Some(n),
+                ..crate::vocab::Finding::new(
+                    "output_left_open",
+                    "a process the agent started outside its process group, without the daemon's marks (it cleared its environment), kept its output open after the agent ended; reading stopped after 5 s",
+                )
+            };
+            self.warn(w.clone());
             // Kept for the result's warnings and the summary, like every other warning.
             self.run_warnings.lock().unwrap_or_else(|e| e.into_inner()).push(w);
         }
@@ -176,15 +182,19 @@ impl Runner {
         // The event goes out with the next one: the task's last event when it
         // finishes (after result.json is flushed, a millisecond or so later), or
         // before a retry's wait.
-        self.emit_soon(
-            "attempt_finished",
-            json!({
-                "attempt": n, "exit_code": exit.code, "signal": exit.signal, "duration_ms": duration_ms,
-                "error": failure.as_ref().map(|f| f.kind), "message": failure.as_ref().map(|f| f.message.clone()),
-                "turns": report.turns, "tool_calls": report.tool_calls, "cost_usd": report.cost_usd,
-                "stdout_bytes": exit.stdout_bytes, "stderr_bytes": exit.stderr_bytes,
-            }),
-        );
+        self.emit_soon(Event::AttemptFinished {
+            attempt: n,
+            exit_code: exit.code,
+            signal: exit.signal,
+            duration_ms,
+            error: failure.as_ref().map(|f| f.kind),
+            message: failure.as_ref().map(|f| f.message.clone()),
+            turns: report.turns,
+            tool_calls: report.tool_calls,
+            cost_usd: report.cost_usd,
+            stdout_bytes: exit.stdout_bytes,
+            stderr_bytes: exit.stderr_bytes,
+        });
         (report, failure, n)
     }
 
@@ -216,9 +226,14 @@ impl Runner {
             };
             let _ = write_json_atomic(&path, &snapshot);
             shared.events.emit(
-                "agent_progress",
                 Some(&id),
-                json!({"attempt": attempt, "turns": r.turns, "tool_calls": r.tool_calls, "cost_usd": r.cost_usd, "last_event": r.last_event}),
+                Event::AgentProgress {
+                    attempt,
+                    turns: r.turns,
+                    tool_calls: r.tool_calls,
+                    cost_usd: r.cost_usd,
+                    last_event: r.last_event.clone(),
+                },
             );
         })
     }

@@ -4,14 +4,14 @@
 use super::{Runner, Totals};
 use crate::agents::AgentReport;
 use crate::config::AgentKind;
-use crate::events::now_ts;
+use crate::events::{Event, Finished, Interruption, Violation, now_ts};
 use crate::outcome::ErrorKind;
 use crate::plan::Plan;
 use crate::store::index::IndexRow;
 use crate::store::record::{ErrorInfo, ResultRecord, SCHEMA_VERSION, Status, StepOutcome, Validation};
 use crate::store::summary;
 use crate::validate;
-use serde_json::json;
+use crate::vocab::Finding;
 
 impl Runner {
     /// Writes the summary, then `result.json` (last: it means finished), then the index row.
@@ -115,16 +115,15 @@ impl Runner {
         {
             // Without a result the task stays unfinished and is recovered later.
             tracing::error!(task = self.id(), error = %e, "could not write result.json");
-            self.emit(
-                "task_interrupted",
-                json!({"reason": "result_not_written", "error": e.to_string(), "status": status,
-                       "hint": "free space on the disk of results/ (or fix its permissions); the task stays in its folder and runs again at the daemon's next recovery"}),
-            );
+            self.emit(Event::TaskInterrupted(Interruption::ResultNotWritten {
+                error: e.to_string(),
+                status,
+                hint: "free space on the disk of results/ (or fix its permissions); the task stays in its folder and runs again at the daemon's next recovery".into(),
+            }));
             return Status::Interrupted;
         }
         self.shared.index.record(self.id(), IndexRow::from_result(&record));
-        let (event, fields) = final_event(&record);
-        self.emit(event, fields);
+        self.emit(final_event(&record, false));
         status
     }
 }
@@ -134,7 +133,7 @@ struct Review {
     status: Status,
     error: Option<ErrorInfo>,
     files_changed: Vec<String>,
-    warnings: Vec<serde_json::Value>,
+    warnings: Vec<Finding>,
     sandbox: Option<crate::isolate::Sandbox>,
 }
 
@@ -209,10 +208,10 @@ impl Runner {
                 (Some(sb), files)
             }
             Err(why) => {
-                self.emit(
-                    "validation_warning",
-                    json!({"warning": "changes_unreadable", "message": format!("the sandbox's changes could not be read: {why}")}),
-                );
+                self.warn(Finding::new(
+                    "changes_unreadable",
+                    format!("the sandbox's changes could not be read: {why}"),
+                ));
                 (Some(sb), Vec::new())
             }
         }
@@ -230,10 +229,12 @@ impl Runner {
         let status = out.status;
         let mut found = Vec::new();
         if let Some(outside) = outside.filter(|o| !o.is_empty()) {
-            self.emit(
-                "security_violation",
-                json!({"reason": "writes_outside_workdir", "files": outside, "workdir": plan.workdir}),
-            );
+            self.emit(Event::SecurityViolation(Violation {
+                reason: "writes_outside_workdir".into(),
+                files: Some(outside.clone()),
+                workdir: Some(plan.workdir.clone()),
+                ..Violation::default()
+            }));
             found.push(validate::Warning {
                 kind: "writes_outside_workdir",
                 message: format!("files outside the workdir changed: {}", outside.join(", ")),
@@ -255,7 +256,7 @@ impl Runner {
             }));
         }
         for w in &found {
-            self.emit("validation_warning", w.to_json());
+            self.warn(w.finding());
         }
         if self.shared.config.fail_on_validation && status == Status::Succeeded && !found.is_empty() {
             let kinds: Vec<&str> = found.iter().map(|w| w.kind).collect();
@@ -276,7 +277,7 @@ impl Runner {
                 .iter()
                 .cloned(),
         );
-        out.warnings.extend(found.iter().map(validate::Warning::to_json));
+        out.warnings.extend(found.iter().map(validate::Warning::finding));
         out
     }
 }
@@ -292,21 +293,23 @@ impl Runner {
         let dir = &self.claimed.dir.dir;
         if !dir.is_dir() {
             let _ = std::fs::create_dir_all(dir);
-            self.emit(
-                "security_violation",
-                json!({"reason": "task_folder_removed", "message": "the task's folder was removed while it ran; it was made again for the result"}),
-            );
+            self.emit(Event::SecurityViolation(Violation {
+                reason: "task_folder_removed".into(),
+                message: Some("the task's folder was removed while it ran; it was made again for the result".into()),
+                ..Violation::default()
+            }));
         }
         let result = self.claimed.dir.result();
         if std::fs::symlink_metadata(&result).is_ok() {
             let ms = jiff::Timestamp::now().as_millisecond();
             let aside = dir.join(format!("result.json.forged-{ms}"));
             let kept = std::fs::rename(&result, &aside).is_ok() || std::fs::remove_file(&result).is_ok();
-            self.emit(
-                "security_violation",
-                json!({"reason": "result_forged", "kept_as": kept.then(|| aside.display().to_string()),
-                       "message": "a result.json was written into the task's folder while it ran (not by the daemon); it was set aside and the real result written"}),
-            );
+            self.emit(Event::SecurityViolation(Violation {
+                reason: "result_forged".into(),
+                kept_as: kept.then(|| aside.display().to_string()),
+                message: Some("a result.json was written into the task's folder while it ran (not by the daemon); it was set aside and the real result written".into()),
+                ..Violation::default()
+            }));
         }
     }
 }
@@ -314,7 +317,7 @@ impl Runner {
 /// The warning for tools the task asked for and did not get: Cline and
 /// command agents cannot be limited to tools (`tools_not_enforced`); Claude's
 /// ceiling left some out (`tools_dropped`).
-pub fn tools_warning(plan: &Plan) -> Option<serde_json::Value> {
+pub fn tools_warning(plan: &Plan) -> Option<Finding> {
     if plan.tools_dropped.is_empty() {
         return None;
     }
@@ -332,21 +335,28 @@ pub fn tools_warning(plan: &Plan) -> Option<serde_json::Value> {
             "the agent's allowed_tools ceiling does not include these tools; they were not granted",
         ),
     };
-    Some(json!({"warning": warning, "tools": plan.tools_dropped, "message": message}))
+    Some(Finding {
+        tools: Some(plan.tools_dropped.clone()),
+        ..Finding::new(warning, message)
+    })
 }
 
 /// The event that tells how a task ended, and its fields, from its result.
-pub fn final_event(record: &ResultRecord) -> (&'static str, serde_json::Value) {
-    let event = match record.status {
-        Status::Succeeded => "task_succeeded",
-        Status::Cancelled => "task_cancelled",
-        _ => "task_failed",
-    };
+pub fn final_event(record: &ResultRecord, late: bool) -> Event {
     let e = record.error.as_ref();
-    let fields = json!({
-        "title": record.title, "duration_ms": record.duration_ms, "attempts": record.attempts.len(),
-        "cost_usd": record.cost_usd, "error": e.map(|e| e.kind),
-        "message": e.map(|e| e.message.clone()), "suggestion": e.map(|e| e.suggestion.clone()),
-    });
-    (event, fields)
+    let finished = Finished {
+        title: record.title.clone(),
+        duration_ms: record.duration_ms,
+        attempts: record.attempts.len(),
+        cost_usd: record.cost_usd,
+        error: e.map(|e| e.kind),
+        message: e.map(|e| e.message.clone()),
+        suggestion: e.map(|e| e.suggestion.clone()),
+        late,
+    };
+    match record.status {
+        Status::Succeeded => Event::TaskSucceeded(finished),
+        Status::Cancelled => Event::TaskCancelled(finished),
+        _ => Event::TaskFailed(finished),
+    }
 }

@@ -13,14 +13,13 @@ use super::Shared;
 use crate::agents::AgentReport;
 use crate::agents::supervise::StopReason;
 use crate::claim::Claimed;
-use crate::events::now_ts;
+use crate::events::{Event, Interruption, Violation, now_ts};
 use crate::intake::read_capped;
 use crate::outcome::{self, ErrorKind, Failure, Retry};
 use crate::plan::{self, Plan};
 use crate::store::atomic::write_json_atomic;
 use crate::store::record::{ErrorInfo, ProgressRecord, Status, StepOutcome};
 use crate::task::Rejection;
-use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{OwnedSemaphorePermit, watch};
@@ -94,12 +93,12 @@ struct Runner {
     /// The worktree or copy of an isolated run.
     sandbox: Option<crate::isolate::Sandbox>,
     /// An event held back to be written with the next one ([`Self::emit_soon`]).
-    held: Mutex<Option<(&'static str, serde_json::Value)>>,
+    held: Mutex<Option<(String, serde_json::Value)>>,
     /// The claimed task file's size and modification time when it was read
     /// for the plan: a file that changes after that ran stale.
     task_file_stamp: Option<(u64, Option<SystemTime>)>,
     /// Warnings found while attempts ran, for the result's `validation.warnings`.
-    run_warnings: Mutex<Vec<serde_json::Value>>,
+    run_warnings: Mutex<Vec<crate::vocab::Finding>>,
 }
 
 /// A runner stopped mid-way (its task aborted) still writes the event it held.
@@ -160,8 +159,13 @@ impl Runner {
 
     /// Appends an event of this task, after the one held back, if any, in
     /// the same write.
-    fn emit(&self, event: &'static str, fields: serde_json::Value) {
-        self.write_events(Some((event, fields)));
+    fn emit(&self, event: Event) {
+        self.write_events(Some(crate::events::parts(&event)));
+    }
+
+    /// A finding of the advisory checks, as a `validation_warning` event.
+    fn warn(&self, finding: crate::vocab::Finding) {
+        self.emit(Event::ValidationWarning(finding));
     }
 
     /// Holds an event back until the next event of the task: two lines, one
@@ -170,8 +174,9 @@ impl Runner {
     /// is the task's last event, once `result.json` is on disk). Written at once
     /// before anything else that waits (a pause, a backoff, a slot), and when
     /// the runner is dropped. A held event keeps the time it happened.
-    fn emit_soon(&self, event: &'static str, mut fields: serde_json::Value) {
+    fn emit_soon(&self, event: Event) {
         self.flush_held();
+        let (event, mut fields) = crate::events::parts(&event);
         // Stamped now: it is written later, but this is when it happened.
         if let Some(f) = fields.as_object_mut() {
             f.insert("ts".into(), serde_json::Value::String(now_ts()));
@@ -185,11 +190,11 @@ impl Runner {
     }
 
     /// The held-back event, if any, then `next`, in one write.
-    fn write_events(&self, next: Option<(&'static str, serde_json::Value)>) {
+    fn write_events(&self, next: Option<(String, serde_json::Value)>) {
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.shared
             .events
-            .emit_many(Some(&self.claimed.id), held.into_iter().chain(next));
+            .emit_parts(Some(&self.claimed.id), held.into_iter().chain(next));
     }
 
     fn save_progress(&self) {
@@ -272,10 +277,12 @@ impl Runner {
             Ok(p) => p,
             Err(r) => {
                 if r.is_security_violation() {
-                    self.emit(
-                        "security_violation",
-                        json!({"file": self.claimed.source_file, "reason": r.reason, "error": r.error}),
-                    );
+                    self.emit(Event::SecurityViolation(Violation {
+                        reason: r.reason.to_string(),
+                        file: Some(self.claimed.source_file.clone()),
+                        error: Some(r.error.clone()),
+                        ..Violation::default()
+                    }));
                 }
                 let e = ErrorInfo {
                     kind: ErrorKind::InvalidTask,
@@ -287,7 +294,7 @@ impl Runner {
         };
         // Said at once, and kept in the result's warnings and the summary.
         if let Some(w) = finish::tools_warning(&plan) {
-            self.emit("validation_warning", w);
+            self.warn(w);
         }
         if let Err(why) = self.prepare_workspace(&plan).await {
             let e = info(ErrorKind::IsolationFailed, why);
@@ -295,10 +302,14 @@ impl Runner {
                 .finish(Some(&plan), Status::Failed, Some(e), &Totals::default())
                 .await;
         }
-        self.emit_soon(
-            "task_started",
-            json!({"file": self.claimed.source_file, "title": plan.title, "agent": plan.agent, "workdir": plan.workdir, "worker": self.shared.worker, "recovered": self.recovered}),
-        );
+        self.emit_soon(Event::TaskStarted {
+            file: self.claimed.source_file.clone(),
+            title: plan.title.clone(),
+            agent: plan.agent,
+            workdir: plan.workdir.clone(),
+            worker: self.shared.worker.clone(),
+            recovered: self.recovered,
+        });
         self.with_progress(|p| p.status = Some(Status::Running));
 
         let mut totals = Totals::default();
@@ -327,10 +338,11 @@ impl Runner {
                     })
                 });
                 if k < plan.step_count() {
-                    self.emit(
-                        "step_finished",
-                        json!({"step": k, "of": plan.step_count(), "session_id": report.session_id}),
-                    );
+                    self.emit(Event::StepFinished {
+                        step: k,
+                        of: plan.step_count(),
+                        session_id: report.session_id.clone(),
+                    });
                     self.save_progress();
                 }
             }
@@ -408,10 +420,12 @@ impl Runner {
             if self.sandbox.is_none()
                 && let Some(why) = workdir_moved(&plan.workdir)
             {
-                self.emit(
-                    "security_violation",
-                    json!({"reason": "workdir_moved", "workdir": plan.workdir, "error": why}),
-                );
+                self.emit(Event::SecurityViolation(Violation {
+                    reason: "workdir_moved".into(),
+                    workdir: Some(plan.workdir.clone()),
+                    error: Some(why.clone()),
+                    ..Violation::default()
+                }));
                 return Err(self.fail(plan, ErrorKind::SecurityViolation, why, totals).await);
             }
             // A budget is the task's, over all its steps and attempts: each run
@@ -443,7 +457,7 @@ impl Runner {
                         .finish(Some(plan), Status::Cancelled, Some(from_failure(&f)), totals)
                         .await);
                 }
-                (ErrorKind::Interrupted, _) => return Err(self.interrupted(n, "daemon_shutdown")),
+                (ErrorKind::Interrupted, _) => return Err(self.interrupted(n)),
                 (_, Retry::No) => {
                     return Err(self
                         .finish(Some(plan), Status::Failed, Some(from_failure(&f)), totals)
@@ -457,10 +471,13 @@ impl Runner {
                             .await);
                     }
                     let delay = outcome::backoff(spent, plan.backoff_initial.0, plan.backoff_max.0);
-                    self.emit(
-                        "retry_scheduled",
-                        json!({"attempt": n + 1, "delay_ms": delay.as_millis() as u64, "error": f.kind, "message": f.message, "attempts_left": plan.max_attempts - spent}),
-                    );
+                    self.emit(Event::RetryScheduled {
+                        attempt: n + 1,
+                        delay_ms: delay.as_millis() as u64,
+                        error: f.kind,
+                        message: f.message.clone(),
+                        attempts_left: plan.max_attempts - spent,
+                    });
                     self.with_progress(|p| p.waiting_until = Some((jiff::Timestamp::now() + delay).to_string()));
                     self.save_progress();
                     if let Some(reason) = self.sleep_or_stop(delay).await {
@@ -479,7 +496,12 @@ impl Runner {
                     let until_ts = jiff::Timestamp::try_from(until)
                         .map(|t| t.to_string())
                         .unwrap_or_default();
-                    self.emit("agent_paused", json!({"agent": plan.agent, "until": until_ts, "reason": f.message, "from_cli": resets_at.is_some()}));
+                    self.emit(Event::AgentPaused {
+                        agent: plan.agent,
+                        until: until_ts,
+                        reason: f.message.clone(),
+                        from_cli: resets_at.is_some(),
+                    });
                     self.shared.wake.notify_one();
                 }
             }
@@ -517,19 +539,19 @@ impl Runner {
             }
             _ => {
                 let n = self.with_progress(|p| p.attempts.len() as u32);
-                self.interrupted(n, "daemon_shutdown")
+                self.interrupted(n)
             }
         }
     }
 
     /// The daemon is stopping: leave the task for the next start (no result).
-    fn interrupted(&self, attempt: u32, reason: &str) -> Status {
+    fn interrupted(&self, attempt: u32) -> Status {
         self.with_progress(|p| {
             p.status = Some(Status::Interrupted);
             p.waiting_until = None;
         });
         self.save_progress();
-        self.emit("task_interrupted", json!({"reason": reason, "attempt": attempt}));
+        self.emit(Event::TaskInterrupted(Interruption::DaemonShutdown { attempt }));
         Status::Interrupted
     }
 }
