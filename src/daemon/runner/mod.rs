@@ -4,6 +4,7 @@
 //! that takes the task over after a crash continues the count where it stopped.
 
 mod attempt;
+mod decide;
 mod finish;
 mod workspace;
 
@@ -15,11 +16,12 @@ use crate::agents::supervise::StopReason;
 use crate::claim::Claimed;
 use crate::events::{Event, Interruption, Violation, now_ts};
 use crate::intake::read_capped;
-use crate::outcome::{self, ErrorKind, Failure, Retry};
+use crate::outcome::{ErrorKind, Failure, Retry};
 use crate::plan::{self, Plan};
 use crate::store::atomic::write_json_atomic;
 use crate::store::record::{ErrorInfo, ProgressRecord, Status, StepOutcome};
 use crate::task::Rejection;
+use decide::Next;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{OwnedSemaphorePermit, watch};
@@ -27,9 +29,6 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 /// An agent still running after this long gets its `progress.json` (for `status`)
 /// even if it reported nothing yet.
 const PROGRESS_FILE_AFTER: Duration = Duration::from_secs(1);
-
-/// Consecutive rate-limit waits before a task gives up.
-const MAX_LIMIT_WAITS: u32 = 20;
 
 /// A task handed to the runner.
 pub struct TaskRun {
@@ -451,47 +450,26 @@ impl Runner {
             let Some(f) = failure else {
                 return Ok(report);
             };
-            match (f.kind, f.retry) {
-                (ErrorKind::Cancelled, _) => {
-                    return Err(self
-                        .finish(Some(plan), Status::Cancelled, Some(from_failure(&f)), totals)
-                        .await);
+            match decide::after_failure(&f, spent, &mut limit_waits, plan) {
+                Next::End(status) => {
+                    return Err(self.finish(Some(plan), status, Some(from_failure(&f)), totals).await);
                 }
-                (ErrorKind::Interrupted, _) => return Err(self.interrupted(n)),
-                (_, Retry::No) => {
-                    return Err(self
-                        .finish(Some(plan), Status::Failed, Some(from_failure(&f)), totals)
-                        .await);
-                }
-                (_, Retry::Backoff) => {
-                    let spent = spent + 1;
-                    if spent >= plan.max_attempts {
-                        return Err(self
-                            .finish(Some(plan), Status::Failed, Some(from_failure(&f)), totals)
-                            .await);
-                    }
-                    let delay = outcome::backoff(spent, plan.backoff_initial.0, plan.backoff_max.0);
+                Next::LeaveForNextStart => return Err(self.interrupted(n)),
+                Next::Retry { after, attempts_left } => {
                     self.emit(Event::RetryScheduled {
                         attempt: n + 1,
-                        delay_ms: delay.as_millis() as u64,
+                        delay_ms: after.as_millis() as u64,
                         error: f.kind,
                         message: f.message.clone(),
-                        attempts_left: plan.max_attempts - spent,
+                        attempts_left,
                     });
-                    self.with_progress(|p| p.waiting_until = Some((jiff::Timestamp::now() + delay).to_string()));
+                    self.with_progress(|p| p.waiting_until = Some((jiff::Timestamp::now() + after).to_string()));
                     self.save_progress();
-                    if let Some(reason) = self.sleep_or_stop(delay).await {
+                    if let Some(reason) = self.sleep_or_stop(after).await {
                         return Err(self.stopped(Some(plan), reason, totals).await);
                     }
                 }
-                (_, Retry::WaitForLimit(resets_at)) => {
-                    limit_waits += 1;
-                    if limit_waits > MAX_LIMIT_WAITS {
-                        return Err(self
-                            .finish(Some(plan), Status::Failed, Some(from_failure(&f)), totals)
-                            .await);
-                    }
-                    let until = limit_until(resets_at, limit_waits, plan);
+                Next::PauseAgent { until } => {
                     self.shared.pauses.pause(plan.agent, until);
                     let until_ts = jiff::Timestamp::try_from(until)
                         .map(|t| t.to_string())
@@ -500,7 +478,7 @@ impl Runner {
                         agent: plan.agent,
                         until: until_ts,
                         reason: f.message.clone(),
-                        from_cli: resets_at.is_some(),
+                        from_cli: matches!(f.retry, Retry::WaitForLimit(Some(_))),
                     });
                     self.shared.wake.notify_one();
                 }
@@ -568,19 +546,4 @@ fn workdir_moved(workdir: &std::path::Path) -> Option<String> {
         )),
         Err(e) => Some(format!("the workdir {} cannot be used: {e}", workdir.display())),
     }
-}
-
-/// When a paused agent may run again: the CLI's reset time if it gave one
-/// (bounded to [1 s, 6 h] from now against clock trouble), else a backoff
-/// starting at a minute.
-fn limit_until(resets_at: Option<i64>, waits: u32, plan: &Plan) -> SystemTime {
-    let now = SystemTime::now();
-    if let Some(epoch) = resets_at {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(epoch.max(0) as u64);
-        let lo = now + Duration::from_secs(1);
-        let hi = now + Duration::from_secs(6 * 3600);
-        return t.clamp(lo, hi);
-    }
-    let initial = plan.backoff_initial.0.max(Duration::from_secs(1)) * 12;
-    now + outcome::backoff(waits, initial, plan.backoff_max.0.max(initial))
 }
