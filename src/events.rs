@@ -108,13 +108,6 @@ impl EventLog {
         self.emit_fields(&name, task_id, fields);
     }
 
-    /// [`emit`](Self::emit), with the error returned.
-    pub fn try_emit(&self, task_id: Option<&str>, event: Event) -> io::Result<()> {
-        let (name, fields) = parts(&event);
-        let line = self.line(&name, task_id, fields)?;
-        self.append(&line)
-    }
-
     fn emit_fields(&self, event: &str, task_id: Option<&str>, fields: Value) {
         let written = self.line(event, task_id, fields).and_then(|line| self.append(&line));
         if let Err(e) = written {

@@ -55,6 +55,7 @@ pub type WriterFn = dyn Fn(&TaskSpec, &Path) -> Option<PathBuf> + Send + Sync;
 
 impl WriterOf {
     /// No task is held to one writer.
+    #[cfg(test)]
     pub fn none() -> Self {
         Self(Arc::new(|_, _| None))
     }
@@ -126,7 +127,7 @@ pub struct Intake {
     /// The watcher has the OS's events (not polling): credit a file found by
     /// rescan with the quiet time its mtime shows, and rely on the events for
     /// changes to queued files.
-    trust_mtime: bool,
+    native_events: bool,
     /// The watcher reports closes: wait for a writer's close.
     close_events: bool,
     /// Entries whose names are not valid Unicode, found by the last rescan.
@@ -147,12 +148,12 @@ fn relevant(name: &str) -> bool {
 }
 
 impl Intake {
-    pub fn new(inbox: PathBuf, debounce: std::time::Duration, trust_mtime: bool) -> Self {
+    pub fn new(inbox: PathBuf, debounce: std::time::Duration, native_events: bool) -> Self {
         Self {
             inbox,
             debounce,
             settling: HashMap::new(),
-            trust_mtime,
+            native_events,
             close_events: false,
             bad_names: Vec::new(),
         }
@@ -191,7 +192,7 @@ impl Intake {
 
     /// When a file first seen by a rescan last changed, as far as we may tell.
     fn first_seen(&self, stamp: Stamp, now: Instant) -> Instant {
-        if !self.trust_mtime {
+        if !self.native_events {
             return now;
         }
         let age = stamp
@@ -256,7 +257,7 @@ impl Intake {
                 // nothing new. Polling has only the rescan to notice it. (A
                 // change missed anyway is found at the claim, which reads and
                 // checks the file again.)
-                if !self.trust_mtime {
+                if !self.native_events {
                     self.note(&name, now, queue);
                 }
                 present.insert(known);
@@ -292,15 +293,9 @@ impl Intake {
         Ok(())
     }
 
-    /// When `s` may be read: one debounce after its last change, or, while a
-    /// writer holds it open, once the writer gave up on it.
-    fn due_at(&self, s: &Settling) -> Instant {
-        s.due_at(self.debounce)
-    }
-
     /// When the next file may have settled.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.settling.values().map(|s| self.due_at(s)).min()
+        self.settling.values().map(|s| s.due_at(self.debounce)).min()
     }
 
     /// Judges every file that has settled by `now` (the tests' view of

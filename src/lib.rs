@@ -28,6 +28,7 @@ pub mod git;
 pub mod ids;
 pub mod intake;
 pub mod isolate;
+pub mod memory;
 pub mod outcome;
 pub mod plan;
 pub mod queue;

@@ -28,7 +28,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             return Ok(exit::USAGE);
         }
     };
-    one_malloc_arena();
+    crate::memory::one_arena();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(8)
@@ -108,19 +108,5 @@ fn init_logging(home: &crate::store::Home) {
         None => {
             let _ = tracing_subscriber::registry().with(stderr_layer).try_init();
         }
-    }
-}
-
-/// One glibc malloc arena for the daemon's threads instead of one per thread
-/// (up to 8 per core). The daemon allocates little and rarely at once (the
-/// per-thread caches serve the small allocations without the lock); with
-/// several arenas, memory freed after a burst stays spread over them: 100,000
-/// queued files took 39 MiB with them, 33 MiB with one (bench/bench_queue.py).
-fn one_malloc_arena() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator settings; called before the
-    // runtime's threads start.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }

@@ -3,13 +3,11 @@
 //! cancel checks), a task ending, a stop signal. `super::run` sets it up,
 //! turns the loop and tears it down; each turn is the handlers below.
 
-use super::{RunSummary, Shared, homecheck, recovery, release_freed_memory, report_stuck, runner, writers};
+use super::{RunSummary, Shared, homecheck, recovery, report_stuck, runner, writers};
 use crate::agents::supervise::StopReason;
-use crate::config::Config;
-use crate::events::{Event, EventLog, Interruption, Violation};
+use crate::events::{Event, Interruption, Violation};
 use crate::intake::{self, Intake, Rules, Verdict};
 use crate::queue::Queue;
-use crate::store::Home;
 use crate::store::daemons::{self, Registration};
 use crate::store::index;
 use crate::store::record::Status;
@@ -29,11 +27,8 @@ const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Everything the loop keeps from one turn to the next.
 pub(super) struct Daemon {
-    pub home: Home,
-    pub config: Arc<Config>,
-    pub events: Arc<EventLog>,
+    /// The home, config, event log and worker name, shared with the runners.
     pub shared: Arc<Shared>,
-    pub worker: String,
     pub rules: Rules,
     pub intake: Intake,
     pub queue: Queue,
@@ -72,7 +67,7 @@ impl Daemon {
     /// Takes over the tasks of dead daemons (our own earlier life included)
     /// and runs them again.
     pub fn recover(&mut self) {
-        let orphans = match recovery::take_over_orphans(&self.home) {
+        let orphans = match recovery::take_over_orphans(&self.shared.home) {
             Ok(orphans) => orphans,
             Err(e) => {
                 tracing::error!(error = %e, "could not scan results/ for interrupted tasks");
@@ -82,12 +77,12 @@ impl Daemon {
         for o in orphans {
             let mut progress = o.progress.unwrap_or_default();
             if let Some(attempt) = recovery::close_cut_short_run(&mut progress) {
-                self.events.emit(
+                self.shared.events.emit(
                     Some(&o.claimed.id),
                     Event::TaskInterrupted(Interruption::DaemonDied {
                         attempt,
                         killed_leftover: o.killed_leftover,
-                        recovered_by: self.worker.clone(),
+                        recovered_by: self.shared.worker.clone(),
                     }),
                 );
                 // Kept at once: if this daemon dies too before its own run
@@ -117,7 +112,7 @@ impl Daemon {
             };
             let quiet = meta
                 .modified()
-                .is_ok_and(|t| t.elapsed().unwrap_or_default() >= self.config.debounce());
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() >= self.shared.config.debounce());
             if self.stuck.contains(&path) {
                 continue;
             }
@@ -134,11 +129,11 @@ impl Daemon {
                 "the file's name is not valid UTF-8, so it cannot be named in records or by the CLI",
                 "rename it with a UTF-8 name (e.g. `convmv -f latin1 -t utf8`) and put it back in the inbox",
             );
-            match intake::reject_path(&self.home, &self.events, &path, &shown, &r) {
+            match intake::reject_path(&self.shared.home, &self.shared.events, &path, &shown, &r) {
                 Ok(moved) => self.summary.rejected += usize::from(moved),
                 Err(why) => {
                     self.summary.unclaimed += 1;
-                    report_stuck(&self.events, &mut self.stuck, path, &shown, &r, &why);
+                    report_stuck(&self.shared.events, &mut self.stuck, path, &shown, &r, &why);
                 }
             }
         }
@@ -153,13 +148,13 @@ impl Daemon {
         let Self {
             intake,
             rules,
-            events,
+            shared,
             queue,
-            home,
             summary,
             stuck,
             ..
         } = self;
+        let (home, events) = (&shared.home, &shared.events);
         intake.settle_each(std::time::Instant::now(), rules, |verdict| match verdict {
             Verdict::Accept(a) => {
                 let intake::Accepted { queued: q, title } = *a;
@@ -193,9 +188,9 @@ impl Daemon {
             // Back to settling inside `settle_each`; never handed out.
             Verdict::Moved(_) => {}
         });
-        self.events.write(queued);
+        self.shared.events.write(queued);
         if accepted >= 1000 {
-            release_freed_memory();
+            crate::memory::release_freed();
         }
     }
 
@@ -211,7 +206,7 @@ impl Daemon {
             }) else {
                 break;
             };
-            let claim = crate::claim::claim(&self.home, &q.name);
+            let claim = crate::claim::claim(&self.shared.home, &q.name);
             match &claim {
                 Ok(Some(claimed)) => self.writers.rename(&q.name, &claimed.id),
                 _ => self.writers.release(&q.name),
@@ -239,10 +234,10 @@ impl Daemon {
         } else {
             format!(
                 "the daemon cannot create task folders in {} (permissions, a read-only or full disk); fix that and the file, still in the inbox, is tried again at the next rescan",
-                self.home.results().display()
+                self.shared.home.results().display()
             )
         };
-        self.events.emit(
+        self.shared.events.emit(
             None,
             Event::ClaimFailed {
                 file: name.to_string(),
@@ -278,7 +273,7 @@ impl Daemon {
         let cancel_check = (!self.stops.is_empty()).then(|| Instant::now() + CANCEL_POLL);
         [
             self.intake.next_deadline().map(Instant::from_std),
-            (!self.bad_names.is_empty()).then(|| Instant::now() + self.config.debounce()),
+            (!self.bad_names.is_empty()).then(|| Instant::now() + self.shared.config.debounce()),
             Some(self.rescan_at),
             Some(self.recover_at),
             pause_end,
@@ -327,7 +322,7 @@ impl Daemon {
     fn check_cancels(&self) {
         for (id, tx) in &self.stops {
             if tx.borrow().is_none()
-                && crate::store::TaskDir::new(self.home.task_dir(id))
+                && crate::store::TaskDir::new(self.shared.home.task_dir(id))
                     .cancel_request()
                     .exists()
             {
@@ -341,28 +336,28 @@ impl Daemon {
         // The inbox must still be the folder the daemon started on: one renamed
         // away and replaced (by whoever could write above it) is someone
         // else's, and nothing more is taken from it.
-        if self.stopping.is_none() && homecheck::identity(&self.home.inbox()) != self.inbox_identity {
-            self.events.emit(
+        if self.stopping.is_none() && homecheck::identity(&self.shared.home.inbox()) != self.inbox_identity {
+            self.shared.events.emit(
                 None,
                 Event::SecurityViolation(Violation {
                     reason: "inbox_replaced".into(),
-                    inbox: Some(self.home.inbox()),
+                    inbox: Some(self.shared.home.inbox()),
                     error: Some("the inbox is no longer the folder the daemon started on; the daemon stops taking tasks and shuts down".into()),
                     hint: Some("check who replaced it (see `orchestrator doctor`), then start the daemon again".into()),
                     ..Violation::default()
                 }),
             );
-            tracing::error!(inbox = %self.home.inbox().display(), "the inbox was replaced while the daemon ran: shutting down");
+            tracing::error!(inbox = %self.shared.home.inbox().display(), "the inbox was replaced while the daemon ran: shutting down");
             self.on_stop_signal("inbox_replaced");
         }
         if let Err(e) = self.intake.rescan(now.into_std(), &mut self.queue) {
             tracing::error!(error = %e, "cannot list the inbox");
         }
-        self.rescan_at = now + self.config.rescan_interval.0;
+        self.rescan_at = now + self.shared.config.rescan_interval.0;
     }
 
     fn on_recovery_due(&mut self, now: Instant) {
-        let dead = daemons::dead(&self.home, self.registration.lock_path());
+        let dead = daemons::dead(&self.shared.home, self.registration.lock_path());
         if self.stopping.is_none() && (!dead.is_empty() || self.own_orphans) {
             if !dead.is_empty() {
                 tracing::info!(
@@ -375,15 +370,15 @@ impl Daemon {
             if !dead.is_empty() {
                 // The dead daemon's last finishes: index rows and final events.
                 let _ = self.shared.index.flush();
-                if let Ok(added) = index::reconcile(&self.home) {
-                    recovery::announce_lost_finishes(&self.home, &self.events, &added);
+                if let Ok(added) = index::reconcile(&self.shared.home) {
+                    recovery::announce_lost_finishes(&self.shared.home, &self.shared.events, &added);
                 }
             }
             for d in dead {
                 daemons::remove_dead(&d);
             }
         }
-        self.recover_at = now + self.config.recovery_interval.0;
+        self.recover_at = now + self.shared.config.recovery_interval.0;
     }
 
     /// A runner ended (or panicked).
@@ -420,10 +415,10 @@ impl Daemon {
             reason,
             running = self.tasks.len(),
             "shutting down: no new tasks; running agents get {}",
-            self.config.shutdown_grace
+            self.shared.config.shutdown_grace
         );
         self.stopping = Some(reason);
-        self.force_stop_at = Some(Instant::now() + self.config.shutdown_grace.0);
+        self.force_stop_at = Some(Instant::now() + self.shared.config.shutdown_grace.0);
     }
 
     /// The grace is over: every running agent is stopped.

@@ -145,17 +145,6 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-/// Gives memory freed after a big burst back to the OS. glibc keeps freed
-/// memory in its arenas (those of the threads that judged the files too), so
-/// a daemon that once queued 100,000 files would keep that peak for good.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free memory to the OS; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Removes temporary files that crashed writers left in the shared folders.
 /// Alone on the home, every one of them is garbage; with live peers, only
 /// those older than any write takes (a peer may be writing one right now).
@@ -275,11 +264,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     )
     .with_close_events(watcher.reports_close());
     let mut d = Daemon {
-        home: home.clone(),
-        config: config.clone(),
-        events: events.clone(),
         shared: shared.clone(),
-        worker,
         rules,
         intake,
         queue: Queue::default(),

@@ -209,7 +209,7 @@ fn with_lock<T>(home: &Home, f: impl FnOnce() -> io::Result<T>) -> io::Result<T>
     lock.lock()?;
     let out = f();
     let _ = lock.unlock();
-    release_freed_memory();
+    crate::memory::release_freed();
     out
 }
 
@@ -302,18 +302,6 @@ pub fn write_full(home: &Home, index: &Index) -> io::Result<()> {
         counts.add(row.status);
     }
     write_counts(home, &counts)
-}
-
-/// Gives memory freed by a big index back to the OS. The daemon forks for every
-/// agent it starts, and a fork copies the page tables of all mapped memory:
-/// glibc keeps freed heap mapped, so one parse of a 30 MB index would make every
-/// later spawn slower (measured: 6x slower bursts on a 100,000-row home).
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory of the allocator.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// Collects finished tasks and flushes them into the index in batches.

@@ -129,27 +129,23 @@ mod tests {
         assert_eq!(p.max_attempts, 3);
         let f = failure(ErrorKind::Overloaded, Retry::Backoff);
         let mut waits = 0;
-        match after_failure(&f, 0, &mut waits, &p) {
-            Next::Retry { after, attempts_left } => {
-                assert_eq!(attempts_left, 2);
-                // The first backoff: a random point in the upper half of 5 s.
-                assert!(
-                    after >= Duration::from_millis(2500) && after <= Duration::from_secs(5),
-                    "{after:?}"
-                );
-            }
+        let mut retry = |spent| match after_failure(&f, spent, &mut waits, &p) {
+            Next::Retry { after, attempts_left } => (after, attempts_left),
             other => panic!("{other:?}"),
-        }
-        match after_failure(&f, 1, &mut waits, &p) {
-            Next::Retry { after, attempts_left } => {
-                assert_eq!(attempts_left, 1);
-                assert!(
-                    after >= Duration::from_secs(5) && after <= Duration::from_secs(10),
-                    "{after:?}"
-                );
-            }
-            other => panic!("{other:?}"),
-        }
+        };
+        // The first backoff: a random point in the upper half of 5 s; then of 10 s.
+        let (after, left) = retry(0);
+        assert_eq!(left, 2);
+        assert!(
+            after >= Duration::from_millis(2500) && after <= Duration::from_secs(5),
+            "{after:?}"
+        );
+        let (after, left) = retry(1);
+        assert_eq!(left, 1);
+        assert!(
+            after >= Duration::from_secs(5) && after <= Duration::from_secs(10),
+            "{after:?}"
+        );
         assert_eq!(after_failure(&f, 2, &mut waits, &p), Next::End(Status::Failed));
     }
 
