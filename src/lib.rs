@@ -29,7 +29,6 @@ pub mod ids;
 pub mod intake;
 pub mod isolate;
 pub mod memory;
-pub mod outcome;
 pub mod plan;
 pub mod queue;
 pub mod redact;

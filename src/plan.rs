@@ -6,7 +6,7 @@
 //! for a task is the one it started with.
 
 use crate::agents;
-use crate::config::{AgentKind, CLAUDE_DEFAULT_TOOLS, CLAUDE_TOOL_CEILING, Config};
+use crate::config::{AgentKind, Config};
 use crate::duration::Dur;
 use crate::task::{Isolation, Mode, TaskSpec};
 use serde::{Deserialize, Serialize};
@@ -94,10 +94,9 @@ impl Plan {
         self.steps.len().max(1) as u32
     }
 
-    /// The invocation for step `k` (1-based), continuing `session` if given.
-    /// Claude: a step that starts a session gets the prompt as context before
-    /// its step; a step in a running session gets only its own text. Command:
-    /// each step is a shell command. `cwd` is where the agent runs: the workdir,
+    /// The invocation for step `k` (1-based), continuing `session` if given:
+    /// the agent's argv and stdin for that run (see [`agents::Agent::args`] and
+    /// [`agents::Agent::stdin`]). `cwd` is where the agent runs: the workdir,
     /// or its place in the task's worktree or copy. `budget_left` is what this
     /// run may spend: the task's budget less what its earlier runs spent.
     pub fn invocation(
@@ -107,48 +106,27 @@ impl Plan {
         cwd: &std::path::Path,
         budget_left: Option<f64>,
     ) -> Invocation {
-        let step = self.steps.get(k as usize - 1);
-        match self.agent {
-            AgentKind::Command => {
-                let (program, args) = match step {
-                    Some(cmd) => {
-                        let mut argv = agents::command::argv(cmd);
-                        let program = argv.remove(0);
-                        (program, argv)
-                    }
-                    None => (self.program.clone(), self.args.clone()),
-                };
-                Invocation {
-                    program,
-                    args,
-                    stdin: self.prompt.clone(),
-                }
-            }
-            AgentKind::Claude | AgentKind::Cline => {
-                let args = match self.agent {
-                    AgentKind::Cline => agents::cline::args(&self.extra_args, cwd, session),
-                    _ => agents::claude::args(&agents::claude::ClaudeArgs {
-                        extra_args: &self.extra_args,
-                        max_turns: self.max_turns,
-                        budget_usd: budget_left,
-                        allowed_tools: &self.allowed_tools,
-                        resume_session: session,
-                    }),
-                };
-                let n = self.step_count();
-                let stdin = match step {
-                    None => self.prompt.clone(),
-                    Some(text) if session.is_none() && !self.prompt.is_empty() => {
-                        format!("{}\n\nStep {k} of {n}: {text}", self.prompt)
-                    }
-                    Some(text) => format!("Step {k} of {n}: {text}"),
-                };
-                Invocation {
-                    program: self.program.clone(),
-                    args,
-                    stdin,
-                }
-            }
+        let agent = agents::of(self.agent);
+        let step = self.steps.get(k as usize - 1).map(String::as_str);
+        let args = agent.args(&agents::RunArgs {
+            extra_args: &self.extra_args,
+            cwd,
+            session,
+            max_turns: self.max_turns,
+            budget_usd: budget_left,
+            tools: &self.allowed_tools,
+            command: step,
+            planned: &self.args,
+        });
+        let step = step.map(|text| agents::Step {
+            k,
+            n: self.step_count(),
+            text,
+        });
+        Invocation {
+            program: self.program.clone(),
+            args,
+            stdin: agent.stdin(&self.prompt, step, session.is_some()),
         }
     }
 }
@@ -170,24 +148,12 @@ impl Context<'_> {
 }
 
 pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
+    let agent = agents::of(spec.agent);
     let agent_cfg = config.agent(spec.agent);
-    let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let (allowed_tools, tools_dropped) = match spec.agent {
-        // Neither runs with per-tool permissions: the tools asked for are reported as dropped.
-        AgentKind::Command | AgentKind::Cline => (Vec::new(), spec.allowed_tools.clone().unwrap_or_default()),
-        _ => {
-            let ceiling = agent_cfg
-                .allowed_tools
-                .clone()
-                .unwrap_or_else(|| owned(CLAUDE_TOOL_CEILING));
-            let wanted = spec
-                .allowed_tools
-                .clone()
-                .or_else(|| agent_cfg.default_tools.clone())
-                .unwrap_or_else(|| owned(CLAUDE_DEFAULT_TOOLS));
-            wanted.into_iter().partition(|t| tool_allowed(t, &ceiling))
-        }
-    };
+    let agents::ToolGrant {
+        granted: allowed_tools,
+        dropped: tools_dropped,
+    } = agent.grant_tools(spec.allowed_tools.as_deref(), &agent_cfg);
     let max_turns = spec.max_turns.or(agent_cfg.max_turns);
     let budget_usd = spec.budget_usd.or(config.budget_usd);
     let max_attempts = spec.retries.map_or(config.retry.max_attempts, |r| r + 1);
@@ -198,34 +164,22 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         (Mode::Guarded, None) => Isolation::Copy,
         (Mode::Apply, None) => Isolation::None,
     };
-
-    let (program, args) = match spec.agent {
-        AgentKind::Command => {
-            let cmd = spec.command.clone().unwrap_or_else(|| spec.prompt.clone());
-            let mut argv = agents::command::argv(&cmd);
-            let program = argv.remove(0);
-            (agent_cfg.command.clone().unwrap_or(program), argv)
-        }
-        AgentKind::Claude | AgentKind::Cline => {
-            let args = match spec.agent {
-                AgentKind::Cline => agents::cline::args(&agent_cfg.extra_args, &cx.workdir, spec.session.as_deref()),
-                _ => agents::claude::args(&agents::claude::ClaudeArgs {
-                    extra_args: &agent_cfg.extra_args,
-                    max_turns,
-                    budget_usd,
-                    allowed_tools: &allowed_tools,
-                    resume_session: spec.session.as_deref(),
-                }),
-            };
-            (
-                agent_cfg
-                    .command
-                    .clone()
-                    .unwrap_or_else(|| spec.agent.name().to_string()),
-                args,
-            )
-        }
-    };
+    let program = agent_cfg
+        .command
+        .clone()
+        .unwrap_or_else(|| agent.default_program().to_string());
+    // A command task's command is its `command` field, else its prompt.
+    let command = (spec.agent == AgentKind::Command).then(|| spec.command.as_deref().unwrap_or(&spec.prompt));
+    let args = agent.args(&agents::RunArgs {
+        extra_args: &agent_cfg.extra_args,
+        cwd: &cx.workdir,
+        session: spec.session.as_deref(),
+        max_turns,
+        budget_usd,
+        tools: &allowed_tools,
+        command,
+        planned: &[],
+    });
 
     Plan {
         schema_version: 1,

@@ -280,6 +280,9 @@ pub enum AgentKind {
 }
 
 impl AgentKind {
+    /// Every agent, in the order `doctor` checks them.
+    pub const ALL: [AgentKind; 3] = [AgentKind::Claude, AgentKind::Cline, AgentKind::Command];
+
     pub fn name(self) -> &'static str {
         match self {
             AgentKind::Claude => "claude",
@@ -288,12 +291,7 @@ impl AgentKind {
         }
     }
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "claude" => Some(AgentKind::Claude),
-            "cline" => Some(AgentKind::Cline),
-            "command" => Some(AgentKind::Command),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|k| k.name() == text)
     }
 }
 

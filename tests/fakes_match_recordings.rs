@@ -11,11 +11,12 @@
 
 mod common;
 use common::fake_agent;
+use orchestrator::agents::classify;
 use orchestrator::agents::cline::ClineReader;
+use orchestrator::agents::outcome::{ErrorKind, Failure, Retry};
 use orchestrator::agents::supervise::Exit;
 use orchestrator::agents::{AgentReport, LiveLimits, OutputReader, claude::ClaudeReader};
 use orchestrator::config::AgentKind;
-use orchestrator::outcome::{ErrorKind, Failure, Retry, classify};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};

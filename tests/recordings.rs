@@ -5,11 +5,12 @@
 
 mod common;
 use common::read_stream;
+use orchestrator::agents::classify;
 use orchestrator::agents::cline::ClineReader;
+use orchestrator::agents::outcome::{ErrorKind, Failure, Retry};
 use orchestrator::agents::supervise::Exit;
 use orchestrator::agents::{AgentReport, LiveLimits, OutputReader, claude::ClaudeReader};
 use orchestrator::config::AgentKind;
-use orchestrator::outcome::{ErrorKind, Failure, Retry, classify};
 
 fn recorded(dir: &str, name: &str, ext: &str) -> Vec<u8> {
     let path = format!(

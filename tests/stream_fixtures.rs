@@ -3,10 +3,11 @@
 
 mod common;
 use common::read_stream;
+use orchestrator::agents::classify;
+use orchestrator::agents::outcome::{ErrorKind, Retry};
 use orchestrator::agents::supervise::Exit;
 use orchestrator::agents::{AgentReport, claude::ClaudeReader};
 use orchestrator::config::AgentKind;
-use orchestrator::outcome::{ErrorKind, Retry, classify};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/data/agent-output/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()

@@ -6,17 +6,24 @@
 //! commands, and is passed as one argument, never spliced into another string.
 //! The prompt is on stdin, and the answer is the tail of stdout.
 
-use super::{AgentReport, LineOutcome, OutputReader, looks_interactive, tail_str};
+use super::outcome::{ErrorKind, Failure, Retry, exit_text, last_line};
+use super::supervise::Exit;
+use super::{
+    Agent, AgentReport, LineOutcome, LiveLimits, Output, OutputReader, RunArgs, Sessions, Step, ToolGrant,
+    looks_interactive, tail_str,
+};
+use crate::config::AgentConfig;
+use crate::vocab::AgentKind;
 
 /// Kept of stdout as the task's answer.
 const ANSWER_BYTES: usize = 16 * 1024;
 
-/// argv for running `command` through the platform shell.
-pub fn argv(command: &str) -> Vec<String> {
+/// The platform shell's arguments that run `command` (after `sh` or `cmd`).
+pub fn shell_args(command: &str) -> Vec<String> {
     if cfg!(windows) {
-        vec!["cmd".into(), "/C".into(), command.into()]
+        vec!["/C".into(), command.into()]
     } else {
-        vec!["sh".into(), "-c".into(), command.into()]
+        vec!["-c".into(), command.into()]
     }
 }
 
@@ -69,4 +76,103 @@ impl OutputReader for PlainReader {
         self.report.answer = Some(answer);
         self.report
     }
+}
+
+/// A plain command run through the platform shell.
+pub struct Command;
+
+impl Agent for Command {
+    fn kind(&self) -> AgentKind {
+        AgentKind::Command
+    }
+    fn describe(&self) -> &'static str {
+        "a command"
+    }
+    fn default_program(&self) -> &'static str {
+        if cfg!(windows) { "cmd" } else { "sh" }
+    }
+    fn grant_tools(&self, asked: Option<&[String]>, _config: &AgentConfig) -> ToolGrant {
+        ToolGrant {
+            granted: Vec::new(),
+            dropped: asked.map(<[String]>::to_vec).unwrap_or_default(),
+        }
+    }
+    fn dropped_tools_warning(&self) -> (&'static str, &'static str) {
+        (
+            "tools_not_enforced",
+            "a command agent has no tools to allow: allowed_tools is ignored",
+        )
+    }
+    /// A command is the operator's own program, and commands in one
+    /// repository run side by side on purpose: not held to one writer.
+    fn may_edit(&self, _granted: &[String]) -> bool {
+        false
+    }
+    /// The shell's arguments for the run's command (a step, or the task's
+    /// `command`), else what the plan spelled out.
+    fn args(&self, run: &RunArgs) -> Vec<String> {
+        match run.command {
+            Some(command) => shell_args(command),
+            None => run.planned.to_vec(),
+        }
+    }
+    /// The prompt, for every step: a step is a command, not a message.
+    fn stdin(&self, prompt: &str, _step: Option<Step>, _in_session: bool) -> String {
+        prompt.to_string()
+    }
+    fn reader(&self, _limits: LiveLimits) -> Box<dyn OutputReader> {
+        Box::new(PlainReader::default())
+    }
+    fn classify(&self, exit: &Exit, report: &AgentReport) -> Option<Failure> {
+        classify(exit, report)
+    }
+    fn sessions(&self) -> Sessions {
+        Sessions::None
+    }
+    fn valid_session_id(&self, _id: &str) -> bool {
+        false
+    }
+    fn version_args(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+    fn output(&self) -> Output {
+        Output::Text
+    }
+}
+
+/// A command that did not exit 0 failed (127: not found); a signal is a crash, retried.
+fn classify(exit: &Exit, report: &AgentReport) -> Option<Failure> {
+    if exit.code == Some(0) {
+        return None;
+    }
+    let stderr = last_line(&exit.stderr_tail);
+    let detail = if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(": {stderr}")
+    };
+    if exit.code.is_none() {
+        return Some(Failure {
+            kind: ErrorKind::AgentCrashed,
+            message: format!("the command was {}{detail}", exit_text(exit)),
+            retry: Retry::Backoff,
+        });
+    }
+    if let Some(q) = &report.interactive_prompt {
+        return Some(Failure {
+            kind: ErrorKind::InteractivePrompt,
+            message: format!("the command asked: {q} ({})", exit_text(exit)),
+            retry: Retry::No,
+        });
+    }
+    let kind = if exit.code == Some(127) {
+        ErrorKind::NotFound
+    } else {
+        ErrorKind::CommandFailed
+    };
+    Some(Failure {
+        kind,
+        message: format!("the command failed with {}{detail}", exit_text(exit)),
+        retry: Retry::No,
+    })
 }

@@ -1,160 +1,199 @@
-//! The bridges to agent CLIs: what to run, and how to read what it prints.
+//! The bridges to agent CLIs: what to run, how to read what it prints, and
+//! what its failures mean.
 //!
-//! Each agent kind has a module that builds its argv and an [`OutputReader`]
-//! that turns its stdout, line by line, into an [`AgentReport`]. Running the
-//! process (process tree, limits, capped logs) is [`supervise`]'s job and is the
-//! same for every agent.
+//! Everything that differs between agents is one [`Agent`] implementation,
+//! one module each: [`claude`], [`cline`], [`command`]. The rest of the daemon
+//! asks [`of`] for the agent of a task and never names one. Running the
+//! process (process tree, limits, capped logs) is [`supervise`]'s job and is
+//! the same for every agent; what failures have in common (the daemon's own
+//! stops, model-API errors, backoff) is [`outcome`].
+//!
+//! Adding an agent: a variant of [`AgentKind`] (its name in task files), a
+//! module implementing [`Agent`] with its tests, and its line in [`of`].
 
 pub mod claude;
 pub mod cline;
 pub mod command;
 pub mod identity;
 pub mod leftovers;
+pub mod outcome;
+mod report;
 pub mod supervise;
 pub mod watchdog;
 
+pub use report::{AgentReport, LimitHit, LineOutcome, LiveLimits, OutputReader};
+
+use crate::config::AgentConfig;
+use crate::vocab::AgentKind;
+use outcome::Failure;
 use serde_json::Value;
+use std::path::Path;
+use supervise::Exit;
 
-/// Everything learned from an agent's output. Fields an agent does not report stay empty.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AgentReport {
-    pub session_id: Option<String>,
-    pub model: Option<String>,
-    pub turns: u32,
-    pub tool_calls: u32,
-    pub cost_usd: Option<f64>,
-    /// The final answer (Claude's `result`; a command's stdout tail).
-    pub answer: Option<String>,
-    /// The last assistant text seen, used when no `result` line came.
-    pub last_text: Option<String>,
-    /// A final `result` line was read.
-    pub result_seen: bool,
-    pub is_error: bool,
-    pub subtype: Option<String>,
-    pub terminal_reason: Option<String>,
-    pub api_error_status: Option<i64>,
-    /// The `error` of a synthetic API-error assistant message (`rate_limit`, `authentication_failed`, ...).
-    pub api_error: Option<String>,
-    pub result_errors: Vec<String>,
-    pub permission_denials: Vec<Value>,
-    /// Epoch seconds when a rejected rate limit resets.
-    pub rate_limit_resets_at: Option<i64>,
-    pub api_retries: u32,
-    pub last_api_retry_error: Option<String>,
-    /// A short description of the last thing the agent did, for progress.
-    pub last_event: Option<String>,
-    /// Lines that were not JSON (Claude) or too long to keep.
-    pub invalid_lines: u32,
-    /// Output that looks like a question to a person.
-    pub interactive_prompt: Option<String>,
-    /// The output ended in the middle of a line (the agent died while writing).
-    pub ended_mid_line: bool,
-    /// The limit the reader stopped the agent for.
-    pub limit_hit: Option<LimitHit>,
-}
+/// Everything the daemon needs to know about one agent CLI.
+///
+/// Implementations are stateless unit structs; per-run state lives in the
+/// [`OutputReader`] they make.
+pub trait Agent: Sync {
+    /// Its name in task files, the config and results.
+    fn kind(&self) -> AgentKind;
 
-/// A limit passed while the agent ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitHit {
-    Turns,
-    Budget,
-    ToolCalls,
-}
+    /// How messages name it, with the version its behaviour was learned from.
+    fn describe(&self) -> &'static str;
 
-/// Limits the readers enforce while the agent runs: the plan's `max_turns`,
-/// `budget_usd` and `max_tool_calls`, checked against what the stream reports
-/// after every line. Cline has no flags for any of them: this is its only
-/// guard. Claude's CLI enforces turns and budget itself (and reports its cost
-/// only at the end), so for Claude only `max_tool_calls` is checked here.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct LiveLimits {
-    pub max_turns: Option<u32>,
-    pub budget_usd: Option<f64>,
-    pub max_tool_calls: Option<u32>,
-}
+    /// The program run when `agents.<name>.command` is not set.
+    fn default_program(&self) -> &'static str;
 
-impl LiveLimits {
-    /// The reason to stop the agent, the first time `report` passes a limit
-    /// (recorded in `report.limit_hit`); `None` otherwise and afterwards.
-    pub fn check(&self, report: &mut AgentReport) -> Option<String> {
-        if report.limit_hit.is_some() {
-            return None;
+    /// Tool policy: of the tools a task asks for (`None`: it did not say),
+    /// which it gets and which are dropped, given the agent's config (its
+    /// `allowed_tools` ceiling and `default_tools`).
+    fn grant_tools(&self, asked: Option<&[String]>, config: &AgentConfig) -> ToolGrant;
+
+    /// Why tools a task asked for were not granted: the warning's kind and
+    /// message (in events, `result.json` and the summary).
+    fn dropped_tools_warning(&self) -> (&'static str, &'static str);
+
+    /// Can a run with these granted tools change files? Runs that can are held
+    /// to one writer per repository; a run that cannot is checked for answers
+    /// that claim edits.
+    fn may_edit(&self, granted: &[String]) -> bool;
+
+    /// The arguments after the program for one run.
+    fn args(&self, run: &RunArgs) -> Vec<String>;
+
+    /// What goes on the agent's stdin for one run: the prompt, and for step
+    /// `k` of `n` the step (after the prompt when the step starts a session,
+    /// alone in a session that already has it).
+    fn stdin(&self, prompt: &str, step: Option<Step>, in_session: bool) -> String {
+        match step {
+            None => prompt.to_string(),
+            Some(Step { k, n, text }) if !in_session && !prompt.is_empty() => {
+                format!("{prompt}\n\nStep {k} of {n}: {text}")
+            }
+            Some(Step { k, n, text }) => format!("Step {k} of {n}: {text}"),
         }
-        let spent = match report.cost_usd {
-            Some(c) => format!(", ${c:.2} spent"),
-            None => String::new(),
-        };
-        if let Some(max) = self.max_turns
-            && report.turns > max
-        {
-            report.limit_hit = Some(LimitHit::Turns);
-            return Some(format!(
-                "stopped at {} turns: max_turns is {max}{spent}, {} tool calls",
-                report.turns, report.tool_calls
-            ));
-        }
-        if let Some(max) = self.max_tool_calls
-            && report.tool_calls > max
-        {
-            report.limit_hit = Some(LimitHit::ToolCalls);
-            return Some(format!(
-                "stopped at {} tool calls: max_tool_calls is {max}{spent}, after {} turns",
-                report.tool_calls, report.turns
-            ));
-        }
-        if let Some(budget) = self.budget_usd
-            && let Some(cost) = report.cost_usd
-            && cost > budget
-        {
-            report.limit_hit = Some(LimitHit::Budget);
-            return Some(format!(
-                "stopped at ${cost:.2}: budget_usd is ${budget:.2}, after {} turns and {} tool calls",
-                report.turns, report.tool_calls
-            ));
-        }
+    }
+
+    /// Environment every run gets unless `agents.<name>.env` sets the same name.
+    fn env(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
+    /// A reader for one run's stdout. `limits` are the plan's (with what is
+    /// left of the budget); the reader enforces those the CLI cannot.
+    fn reader(&self, limits: LiveLimits) -> Box<dyn OutputReader>;
+
+    /// How a run that ended by itself went (`None`: it succeeded), from its
+    /// report and exit. The daemon's own stops are decided before
+    /// ([`outcome::decided_by_the_daemon`]).
+    fn classify(&self, exit: &Exit, report: &AgentReport) -> Option<Failure>;
+
+    /// What it can continue: sessions for `steps`, `reply` and `resume`.
+    fn sessions(&self) -> Sessions;
+
+    /// Is `id` one of its session ids? It reaches the command line, so it
+    /// must never be read as a flag. The default: letters, digits, `-` and
+    /// `_`, not starting with `-`, at most 100 characters.
+    fn valid_session_id(&self, id: &str) -> bool {
+        !id.is_empty()
+            && id.len() <= 100
+            && !id.starts_with('-')
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
+
+    /// The arguments that make it print its version, for `doctor`.
+    fn version_args(&self) -> Option<&'static [&'static str]> {
+        Some(&["--version"])
+    }
+
+    /// What its stdout is: JSON records, or a program's own text.
+    fn output(&self) -> Output {
+        Output::Records
+    }
+
+    /// One of its stdout records as a person wants to read it in
+    /// `orchestrator logs` (`None`: nothing worth showing).
+    fn render(&self, record: &Value) -> Option<String> {
+        let _ = record;
         None
     }
 }
 
-/// What the supervisor should do after a line.
-#[derive(Debug, Default, PartialEq)]
-pub struct LineOutcome {
-    /// The report changed in a way worth showing in `progress.json`.
-    pub progress: bool,
-    /// Stop the agent now, for this reason (it is waiting for an answer that can never come).
-    pub stop: Option<String>,
-}
-
-/// Reads one agent's stdout, a line at a time.
-pub trait OutputReader: Send {
-    fn on_line(&mut self, line: &[u8]) -> LineOutcome;
-    /// A line longer than the reader's limit was skipped.
-    fn on_oversized_line(&mut self) {}
-    /// Output ended with this incomplete line.
-    fn on_partial_tail(&mut self, tail: &[u8]);
-    fn report(&self) -> &AgentReport;
-    fn into_report(self: Box<Self>) -> AgentReport;
-}
-
-/// Is `id` a session id of `agent`'s form? It reaches the agent's command
-/// line, so it must never be read as a flag: Claude's are UUIDs (the CLI
-/// refuses anything else); others are letters, digits, `-` and `_`, not
-/// starting with `-`, at most 100 characters.
-pub fn valid_session_id(agent: crate::config::AgentKind, id: &str) -> bool {
-    let uuid = || {
-        let parts: Vec<&str> = id.split('-').collect();
-        parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
-            && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
-    };
-    match agent {
-        crate::config::AgentKind::Claude => uuid(),
-        _ => {
-            !id.is_empty()
-                && id.len() <= 100
-                && !id.starts_with('-')
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        }
+/// The agent of a kind.
+pub fn of(kind: AgentKind) -> &'static dyn Agent {
+    match kind {
+        AgentKind::Claude => &claude::Claude,
+        AgentKind::Cline => &cline::Cline,
+        AgentKind::Command => &command::Command,
     }
+}
+
+/// Classifies one run: the daemon's own stops first, then the agent's reading
+/// of its output. `None` means it succeeded.
+pub fn classify(kind: AgentKind, exit: &Exit, report: &AgentReport) -> Option<Failure> {
+    outcome::decided_by_the_daemon(exit, report).or_else(|| of(kind).classify(exit, report))
+}
+
+/// Is `id` a session id of `kind`'s form?
+pub fn valid_session_id(kind: AgentKind, id: &str) -> bool {
+    of(kind).valid_session_id(id)
+}
+
+/// The tools a task gets, and those it asked for and does not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ToolGrant {
+    pub granted: Vec<String>,
+    pub dropped: Vec<String>,
+}
+
+/// Step `k` of `n`, and what it says.
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'a> {
+    pub k: u32,
+    pub n: u32,
+    pub text: &'a str,
+}
+
+/// What shapes one run's command line.
+#[derive(Debug, Clone, Copy)]
+pub struct RunArgs<'a> {
+    /// `agents.<name>.extra_args`, put first.
+    pub extra_args: &'a [String],
+    /// Where the agent runs.
+    pub cwd: &'a Path,
+    /// Continue this session.
+    pub session: Option<&'a str>,
+    pub max_turns: Option<u32>,
+    /// What this run may spend.
+    pub budget_usd: Option<f64>,
+    pub tools: &'a [String],
+    /// The shell command this run carries (a command task's `command`, or
+    /// its step); `None` for agents, and for a command run the plan already
+    /// spelled out.
+    pub command: Option<&'a str>,
+    /// The arguments recorded in the plan when it was built.
+    pub planned: &'a [String],
+}
+
+/// What an agent can continue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sessions {
+    /// No conversation at all: each run stands alone.
+    None,
+    /// It has sessions, but does not report their ids: a run cannot be continued.
+    Unreported,
+    /// It reports its session id and continues a session given back to it.
+    Resumable,
+}
+
+/// What an agent prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// One JSON record a line: rendered by `logs`; its answer is an agent's,
+    /// checked by the validation heuristics.
+    Records,
+    /// A program's own text: shown as it is, not checked as an answer.
+    Text,
 }
 
 /// Does this text look like a program asking a person something?
@@ -186,6 +225,35 @@ pub fn tail_str(text: &str, max: usize) -> &str {
     &text[start..]
 }
 
+/// `text` on one line, cut to `n` characters with an ellipsis.
+pub fn short(text: &str, n: usize) -> String {
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > n {
+        let mut s: String = one_line.chars().take(n).collect();
+        s.push('…');
+        s
+    } else {
+        one_line
+    }
+}
+
+/// The argument of a tool call a person would want to see: the command, the file, the pattern.
+pub fn main_argument(input: &Value) -> Option<String> {
+    [
+        "command",
+        "file_path",
+        "path",
+        "pattern",
+        "url",
+        "query",
+        "description",
+        "prompt",
+    ]
+    .iter()
+    .find_map(|k| input.get(*k).and_then(Value::as_str))
+    .map(|s| short(s, 80))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,13 +268,75 @@ mod tests {
 
     #[test]
     fn session_ids_that_could_be_flags_are_refused() {
-        use crate::config::AgentKind::{Claude, Cline};
+        use AgentKind::{Claude, Cline};
         assert!(valid_session_id(Claude, "438cf665-4e80-47c7-8eb6-22db27c519dd"));
         assert!(!valid_session_id(Claude, "--dangerously-skip-permissions"));
         assert!(!valid_session_id(Claude, "sess-1"));
         assert!(valid_session_id(Cline, "conv_1796012089449_du4026f"));
         assert!(!valid_session_id(Cline, "--yolo"));
         assert!(!valid_session_id(Cline, ""));
+    }
+
+    #[test]
+    fn every_kind_has_its_agent() {
+        for kind in AgentKind::ALL {
+            let agent = of(kind);
+            assert_eq!(agent.kind(), kind);
+            assert!(!agent.default_program().is_empty() && !agent.describe().is_empty());
+        }
+    }
+
+    #[test]
+    fn each_agent_grants_tools_by_its_policy() {
+        let asked = ["Read".to_string(), "Bash".to_string()];
+        let none = AgentConfig::default();
+        let claude = of(AgentKind::Claude).grant_tools(Some(&asked), &none);
+        assert_eq!(
+            (claude.granted, claude.dropped),
+            (vec!["Read".to_string()], vec!["Bash".to_string()])
+        );
+        let default = of(AgentKind::Claude).grant_tools(None, &none);
+        assert!(default.granted.contains(&"Edit".to_string()) && default.dropped.is_empty());
+        assert!(of(AgentKind::Claude).may_edit(&default.granted));
+        assert!(!of(AgentKind::Claude).may_edit(&["Read".to_string(), "Grep".to_string()]));
+        for kind in [AgentKind::Cline, AgentKind::Command] {
+            let g = of(kind).grant_tools(Some(&asked), &none);
+            assert!(g.granted.is_empty() && g.dropped == asked, "{kind:?}");
+            assert_eq!(of(kind).dropped_tools_warning().0, "tools_not_enforced");
+        }
+        assert!(of(AgentKind::Cline).may_edit(&[]) && !of(AgentKind::Command).may_edit(&[]));
+    }
+
+    #[test]
+    fn a_command_run_is_its_step_or_the_planned_command() {
+        let planned = ["-c".to_string(), "make".to_string()];
+        let run = |command| RunArgs {
+            extra_args: &[],
+            cwd: Path::new("/w"),
+            session: None,
+            max_turns: None,
+            budget_usd: None,
+            tools: &[],
+            command,
+            planned: &planned,
+        };
+        let cmd = of(AgentKind::Command);
+        assert_eq!(cmd.args(&run(None)), planned);
+        assert_eq!(cmd.args(&run(Some("make test"))).last().unwrap(), "make test");
+        let step = Some(Step {
+            k: 2,
+            n: 2,
+            text: "make test",
+        });
+        assert_eq!(cmd.stdin("the prompt", step, false), "the prompt");
+        assert_eq!(
+            of(AgentKind::Claude).stdin("the prompt", step, false),
+            "the prompt\n\nStep 2 of 2: make test"
+        );
+        assert_eq!(
+            of(AgentKind::Claude).stdin("the prompt", step, true),
+            "Step 2 of 2: make test"
+        );
     }
 
     #[test]

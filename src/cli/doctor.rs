@@ -98,23 +98,14 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             "apply the fix each line names (chmod o-w / chown)",
         ));
     }
-    for kind in [AgentKind::Claude, AgentKind::Cline, AgentKind::Command] {
+    for kind in AgentKind::ALL {
+        let agent = crate::agents::of(kind);
         let cfg = config.agent(kind);
-        let program = match kind {
-            AgentKind::Command => cfg
-                .command
-                .clone()
-                .unwrap_or_else(|| if cfg!(windows) { "cmd".into() } else { "sh".into() }),
-            _ => cfg.command.clone().unwrap_or_else(|| kind.name().into()),
-        };
+        let program = cfg.command.clone().unwrap_or_else(|| agent.default_program().into());
         let used = config.default_agent == kind || config.agents.contains_key(kind.name());
         let mut c = match which::which(&program) {
             Ok(path) => {
-                let version = if kind == AgentKind::Command {
-                    None
-                } else {
-                    version_of(&path)
-                };
+                let version = agent.version_args().and_then(|args| version_of(&path, args));
                 check(
                     &format!("agent {}", kind.name()),
                     true,
@@ -226,9 +217,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
 }
 
 /// `<cli> --version`, with a short timeout (a broken CLI must not hang doctor).
-fn version_of(path: &std::path::Path) -> Option<String> {
+fn version_of(path: &std::path::Path, args: &[&str]) -> Option<String> {
     let mut child = std::process::Command::new(path)
-        .arg("--version")
+        .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

@@ -3,6 +3,7 @@
 
 use super::common::{UsageError, load_plan, load_result, print_json, resolve_task};
 use super::{Cli, exit};
+use crate::agents::Sessions;
 use crate::store::record::Status;
 use serde_json::{Map, Value, json};
 
@@ -139,10 +140,11 @@ pub fn reply(cli: &Cli, args: &ReplyArgs) -> anyhow::Result<u8> {
     let plan = load_plan(&dir).ok_or_else(|| UsageError(format!("{id} has no plan.json")))?;
     let session = last_session(&result, plan.agent);
     let session = session.ok_or_else(|| {
-        let why = match result.agent.as_str() {
-            "cline" => "the Cline CLI (3.0.65) does not report its session id",
-            "command" => "command tasks have none",
-            _ => "the agent reported none, or one that is not a well-formed id",
+        let agent = crate::agents::of(plan.agent);
+        let why = match agent.sessions() {
+            Sessions::Unreported => format!("{} does not report its session id", agent.describe()),
+            Sessions::None => format!("{} has none", agent.describe()),
+            Sessions::Resumable => "the agent reported none, or one that is not a well-formed id".into(),
         };
         UsageError(format!(
             "{id} has no agent session to continue: {why}. Submit a new task with the context it needs"

@@ -1,13 +1,13 @@
 //! `orchestrator logs ID [--follow] [--raw]`: the agent's output, for people.
 //!
-//! Claude's stream-json and Cline's `--json` records are rendered as text: the
-//! session or model, the agent's words, each tool call with its main argument,
-//! tool errors, retries, rate limits and the result. Anything else (a command's
-//! output, non-JSON lines) is shown as is.
+//! An agent's JSON records are rendered as text by its module (Claude's
+//! stream-json, Cline's `--json`: the session or model, the agent's words, each
+//! tool call with its main argument, tool errors, retries, rate limits and the
+//! result). Anything else (a command's output, non-JSON lines) is shown as is.
 
 use super::common::{load_plan, load_progress, load_result, resolve_task};
 use super::{Cli, exit};
-use crate::agents::claude::main_argument;
+use crate::agents::{self, Agent, Output};
 use serde_json::Value;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Duration;
@@ -52,8 +52,8 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     } else {
         dir.attempt_out(attempt)
     };
-    let stream_json =
-        !args.stderr && !args.raw && load_plan(&dir).is_some_and(|p| p.agent != crate::config::AgentKind::Command);
+    let agent = load_plan(&dir).map(|p| agents::of(p.agent));
+    let records = agent.filter(|a| !args.stderr && !args.raw && a.output() == Output::Records);
     let mut out = std::io::stdout().lock();
     let mut pos = 0u64;
     let mut pending = Vec::new();
@@ -63,11 +63,11 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             let mut buf = Vec::new();
             f.read_to_end(&mut buf)?;
             pos += buf.len() as u64;
-            if stream_json {
+            if let Some(agent) = records {
                 pending.extend_from_slice(&buf);
                 while let Some(i) = pending.iter().position(|&b| b == b'\n') {
                     let line: Vec<u8> = pending.drain(..=i).collect();
-                    if let Some(text) = render(&line[..line.len() - 1]) {
+                    if let Some(text) = render(agent, &line[..line.len() - 1]) {
                         writeln!(out, "{}", super::common::for_stdout(&text))?;
                     }
                 }
@@ -84,8 +84,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             return Ok(exit::FAILED);
         }
         if !args.follow || dir.result().exists() {
-            if !pending.is_empty()
-                && let Some(text) = render(&pending)
+            if let Some(agent) = records
+                && !pending.is_empty()
+                && let Some(text) = render(agent, &pending)
             {
                 writeln!(out, "{}", super::common::for_stdout(&text))?;
             }
@@ -99,155 +100,32 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     }
 }
 
-/// One line of stream-json as a person wants to read it (`None`: nothing worth showing).
-pub fn render(line: &[u8]) -> Option<String> {
+/// One line of an agent's output as a person wants to read it (`None`:
+/// nothing worth showing). Lines that are not JSON are shown as they are.
+pub fn render(agent: &dyn Agent, line: &[u8]) -> Option<String> {
     let trimmed = line.trim_ascii();
     if trimmed.is_empty() {
         return None;
     }
-    let Ok(v) = serde_json::from_slice::<Value>(trimmed) else {
-        return Some(String::from_utf8_lossy(trimmed).into_owned());
-    };
-    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
-    match s("type") {
-        "run_start" | "agent_event" | "run_result" | "run_aborted" | "hook_event" => render_cline(&v),
-        "system" => match s("subtype") {
-            "init" => Some(format!(
-                "● session {} ({}) in {}",
-                s("session_id"),
-                s("model"),
-                s("cwd")
-            )),
-            "api_retry" => Some(format!(
-                "↻ API retry {}/{} ({})",
-                v["attempt"].as_u64().unwrap_or(0),
-                v["max_retries"].as_u64().unwrap_or(0),
-                s("error")
-            )),
-            "task_started" => Some(format!("◆ subagent: {}", s("description"))),
-            _ => None,
-        },
-        "assistant" => {
-            let mut parts = Vec::new();
-            if let Some(e) = v.get("error").and_then(Value::as_str) {
-                parts.push(format!("✗ API error ({e})"));
-            }
-            let sub = if v.get("parent_tool_use_id").is_some_and(|p| !p.is_null()) {
-                "  "
-            } else {
-                ""
-            };
-            for b in v["message"]["content"].as_array().into_iter().flatten() {
-                match b["type"].as_str() {
-                    Some("text") => parts.push(format!("{sub}{}", b["text"].as_str().unwrap_or(""))),
-                    Some("tool_use") => {
-                        let name = b["name"].as_str().unwrap_or("?");
-                        let arg = main_argument(&b["input"]).map(|a| format!("({a})")).unwrap_or_default();
-                        parts.push(format!("{sub}→ {name}{arg}"));
-                    }
-                    _ => {}
-                }
-            }
-            (!parts.is_empty()).then(|| parts.join("\n"))
-        }
-        "user" => {
-            let errors: Vec<String> = v["message"]["content"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|b| b["is_error"].as_bool() == Some(true))
-                .map(|b| {
-                    let text = match &b["content"] {
-                        Value::String(t) => t.clone(),
-                        other => other.to_string(),
-                    };
-                    format!("  ✗ {}", text.lines().next().unwrap_or(""))
-                })
-                .collect();
-            (!errors.is_empty()).then(|| errors.join("\n"))
-        }
-        "rate_limit_event" if v["rate_limit_info"]["status"] == "rejected" => Some(format!(
-            "⏸ rate limited (resets at {})",
-            v["rate_limit_info"]["resetsAt"]
-        )),
-        "result" => {
-            let cost = v
-                .get("total_cost_usd")
-                .and_then(Value::as_f64)
-                .map(|c| format!(", ${c:.4}"))
-                .unwrap_or_default();
-            let err = if v["is_error"].as_bool() == Some(true) {
-                " (error)"
-            } else {
-                ""
-            };
-            let errors = v["errors"]
-                .as_array()
-                .map(|e| {
-                    format!(
-                        ": {}",
-                        e.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")
-                    )
-                })
-                .unwrap_or_default();
-            Some(format!(
-                "■ {}{err}, {} turns{cost}{errors}",
-                s("subtype"),
-                v["num_turns"].as_u64().unwrap_or(0)
-            ))
-        }
-        _ => None,
-    }
-}
-
-/// One Cline record. Streamed text arrives as many `content_start` pieces;
-/// only the finished text (`content_end`) is shown.
-fn render_cline(v: &Value) -> Option<String> {
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    match s(v, "type").as_str() {
-        "run_start" => Some(format!("● cline ({} via {})", s(v, "modelId"), s(v, "providerId"))),
-        "run_result" => {
-            let cost = v["usage"]["totalCost"]
-                .as_f64()
-                .map(|c| format!(", ${c:.4}"))
-                .unwrap_or_default();
-            Some(format!(
-                "■ {}, {} turns{cost}",
-                s(v, "finishReason"),
-                v["iterations"].as_u64().unwrap_or(0)
-            ))
-        }
-        "run_aborted" => Some(format!("■ aborted ({}): {}", s(v, "reason"), s(v, "message"))),
-        "agent_event" => {
-            let e = &v["event"];
-            match (s(e, "type").as_str(), s(e, "contentType").as_str()) {
-                ("content_end", "text") => Some(s(e, "text")).filter(|t| !t.is_empty()),
-                ("content_start", "tool") => {
-                    let arg = main_argument(&e["input"]).map(|a| format!("({a})")).unwrap_or_default();
-                    Some(format!("→ {}{arg}", s(e, "toolName")))
-                }
-                ("content_end", "tool") if e.get("error").is_some_and(|x| !x.is_null()) => {
-                    let err = match &e["error"] {
-                        Value::String(t) => t.clone(),
-                        other => other.to_string(),
-                    };
-                    Some(format!("  ✗ {}", err.lines().next().unwrap_or("")))
-                }
-                ("error", _) => Some(format!("✗ {}", e["error"]["message"].as_str().unwrap_or("error"))),
-                ("notice", _) => Some(format!("! {}", s(e, "message"))),
-                _ => None,
-            }
-        }
-        _ => None,
+    match serde_json::from_slice::<Value>(trimmed) {
+        Ok(v) => agent.render(&v),
+        Err(_) => Some(String::from_utf8_lossy(trimmed).into_owned()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::AgentKind;
 
     fn render_all(text: &str) -> Vec<String> {
-        text.lines().filter_map(|l| render(l.as_bytes())).collect()
+        text.lines()
+            .filter_map(|l| super::render(agents::of(AgentKind::Cline), l.as_bytes()))
+            .collect()
+    }
+
+    fn render(line: &[u8]) -> Option<String> {
+        super::render(agents::of(AgentKind::Claude), line)
     }
 
     #[test]

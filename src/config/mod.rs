@@ -79,25 +79,6 @@ pub struct AgentConfig {
     pub env: BTreeMap<String, String>,
 }
 
-/// Tools Claude Code may be granted by default. Shell access (`Bash`, `Bash(...)`)
-/// is deliberately absent: the config must allow it explicitly.
-pub const CLAUDE_TOOL_CEILING: &[&str] = &[
-    "Read",
-    "Glob",
-    "Grep",
-    "LS",
-    "Edit",
-    "MultiEdit",
-    "Write",
-    "NotebookEdit",
-    "TodoWrite",
-    "WebFetch",
-    "WebSearch",
-    "Task",
-];
-/// What a Claude task gets when it names no tools: read and edit files, no shell.
-pub const CLAUDE_DEFAULT_TOOLS: &[&str] = &["Read", "Glob", "Grep", "LS", "Edit", "MultiEdit", "Write"];
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {

@@ -1,8 +1,9 @@
 //! The daemon between two turns of its loop, and what it does on each thing
-//! that wakes it: a watcher hint, a deadline (settle, rescan, recovery,
-//! cancel checks), a task ending, a stop signal. `super::run` sets it up,
+//! that wakes it: a watcher hint, a deadline (settle, rescan, recovery), a
+//! cancel request the lookout found, a task ending, a stop signal. `super::run` sets it up,
 //! turns the loop and tears it down; each turn is the handlers below.
 
+use super::lookout::Lookout;
 use super::{RunSummary, Shared, homecheck, recovery, report_stuck, runner, writers};
 use crate::agents::supervise::StopReason;
 use crate::events::{Event, Interruption, Violation};
@@ -21,10 +22,6 @@ use tokio::sync::{OwnedSemaphorePermit, watch as tokio_watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-/// How often running tasks are checked for a cancel request: a cancel takes
-/// effect well within a second.
-const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(250);
-
 /// Everything the loop keeps from one turn to the next.
 pub(super) struct Daemon {
     /// The home, config, event log and worker name, shared with the runners.
@@ -37,6 +34,8 @@ pub(super) struct Daemon {
     pub tasks: JoinSet<(String, Status)>,
     /// Each running task's stop switch, by id.
     pub stops: HashMap<String, tokio_watch::Sender<Option<StopReason>>>,
+    /// Looks for the running tasks' cancel requests.
+    pub lookout: Lookout,
     pub summary: RunSummary,
     pub registration: Registration,
     /// Inbox files that could not be rejected (inbox/rejected/ not writable): said once each.
@@ -61,6 +60,7 @@ impl Daemon {
     pub fn spawn(&mut self, run: TaskRun, permit: Option<OwnedSemaphorePermit>) {
         let (tx, rx) = tokio_watch::channel(None);
         self.stops.insert(run.claimed.id.clone(), tx);
+        self.lookout.add(&run.claimed.id);
         self.tasks.spawn(runner::run(self.shared.clone(), run, permit, rx));
     }
 
@@ -269,8 +269,6 @@ impl Daemon {
             .pauses
             .next_expiry()
             .map(|t| Instant::now() + t.duration_since(SystemTime::now()).unwrap_or_default());
-        // Cancel requests (`orchestrator cancel`) are files; look for them while tasks run.
-        let cancel_check = (!self.stops.is_empty()).then(|| Instant::now() + CANCEL_POLL);
         [
             self.intake.next_deadline().map(Instant::from_std),
             (!self.bad_names.is_empty()).then(|| Instant::now() + self.shared.config.debounce()),
@@ -278,7 +276,6 @@ impl Daemon {
             Some(self.recover_at),
             pause_end,
             publish_at,
-            cancel_check,
         ]
         .into_iter()
         .flatten()
@@ -301,16 +298,9 @@ impl Daemon {
         }
     }
 
-    /// A deadline passed: cancel requests, the watchdog, and whatever of the
-    /// rescan and the recovery scan is due.
+    /// A deadline passed: whatever of the rescan and the recovery scan is due.
     pub fn on_deadline(&mut self) {
         let now = Instant::now();
-        // While agents run, a watchdog that was killed is replaced at once.
-        #[cfg(unix)]
-        if !self.stops.is_empty() {
-            crate::agents::watchdog::check();
-        }
-        self.check_cancels();
         if now >= self.rescan_at {
             self.on_rescan_due(now);
         }
@@ -319,16 +309,12 @@ impl Daemon {
         }
     }
 
-    fn check_cancels(&self) {
-        for (id, tx) in &self.stops {
-            if tx.borrow().is_none()
-                && crate::store::TaskDir::new(self.shared.home.task_dir(id))
-                    .cancel_request()
-                    .exists()
-            {
-                tracing::info!(task = %id, "cancel requested");
-                let _ = tx.send(Some(StopReason::Cancelled));
-            }
+    /// The lookout found a cancel request for a running task: stop its agent.
+    pub fn on_cancel_requested(&self, id: &str) {
+        if let Some(tx) = self.stops.get(id)
+            && tx.borrow().is_none()
+        {
+            let _ = tx.send(Some(StopReason::Cancelled));
         }
     }
 
@@ -386,6 +372,7 @@ impl Daemon {
         match joined {
             Ok((id, status)) => {
                 self.stops.remove(&id);
+                self.lookout.remove(&id);
                 self.writers.release(&id);
                 match status {
                     Status::Succeeded => self.summary.succeeded += 1,
@@ -402,7 +389,16 @@ impl Daemon {
             Err(e) => {
                 tracing::error!(error = %e, "a task runner panicked; its task will be recovered");
                 self.own_orphans = true;
-                // Its id is lost with it: keep only the locks of tasks still running.
+                // Its id is lost with it: keep only the switches and locks of
+                // tasks still running (a runner that ended dropped its receiver).
+                let lookout = &self.lookout;
+                self.stops.retain(|id, tx| {
+                    let running = !tx.is_closed();
+                    if !running {
+                        lookout.remove(id);
+                    }
+                    running
+                });
                 let stops = &self.stops;
                 self.writers.retain(|owner| stops.contains_key(owner));
             }

@@ -2,11 +2,13 @@
 //!
 //! The loop sleeps until something can change what it should do: a watcher
 //! hint, a file's settle deadline, the periodic rescan, a task ending, an agent
-//! pause ending, or a signal. It never polls on a short tick (pueue's 300 ms
+//! pause ending, a cancel request (found by the lookout thread, which does the
+//! looking), or a signal. It never polls on a short tick (pueue's 300 ms
 //! scheduler tick caps it at a few tasks a second).
 
 mod handlers;
 pub mod homecheck;
+mod lookout;
 pub mod pauses;
 pub mod recovery;
 pub mod runner;
@@ -263,6 +265,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         watcher.mode == crate::config::WatchMode::Native,
     )
     .with_close_events(watcher.reports_close());
+    let (cancel_tx, mut cancel_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut d = Daemon {
         shared: shared.clone(),
         rules,
@@ -272,6 +275,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         writers_dir: home.daemons().join("writers"),
         tasks: JoinSet::new(),
         stops: HashMap::new(),
+        lookout: lookout::Lookout::start(home.clone(), cancel_tx).context("cannot start the lookout thread")?,
         summary: RunSummary::default(),
         registration,
         stuck: Default::default(),
@@ -308,6 +312,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
             }
             _ = tokio::time::sleep_until(next) => d.on_deadline(),
             Some(joined) = d.tasks.join_next(), if !d.tasks.is_empty() => d.on_task_end(joined),
+            Some(id) = cancel_rx.recv() => d.on_cancel_requested(&id),
             _ = shared.wake.notified() => {}
             reason = &mut shutdown, if d.stopping.is_none() => d.on_stop_signal(reason),
             _ = tokio::time::sleep_until(d.force_stop_at.unwrap_or_else(Instant::now)), if d.force_stop_at.is_some() => d.on_grace_over(),

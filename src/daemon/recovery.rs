@@ -139,7 +139,7 @@ pub fn close_cut_short_run(progress: &mut ProgressRecord) -> Option<u32> {
         a.error = Some(crate::store::record::ErrorInfo {
             kind: crate::vocab::ErrorKind::Interrupted,
             message: "the daemon running this attempt died".into(),
-            suggestion: crate::outcome::ErrorKind::Interrupted.suggestion().into(),
+            suggestion: crate::agents::outcome::ErrorKind::Interrupted.suggestion().into(),
         });
     }
     progress.status = Some(Status::Interrupted);

@@ -15,7 +15,7 @@
 //! author runs side by side on purpose), and everything when
 //! `one_writer_per_repo: false`.
 
-use crate::config::{AgentKind, CLAUDE_DEFAULT_TOOLS, Config};
+use crate::config::Config;
 use crate::task::{Isolation, Mode, TaskSpec};
 use std::collections::HashMap;
 use std::fs::File;
@@ -24,21 +24,16 @@ use std::path::{Path, PathBuf};
 /// The repository (or folder) a task may write to, if it is held to one writer:
 /// the git repository around its (resolved) workdir, else the workdir itself.
 pub fn key(spec: &TaskSpec, workdir: &Path, config: &Config) -> Option<PathBuf> {
-    if !config.one_writer_per_repo || spec.agent == AgentKind::Command {
+    if !config.one_writer_per_repo {
         return None;
     }
     if spec.mode == Mode::Guarded || matches!(spec.isolation, Some(Isolation::Worktree | Isolation::Copy)) {
         return None;
     }
-    if spec.agent == AgentKind::Claude {
-        let tools = spec
-            .allowed_tools
-            .clone()
-            .or_else(|| config.agent(AgentKind::Claude).default_tools.clone())
-            .unwrap_or_else(|| CLAUDE_DEFAULT_TOOLS.iter().map(|t| t.to_string()).collect());
-        if !crate::plan::can_write(&tools) {
-            return None;
-        }
+    let agent = crate::agents::of(spec.agent);
+    let tools = agent.grant_tools(spec.allowed_tools.as_deref(), &config.agent(spec.agent));
+    if !agent.may_edit(&tools.granted) {
+        return None;
     }
     let repo = workdir
         .ancestors()

@@ -2,6 +2,7 @@
 //! matter, plain text, YAML and JSON.
 
 use super::{Isolation, Mode, Rejection, TaskSpec};
+use crate::agents::Sessions;
 use crate::config::{AgentKind, RoleConfig};
 use crate::duration::Dur;
 use crate::yaml;
@@ -290,7 +291,7 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
             invalid(
                 "agent",
                 format!("`{name}` is not an agent"),
-                "use one of: claude, cline, command",
+                &format!("use one of: {}", AgentKind::ALL.map(AgentKind::name).join(", ")),
             )
         })?,
     };
@@ -369,12 +370,16 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         .into_iter()
         .map(|s| s.trim().to_string())
         .collect();
-    if agent == AgentKind::Cline && steps.len() > 1 {
-        // Steps continue one agent session; Cline 3.0.65 prints no session id,
-        // so each step would silently start afresh.
+    let sessions = crate::agents::of(agent).sessions();
+    if sessions == Sessions::Unreported && steps.len() > 1 {
+        // Steps continue one agent session; an agent that prints no session
+        // id would silently start each step afresh.
         return Err(Rejection::new(
             "unsupported_field",
-            "`steps` need one agent session across the steps, and the Cline CLI (3.0.65) does not report its session id".to_string(),
+            format!(
+                "`steps` need one agent session across the steps, and {} does not report its session id",
+                crate::agents::of(agent).describe()
+            ),
             "put the steps in the prompt as a list, use agent: claude, or submit one task per step",
         ));
     }
@@ -412,10 +417,10 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
     };
     let session = match f.session.map(|s| s.trim().to_string()) {
         None => None,
-        Some(s) if agent == AgentKind::Command => {
+        Some(s) if sessions == Sessions::None => {
             return Err(invalid(
                 "session",
-                format!("`{s}`: command tasks have no agent session"),
+                format!("`{s}`: {} has no agent session", crate::agents::of(agent).describe()),
                 "remove `session`",
             ));
         }

@@ -3,13 +3,10 @@
 //! the supervisor, and its classification.
 
 use super::{PROGRESS_FILE_AFTER, Runner, from_failure};
+use crate::agents::outcome::Failure;
 use crate::agents::supervise::{self, Spawn};
-use crate::agents::{
-    AgentReport, LiveLimits, OutputReader, claude::ClaudeReader, cline::ClineReader, command::PlainReader,
-};
-use crate::config::AgentKind;
+use crate::agents::{AgentReport, LiveLimits};
 use crate::events::{Event, now_ts};
-use crate::outcome::{self, Failure};
 use crate::plan::Plan;
 use crate::store::atomic::write_json_atomic;
 use crate::store::lock::OwnerRecord;
@@ -64,12 +61,11 @@ impl Runner {
             program: plan.program.clone(),
         });
 
+        let agent = crate::agents::of(plan.agent);
         let mut env: Vec<(String, String)> = self.shared.config.agent(plan.agent).env.into_iter().collect();
-        if plan.agent == AgentKind::Cline {
-            for (k, v) in crate::agents::cline::ENV {
-                if !env.iter().any(|(have, _)| have == k) {
-                    env.push((k.to_string(), v.to_string()));
-                }
+        for (k, v) in agent.env() {
+            if !env.iter().any(|(have, _)| have == k) {
+                env.push((k.to_string(), v.to_string()));
             }
         }
         use crate::agents::leftovers::{ATTEMPT_VAR, DAEMON_VAR, TASK_VAR};
@@ -93,19 +89,11 @@ impl Runner {
             deadline: tokio::time::Instant::now() + remaining,
             mark: Some((self.id().to_string(), n)),
         };
-        let reader: Box<dyn OutputReader> = match plan.agent {
-            AgentKind::Command => Box::new(PlainReader::default()),
-            AgentKind::Claude => Box::new(ClaudeReader::with_limits(LiveLimits {
-                max_tool_calls: plan.max_tool_calls,
-                ..LiveLimits::default()
-            })),
-            // Cline has no turn or budget flags: its reader stops it when one is passed.
-            AgentKind::Cline => Box::new(ClineReader::new(LiveLimits {
-                max_turns: plan.max_turns,
-                budget_usd: budget_left,
-                max_tool_calls: plan.max_tool_calls,
-            })),
-        };
+        let reader = agent.reader(LiveLimits {
+            max_turns: plan.max_turns,
+            budget_usd: budget_left,
+            max_tool_calls: plan.max_tool_calls,
+        });
         let started = Instant::now();
         // The attempt and its agent's pid are recorded as soon as the agent runs:
         // that is what a recovering daemon needs. They go into owner.lock, which
@@ -150,7 +138,7 @@ impl Runner {
         // Redacted where the text enters the records: an agent's error may quote
         // a key it printed (stderr, an API message), and from here it goes to
         // result.json, the attempt records, the events and the summary.
-        let failure = outcome::classify(plan.agent, &exit, &report).map(|mut f| {
+        let failure = crate::agents::classify(plan.agent, &exit, &report).map(|mut f| {
             f.message = self.shared.redactor.redact(&f.message).into_owned();
             f
         });

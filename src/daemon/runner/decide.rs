@@ -1,7 +1,7 @@
 //! What follows a failed attempt: the runner's retry rule as a pure function,
 //! so that it can be read in one place and tested without a process or a clock.
 
-use crate::outcome::{self, ErrorKind, Failure, Retry};
+use crate::agents::outcome::{self, ErrorKind, Failure, Retry};
 use crate::plan::Plan;
 use crate::store::record::Status;
 use std::time::{Duration, SystemTime};

@@ -3,9 +3,8 @@
 
 use super::{Runner, Totals};
 use crate::agents::AgentReport;
-use crate::config::AgentKind;
+use crate::agents::outcome::ErrorKind;
 use crate::events::{Event, Finished, Interruption, Violation, now_ts};
-use crate::outcome::ErrorKind;
 use crate::plan::Plan;
 use crate::store::index::IndexRow;
 use crate::store::record::{ErrorInfo, ResultRecord, SCHEMA_VERSION, Status, StepOutcome, Validation};
@@ -241,11 +240,10 @@ impl Runner {
             });
         }
         // The heuristics read an agent's answer; a command's output is not one.
-        if plan.agent != AgentKind::Command {
+        let agent = crate::agents::of(plan.agent);
+        if agent.output() == crate::agents::Output::Records {
             let answer = report.answer.as_deref().or(report.last_text.as_deref()).unwrap_or("");
-            let read_only = plan.agent == AgentKind::Claude
-                && !plan.allowed_tools.is_empty()
-                && !crate::plan::can_write(&plan.allowed_tools);
+            let read_only = !plan.allowed_tools.is_empty() && !agent.may_edit(&plan.allowed_tools);
             found.extend(validate::check(&validate::Run {
                 prompt: &plan.prompt,
                 answer,
@@ -314,27 +312,14 @@ impl Runner {
     }
 }
 
-/// The warning for tools the task asked for and did not get: Cline and
-/// command agents cannot be limited to tools (`tools_not_enforced`); Claude's
-/// ceiling left some out (`tools_dropped`).
+/// The warning for tools the task asked for and did not get (the agent says
+/// why: `tools_not_enforced` for Cline and commands, `tools_dropped` for a
+/// ceiling that left some out).
 pub fn tools_warning(plan: &Plan) -> Option<Finding> {
     if plan.tools_dropped.is_empty() {
         return None;
     }
-    let (warning, message) = match plan.agent {
-        AgentKind::Cline => (
-            "tools_not_enforced",
-            "the Cline CLI approves every tool itself: allowed_tools cannot be enforced for it (mode: guarded keeps its edits away from the workdir)",
-        ),
-        AgentKind::Command => (
-            "tools_not_enforced",
-            "a command agent has no tools to allow: allowed_tools is ignored",
-        ),
-        AgentKind::Claude => (
-            "tools_dropped",
-            "the agent's allowed_tools ceiling does not include these tools; they were not granted",
-        ),
-    };
+    let (warning, message) = crate::agents::of(plan.agent).dropped_tools_warning();
     Some(Finding {
         tools: Some(plan.tools_dropped.clone()),
         ..Finding::new(warning, message)

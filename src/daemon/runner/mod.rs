@@ -12,11 +12,11 @@ pub use finish::final_event;
 
 use super::Shared;
 use crate::agents::AgentReport;
+use crate::agents::outcome::{ErrorKind, Failure, Retry};
 use crate::agents::supervise::StopReason;
 use crate::claim::Claimed;
 use crate::events::{Event, Interruption, Violation, now_ts};
 use crate::intake::read_capped;
-use crate::outcome::{ErrorKind, Failure, Retry};
 use crate::plan::{self, Plan};
 use crate::store::atomic::write_json_atomic;
 use crate::store::record::{ErrorInfo, ProgressRecord, Status, StepOutcome};

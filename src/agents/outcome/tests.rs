@@ -1,4 +1,6 @@
 use super::*;
+use crate::agents::classify;
+use crate::config::AgentKind;
 
 fn exit(code: i32) -> Exit {
     Exit {

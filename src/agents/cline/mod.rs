@@ -7,7 +7,7 @@
 //! `"<argument>\n\n<stdin>"`. So the argument is a fixed lead-in with a space
 //! ([`PROMPT_ARG`]) and the task's prompt goes on stdin, as for Claude: a prompt
 //! in argv would hit Windows' 32 KiB command-line limit
-//! (`../shared/fixtures/agent-output/SCHEMA-NOTES.md`, section 7).
+//! (`tests/data/agent-output/SCHEMA-NOTES.md`, section 7).
 //!
 //! Every stdout line is one JSON record with a `type`: `run_start` (session and
 //! model, with `-v`), `agent_event` (iterations, tool calls, text, usage, errors),
@@ -18,7 +18,16 @@
 //! `max_turns` and `budget_usd` while the agent runs, and stops it when one is
 //! passed ([`super::LiveLimits`]).
 
-use super::{AgentReport, LineOutcome, LiveLimits, OutputReader, looks_interactive};
+mod classify;
+mod render;
+
+use super::outcome::Failure;
+use super::supervise::Exit;
+use super::{
+    Agent, AgentReport, LineOutcome, LiveLimits, OutputReader, RunArgs, Sessions, ToolGrant, looks_interactive,
+};
+use crate::config::AgentConfig;
+use crate::vocab::AgentKind;
 use serde_json::Value;
 use std::path::Path;
 
@@ -77,7 +86,7 @@ impl ClineReader {
                 let name = s("toolName").unwrap_or("tool");
                 let arg = e
                     .get("input")
-                    .and_then(super::claude::main_argument)
+                    .and_then(super::main_argument)
                     .map(|a| format!("({a})"))
                     .unwrap_or_default();
                 r.last_event = Some(format!("{name}{arg}"));
@@ -218,6 +227,58 @@ impl OutputReader for ClineReader {
 
     fn into_report(self: Box<Self>) -> AgentReport {
         self.report
+    }
+}
+
+/// Cline, as 3.0.65 behaves.
+pub struct Cline;
+
+impl Agent for Cline {
+    fn kind(&self) -> AgentKind {
+        AgentKind::Cline
+    }
+    fn describe(&self) -> &'static str {
+        "the Cline CLI (3.0.65)"
+    }
+    fn default_program(&self) -> &'static str {
+        "cline"
+    }
+    /// It approves every tool itself: nothing can be granted, whatever was
+    /// asked for is reported as not enforced.
+    fn grant_tools(&self, asked: Option<&[String]>, _config: &AgentConfig) -> ToolGrant {
+        ToolGrant {
+            granted: Vec::new(),
+            dropped: asked.map(<[String]>::to_vec).unwrap_or_default(),
+        }
+    }
+    fn dropped_tools_warning(&self) -> (&'static str, &'static str) {
+        (
+            "tools_not_enforced",
+            "the Cline CLI approves every tool itself: allowed_tools cannot be enforced for it (mode: guarded keeps its edits away from the workdir)",
+        )
+    }
+    fn may_edit(&self, _granted: &[String]) -> bool {
+        true
+    }
+    fn args(&self, run: &RunArgs) -> Vec<String> {
+        args(run.extra_args, run.cwd, run.session)
+    }
+    fn env(&self) -> &'static [(&'static str, &'static str)] {
+        ENV
+    }
+    /// It has no flags for turns, budget or tools: its reader enforces them all.
+    fn reader(&self, limits: LiveLimits) -> Box<dyn OutputReader> {
+        Box::new(ClineReader::new(limits))
+    }
+    fn classify(&self, exit: &Exit, report: &AgentReport) -> Option<Failure> {
+        classify::classify(exit, report)
+    }
+    /// No record carries a session id.
+    fn sessions(&self) -> Sessions {
+        Sessions::Unreported
+    }
+    fn render(&self, record: &Value) -> Option<String> {
+        render::render(record)
     }
 }
 

@@ -1,14 +1,17 @@
 //! From how an agent ended to what happens next: success, retry, wait for a
-//! rate limit, or fail with a suggestion.
+//! rate limit, or fail with a suggestion. What every agent shares lives here:
+//! the failures that are decided before an agent's output is read (it never
+//! started, it was cancelled, timed out or stopped at a limit), the model-API
+//! errors any agent meets (by structured code, then HTTP status, then words),
+//! and the backoff. Each agent's own records are read by its module's
+//! `classify` ([`super::Agent::classify`]).
 //!
-//! The classifier reads the typed report first (Claude's `result` line, the
-//! synthetic API-error message, `rate_limit_event`), then the exit status, then
-//! the text of the error as a last resort: the CLI's messages change between
+//! Classifiers read the typed report first, then the exit status, then the
+//! text of the error as a last resort: a CLI's messages change between
 //! versions, its JSON fields change less.
 
 use crate::agents::supervise::{Exit, StopReason};
 use crate::agents::{AgentReport, LimitHit};
-use crate::config::AgentKind;
 use std::time::Duration;
 
 pub use crate::vocab::ErrorKind;
@@ -32,8 +35,10 @@ pub struct Failure {
     pub retry: Retry,
 }
 
-/// Classifies one attempt. `None` means it succeeded.
-pub fn classify(agent: AgentKind, exit: &Exit, report: &AgentReport) -> Option<Failure> {
+/// The failure decided before the agent's own output is read: it could not be
+/// started, or the daemon stopped it (cancel, shutdown, timeout, a limit).
+/// `None`: it ended by itself, and its agent's classifier decides.
+pub fn decided_by_the_daemon(exit: &Exit, report: &AgentReport) -> Option<Failure> {
     let fail = |kind: ErrorKind, message: String, retry: Retry| Some(Failure { kind, message, retry });
     if let Some(e) = &exit.spawn_error {
         return if e.kind() == std::io::ErrorKind::NotFound {
@@ -83,14 +88,11 @@ pub fn classify(agent: AgentKind, exit: &Exit, report: &AgentReport) -> Option<F
         }
         None => {}
     }
-    match agent {
-        AgentKind::Command => classify_command(exit, report),
-        AgentKind::Claude => classify_claude(exit, report),
-        AgentKind::Cline => classify_cline(exit, report),
-    }
+    None
 }
 
-fn exit_text(exit: &Exit) -> String {
+/// How a process ended, in words: `exit code 3`, `killed by signal 9`.
+pub fn exit_text(exit: &Exit) -> String {
     match (exit.code, exit.signal) {
         (Some(c), _) => format!("exit code {c}"),
         (None, Some(s)) => format!("killed by signal {s}"),
@@ -98,191 +100,14 @@ fn exit_text(exit: &Exit) -> String {
     }
 }
 
-fn last_line(text: &str) -> &str {
+/// The last non-empty line of `text`, trimmed.
+pub fn last_line(text: &str) -> &str {
     text.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("")
-}
-
-fn classify_command(exit: &Exit, report: &AgentReport) -> Option<Failure> {
-    if exit.code == Some(0) {
-        return None;
-    }
-    let stderr = last_line(&exit.stderr_tail);
-    let detail = if stderr.is_empty() {
-        String::new()
-    } else {
-        format!(": {stderr}")
-    };
-    if exit.code.is_none() {
-        return Some(Failure {
-            kind: ErrorKind::AgentCrashed,
-            message: format!("the command was {}{detail}", exit_text(exit)),
-            retry: Retry::Backoff,
-        });
-    }
-    if let Some(q) = &report.interactive_prompt {
-        return Some(Failure {
-            kind: ErrorKind::InteractivePrompt,
-            message: format!("the command asked: {q} ({})", exit_text(exit)),
-            retry: Retry::No,
-        });
-    }
-    let kind = if exit.code == Some(127) {
-        ErrorKind::NotFound
-    } else {
-        ErrorKind::CommandFailed
-    };
-    Some(Failure {
-        kind,
-        message: format!("the command failed with {}{detail}", exit_text(exit)),
-        retry: Retry::No,
-    })
-}
-
-fn classify_claude(exit: &Exit, r: &AgentReport) -> Option<Failure> {
-    let answer = r.answer.as_deref().or(r.last_text.as_deref()).unwrap_or("");
-    if r.result_seen {
-        let subtype = r.subtype.as_deref().unwrap_or("");
-        if !r.is_error && subtype == "success" {
-            return None;
-        }
-        let errors = r.result_errors.join("; ");
-        return Some(match subtype {
-            "error_max_turns" => Failure {
-                kind: ErrorKind::MaxTurns,
-                message: non_empty(&errors, "the agent reached its maximum number of turns"),
-                retry: Retry::No,
-            },
-            "error_max_budget_usd" => Failure {
-                kind: ErrorKind::BudgetExceeded,
-                message: non_empty(&errors, "the agent passed its USD budget"),
-                retry: Retry::No,
-            },
-            "error_during_execution" => classify_api_text(r, &errors).unwrap_or(Failure {
-                kind: ErrorKind::AgentError,
-                message: non_empty(&errors, "error during execution"),
-                retry: Retry::Backoff,
-            }),
-            _ => classify_api(r, answer),
-        });
-    }
-    if let Some(q) = &r.interactive_prompt {
-        return Some(Failure {
-            kind: ErrorKind::InteractivePrompt,
-            message: format!("the agent asked: {q}"),
-            retry: Retry::No,
-        });
-    }
-    // An API error message may have come without a result line.
-    if r.api_error.is_some() {
-        return Some(classify_api(r, answer));
-    }
-    let stderr = last_line(&exit.stderr_tail);
-    if let Some(f) = classify_api_text(r, &exit.stderr_tail) {
-        return Some(f);
-    }
-    if exit.code == Some(1)
-        && !r.ended_mid_line
-        && r.session_id.is_none()
-        && (stderr.starts_with("Error:") || stderr.starts_with("error:"))
-    {
-        return Some(Failure {
-            kind: ErrorKind::BadInvocation,
-            message: stderr.to_string(),
-            retry: Retry::No,
-        });
-    }
-    let detail = format!("({} lines were not JSON)", r.invalid_lines);
-    Some(no_final_record(exit, r, "result", &detail, stderr))
-}
-
-/// Cline: its `run_result` finish reason, else its stderr (`{"type":"error","message"}`
-/// lines), else how it exited. Its errors are provider texts, so the HTTP status
-/// is taken from the words (`429 ...`) when the stream has no structured one.
-fn classify_cline(exit: &Exit, r: &AgentReport) -> Option<Failure> {
-    let fail = |kind, message: String, retry| Some(Failure { kind, message, retry });
-    let stderr_msgs: Vec<String> = exit
-        .stderr_tail
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
-        .filter(|v| v["type"] == "error")
-        .filter_map(|v| v["message"].as_str().map(String::from))
-        // A failing hook of Cline's own says nothing about the run.
-        .filter(|m| !m.starts_with("hook dispatch failed"))
-        .collect();
-    let stderr = if stderr_msgs.is_empty() {
-        last_line(&exit.stderr_tail).to_string()
-    } else {
-        stderr_msgs.join("; ")
-    };
-    let errors = [r.result_errors.join("; "), stderr.clone()]
-        .into_iter()
-        .filter(|t| !t.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let with_status = AgentReport {
-        api_error_status: r.api_error_status.or_else(|| http_status_in(&errors)),
-        ..r.clone()
-    };
-    if r.result_seen {
-        return match r.subtype.as_deref().unwrap_or("") {
-            "completed" if exit.code == Some(0) => None,
-            "completed" => fail(
-                ErrorKind::AgentCrashed,
-                format!("the run completed but the CLI ended with {}", exit_text(exit)),
-                Retry::Backoff,
-            ),
-            "max_iterations" => fail(
-                ErrorKind::MaxTurns,
-                non_empty(&errors, "the agent reached its maximum number of iterations"),
-                Retry::No,
-            ),
-            "mistake_limit" => fail(
-                ErrorKind::AgentError,
-                non_empty(&errors, "the agent stopped after too many mistakes in a row"),
-                Retry::No,
-            ),
-            "aborted" => fail(
-                ErrorKind::AgentCrashed,
-                non_empty(&errors, "the run was aborted from outside"),
-                Retry::Backoff,
-            ),
-            _ => Some(classify_api(
-                &with_status,
-                &non_empty(&errors, "the agent reported an error"),
-            )),
-        };
-    }
-    if let Some(q) = &r.interactive_prompt {
-        return fail(ErrorKind::InteractivePrompt, format!("the agent asked: {q}"), Retry::No);
-    }
-    if errors.contains("run timed out after") {
-        return fail(ErrorKind::Timeout, errors, Retry::No);
-    }
-    if let Some(f) = classify_api_text(&with_status, &errors) {
-        return Some(f);
-    }
-    let lower = errors.to_ascii_lowercase();
-    if exit.code == Some(1)
-        && r.session_id.is_none()
-        && !r.ended_mid_line
-        && [
-            "requires a prompt",
-            "unknown command",
-            "unknown option",
-            "unquoted prompt",
-            "error: ",
-        ]
-        .iter()
-        .any(|p| lower.contains(p))
-    {
-        return fail(ErrorKind::BadInvocation, errors, Retry::No);
-    }
-    Some(no_final_record(exit, r, "run_result", "", &errors))
 }
 
 /// An agent that ended without its final record (`what`): crashed (a non-zero
 /// exit, or its output cut mid-line: retried) or, exiting 0, invalid output.
-fn no_final_record(exit: &Exit, r: &AgentReport, what: &str, note: &str, stderr: &str) -> Failure {
+pub fn no_final_record(exit: &Exit, r: &AgentReport, what: &str, note: &str, stderr: &str) -> Failure {
     let detail = if stderr.is_empty() {
         String::new()
     } else {
@@ -313,14 +138,15 @@ fn no_final_record(exit: &Exit, r: &AgentReport, what: &str, note: &str, stderr:
 }
 
 /// The first HTTP error status written as a word in `text` (`429 Too Many Requests`).
-fn http_status_in(text: &str) -> Option<i64> {
+pub fn http_status_in(text: &str) -> Option<i64> {
     text.split(|c: char| !c.is_ascii_digit())
         .filter(|w| w.len() == 3)
         .filter_map(|w| w.parse::<i64>().ok())
         .find(|s| (400..600).contains(s))
 }
 
-fn non_empty(text: &str, default: &str) -> String {
+/// `text`, or `default` when it is blank.
+pub fn non_empty(text: &str, default: &str) -> String {
     if text.trim().is_empty() {
         default.to_string()
     } else {
@@ -329,7 +155,7 @@ fn non_empty(text: &str, default: &str) -> String {
 }
 
 /// An API error reported by the stream (synthetic message and/or result line).
-fn classify_api(r: &AgentReport, text: &str) -> Failure {
+pub fn classify_api(r: &AgentReport, text: &str) -> Failure {
     if let Some(f) = classify_api_text(r, text) {
         return f;
     }
@@ -341,7 +167,7 @@ fn classify_api(r: &AgentReport, text: &str) -> Failure {
 }
 
 /// Classifies by the structured error code first, then the HTTP status, then words.
-fn classify_api_text(r: &AgentReport, text: &str) -> Option<Failure> {
+pub fn classify_api_text(r: &AgentReport, text: &str) -> Option<Failure> {
     let lower = text.to_ascii_lowercase();
     let has = |s: &str| lower.contains(s);
     let status = r.api_error_status;

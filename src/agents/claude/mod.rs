@@ -18,7 +18,18 @@
 //! new CLI versions add message types and fields, and a reader that failed on them
 //! would fail every task after an upgrade.
 
-use super::{AgentReport, LineOutcome, OutputReader, looks_interactive};
+mod classify;
+mod render;
+
+use super::outcome::Failure;
+use super::supervise::Exit;
+use super::{
+    Agent, AgentReport, LineOutcome, LiveLimits, OutputReader, RunArgs, Sessions, ToolGrant, looks_interactive,
+    main_argument, short,
+};
+use crate::config::AgentConfig;
+use crate::tools::{can_write, tool_allowed};
+use crate::vocab::AgentKind;
 use serde_json::Value;
 
 /// What the plan knows that shapes Claude's command line.
@@ -78,44 +89,16 @@ fn tool_set(allowed: &[String]) -> Vec<&str> {
 #[derive(Debug, Default)]
 pub struct ClaudeReader {
     report: AgentReport,
-    limits: super::LiveLimits,
+    limits: LiveLimits,
     /// The last top-level assistant message's id. A message's content blocks
     /// come as consecutive lines sharing its id, so a new id is a new turn; only
     /// the last is kept (memory stays flat over any number of messages).
     last_message: Option<String>,
 }
 
-fn short(text: &str, n: usize) -> String {
-    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > n {
-        let mut s: String = one_line.chars().take(n).collect();
-        s.push('…');
-        s
-    } else {
-        one_line
-    }
-}
-
-/// The argument of a tool call a person would want to see: the command, the file, the pattern.
-pub fn main_argument(input: &Value) -> Option<String> {
-    [
-        "command",
-        "file_path",
-        "path",
-        "pattern",
-        "url",
-        "query",
-        "description",
-        "prompt",
-    ]
-    .iter()
-    .find_map(|k| input.get(*k).and_then(Value::as_str))
-    .map(|s| short(s, 80))
-}
-
 impl ClaudeReader {
     /// A reader that stops the agent when it passes `limits`.
-    pub fn with_limits(limits: super::LiveLimits) -> Self {
+    pub fn with_limits(limits: LiveLimits) -> Self {
         Self {
             limits,
             ..Self::default()
@@ -306,6 +289,95 @@ impl OutputReader for ClaudeReader {
             r.answer = r.last_text.clone();
         }
         r
+    }
+}
+
+/// Tools Claude Code may be granted by default. Shell access (`Bash`, `Bash(...)`)
+/// is deliberately absent: the config must allow it explicitly.
+pub const TOOL_CEILING: &[&str] = &[
+    "Read",
+    "Glob",
+    "Grep",
+    "LS",
+    "Edit",
+    "MultiEdit",
+    "Write",
+    "NotebookEdit",
+    "TodoWrite",
+    "WebFetch",
+    "WebSearch",
+    "Task",
+];
+/// What a Claude task gets when it names no tools: read and edit files, no shell.
+pub const DEFAULT_TOOLS: &[&str] = &["Read", "Glob", "Grep", "LS", "Edit", "MultiEdit", "Write"];
+
+/// Claude Code, as 2.1.332 behaves.
+pub struct Claude;
+
+impl Agent for Claude {
+    fn kind(&self) -> AgentKind {
+        AgentKind::Claude
+    }
+    fn describe(&self) -> &'static str {
+        "the Claude Code CLI (2.1.332)"
+    }
+    fn default_program(&self) -> &'static str {
+        "claude"
+    }
+    /// The tools asked for (else the config's `default_tools`, else
+    /// [`DEFAULT_TOOLS`]) within the ceiling (the config's `allowed_tools`,
+    /// else [`TOOL_CEILING`]).
+    fn grant_tools(&self, asked: Option<&[String]>, config: &AgentConfig) -> ToolGrant {
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ceiling = config.allowed_tools.clone().unwrap_or_else(|| owned(TOOL_CEILING));
+        let wanted = asked
+            .map(<[String]>::to_vec)
+            .or_else(|| config.default_tools.clone())
+            .unwrap_or_else(|| owned(DEFAULT_TOOLS));
+        let (granted, dropped) = wanted.into_iter().partition(|t| tool_allowed(t, &ceiling));
+        ToolGrant { granted, dropped }
+    }
+    fn dropped_tools_warning(&self) -> (&'static str, &'static str) {
+        (
+            "tools_dropped",
+            "the agent's allowed_tools ceiling does not include these tools; they were not granted",
+        )
+    }
+    fn may_edit(&self, granted: &[String]) -> bool {
+        can_write(granted)
+    }
+    fn args(&self, run: &RunArgs) -> Vec<String> {
+        args(&ClaudeArgs {
+            extra_args: run.extra_args,
+            max_turns: run.max_turns,
+            budget_usd: run.budget_usd,
+            allowed_tools: run.tools,
+            resume_session: run.session,
+        })
+    }
+    /// The CLI enforces turns (`--max-turns`) and budget (`--max-budget-usd`)
+    /// itself, and reports its cost only at the end: the reader checks only
+    /// `max_tool_calls`.
+    fn reader(&self, limits: LiveLimits) -> Box<dyn OutputReader> {
+        Box::new(ClaudeReader::with_limits(LiveLimits {
+            max_tool_calls: limits.max_tool_calls,
+            ..LiveLimits::default()
+        }))
+    }
+    fn classify(&self, exit: &Exit, report: &AgentReport) -> Option<Failure> {
+        classify::classify(exit, report)
+    }
+    fn sessions(&self) -> Sessions {
+        Sessions::Resumable
+    }
+    /// A UUID: the CLI refuses anything else.
+    fn valid_session_id(&self, id: &str) -> bool {
+        let parts: Vec<&str> = id.split('-').collect();
+        parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+            && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+    fn render(&self, record: &Value) -> Option<String> {
+        render::render(record)
     }
 }
 

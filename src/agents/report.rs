@@ -1,0 +1,124 @@
+//! What an agent's output told, and the reader that learns it line by line.
+
+use serde_json::Value;
+
+/// Everything learned from an agent's output. Fields an agent does not report stay empty.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentReport {
+    pub session_id: Option<String>,
+    pub model: Option<String>,
+    pub turns: u32,
+    pub tool_calls: u32,
+    pub cost_usd: Option<f64>,
+    /// The final answer (Claude's `result`; a command's stdout tail).
+    pub answer: Option<String>,
+    /// The last assistant text seen, used when no `result` line came.
+    pub last_text: Option<String>,
+    /// A final `result` line was read.
+    pub result_seen: bool,
+    pub is_error: bool,
+    pub subtype: Option<String>,
+    pub terminal_reason: Option<String>,
+    pub api_error_status: Option<i64>,
+    /// The `error` of a synthetic API-error assistant message (`rate_limit`, `authentication_failed`, ...).
+    pub api_error: Option<String>,
+    pub result_errors: Vec<String>,
+    pub permission_denials: Vec<Value>,
+    /// Epoch seconds when a rejected rate limit resets.
+    pub rate_limit_resets_at: Option<i64>,
+    pub api_retries: u32,
+    pub last_api_retry_error: Option<String>,
+    /// A short description of the last thing the agent did, for progress.
+    pub last_event: Option<String>,
+    /// Lines that were not JSON (Claude) or too long to keep.
+    pub invalid_lines: u32,
+    /// Output that looks like a question to a person.
+    pub interactive_prompt: Option<String>,
+    /// The output ended in the middle of a line (the agent died while writing).
+    pub ended_mid_line: bool,
+    /// The limit the reader stopped the agent for.
+    pub limit_hit: Option<LimitHit>,
+}
+
+/// A limit passed while the agent ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitHit {
+    Turns,
+    Budget,
+    ToolCalls,
+}
+
+/// Limits the readers enforce while the agent runs: the plan's `max_turns`,
+/// `budget_usd` and `max_tool_calls`, checked against what the stream reports
+/// after every line. Cline has no flags for any of them: this is its only
+/// guard. Claude's CLI enforces turns and budget itself (and reports its cost
+/// only at the end), so for Claude only `max_tool_calls` is checked here.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LiveLimits {
+    pub max_turns: Option<u32>,
+    pub budget_usd: Option<f64>,
+    pub max_tool_calls: Option<u32>,
+}
+
+impl LiveLimits {
+    /// The reason to stop the agent, the first time `report` passes a limit
+    /// (recorded in `report.limit_hit`); `None` otherwise and afterwards.
+    pub fn check(&self, report: &mut AgentReport) -> Option<String> {
+        if report.limit_hit.is_some() {
+            return None;
+        }
+        let spent = match report.cost_usd {
+            Some(c) => format!(", ${c:.2} spent"),
+            None => String::new(),
+        };
+        if let Some(max) = self.max_turns
+            && report.turns > max
+        {
+            report.limit_hit = Some(LimitHit::Turns);
+            return Some(format!(
+                "stopped at {} turns: max_turns is {max}{spent}, {} tool calls",
+                report.turns, report.tool_calls
+            ));
+        }
+        if let Some(max) = self.max_tool_calls
+            && report.tool_calls > max
+        {
+            report.limit_hit = Some(LimitHit::ToolCalls);
+            return Some(format!(
+                "stopped at {} tool calls: max_tool_calls is {max}{spent}, after {} turns",
+                report.tool_calls, report.turns
+            ));
+        }
+        if let Some(budget) = self.budget_usd
+            && let Some(cost) = report.cost_usd
+            && cost > budget
+        {
+            report.limit_hit = Some(LimitHit::Budget);
+            return Some(format!(
+                "stopped at ${cost:.2}: budget_usd is ${budget:.2}, after {} turns and {} tool calls",
+                report.turns, report.tool_calls
+            ));
+        }
+        None
+    }
+}
+
+/// What the supervisor should do after a line.
+#[derive(Debug, Default, PartialEq)]
+pub struct LineOutcome {
+    /// The report changed in a way worth showing in `progress.json`.
+    pub progress: bool,
+    /// Stop the agent now, for this reason (it is waiting for an answer that can never come).
+    pub stop: Option<String>,
+}
+
+/// Reads one agent's stdout, a line at a time.
+pub trait OutputReader: Send {
+    fn on_line(&mut self, line: &[u8]) -> LineOutcome;
+    /// A line longer than the reader's limit was skipped.
+    fn on_oversized_line(&mut self) {}
+    /// Output ended with this incomplete line.
+    fn on_partial_tail(&mut self, tail: &[u8]);
+    fn report(&self) -> &AgentReport;
+    fn into_report(self: Box<Self>) -> AgentReport;
+}
