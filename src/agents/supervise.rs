@@ -24,8 +24,10 @@
 
 use super::{AgentReport, OutputReader};
 use crate::store::record::AgentProcess;
+use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -89,6 +91,37 @@ pub struct Exit {
 pub type ProgressFn = Arc<dyn Fn(&AgentReport) + Send + Sync>;
 /// Called once, right after the agent started.
 pub type SpawnedFn = Box<dyn FnOnce(AgentProcess) + Send>;
+
+/// Runs one agent to its end and says how it ended and what it said. The
+/// daemon's is [`Processes`], real process trees; the runner's unit tests
+/// inject a scripted one, so that its retries, pauses, budgets and stops are
+/// decided on tokio's paused clock, without a process or the wall clock.
+pub trait Supervisor: Send + Sync {
+    fn run(
+        &self,
+        spec: Spawn,
+        reader: Box<dyn OutputReader>,
+        on_spawned: SpawnedFn,
+        on_progress: ProgressFn,
+        stop: watch::Receiver<Option<StopReason>>,
+    ) -> Pin<Box<dyn Future<Output = (Exit, AgentReport)> + Send>>;
+}
+
+/// Agents as real child processes: [`run`].
+pub struct Processes;
+
+impl Supervisor for Processes {
+    fn run(
+        &self,
+        spec: Spawn,
+        reader: Box<dyn OutputReader>,
+        on_spawned: SpawnedFn,
+        on_progress: ProgressFn,
+        stop: watch::Receiver<Option<StopReason>>,
+    ) -> Pin<Box<dyn Future<Output = (Exit, AgentReport)> + Send>> {
+        Box::pin(run(spec, reader, on_spawned, on_progress, stop))
+    }
+}
 
 /// Runs the agent to the end (or until stopped) and returns how it ended and what it said.
 pub async fn run(

@@ -301,11 +301,13 @@ impl Daemon {
     /// A deadline passed: whatever of the rescan and the recovery scan is due.
     pub fn on_deadline(&mut self) {
         let now = Instant::now();
+        // Both read folders that can hold 100,000 entries: done off the
+        // runtime worker, whose runners move to the other worker meanwhile.
         if now >= self.rescan_at {
-            self.on_rescan_due(now);
+            off_the_worker(|| self.on_rescan_due(now));
         }
         if now >= self.recover_at {
-            self.on_recovery_due(now);
+            off_the_worker(|| self.on_recovery_due(now));
         }
     }
 
@@ -423,5 +425,15 @@ impl Daemon {
         for tx in self.stops.values() {
             let _ = tx.send(Some(StopReason::Shutdown));
         }
+    }
+}
+
+/// Runs blocking work `f` from the loop without holding up the tasks queued
+/// on its runtime worker (they are handed to another worker first). On a
+/// single-threaded runtime (unit tests) it just runs.
+fn off_the_worker<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }

@@ -48,6 +48,8 @@ pub struct Shared {
     pub committer: crate::store::commit::Committer,
     /// Running as root: only files of this user (the home's owner) or root are tasks.
     pub owner_only: Option<u32>,
+    /// What runs the agents: real processes ([`crate::agents::supervise::Processes`]).
+    pub supervisor: Arc<dyn crate::agents::supervise::Supervisor>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -212,6 +214,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         committer: crate::store::commit::Committer::start(Some(&home.results()))
             .context("could not start the result commit thread")?,
         owner_only: homecheck::owner_only(home.root()),
+        supervisor: Arc::new(crate::agents::supervise::Processes),
     });
     events.emit(
         None,

@@ -134,7 +134,11 @@ impl Runner {
                 }
             });
         });
-        let (exit, report) = supervise::run(spawn, reader, on_spawned, self.progress_fn(n), self.stop.clone()).await;
+        let (exit, report) = self
+            .shared
+            .supervisor
+            .run(spawn, reader, on_spawned, self.progress_fn(n), self.stop.clone())
+            .await;
         // Redacted where the text enters the records: an agent's error may quote
         // a key it printed (stderr, an API message), and from here it goes to
         // result.json, the attempt records, the events and the summary.

@@ -8,6 +8,9 @@ mod decide;
 mod finish;
 mod workspace;
 
+#[cfg(test)]
+mod tests;
+
 pub use finish::final_event;
 
 use super::Shared;
