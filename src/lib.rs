@@ -3,40 +3,45 @@
 //! Data flows one way through the modules, top to bottom:
 //!
 //! ```text
-//! watch   -> intake  -> queue -> claim -> plan -> agents -> outcome -> store/events
-//! (hints)    (settle,   (order,  (atomic   (pure)  (spawn,    (classify,  (atomic files,
-//!             parse,     slots,   rename)           stream,    retry)      index, log)
-//!             reject)    pauses)                    limits)
+//! watch   -> intake  -> queue -> claim -> plan -> agents            -> store/events
+//! (hints)    (settle,   (order,  (atomic   (pure)  (spawn, stream,     (atomic files,
+//!             parse,     slots,   rename)           limits; classify,   index, log)
+//!             reject)    pauses)                    retry, backoff)
 //! ```
 //!
 //! `daemon` wires them together; `cli` is the user's side and only reads the
 //! store. See docs/design.md for the why.
+//!
+//! The library's API is what the binary and the integration tests use:
+//! `cli`, `service`, `config`, `task` (the parser) and `agents` (the bridges,
+//! tested against recordings of the real CLIs). Everything else is
+//! `pub(crate)`, so that code nothing uses is reported as dead.
 
 // A daemon that runs for months does not panic on bad input: errors are values.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod agents;
-pub mod changes;
-pub mod claim;
+pub(crate) mod changes;
+pub(crate) mod claim;
 pub mod cli;
 pub mod config;
-pub mod daemon;
-pub mod duration;
-pub mod events;
-pub mod git;
-pub mod ids;
-pub mod intake;
-pub mod isolate;
-pub mod memory;
-pub mod plan;
-pub mod queue;
-pub mod redact;
+pub(crate) mod daemon;
+pub(crate) mod duration;
+pub(crate) mod events;
+pub(crate) mod git;
+pub(crate) mod ids;
+pub(crate) mod intake;
+pub(crate) mod isolate;
+pub(crate) mod memory;
+pub(crate) mod plan;
+pub(crate) mod queue;
+pub(crate) mod redact;
 pub mod service;
-pub mod store;
+pub(crate) mod store;
 pub mod task;
-pub mod tools;
-pub mod validate;
-pub mod vocab;
-pub mod watch;
-pub mod yaml;
+pub(crate) mod tools;
+pub(crate) mod validate;
+pub(crate) mod vocab;
+pub(crate) mod watch;
+pub(crate) mod yaml;

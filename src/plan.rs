@@ -131,8 +131,6 @@ impl Plan {
     }
 }
 
-pub use crate::tools::{can_write, tool_allowed};
-
 /// Everything `build` needs besides the task.
 pub struct Context<'a> {
     pub id: &'a str,

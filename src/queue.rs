@@ -170,10 +170,6 @@ impl Queue {
         self.by_name.get_key_value(name).map(|(n, _)| n.clone())
     }
 
-    pub fn contains(&self, name: &str) -> bool {
-        self.by_name.contains_key(name)
-    }
-
     /// Size and modification time of the queued file `name` when it was checked.
     pub fn stamp(&self, name: &str) -> Option<(u64, Option<SystemTime>)> {
         let (name, (prio, arrival)) = self.by_name.get_key_value(name)?;
@@ -334,6 +330,6 @@ mod tests {
             ]
         );
         assert_eq!(queue.remove("a.md"), Some(a));
-        assert!(queue.is_empty() && !queue.contains("a.md") && queue.stamp("a.md").is_none());
+        assert!(queue.is_empty() && queue.shared_name("a.md").is_none() && queue.stamp("a.md").is_none());
     }
 }

@@ -30,8 +30,10 @@ pub const ATTEMPT_VAR: &str = "ORCHESTRATOR_ATTEMPT";
 /// The pid of the daemon that started the agent.
 pub const DAEMON_VAR: &str = "ORCHESTRATOR_DAEMON_PID";
 
-/// Which processes to look for.
+/// Which processes to look for. (Windows never looks: its job objects hold
+/// every descendant.)
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(windows, allow(dead_code))]
 pub enum Mark<'a> {
     /// One attempt of a task: what is left when that attempt ends.
     Attempt { task: &'a str, attempt: u32 },
@@ -41,6 +43,7 @@ pub enum Mark<'a> {
     Daemon(u32),
 }
 
+#[cfg_attr(windows, allow(dead_code))]
 impl Mark<'_> {
     /// Does an environment (`KEY=VALUE` entries, NUL-separated) carry this mark?
     pub fn matches(&self, environ: &[u8]) -> bool {
@@ -165,6 +168,7 @@ fn find_where(wanted: impl Fn(&[u8]) -> Option<bool>) -> Vec<i32> {
 }
 
 #[cfg(not(target_os = "linux"))]
+#[cfg_attr(windows, allow(dead_code))]
 pub fn find(_mark: Mark) -> Vec<i32> {
     Vec::new()
 }
@@ -187,19 +191,6 @@ pub fn signal_outside(mark: Mark, skip_group: u32, signal: i32) -> usize {
         .collect();
     for pid in &pids {
         // SAFETY: kill(2) with a pid read from /proc.
-        unsafe {
-            libc::kill(*pid, signal);
-        }
-    }
-    pids.len()
-}
-
-/// Sends `signal` to every process with `mark`; how many there were.
-#[cfg(unix)]
-pub fn signal(mark: Mark, signal: i32) -> usize {
-    let pids = find(mark);
-    for pid in &pids {
-        // SAFETY: kill(2) with a pid read from /proc; a pid that exited meanwhile gets ESRCH.
         unsafe {
             libc::kill(*pid, signal);
         }
@@ -236,11 +227,6 @@ fn kill_where(wanted: impl Fn(&[u8]) -> Option<bool>) -> usize {
         }
     }
     killed.len()
-}
-
-#[cfg(not(unix))]
-pub fn signal(_mark: Mark, _signal: i32) -> usize {
-    0
 }
 
 #[cfg(not(unix))]

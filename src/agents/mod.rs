@@ -13,9 +13,9 @@
 
 pub mod claude;
 pub mod cline;
-pub mod command;
-pub mod identity;
-pub mod leftovers;
+pub(crate) mod command;
+pub(crate) mod identity;
+pub(crate) mod leftovers;
 pub mod outcome;
 mod report;
 pub mod supervise;

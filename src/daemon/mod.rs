@@ -115,7 +115,9 @@ pub fn hostname() -> String {
 /// handler (stop, shutdown, preshutdown from the Service Control Manager).
 static STOP_REQUEST: Notify = Notify::const_new();
 
-/// Asks a running daemon in this process to shut down gracefully, as SIGTERM does.
+/// Asks a running daemon in this process to shut down gracefully, as SIGTERM
+/// does (the Windows service's stop).
+#[cfg(windows)]
 pub fn request_shutdown() {
     STOP_REQUEST.notify_one();
 }
@@ -125,6 +127,7 @@ pub fn request_shutdown() {
 static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Whether a daemon in this process has got as far as watching its inbox.
+#[cfg(windows)]
 pub fn has_started() -> bool {
     STARTED.load(std::sync::atomic::Ordering::Relaxed)
 }

@@ -5,7 +5,7 @@
 //! working directory. Nothing here runs anything.
 
 pub mod parse;
-pub mod workdir;
+pub(crate) mod workdir;
 
 use crate::config::AgentKind;
 use serde::Serialize;
