@@ -24,7 +24,7 @@
 //! Scenarios `overloaded`, `auth`, `network`, `server_error`, `max_turns`,
 //! `budget` and `api_rate_limit`
 //! replay what the real Claude Code 2.1.332 printed (`claude-2.1.332/`), with
-//! their exit codes; `tests/fakes_match_recordings.rs` holds every other
+//! their exit codes; `tests/suite/fakes_match_recordings.rs` holds every other
 //! scenario to the recording it stands for.
 //!
 //! With `--json` on its command line it is the fake Cline CLI instead (`cline.rs`).

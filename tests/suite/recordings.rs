@@ -3,8 +3,7 @@
 //! scripted model API) read by the bridge's reader, field by field, and
 //! classified as the daemon would.
 
-mod common;
-use common::read_stream;
+use crate::common::read_stream;
 use orchestrator::agents::classify;
 use orchestrator::agents::cline::ClineReader;
 use orchestrator::agents::outcome::{ErrorKind, Failure, Retry};

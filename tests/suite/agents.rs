@@ -1,8 +1,7 @@
 //! The Claude bridge against the fake CLI: every error class and its retry
 //! behaviour, through the built binary.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,6 @@
 //! Multi-step plans in one agent session; `resume` and `reply` continue sessions.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn plan_of(home: &TestHome, id: &str) -> Value {

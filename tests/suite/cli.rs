@@ -1,7 +1,6 @@
 //! The operator's CLI, end to end against a temp home and the fake agent.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

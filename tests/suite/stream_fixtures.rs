@@ -1,8 +1,7 @@
 //! Every recorded real Claude Code stream (tests/data/agent-output/) read by the
 //! Claude reader, field by field, and classified.
 
-mod common;
-use common::read_stream;
+use crate::common::read_stream;
 use orchestrator::agents::classify;
 use orchestrator::agents::outcome::{ErrorKind, Retry};
 use orchestrator::agents::supervise::Exit;

@@ -1,7 +1,6 @@
 //! End to end: task files in, results out, through the built binary.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 #[test]

@@ -1,8 +1,6 @@
 //! Crash safety: kill -9, graceful shutdown, several daemons on one home.
-#![cfg(unix)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

@@ -2,8 +2,7 @@
 //! its argv, its stream, its failures, and the limits the daemon enforces while
 //! it runs (Cline has no flags for them).
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,6 @@
 //! cross-builds orchestrator.exe and drives it as a user would (tasks run by
 //! `cmd /C`, results, the CLI, a closed pipe, the commit log's flush). It
 //! prints SKIPPED where Wine or mingw-w64 is missing, and fails under CI.
-#![cfg(target_os = "linux")]
 
 #[test]
 fn the_windows_build_runs_tasks_under_wine() {

@@ -1,10 +1,7 @@
 //! What agents change, from git, and the validation of their results:
 //! real git repositories in temp folders, the fake agents doing real edits.
 
-#![cfg(unix)]
-
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::Path;
 

@@ -1,10 +1,9 @@
 //! The real Claude Code CLI (pinned in `agent-clis/`) run by the daemon against
 //! a scripted Anthropic Messages API on 127.0.0.1.
 
-mod common;
-use common::mock_api::{MockApi, Reply};
-use common::real::{Cli, RealHome, find};
-use common::*;
+use crate::common::mock_api::{MockApi, Reply};
+use crate::common::real::{Cli, RealHome, find};
+use crate::common::*;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -411,9 +410,9 @@ fn a_slow_stream_is_stopped_by_its_timeout() {
 }
 
 /// Records runs of the real CLI into `tests/data/agent-output/claude-<version>/`
-/// (stdout, stderr, exit code), for the fakes and `tests/recordings.rs`. Runs only
+/// (stdout, stderr, exit code), for the fakes and `tests/suite/recordings.rs`. Runs only
 /// with `ORCH_RECORD=1`:
-/// `ORCH_RECORD=1 cargo test --test real_claude record_runs -- --nocapture`.
+/// `ORCH_RECORD=1 cargo test --test suite real_claude::record_runs -- --nocapture`.
 #[test]
 fn record_runs() {
     if std::env::var_os("ORCH_RECORD").is_none() {

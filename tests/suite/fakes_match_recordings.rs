@@ -9,8 +9,7 @@
 //! output, a daemon left behind, an interactive prompt, no result line) and
 //! are not listed here.
 
-mod common;
-use common::fake_agent;
+use crate::common::fake_agent;
 use orchestrator::agents::classify;
 use orchestrator::agents::cline::ClineReader;
 use orchestrator::agents::outcome::{ErrorKind, Failure, Retry};

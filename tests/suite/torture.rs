@@ -2,12 +2,10 @@
 //! daemons on one home, and an audit of everything they left behind.
 //!
 //! Short by default (it runs in CI); the long run is
-//! `ORCH_TORTURE=long cargo test --release --test torture -- --nocapture`.
+//! `ORCH_TORTURE=long cargo test --release --test suite torture:: -- --nocapture`.
 //! `ORCH_TORTURE_SEED=N` replays a run (each run prints its seed).
-#![cfg(unix)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

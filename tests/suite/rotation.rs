@@ -3,10 +3,8 @@
 //! (counted against what the tasks must have said), and `tail-events -f`
 //! sees every one of them as it is written, across every rotation.
 //! (Unix: the daemons are stopped with SIGTERM to end their logs cleanly.)
-#![cfg(unix)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;

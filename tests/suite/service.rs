@@ -1,10 +1,8 @@
 //! `orchestrator service` on Linux: the unit written to a unit folder of the
 //! test's own, and the `systemctl` commands run through a stand-in that
 //! records them (no systemd runs here).
-#![cfg(target_os = "linux")]
 
-mod common;
-use common::*;
+use crate::common::*;
 
 struct Fake {
     _dir: tempfile::TempDir,

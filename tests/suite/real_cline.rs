@@ -1,10 +1,9 @@
 //! The real Cline CLI (pinned in `agent-clis/`) run by the daemon against a
 //! scripted OpenAI-compatible chat completions API on 127.0.0.1.
 
-mod common;
-use common::mock_api::{MockApi, Reply};
-use common::real::{Cli, RealHome, find};
-use common::*;
+use crate::common::mock_api::{MockApi, Reply};
+use crate::common::real::{Cli, RealHome, find};
+use crate::common::*;
 
 fn real(api: MockApi, top: &str, test: &str) -> Option<RealHome> {
     find(Cli::Cline, test).map(|cli| RealHome::cline(cli, api, top))

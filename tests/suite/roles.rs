@@ -2,8 +2,7 @@
 //! a prompt prefix; built-ins like the seed orchestrator's task types; `plan`
 //! and `config` show what a role resolves to.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn plan_of(home: &TestHome, name: &str, text: &str) -> Value {

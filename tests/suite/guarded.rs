@@ -3,10 +3,8 @@
 //! touched, `changes.diff` holds exactly the edits, `apply` applies them or
 //! refuses a conflict whole, `clean` removes worktrees, and `mode: apply` with
 //! `isolation: worktree` leaves a branch.
-#![cfg(unix)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// `repo/` in the home: `app/a.txt` (3 lines), `app/old.txt`, committed.

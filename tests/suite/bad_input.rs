@@ -3,8 +3,7 @@
 //! (a good task dropped beside the bad one still runs), and nothing lost (a
 //! rejected file is kept byte for byte in `inbox/rejected/`).
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 /// Drops `bytes` as `name` next to a good task, runs the daemon once, and checks

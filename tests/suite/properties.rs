@@ -5,7 +5,7 @@
 //! (`tests/properties.proptest-regressions`, kept in git).
 //!
 //! CI runs the default number of cases; a long run:
-//! `PROPTEST_CASES=200000 cargo test --release --test properties`.
+//! `PROPTEST_CASES=200000 cargo test --release --test suite properties::`.
 
 use orchestrator::agents::OutputReader;
 use orchestrator::agents::claude::ClaudeReader;

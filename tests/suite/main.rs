@@ -1,0 +1,34 @@
+//! The integration tests, one binary (one link instead of twenty): each
+//! module drives the built binary, the real agent CLIs or the bridges the way
+//! a user or a recording does. Run one module with
+//! `cargo test --test suite <module>::`.
+
+mod common;
+
+mod agents;
+mod bad_input;
+#[cfg(unix)]
+mod changes;
+mod cli;
+mod cline;
+#[cfg(unix)]
+mod crash;
+mod fakes_match_recordings;
+#[cfg(unix)]
+mod guarded;
+mod pipeline;
+mod properties;
+mod real_claude;
+mod real_cline;
+mod recordings;
+mod roles;
+#[cfg(unix)]
+mod rotation;
+#[cfg(target_os = "linux")]
+mod service;
+mod steps;
+mod stream_fixtures;
+#[cfg(unix)]
+mod torture;
+#[cfg(target_os = "linux")]
+mod windows_wine;
