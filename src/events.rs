@@ -25,8 +25,8 @@ pub struct EventLog {
     /// Serialises writers inside this process (the file lock does it across
     /// processes) and holds the open handles.
     open: Mutex<Handles>,
-    /// Secrets never reach the log.
-    redactor: crate::redact::Redactor,
+    /// Secrets never reach the log (replaced when a reload learns new ones).
+    redactor: std::sync::RwLock<std::sync::Arc<crate::redact::Redactor>>,
 }
 
 #[derive(Debug, Default)]
@@ -86,19 +86,28 @@ impl EventLog {
             rotate_bytes,
             keep,
             open: Mutex::new(Handles::default()),
-            redactor: crate::redact::Redactor::default(),
+            redactor: Default::default(),
         }
     }
 
     /// The redaction events get, for other text written beside them.
     pub fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
-        self.redactor.redact(text)
+        self.redactor().redact(text)
     }
 
     /// Redacts every string of every event with `r`.
-    pub fn with_redactor(mut self, r: crate::redact::Redactor) -> Self {
-        self.redactor = r;
+    pub fn with_redactor(self, r: crate::redact::Redactor) -> Self {
+        self.set_redactor(std::sync::Arc::new(r));
         self
+    }
+
+    /// Redacts with `r` from now on.
+    pub fn set_redactor(&self, r: std::sync::Arc<crate::redact::Redactor>) {
+        *self.redactor.write().unwrap_or_else(|e| e.into_inner()) = r;
+    }
+
+    fn redactor(&self) -> std::sync::Arc<crate::redact::Redactor> {
+        self.redactor.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Appends `{"ts", "event", "task_id"?, ...fields}`. Errors are logged, not
@@ -167,7 +176,7 @@ impl EventLog {
         }
         if let Value::Object(extra) = fields {
             for (k, mut v) in extra {
-                redact_value(&self.redactor, &mut v);
+                redact_value(&self.redactor(), &mut v);
                 obj.entry(k).or_insert(v);
             }
         }

@@ -148,6 +148,11 @@ fn relevant(name: &str) -> bool {
 }
 
 impl Intake {
+    /// Files noted from now on settle after `debounce` (a reloaded config).
+    pub fn set_debounce(&mut self, debounce: std::time::Duration) {
+        self.debounce = debounce;
+    }
+
     pub fn new(inbox: PathBuf, debounce: std::time::Duration, native_events: bool) -> Self {
         Self {
             inbox,

@@ -84,6 +84,17 @@ impl Redactor {
         Self { values }
     }
 
+    /// This redactor and `more` secrets (`(name, value)`, taken whatever
+    /// their name: the config says they are secrets): a reload keeps the
+    /// secrets it knew, since a task started before may still print them.
+    pub fn and(&self, more: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut values = self.values.clone();
+        values.extend(more.into_iter().filter(|(_, v)| v.len() >= MIN_SECRET_LEN));
+        values.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+        values.dedup_by(|a, b| a.1 == b.1);
+        Self { values }
+    }
+
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
         for (name, value) in &self.values {

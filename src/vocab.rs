@@ -317,6 +317,23 @@ pub enum Event {
         interrupted: usize,
         unclaimed: usize,
     },
+    /// `orchestrator.yaml` was read again (it changed, or SIGHUP). `ok: false`:
+    /// the new text was refused (`error` says why) and the config in force stays.
+    ConfigReloaded {
+        ok: bool,
+        /// What asked for it: `file` (the file changed) or `sighup`.
+        trigger: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        file: Option<PathBuf>,
+        /// Keys whose values changed (names only: values may be secrets).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        changed: Vec<String>,
+        /// Of those, the keys that take effect only at the next start.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        restart_needed: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     TaskQueued {
         file: String,
         title: String,

@@ -28,6 +28,8 @@ pub enum Hint {
     Closed(String),
     /// Events may have been lost: list the folder.
     Rescan,
+    /// The config file changed (or appeared, or went).
+    Config,
 }
 
 /// Keeps the OS watcher alive; dropping it stops watching.
@@ -105,4 +107,30 @@ pub fn start(
         _inner: Box::new(w),
         mode: WatchMode::Poll,
     })
+}
+
+/// Watches the config file `path` through its folder (an editor saves by
+/// writing another file and renaming it over the old one), if the OS's
+/// watcher can: [`Hint::Config`] for any event that names it. `None` where it
+/// cannot; the daemon compares the file at every rescan anyway.
+pub fn watch_config(path: &Path, tx: UnboundedSender<Hint>) -> Option<Box<dyn notify::Watcher + Send>> {
+    let name = path.file_name()?.to_os_string();
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let handler = move |res: notify::Result<notify::Event>| {
+        let ours = match &res {
+            Ok(event) => {
+                !matches!(event.kind, EventKind::Access(_)) && event.paths.iter().any(|p| p.file_name() == Some(&name))
+            }
+            Err(_) => true,
+        };
+        if ours {
+            let _ = tx.send(Hint::Config);
+        }
+    };
+    let mut w = notify::recommended_watcher(handler).ok()?;
+    w.watch(folder, RecursiveMode::NonRecursive).ok()?;
+    Some(Box::new(w))
 }

@@ -39,7 +39,14 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     // The daemon loop runs as a task on the workers, not on this thread: a
     // runner that frees a slot wakes it on its own worker (no cross-thread
     // wake-up), and the runners it spawns start there too.
-    let daemon = runtime.spawn(daemon::run(home, loaded, RunOptions { once: args.once }));
+    let mut all_flags = cli.set.clone();
+    all_flags.extend(flags);
+    let opts = RunOptions {
+        once: args.once,
+        config_file: cli.config.clone(),
+        flags: all_flags,
+    };
+    let daemon = runtime.spawn(daemon::run(home, loaded, opts));
     let summary = match runtime
         .block_on(daemon)
         .unwrap_or_else(|e| Err(anyhow::anyhow!("the daemon loop panicked: {e}")))

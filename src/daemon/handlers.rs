@@ -36,6 +36,13 @@ pub(super) struct Daemon {
     pub stops: HashMap<String, tokio_watch::Sender<Option<StopReason>>>,
     /// Looks for the running tasks' cancel requests.
     pub lookout: Lookout,
+    /// Where the config came from, to read it again.
+    pub config_source: super::reload::ConfigSource,
+    /// When to see whether the config file changed (a watcher event, given a
+    /// debounce for the editor to finish).
+    pub config_check_at: Option<Instant>,
+    /// Slots still owed after `max_concurrent` was lowered.
+    pub slot_debt: super::reload::SlotDebt,
     pub summary: RunSummary,
     pub registration: Registration,
     /// Inbox files that could not be rejected (inbox/rejected/ not writable): said once each.
@@ -112,7 +119,7 @@ impl Daemon {
             };
             let quiet = meta
                 .modified()
-                .is_ok_and(|t| t.elapsed().unwrap_or_default() >= self.shared.config.debounce());
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() >= self.shared.config().debounce());
             if self.stuck.contains(&path) {
                 continue;
             }
@@ -271,9 +278,10 @@ impl Daemon {
             .map(|t| Instant::now() + t.duration_since(SystemTime::now()).unwrap_or_default());
         [
             self.intake.next_deadline().map(Instant::from_std),
-            (!self.bad_names.is_empty()).then(|| Instant::now() + self.shared.config.debounce()),
+            (!self.bad_names.is_empty()).then(|| Instant::now() + self.shared.config().debounce()),
             Some(self.rescan_at),
             Some(self.recover_at),
+            self.config_check_at,
             pause_end,
             publish_at,
         ]
@@ -294,13 +302,23 @@ impl Daemon {
                 Hint::Rescan => {
                     let _ = self.intake.rescan(now, &mut self.queue);
                 }
+                Hint::Config => {
+                    self.config_check_at = Some(Instant::now() + self.shared.config().debounce());
+                }
             }
         }
     }
 
-    /// A deadline passed: whatever of the rescan and the recovery scan is due.
+    /// A deadline passed: whatever of the config check, the rescan and the
+    /// recovery scan is due.
     pub fn on_deadline(&mut self) {
         let now = Instant::now();
+        if self.config_check_at.is_some_and(|t| now >= t) {
+            self.config_check_at = None;
+            if self.config_source.changed() {
+                self.reload("file");
+            }
+        }
         // Both read folders that can hold 100,000 entries: done off the
         // runtime worker, whose runners move to the other worker meanwhile.
         if now >= self.rescan_at {
@@ -341,7 +359,11 @@ impl Daemon {
         if let Err(e) = self.intake.rescan(now.into_std(), &mut self.queue) {
             tracing::error!(error = %e, "cannot list the inbox");
         }
-        self.rescan_at = now + self.shared.config.rescan_interval.0;
+        // For homes on shares, where no event comes: one stat.
+        if self.config_source.changed() {
+            self.reload("file");
+        }
+        self.rescan_at = now + self.shared.config().rescan_interval.0;
     }
 
     fn on_recovery_due(&mut self, now: Instant) {
@@ -366,7 +388,7 @@ impl Daemon {
                 daemons::remove_dead(&d);
             }
         }
-        self.recover_at = now + self.shared.config.recovery_interval.0;
+        self.recover_at = now + self.shared.config().recovery_interval.0;
     }
 
     /// A runner ended (or panicked).
@@ -413,10 +435,10 @@ impl Daemon {
             reason,
             running = self.tasks.len(),
             "shutting down: no new tasks; running agents get {}",
-            self.shared.config.shutdown_grace
+            self.shared.config().shutdown_grace
         );
         self.stopping = Some(reason);
-        self.force_stop_at = Some(Instant::now() + self.shared.config.shutdown_grace.0);
+        self.force_stop_at = Some(Instant::now() + self.shared.config().shutdown_grace.0);
     }
 
     /// The grace is over: every running agent is stopped.

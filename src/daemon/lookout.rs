@@ -29,31 +29,42 @@ struct State {
     quit: bool,
 }
 
-/// The lookout thread; stopped and joined on drop.
+/// The lookout thread, started with the first task (an idle daemon has
+/// none); stopped and joined on drop.
 pub struct Lookout {
     state: Arc<(Mutex<State>, Condvar)>,
+    home: Home,
+    cancels: UnboundedSender<String>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Lookout {
-    /// Starts the thread. The ids of tasks whose cancel was requested are sent
-    /// on `cancels`, each once.
-    pub fn start(home: Home, cancels: UnboundedSender<String>) -> std::io::Result<Self> {
-        let state = Arc::new((Mutex::new(State::default()), Condvar::new()));
-        let shared = state.clone();
-        let thread = std::thread::Builder::new()
-            .name("lookout".into())
-            .spawn(move || watch(&home, &shared, &cancels))?;
-        Ok(Self {
-            state,
-            thread: Some(thread),
-        })
+    /// The ids of tasks whose cancel was requested will be sent on
+    /// `cancels`, each once.
+    pub fn new(home: Home, cancels: UnboundedSender<String>) -> Self {
+        Self {
+            state: Arc::new((Mutex::new(State::default()), Condvar::new())),
+            home,
+            cancels,
+            thread: None,
+        }
     }
 
     /// A task started: look for its cancel request.
-    pub fn add(&self, id: &str) {
+    pub fn add(&mut self, id: &str) {
         lock(&self.state.0).running.insert(id.to_string());
         self.state.1.notify_all();
+        if self.thread.is_none() {
+            let (home, state, cancels) = (self.home.clone(), self.state.clone(), self.cancels.clone());
+            match std::thread::Builder::new()
+                .name("lookout".into())
+                .spawn(move || watch(&home, &state, &cancels))
+            {
+                Ok(t) => self.thread = Some(t),
+                // Tried again at the next task; meanwhile cancel waits.
+                Err(e) => tracing::error!(error = %e, "cannot start the thread that looks for cancel requests"),
+            }
+        }
     }
 
     /// A task ended.
@@ -121,7 +132,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let home = Home::new(tmp.path()).unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let lookout = Lookout::start(home.clone(), tx).unwrap();
+        let mut lookout = Lookout::new(home.clone(), tx);
         for id in ["asked", "not-asked", "not-running"] {
             std::fs::create_dir_all(home.task_dir(id)).unwrap();
         }

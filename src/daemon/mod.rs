@@ -11,6 +11,7 @@ pub mod homecheck;
 mod lookout;
 pub mod pauses;
 pub mod recovery;
+mod reload;
 pub mod runner;
 pub mod writers;
 
@@ -27,6 +28,7 @@ use handlers::Daemon;
 use pauses::Pauses;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::RwLock;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -34,7 +36,9 @@ use tokio::time::Instant;
 /// State every runner shares with the loop.
 pub struct Shared {
     pub home: Home,
-    pub config: Arc<Config>,
+    /// The config in force: replaced whole when `orchestrator.yaml` is
+    /// reloaded. A runner takes its own copy when it starts ([`Self::config`]).
+    pub config: RwLock<Arc<Config>>,
     pub events: Arc<EventLog>,
     pub index: Arc<IndexWriter>,
     pub pauses: Pauses,
@@ -43,7 +47,9 @@ pub struct Shared {
     pub worker: String,
     /// Runners poke the loop when they change what it may claim.
     pub wake: Notify,
-    pub redactor: crate::redact::Redactor,
+    /// Secrets to keep out of records: replaced on a reload by one that knows
+    /// the old secrets and the new.
+    pub redactor: RwLock<Arc<crate::redact::Redactor>>,
     /// Flushes result files in batches ([`crate::store::commit`]).
     pub committer: crate::store::commit::Committer,
     /// Running as root: only files of this user (the home's owner) or root are tasks.
@@ -52,10 +58,41 @@ pub struct Shared {
     pub supervisor: Arc<dyn crate::agents::supervise::Supervisor>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+impl Shared {
+    /// The config in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The redactor in force now.
+    pub fn redactor(&self) -> Arc<crate::redact::Redactor> {
+        self.redactor.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Drain the inbox, wait for the tasks, and exit.
     pub once: bool,
+    /// `--config FILE`, read again on a reload.
+    pub config_file: Option<std::path::PathBuf>,
+    /// `--set` pairs and the verb's own flags, applied again on a reload.
+    pub flags: Vec<(String, String)>,
+}
+
+/// The intake's rules under `config`.
+fn rules(config: &Arc<Config>, home: &Home, owner_only: Option<u32>) -> Rules {
+    Rules {
+        limits: crate::task::parse::Limits::of(config),
+        home: home.root().to_path_buf(),
+        default_workdir: config.default_workdir(home.root()),
+        allowed_roots: config.allowed_roots(home.root()),
+        owner_only,
+        writer_of: {
+            let config = config.clone();
+            intake::WriterOf(Arc::new(move |spec, workdir| writers::key(spec, workdir, &config)))
+        },
+    }
 }
 
 /// What this daemon did, for `run --once`'s exit code.
@@ -152,6 +189,38 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// SIGHUP, which asks for the config to be read again (and never stops the
+/// daemon). Windows has none: there the file is watched.
+struct ReloadSignal {
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl ReloadSignal {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let hup = signal(SignalKind::hangup())
+                .map_err(|e| tracing::warn!(error = %e, "no SIGHUP handler; config reloads follow the file only"))
+                .ok();
+            Self { hup }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Waits for the next SIGHUP (forever where there is none).
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(h) = &mut self.hup {
+            h.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+}
+
 /// Removes temporary files that crashed writers left in the shared folders.
 /// Alone on the home, every one of them is garbage; with live peers, only
 /// those older than any write takes (a peer may be writing one right now).
@@ -206,14 +275,14 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     .context("cannot register this daemon in run/")?;
     let shared = Arc::new(Shared {
         home: home.clone(),
-        config: config.clone(),
+        config: RwLock::new(config.clone()),
         events: events.clone(),
         index: Arc::new(IndexWriter::new(home.clone())),
         pauses: Pauses::default(),
         slots: Arc::new(Semaphore::new(config.max_concurrent)),
         worker: worker.clone(),
         wake: Notify::new(),
-        redactor,
+        redactor: RwLock::new(Arc::new(redactor)),
         committer: crate::store::commit::Committer::start(Some(&home.results()))
             .context("could not start the result commit thread")?,
         owner_only: homecheck::owner_only(home.root()),
@@ -249,22 +318,14 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     let flusher = tokio::spawn(shared.index.clone().run());
 
     let (hint_tx, mut hint_rx) = tokio::sync::mpsc::unbounded_channel();
-    let watcher = watch::start(&home.inbox(), config.watch, config.rescan_interval.0, hint_tx)
+    let watcher = watch::start(&home.inbox(), config.watch, config.rescan_interval.0, hint_tx.clone())
         .with_context(|| format!("cannot watch {}", home.inbox().display()))?;
     tracing::info!(inbox = %home.inbox().display(), mode = ?watcher.mode, "watching");
     STARTED.store(true, std::sync::atomic::Ordering::Relaxed);
 
-    let rules = Rules {
-        limits: crate::task::parse::Limits::of(&config),
-        home: home.root().to_path_buf(),
-        default_workdir: config.default_workdir(home.root()),
-        allowed_roots: config.allowed_roots(home.root()),
-        owner_only: shared.owner_only,
-        writer_of: {
-            let config = config.clone();
-            intake::WriterOf(Arc::new(move |spec, workdir| writers::key(spec, workdir, &config)))
-        },
-    };
+    let rules = rules(&config, &home, shared.owner_only);
+    let config_source = reload::ConfigSource::new(home.config_file(), opts.config_file.clone(), opts.flags.clone());
+    let _config_watcher = watch::watch_config(&config_source.path(), hint_tx.clone());
     let intake = Intake::new(
         home.inbox(),
         config.debounce(),
@@ -281,7 +342,10 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         writers_dir: home.daemons().join("writers"),
         tasks: JoinSet::new(),
         stops: HashMap::new(),
-        lookout: lookout::Lookout::start(home.clone(), cancel_tx).context("cannot start the lookout thread")?,
+        lookout: lookout::Lookout::new(home.clone(), cancel_tx),
+        config_source,
+        config_check_at: None,
+        slot_debt: reload::SlotDebt::default(),
         summary: RunSummary::default(),
         registration,
         stuck: Default::default(),
@@ -299,6 +363,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         .context("cannot list the inbox")?;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    let mut reload_signal = ReloadSignal::new();
 
     loop {
         d.reject_bad_names();
@@ -319,6 +384,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
             _ = tokio::time::sleep_until(next) => d.on_deadline(),
             Some(joined) = d.tasks.join_next(), if !d.tasks.is_empty() => d.on_task_end(joined),
             Some(id) = cancel_rx.recv() => d.on_cancel_requested(&id),
+            _ = reload_signal.recv() => d.reload("sighup"),
             _ = shared.wake.notified() => {}
             reason = &mut shutdown, if d.stopping.is_none() => d.on_stop_signal(reason),
             _ = tokio::time::sleep_until(d.force_stop_at.unwrap_or_else(Instant::now)), if d.force_stop_at.is_some() => d.on_grace_over(),

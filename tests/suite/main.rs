@@ -16,6 +16,8 @@ mod crash;
 mod fakes_match_recordings;
 #[cfg(unix)]
 mod guarded;
+#[cfg(unix)]
+mod live_config;
 mod pipeline;
 mod properties;
 mod real_claude;

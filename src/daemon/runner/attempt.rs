@@ -62,7 +62,7 @@ impl Runner {
         });
 
         let agent = crate::agents::of(plan.agent);
-        let mut env: Vec<(String, String)> = self.shared.config.agent(plan.agent).env.into_iter().collect();
+        let mut env: Vec<(String, String)> = self.config.agent(plan.agent).env.into_iter().collect();
         for (k, v) in agent.env() {
             if !env.iter().any(|(have, _)| have == k) {
                 env.push((k.to_string(), v.to_string()));
@@ -143,7 +143,7 @@ impl Runner {
         // a key it printed (stderr, an API message), and from here it goes to
         // result.json, the attempt records, the events and the summary.
         let failure = crate::agents::classify(plan.agent, &exit, &report).map(|mut f| {
-            f.message = self.shared.redactor.redact(&f.message).into_owned();
+            f.message = self.redactor.redact(&f.message).into_owned();
             f
         });
         if exit.output_left_open {
@@ -197,7 +197,8 @@ impl Runner {
         let progress = self.progress.clone();
         let path = self.claimed.dir.progress();
         let id = self.id().to_string();
-        let every = shared.config.progress_interval.0;
+        let every = self.config.progress_interval.0;
+        let redactor = self.redactor.clone();
         let last: Mutex<Option<Instant>> = Mutex::new(None);
         Arc::new(move |r: &AgentReport| {
             let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
@@ -211,7 +212,7 @@ impl Runner {
                 p.tool_calls = r.tool_calls;
                 p.cost_usd = r.cost_usd.or(p.cost_usd);
                 // What `status` shows of the agent's last words: redacted like an event.
-                p.last_event = r.last_event.as_deref().map(|e| shared.redactor.redact(e).into_owned());
+                p.last_event = r.last_event.as_deref().map(|e| redactor.redact(e).into_owned());
                 p.session_id = r.session_id.clone().or(p.session_id.take());
                 p.updated_at = Some(now_ts());
                 p.clone()

@@ -96,7 +96,7 @@ impl Runner {
         if let Err(e) = crate::store::atomic::write_atomic_staged(
             &self.claimed.dir.dir,
             &home.summary_file(self.id()),
-            crate::redact::escape_controls(&self.shared.redactor.redact(&summary::render(&record))).as_bytes(),
+            crate::redact::escape_controls(&self.redactor.redact(&summary::render(&record))).as_bytes(),
         ) {
             tracing::error!(task = self.id(), error = %e, "could not write the summary");
         }
@@ -256,7 +256,7 @@ impl Runner {
         for w in &found {
             self.warn(w.finding());
         }
-        if self.shared.config.fail_on_validation && status == Status::Succeeded && !found.is_empty() {
+        if self.config.fail_on_validation && status == Status::Succeeded && !found.is_empty() {
             let kinds: Vec<&str> = found.iter().map(|w| w.kind).collect();
             out.status = Status::Failed;
             out.error = Some(ErrorInfo {

@@ -78,6 +78,10 @@ pub async fn run(
 
 struct Runner {
     shared: Arc<Shared>,
+    /// The config in force when the task started: it keeps it to its end,
+    /// whatever a reload changes meanwhile.
+    config: Arc<crate::config::Config>,
+    redactor: Arc<crate::redact::Redactor>,
     claimed: Claimed,
     progress: Arc<Mutex<ProgressRecord>>,
     stop: watch::Receiver<Option<StopReason>>,
@@ -122,6 +126,8 @@ impl Runner {
         progress.worker = Some(shared.worker.clone());
         progress.started_at.get_or_insert_with(now_ts);
         Self {
+            config: shared.config(),
+            redactor: shared.redactor(),
             shared,
             claimed: task.claimed,
             progress: Arc::new(Mutex::new(progress)),
@@ -216,7 +222,7 @@ impl Runner {
 
     /// The plan this task runs with: the recorded one after a crash, else a new one.
     fn plan(&mut self) -> Result<Plan, Rejection> {
-        let cfg = &self.shared.config;
+        let cfg = &self.config;
         // Just claimed (the file still the one checked): plan.json cannot exist
         // yet. Else a crash may have left one to go on with. Either way the file
         // is read and checked again, its workdir resolved again: it may have
@@ -260,7 +266,7 @@ impl Runner {
         );
         // The title (by default the prompt's first line) goes to index.json,
         // result.json and every listing: a key in the prompt must not.
-        if let std::borrow::Cow::Owned(t) = self.shared.redactor.redact(&plan.title) {
+        if let std::borrow::Cow::Owned(t) = self.redactor.redact(&plan.title) {
             plan.title = t;
         }
         // Written in place, not through a temporary file: it is written once, before the

@@ -158,11 +158,11 @@ impl Harness {
             slots: Arc::new(Semaphore::new(config.max_concurrent)),
             worker: "test:1".into(),
             wake: Notify::new(),
-            redactor: crate::redact::Redactor::new(Vec::new()),
+            redactor: std::sync::RwLock::new(Arc::new(crate::redact::Redactor::new(Vec::new()))),
             committer: crate::store::commit::Committer::start(Some(&home.results())).unwrap(),
             owner_only: None,
             supervisor: supervisor.clone(),
-            config: Arc::new(config),
+            config: std::sync::RwLock::new(Arc::new(config)),
         });
         Self {
             _tmp: tmp,
