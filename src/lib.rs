@@ -37,6 +37,7 @@ pub(crate) mod memory;
 pub(crate) mod plan;
 pub(crate) mod queue;
 pub(crate) mod redact;
+pub(crate) mod retention;
 pub mod service;
 pub(crate) mod store;
 pub mod task;

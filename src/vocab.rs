@@ -334,6 +334,12 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// The daemon's `retention:` removed finished tasks or old files.
+    RetentionApplied {
+        tasks: usize,
+        files: usize,
+        sandboxes: usize,
+    },
     TaskQueued {
         file: String,
         title: String,

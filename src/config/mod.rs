@@ -5,8 +5,10 @@
 //! layer obeys the same rules (unknown keys are errors everywhere, a typo never
 //! passes silently) and the origin of each effective value can be reported.
 
+mod retention;
 mod roles;
 use crate::duration::Dur;
+pub use retention::RetentionConfig;
 pub use roles::{RoleConfig, builtin_roles};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -126,6 +128,8 @@ pub struct Config {
     /// Named presets a task picks with `role:` (built-ins: [`builtin_roles`];
     /// the file can change their fields or add roles).
     pub roles: std::sync::Arc<BTreeMap<String, RoleConfig>>,
+    /// What the daemon removes by itself (off by default).
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -153,6 +157,7 @@ impl Default for Config {
             fail_on_validation: false,
             one_writer_per_repo: true,
             roles: std::sync::Arc::new(builtin_roles()),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -324,6 +329,9 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     if c.recovery_interval.0.is_zero() || c.progress_interval.0.is_zero() {
         return bad("recovery_interval and progress_interval must be more than 0".into());
+    }
+    if let Some(p) = c.retention.problem() {
+        return bad(p);
     }
     for (name, r) in c.roles.iter() {
         if let Some(a) = &r.agent

@@ -43,6 +43,9 @@ pub(super) struct Daemon {
     pub config_check_at: Option<Instant>,
     /// Slots still owed after `max_concurrent` was lowered.
     pub slot_debt: super::reload::SlotDebt,
+    /// When `retention:` is applied next, and its pass if one is running.
+    pub retention_at: Instant,
+    pub retention_pass: Option<tokio::task::JoinHandle<()>>,
     pub summary: RunSummary,
     pub registration: Registration,
     /// Inbox files that could not be rejected (inbox/rejected/ not writable): said once each.
@@ -282,6 +285,7 @@ impl Daemon {
             Some(self.rescan_at),
             Some(self.recover_at),
             self.config_check_at,
+            self.shared.config().retention.enabled().then_some(self.retention_at),
             pause_end,
             publish_at,
         ]
@@ -327,6 +331,9 @@ impl Daemon {
         if now >= self.recover_at {
             off_the_worker(|| self.on_recovery_due(now));
         }
+        if now >= self.retention_at {
+            self.on_retention_due(now);
+        }
     }
 
     /// The lookout found a cancel request for a running task: stop its agent.
@@ -364,6 +371,23 @@ impl Daemon {
             self.reload("file");
         }
         self.rescan_at = now + self.shared.config().rescan_interval.0;
+    }
+
+    /// Applies `retention:` on the blocking pool (a pass reads every result),
+    /// unless the last pass is still going.
+    fn on_retention_due(&mut self, now: Instant) {
+        let config = self.shared.config();
+        self.retention_at = now + config.retention.every.0;
+        let Some(policy) = crate::retention::Policy::of(&config.retention) else {
+            return;
+        };
+        if self.stopping.is_some() || self.retention_pass.as_ref().is_some_and(|p| !p.is_finished()) {
+            return;
+        }
+        let (home, events) = (self.shared.home.clone(), self.shared.events.clone());
+        self.retention_pass = Some(tokio::task::spawn_blocking(move || {
+            crate::retention::run(&home, &policy, &events)
+        }));
     }
 
     fn on_recovery_due(&mut self, now: Instant) {

@@ -346,6 +346,9 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         config_source,
         config_check_at: None,
         slot_debt: reload::SlotDebt::default(),
+        // Once soon after the start (recovery first), then every `retention.every`.
+        retention_at: Instant::now() + std::time::Duration::from_secs(1),
+        retention_pass: None,
         summary: RunSummary::default(),
         registration,
         stuck: Default::default(),

@@ -23,6 +23,7 @@ mod properties;
 mod real_claude;
 mod real_cline;
 mod recordings;
+mod retention;
 mod roles;
 #[cfg(unix)]
 mod rotation;
