@@ -27,7 +27,21 @@ pub struct EventLog {
     open: Mutex<Handles>,
     /// Secrets never reach the log (replaced when a reload learns new ones).
     redactor: std::sync::RwLock<std::sync::Arc<crate::redact::Redactor>>,
+    /// Told of every line as it is written (the notifier).
+    subscriber: SubscriberSlot,
 }
+
+#[derive(Default)]
+struct SubscriberSlot(std::sync::RwLock<Option<Subscriber>>);
+
+impl std::fmt::Debug for SubscriberSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubscriberSlot")
+    }
+}
+
+/// Called with each event's name and its line (redacted, without the newline).
+pub type Subscriber = std::sync::Arc<dyn Fn(&str, &[u8]) + Send + Sync>;
 
 #[derive(Debug, Default)]
 struct Handles {
@@ -87,6 +101,7 @@ impl EventLog {
             keep,
             open: Mutex::new(Handles::default()),
             redactor: Default::default(),
+            subscriber: Default::default(),
         }
     }
 
@@ -99,6 +114,11 @@ impl EventLog {
     pub fn with_redactor(self, r: crate::redact::Redactor) -> Self {
         self.set_redactor(std::sync::Arc::new(r));
         self
+    }
+
+    /// Tells `s` of every line from now on.
+    pub fn set_subscriber(&self, s: Subscriber) {
+        *self.subscriber.0.write().unwrap_or_else(|e| e.into_inner()) = Some(s);
     }
 
     /// Redacts with `r` from now on.
@@ -181,6 +201,9 @@ impl EventLog {
             }
         }
         let mut line = serde_json::to_vec(&Value::Object(obj)).map_err(io::Error::other)?;
+        if let Some(sub) = self.subscriber.0.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            sub(event, &line);
+        }
         line.push(b'\n');
         Ok(line)
     }

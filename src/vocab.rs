@@ -295,6 +295,31 @@ impl AgentKind {
     }
 }
 
+/// The name of every event (the tag of each [`Event`]).
+pub const EVENT_NAMES: &[&str] = &[
+    "daemon_started",
+    "daemon_stopped",
+    "config_reloaded",
+    "retention_applied",
+    "task_queued",
+    "task_rejected",
+    "claim_failed",
+    "task_started",
+    "attempt_started",
+    "agent_progress",
+    "attempt_finished",
+    "step_finished",
+    "retry_scheduled",
+    "agent_paused",
+    "task_succeeded",
+    "task_failed",
+    "task_cancelled",
+    "task_interrupted",
+    "validation_warning",
+    "security_violation",
+    "applied",
+];
+
 /// One line of `logs/events.ndjson`, less the `ts` and `task_id` that the
 /// event log adds: every event the product writes, with its fields.
 #[derive(Debug, Clone, Serialize)]
@@ -524,6 +549,37 @@ pub fn ts(t: jiff::Timestamp) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::EVENT_NAMES;
+    #[test]
+    fn event_names_list_every_event() {
+        // The variants of `Event`, read from this file: a new event that is
+        // not in EVENT_NAMES could not be chosen for notifications.
+        let src = include_str!("vocab.rs");
+        let body = &src[src.find("pub enum Event {").unwrap()..];
+        let body = &body[..body.find("\n}\n").unwrap()];
+        let snake = |camel: &str| {
+            let mut out = String::new();
+            for (i, c) in camel.chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    out.push('_');
+                }
+                out.push(c.to_ascii_lowercase());
+            }
+            out
+        };
+        let mut variants: Vec<String> = body
+            .lines()
+            .filter(|l| l.starts_with("    ") && !l.starts_with("     "))
+            .map(str::trim)
+            .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+            .map(|l| snake(l.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap()))
+            .collect();
+        variants.sort();
+        let mut names: Vec<String> = EVENT_NAMES.iter().map(|s| s.to_string()).collect();
+        names.sort();
+        assert_eq!(variants, names);
+    }
+
     use super::*;
 
     #[test]

@@ -29,34 +29,7 @@ pub struct ReplyArgs {
     pub json: bool,
 }
 
-/// The parent's plan as task fields, so the new task runs in the same place,
-/// as safely, with the same limits: agent, workdir, tools, mode, isolation,
-/// role, turns, tool calls, attempts, budget, timeout and priority. A
-/// follow-up of a guarded task is guarded too.
-pub(super) fn base_fields(plan: &crate::plan::Plan) -> Map<String, Value> {
-    let mut f = Map::new();
-    f.insert("agent".into(), json!(plan.agent));
-    f.insert("workdir".into(), json!(plan.workdir.display().to_string()));
-    f.insert("allowed_tools".into(), json!(plan.allowed_tools));
-    f.insert("mode".into(), json!(plan.mode));
-    f.insert("isolation".into(), json!(plan.isolation));
-    if let Some(r) = &plan.role {
-        f.insert("role".into(), json!(r));
-    }
-    if let Some(n) = plan.max_turns {
-        f.insert("max_turns".into(), json!(n));
-    }
-    if let Some(n) = plan.max_tool_calls {
-        f.insert("max_tool_calls".into(), json!(n));
-    }
-    f.insert("retries".into(), json!(plan.max_attempts.saturating_sub(1)));
-    if let Some(b) = plan.budget_usd {
-        f.insert("budget_usd".into(), json!(b));
-    }
-    f.insert("timeout".into(), json!(plan.timeout.to_string()));
-    f.insert("priority".into(), json!(plan.priority));
-    f
-}
+use crate::followups::base_fields;
 
 /// A conversation's budget is one budget: a follow-up in the same session
 /// (`resume`, `reply`) gets what its parent left. Refused when nothing is left.

@@ -209,6 +209,15 @@ pub fn config(cli: &Cli, args: &ConfigArgs) -> anyhow::Result<u8> {
 const HIDDEN: &str = "<hidden>";
 
 fn redact_agent_env(config: &mut Value) {
+    // The notifiers' secrets: a webhook's signing key, a bot's token.
+    for path in [["notify", "webhook", "secret"], ["notify", "telegram", "bot_token"]] {
+        if let Some(v) = config
+            .pointer_mut(&format!("/{}", path.join("/")))
+            .filter(|v| !v.is_null())
+        {
+            *v = Value::String(HIDDEN.into());
+        }
+    }
     let Some(agents) = config.get_mut("agents").and_then(Value::as_object_mut) else {
         return;
     };

@@ -104,20 +104,10 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
 /// Checks `fields` with the daemon's parser and writes them as `inbox/<id>.json`.
 pub fn write_task(cli: &Cli, home: &Home, fields: Map<String, Value>) -> anyhow::Result<String> {
     let loaded = cli.load_config(home, &[]).map_err(|e| UsageError(e.to_string()))?;
-    let config = &loaded.config;
-    let bytes = serde_json::to_vec_pretty(&Value::Object(fields))?;
-    let (spec, _) = crate::task::check("submit.json", &bytes, config, home.root())
-        .map_err(|r| UsageError(format!("{}; {}", r.error, r.hint)))?;
-    std::fs::create_dir_all(home.inbox())?;
-    let id = crate::ids::new_id(&spec.title);
-    let tmp = home.inbox().join(format!(".{id}.json.tmp"));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, home.inbox().join(format!("{id}.json")))?;
-    Ok(id)
+    crate::followups::write_task(home, &loaded.config, fields).map_err(|e| match e {
+        crate::followups::WriteError::Invalid(..) => UsageError(e.to_string()).into(),
+        crate::followups::WriteError::Io(e) => anyhow::Error::from(e),
+    })
 }
 
 /// Follows a submitted task to its end.

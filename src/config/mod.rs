@@ -5,9 +5,11 @@
 //! layer obeys the same rules (unknown keys are errors everywhere, a typo never
 //! passes silently) and the origin of each effective value can be reported.
 
+mod notify;
 mod retention;
 mod roles;
 use crate::duration::Dur;
+pub use notify::{NotifyConfig, TelegramConfig, WebhookConfig};
 pub use retention::RetentionConfig;
 pub use roles::{RoleConfig, builtin_roles};
 use serde::{Deserialize, Serialize};
@@ -130,6 +132,8 @@ pub struct Config {
     pub roles: std::sync::Arc<BTreeMap<String, RoleConfig>>,
     /// What the daemon removes by itself (off by default).
     pub retention: RetentionConfig,
+    /// Where people are told about tasks (nowhere by default).
+    pub notify: NotifyConfig,
 }
 
 impl Default for Config {
@@ -158,6 +162,7 @@ impl Default for Config {
             one_writer_per_repo: true,
             roles: std::sync::Arc::new(builtin_roles()),
             retention: RetentionConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -331,6 +336,9 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         return bad("recovery_interval and progress_interval must be more than 0".into());
     }
     if let Some(p) = c.retention.problem() {
+        return bad(p);
+    }
+    if let Some(p) = c.notify.problem(crate::vocab::EVENT_NAMES) {
         return bad(p);
     }
     for (name, r) in c.roles.iter() {

@@ -46,6 +46,8 @@ pub(super) struct Daemon {
     /// When `retention:` is applied next, and its pass if one is running.
     pub retention_at: Instant,
     pub retention_pass: Option<tokio::task::JoinHandle<()>>,
+    /// Sends the notifications (`notify:`).
+    pub notifier: crate::notify::Notifier,
     pub summary: RunSummary,
     pub registration: Registration,
     /// Inbox files that could not be rejected (inbox/rejected/ not writable): said once each.

@@ -254,8 +254,12 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     homecheck::check_at_start(&home)?;
     let config = Arc::new(loaded.config);
     // Secret values of the daemon's environment and of agents.<name>.env never reach events or summaries.
-    let redactor = crate::redact::Redactor::new(config.agents.values().flat_map(|a| a.env.clone()));
+    let redactor =
+        crate::redact::Redactor::new(config.agents.values().flat_map(|a| a.env.clone())).and(config.notify.secrets());
     let events = Arc::new(EventLog::of_home(&home, &config.events).with_redactor(redactor.clone()));
+    // Chosen events go to the notification outbox as they are written.
+    let notifier = crate::notify::Notifier::new(&home, config.clone());
+    events.set_subscriber(notifier.hook());
     let worker = format!("{}:{}", hostname(), std::process::id());
     let registration = Registration::register(
         &home,
@@ -349,6 +353,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         // Once soon after the start (recovery first), then every `retention.every`.
         retention_at: Instant::now() + std::time::Duration::from_secs(1),
         retention_pass: None,
+        notifier,
         summary: RunSummary::default(),
         registration,
         stuck: Default::default(),

@@ -216,7 +216,8 @@ impl Daemon {
         let redactor = Arc::new(
             self.shared
                 .redactor()
-                .and(new.agents.values().flat_map(|a| a.env.clone())),
+                .and(new.agents.values().flat_map(|a| a.env.clone()))
+                .and(new.notify.secrets()),
         );
         self.shared.events.set_redactor(redactor.clone());
         *self.shared.redactor.write().unwrap_or_else(|e| e.into_inner()) = redactor;
@@ -228,6 +229,7 @@ impl Daemon {
         );
         self.rules = super::rules(&new, &self.shared.home, self.shared.owner_only);
         self.intake.set_debounce(new.debounce());
+        self.notifier.configure(new.clone());
         *self.shared.config.write().unwrap_or_else(|e| e.into_inner()) = new;
         tracing::info!(trigger, changed = ?changed, "config reloaded");
         self.shared.events.emit(

@@ -18,11 +18,14 @@ mod fakes_match_recordings;
 mod guarded;
 #[cfg(unix)]
 mod live_config;
+#[cfg(unix)]
+mod notify;
 mod pipeline;
 mod properties;
 mod real_claude;
 mod real_cline;
 mod recordings;
+#[cfg(unix)]
 mod retention;
 mod roles;
 #[cfg(unix)]

@@ -35,7 +35,6 @@ fn ids_left(home: &TestHome) -> Vec<String> {
     files
 }
 
-#[cfg(unix)]
 #[test]
 fn the_daemon_removes_what_its_retention_says_and_never_a_running_task() {
     let home = TestHome::new();
@@ -83,7 +82,6 @@ fn the_daemon_removes_what_its_retention_says_and_never_a_running_task() {
     assert!(daemon.wait().unwrap().success());
 }
 
-#[cfg(unix)]
 #[test]
 fn max_tasks_keeps_the_newest_of_the_statuses_it_names() {
     let home = TestHome::new();

@@ -200,11 +200,11 @@ impl Drop for MockApi {
 }
 
 /// A request as read off the wire: method, path, headers (lower-case names), body.
-type RawRequest = (String, String, Vec<(String, String)>, Vec<u8>);
+pub type RawRequest = (String, String, Vec<(String, String)>, Vec<u8>);
 
 /// Reads one HTTP/1.1 request: the request line, the headers, and a body by
 /// `Content-Length` or chunked transfer encoding.
-fn read_request(conn: &TcpStream) -> std::io::Result<RawRequest> {
+pub fn read_request(conn: &TcpStream) -> std::io::Result<RawRequest> {
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut r = BufReader::new(conn);
     let mut line = String::new();
@@ -285,7 +285,12 @@ fn serve(mut conn: TcpStream, flavor: Flavor, script: &Script, reqs: &Mutex<Vec<
 /// the CLIs price its tokens.
 pub const MODEL: &str = "claude-opus-5-5";
 
-fn respond_json(conn: &mut TcpStream, status: u16, extra: &[(String, String)], body: &Value) -> std::io::Result<()> {
+pub fn respond_json(
+    conn: &mut TcpStream,
+    status: u16,
+    extra: &[(String, String)],
+    body: &Value,
+) -> std::io::Result<()> {
     let text = body.to_string();
     let mut head = format!(
         "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",

@@ -447,6 +447,7 @@ pub fn git_sh(dir: &Path, script: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+pub mod fake_http;
 pub mod mock_api;
 pub mod real;
 
