@@ -98,6 +98,7 @@ pub fn systemd_unit(s: &Spec) -> String {
          [Service]\n\
          Type=simple\n\
          ExecStart={exec}\n\
+         ExecReload=/bin/kill -HUP $MAINPID\n\
          WorkingDirectory={wd}\n\
          Environment=NO_COLOR=1\n\
          Restart=on-failure\n\
@@ -238,6 +239,7 @@ mod tests {
              [Service]\n\
              Type=simple\n\
              ExecStart=/usr/local/bin/orchestrator --home \"/srv/agents home\" run\n\
+             ExecReload=/bin/kill -HUP $MAINPID\n\
              WorkingDirectory=\"/srv/agents home\"\n\
              Environment=NO_COLOR=1\n\
              Restart=on-failure\n\
