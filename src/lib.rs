@@ -34,6 +34,7 @@ pub(crate) mod git;
 pub(crate) mod ids;
 pub(crate) mod intake;
 pub(crate) mod isolate;
+pub(crate) mod mediator;
 pub(crate) mod memory;
 pub(crate) mod notify;
 pub(crate) mod plan;

@@ -18,7 +18,7 @@ pub struct Plan {
     pub id: String,
     pub title: String,
     pub source_file: String,
-    /// How the task was understood: `parser` (deterministic) for now.
+    /// How the task was understood: `parser` (deterministic) or `mediator`.
     pub parsed_by: String,
     pub agent: AgentKind,
     pub prompt: String,
@@ -68,6 +68,9 @@ pub struct Plan {
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub success_criteria: Vec<String>,
+    /// The mediator's part, when it saw the task: used, or why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mediation: Option<crate::vocab::Mediation>,
 }
 
 impl Plan {
@@ -215,6 +218,7 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         isolation,
         role: spec.role.clone(),
         success_criteria: spec.success_criteria.clone(),
+        mediation: None,
     }
 }
 

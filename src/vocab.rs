@@ -295,6 +295,33 @@ impl AgentKind {
     }
 }
 
+/// How a task file became a plan: by the mediator (a language model), or by
+/// the parser alone because the mediator's answer was not usable (`reason`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mediation {
+    /// The model's proposal was used.
+    pub used: bool,
+    /// Why not: `timeout`, `unreachable`, `http_error`, `invalid_answer`,
+    /// `invalid_json`, `schema_violation`, `forbidden_field`, `rejected_by_checks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub model: String,
+    pub duration_ms: u64,
+}
+
+impl Mediation {
+    /// `mediated`, or the reason it fell back.
+    pub fn outcome(&self) -> String {
+        if self.used {
+            "mediated".into()
+        } else {
+            self.reason.clone().unwrap_or_else(|| "fallback".into())
+        }
+    }
+}
+
 /// The name of every event (the tag of each [`Event`]).
 pub const EVENT_NAMES: &[&str] = &[
     "daemon_started",
@@ -304,6 +331,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "task_queued",
     "task_rejected",
     "claim_failed",
+    "task_mediated",
     "task_started",
     "attempt_started",
     "agent_progress",
@@ -359,6 +387,8 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// The mediator structured the task (`used`), or the parser's plan stands.
+    TaskMediated(Mediation),
     /// The daemon's `retention:` removed finished tasks or old files.
     RetentionApplied {
         tasks: usize,

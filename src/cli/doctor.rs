@@ -135,6 +135,32 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             "create the folder or fix allowed_roots",
         ));
     }
+    if let Some(m) = config
+        .mediator
+        .as_ref()
+        .filter(|m| m.when != crate::config::MediateWhen::Never)
+    {
+        // Reachable, the model there, a JSON answer: what a task would need.
+        checks.push(match crate::mediator::client::probe(m) {
+            Ok(()) => check(
+                "mediator",
+                true,
+                format!("{} at {} answers JSON", m.model, m.url),
+                "",
+            ),
+            Err(e) => {
+                let mut c = check(
+                    "mediator",
+                    false,
+                    format!("{} at {}: {} ({})", m.model, m.url, e.reason, e.detail),
+                    "start the model server, pull the model (ollama pull MODEL), or fix mediator.url/model; tasks fall back to the parser meanwhile",
+                );
+                // Tasks still run without it.
+                c.level = "warn";
+                c
+            }
+        });
+    }
     if let Some(free) = free_bytes(home.root()) {
         let mut c = check(
             "disk space",

@@ -67,7 +67,7 @@ pub fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
     let bytes = crate::intake::read_capped(&args.file, config.max_task_bytes)
         .map_err(|e| UsageError(format!("cannot read {}: {e}", args.file.display())))?;
     let checked = crate::task::check(&name, &bytes, &config, home.root());
-    let (spec, workdir) = match checked {
+    let (mut spec, mut workdir) = match checked {
         Ok(x) => x,
         Err(r) => {
             if args.json {
@@ -78,7 +78,17 @@ pub fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
             return Ok(exit::FAILED);
         }
     };
-    let plan = crate::plan::build(
+    // What the daemon would do with it: the mediator's plan when it sees the
+    // task and its answer passes, the parser's otherwise.
+    let mut mediation = None;
+    if crate::mediator::applies(&config, &spec) {
+        let (mediated, record) = crate::mediator::mediate(&config, home.root(), &spec);
+        if let Some((s, w)) = mediated {
+            (spec, workdir) = (s, w);
+        }
+        mediation = Some(record);
+    }
+    let mut plan = crate::plan::build(
         &spec,
         &config,
         crate::plan::Context {
@@ -88,6 +98,12 @@ pub fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
             queued_at: None,
         },
     );
+    if let Some(m) = mediation {
+        if m.used {
+            plan.parsed_by = "mediator".into();
+        }
+        plan.mediation = Some(m);
+    }
     let program = which::which(&plan.program).map(|p| p.display().to_string()).ok();
     let mut warnings = Vec::new();
     if !plan.tools_dropped.is_empty() {
@@ -107,6 +123,21 @@ pub fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     println!("title:     {}", plan.title);
+    match &plan.mediation {
+        Some(m) if m.used => println!("planned:   by the mediator ({}, {} ms)", m.model, m.duration_ms),
+        Some(m) => println!(
+            "planned:   by the parser: the mediator's answer was not used ({}: {})",
+            m.reason.as_deref().unwrap_or(""),
+            m.detail.as_deref().unwrap_or("")
+        ),
+        None => {}
+    }
+    for (i, step) in plan.steps.iter().enumerate() {
+        println!("step {}:    {step}", i + 1);
+    }
+    for c in &plan.success_criteria {
+        println!("criterion: {c}");
+    }
     println!(
         "agent:     {}   priority: {}   attempts: {}   timeout: {}",
         plan.agent.name(),

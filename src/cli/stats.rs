@@ -39,6 +39,8 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_agent: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_error: BTreeMap<String, u64> = BTreeMap::new();
+    // Tasks the mediator saw: `mediated`, or why its answer was not used.
+    let mut mediation: BTreeMap<String, u64> = BTreeMap::new();
     let mut durations = Vec::with_capacity(rows.len());
     let (mut attempts, mut cost, mut costed) = (0u64, 0f64, 0u64);
     for r in &rows {
@@ -46,6 +48,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         *by_agent.entry(r.agent.clone()).or_default() += 1;
         if let Some(e) = &r.error_kind {
             *by_error.entry(e.to_string()).or_default() += 1;
+        }
+        if let Some(m) = &r.mediation {
+            *mediation.entry(m.clone()).or_default() += 1;
         }
         durations.push(r.duration_ms);
         attempts += u64::from(r.attempts);
@@ -64,6 +69,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         "by_agent": by_agent,
         "by_error": by_error,
         "by_role": Map::new(),
+        "mediation": mediation,
         "success_rate": if n > 0 { succeeded as f64 / n as f64 } else { 0.0 },
         "duration_ms": {"p50": percentile(&durations, 50.0), "p95": percentile(&durations, 95.0), "max": durations.last().copied().unwrap_or(0)},
         "attempts": attempts,
@@ -104,6 +110,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         human_ms(percentile(&durations, 95.0)),
         human_ms(durations.last().copied().unwrap_or(0))
     );
+    if !mediation.is_empty() {
+        println!("mediator:     {}", line(&out["mediation"]));
+    }
     println!("attempts:     {attempts} ({retries} retries)");
     println!(
         "cost:         ${cost:.4} total, ${:.4} mean per task with a cost",

@@ -5,10 +5,12 @@
 //! layer obeys the same rules (unknown keys are errors everywhere, a typo never
 //! passes silently) and the origin of each effective value can be reported.
 
+mod mediator;
 mod notify;
 mod retention;
 mod roles;
 use crate::duration::Dur;
+pub use mediator::{MediateWhen, MediatorConfig, MediatorKind};
 pub use notify::{NotifyConfig, TelegramConfig, WebhookConfig};
 pub use retention::RetentionConfig;
 pub use roles::{RoleConfig, builtin_roles};
@@ -134,6 +136,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Where people are told about tasks (nowhere by default).
     pub notify: NotifyConfig,
+    /// A language model that structures loose task files (off by default).
+    pub mediator: Option<MediatorConfig>,
 }
 
 impl Default for Config {
@@ -163,6 +167,7 @@ impl Default for Config {
             roles: std::sync::Arc::new(builtin_roles()),
             retention: RetentionConfig::default(),
             notify: NotifyConfig::default(),
+            mediator: None,
         }
     }
 }
@@ -339,6 +344,9 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         return bad(p);
     }
     if let Some(p) = c.notify.problem(crate::vocab::EVENT_NAMES) {
+        return bad(p);
+    }
+    if let Some(p) = c.mediator.as_ref().and_then(MediatorConfig::problem) {
         return bad(p);
     }
     for (name, r) in c.roles.iter() {

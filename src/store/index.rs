@@ -45,6 +45,9 @@ pub struct IndexRow {
     /// The inbox file's name, so the CLI can find a task by it.
     #[serde(default)]
     pub source_file: String,
+    /// `mediated`, or why the mediator's proposal was not used (tasks it saw only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mediation: Option<String>,
 }
 
 impl IndexRow {
@@ -61,6 +64,7 @@ impl IndexRow {
             error_kind: r.error.as_ref().map(|e| e.kind),
             started_at: r.started_at.clone(),
             source_file: r.source_file.clone(),
+            mediation: r.mediation.as_ref().map(crate::vocab::Mediation::outcome),
         }
     }
 }

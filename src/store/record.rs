@@ -91,6 +91,9 @@ pub struct ResultRecord {
     /// The worktree or copy the agent worked in (isolated runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<crate::vocab::Sandbox>,
+    /// The mediator's part, when it saw the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mediation: Option<crate::vocab::Mediation>,
 }
 
 /// The agent process of a running attempt, recorded so a daemon that takes the

@@ -51,6 +51,9 @@ pub struct TaskSpec {
     pub session: Option<String>,
     /// First step to run, 1-based (`resume` starts at the step that failed).
     pub start_step: u32,
+    /// A file without structure (a `.txt`, Markdown without front matter):
+    /// what a mediator with `when: loose` structures.
+    pub loose: bool,
 }
 
 /// Parses a task file and places it: its workdir resolved and confined to the

@@ -188,6 +188,11 @@ pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec,
     let text = text.strip_prefix('\u{feff}').unwrap_or(text).replace("\r\n", "\n");
 
     let mut criteria = Vec::new();
+    let loose = match form {
+        Form::Text => true,
+        Form::Markdown => !compat::is_seed_name(file_name) && split_raw(&text)?.is_none(),
+        Form::Yaml | Form::Json => false,
+    };
     let (fields, body) = match form {
         Form::Text => (Fields::default(), text),
         // The seed orchestrator's NAME.task.md files, mapped to today's fields.
@@ -204,6 +209,7 @@ pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec,
     };
     let mut spec = build(fields, body, limits)?;
     spec.success_criteria = criteria;
+    spec.loose = loose;
     Ok(spec)
 }
 
@@ -589,6 +595,7 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         title,
         role,
         success_criteria: Vec::new(),
+        loose: false,
         prompt,
         prompt_truncated,
         agent,

@@ -19,6 +19,8 @@ mod guarded;
 #[cfg(unix)]
 mod live_config;
 #[cfg(unix)]
+mod mediator;
+#[cfg(unix)]
 mod notify;
 mod pipeline;
 mod properties;

@@ -89,6 +89,7 @@ impl Runner {
             worker: self.shared.worker.clone(),
             steps,
             isolation: review.sandbox,
+            mediation: plan.and_then(|p| p.mediation.clone()),
         };
         self.undo_tampering();
         let home = &self.shared.home;

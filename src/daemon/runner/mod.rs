@@ -221,8 +221,8 @@ impl Runner {
     }
 
     /// The plan this task runs with: the recorded one after a crash, else a new one.
-    fn plan(&mut self) -> Result<Plan, Rejection> {
-        let cfg = &self.config;
+    async fn plan(&mut self) -> Result<Plan, Rejection> {
+        let cfg = self.config.clone();
         // Just claimed (the file still the one checked): plan.json cannot exist
         // yet. Else a crash may have left one to go on with. Either way the file
         // is read and checked again, its workdir resolved again: it may have
@@ -246,17 +246,44 @@ impl Runner {
             }
             self.task_file_stamp = Some((meta.len(), meta.modified().ok()));
         }
-        let bytes = read_capped(&self.claimed.task_file, cfg.max_task_bytes).map_err(|e| {
+        let bytes = read_capped(&self.claimed.task_file, self.config.max_task_bytes).map_err(|e| {
             Rejection::new(
                 "unreadable",
                 format!("the claimed task file cannot be read: {e}"),
                 "submit the task again",
             )
         })?;
-        let (spec, wd) = crate::task::check(&self.claimed.source_file, &bytes, cfg, self.shared.home.root())?;
+        let (mut spec, mut wd) = crate::task::check(&self.claimed.source_file, &bytes, &cfg, self.shared.home.root())?;
+        // A loose note may be structured by the mediator (a model, on the
+        // blocking pool: it waits up to its timeout); its answer is checked
+        // as a hand-written task would be, and the parser's stands otherwise.
+        let mut mediation = None;
+        if crate::mediator::applies(&cfg, &spec) {
+            let (config, home, parsed) = (cfg.clone(), self.shared.home.clone(), spec.clone());
+            let (mediated, record) =
+                tokio::task::spawn_blocking(move || crate::mediator::mediate(&config, home.root(), &parsed))
+                    .await
+                    .unwrap_or_else(|e| {
+                        (
+                            None,
+                            crate::vocab::Mediation {
+                                used: false,
+                                reason: Some("invalid_answer".into()),
+                                detail: Some(format!("the mediator's thread failed: {e}")),
+                                model: String::new(),
+                                duration_ms: 0,
+                            },
+                        )
+                    });
+            if let Some((s, w)) = mediated {
+                (spec, wd) = (s, w);
+            }
+            self.emit(Event::TaskMediated(record.clone()));
+            mediation = Some(record);
+        }
         let mut plan = plan::build(
             &spec,
-            cfg,
+            &cfg,
             plan::Context {
                 id: self.id(),
                 source_file: &self.claimed.source_file,
@@ -264,6 +291,12 @@ impl Runner {
                 queued_at: self.queued_at.clone(),
             },
         );
+        if let Some(m) = mediation {
+            if m.used {
+                plan.parsed_by = "mediator".into();
+            }
+            plan.mediation = Some(m);
+        }
         // The title (by default the prompt's first line) goes to index.json,
         // result.json and every listing: a key in the prompt must not.
         if let std::borrow::Cow::Owned(t) = self.redactor.redact(&plan.title) {
@@ -281,7 +314,7 @@ impl Runner {
     }
 
     async fn run(mut self) -> Status {
-        let plan = match self.plan() {
+        let plan = match self.plan().await {
             Ok(p) => p,
             Err(r) => {
                 if r.is_security_violation() {

@@ -1,0 +1,94 @@
+//! The model's API: one chat request that must answer JSON of a schema.
+//!
+//! OpenAI-compatible servers get `response_format: {type: json_schema}`;
+//! Ollama's native API gets `format: <schema>`. Either way the answer is
+//! parsed and checked again here: a server may ignore the schema.
+
+use crate::config::{MediatorConfig, MediatorKind};
+use serde_json::{Value, json};
+
+/// Why the model gave no usable answer: a short, stable reason and the detail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoAnswer {
+    /// `timeout`, `unreachable`, `http_error`, `invalid_json`, ...
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+impl NoAnswer {
+    pub fn new(reason: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Asks the model; its answer as JSON.
+pub fn ask(m: &MediatorConfig, system: &str, user: &str, schema: &Value) -> Result<Value, NoAnswer> {
+    let http: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(m.timeout.0))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let messages = json!([{"role": "system", "content": system}, {"role": "user", "content": user}]);
+    let base = m.url.trim_end_matches('/');
+    let (url, body) = match m.kind {
+        MediatorKind::Openai => (
+            format!("{base}/chat/completions"),
+            json!({
+                "model": m.model,
+                "messages": messages,
+                "temperature": 0,
+                "stream": false,
+                "response_format": {"type": "json_schema", "json_schema": {"name": "task", "strict": true, "schema": schema}},
+            }),
+        ),
+        MediatorKind::Ollama => (
+            format!("{base}/api/chat"),
+            json!({"model": m.model, "messages": messages, "stream": false, "format": schema, "options": {"temperature": 0}}),
+        ),
+    };
+    let mut req = http.post(&url).header("content-type", "application/json");
+    if let Some(key) = m.api_key_env.as_ref().and_then(|v| std::env::var(v).ok()) {
+        req = req.header("authorization", format!("Bearer {key}"));
+    }
+    let resp = req.send_json(&body).map_err(|e| match e {
+        ureq::Error::Timeout(_) => NoAnswer::new("timeout", format!("no answer within {}", m.timeout)),
+        other => NoAnswer::new("unreachable", other.to_string()),
+    })?;
+    let status = resp.status().as_u16();
+    let v: Value = match resp.into_body().read_json() {
+        Ok(v) => v,
+        Err(ureq::Error::Timeout(_)) => {
+            return Err(NoAnswer::new("timeout", format!("no answer within {}", m.timeout)));
+        }
+        Err(e) => return Err(NoAnswer::new("http_error", format!("HTTP {status}, unreadable: {e}"))),
+    };
+    if !(200..300).contains(&status) {
+        let why = v["error"]["message"]
+            .as_str()
+            .or(v["error"].as_str())
+            .unwrap_or("no message");
+        return Err(NoAnswer::new("http_error", format!("HTTP {status}: {why}")));
+    }
+    let content = match m.kind {
+        MediatorKind::Openai => v["choices"][0]["message"]["content"].as_str(),
+        MediatorKind::Ollama => v["message"]["content"].as_str(),
+    };
+    let Some(content) = content else {
+        return Err(NoAnswer::new("invalid_answer", "the answer has no message content"));
+    };
+    serde_json::from_str(content.trim()).map_err(|e| NoAnswer::new("invalid_json", format!("not JSON: {e}")))
+}
+
+/// Is the model there? `doctor`'s check: a tiny request that must answer JSON.
+pub fn probe(m: &MediatorConfig) -> Result<(), NoAnswer> {
+    let schema = json!({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"], "additionalProperties": false});
+    let v = ask(m, "Answer with JSON only.", "Reply {\"ok\": true}.", &schema)?;
+    if v.is_object() {
+        Ok(())
+    } else {
+        Err(NoAnswer::new("invalid_json", "the answer is JSON but not an object"))
+    }
+}

@@ -1,0 +1,263 @@
+//! The mediator against fake model servers on 127.0.0.1 (OpenAI-compatible
+//! and Ollama): a good proposal is used; every way an answer can be bad,
+//! slow or missing leaves the parser's plan, and the task still runs.
+
+use crate::common::fake_http::{FakeHttp, Request};
+use crate::common::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// The note a request carries (the user message).
+fn note(r: &Request) -> String {
+    r.json()["messages"][1]["content"].as_str().unwrap_or("").to_string()
+}
+
+/// The proposal for a note: chosen by a word in it.
+fn proposal(note: &str, outside: &str) -> Result<Value, (u16, Value)> {
+    let good = json!({
+        "title": "Fix the login bug",
+        "prompt": "Fix the login bug: users with a plus sign in their email cannot log in.",
+        "role": "fix",
+        "workdir": null,
+        "steps": ["Find where emails are parsed", "Fix it and add a test"],
+        "success_criteria": ["an email with + logs in", "the tests pass"],
+    });
+    if note.contains("GOOD") {
+        return Ok(good);
+    }
+    if note.starts_with("Reply {") {
+        // doctor's probe
+        return Ok(json!({"ok": true}));
+    }
+    if note.contains("OUTSIDE") {
+        let mut p = good;
+        p["workdir"] = json!(outside);
+        return Ok(p);
+    }
+    if note.contains("TOOLS") {
+        let mut p = good;
+        p["allowed_tools"] = json!(["Bash"]);
+        return Ok(p);
+    }
+    if note.contains("SCHEMA") {
+        return Ok(json!({"title": "no prompt here"}));
+    }
+    if note.contains("ROLE") {
+        let mut p = good;
+        p["role"] = json!("root-admin");
+        return Ok(p);
+    }
+    if note.contains("SERVER") {
+        return Err((500, json!({"error": {"message": "model crashed"}})));
+    }
+    if note.contains("SLOW") {
+        std::thread::sleep(Duration::from_secs(3));
+        return Ok(good);
+    }
+    Ok(Value::String("not json at all".into()))
+}
+
+/// An OpenAI-compatible server answering `proposal`.
+fn openai_server(outside: String) -> FakeHttp {
+    FakeHttp::start(move |r| {
+        let content = match proposal(&note(r), &outside) {
+            Ok(Value::String(s)) => s,
+            Ok(v) => v.to_string(),
+            Err(e) => return e,
+        };
+        (
+            200,
+            json!({"choices": [{"message": {"role": "assistant", "content": content}}]}),
+        )
+    })
+}
+
+fn config(kind: &str, url: &str) -> String {
+    base_config() + &format!("mediator:\n  kind: {kind}\n  url: {url}\n  model: tiny\n  timeout: 1s\n")
+}
+
+fn plan_of(home: &TestHome, file: &str) -> Value {
+    let r = home.result_of(file);
+    let dir = home.task_dir(r["id"].as_str().unwrap());
+    serde_json::from_slice(&std::fs::read(dir.join("plan.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_good_proposal_structures_a_loose_note_and_the_task_runs_with_it() {
+    let server = openai_server(String::new());
+    let home = TestHome::with_config(&config("openai", &format!("{}/v1", server.url())));
+    home.drop_task("note.txt", "GOOD: login broken for emails with a plus sign, pls fix");
+    home.drop_task("structured.yaml", "prompt: GOOD but structured\n");
+    assert!(home.run_once().status.success());
+
+    let plan = plan_of(&home, "note.txt");
+    assert_eq!(plan["parsed_by"], "mediator", "{plan}");
+    assert_eq!(plan["mediation"]["used"], true);
+    assert_eq!(plan["title"], "Fix the login bug");
+    assert_eq!(plan["role"], "fix");
+    assert_eq!(plan["steps"].as_array().unwrap().len(), 2);
+    let prompt = plan["prompt"].as_str().unwrap();
+    assert!(
+        prompt.contains("Fix the login bug: users"),
+        "the model's prompt, after the role's prefix: {prompt}"
+    );
+    assert!(
+        prompt.contains("login broken for emails with a plus sign, pls fix"),
+        "the note is kept: {prompt}"
+    );
+    let result = home.result_of("note.txt");
+    assert_eq!(result["status"], "succeeded", "{result}");
+    assert_eq!(result["validation"]["success_criteria"][0], "an email with + logs in");
+    assert_eq!(result["mediation"]["used"], true);
+    let events = home.events_of("task_mediated");
+    assert_eq!(events.len(), 1, "a structured file is not mediated with when: loose");
+    assert_eq!(events[0]["model"], "tiny");
+
+    let req = &server.requests()[0];
+    assert_eq!(req.path, "/v1/chat/completions");
+    let body = req.json();
+    assert_eq!(body["model"], "tiny");
+    assert_eq!(body["response_format"]["type"], "json_schema");
+    assert_eq!(plan_of(&home, "structured.yaml")["parsed_by"], "parser");
+}
+
+#[test]
+fn ollama_native_gets_the_schema_as_format() {
+    let server = FakeHttp::start(|r| {
+        let p = proposal(&note(r), "").unwrap();
+        (
+            200,
+            json!({"message": {"role": "assistant", "content": p.to_string()}, "done": true}),
+        )
+    });
+    let home = TestHome::with_config(&config("ollama", &server.url()));
+    home.drop_task("note.md", "GOOD: fix the login");
+    assert!(home.run_once().status.success());
+    assert_eq!(plan_of(&home, "note.md")["parsed_by"], "mediator");
+    let req = &server.requests()[0];
+    assert_eq!(req.path, "/api/chat");
+    assert_eq!(req.json()["format"]["required"][0], "title");
+    assert_eq!(req.json()["stream"], false);
+}
+
+#[test]
+fn every_bad_answer_falls_back_to_the_parser_and_the_task_still_runs() {
+    let outside = tempfile::tempdir().unwrap();
+    let server = openai_server(outside.path().display().to_string());
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let home = TestHome::with_config(&config("openai", &format!("{}/v1", server.url())));
+    let cases = [
+        ("json.txt", "JSONLESS note", "invalid_json"),
+        ("schema.txt", "SCHEMA note", "schema_violation"),
+        ("outside.txt", "OUTSIDE note", "rejected_by_checks"),
+        ("tools.txt", "TOOLS note", "forbidden_field"),
+        ("role.txt", "ROLE note", "rejected_by_checks"),
+        ("server.txt", "SERVER note", "http_error"),
+        ("slow.txt", "SLOW note", "timeout"),
+    ];
+    for (file, text, _) in cases {
+        home.drop_task(file, text);
+    }
+    assert!(
+        home.run_once().status.success(),
+        "every task ran with the parser's plan"
+    );
+    for (file, text, reason) in cases {
+        let plan = plan_of(&home, file);
+        assert_eq!(plan["parsed_by"], "parser", "{file}");
+        assert_eq!(plan["mediation"]["used"], false, "{file}");
+        assert_eq!(plan["mediation"]["reason"], reason, "{file}: {plan}");
+        assert_eq!(plan["prompt"], text, "{file}: the note as written");
+        assert!(
+            plan["allowed_tools"].as_array().unwrap().iter().all(|t| t != "Bash"),
+            "{file}"
+        );
+        assert_ne!(plan["workdir"].as_str(), Some(outside.path().to_str().unwrap()));
+    }
+    let stats = home.cli_json(&["stats"]);
+    assert_eq!(stats["mediation"]["rejected_by_checks"], 2, "{stats}");
+    assert_eq!(stats["mediation"]["timeout"], 1);
+
+    // A server that is not there: the same.
+    std::fs::write(
+        home.path.join("orchestrator.yaml"),
+        config("openai", &format!("http://127.0.0.1:{closed}/v1")),
+    )
+    .unwrap();
+    home.drop_task("away.txt", "GOOD note");
+    assert!(home.run_once().status.success());
+    assert_eq!(plan_of(&home, "away.txt")["mediation"]["reason"], "unreachable");
+}
+
+#[test]
+fn plan_shows_the_mediated_plan_and_doctor_checks_the_model() {
+    let server = openai_server(String::new());
+    let home = TestHome::with_config(&config("openai", &format!("{}/v1", server.url())));
+    let file = home.path.join("idea.txt");
+    std::fs::write(&file, "GOOD: the login").unwrap();
+    let out = home.cli(&["plan", file.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(text.contains("planned:   by the mediator (tiny"), "{text}");
+    assert!(text.contains("step 1:    Find where emails are parsed"), "{text}");
+    assert!(text.contains("criterion: the tests pass"), "{text}");
+    let json = home.cli_json(&["plan", file.to_str().unwrap()]);
+    assert_eq!(json["plan"]["parsed_by"], "mediator");
+
+    let doctor = home.cli_json(&["doctor"]);
+    let check = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "mediator")
+        .cloned()
+        .unwrap();
+    assert_eq!(check["ok"], true, "{check}");
+    drop(server);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        home.path.join("orchestrator.yaml"),
+        config("openai", &format!("http://127.0.0.1:{closed}/v1")),
+    )
+    .unwrap();
+    let doctor = home.cli_json(&["doctor"]);
+    let check = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "mediator")
+        .cloned()
+        .unwrap();
+    assert_eq!(check["ok"], false);
+    assert_eq!(check["level"], "warn", "tasks still run without it");
+    assert!(check["fix"].as_str().unwrap().contains("fall back"), "{check}");
+}
+
+#[test]
+fn a_bad_mediator_section_says_what_to_fix() {
+    for (yaml, part) in [
+        ("mediator:\n  url: localhost:11434\n  model: m\n", "mediator.url"),
+        ("mediator:\n  url: http://127.0.0.1:1/v1\n", "mediator.model"),
+        (
+            "mediator:\n  url: http://127.0.0.1:1/v1\n  model: m\n  kind: gpt\n",
+            "gpt",
+        ),
+        (
+            "mediator:\n  url: http://127.0.0.1:1/v1\n  model: m\n  temperature: 1\n",
+            "temperature",
+        ),
+    ] {
+        let home = TestHome::with_config(&(base_config() + yaml));
+        let out = home.cli(&["config"]);
+        assert_eq!(out.status.code(), Some(2), "{yaml}");
+        assert!(stderr(&out).contains(part), "{yaml}: {}", stderr(&out));
+    }
+}
