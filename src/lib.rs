@@ -26,6 +26,7 @@ pub(crate) mod changes;
 pub(crate) mod claim;
 pub mod cli;
 pub mod config;
+pub(crate) mod context;
 pub(crate) mod daemon;
 pub(crate) mod duration;
 pub(crate) mod events;

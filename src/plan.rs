@@ -71,6 +71,9 @@ pub struct Plan {
     /// The mediator's part, when it saw the task: used, or why not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mediation: Option<crate::vocab::Mediation>,
+    /// The digest of earlier tasks put before the prompt, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<crate::context::ContextUsed>,
 }
 
 impl Plan {
@@ -92,6 +95,14 @@ pub struct Invocation {
 }
 
 impl Plan {
+    /// The prompt with the digest of earlier tasks before it, if any.
+    pub fn full_prompt(&self) -> String {
+        match &self.context {
+            Some(c) => crate::context::with_prompt(&c.text, &self.prompt),
+            None => self.prompt.clone(),
+        }
+    }
+
     /// Steps to run: the plan's steps, or one (the prompt).
     pub fn step_count(&self) -> u32 {
         self.steps.len().max(1) as u32
@@ -129,7 +140,7 @@ impl Plan {
         Invocation {
             program: self.program.clone(),
             args,
-            stdin: agent.stdin(&self.prompt, step, session.is_some()),
+            stdin: agent.stdin(&self.full_prompt(), step, session.is_some()),
         }
     }
 }
@@ -219,6 +230,7 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         role: spec.role.clone(),
         success_criteria: spec.success_criteria.clone(),
         mediation: None,
+        context: None,
     }
 }
 

@@ -88,6 +88,7 @@ pub fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
         }
         mediation = Some(record);
     }
+    let context = crate::context::gather(&home, config.context_budget, &spec);
     let mut plan = crate::plan::build(
         &spec,
         &config,
@@ -104,6 +105,7 @@ pub fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
         }
         plan.mediation = Some(m);
     }
+    plan.context = context;
     let program = which::which(&plan.program).map(|p| p.display().to_string()).ok();
     let mut warnings = Vec::new();
     if !plan.tools_dropped.is_empty() {
@@ -131,6 +133,18 @@ pub fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
             m.detail.as_deref().unwrap_or("")
         ),
         None => {}
+    }
+    if let Some(c) = &plan.context {
+        println!(
+            "context:   {} characters from {}{}",
+            c.chars,
+            c.from.join(", "),
+            if c.cut > 0 {
+                format!(" ({} cut to fit context_budget)", c.cut)
+            } else {
+                String::new()
+            }
+        );
     }
     for (i, step) in plan.steps.iter().enumerate() {
         println!("step {}:    {step}", i + 1);

@@ -138,6 +138,9 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// A language model that structures loose task files (off by default).
     pub mediator: Option<MediatorConfig>,
+    /// Characters of earlier tasks' digest put before a follow-up's prompt
+    /// (about four a token; 0: none).
+    pub context_budget: usize,
 }
 
 impl Default for Config {
@@ -168,6 +171,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             notify: NotifyConfig::default(),
             mediator: None,
+            context_budget: 8000,
         }
     }
 }

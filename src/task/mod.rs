@@ -54,6 +54,8 @@ pub struct TaskSpec {
     /// A file without structure (a `.txt`, Markdown without front matter):
     /// what a mediator with `when: loose` structures.
     pub loose: bool,
+    /// Earlier tasks whose digest goes before the prompt (`context_from:`).
+    pub context_from: Vec<String>,
 }
 
 /// Parses a task file and places it: its workdir resolved and confined to the

@@ -151,9 +151,11 @@ struct Fields {
     session: Option<String>,
     /// The first step to run (set by `resume`).
     start_step: Option<i64>,
+    /// Earlier tasks whose digest goes before the prompt.
+    context_from: Option<Vec<String>>,
 }
 
-const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, max_tool_calls, timeout, retries, priority, budget_usd, mode, isolation, command, steps, role, parent_task_id, turn_of, prompt, session, start_step";
+const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, max_tool_calls, timeout, retries, priority, budget_usd, mode, isolation, command, steps, role, parent_task_id, turn_of, prompt, session, start_step, context_from";
 
 /// Parses the bytes of the task file named `file_name`.
 pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec, Rejection> {
@@ -541,6 +543,21 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
             "list tool names such as Read, Edit, \"Bash(cargo test:*)\"",
         ));
     }
+    let context_from = f.context_from.clone().unwrap_or_default();
+    if context_from.len() > 10 {
+        return Err(invalid(
+            "context_from",
+            format!("{} tasks", context_from.len()),
+            "name at most 10 earlier tasks",
+        ));
+    }
+    if let Some(bad) = context_from.iter().find(|id| !crate::ids::is_well_formed(id)) {
+        return Err(invalid(
+            "context_from",
+            format!("`{bad}` is not a task id"),
+            "list ids of earlier tasks, as printed by `orchestrator submit`",
+        ));
+    }
     for (name, value) in [("parent_task_id", &f.parent_task_id), ("turn_of", &f.turn_of)] {
         if let Some(v) = value
             && !crate::ids::is_well_formed(v)
@@ -596,6 +613,7 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         role,
         success_criteria: Vec::new(),
         loose: false,
+        context_from,
         prompt,
         prompt_truncated,
         agent,

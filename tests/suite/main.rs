@@ -12,6 +12,8 @@ mod changes;
 mod cli;
 mod cline;
 #[cfg(unix)]
+mod context;
+#[cfg(unix)]
 mod crash;
 mod fakes_match_recordings;
 #[cfg(unix)]

@@ -281,6 +281,7 @@ impl Runner {
             self.emit(Event::TaskMediated(record.clone()));
             mediation = Some(record);
         }
+        let context = crate::context::gather(&self.shared.home, cfg.context_budget, &spec);
         let mut plan = plan::build(
             &spec,
             &cfg,
@@ -297,6 +298,7 @@ impl Runner {
             }
             plan.mediation = Some(m);
         }
+        plan.context = context;
         // The title (by default the prompt's first line) goes to index.json,
         // result.json and every listing: a key in the prompt must not.
         if let std::borrow::Cow::Owned(t) = self.redactor.redact(&plan.title) {
