@@ -109,6 +109,24 @@ pub struct ContextUsed {
     pub cut: usize,
     /// The digest itself, put before the prompt on the agent's stdin.
     pub text: String,
+    /// The mediator condensed it (else it is the deterministic digest).
+    #[serde(default)]
+    pub condensed: bool,
+}
+
+impl ContextUsed {
+    /// With the mediator on, the digest in the model's fewer words (blocks up
+    /// to its timeout); unchanged if it has none.
+    pub fn condense(mut self, config: &crate::config::Config) -> Self {
+        if crate::mediator::enabled(config)
+            && let Some(short) = crate::mediator::condense(config, &self.text, config.context_budget)
+        {
+            self.chars = short.chars().count();
+            self.text = short;
+            self.condensed = true;
+        }
+        self
+    }
 }
 
 /// The digest of the task's parent and its `context_from` tasks, to go
@@ -130,6 +148,7 @@ pub fn gather(home: &Home, budget: usize, spec: &crate::task::TaskSpec) -> Optio
         chars: d.text.chars().count(),
         cut: d.cut,
         text: d.text,
+        condensed: false,
     })
 }
 

@@ -88,7 +88,7 @@ pub fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
         }
         mediation = Some(record);
     }
-    let context = crate::context::gather(&home, config.context_budget, &spec);
+    let context = crate::context::gather(&home, config.context_budget, &spec).map(|c| c.condense(&config));
     let mut plan = crate::plan::build(
         &spec,
         &config,
@@ -136,9 +136,10 @@ pub fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
     }
     if let Some(c) = &plan.context {
         println!(
-            "context:   {} characters from {}{}",
+            "context:   {} characters from {}{}{}",
             c.chars,
             c.from.join(", "),
+            if c.condensed { ", condensed by the mediator" } else { "" },
             if c.cut > 0 {
                 format!(" ({} cut to fit context_budget)", c.cut)
             } else {

@@ -24,8 +24,39 @@ impl NoAnswer {
     }
 }
 
-/// Asks the model; its answer as JSON.
+/// A model that did not answer (unreachable, timed out, a server error) is not
+/// asked again for this long: each task would wait out the timeout again.
+const REST: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// When the model last failed to answer, and why.
+static DOWN: std::sync::Mutex<Option<(std::time::Instant, String)>> = std::sync::Mutex::new(None);
+
+/// Asks the model; its answer as JSON. After a failure to answer, the next
+/// minute's questions get `unavailable` at once.
 pub fn ask(m: &MediatorConfig, system: &str, user: &str, schema: &Value) -> Result<Value, NoAnswer> {
+    if let Some((at, why)) = DOWN.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+        && at.elapsed() < REST
+    {
+        return Err(NoAnswer::new(
+            "unavailable",
+            format!(
+                "the model failed to answer {} s ago ({why}); asked again after a minute",
+                at.elapsed().as_secs()
+            ),
+        ));
+    }
+    let answer = ask_now(m, system, user, schema);
+    let mut down = DOWN.lock().unwrap_or_else(|e| e.into_inner());
+    match &answer {
+        Err(e) if matches!(e.reason, "timeout" | "unreachable" | "http_error") => {
+            *down = Some((std::time::Instant::now(), format!("{}: {}", e.reason, e.detail)));
+        }
+        _ => *down = None,
+    }
+    answer
+}
+
+fn ask_now(m: &MediatorConfig, system: &str, user: &str, schema: &Value) -> Result<Value, NoAnswer> {
     let http: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(m.timeout.0))
         .http_status_as_error(false)

@@ -29,6 +29,88 @@ pub fn applies(config: &Config, spec: &TaskSpec) -> bool {
     }
 }
 
+/// Asks the model for one text field (`key`) of at most `max` characters.
+fn ask_text(config: &Config, system: &str, user: &str, key: &str, max: usize) -> Result<String, client::NoAnswer> {
+    let m = config
+        .mediator
+        .as_ref()
+        .ok_or_else(|| client::NoAnswer::new("off", "no mediator"))?;
+    let schema = json!({"type": "object", "properties": {key: {"type": "string"}}, "required": [key], "additionalProperties": false});
+    let v = client::ask(m, system, user, &schema)?;
+    match v[key].as_str().map(str::trim) {
+        Some(t) if !t.is_empty() && t.chars().count() <= max => Ok(t.to_string()),
+        Some(t) if !t.is_empty() => Err(client::NoAnswer::new(
+            "schema_violation",
+            format!("{key} is longer than {max} characters"),
+        )),
+        _ => Err(client::NoAnswer::new(
+            "schema_violation",
+            format!("the answer has no {key}"),
+        )),
+    }
+}
+
+/// Is the mediator on (for summaries and context)?
+pub fn enabled(config: &Config) -> bool {
+    config.mediator.as_ref().is_some_and(|m| m.when != MediateWhen::Never)
+}
+
+/// A short summary of a finished task, in the model's words, or `None`.
+pub fn summarize(config: &Config, r: &crate::store::record::ResultRecord) -> Option<String> {
+    let mut facts = format!(
+        "Task: {}
+Status: {}
+",
+        r.title,
+        r.status.name()
+    );
+    if let Some(e) = &r.error {
+        facts.push_str(&format!(
+            "Error: {}: {}
+",
+            e.kind, e.message
+        ));
+    }
+    if !r.files_changed.is_empty() {
+        facts.push_str(&format!(
+            "Files changed: {}
+",
+            r.files_changed.join(", ")
+        ));
+    }
+    let answer: String = r.output.chars().take(4000).collect();
+    facts.push_str(&format!(
+        "The agent's answer:
+{answer}"
+    ));
+    ask_text(
+        config,
+        "You summarize what an AI coding agent did, for the person who asked. Answer with JSON {\"summary\": \"...\"}: at most three plain sentences, no Markdown, nothing that is not in the facts.",
+        &facts,
+        "summary",
+        600,
+    )
+    .map_err(|e| tracing::info!(reason = e.reason, detail = %e.detail, "the mediator wrote no summary; the summary stands without it"))
+    .ok()
+}
+
+/// The digest of earlier tasks condensed by the model to half the budget,
+/// or `None` (then the deterministic digest stands).
+pub fn condense(config: &Config, digest: &str, budget: usize) -> Option<String> {
+    let max = (budget / 2).max(200);
+    ask_text(
+        config,
+        &format!(
+            "You condense notes about earlier tasks for an AI coding agent that continues the work. Answer with JSON {{\"digest\": \"...\"}}: at most {max} characters, keeping task ids, errors, file names and decisions; invent nothing."
+        ),
+        digest,
+        "digest",
+        max,
+    )
+    .map_err(|e| tracing::info!(reason = e.reason, detail = %e.detail, "the mediator did not condense the context; the digest stands"))
+    .ok()
+}
+
 /// What the model may propose, and nothing else.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

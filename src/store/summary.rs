@@ -3,6 +3,13 @@
 use super::record::ResultRecord;
 use std::fmt::Write;
 
+/// `summary` with `lead` (the mediator's few sentences) as a quote under its title.
+pub fn with_lead(summary: &str, lead: &str) -> String {
+    let (title, rest) = summary.split_once("\n\n").unwrap_or((summary, ""));
+    let quoted: Vec<String> = lead.lines().map(|l| format!("> {l}")).collect();
+    format!("{title}\n\n{}\n\n{rest}", quoted.join("\n"))
+}
+
 pub fn render(r: &ResultRecord) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# {}\n", r.title);

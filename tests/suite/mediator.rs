@@ -60,6 +60,21 @@ fn proposal(note: &str, outside: &str) -> Result<Value, (u16, Value)> {
 /// An OpenAI-compatible server answering `proposal`.
 fn openai_server(outside: String) -> FakeHttp {
     FakeHttp::start(move |r| {
+        let props = r.json()["response_format"]["json_schema"]["schema"]["properties"].clone();
+        if props.get("summary").is_some() {
+            let content = json!({"summary": "The agent looked at the login and reported back."}).to_string();
+            return (
+                200,
+                json!({"choices": [{"message": {"role": "assistant", "content": content}}]}),
+            );
+        }
+        if props.get("digest").is_some() {
+            let content = json!({"digest": "CONDENSED: the first try failed."}).to_string();
+            return (
+                200,
+                json!({"choices": [{"message": {"role": "assistant", "content": content}}]}),
+            );
+        }
         let content = match proposal(&note(r), &outside) {
             Ok(Value::String(s)) => s,
             Ok(v) => v.to_string(),
@@ -113,12 +128,39 @@ fn a_good_proposal_structures_a_loose_note_and_the_task_runs_with_it() {
     assert_eq!(events.len(), 1, "a structured file is not mediated with when: loose");
     assert_eq!(events[0]["model"], "tiny");
 
+    // The summary opens with the model's words.
+    let id = result["id"].as_str().unwrap();
+    let summary = std::fs::read_to_string(home.path.join("summaries").join(format!("{id}.md"))).unwrap();
+    assert!(
+        summary.starts_with("# Fix the login bug\n\n> The agent looked at the login and reported back.\n"),
+        "{summary}"
+    );
+
     let req = &server.requests()[0];
     assert_eq!(req.path, "/v1/chat/completions");
     let body = req.json();
     assert_eq!(body["model"], "tiny");
     assert_eq!(body["response_format"]["type"], "json_schema");
     assert_eq!(plan_of(&home, "structured.yaml")["parsed_by"], "parser");
+}
+
+#[test]
+fn with_the_mediator_on_a_follow_ups_context_is_condensed() {
+    let server = openai_server(String::new());
+    let home = TestHome::with_config(&config("openai", &format!("{}/v1", server.url())));
+    home.drop_task("first.yaml", "agent: command\ncommand: 'echo tried; exit 3'\n");
+    home.run_once();
+    let first = home.result_of("first.yaml")["id"].as_str().unwrap().to_string();
+    home.drop_task(
+        "next.yaml",
+        format!("agent: command\ncommand: cat\ncontext_from: [{first}]\nprompt: go on\n"),
+    );
+    home.run_once();
+    let next = home.result_of("next.yaml");
+    let stdin = next["output"].as_str().unwrap();
+    assert!(stdin.contains("CONDENSED: the first try failed."), "{stdin}");
+    let plan = plan_of(&home, "next.yaml");
+    assert_eq!(plan["context"]["condensed"], true);
 }
 
 #[test]
@@ -144,30 +186,9 @@ fn ollama_native_gets_the_schema_as_format() {
 fn every_bad_answer_falls_back_to_the_parser_and_the_task_still_runs() {
     let outside = tempfile::tempdir().unwrap();
     let server = openai_server(outside.path().display().to_string());
-    // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let home = TestHome::with_config(&config("openai", &format!("{}/v1", server.url())));
-    let cases = [
-        ("json.txt", "JSONLESS note", "invalid_json"),
-        ("schema.txt", "SCHEMA note", "schema_violation"),
-        ("outside.txt", "OUTSIDE note", "rejected_by_checks"),
-        ("tools.txt", "TOOLS note", "forbidden_field"),
-        ("role.txt", "ROLE note", "rejected_by_checks"),
-        ("server.txt", "SERVER note", "http_error"),
-        ("slow.txt", "SLOW note", "timeout"),
-    ];
-    for (file, text, _) in cases {
-        home.drop_task(file, text);
-    }
-    assert!(
-        home.run_once().status.success(),
-        "every task ran with the parser's plan"
-    );
-    for (file, text, reason) in cases {
+    let url = format!("{}/v1", server.url());
+    let home = TestHome::with_config(&config("openai", &url));
+    let check = |file: &str, text: &str, reason: &str| {
         let plan = plan_of(&home, file);
         assert_eq!(plan["parsed_by"], "parser", "{file}");
         assert_eq!(plan["mediation"]["used"], false, "{file}");
@@ -178,12 +199,54 @@ fn every_bad_answer_falls_back_to_the_parser_and_the_task_still_runs() {
             "{file}"
         );
         assert_ne!(plan["workdir"].as_str(), Some(outside.path().to_str().unwrap()));
+        assert_eq!(
+            home.result_of(file)["status"],
+            "succeeded",
+            "{file}: it ran all the same"
+        );
+    };
+    // Answers that come, and are wrong.
+    let wrong = [
+        ("json.txt", "JSONLESS note", "invalid_json"),
+        ("schema.txt", "SCHEMA note", "schema_violation"),
+        ("outside.txt", "OUTSIDE note", "rejected_by_checks"),
+        ("tools.txt", "TOOLS note", "forbidden_field"),
+        ("role.txt", "ROLE note", "rejected_by_checks"),
+    ];
+    for (file, text, _) in wrong {
+        home.drop_task(file, text);
+    }
+    assert!(
+        home.run_once().status.success(),
+        "every task ran with the parser's plan"
+    );
+    for (file, text, reason) in wrong {
+        check(file, text, reason);
     }
     let stats = home.cli_json(&["stats"]);
     assert_eq!(stats["mediation"]["rejected_by_checks"], 2, "{stats}");
-    assert_eq!(stats["mediation"]["timeout"], 1);
 
-    // A server that is not there: the same.
+    // No answer: a server error, then a minute of rest (one task at a time).
+    std::fs::write(
+        home.path.join("orchestrator.yaml"),
+        config("openai", &url) + "max_concurrent: 1\n",
+    )
+    .unwrap();
+    home.drop_task_aged("server.txt", "SERVER note", Duration::from_secs(20));
+    home.drop_task_aged("after.txt", "GOOD note", Duration::from_secs(10));
+    assert!(home.run_once().status.success());
+    check("server.txt", "SERVER note", "http_error");
+    check("after.txt", "GOOD note", "unavailable");
+    // A model slower than the timeout (a new daemon: the rest starts over).
+    home.drop_task("slow.txt", "SLOW note");
+    assert!(home.run_once().status.success());
+    check("slow.txt", "SLOW note", "timeout");
+    // A server that is not there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     std::fs::write(
         home.path.join("orchestrator.yaml"),
         config("openai", &format!("http://127.0.0.1:{closed}/v1")),
@@ -191,7 +254,7 @@ fn every_bad_answer_falls_back_to_the_parser_and_the_task_still_runs() {
     .unwrap();
     home.drop_task("away.txt", "GOOD note");
     assert!(home.run_once().status.success());
-    assert_eq!(plan_of(&home, "away.txt")["mediation"]["reason"], "unreachable");
+    check("away.txt", "GOOD note", "unreachable");
 }
 
 #[test]

@@ -92,12 +92,22 @@ impl Runner {
             mediation: plan.and_then(|p| p.mediation.clone()),
         };
         self.undo_tampering();
+        // With the mediator on, the summary opens with the model's words
+        // (within its timeout; without them if it has none).
+        let mut text = summary::render(&record);
+        if crate::mediator::enabled(&self.config) {
+            let (config, r) = (self.config.clone(), record.clone());
+            if let Ok(Some(words)) = tokio::task::spawn_blocking(move || crate::mediator::summarize(&config, &r)).await
+            {
+                text = summary::with_lead(&text, &words);
+            }
+        }
         let home = &self.shared.home;
         // Staged in the task's folder: see write_atomic_staged.
         if let Err(e) = crate::store::atomic::write_atomic_staged(
             &self.claimed.dir.dir,
             &home.summary_file(self.id()),
-            crate::redact::escape_controls(&self.redactor.redact(&summary::render(&record))).as_bytes(),
+            crate::redact::escape_controls(&self.redactor.redact(&text)).as_bytes(),
         ) {
             tracing::error!(task = self.id(), error = %e, "could not write the summary");
         }

@@ -281,7 +281,11 @@ impl Runner {
             self.emit(Event::TaskMediated(record.clone()));
             mediation = Some(record);
         }
-        let context = crate::context::gather(&self.shared.home, cfg.context_budget, &spec);
+        let mut context = crate::context::gather(&self.shared.home, cfg.context_budget, &spec);
+        if let Some(c) = context.take() {
+            let config = cfg.clone();
+            context = tokio::task::spawn_blocking(move || c.condense(&config)).await.ok();
+        }
         let mut plan = plan::build(
             &spec,
             &cfg,
