@@ -133,7 +133,9 @@ const MAX_ITEM: usize = 2000;
 
 /// The answer's JSON schema.
 pub fn schema() -> Value {
-    let list = json!({"type": "array", "items": {"type": "string"}, "maxItems": MAX_LIST});
+    // No maxItems: grammar-constrained servers (llama.cpp) expand it into a
+    // grammar that makes sampling crawl; the length is checked on the answer.
+    let list = json!({"type": "array", "items": {"type": "string"}});
     json!({
         "type": "object",
         "properties": {

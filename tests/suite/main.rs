@@ -28,6 +28,8 @@ mod pipeline;
 mod properties;
 mod real_claude;
 mod real_cline;
+#[cfg(unix)]
+mod real_model;
 mod recordings;
 #[cfg(unix)]
 mod retention;
