@@ -58,6 +58,16 @@ impl Default for MediatorConfig {
 }
 
 impl MediatorConfig {
+    /// The API key it sends (`(name, value)`), for the redactor: the variable
+    /// may have any name.
+    pub fn secrets(&self) -> Vec<(String, String)> {
+        self.api_key_env
+            .as_ref()
+            .and_then(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
+            .into_iter()
+            .collect()
+    }
+
     /// What is wrong with it, if anything.
     pub fn problem(&self) -> Option<String> {
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {

@@ -217,7 +217,8 @@ impl Daemon {
             self.shared
                 .redactor()
                 .and(new.agents.values().flat_map(|a| a.env.clone()))
-                .and(new.notify.secrets()),
+                .and(new.notify.secrets())
+                .and(new.mediator.iter().flat_map(|m| m.secrets())),
         );
         self.shared.events.set_redactor(redactor.clone());
         *self.shared.redactor.write().unwrap_or_else(|e| e.into_inner()) = redactor;

@@ -80,22 +80,14 @@ fn ask_now(m: &MediatorConfig, system: &str, user: &str, schema: &Value) -> Resu
             json!({"model": m.model, "messages": messages, "stream": false, "format": schema, "options": {"temperature": 0}}),
         ),
     };
-    let mut req = http.post(&url).header("content-type", "application/json");
-    if let Some(key) = m.api_key_env.as_ref().and_then(|v| std::env::var(v).ok()) {
-        req = req.header("authorization", format!("Bearer {key}"));
+    let (mut status, mut v) = post(&http, m, &url, &body)?;
+    if m.kind == MediatorKind::Openai && matches!(status, 400 | 422) {
+        // A server without JSON schemas (older vLLM, some hosted APIs): JSON
+        // mode, the keys being in the instructions; the answer is checked anyway.
+        let mut plain = body.clone();
+        plain["response_format"] = json!({"type": "json_object"});
+        (status, v) = post(&http, m, &url, &plain)?;
     }
-    let resp = req.send_json(&body).map_err(|e| match e {
-        ureq::Error::Timeout(_) => NoAnswer::new("timeout", format!("no answer within {}", m.timeout)),
-        other => NoAnswer::new("unreachable", other.to_string()),
-    })?;
-    let status = resp.status().as_u16();
-    let v: Value = match resp.into_body().read_json() {
-        Ok(v) => v,
-        Err(ureq::Error::Timeout(_)) => {
-            return Err(NoAnswer::new("timeout", format!("no answer within {}", m.timeout)));
-        }
-        Err(e) => return Err(NoAnswer::new("http_error", format!("HTTP {status}, unreadable: {e}"))),
-    };
     if !(200..300).contains(&status) {
         let why = v["error"]["message"]
             .as_str()
@@ -111,6 +103,24 @@ fn ask_now(m: &MediatorConfig, system: &str, user: &str, schema: &Value) -> Resu
         return Err(NoAnswer::new("invalid_answer", "the answer has no message content"));
     };
     serde_json::from_str(content.trim()).map_err(|e| NoAnswer::new("invalid_json", format!("not JSON: {e}")))
+}
+
+/// One POST; the status and the JSON answer.
+fn post(http: &ureq::Agent, m: &MediatorConfig, url: &str, body: &Value) -> Result<(u16, Value), NoAnswer> {
+    let mut req = http.post(url).header("content-type", "application/json");
+    if let Some(key) = m.api_key_env.as_ref().and_then(|v| std::env::var(v).ok()) {
+        req = req.header("authorization", format!("Bearer {key}"));
+    }
+    let resp = req.send_json(body).map_err(|e| match e {
+        ureq::Error::Timeout(_) => NoAnswer::new("timeout", format!("no answer within {}", m.timeout)),
+        other => NoAnswer::new("unreachable", other.to_string()),
+    })?;
+    let status = resp.status().as_u16();
+    match resp.into_body().read_json() {
+        Ok(v) => Ok((status, v)),
+        Err(ureq::Error::Timeout(_)) => Err(NoAnswer::new("timeout", format!("no answer within {}", m.timeout))),
+        Err(e) => Err(NoAnswer::new("http_error", format!("HTTP {status}, unreadable: {e}"))),
+    }
 }
 
 /// Is the model there? `doctor`'s check: a tiny request that must answer JSON.

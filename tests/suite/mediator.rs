@@ -324,3 +324,39 @@ fn a_bad_mediator_section_says_what_to_fix() {
         assert!(stderr(&out).contains(part), "{yaml}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn a_server_without_json_schemas_gets_json_mode_and_the_key_from_its_variable() {
+    let server = FakeHttp::start(|r| {
+        if r.json()["response_format"]["type"] == "json_schema" {
+            return (
+                400,
+                json!({"error": {"message": "response_format json_schema is not supported"}}),
+            );
+        }
+        let content = proposal(&note(r), "").unwrap().to_string();
+        (
+            200,
+            json!({"choices": [{"message": {"role": "assistant", "content": content}}]}),
+        )
+    });
+    let home = TestHome::with_config(
+        &(config("openai", &format!("{}/v1", server.url())) + "  api_key_env: ORCH_TEST_MEDIATOR_KEY\n"),
+    );
+    home.drop_task("note.txt", "GOOD: fix the login");
+    let out = home
+        .cmd()
+        .args(["run", "--once"])
+        .env("ORCH_TEST_MEDIATOR_KEY", "sk-test-mediator-key-0123456789")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(plan_of(&home, "note.txt")["parsed_by"], "mediator");
+    let reqs = server.requests();
+    assert_eq!(reqs[0].json()["response_format"]["type"], "json_schema");
+    assert_eq!(reqs[1].json()["response_format"]["type"], "json_object");
+    assert_eq!(
+        reqs[1].header("authorization"),
+        Some("Bearer sk-test-mediator-key-0123456789")
+    );
+}
