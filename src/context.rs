@@ -131,9 +131,16 @@ impl ContextUsed {
 
 /// The digest of the task's parent and its `context_from` tasks, to go
 /// before its prompt (the task's own prompt stays as written: a retry of
-/// it gets a fresh digest, not one inside another).
+/// it gets a fresh digest, not one inside another). A follow-up that goes on
+/// in its parent's agent session (`reply`, `resume` with a session) gets no
+/// digest of the parent: the conversation holds it already.
 pub fn gather(home: &Home, budget: usize, spec: &crate::task::TaskSpec) -> Option<ContextUsed> {
-    let mut ids: Vec<String> = spec.parent_task_id.iter().cloned().collect();
+    let mut ids: Vec<String> = spec
+        .parent_task_id
+        .iter()
+        .filter(|_| spec.session.is_none())
+        .cloned()
+        .collect();
     for id in &spec.context_from {
         if !ids.contains(id) {
             ids.push(id.clone());

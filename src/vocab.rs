@@ -148,6 +148,8 @@ pub enum ErrorKind {
     SessionNotFound,
     TaskFileChanged,
     SecurityViolation,
+    /// The task itself kills the daemon that runs it: quarantined, not run again.
+    PoisonPill,
     /// A kind this version does not know (a record written by a newer one).
     #[serde(other)]
     Unknown,
@@ -184,6 +186,7 @@ impl ErrorKind {
             ErrorKind::SessionNotFound => "session_not_found",
             ErrorKind::TaskFileChanged => "task_file_changed",
             ErrorKind::SecurityViolation => "security_violation",
+            ErrorKind::PoisonPill => "poison_pill",
             ErrorKind::Unknown => "unknown",
         }
     }
@@ -242,7 +245,12 @@ impl ErrorKind {
             }
             ErrorKind::CommandFailed => "The command exited with an error; see the answer and attempt-<n>.err.",
             ErrorKind::Cancelled => "The task was cancelled. `orchestrator retry ID` runs it again.",
-            ErrorKind::Interrupted => "The daemon stopped while the task ran; it runs again on the next start.",
+            ErrorKind::Interrupted => {
+                "The daemon stopped or died while the task ran, more often than max_interruptions allows; look for what kills it (OOM killer, a supervisor, the machine), then `orchestrator retry ID`."
+            }
+            ErrorKind::PoisonPill => {
+                "Its daemon died each time this task ran alone: the task kills the daemon (an agent that signals its parent, exhausts memory, or crashes the machine). It is quarantined; look at attempt-<n>.out/.err, fix the task, then submit it again."
+            }
             ErrorKind::InvalidTask => "The claimed task file could not be parsed; fix it and submit it again.",
             ErrorKind::ValidationFailed => {
                 "The run ended but its result failed validation (fail_on_validation is on); see validation.warnings in result.json."
@@ -293,6 +301,16 @@ impl AgentKind {
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == text)
     }
+}
+
+/// How an attempt was cut short from outside (it used none of the task's attempts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CutShort {
+    /// The daemon running it died (killed, crashed, the machine went down).
+    DaemonDied,
+    /// The daemon was stopped (Ctrl-C, SIGTERM, a service stop).
+    DaemonShutdown,
 }
 
 /// How a task file became a plan: by the mediator (a language model), or by

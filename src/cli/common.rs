@@ -221,6 +221,9 @@ mod tests {
             duration_ms: None,
             exit_code: None,
             error: None,
+            cut_short: None,
+            worker: None,
+            alone: false,
         };
         crate::store::lock::OwnerRecord {
             source_file: "a.md".into(),

@@ -62,14 +62,27 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
         if let Some(p) = &r.parent_task_id {
             println!("parent:    {p}");
         }
+        if r.interruptions > 0 {
+            println!(
+                "interrupted: {} times from outside (not counted as attempts)",
+                r.interruptions
+            );
+        }
         for a in &r.attempts {
             let err = a
                 .error
                 .as_ref()
                 .map(|e| format!("  {}: {}", e.kind, escape_controls(&e.message)))
                 .unwrap_or_default();
+            let how = match (a.cut_short, a.alone) {
+                (Some(crate::vocab::CutShort::DaemonDied), true) => "  (its daemon died; it ran alone)",
+                (Some(crate::vocab::CutShort::DaemonDied), false) => "  (its daemon died)",
+                (Some(crate::vocab::CutShort::DaemonShutdown), _) => "  (its daemon stopped)",
+                (None, true) => "  (ran alone)",
+                (None, false) => "",
+            };
             println!(
-                "attempt {}: exit {}  {}{err}",
+                "attempt {}: exit {}  {}{err}{how}",
                 a.n,
                 a.exit_code.map_or("-".into(), |c| c.to_string()),
                 a.duration_ms.map(human_ms).unwrap_or_default()

@@ -26,6 +26,8 @@ struct Running {
     worker: String,
     elapsed_ms: Option<u64>,
     attempt: u32,
+    /// Times it was cut short from outside so far.
+    interruptions: u32,
     turns: u32,
     tool_calls: u32,
     cost_usd: Option<f64>,
@@ -63,6 +65,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
                 worker: d.worker.clone(),
                 elapsed_ms: p.started_at.as_deref().and_then(ms_since),
                 attempt: p.attempt,
+                interruptions: p.attempts.iter().filter(|a| a.cut_short.is_some()).count() as u32,
                 turns: p.turns,
                 tool_calls: p.tool_calls,
                 cost_usd: p.cost_usd,
@@ -119,8 +122,12 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             Some(u) => format!("waiting until {u}"),
             None => r.last_event.clone().unwrap_or_default(),
         };
+        let interrupted = match r.interruptions {
+            0 => String::new(),
+            n => format!(" ({n} interrupted)"),
+        };
         println!(
-            "  {}  {}  {}  attempt {}  {} turns  {} tools  ${:.4}  {}",
+            "  {}  {}  {}  attempt {}{interrupted}  {} turns  {} tools  ${:.4}  {}",
             paint(&r.id, "36"),
             r.elapsed_ms.map(human_ms).unwrap_or_default(),
             r.title,

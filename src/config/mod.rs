@@ -141,6 +141,9 @@ pub struct Config {
     /// Characters of earlier tasks' digest put before a follow-up's prompt
     /// (about four a token; 0: none).
     pub context_budget: usize,
+    /// Times a task may be cut short from outside (its daemon killed or
+    /// stopped) before it fails `interrupted`; these use none of its attempts.
+    pub max_interruptions: u32,
 }
 
 impl Default for Config {
@@ -172,6 +175,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             mediator: None,
             context_budget: 8000,
+            max_interruptions: 10,
         }
     }
 }
@@ -303,6 +307,12 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         return bad(format!(
             "max_concurrent must be between 1 and 1024, not {}",
             c.max_concurrent
+        ));
+    }
+    if c.max_interruptions == 0 || c.max_interruptions > 1000 {
+        return bad(format!(
+            "max_interruptions must be between 1 and 1000, not {}",
+            c.max_interruptions
         ));
     }
     if c.retry.max_attempts == 0 || c.retry.max_attempts > 100 {

@@ -56,6 +56,8 @@ pub struct Shared {
     pub owner_only: Option<u32>,
     /// What runs the agents: real processes ([`crate::agents::supervise::Processes`]).
     pub supervisor: Arc<dyn crate::agents::supervise::Supervisor>,
+    /// When this daemon started (a suspected poison pill waits for an uptime).
+    pub started: Instant,
 }
 
 impl Shared {
@@ -291,6 +293,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
             .context("could not start the result commit thread")?,
         owner_only: homecheck::owner_only(home.root()),
         supervisor: Arc::new(crate::agents::supervise::Processes),
+        started: Instant::now(),
     });
     events.emit(
         None,

@@ -136,6 +136,7 @@ pub fn close_cut_short_run(progress: &mut ProgressRecord) -> Option<u32> {
     let told = !cut && progress.status == Some(Status::Interrupted);
     if let Some(a) = progress.attempts.last_mut().filter(|_| cut) {
         a.finished_at = Some(crate::events::now_ts());
+        a.cut_short = Some(crate::vocab::CutShort::DaemonDied);
         a.error = Some(crate::store::record::ErrorInfo {
             kind: crate::vocab::ErrorKind::Interrupted,
             message: "the daemon running this attempt died".into(),
@@ -240,6 +241,9 @@ mod tests {
             duration_ms: None,
             exit_code: None,
             error: None,
+            cut_short: None,
+            worker: None,
+            alone: false,
         }
     }
 

@@ -27,6 +27,15 @@ pub struct AttemptRecord {
     pub duration_ms: Option<u64>,
     pub exit_code: Option<i32>,
     pub error: Option<ErrorInfo>,
+    /// Cut short from outside: it does not count as one of the task's attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_short: Option<crate::vocab::CutShort>,
+    /// Which daemon ran it (`host:pid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// It ran alone in its daemon (a suspected poison pill's probation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alone: bool,
 }
 
 fn one() -> u32 {
@@ -94,6 +103,10 @@ pub struct ResultRecord {
     /// The mediator's part, when it saw the task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mediation: Option<crate::vocab::Mediation>,
+    /// Attempts cut short from outside (its daemon died or stopped): they are
+    /// in `attempts` but used none of the task's attempts.
+    #[serde(default)]
+    pub interruptions: u32,
 }
 
 /// The agent process of a running attempt, recorded so a daemon that takes the

@@ -118,10 +118,29 @@ fn when_the_watchdog_died_too_recovery_kills_the_leftover_tree() {
 }
 
 #[test]
-fn recovery_fails_a_task_whose_attempts_are_spent() {
+fn a_daemons_death_uses_no_attempt_and_interruptions_have_their_own_bound() {
+    // retries: 0, and its daemon killed mid-run: the task runs again, and succeeds.
     let pids_file = tempfile::NamedTempFile::new().unwrap();
     let home = TestHome::with_config(&pid_config(pids_file.path()));
-    home.drop_task("job.md", "---\nretries: 0\n---\n@fake hang\n");
+    home.drop_task("job.md", "---\nretries: 0\n---\n@fake hang fail_times=1\n");
+    let mut daemon = home.spawn_daemon();
+    wait_for_pids(pids_file.path(), 2);
+    kill9(daemon.id());
+    let _ = daemon.wait();
+    let out = home.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = home.result_of("job.md");
+    assert_eq!(r["status"], "succeeded");
+    assert_eq!(r["interruptions"], 1);
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["cut_short"], "daemon_died");
+    assert_eq!(attempts[0]["error"]["kind"], "interrupted");
+
+    // With max_interruptions: 1, the next start fails it instead of running it again.
+    let pids_file = tempfile::NamedTempFile::new().unwrap();
+    let home = TestHome::with_config(&(pid_config(pids_file.path()) + "max_interruptions: 1\n"));
+    home.drop_task("job.md", "---\nretries: 5\n---\n@fake hang\n");
     let mut daemon = home.spawn_daemon();
     wait_for_pids(pids_file.path(), 2);
     kill9(daemon.id());
@@ -131,6 +150,13 @@ fn recovery_fails_a_task_whose_attempts_are_spent() {
     let r = home.result_of("job.md");
     assert_eq!(r["status"], "failed");
     assert_eq!(r["error"]["kind"], "interrupted");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_interruptions is 1"),
+        "{r}"
+    );
     assert_eq!(r["attempts"].as_array().unwrap().len(), 1);
 }
 
@@ -357,23 +383,55 @@ fn an_agent_killed_with_its_daemon_before_any_progress_is_still_counted_and_clea
 }
 
 #[test]
-fn a_task_that_kills_its_daemon_cannot_rerun_forever() {
-    let home = TestHome::new();
+fn a_task_that_kills_its_daemon_is_quarantined_and_the_tasks_beside_it_succeed() {
+    let home = TestHome::with_config(&config_with("max_concurrent: 3", ""));
+    // It kills the daemon that runs it, a moment after it starts.
     home.drop_task(
         "poison.yaml",
-        "agent: command\nretries: 1\ncommand: kill -9 $PPID; sleep 5\n",
+        "agent: command\nretries: 0\ncommand: 'sleep 0.3; kill -9 $ORCHESTRATOR_DAEMON_PID; sleep 5'\n",
     );
-    // Each start runs it and dies of it, until its two attempts are spent.
-    for _ in 0..2 {
-        let out = home.run_once_within(Duration::from_secs(30));
-        assert_eq!(out.status.code(), None, "killed by its task");
+    // Innocent tasks beside it, with no retries: interruptions use no attempt.
+    for i in 0..3 {
+        home.drop_task(
+            &format!("beside{i}.yaml"),
+            "agent: command\nretries: 0\ncommand: 'sleep 1; echo done'\n",
+        );
     }
-    let out = home.run_once_within(Duration::from_secs(30));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // Each start dies of it, as a supervisor would restart the daemon,
+    // until the daemon stops running it.
+    let mut deaths = 0;
+    let last = loop {
+        let out = home.run_once_within(Duration::from_secs(120));
+        if out.status.code().is_some() {
+            break out;
+        }
+        deaths += 1;
+        assert!(deaths <= 8, "quarantined after a bounded number of deaths");
+    };
+    assert_eq!(last.status.code(), Some(1), "{}", stderr(&last));
+    // Two deaths with others beside it, then three while it ran alone.
+    assert_eq!(deaths, 5);
     let r = home.result_of("poison.yaml");
     assert_eq!(r["status"], "failed");
-    assert_eq!(r["error"]["kind"], "interrupted");
-    assert_eq!(r["attempts"].as_array().unwrap().len(), 2);
+    assert_eq!(r["error"]["kind"], "poison_pill", "{r}");
+    let why = r["error"]["message"].as_str().unwrap();
+    assert!(why.contains("the last 3 while it ran alone"), "{why}");
+    assert_eq!(r["interruptions"], 5);
+    let alone = r["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["alone"] == true)
+        .count();
+    assert_eq!(alone, 3);
+    for i in 0..3 {
+        let b = home.result_of(&format!("beside{i}.yaml"));
+        assert_eq!(b["status"], "succeeded", "{b}");
+        assert_eq!(b["output"].as_str().unwrap().trim(), "done");
+    }
+    let shown = stdout(&home.cli(&["show", r["id"].as_str().unwrap()]));
+    assert!(shown.contains("interrupted: 5 times from outside"), "{shown}");
+    assert!(shown.contains("(its daemon died; it ran alone)"), "{shown}");
 }
 
 /// A power loss after tasks finished: the disk may lack a result file's name

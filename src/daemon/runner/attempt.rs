@@ -22,6 +22,7 @@ impl Runner {
         session: Option<&str>,
         remaining: Duration,
         budget_left: Option<f64>,
+        alone: bool,
     ) -> (AgentReport, Option<Failure>, u32) {
         let cwd = self
             .sandbox
@@ -35,6 +36,9 @@ impl Runner {
             p.status = Some(Status::Running);
             p.waiting_until = None;
             p.attempts.push(AttemptRecord {
+                worker: Some(self.shared.worker.clone()),
+                alone,
+                cut_short: None,
                 n,
                 step,
                 started_at: now_ts(),
@@ -165,6 +169,13 @@ impl Runner {
                 a.duration_ms = Some(duration_ms);
                 a.exit_code = exit.code;
                 a.error = failure.as_ref().map(from_failure);
+                // A stop of the daemon's own (not a death: recovery marks those).
+                if failure
+                    .as_ref()
+                    .is_some_and(|f| f.kind == crate::agents::outcome::ErrorKind::Interrupted)
+                {
+                    a.cut_short = Some(crate::vocab::CutShort::DaemonShutdown);
+                }
             }
             p.turns = report.turns;
             p.session_id = report.session_id.clone().or(p.session_id.take());

@@ -3,7 +3,8 @@
 
 use crate::agents::outcome::{self, ErrorKind, Failure, Retry};
 use crate::plan::Plan;
-use crate::store::record::Status;
+use crate::store::record::{AttemptRecord, Status};
+use crate::vocab::CutShort;
 use std::time::{Duration, SystemTime};
 
 /// Rate-limit pauses one attempt may wait through before the task fails: a
@@ -65,6 +66,75 @@ fn limit_until(resets_at: Option<i64>, waits: u32, plan: &Plan) -> SystemTime {
     }
     let initial = plan.backoff_initial.0.max(Duration::from_secs(1)) * 12;
     now + outcome::backoff(waits, initial, plan.backoff_max.0.max(initial))
+}
+
+/// Daemon deaths in a row at a task's runs before its next run is alone in
+/// its daemon (no other task starts or runs beside it there).
+pub const SUSPECT_AFTER: u32 = 2;
+/// Daemon deaths in a row while it ran alone before the task is judged a
+/// poison pill and quarantined.
+pub const POISON_AFTER: u32 = 3;
+/// A suspect runs alone only in a daemon that has been up this long: a daemon
+/// killed from outside again and again (a crash loop, a storm of kills) dies
+/// before, and its deaths say nothing of the task; one that lived this long
+/// and died while the suspect ran alone did so for the suspect.
+pub const ALONE_AFTER_UPTIME: Duration = Duration::from_secs(3);
+
+/// What the record of a task's attempts says before its next run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BeforeRun {
+    /// Run it (alone in the daemon when it is a suspect).
+    Run { alone: bool },
+    /// It kills its daemon: fail it as `poison_pill`, with the evidence.
+    Quarantine(String),
+    /// Interrupted from outside more than `max_interruptions`: fail it.
+    TooManyInterruptions(u32),
+}
+
+/// Attempts cut short from outside (deaths and stops of the daemon).
+pub fn interruptions(attempts: &[AttemptRecord]) -> u32 {
+    attempts.iter().filter(|a| a.cut_short.is_some()).count() as u32
+}
+
+/// Decides how the next run goes. The deaths that count are the latest ones
+/// in a row (a run that ended by itself breaks the row; a graceful stop of
+/// the daemon is no evidence either way and is passed over).
+pub fn before_run(attempts: &[AttemptRecord], max_interruptions: u32) -> BeforeRun {
+    let mut deaths: Vec<&AttemptRecord> = Vec::new();
+    for a in attempts.iter().rev() {
+        match a.cut_short {
+            Some(CutShort::DaemonDied) => deaths.push(a),
+            Some(CutShort::DaemonShutdown) => continue,
+            None => break,
+        }
+    }
+    let alone_deaths = deaths.iter().take_while(|a| a.alone).count() as u32;
+    if alone_deaths >= POISON_AFTER {
+        let runs: Vec<String> = deaths
+            .iter()
+            .rev()
+            .map(|a| {
+                format!(
+                    "attempt {} ({}{})",
+                    a.n,
+                    a.worker.as_deref().unwrap_or("a daemon"),
+                    if a.alone { ", alone" } else { "" }
+                )
+            })
+            .collect();
+        return BeforeRun::Quarantine(format!(
+            "its daemon died at each of its last {} runs, the last {alone_deaths} while it ran alone in its daemon (no other task beside it): {}; it is not run again",
+            deaths.len(),
+            runs.join(", ")
+        ));
+    }
+    let total = interruptions(attempts);
+    if total >= max_interruptions {
+        return BeforeRun::TooManyInterruptions(total);
+    }
+    BeforeRun::Run {
+        alone: deaths.len() as u32 >= SUSPECT_AFTER,
+    }
 }
 
 #[cfg(test)]
@@ -211,5 +281,71 @@ mod tests {
             ),
             Next::End(Status::Failed)
         );
+    }
+
+    fn run(n: u32, cut: Option<CutShort>, alone: bool) -> AttemptRecord {
+        AttemptRecord {
+            n,
+            step: 1,
+            started_at: String::new(),
+            finished_at: Some(String::new()),
+            duration_ms: None,
+            exit_code: None,
+            error: None,
+            cut_short: cut,
+            worker: Some(format!("host:{n}")),
+            alone,
+        }
+    }
+
+    const DIED: Option<CutShort> = Some(CutShort::DaemonDied);
+    const STOPPED: Option<CutShort> = Some(CutShort::DaemonShutdown);
+
+    #[test]
+    fn two_deaths_in_a_row_make_a_suspect_that_runs_alone() {
+        assert_eq!(before_run(&[], 10), BeforeRun::Run { alone: false });
+        assert_eq!(before_run(&[run(1, DIED, false)], 10), BeforeRun::Run { alone: false });
+        let two = [run(1, DIED, false), run(2, DIED, false)];
+        assert_eq!(before_run(&two, 10), BeforeRun::Run { alone: true });
+        // A run that ended by itself breaks the row; a graceful stop does not count either way.
+        let broken = [run(1, DIED, false), run(2, None, false), run(3, DIED, false)];
+        assert_eq!(before_run(&broken, 10), BeforeRun::Run { alone: false });
+        let stopped = [run(1, DIED, false), run(2, STOPPED, false), run(3, DIED, false)];
+        assert_eq!(before_run(&stopped, 10), BeforeRun::Run { alone: true });
+    }
+
+    #[test]
+    fn three_deaths_alone_in_a_row_quarantine_it_with_the_evidence() {
+        let mut a = vec![
+            run(1, DIED, false),
+            run(2, DIED, false),
+            run(3, DIED, true),
+            run(4, DIED, true),
+        ];
+        assert_eq!(before_run(&a, 10), BeforeRun::Run { alone: true });
+        a.push(run(5, DIED, true));
+        let BeforeRun::Quarantine(why) = before_run(&a, 10) else {
+            panic!("not quarantined");
+        };
+        assert!(why.contains("last 5 runs, the last 3 while it ran alone"), "{why}");
+        assert!(why.contains("attempt 5 (host:5, alone)"), "{why}");
+        // Deaths alone that were not in a row are not enough.
+        let b = [
+            run(1, DIED, true),
+            run(2, None, false),
+            run(3, DIED, true),
+            run(4, DIED, true),
+        ];
+        assert_eq!(before_run(&b, 10), BeforeRun::Run { alone: true });
+    }
+
+    #[test]
+    fn interruptions_have_their_own_bound() {
+        let stops: Vec<AttemptRecord> = (1..=4).map(|n| run(n, STOPPED, false)).collect();
+        assert_eq!(interruptions(&stops), 4);
+        assert_eq!(before_run(&stops, 5), BeforeRun::Run { alone: false });
+        let mut more = stops.clone();
+        more.push(run(5, STOPPED, false));
+        assert_eq!(before_run(&more, 5), BeforeRun::TooManyInterruptions(5));
     }
 }

@@ -68,7 +68,7 @@ impl Runner {
             started_at,
             finished_at: now_ts(),
             duration_ms: self.started.elapsed().as_millis() as u64,
-            attempts,
+            attempts: attempts.clone(),
             output: r.answer.clone().unwrap_or_default(),
             session_id: r
                 .session_id
@@ -90,6 +90,7 @@ impl Runner {
             steps,
             isolation: review.sandbox,
             mediation: plan.and_then(|p| p.mediation.clone()),
+            interruptions: super::decide::interruptions(&attempts),
         };
         self.undo_tampering();
         // With the mediator on, the summary opens with the model's words

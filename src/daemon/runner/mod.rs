@@ -411,10 +411,15 @@ impl Runner {
         let mut limit_waits = 0u32;
         loop {
             let (spent, used_ms, last_error) = self.with_progress(|p| {
+                // Neither a rate limit nor an interruption from outside uses an attempt.
                 let spent = p
                     .attempts
                     .iter()
-                    .filter(|a| a.step == k && a.error.as_ref().is_none_or(|e| e.kind != ErrorKind::RateLimited))
+                    .filter(|a| {
+                        a.step == k
+                            && a.cut_short.is_none()
+                            && a.error.as_ref().is_none_or(|e| e.kind != ErrorKind::RateLimited)
+                    })
                     .count() as u32;
                 let used: u64 = p.attempts.iter().filter_map(|a| a.duration_ms).sum();
                 (spent, used, p.attempts.last().and_then(|a| a.error.clone()))
@@ -423,6 +428,22 @@ impl Runner {
                 let e = last_error.unwrap_or_else(|| info(ErrorKind::Interrupted, "no attempts left"));
                 return Err(self.finish(Some(plan), Status::Failed, Some(e), totals).await);
             }
+            // A task at whose runs its daemons keep dying runs alone, and is
+            // quarantined if they die with it alone (see decide::before_run).
+            let verdict = self.with_progress(|p| decide::before_run(&p.attempts, self.config.max_interruptions));
+            let alone = match verdict {
+                decide::BeforeRun::Run { alone } => alone,
+                decide::BeforeRun::Quarantine(why) => {
+                    return Err(self.fail(plan, ErrorKind::PoisonPill, why, totals).await);
+                }
+                decide::BeforeRun::TooManyInterruptions(n) => {
+                    let why = format!(
+                        "interrupted {n} times from outside (its daemon died or stopped while it ran); max_interruptions is {}",
+                        self.config.max_interruptions
+                    );
+                    return Err(self.fail(plan, ErrorKind::Interrupted, why, totals).await);
+                }
+            };
             let remaining = plan.timeout.0.saturating_sub(Duration::from_millis(used_ms));
             if remaining.is_zero() {
                 return Err(self
@@ -445,12 +466,40 @@ impl Runner {
                     return Err(self.stopped(Some(plan), reason, totals).await);
                 }
             }
+            if alone {
+                // Every slot of this daemon (no task starts or runs beside it
+                // here), once the daemon has been up long enough to tell.
+                self.permit = None;
+                let up_at = self.shared.started + decide::ALONE_AFTER_UPTIME;
+                let wait = up_at.saturating_duration_since(tokio::time::Instant::now());
+                tracing::warn!(
+                    task = self.id(),
+                    "its daemons died at its last runs: it runs alone to tell whether it kills them"
+                );
+                if !wait.is_zero() {
+                    // Said in progress.json: a daemon that dies during this
+                    // wait has its death told, as one that dies in a backoff.
+                    self.with_progress(|p| {
+                        p.status = Some(Status::Running);
+                        p.waiting_until = Some((jiff::Timestamp::now() + wait).to_string());
+                    });
+                    self.save_progress();
+                    if let Some(reason) = self.sleep_or_stop(wait).await {
+                        return Err(self.stopped(Some(plan), reason, totals).await);
+                    }
+                }
+            }
             if self.permit.is_none() {
                 self.flush_held();
                 let slots = self.shared.slots.clone();
                 let mut stop = self.stop.clone();
+                let slots_wanted = if alone {
+                    self.shared.config().max_concurrent.max(1) as u32
+                } else {
+                    1
+                };
                 let stopped = tokio::select! {
-                    p = slots.acquire_owned() => {
+                    p = slots.acquire_many_owned(slots_wanted) => {
                         self.permit = p.ok();
                         None
                     }
@@ -488,7 +537,13 @@ impl Runner {
                 );
                 return Err(self.fail(plan, ErrorKind::BudgetExceeded, why, totals).await);
             }
-            let (report, failure, n) = self.attempt(plan, k, session.as_deref(), remaining, budget_left).await;
+            let (report, failure, n) = self
+                .attempt(plan, k, session.as_deref(), remaining, budget_left, alone)
+                .await;
+            if alone {
+                // Its probation run is over: the other slots go back.
+                self.permit = None;
+            }
             totals.tool_calls += report.tool_calls;
             totals.turns += report.turns;
             if let Some(c) = report.cost_usd {

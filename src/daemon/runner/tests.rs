@@ -162,6 +162,7 @@ impl Harness {
             committer: crate::store::commit::Committer::start(Some(&home.results())).unwrap(),
             owner_only: None,
             supervisor: supervisor.clone(),
+            started: Instant::now(),
             config: std::sync::RwLock::new(Arc::new(config)),
         });
         Self {
