@@ -92,10 +92,7 @@ impl Agent for Command {
         if cfg!(windows) { "cmd" } else { "sh" }
     }
     fn grant_tools(&self, asked: Option<&[String]>, _config: &AgentConfig) -> ToolGrant {
-        ToolGrant {
-            granted: Vec::new(),
-            dropped: asked.map(<[String]>::to_vec).unwrap_or_default(),
-        }
+        ToolGrant::none(asked)
     }
     fn dropped_tools_warning(&self) -> (&'static str, &'static str) {
         (

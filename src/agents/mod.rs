@@ -146,6 +146,17 @@ pub struct ToolGrant {
     pub dropped: Vec<String>,
 }
 
+impl ToolGrant {
+    /// For an agent without per-tool permissions: nothing granted, whatever
+    /// was asked for reported as not enforced.
+    pub fn none(asked: Option<&[String]>) -> Self {
+        Self {
+            granted: Vec::new(),
+            dropped: asked.map(<[String]>::to_vec).unwrap_or_default(),
+        }
+    }
+}
+
 /// Step `k` of `n`, and what it says.
 #[derive(Debug, Clone, Copy)]
 pub struct Step<'a> {

@@ -183,6 +183,12 @@ impl Inner {
         self.poke();
     }
 
+    /// The lock `notify/<name>`, if no other daemon holds it.
+    fn lock(&self, name: &str) -> Option<std::fs::File> {
+        let _ = std::fs::create_dir_all(&self.dir);
+        crate::store::lock::try_lock(&self.dir.join(name)).ok().flatten()
+    }
+
     fn http(&self, timeout: Duration) -> ureq::Agent {
         ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
@@ -197,14 +203,7 @@ impl Inner {
             let http = self.http(n.timeout.0);
             let mut next = Duration::from_secs(30);
             // One sender a home: the others put into the outbox and wait.
-            let _ = std::fs::create_dir_all(&self.dir);
-            let lock = std::fs::File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(self.dir.join("send.lock"))
-                .ok()
-                .filter(|f| f.try_lock().is_ok());
+            let lock = self.lock("send.lock");
             if lock.is_none() {
                 next = Duration::from_secs(1);
             } else {
@@ -277,14 +276,7 @@ impl Inner {
                 continue;
             };
             // One poller a home (Telegram allows one `getUpdates` per bot).
-            let _ = std::fs::create_dir_all(&self.dir);
-            let lock = std::fs::File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(self.dir.join("telegram.lock"))
-                .ok()
-                .filter(|f| f.try_lock().is_ok());
+            let lock = self.lock("telegram.lock");
             if lock.is_none() {
                 if self.pause(Duration::from_secs(5)) {
                     return;

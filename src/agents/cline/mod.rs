@@ -246,10 +246,7 @@ impl Agent for Cline {
     /// It approves every tool itself: nothing can be granted, whatever was
     /// asked for is reported as not enforced.
     fn grant_tools(&self, asked: Option<&[String]>, _config: &AgentConfig) -> ToolGrant {
-        ToolGrant {
-            granted: Vec::new(),
-            dropped: asked.map(<[String]>::to_vec).unwrap_or_default(),
-        }
+        ToolGrant::none(asked)
     }
     fn dropped_tools_warning(&self) -> (&'static str, &'static str) {
         (
