@@ -121,3 +121,36 @@ fn unsafe_sighup(pid: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn a_variable_keeps_overriding_the_file_across_reloads() {
+    let home = TestHome::with_config(&config(1, "OLDVALUE"));
+    let mut daemon = home
+        .cmd()
+        .arg("run")
+        .env("ORCHESTRATOR_MAX_CONCURRENT", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    home.wait_started(1);
+    std::fs::write(home.path.join("orchestrator.yaml"), config(3, "NEWVALUE")).unwrap();
+    wait_until(LONG, "the reload", || !reloads(&home).is_empty());
+    let r = &reloads(&home)[0];
+    assert_eq!(r["ok"], true);
+    // The file's max_concurrent changed, but ORCHESTRATOR_MAX_CONCURRENT still sets it.
+    assert_eq!(r["changed"], serde_json::json!(["agents.command"]), "{r}");
+    for i in 0..2 {
+        home.drop_task(&format!("t{i}.yaml"), held_task(&home));
+    }
+    // One runs, one waits: the daemon's published state says so (both would
+    // run, in the same turn of its loop, with the file's 3).
+    wait_until(LONG, "one task running and one waiting", || {
+        let s = home.cli_json(&["status"]);
+        s["running"].as_array().is_some_and(|r| r.len() == 1) && s["queued_total"] == 1
+    });
+    std::fs::write(home.path.join("release"), "").unwrap();
+    wait_until(LONG, "both to finish", || home.results().len() == 2);
+    sigterm(daemon.id());
+    assert!(daemon.wait().unwrap().success());
+}
