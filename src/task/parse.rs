@@ -293,6 +293,14 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         Some(name) => apply_role(&mut f, name, &limits.roles)?,
         None => None,
     };
+    let numbers::Numbers {
+        max_turns,
+        max_tool_calls,
+        retries,
+        timeout,
+        budget_usd,
+        priority,
+    } = numbers::of(&f)?;
     let agent = match f.agent.as_deref() {
         None => limits.default_agent,
         Some(name) => AgentKind::parse(name).ok_or_else(|| {
@@ -454,84 +462,6 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         prompt_truncated = true;
     }
 
-    let max_turns = match f.max_turns {
-        None => None,
-        Some(n @ 1..=10_000) => Some(n as u32),
-        Some(n) => {
-            return Err(invalid(
-                "max_turns",
-                format!("{n} is out of range"),
-                "use a number from 1 to 10000",
-            ));
-        }
-    };
-    let max_tool_calls = match f.max_tool_calls {
-        None => None,
-        Some(n @ 1..=100_000) => Some(n as u32),
-        Some(n) => {
-            return Err(invalid(
-                "max_tool_calls",
-                format!("{n} is out of range"),
-                "use a number from 1 to 100000",
-            ));
-        }
-    };
-    let retries = match f.retries {
-        None => None,
-        Some(n @ 0..=50) => Some(n as u32),
-        Some(n) => {
-            return Err(invalid(
-                "retries",
-                format!("{n} is out of range"),
-                "use a number from 0 to 50",
-            ));
-        }
-    };
-    let timeout = match f.timeout {
-        None => None,
-        Some(Dur(d)) if d.as_secs() >= 1 && d.as_secs() <= 7 * 24 * 3600 => Some(d),
-        Some(d) => {
-            return Err(invalid(
-                "timeout",
-                format!("{d} is out of range"),
-                "use a duration from 1s to 7d, e.g. 30m",
-            ));
-        }
-    };
-    let budget_usd = match f.budget_usd {
-        None => None,
-        Some(b) if b.is_finite() && b > 0.0 && b <= 100_000.0 => Some(b),
-        Some(b) => {
-            return Err(invalid(
-                "budget_usd",
-                format!("{b} is out of range"),
-                "use a positive amount in USD, e.g. 2.5",
-            ));
-        }
-    };
-    let priority = match f.priority {
-        None => 0,
-        Some(PrioritySpec::Int(n)) if (-1_000_000..=1_000_000).contains(&n) => n,
-        Some(PrioritySpec::Int(n)) => {
-            return Err(invalid(
-                "priority",
-                format!("{n} is out of range"),
-                "use high, normal, low or an integer from -1000000 to 1000000",
-            ));
-        }
-        Some(PrioritySpec::Name(name)) => match name.as_str() {
-            "high" => 100,
-            "normal" | "medium" => 0,
-            "low" => -100,
-            other => {
-                return Err(invalid(
-                    "priority",
-                    format!("`{other}` is not a priority"),
-                    "use high, normal, low or an integer",
-                ));
-            }
-        },
-    };
     if let Some(tools) = &f.allowed_tools
         && let Some(bad) = tools
             .iter()
@@ -653,5 +583,6 @@ pub fn default_title(prompt: &str) -> String {
 }
 
 mod compat;
+mod numbers;
 #[cfg(test)]
 mod tests;
