@@ -91,6 +91,32 @@ fn config(kind: &str, url: &str) -> String {
     base_config() + &format!("mediator:\n  kind: {kind}\n  url: {url}\n  model: tiny\n  timeout: 1s\n")
 }
 
+/// Points the home's mediator at a port nothing listens on.
+fn point_at_nothing(home: &TestHome) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        home.path.join("orchestrator.yaml"),
+        config("openai", &format!("http://127.0.0.1:{closed}/v1")),
+    )
+    .unwrap();
+}
+
+/// `doctor`'s mediator check.
+fn mediator_check(home: &TestHome) -> Value {
+    let doctor = home.cli_json(&["doctor"]);
+    doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "mediator")
+        .cloned()
+        .unwrap()
+}
+
 fn plan_of(home: &TestHome, file: &str) -> Value {
     let r = home.result_of(file);
     let dir = home.task_dir(r["id"].as_str().unwrap());
@@ -242,16 +268,7 @@ fn every_bad_answer_falls_back_to_the_parser_and_the_task_still_runs() {
     assert!(home.run_once().status.success());
     check("slow.txt", "SLOW note", "timeout");
     // A server that is not there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    std::fs::write(
-        home.path.join("orchestrator.yaml"),
-        config("openai", &format!("http://127.0.0.1:{closed}/v1")),
-    )
-    .unwrap();
+    point_at_nothing(&home);
     home.drop_task("away.txt", "GOOD note");
     assert!(home.run_once().status.success());
     check("away.txt", "GOOD note", "unreachable");
@@ -271,34 +288,11 @@ fn plan_shows_the_mediated_plan_and_doctor_checks_the_model() {
     let json = home.cli_json(&["plan", file.to_str().unwrap()]);
     assert_eq!(json["plan"]["parsed_by"], "mediator");
 
-    let doctor = home.cli_json(&["doctor"]);
-    let check = doctor["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "mediator")
-        .cloned()
-        .unwrap();
+    let check = mediator_check(&home);
     assert_eq!(check["ok"], true, "{check}");
     drop(server);
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    std::fs::write(
-        home.path.join("orchestrator.yaml"),
-        config("openai", &format!("http://127.0.0.1:{closed}/v1")),
-    )
-    .unwrap();
-    let doctor = home.cli_json(&["doctor"]);
-    let check = doctor["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "mediator")
-        .cloned()
-        .unwrap();
+    point_at_nothing(&home);
+    let check = mediator_check(&home);
     assert_eq!(check["ok"], false);
     assert_eq!(check["level"], "warn", "tasks still run without it");
     assert!(check["fix"].as_str().unwrap().contains("fall back"), "{check}");
