@@ -217,13 +217,7 @@ mod tests {
             n: 2,
             step: 1,
             started_at: "2026-11-22T00:00:00.000Z".into(),
-            finished_at: None,
-            duration_ms: None,
-            exit_code: None,
-            error: None,
-            cut_short: None,
-            worker: None,
-            alone: false,
+            ..Default::default()
         };
         crate::store::lock::OwnerRecord {
             source_file: "a.md".into(),

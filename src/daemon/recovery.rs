@@ -238,12 +238,7 @@ mod tests {
             step: 1,
             started_at: "2026-11-30T00:00:00.000Z".into(),
             finished_at: finished.then(|| "2026-11-30T00:00:01.000Z".into()),
-            duration_ms: None,
-            exit_code: None,
-            error: None,
-            cut_short: None,
-            worker: None,
-            alone: false,
+            ..AttemptRecord::default()
         }
     }
 

@@ -16,7 +16,7 @@ pub struct ErrorInfo {
 }
 
 /// One run of the agent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {
     pub n: u32,
     /// The step it ran (multi-step plans; 1 otherwise).

@@ -287,14 +287,11 @@ mod tests {
         AttemptRecord {
             n,
             step: 1,
-            started_at: String::new(),
             finished_at: Some(String::new()),
-            duration_ms: None,
-            exit_code: None,
-            error: None,
             cut_short: cut,
             worker: Some(format!("host:{n}")),
             alone,
+            ..AttemptRecord::default()
         }
     }
 
