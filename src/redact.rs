@@ -95,6 +95,11 @@ impl Redactor {
         Self { values }
     }
 
+    /// The secrets of both.
+    pub fn merged(&self, other: &Redactor) -> Self {
+        self.and(other.values.iter().cloned())
+    }
+
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
         for (name, value) in &self.values {

@@ -443,6 +443,15 @@ fn merge(base: &mut Value, over: Value, prefix: &str, origin: Origin, origins: &
 }
 
 impl Config {
+    /// The redactor for this config: secret-named variables of the process
+    /// and of `agents.<name>.env`, and the notifiers' and the mediator's keys
+    /// whatever they are called.
+    pub fn redactor(&self) -> crate::redact::Redactor {
+        crate::redact::Redactor::new(self.agents.values().flat_map(|a| a.env.clone()))
+            .and(self.notify.secrets())
+            .and(self.mediator.iter().flat_map(MediatorConfig::secrets))
+    }
+
     pub fn agent(&self, kind: AgentKind) -> AgentConfig {
         self.agents.get(kind.name()).cloned().unwrap_or_default()
     }
@@ -492,6 +501,28 @@ mod tests {
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
         let flags: Vec<_> = flags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         load(&f, None, env, &flags)
+    }
+
+    #[test]
+    fn the_redactor_knows_the_notifiers_and_the_mediators_keys_whatever_their_names() {
+        // SAFETY: a variable of this test's own, set before anything reads it.
+        unsafe { std::env::set_var("ORCH_UNIT_TEST_MEDIATOR_CRED", "cred-value-0123456789") };
+        let mut c = Config {
+            mediator: Some(MediatorConfig {
+                api_key_env: Some("ORCH_UNIT_TEST_MEDIATOR_CRED".into()),
+                ..MediatorConfig::default()
+            }),
+            ..Config::default()
+        };
+        c.notify.webhook = Some(WebhookConfig {
+            secret: Some("hook-secret-0123456789".into()),
+            ..WebhookConfig::default()
+        });
+        let text = c
+            .redactor()
+            .redact("cred-value-0123456789 and hook-secret-0123456789")
+            .into_owned();
+        assert!(!text.contains("cred-value") && !text.contains("hook-secret"), "{text}");
     }
 
     #[test]

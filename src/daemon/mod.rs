@@ -255,9 +255,8 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         .with_context(|| format!("cannot create the folders of {}", home.root().display()))?;
     homecheck::check_at_start(&home)?;
     let config = Arc::new(loaded.config);
-    // Secret values of the daemon's environment and of agents.<name>.env never reach events or summaries.
-    let redactor =
-        crate::redact::Redactor::new(config.agents.values().flat_map(|a| a.env.clone())).and(config.notify.secrets());
+    // Secrets (see Config::redactor) never reach events, records or summaries.
+    let redactor = config.redactor();
     let events = Arc::new(EventLog::of_home(&home, &config.events).with_redactor(redactor.clone()));
     // Chosen events go to the notification outbox as they are written.
     let notifier = crate::notify::Notifier::new(&home, config.clone());

@@ -213,13 +213,7 @@ impl Daemon {
             .collect();
         // Secrets of the new config join those known: a task started before
         // may still print an old one.
-        let redactor = Arc::new(
-            self.shared
-                .redactor()
-                .and(new.agents.values().flat_map(|a| a.env.clone()))
-                .and(new.notify.secrets())
-                .and(new.mediator.iter().flat_map(|m| m.secrets())),
-        );
+        let redactor = Arc::new(self.shared.redactor().merged(&new.redactor()));
         self.shared.events.set_redactor(redactor.clone());
         *self.shared.redactor.write().unwrap_or_else(|e| e.into_inner()) = redactor;
         resize_slots(

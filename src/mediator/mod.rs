@@ -216,8 +216,9 @@ fn adopt(
     spec: &TaskSpec,
     answer: Value,
 ) -> Result<(TaskSpec, PathBuf), (&'static str, String)> {
+    let schema = schema();
     if let Some(obj) = answer.as_object()
-        && let Some(k) = obj.keys().find(|k| schema()["properties"].get(k.as_str()).is_none())
+        && let Some(k) = obj.keys().find(|k| schema["properties"].get(k.as_str()).is_none())
     {
         return Err((
             "forbidden_field",

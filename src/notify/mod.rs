@@ -56,6 +56,9 @@ struct Inner {
     dir: PathBuf,
     outbox: Outbox,
     config: RwLock<Arc<Config>>,
+    /// The events any sink wants: every event line is checked against it, and
+    /// only those go further.
+    chosen: RwLock<std::collections::HashSet<String>>,
     /// Set when there may be something to send; the sender waits on it.
     wake: (Mutex<bool>, Condvar),
     quit: AtomicBool,
@@ -68,6 +71,7 @@ impl Notifier {
             home: home.clone(),
             outbox: Outbox::new(&dir),
             dir,
+            chosen: RwLock::new(chosen(&config.notify)),
             config: RwLock::new(config),
             wake: (Mutex::new(true), Condvar::new()),
             quit: AtomicBool::new(false),
@@ -89,6 +93,7 @@ impl Notifier {
 
     /// A reloaded config: new sinks and events from now on.
     pub fn configure(&mut self, config: Arc<Config>) {
+        *self.inner.chosen.write().unwrap_or_else(|e| e.into_inner()) = chosen(&config.notify);
         *self.inner.config.write().unwrap_or_else(|e| e.into_inner()) = config;
         self.inner.poke();
         self.start_threads();
@@ -113,6 +118,13 @@ impl Notifier {
                 .ok();
         }
     }
+}
+
+/// The events any configured sink wants.
+fn chosen(n: &NotifyConfig) -> std::collections::HashSet<String> {
+    let webhook = n.webhook.iter().flat_map(|w| w.events());
+    let telegram = n.telegram.iter().flat_map(|t| t.events());
+    webhook.chain(telegram).collect()
 }
 
 impl Drop for Notifier {
@@ -151,6 +163,9 @@ impl Inner {
 
     /// An event line was written: into the outbox for each sink that wants it.
     fn on_event(&self, name: &str, line: &[u8]) {
+        if !self.chosen.read().unwrap_or_else(|e| e.into_inner()).contains(name) {
+            return;
+        }
         let n = self.notify();
         let webhook = n.webhook.as_ref().is_some_and(|w| w.events().iter().any(|e| e == name));
         let telegram = n.telegram.as_ref().filter(|t| t.events().iter().any(|e| e == name));

@@ -31,6 +31,9 @@ pub struct Item {
 pub struct Outbox {
     dir: PathBuf,
     failed: PathBuf,
+    /// How many wait, as this process knows it (others may add some): the
+    /// folder is listed only when it reaches the backlog, not at every push.
+    waiting: std::sync::Mutex<Option<usize>>,
 }
 
 /// Orders the items one process makes within a millisecond.
@@ -45,17 +48,27 @@ impl Outbox {
         Self {
             dir: notify_dir.join("outbox"),
             failed: notify_dir.join("failed"),
+            waiting: std::sync::Mutex::new(None),
         }
     }
 
     /// Adds `item`. With `backlog` items waiting already, the oldest are set aside first.
     pub fn push(&self, item: &Item, backlog: usize) -> io::Result<PathBuf> {
         std::fs::create_dir_all(&self.dir)?;
-        let waiting = self.names()?;
-        if waiting.len() >= backlog {
-            for name in &waiting[..=waiting.len() - backlog] {
-                tracing::warn!(file = %name, backlog, "notification backlog full: the oldest is set aside");
-                self.set_aside(&self.dir.join(name))?;
+        let mut known = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = match *known {
+            Some(n) => n,
+            None => self.names()?.len(),
+        };
+        if n >= backlog {
+            let waiting = self.names()?;
+            n = waiting.len();
+            if n >= backlog {
+                for name in &waiting[..=n - backlog] {
+                    tracing::warn!(file = %name, backlog, "notification backlog full: the oldest is set aside");
+                    self.move_aside(&self.dir.join(name))?;
+                }
+                n = backlog - 1;
             }
         }
         let name = format!(
@@ -66,6 +79,7 @@ impl Outbox {
         );
         let path = self.dir.join(name);
         crate::store::atomic::write_json_atomic(&path, item)?;
+        *known = Some(n + 1);
         Ok(path)
     }
 
@@ -86,7 +100,9 @@ impl Outbox {
     /// Everything waiting, oldest first, with its path. Unreadable files are set aside.
     pub fn waiting(&self) -> Vec<(PathBuf, Item)> {
         let mut out = Vec::new();
-        for name in self.names().unwrap_or_default() {
+        let names = self.names().unwrap_or_default();
+        *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some(names.len());
+        for name in names {
             let path = self.dir.join(&name);
             match std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
                 Some(item) => out.push((path, item)),
@@ -100,7 +116,15 @@ impl Outbox {
 
     /// Sent: gone.
     pub fn done(&self, path: &Path) {
-        let _ = std::fs::remove_file(path);
+        if std::fs::remove_file(path).is_ok() {
+            self.one_less();
+        }
+    }
+
+    fn one_less(&self) {
+        if let Some(n) = self.waiting.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            *n = n.saturating_sub(1);
+        }
     }
 
     /// Failed this time: kept with its new count and time.
@@ -110,6 +134,12 @@ impl Outbox {
 
     /// Moved to `notify/failed/`, which keeps its newest 1,000.
     pub fn set_aside(&self, path: &Path) -> io::Result<()> {
+        self.move_aside(path)?;
+        self.one_less();
+        Ok(())
+    }
+
+    fn move_aside(&self, path: &Path) -> io::Result<()> {
         std::fs::create_dir_all(&self.failed)?;
         if let Some(name) = path.file_name() {
             std::fs::rename(path, self.failed.join(name))?;

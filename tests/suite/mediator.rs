@@ -2,7 +2,7 @@
 //! and Ollama): a good proposal is used; every way an answer can be bad,
 //! slow or missing leaves the parser's plan, and the task still runs.
 
-use crate::common::fake_http::{FakeHttp, Request};
+use crate::common::fake_http::{FakeHttp, Gate, Request};
 use crate::common::*;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -12,8 +12,9 @@ fn note(r: &Request) -> String {
     r.json()["messages"][1]["content"].as_str().unwrap_or("").to_string()
 }
 
-/// The proposal for a note: chosen by a word in it.
-fn proposal(note: &str, outside: &str) -> Result<Value, (u16, Value)> {
+/// The proposal for a note: chosen by a word in it. `SLOW`: no answer until
+/// the server is dropped (held on its gate, past any mediator timeout).
+fn proposal(note: &str, outside: &str, gate: &Gate) -> Result<Value, (u16, Value)> {
     let good = json!({
         "title": "Fix the login bug",
         "prompt": "Fix the login bug: users with a plus sign in their email cannot log in.",
@@ -51,7 +52,7 @@ fn proposal(note: &str, outside: &str) -> Result<Value, (u16, Value)> {
         return Err((500, json!({"error": {"message": "model crashed"}})));
     }
     if note.contains("SLOW") {
-        std::thread::sleep(Duration::from_secs(3));
+        gate.wait(Duration::from_secs(300));
         return Ok(good);
     }
     Ok(Value::String("not json at all".into()))
@@ -59,7 +60,7 @@ fn proposal(note: &str, outside: &str) -> Result<Value, (u16, Value)> {
 
 /// An OpenAI-compatible server answering `proposal`.
 fn openai_server(outside: String) -> FakeHttp {
-    FakeHttp::start(move |r| {
+    FakeHttp::start(move |r, gate| {
         let props = r.json()["response_format"]["json_schema"]["schema"]["properties"].clone();
         if props.get("summary").is_some() {
             let content = json!({"summary": "The agent looked at the login and reported back."}).to_string();
@@ -75,7 +76,7 @@ fn openai_server(outside: String) -> FakeHttp {
                 json!({"choices": [{"message": {"role": "assistant", "content": content}}]}),
             );
         }
-        let content = match proposal(&note(r), &outside) {
+        let content = match proposal(&note(r), &outside, gate) {
             Ok(Value::String(s)) => s,
             Ok(v) => v.to_string(),
             Err(e) => return e,
@@ -191,8 +192,8 @@ fn with_the_mediator_on_a_follow_ups_context_is_condensed() {
 
 #[test]
 fn ollama_native_gets_the_schema_as_format() {
-    let server = FakeHttp::start(|r| {
-        let p = proposal(&note(r), "").unwrap();
+    let server = FakeHttp::start(|r, gate| {
+        let p = proposal(&note(r), "", gate).unwrap();
         (
             200,
             json!({"message": {"role": "assistant", "content": p.to_string()}, "done": true}),
@@ -321,14 +322,14 @@ fn a_bad_mediator_section_says_what_to_fix() {
 
 #[test]
 fn a_server_without_json_schemas_gets_json_mode_and_the_key_from_its_variable() {
-    let server = FakeHttp::start(|r| {
+    let server = FakeHttp::start(|r, gate| {
         if r.json()["response_format"]["type"] == "json_schema" {
             return (
                 400,
                 json!({"error": {"message": "response_format json_schema is not supported"}}),
             );
         }
-        let content = proposal(&note(r), "").unwrap().to_string();
+        let content = proposal(&note(r), "", gate).unwrap().to_string();
         (
             200,
             json!({"choices": [{"message": {"role": "assistant", "content": content}}]}),

@@ -8,7 +8,7 @@ use hmac::Mac;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -53,7 +53,7 @@ fn outbox_len(home: &TestHome) -> usize {
 fn a_webhook_gets_each_chosen_event_once_signed_after_its_failures() {
     let failures = Arc::new(AtomicUsize::new(2));
     let f = failures.clone();
-    let server = FakeHttp::start(move |_| {
+    let server = FakeHttp::start(move |_, _| {
         if f.load(Ordering::SeqCst) > 0 {
             f.fetch_sub(1, Ordering::SeqCst);
             (500, json!({"error": "try later"}))
@@ -118,7 +118,7 @@ fn a_webhook_gets_each_chosen_event_once_signed_after_its_failures() {
 fn notifications_wait_in_the_outbox_across_a_restart_and_are_sent_once() {
     let down = Arc::new(AtomicBool::new(true));
     let d = down.clone();
-    let server = FakeHttp::start(move |_| {
+    let server = FakeHttp::start(move |_, _| {
         if d.load(Ordering::SeqCst) {
             (503, json!({}))
         } else {
@@ -152,31 +152,35 @@ fn notifications_wait_in_the_outbox_across_a_restart_and_are_sent_once() {
 }
 
 /// A fake Telegram Bot API: `getUpdates` hands out `updates` (each once, by
-/// offset), then holds briefly with none; `sendMessage` is recorded.
+/// offset), holding the request up to its `timeout` while there are none (a
+/// long poll, woken by [`FakeTelegram::say`]); `sendMessage` is recorded.
 struct FakeTelegram {
     server: FakeHttp,
-    updates: Arc<Mutex<Vec<Value>>>,
+    updates: Arc<(Mutex<Vec<Value>>, Condvar)>,
 }
 
 impl FakeTelegram {
     fn start() -> Self {
-        let updates: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let updates: Arc<(Mutex<Vec<Value>>, Condvar)> = Arc::default();
         let u = updates.clone();
-        let server = FakeHttp::start(move |r| {
+        let server = FakeHttp::start(move |r, _| {
             assert!(r.path.starts_with(&format!("/bot{TOKEN}/")), "{}", r.path);
             if r.path.ends_with("/getUpdates") {
-                let offset = r.json()["offset"].as_i64().unwrap_or(0);
-                let pending: Vec<Value> = u
-                    .lock()
+                let body = r.json();
+                let offset = body["offset"].as_i64().unwrap_or(0);
+                let wait = Duration::from_secs(body["timeout"].as_u64().unwrap_or(0));
+                let after = |all: &Vec<Value>| -> Vec<Value> {
+                    all.iter()
+                        .filter(|x| x["update_id"].as_i64().unwrap() >= offset)
+                        .cloned()
+                        .collect()
+                };
+                let (lock, said) = &*u;
+                let all = said
+                    .wait_timeout_while(lock.lock().unwrap(), wait, |all| after(all).is_empty())
                     .unwrap()
-                    .iter()
-                    .filter(|x| x["update_id"].as_i64().unwrap() >= offset)
-                    .cloned()
-                    .collect();
-                if pending.is_empty() {
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                (200, json!({"ok": true, "result": pending}))
+                    .0;
+                (200, json!({"ok": true, "result": after(&all)}))
             } else {
                 (200, json!({"ok": true, "result": {"message_id": 1}}))
             }
@@ -185,12 +189,13 @@ impl FakeTelegram {
     }
 
     fn say(&self, chat: i64, text: &str) {
-        let mut u = self.updates.lock().unwrap();
+        let (lock, said) = &*self.updates;
+        let mut u = lock.lock().unwrap();
         let id = 100 + u.len() as i64;
         u.push(json!({"update_id": id, "message": {"message_id": id, "chat": {"id": chat}, "text": text}}));
+        said.notify_all();
     }
 
-    /// Messages sent, as (chat, text).
     fn sent(&self) -> Vec<(i64, String)> {
         self.server
             .requests()

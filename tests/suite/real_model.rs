@@ -124,20 +124,7 @@ fn a_real_small_model_mediates_loose_notes_and_the_pipeline_stays_safe() {
     let out = home.run_once_within(Duration::from_secs(900));
     assert!(out.status.success(), "every task ran: {}", stderr(&out));
 
-    let ceiling = [
-        "Read",
-        "Glob",
-        "Grep",
-        "LS",
-        "Edit",
-        "MultiEdit",
-        "Write",
-        "NotebookEdit",
-        "TodoWrite",
-        "WebFetch",
-        "WebSearch",
-        "Task",
-    ];
+    let ceiling = orchestrator::agents::claude::TOOL_CEILING;
     let mut used = 0;
     for (file, text) in notes {
         let r = home.result_of(file);

@@ -1,11 +1,12 @@
 //! A fake HTTP server on 127.0.0.1 for the notification tests: every request
 //! is kept, and a handler answers each (status and JSON body).
 
-use super::mock_api::{read_request, respond_json};
+use super::mock_api::{accept_until, read_request, respond_json};
 use serde_json::Value;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 /// A request as received.
 #[derive(Debug, Clone)]
@@ -25,51 +26,66 @@ impl Request {
     }
 }
 
-type Handler = Arc<dyn Fn(&Request) -> (u16, Value) + Send + Sync>;
+/// A condition a handler can hold a request on: opened by the test, or when
+/// the server is dropped (a server that "never answers" answers at the end).
+#[derive(Clone, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    pub fn open(&self) {
+        *self.0.0.lock().unwrap() = true;
+        self.0.1.notify_all();
+    }
+
+    /// Waits until the gate opens, at most `limit`.
+    pub fn wait(&self, limit: Duration) {
+        let guard = self.0.0.lock().unwrap();
+        let _ = self.0.1.wait_timeout_while(guard, limit, |open| !*open).unwrap();
+    }
+}
 
 pub struct FakeHttp {
     pub port: u16,
     requests: Arc<Mutex<Vec<Request>>>,
     stop: Arc<AtomicBool>,
+    gate: Gate,
 }
 
 impl FakeHttp {
-    pub fn start(handler: impl Fn(&Request) -> (u16, Value) + Send + Sync + 'static) -> Self {
-        let handler: Handler = Arc::new(handler);
+    /// Answers each request with `handler`, which may hold it on the
+    /// server's gate (see [`Gate`]).
+    pub fn start(handler: impl Fn(&Request, &Gate) -> (u16, Value) + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake server");
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (reqs, stopping) = (requests.clone(), stop.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stopping.load(Ordering::Relaxed) {
+        let gate = Gate::default();
+        let (reqs, held) = (requests.clone(), gate.clone());
+        accept_until(listener, stop.clone(), move |mut conn| {
+            // Keep-alive: answer requests on this connection until it closes.
+            while let Ok((method, path, headers, body)) = read_request(&conn) {
+                if method.is_empty() {
                     break;
                 }
-                let Ok(mut conn) = conn else { continue };
-                let (handler, reqs) = (handler.clone(), reqs.clone());
-                std::thread::spawn(move || {
-                    // Keep-alive: answer requests on this connection until it closes.
-                    while let Ok((method, path, headers, body)) = read_request(&conn) {
-                        if method.is_empty() {
-                            break;
-                        }
-                        let req = Request {
-                            method,
-                            path,
-                            headers,
-                            body,
-                        };
-                        reqs.lock().unwrap().push(req.clone());
-                        let (status, body) = handler(&req);
-                        if respond_json(&mut conn, status, &[], &body).is_err() {
-                            break;
-                        }
-                    }
-                });
+                let req = Request {
+                    method,
+                    path,
+                    headers,
+                    body,
+                };
+                reqs.lock().unwrap().push(req.clone());
+                let (status, body) = handler(&req, &held);
+                if respond_json(&mut conn, status, &[], &body).is_err() {
+                    break;
+                }
             }
         });
-        Self { port, requests, stop }
+        Self {
+            port,
+            requests,
+            stop,
+            gate,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -83,6 +99,7 @@ impl FakeHttp {
 
 impl Drop for FakeHttp {
     fn drop(&mut self) {
+        self.gate.open();
         self.stop.store(true, Ordering::Relaxed);
         let _ = TcpStream::connect(("127.0.0.1", self.port));
     }

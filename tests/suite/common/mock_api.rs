@@ -174,18 +174,9 @@ impl MockApi {
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (reqs, stopping) = (requests.clone(), stop.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stopping.load(Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let (script, reqs) = (script.clone(), reqs.clone());
-                std::thread::spawn(move || {
-                    let _ = serve(conn, flavor, &script, &reqs);
-                });
-            }
+        let reqs = requests.clone();
+        accept_until(listener, stop.clone(), move |conn| {
+            let _ = serve(conn, flavor, &script, &reqs);
         });
         Self { port, requests, stop }
     }
@@ -197,6 +188,22 @@ impl Drop for MockApi {
         // Wake the accept loop so it sees the flag.
         let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
+}
+
+/// Serves each connection `listener` accepts on a thread of its own, until
+/// `stop` is set (then one more connection wakes the loop to see it).
+pub fn accept_until(listener: TcpListener, stop: Arc<AtomicBool>, serve: impl Fn(TcpStream) + Send + Sync + 'static) {
+    let serve = Arc::new(serve);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let Ok(conn) = conn else { continue };
+            let serve = serve.clone();
+            std::thread::spawn(move || serve(conn));
+        }
+    });
 }
 
 /// A request as read off the wire: method, path, headers (lower-case names), body.
