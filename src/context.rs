@@ -66,7 +66,7 @@ pub fn digest(home: &Home, ids: &[String], budget: usize) -> Option<Digest> {
 
 /// `N files changed, A insertions(+), D deletions(-)` of a task's `changes.diff`.
 fn diff_stat(dir: &TaskDir) -> Option<String> {
-    let diff = std::fs::read_to_string(dir.changes_diff()).ok()?;
+    let diff = crate::store::read::read_text(&dir.changes_diff(), crate::store::read::max::INDEX).ok()?;
     let (mut files, mut add, mut del) = (0, 0, 0);
     for line in diff.lines() {
         if line.starts_with("diff --git ") {

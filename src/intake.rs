@@ -367,6 +367,7 @@ mod reject;
 #[cfg(test)]
 mod tests;
 
+pub use crate::store::read::read_capped;
+pub use judge::file_rejection;
 use judge::judge_all;
-pub use judge::{file_rejection, read_capped};
 pub use reject::{reject, reject_path};

@@ -113,7 +113,7 @@ pub fn find(home: &Home, policy: &Policy) -> std::io::Result<Cleanup> {
                 && (cutoff_ts.as_ref().is_some_and(|c| r.finished_at < *c) || policy.max_tasks.is_some_and(|m| *i >= m))
         })
         .map(|(_, (id, _))| id.clone())
-        .filter(|id| home.task_dir(id).join("result.json").exists())
+        .filter(|id| removable_task(home, id).is_some())
         .collect();
     let mut files: Vec<PathBuf> = Vec::new();
     if let Some(cutoff) = cutoff
@@ -152,10 +152,12 @@ pub fn find(home: &Home, policy: &Policy) -> std::io::Result<Cleanup> {
         .keys()
         .filter(|id| policy.sandboxes || tasks.contains(id))
         .filter_map(|id| {
-            let dir = TaskDir::new(home.task_dir(id));
-            let bytes = std::fs::read(dir.isolation()).ok()?;
+            let dir = TaskDir::new(removable_task(home, id)?);
+            let bytes = crate::store::read::read_bounded(&dir.isolation(), 64 * 1024).ok()?;
             let sb: crate::isolate::Sandbox = serde_json::from_slice(&bytes).ok()?;
-            (dir.result().exists() && sb.root.exists()).then(|| (id.clone(), sb))
+            // Only the sandbox this task's id names: a forged record never
+            // points the removal anywhere else.
+            (sb.root == crate::isolate::sandbox_root(home.root(), id) && sb.root.exists()).then(|| (id.clone(), sb))
         })
         .collect();
     Ok(Cleanup {
@@ -173,17 +175,39 @@ pub fn apply(home: &Home, c: &Cleanup) -> std::io::Result<()> {
         crate::isolate::remove(sb, sb.committed);
     }
     for id in &c.tasks {
-        // Finished: it has its result, and nothing runs it.
-        if home.task_dir(id).join("result.json").exists() {
-            let _ = std::fs::remove_dir_all(home.task_dir(id));
+        // Checked again: it may have changed since it was found.
+        if let Some(dir) = removable_task(home, id) {
+            let _ = std::fs::remove_dir_all(dir);
+            let _ = std::fs::remove_file(home.summary_file(id));
         }
-        let _ = std::fs::remove_file(home.summary_file(id));
     }
     index::remove(home, &c.tasks)?;
     for f in c.files.iter().chain(&c.strays) {
         let _ = std::fs::remove_file(f);
     }
     Ok(())
+}
+
+/// The folder of task `id` if retention may remove it: `id` has the form of an
+/// id (the index is a file anyone who can write the home can forge: a row
+/// keyed `../x` or `/abs` must never name a path), the folder is a real
+/// folder directly under `results/` (not a link to elsewhere), it has its
+/// `result.json`, and no live daemon holds its lock (a running task's folder,
+/// whatever a forged result in it says).
+fn removable_task(home: &Home, id: &str) -> Option<PathBuf> {
+    if !crate::ids::is_well_formed(id) {
+        return None;
+    }
+    let dir = home.task_dir(id);
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    if !meta.file_type().is_dir() {
+        return None;
+    }
+    let task = TaskDir::new(dir);
+    if !task.result().is_file() || crate::store::lock::is_locked(&task.lock_file()) {
+        return None;
+    }
+    Some(task.dir)
 }
 
 fn older(p: &Path, cutoff: SystemTime) -> bool {

@@ -42,7 +42,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         );
         return Ok(exit::FAILED);
     }
-    if let Ok(when) = std::fs::read_to_string(dir.applied()) {
+    if let Ok(when) = crate::store::read::read_text(&dir.applied(), 4096) {
         eprintln!("{id} was already applied ({}); nothing done", when.trim());
         return Ok(exit::FAILED);
     }

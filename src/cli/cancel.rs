@@ -29,15 +29,15 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let found = resolve(&home, &args.task)?;
     let (id, dir) = match found {
         Found::Queued { file } => {
-            std::fs::create_dir_all(home.cancelled())?;
-            match std::fs::rename(home.inbox().join(&file), home.cancelled().join(&file)) {
-                Ok(()) => {
+            // An earlier cancelled file of the same name is never replaced.
+            match crate::store::keep::move_into(&home.inbox().join(&file), &home.cancelled(), &file) {
+                Ok(kept) => {
                     if args.json {
                         print_json(
-                            &json!({"file": file, "status": "cancelled", "moved_to": format!("inbox/cancelled/{file}")}),
+                            &json!({"file": file, "status": "cancelled", "moved_to": format!("inbox/cancelled/{kept}")}),
                         )?;
                     } else {
-                        println!("{file}: removed from the queue (kept in inbox/cancelled/)");
+                        println!("{file}: removed from the queue (kept as inbox/cancelled/{kept})");
                     }
                     return Ok(exit::OK);
                 }

@@ -167,7 +167,7 @@ pub fn load_result(dir: &TaskDir) -> Option<ResultRecord> {
 /// (before that file exists) what `owner.lock` records: the attempt and its start.
 pub fn load_progress(dir: &TaskDir) -> Option<ProgressRecord> {
     ProgressRecord::load(&dir.progress()).or_else(|| {
-        let text = std::fs::read_to_string(dir.lock_file()).ok()?;
+        let text = crate::store::read::read_text(&dir.lock_file(), crate::store::read::max::RECORD).ok()?;
         let owner = crate::store::lock::OwnerRecord::parse(&text)?;
         let last = owner.attempts.last()?;
         Some(ProgressRecord {
@@ -182,7 +182,7 @@ pub fn load_progress(dir: &TaskDir) -> Option<ProgressRecord> {
 }
 
 pub fn load_plan(dir: &TaskDir) -> Option<crate::plan::Plan> {
-    serde_json::from_slice(&std::fs::read(dir.plan()).ok()?).ok()
+    serde_json::from_slice(&crate::store::read::read_bounded(&dir.plan(), crate::store::read::max::RECORD).ok()?).ok()
 }
 
 pub use crate::store::summary::human_ms;

@@ -1,6 +1,6 @@
 //! `orchestrator list`: tasks, newest first (queued files on top).
 
-use super::common::{human_ms, load_plan, load_progress, paint, print_json, since, status_color};
+use super::common::{escape_controls, human_ms, load_plan, load_progress, paint, print_json, since, status_color};
 use super::{Cli, exit};
 use crate::store::{TaskDir, daemons, index};
 use serde::Serialize;
@@ -120,8 +120,8 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         println!(
             "{:<10} {}  {}{extra}",
             paint(&r.status, status_color(&r.status)),
-            r.id,
-            r.title
+            escape_controls(&r.id),
+            escape_controls(&r.title)
         );
     }
     if rows.is_empty() {

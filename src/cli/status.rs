@@ -2,7 +2,7 @@
 //! Reads files only (`run/`, the running tasks' progress, the inbox, the index
 //! counts); needs no daemon and never scans `results/`.
 
-use super::common::{human_ms, load_plan, load_progress, ms_since, paint, print_json, status_color};
+use super::common::{escape_controls, human_ms, load_plan, load_progress, ms_since, paint, print_json, status_color};
 use super::{Cli, exit};
 use crate::store::{Home, TaskDir, daemons, index};
 use crate::task::parse::{Limits, is_ignored_name};
@@ -130,17 +130,23 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             "  {}  {}  {}  attempt {}{interrupted}  {} turns  {} tools  ${:.4}  {}",
             paint(&r.id, "36"),
             r.elapsed_ms.map(human_ms).unwrap_or_default(),
-            r.title,
+            escape_controls(&r.title),
             r.attempt,
             r.turns,
             r.tool_calls,
             r.cost_usd.unwrap_or(0.0),
-            state
+            escape_controls(&state)
         );
     }
     println!("\nqueued: {queued_total}");
     for q in &queue {
-        println!("  {}  (priority {}, {})  {}", q.file, q.priority, q.agent, q.title);
+        println!(
+            "  {}  (priority {}, {})  {}",
+            escape_controls(&q.file),
+            q.priority,
+            q.agent,
+            escape_controls(&q.title)
+        );
     }
     if queued_total > queue.len() {
         println!("  ... and {} more", queued_total - queue.len());

@@ -251,9 +251,11 @@ pub fn load(
         .map(Path::to_path_buf)
         .or_else(|| home_config.exists().then(|| home_config.to_path_buf()));
     if let Some(path) = &path {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
+        let text = crate::store::read::read_text(path, crate::store::read::max::CONFIG).map_err(|source| {
+            ConfigError::Read {
+                path: path.clone(),
+                source,
+            }
         })?;
         let value: Value = if text.trim().is_empty() {
             Value::Object(Map::new())

@@ -4,9 +4,9 @@
 //! threads.
 
 use super::{Accepted, Queued, Rules, Stamp, Verdict, stat};
+use crate::store::read::read_capped;
 use crate::task::parse;
 use crate::task::{Rejection, workdir};
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -163,15 +163,4 @@ pub fn file_rejection(meta: &std::fs::Metadata, owner_only: Option<u32>) -> Opti
     #[cfg(not(unix))]
     let _ = owner_only;
     None
-}
-
-/// Reads at most `max + 1` bytes (one more, to tell "exactly max" from "more").
-pub fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    let file = std::fs::File::open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut bytes = Vec::new();
-    file.take(max + 1).read_to_end(&mut bytes)?;
-    Ok(bytes)
 }

@@ -6,30 +6,6 @@ use crate::task::Rejection;
 use serde_json::json;
 use std::path::Path;
 
-/// The name a rejected file is kept under in `inbox/rejected/`: its own, or,
-/// when that is taken or too long to carry `.error.json` beside it (names are
-/// at most 255 bytes), a shortened one with a unique suffix.
-fn rejected_name(dir: &Path, name: &str) -> String {
-    const ROOM: usize = 255 - ".error.json".len() - ".0123456789".len();
-    if name.len() <= ROOM - 16 && std::fs::symlink_metadata(dir.join(name)).is_err() {
-        return name.to_string();
-    }
-    let p = Path::new(name);
-    let ext = p
-        .extension()
-        .and_then(|e| e.to_str())
-        .filter(|e| e.len() <= 16)
-        .map(|e| format!(".{e}"))
-        .unwrap_or_default();
-    let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or(name);
-    let mut cut = stem.len().min(ROOM - 16 - ext.len());
-    while !stem.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let suffix = ulid::Ulid::generate().to_string().to_ascii_lowercase();
-    format!("{}.{}{ext}", &stem[..cut], &suffix[16..])
-}
-
 /// Moves a rejected file to `inbox/rejected/` with its `NAME.error.json`.
 /// `Err` says why it could not be moved (the file stays in the inbox: the
 /// caller says so once, as a `claim_failed` event); `Ok(false)`: it was gone.
@@ -41,16 +17,18 @@ pub fn reject(home: &Home, events: &EventLog, name: &str, r: &Rejection) -> Resu
 /// `shown` is how it is named in records).
 pub fn reject_path(home: &Home, events: &EventLog, src: &Path, shown: &str, r: &Rejection) -> Result<bool, String> {
     let dir = home.rejected();
-    let _ = std::fs::create_dir_all(&dir);
-    let kept = rejected_name(&dir, shown);
-    let target = dir.join(&kept);
-    if let Err(e) = std::fs::rename(src, &target) {
-        if e.kind() == std::io::ErrorKind::NotFound && std::fs::symlink_metadata(src).is_err() {
+    // Kept under its own name, or a distinct one: an earlier rejected file of
+    // the same name is never replaced.
+    let kept = match crate::store::keep::move_into(src, &dir, shown) {
+        Ok(kept) => kept,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::fs::symlink_metadata(src).is_err() => {
             return Ok(false);
         }
-        tracing::error!(file = shown, error = %e, "could not move a rejected file to inbox/rejected");
-        return Err(format!("it could not be moved to {}: {e}", dir.display()));
-    }
+        Err(e) => {
+            tracing::error!(file = shown, error = %e, "could not move a rejected file to inbox/rejected");
+            return Err(format!("it could not be moved to {}: {e}", dir.display()));
+        }
+    };
     let at = now_ts();
     // The reason may quote a value from the file: it is redacted like an event.
     let error = events.redact(&r.error).into_owned();

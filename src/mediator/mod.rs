@@ -90,7 +90,7 @@ Status: {}
         "summary",
         600,
     )
-    .map_err(|e| tracing::info!(reason = e.reason, detail = %e.detail, "the mediator wrote no summary; the summary stands without it"))
+    .map_err(|e| tracing::info!(reason = e.reason, detail = %config.redactor().redact(&e.detail), "the mediator wrote no summary; the summary stands without it"))
     .ok()
 }
 
@@ -107,7 +107,7 @@ pub fn condense(config: &Config, digest: &str, budget: usize) -> Option<String> 
         "digest",
         max,
     )
-    .map_err(|e| tracing::info!(reason = e.reason, detail = %e.detail, "the mediator did not condense the context; the digest stands"))
+    .map_err(|e| tracing::info!(reason = e.reason, detail = %config.redactor().redact(&e.detail), "the mediator did not condense the context; the digest stands"))
     .ok()
 }
 

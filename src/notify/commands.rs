@@ -46,11 +46,12 @@ fn status(home: &Home) -> String {
         by("cancelled")
     ));
     for id in running.iter().take(10) {
-        let title = std::fs::read(TaskDir::new(home.task_dir(id)).plan())
-            .ok()
-            .and_then(|b| serde_json::from_slice::<crate::plan::Plan>(&b).ok())
-            .map(|p| p.title)
-            .unwrap_or_default();
+        let title =
+            crate::store::read::read_bounded(&TaskDir::new(home.task_dir(id)).plan(), crate::store::read::max::RECORD)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<crate::plan::Plan>(&b).ok())
+                .map(|p| p.title)
+                .unwrap_or_default();
         text.push_str(&format!("\n• {id} {title}"));
     }
     text
@@ -108,7 +109,7 @@ fn progress(id: &str, dir: &TaskDir) -> String {
     let Some(p) = ProgressRecord::load(&dir.progress()) else {
         // A run younger than a second has written no progress.json yet: its
         // attempts are in the lock its daemon holds.
-        let attempts = std::fs::read_to_string(dir.lock_file())
+        let attempts = crate::store::read::read_text(&dir.lock_file(), crate::store::read::max::RECORD)
             .ok()
             .and_then(|t| OwnerRecord::parse(&t))
             .map_or(0, |o| o.attempts.len());
@@ -142,9 +143,8 @@ fn cancel(home: &Home, name: &str) -> String {
     // A file still in the queue, by its name.
     let queued = home.inbox().join(name);
     if !name.contains(['/', '\\']) && queued.is_file() {
-        let _ = std::fs::create_dir_all(home.cancelled());
-        return match std::fs::rename(&queued, home.cancelled().join(name)) {
-            Ok(()) => format!("{name}: removed from the queue (kept in inbox/cancelled/)"),
+        return match crate::store::keep::move_into(&queued, &home.cancelled(), name) {
+            Ok(kept) => format!("{name}: removed from the queue (kept as inbox/cancelled/{kept})"),
             Err(e) => format!("{name}: could not be taken out of the queue: {e}"),
         };
     }
@@ -160,7 +160,7 @@ fn cancel(home: &Home, name: &str) -> String {
 }
 
 fn retry(home: &Home, config: &Config, id: &str, dir: &TaskDir) -> String {
-    let Some(plan) = std::fs::read(dir.plan())
+    let Some(plan) = crate::store::read::read_bounded(&dir.plan(), crate::store::read::max::RECORD)
         .ok()
         .and_then(|b| serde_json::from_slice::<crate::plan::Plan>(&b).ok())
     else {

@@ -298,7 +298,7 @@ impl Inner {
                 }
                 continue;
             }
-            let offset: i64 = std::fs::read_to_string(&offset_file)
+            let offset: i64 = crate::store::read::read_text(&offset_file, 64)
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(0);

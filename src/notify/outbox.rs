@@ -104,7 +104,10 @@ impl Outbox {
         *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some(names.len());
         for name in names {
             let path = self.dir.join(&name);
-            match std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+            match crate::store::read::read_bounded(&path, crate::store::read::max::RECORD)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+            {
                 Some(item) => out.push((path, item)),
                 None => {
                     let _ = self.set_aside(&path);
@@ -140,9 +143,8 @@ impl Outbox {
     }
 
     fn move_aside(&self, path: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(&self.failed)?;
-        if let Some(name) = path.file_name() {
-            std::fs::rename(path, self.failed.join(name))?;
+        if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+            crate::store::keep::move_into(path, &self.failed, name)?;
         }
         let mut failed: Vec<PathBuf> = std::fs::read_dir(&self.failed)?.flatten().map(|e| e.path()).collect();
         if failed.len() > 1000 {

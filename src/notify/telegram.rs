@@ -114,7 +114,8 @@ pub fn message(home: &Home, event: &Value) -> String {
         }
     }
     if name.starts_with("task_") && !id.is_empty() {
-        let summary = std::fs::read_to_string(home.summary_file(&id)).unwrap_or_default();
+        let summary =
+            crate::store::read::read_text(&home.summary_file(&id), crate::store::read::max::RECORD).unwrap_or_default();
         // From its first section (the answer, or the error): the head above
         // it repeats what the message already says.
         let lines: Vec<&str> = summary

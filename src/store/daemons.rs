@@ -165,7 +165,9 @@ pub fn live(home: &Home) -> Vec<DaemonState> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "lock") && lock::is_locked(p))
-        .filter_map(|p| std::fs::read(p.with_extension("json")).ok())
+        .filter_map(|p| {
+            crate::store::read::read_bounded(&p.with_extension("json"), crate::store::read::max::RECORD).ok()
+        })
         .filter_map(|b| serde_json::from_slice(&b).ok())
         .collect();
     out.sort_by(|a, b| a.worker.cmp(&b.worker));

@@ -115,7 +115,10 @@ impl Counts {
 }
 
 pub fn read_counts(home: &Home) -> Option<Counts> {
-    serde_json::from_slice(&std::fs::read(home.results().join("index.counts.json")).ok()?).ok()
+    serde_json::from_slice(
+        &super::read::read_bounded(&home.results().join("index.counts.json"), super::read::max::RECORD).ok()?,
+    )
+    .ok()
 }
 
 fn write_counts(home: &Home, counts: &Counts) -> io::Result<()> {
@@ -142,13 +145,13 @@ fn recount(index: &RawIndex) -> Counts {
 
 /// Reads the index; `None` if it is missing or unreadable (then rebuild).
 pub fn read(home: &Home) -> Option<Index> {
-    let bytes = std::fs::read(home.index_file()).ok()?;
+    let bytes = super::read::read_bounded(&home.index_file(), super::read::max::INDEX).ok()?;
     let index: Index = serde_json::from_slice(&bytes).ok()?;
     (index.schema_version == SCHEMA_VERSION).then_some(index)
 }
 
 fn read_raw(home: &Home) -> Option<RawIndex> {
-    let bytes = std::fs::read(home.index_file()).ok()?;
+    let bytes = super::read::read_bounded(&home.index_file(), super::read::max::INDEX).ok()?;
     serde_json::from_slice::<RawIndex>(&bytes)
         .ok()
         .filter(|i| i.schema_version == SCHEMA_VERSION)
@@ -253,7 +256,7 @@ fn raw_rows(rows: &BTreeMap<String, IndexRow>) -> io::Result<BTreeMap<String, Bo
 /// just before a crash, whose final event may be missing too.
 pub fn reconcile(home: &Home) -> io::Result<Vec<String>> {
     with_lock(home, || {
-        let keys = std::fs::read(home.index_file())
+        let keys = super::read::read_bounded(&home.index_file(), super::read::max::INDEX)
             .ok()
             .and_then(|b| serde_json::from_slice::<IndexKeys>(&b).ok())
             .filter(|k| k.schema_version == SCHEMA_VERSION);

@@ -9,8 +9,10 @@ pub mod commit;
 pub mod commit_log;
 pub mod daemons;
 pub mod index;
+pub mod keep;
 pub mod layout;
 pub mod lock;
+pub mod read;
 pub mod record;
 pub mod summary;
 

@@ -155,14 +155,14 @@ pub struct ProgressRecord {
 
 impl ProgressRecord {
     pub fn load(path: &std::path::Path) -> Option<Self> {
-        let bytes = std::fs::read(path).ok()?;
+        let bytes = super::read::read_bounded(path, super::read::max::RECORD).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 }
 
 impl ResultRecord {
     pub fn load(path: &std::path::Path) -> std::io::Result<Self> {
-        let bytes = std::fs::read(path)?;
+        let bytes = super::read::read_bounded(path, super::read::max::RECORD)?;
         serde_json::from_slice(&bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 }

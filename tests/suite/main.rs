@@ -6,6 +6,7 @@
 mod common;
 
 mod agents;
+mod attacker;
 mod bad_input;
 #[cfg(unix)]
 mod changes;

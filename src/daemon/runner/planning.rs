@@ -22,7 +22,8 @@ impl Runner {
             .take()
             .is_some_and(|q| q.still_matches(&self.claimed.task_file));
         if !fresh
-            && let Ok(bytes) = std::fs::read(self.claimed.dir.plan())
+            && let Ok(bytes) =
+                crate::store::read::read_bounded(&self.claimed.dir.plan(), crate::store::read::max::RECORD)
             && let Ok(plan) = serde_json::from_slice::<Plan>(&bytes)
         {
             return Ok(plan);
@@ -67,6 +68,14 @@ impl Runner {
             if let Some((s, w)) = mediated {
                 (spec, wd) = (s, w);
             }
+            // A server's error text may echo the key it was sent (or anything
+            // else): it goes to plan.json, result.json and the logs redacted.
+            let mut record = record;
+            if let Some(d) = &record.detail {
+                let d = self.redactor.redact(d).into_owned();
+                tracing::info!(task = self.id(), reason = ?record.reason, detail = %d, "the mediator's proposal was not used");
+                record.detail = Some(d);
+            }
             self.emit(Event::TaskMediated(record.clone()));
             mediation = Some(record);
         }
@@ -91,7 +100,14 @@ impl Runner {
             }
             plan.mediation = Some(m);
         }
-        plan.context = context;
+        // An earlier answer may hold a secret: the digest is written to
+        // plan.json and given to the agent redacted, as the answer's record is.
+        plan.context = context.map(|mut c| {
+            if let std::borrow::Cow::Owned(t) = self.redactor.redact(&c.text) {
+                c.text = t;
+            }
+            c
+        });
         // The title (by default the prompt's first line) goes to index.json,
         // result.json and every listing: a key in the prompt must not.
         if let std::borrow::Cow::Owned(t) = self.redactor.redact(&plan.title) {

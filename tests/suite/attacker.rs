@@ -1,0 +1,254 @@
+//! What someone who can write into the home (or answer for a model) tries:
+//! forged index rows and records, names that collide, secrets echoed back,
+//! terminal escapes, FIFOs and endless files where the daemon reads.
+
+use crate::common::fake_http::FakeHttp;
+use crate::common::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// Writes `rows` (id -> row) into the index beside what is there.
+fn forge_index_rows(home: &TestHome, rows: &[(&str, Value)]) {
+    let path = home.path.join("results/index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for (id, row) in rows {
+        index["tasks"][*id] = row.clone();
+    }
+    std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+fn old_row() -> Value {
+    json!({"status": "succeeded", "title": "x", "finished_at": "2020-01-01T00:00:00.000Z", "result": "results/x/result.json"})
+}
+
+#[test]
+fn index_rows_that_name_paths_never_get_anything_removed() {
+    let home = TestHome::new();
+    home.drop_task("t.yaml", "agent: command\ncommand: echo hi\n");
+    assert!(home.run_once().status.success());
+    // A folder beside results/ and one anywhere else, each with a result.json.
+    let beside = home.path.join("victim");
+    let outside = tempfile::tempdir().unwrap();
+    for d in [&beside, &outside.path().to_path_buf()] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("result.json"), "{}").unwrap();
+        std::fs::write(d.join("precious.txt"), "keep me").unwrap();
+    }
+    let abs = outside.path().to_str().unwrap().to_string();
+    forge_index_rows(&home, &[("../victim", old_row()), (abs.as_str(), old_row())]);
+    // A well-formed id that is a link to a folder elsewhere.
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(
+        outside.path(),
+        home.path.join("results/01jd3k8q7x9v2m4n6p8r0t2w4y-link"),
+    )
+    .unwrap();
+    forge_index_rows(&home, &[("01jd3k8q7x9v2m4n6p8r0t2w4y-link", old_row())]);
+
+    let out = home.cli(&["clean", "--older-than", "0s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(beside.join("precious.txt").exists(), "results/../victim was removed");
+    assert!(
+        outside.path().join("precious.txt").exists(),
+        "an absolute path was removed"
+    );
+    // The daemon's retention reads the same rows.
+    std::fs::write(
+        home.path.join("orchestrator.yaml"),
+        base_config() + "retention:\n  max_age: 1s\n  every: 1s\n",
+    )
+    .unwrap();
+    forge_index_rows(&home, &[("../victim", old_row()), (abs.as_str(), old_row())]);
+    let mut daemon = home.spawn_daemon();
+    home.wait_started(1);
+    // Its first pass comes a second after the start; give it a few.
+    home.drop_task("later.yaml", "agent: command\ncommand: echo later\n");
+    wait_until(LONG, "the later task", || {
+        home.results().iter().any(|r| r["source_file"] == "later.yaml")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    sigterm(daemon.id());
+    assert!(daemon.wait().unwrap().success());
+    assert!(
+        beside.join("precious.txt").exists(),
+        "retention removed results/../victim"
+    );
+    assert!(
+        outside.path().join("precious.txt").exists(),
+        "retention removed an absolute path"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_forged_old_result_in_a_running_tasks_folder_does_not_get_it_removed() {
+    let home = TestHome::new();
+    let release = home.path.join("release");
+    let mut daemon = home.spawn_daemon();
+    home.wait_started(1);
+    home.drop_task(
+        "running.yaml",
+        format!(
+            "agent: command\ncommand: 'while [ ! -f \"{}\" ]; do sleep 0.05; done; echo done'\n",
+            release.display()
+        ),
+    );
+    wait_until(LONG, "the task to start", || !home.events_of("task_started").is_empty());
+    let id = home.events_of("task_started")[0]["task_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = home.task_dir(&id);
+    let forged = json!({"schema_version": 1, "id": id, "title": "forged", "source_file": "running.yaml",
+        "status": "succeeded", "agent": "command", "workdir": "/", "queued_at": "2020-01-01T00:00:00.000Z",
+        "started_at": "2020-01-01T00:00:00.000Z", "finished_at": "2020-01-01T00:00:00.000Z", "duration_ms": 1,
+        "attempts": [], "output": "", "files_changed": [], "permission_denials": [], "validation": {"warnings": []},
+        "error": null});
+    std::fs::write(dir.join("result.json"), forged.to_string()).unwrap();
+    let out = home.cli(&["clean", "--older-than", "0s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.join("plan.json").exists(), "the running task's folder was removed");
+    std::fs::write(&release, "").unwrap();
+    sigterm(daemon.id());
+    let _ = daemon.wait();
+}
+
+#[test]
+fn cancelling_a_file_named_like_an_earlier_cancelled_one_keeps_both() {
+    let home = TestHome::new();
+    home.drop_task("same.md", "first version");
+    let out = home.cli(&["cancel", "same.md"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    home.drop_task("same.md", "second version");
+    let out = home.cli(&["cancel", "same.md", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let moved: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kept = moved["moved_to"].as_str().unwrap();
+    assert_ne!(kept, "inbox/cancelled/same.md", "the second copy has a name of its own");
+    let cancelled = home.inbox().join("cancelled");
+    let mut texts: Vec<String> = std::fs::read_dir(&cancelled)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    texts.sort();
+    assert_eq!(texts, ["first version", "second version"]);
+    assert_eq!(std::fs::read_to_string(home.path.join(kept)).unwrap(), "second version");
+}
+
+#[test]
+fn a_rejected_file_named_like_an_earlier_one_keeps_both() {
+    let home = TestHome::new();
+    home.drop_task("bad.yaml", "nonsense_key: 1\nprompt: one\n");
+    home.run_once();
+    home.drop_task("bad.yaml", "nonsense_key: 2\nprompt: two\n");
+    home.run_once();
+    let kept: Vec<String> = std::fs::read_dir(home.inbox().join("rejected"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.ends_with(".error.json"))
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_the_mediators_server_echoes_is_redacted_everywhere() {
+    const KEY: &str = "mediator-key-0123456789abcdef";
+    let server = FakeHttp::start(|r, _| {
+        // A server that quotes the credentials it was sent.
+        let auth = r.header("authorization").unwrap_or("").to_string();
+        (
+            401,
+            json!({"error": {"message": format!("invalid credentials: {auth}")}}),
+        )
+    });
+    let home = TestHome::with_config(
+        &(base_config()
+            + &format!(
+                "mediator:\n  kind: openai\n  url: {}/v1\n  model: tiny\n  timeout: 2s\n  api_key_env: MY_MEDIATOR_CREDENTIAL\n",
+                server.url()
+            )),
+    );
+    home.drop_task("note.txt", "please look at the login code");
+    let mut c = home.cmd();
+    c.args(["run", "--once"])
+        .env("MY_MEDIATOR_CREDENTIAL", KEY)
+        .env("ORCHESTRATOR_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = wait_output(c.spawn().unwrap(), LONG);
+    assert!(
+        server.requests()[0].header("authorization").unwrap_or("").contains(KEY),
+        "the key was sent"
+    );
+    let r = home.result_of("note.txt");
+    assert_eq!(r["mediation"]["used"], false, "{r}");
+    assert!(r["mediation"]["detail"].as_str().unwrap().contains("REDACTED"), "{r}");
+    // Nowhere in the home, nor on the daemon's stderr.
+    let mut leaks = Vec::new();
+    for path in walk(&home.path) {
+        if std::fs::read(&path).is_ok_and(|b| String::from_utf8_lossy(&b).contains(KEY)) {
+            leaks.push(path);
+        }
+    }
+    assert!(leaks.is_empty(), "the key is in {leaks:?}");
+    assert!(!stderr(&out).contains(KEY), "{}", stderr(&out));
+}
+
+#[cfg(unix)]
+#[test]
+fn context_from_an_answer_with_a_secret_is_redacted() {
+    let home = TestHome::new();
+    home.drop_task(
+        "first.yaml",
+        "agent: command\ncommand: echo 'the token is ghp_abcdefghijklmnopqrstuvwxyz0123456789'\n",
+    );
+    home.run_once();
+    let first = home.result_of("first.yaml")["id"].as_str().unwrap().to_string();
+    home.drop_task(
+        "next.yaml",
+        format!("agent: command\ncommand: cat\ncontext_from: [{first}]\nprompt: go on\n"),
+    );
+    home.run_once();
+    let next = home.result_of("next.yaml");
+    let dir = home.task_dir(next["id"].as_str().unwrap());
+    let plan = std::fs::read_to_string(dir.join("plan.json")).unwrap();
+    assert!(plan.contains("the token is"), "the answer is in the context: {plan}");
+    assert!(!plan.contains("ghp_abcdefghijklmnopqrstuvwxyz0123456789"), "{plan}");
+}
+
+#[test]
+fn titles_with_terminal_escapes_are_shown_escaped_by_list_and_status() {
+    let home = TestHome::new();
+    let evil = "title: \"evil \\e]0;pwned\\a\\e[2J title\"\nagent: command\ncommand: echo hi\n";
+    home.drop_task("evil.yaml", evil);
+    let text = stdout(&home.cli(&["status"]));
+    assert!(!text.contains('\u{1b}'), "status printed a raw escape: {text:?}");
+    assert!(text.contains("\\u{1b}]0;pwned"), "{text:?}");
+    home.run_once();
+    for verb in ["list", "status"] {
+        let text = stdout(&home.cli(&[verb]));
+        assert!(!text.contains('\u{1b}'), "{verb} printed a raw escape: {text:?}");
+    }
+    let text = stdout(&home.cli(&["list"]));
+    assert!(text.contains("\\u{1b}]0;pwned"), "{text:?}");
+}
+
+/// Every file below `dir`, links not followed.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            out.extend(walk(&e.path()));
+        } else if t.is_file() {
+            out.push(e.path());
+        }
+    }
+    out
+}
