@@ -29,8 +29,9 @@ pub fn digest(home: &Home, ids: &[String], budget: usize) -> Option<Digest> {
     let mut text = String::new();
     let mut from = Vec::new();
     for id in ids {
-        let dir = TaskDir::new(home.task_dir(id));
-        let Ok(r) = ResultRecord::load(&dir.result()) else {
+        // A link in results/ (to another home's task) is not this home's task.
+        let dir = home.own_task_dir(id).map(TaskDir::new);
+        let Some(Ok(r)) = dir.as_ref().map(|d| ResultRecord::load(&d.result())) else {
             let _ = writeln!(text, "## Earlier task {id}: not finished, no result to show\n");
             continue;
         };
@@ -52,7 +53,7 @@ pub fn digest(home: &Home, ids: &[String], budget: usize) -> Option<Digest> {
                 writeln!(text)
             };
         }
-        if let Some(stat) = diff_stat(&dir) {
+        if let Some(stat) = dir.as_ref().and_then(diff_stat) {
             let _ = writeln!(text, "Diff: {stat}");
         }
         text.push('\n');

@@ -44,6 +44,7 @@ pub(crate) mod redact;
 pub(crate) mod retention;
 pub mod service;
 pub(crate) mod store;
+pub(crate) mod suggest;
 pub mod task;
 pub(crate) mod tools;
 pub(crate) mod validate;

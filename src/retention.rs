@@ -195,15 +195,7 @@ pub fn apply(home: &Home, c: &Cleanup) -> std::io::Result<()> {
 /// `result.json`, and no live daemon holds its lock (a running task's folder,
 /// whatever a forged result in it says).
 fn removable_task(home: &Home, id: &str) -> Option<PathBuf> {
-    if !crate::ids::is_well_formed(id) {
-        return None;
-    }
-    let dir = home.task_dir(id);
-    let meta = std::fs::symlink_metadata(&dir).ok()?;
-    if !meta.file_type().is_dir() {
-        return None;
-    }
-    let task = TaskDir::new(dir);
+    let task = TaskDir::new(home.own_task_dir(id)?);
     if !task.result().is_file() || crate::store::lock::is_locked(&task.lock_file()) {
         return None;
     }

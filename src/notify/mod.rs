@@ -47,9 +47,15 @@ impl Failure {
 /// Telegram command thread (both started when first needed).
 pub struct Notifier {
     inner: Arc<Inner>,
-    sender: Option<std::thread::JoinHandle<()>>,
+    /// The sending thread, and word from it that it ended.
+    sender: Option<(std::thread::JoinHandle<()>, std::sync::mpsc::Receiver<()>)>,
     poller: Option<std::thread::JoinHandle<()>>,
 }
+
+/// How long a stopping daemon waits for a send in progress: a slow sink must
+/// not hold SIGTERM for `notify.timeout`. A notification cut off here is
+/// still in the outbox and sent again (with the same delivery id) later.
+const STOP_WAIT: Duration = Duration::from_secs(3);
 
 struct Inner {
     home: Home,
@@ -103,11 +109,16 @@ impl Notifier {
         let n = self.inner.notify();
         if self.sender.is_none() && (n.webhook.is_some() || n.telegram.is_some()) {
             let inner = self.inner.clone();
+            let (ended, ended_rx) = std::sync::mpsc::channel();
             self.sender = std::thread::Builder::new()
                 .name("notify".into())
-                .spawn(move || inner.send_loop())
+                .spawn(move || {
+                    inner.send_loop();
+                    let _ = ended.send(());
+                })
                 .map_err(|e| tracing::error!(error = %e, "cannot start the notification thread"))
-                .ok();
+                .ok()
+                .map(|t| (t, ended_rx));
         }
         if self.poller.is_none() && n.telegram.as_ref().is_some_and(|t| t.commands) {
             let inner = self.inner.clone();
@@ -131,10 +142,20 @@ impl Drop for Notifier {
     fn drop(&mut self) {
         self.inner.quit.store(true, Ordering::Release);
         self.inner.poke();
-        // The sender stops between two sends; the poller may sit in a long
-        // poll and is left to end with the process.
-        if let Some(t) = self.sender.take() {
-            let _ = t.join();
+        // The sender stops between two sends, or is left to end with the
+        // process when a send takes longer than STOP_WAIT; the poller may sit
+        // in a long poll and is left to end with the process.
+        if let Some((t, ended)) = self.sender.take() {
+            match ended.recv_timeout(STOP_WAIT) {
+                Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = t.join();
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    tracing::info!(
+                        "a notification was still being sent; it stays in notify/outbox/ for the next start"
+                    );
+                }
+            }
         }
     }
 }

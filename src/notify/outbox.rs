@@ -100,8 +100,14 @@ impl Outbox {
     /// Everything waiting, oldest first, with its path. Unreadable files are set aside.
     pub fn waiting(&self) -> Vec<(PathBuf, Item)> {
         let mut out = Vec::new();
-        let names = self.names().unwrap_or_default();
-        *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some(names.len());
+        // Counted under the lock `push` holds: a push between the listing and
+        // the count would otherwise be forgotten, and the backlog overrun.
+        let names = {
+            let mut known = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            let names = self.names().unwrap_or_default();
+            *known = Some(names.len());
+            names
+        };
         for name in names {
             let path = self.dir.join(&name);
             match crate::store::read::read_bounded(&path, crate::store::read::max::RECORD)
@@ -200,5 +206,32 @@ mod tests {
             [2, 3]
         );
         assert_eq!(std::fs::read_dir(tmp.path().join("failed")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn pushes_while_the_sender_lists_never_overrun_the_backlog() {
+        let tmp = tempfile::tempdir().unwrap();
+        let o = std::sync::Arc::new(Outbox::new(tmp.path()));
+        let backlog = 5;
+        let pusher = {
+            let o = o.clone();
+            std::thread::spawn(move || {
+                for n in 0..2000 {
+                    o.push(&item(n), backlog).unwrap();
+                }
+            })
+        };
+        let mut most = 0;
+        while !pusher.is_finished() {
+            // The sender's pass: list, and finish the first now and then.
+            let w = o.waiting();
+            if let Some((p, _)) = w.first().filter(|_| w.len().is_multiple_of(2)) {
+                o.done(p);
+            }
+            most = most.max(o.names().unwrap().len());
+        }
+        pusher.join().unwrap();
+        most = most.max(o.names().unwrap().len());
+        assert!(most <= backlog, "{most} waited with a backlog of {backlog}");
     }
 }

@@ -30,10 +30,12 @@ fn call(http: &ureq::Agent, t: &TelegramConfig, method: &str, body: &Value) -> R
         .send_json(body)
         .map_err(|e| Failure::retry(scrub(&e.to_string(), t)))?;
     let status = resp.status().as_u16();
-    let v: Value = resp
+    let bytes = resp
         .into_body()
-        .read_json()
+        .read_to_vec()
         .map_err(|e| Failure::retry(scrub(&format!("HTTP {status}, unreadable answer: {e}"), t)))?;
+    let v: Value = parse_lenient(&bytes)
+        .ok_or_else(|| Failure::retry(scrub(&format!("HTTP {status}, an answer that is not JSON"), t)))?;
     if v["ok"] == true {
         return Ok(v["result"].clone());
     }
@@ -47,6 +49,60 @@ fn call(http: &ureq::Agent, t: &TelegramConfig, method: &str, body: &Value) -> R
     );
     let after = v["parameters"]["retry_after"].as_u64().map(Duration::from_secs);
     Err(Failure { why, after })
+}
+
+/// JSON as a chat can make it: a message's text may carry bytes that are not
+/// UTF-8 or a lone surrogate escape (`\ud800`), which a strict parser refuses
+/// whole; then the offset would never move past that update and the bot would
+/// hear nothing more. Such text is mended (U+FFFD) before parsing.
+fn parse_lenient(bytes: &[u8]) -> Option<Value> {
+    if let Ok(v) = serde_json::from_slice(bytes) {
+        return Some(v);
+    }
+    let text = String::from_utf8_lossy(bytes);
+    serde_json::from_str(&mend_surrogates(&text)).ok()
+}
+
+/// `text` (JSON) with every `\uXXXX` escape of a surrogate that is not part
+/// of a pair replaced by `\ufffd`.
+fn mend_surrogates(text: &str) -> String {
+    let hex = |s: &str| u16::from_str_radix(s, 16).ok();
+    let b = text.as_bytes();
+    let escape_at = |i: usize| -> Option<u16> {
+        (b.get(i) == Some(&b'\\') && b.get(i + 1) == Some(&b'u'))
+            .then(|| text.get(i + 2..i + 6).and_then(hex))
+            .flatten()
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            let c = text[i..].chars().next().unwrap_or('\u{fffd}');
+            out.push(c);
+            i += c.len_utf8();
+            continue;
+        }
+        match escape_at(i) {
+            Some(0xD800..=0xDBFF) if matches!(escape_at(i + 6), Some(0xDC00..=0xDFFF)) => {
+                out.push_str(&text[i..i + 12]);
+                i += 12;
+            }
+            Some(0xD800..=0xDFFF) => {
+                out.push_str("\\ufffd");
+                i += 6;
+            }
+            _ => {
+                // Any other escape: copied with the character it escapes.
+                out.push('\\');
+                if let Some(c) = text[i + 1..].chars().next() {
+                    out.push(c);
+                    i += c.len_utf8();
+                }
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Sends `text` to `chat`.
@@ -164,5 +220,17 @@ mod tests {
             scrub("https://api.telegram.org/bot123:SECRET/sendMessage: refused", &t),
             "https://api.telegram.org/bot<bot token>/sendMessage: refused"
         );
+    }
+
+    #[test]
+    fn updates_with_lone_surrogates_or_bad_bytes_are_mended_not_refused() {
+        let raw = br#"{"ok":true,"result":[{"update_id":7,"message":{"text":"bad \ud800 x \\ud800 \ud83d\ude00"}}]}"#;
+        let v = parse_lenient(raw).unwrap();
+        assert_eq!(v["result"][0]["update_id"], 7);
+        assert_eq!(v["result"][0]["message"]["text"], "bad \u{fffd} x \\ud800 \u{1f600}");
+        let mut bytes = br#"{"ok":true,"result":[{"update_id":8,"message":{"text":"x"#.to_vec();
+        bytes.extend([0xff, 0xfe]);
+        bytes.extend(br#""}}]}"#);
+        assert_eq!(parse_lenient(&bytes).unwrap()["result"][0]["update_id"], 8);
     }
 }

@@ -45,6 +45,19 @@ impl Home {
     pub fn task_dir(&self, id: &str) -> PathBuf {
         self.results().join(id)
     }
+    /// The folder of task `id` when `id` has the form of an id and the folder
+    /// is a real folder of this home's `results/`, not a link to elsewhere
+    /// (another home's task, or anything): for ids read from files anyone
+    /// who can write the home could have written.
+    pub fn own_task_dir(&self, id: &str) -> Option<PathBuf> {
+        if !crate::ids::is_well_formed(id) {
+            return None;
+        }
+        let dir = self.task_dir(id);
+        std::fs::symlink_metadata(&dir)
+            .is_ok_and(|m| m.file_type().is_dir())
+            .then_some(dir)
+    }
     pub fn index_file(&self) -> PathBuf {
         self.results().join("index.json")
     }

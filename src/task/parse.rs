@@ -258,11 +258,16 @@ fn split_raw(text: &str) -> Result<Option<(&str, &str)>, Rejection> {
 
 fn field_error(message: String, form: &str) -> Rejection {
     if message.contains("unknown field") {
-        Rejection::new(
-            "unknown_field",
-            message,
-            format!("remove or correct the field; known fields: {FIELD_LIST}"),
-        )
+        let unknown = message
+            .split_once("unknown field `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(name, _)| name);
+        let known: Vec<&str> = FIELD_LIST.split(", ").collect();
+        let hint = match unknown.and_then(|u| crate::suggest::closest(u, &known)) {
+            Some(meant) => format!("did you mean `{meant}`? Known fields: {FIELD_LIST}"),
+            None => format!("remove or correct the field; known fields: {FIELD_LIST}"),
+        };
+        Rejection::new("unknown_field", message, hint)
     } else {
         Rejection::new(
             "invalid_fields",

@@ -252,3 +252,111 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The `config_reloaded` events so far.
+#[cfg(unix)]
+fn reloads(home: &TestHome) -> Vec<Value> {
+    home.events_of("config_reloaded")
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_a_device_a_huge_file_or_another_file_as_the_config_is_refused_without_a_hang() {
+    let home = TestHome::new();
+    let config = home.path.join("orchestrator.yaml");
+    let good = std::fs::read_to_string(&config).unwrap();
+    let mut daemon = home.spawn_daemon();
+    home.wait_started(1);
+    let secret_file = home.path.join("not-a-config.txt");
+    std::fs::write(&secret_file, "root:$6$salt$SECRET-HASH-VALUE:19000:0:99999:7:::\n").unwrap();
+    type Swap<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let swaps: [Swap; 4] = [
+        (
+            "not a regular file",
+            Box::new(|| nix::unistd::mkfifo(&config, nix::sys::stat::Mode::S_IRWXU).unwrap()),
+        ),
+        (
+            "not a regular file",
+            Box::new(|| std::os::unix::fs::symlink("/dev/zero", &config).unwrap()),
+        ),
+        (
+            "larger than",
+            Box::new(|| std::fs::File::create(&config).unwrap().set_len(200 << 20).unwrap()),
+        ),
+        (
+            "is this file a config?",
+            Box::new(|| std::os::unix::fs::symlink(&secret_file, &config).unwrap()),
+        ),
+    ];
+    for (i, (why, swap)) in swaps.iter().enumerate() {
+        std::fs::remove_file(&config).unwrap();
+        swap();
+        wait_until(LONG, "the refused reload", || reloads(&home).len() > i);
+        let e = &reloads(&home)[i];
+        assert_eq!(e["ok"], false, "{e}");
+        assert!(e["error"].as_str().unwrap().contains(why), "{why}: {e}");
+        assert!(!e.to_string().contains("SECRET-HASH-VALUE"), "{e}");
+    }
+    // The config in force still runs tasks, and SIGTERM still stops the daemon.
+    home.drop_task("still.yaml", "agent: command\ncommand: echo still\n");
+    wait_until(LONG, "a task on the old config", || home.results().len() == 1);
+    std::fs::remove_file(&config).unwrap();
+    std::fs::write(&config, good).unwrap();
+    sigterm(daemon.id());
+    wait_until(Duration::from_secs(15), "the daemon to stop on SIGTERM", || {
+        daemon.try_wait().unwrap().is_some()
+    });
+    let log = std::fs::read_to_string(home.path.join("logs/orchestrator.log")).unwrap_or_default();
+    assert!(!log.contains("SECRET-HASH-VALUE"), "{log}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_the_notification_outbox_is_set_aside_and_the_rest_is_sent() {
+    let server = FakeHttp::start(|_, _| (200, json!({})));
+    let home = TestHome::with_config(
+        &(base_config()
+            + &format!(
+                "notify:\n  webhook:\n    url: {}/hook\n    events: [task_succeeded]\n",
+                server.url()
+            )),
+    );
+    let outbox = home.path.join("notify/outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    nix::unistd::mkfifo(
+        &outbox.join("0000000000001-1-000000.json"),
+        nix::sys::stat::Mode::S_IRWXU,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/dev/zero", outbox.join("0000000000002-1-000000.json")).unwrap();
+    let mut daemon = home.spawn_daemon();
+    home.wait_started(1);
+    home.drop_task("ok.yaml", "agent: command\ncommand: echo fine\n");
+    wait_until(LONG, "the task's notification", || !server.requests().is_empty());
+    let failed = std::fs::read_dir(home.path.join("notify/failed")).unwrap().count();
+    assert_eq!(failed, 2, "the FIFO and the link were set aside");
+    sigterm(daemon.id());
+    wait_until(Duration::from_secs(15), "the daemon to stop on SIGTERM", || {
+        daemon.try_wait().unwrap().is_some()
+    });
+}
+
+#[cfg(unix)]
+#[test]
+fn context_from_does_not_follow_a_link_to_another_homes_task() {
+    let other = TestHome::new();
+    other.drop_task("theirs.yaml", "agent: command\ncommand: echo OTHER-HOMES-ANSWER\n");
+    other.run_once();
+    let id = other.result_of("theirs.yaml")["id"].as_str().unwrap().to_string();
+    let home = TestHome::new();
+    std::os::unix::fs::symlink(other.task_dir(&id), home.task_dir(&id)).unwrap();
+    home.drop_task(
+        "mine.yaml",
+        format!("agent: command\ncommand: cat\ncontext_from: [{id}]\nprompt: go on\n"),
+    );
+    home.run_once();
+    let r = home.result_of("mine.yaml");
+    assert!(!r["output"].as_str().unwrap().contains("OTHER-HOMES-ANSWER"), "{r}");
+    let plan = std::fs::read_to_string(home.task_dir(r["id"].as_str().unwrap()).join("plan.json")).unwrap();
+    assert!(!plan.contains("OTHER-HOMES-ANSWER"), "{plan}");
+}

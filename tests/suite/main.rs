@@ -6,6 +6,7 @@
 mod common;
 
 mod agents;
+#[cfg(unix)]
 mod attacker;
 mod bad_input;
 #[cfg(unix)]

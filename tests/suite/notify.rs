@@ -2,7 +2,7 @@
 //! before it takes them, one that is down across a restart, and a fake
 //! Telegram Bot API with chats that send commands.
 
-use crate::common::fake_http::{FakeHttp, Request};
+use crate::common::fake_http::{FakeHttp, RAW, Request};
 use crate::common::*;
 use hmac::Mac;
 use serde_json::{Value, json};
@@ -14,6 +14,8 @@ use std::time::Duration;
 const LONG: Duration = Duration::from_secs(60);
 const SECRET: &str = "hook-secret-value-0123456789";
 const TOKEN: &str = "424242:TEST-bot-token-value-abcdef";
+const RAW_TEXT: &str = "@@raw-text@@";
+const BAD_TEXT: &str = "\"broken \\ud800 text\"";
 
 fn hmac_hex(secret: &str, body: &[u8]) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
@@ -180,12 +182,26 @@ impl FakeTelegram {
                     .wait_timeout_while(lock.lock().unwrap(), wait, |all| after(all).is_empty())
                     .unwrap()
                     .0;
-                (200, json!({"ok": true, "result": after(&all)}))
+                let body = json!({"ok": true, "result": after(&all)}).to_string();
+                // A text said raw replaces its placeholder as it is.
+                match body.find(RAW_TEXT) {
+                    Some(_) => (
+                        200,
+                        Value::String(format!("{RAW}{}", body.replace(&format!("\"{RAW_TEXT}\""), BAD_TEXT))),
+                    ),
+                    None => (200, json!({"ok": true, "result": after(&all)})),
+                }
             } else {
                 (200, json!({"ok": true, "result": {"message_id": 1}}))
             }
         });
         Self { server, updates }
+    }
+
+    /// A message whose text is not valid JSON text (a lone surrogate and
+    /// bytes that are not UTF-8), as a chat client can send.
+    fn say_bad_text(&self, chat: i64) {
+        self.say(chat, RAW_TEXT);
     }
 
     fn say(&self, chat: i64, text: &str) {
@@ -322,4 +338,52 @@ fn bad_notify_sections_are_errors_that_say_what_to_fix() {
         assert_eq!(out.status.code(), Some(2), "{yaml}");
         assert!(stderr(&out).contains(part), "{yaml}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn a_message_that_is_not_valid_json_text_does_not_make_the_bot_deaf() {
+    let tg = FakeTelegram::start();
+    let home = TestHome::with_config(
+        &(base_config()
+            + &format!(
+                "notify:\n  telegram:\n    bot_token: \"{TOKEN}\"\n    chat_ids: [11]\n    api_url: {}\n",
+                tg.server.url()
+            )),
+    );
+    let mut daemon = home.spawn_daemon();
+    home.wait_started(1);
+    tg.say_bad_text(11);
+    tg.say(11, "/status");
+    wait_until(LONG, "the /status after the broken message answered", || {
+        tg.sent_containing(11, "running").is_some() || tg.sent_containing(11, "queued").is_some()
+    });
+    sigterm(daemon.id());
+    daemon.wait().unwrap();
+}
+
+#[test]
+fn a_send_that_hangs_does_not_hold_the_daemons_stop() {
+    let server = FakeHttp::start(|_, gate| {
+        // Never answers while the test runs (the gate opens when it ends).
+        gate.wait(Duration::from_secs(300));
+        (200, json!({}))
+    });
+    let home = TestHome::with_config(
+        &(base_config()
+            + &format!(
+                "notify:\n  timeout: 5m\n  webhook:\n    url: {}/hook\n    events: [task_succeeded]\n",
+                server.url()
+            )),
+    );
+    let mut daemon = home.spawn_daemon();
+    home.wait_started(1);
+    home.drop_task("ok.yaml", "agent: command\ncommand: echo fine\n");
+    wait_until(LONG, "the webhook's request", || !server.requests().is_empty());
+    let asked = std::time::Instant::now();
+    sigterm(daemon.id());
+    wait_until(LONG, "the daemon to stop", || daemon.try_wait().unwrap().is_some());
+    let took = asked.elapsed();
+    // shutdown_grace (1 s) and the notifier's 3 s, not notify.timeout's 5 minutes.
+    assert!(took < Duration::from_secs(30), "the stop took {took:?}");
+    assert_eq!(outbox_len(&home), 1, "the unsent notification waits for the next start");
 }

@@ -108,6 +108,16 @@ fn rejections_say_why_and_how() {
 }
 
 #[test]
+fn a_misspelt_field_gets_the_field_it_meant() {
+    let r = rejected("a.yaml", b"agent: command\ncomand: echo hi\n");
+    assert!(r.hint.starts_with("did you mean `command`?"), "{r:?}");
+    let r = rejected("a.md", b"---\nmax_turn: 3\n---\nhi");
+    assert!(r.hint.starts_with("did you mean `max_turns`?"), "{r:?}");
+    let r = rejected("a.md", b"---\ncolour: red\n---\nhi");
+    assert!(r.hint.starts_with("remove or correct the field"), "{r:?}");
+}
+
+#[test]
 fn oversized_files_and_prompts() {
     let small = Limits {
         max_bytes: 10,

@@ -1,12 +1,16 @@
 //! A fake HTTP server on 127.0.0.1 for the notification tests: every request
 //! is kept, and a handler answers each (status and JSON body).
 
-use super::mock_api::{accept_until, read_request, respond_json};
+use super::mock_api::{accept_until, read_request, respond_json, respond_raw};
 use serde_json::Value;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
+
+/// A handler's body that is a string starting with this is sent as the
+/// rest of the string, as it is: for answers that are not valid JSON.
+pub const RAW: &str = "RAW-BODY:";
 
 /// A request as received.
 #[derive(Debug, Clone)]
@@ -75,7 +79,11 @@ impl FakeHttp {
                 };
                 reqs.lock().unwrap().push(req.clone());
                 let (status, body) = handler(&req, &held);
-                if respond_json(&mut conn, status, &[], &body).is_err() {
+                let sent = match body.as_str().and_then(|b| b.strip_prefix(RAW)) {
+                    Some(raw) => respond_raw(&mut conn, status, &[], raw),
+                    None => respond_json(&mut conn, status, &[], &body),
+                };
+                if sent.is_err() {
                     break;
                 }
             }

@@ -298,7 +298,11 @@ pub fn respond_json(
     extra: &[(String, String)],
     body: &Value,
 ) -> std::io::Result<()> {
-    let text = body.to_string();
+    respond_raw(conn, status, extra, &body.to_string())
+}
+
+/// A response whose body is `text` as it is (which may not be valid JSON).
+pub fn respond_raw(conn: &mut TcpStream, status: u16, extra: &[(String, String)], text: &str) -> std::io::Result<()> {
     let mut head = format!(
         "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
         reason(status),
