@@ -10,7 +10,7 @@ fn main() -> std::process::ExitCode {
     #[cfg(windows)]
     if std::env::args_os()
         .nth(1)
-        .is_some_and(|a| a == orchestrator::service::scm::ARG)
+        .is_some_and(|a| a == orchestrator::service::SERVICE_ARG)
     {
         orchestrator::service::scm::dispatch(std::env::args_os().collect(), |args, report| {
             orchestrator::cli::run_reporting(args, |e| report(e))

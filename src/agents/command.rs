@@ -137,7 +137,7 @@ impl Agent for Command {
     }
 }
 
-/// A command that did not exit 0 failed (127: not found); a signal is a crash, retried.
+/// A command that did not exit 0 failed (127: its program was not found); a signal is a crash, retried.
 fn classify(exit: &Exit, report: &AgentReport) -> Option<Failure> {
     if exit.code == Some(0) {
         return None;
@@ -162,14 +162,19 @@ fn classify(exit: &Exit, report: &AgentReport) -> Option<Failure> {
             retry: Retry::No,
         });
     }
-    let kind = if exit.code == Some(127) {
-        ErrorKind::NotFound
+    // 127 is the shell's "command not found": the task's program, not an
+    // agent CLI (whose advice `not_found` gives) is missing.
+    let message = if exit.code == Some(127) {
+        format!(
+            "the shell did not find the command's program ({}){detail}: check its spelling, and that it is installed on the daemon's PATH",
+            exit_text(exit)
+        )
     } else {
-        ErrorKind::CommandFailed
+        format!("the command failed with {}{detail}", exit_text(exit))
     };
     Some(Failure {
-        kind,
-        message: format!("the command failed with {}{detail}", exit_text(exit)),
+        kind: ErrorKind::CommandFailed,
+        message,
         retry: Retry::No,
     })
 }

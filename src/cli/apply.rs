@@ -20,6 +20,7 @@ pub struct Args {
     /// Check that the diff applies and show what it would change; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print JSON (one document) instead of text, for scripts.
     #[arg(long)]
     pub json: bool,
 }

@@ -20,6 +20,7 @@ pub struct Args {
     /// Return at once instead of waiting (up to 10 s) for the task to stop.
     #[arg(long)]
     pub no_wait: bool,
+    /// Print JSON (one document) instead of text, for scripts.
     #[arg(long)]
     pub json: bool,
 }

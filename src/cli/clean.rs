@@ -30,6 +30,7 @@ pub struct Args {
     /// Show what would be removed; remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print JSON (one document) instead of text, for scripts.
     #[arg(long)]
     pub json: bool,
 }

@@ -181,6 +181,67 @@ pub fn load_progress(dir: &TaskDir) -> Option<ProgressRecord> {
     })
 }
 
+/// Tasks that started, have no result, and that no live daemon runs: their
+/// daemon died or stopped, and the next daemon to start (or a running one's
+/// recovery scan) runs them again. Cheap when there are none: `results/` is
+/// listed (names only), and the index's ids are read only when it holds
+/// more folders than finished and running tasks.
+pub fn interrupted(home: &Home, running: &[String]) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(home.results()) else {
+        return Vec::new();
+    };
+    let names: Vec<String> = dir
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| crate::ids::is_well_formed(n) && !running.contains(n))
+        .collect();
+    let finished = index::read_counts(home).map_or(0, |c| c.total);
+    if names.len() <= finished {
+        return Vec::new();
+    }
+    let known = index::ids(home).unwrap_or_default();
+    let mut out: Vec<String> = names
+        .into_iter()
+        .filter(|n| !known.contains(n))
+        .filter(|n| {
+            let td = TaskDir::new(home.task_dir(n));
+            !td.result().exists() && td.task_file().is_some() && !crate::store::lock::is_locked(&td.lock_file())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A file the inbox refused, as `inbox/rejected/NAME.error.json` tells it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Rejected {
+    pub file: String,
+    #[serde(default)]
+    pub reason: String,
+    pub error: String,
+    #[serde(default)]
+    pub hint: String,
+    pub at: String,
+    #[serde(default)]
+    pub moved_to: String,
+}
+
+/// The rejected files, newest first.
+pub fn rejected(home: &Home) -> Vec<Rejected> {
+    let Ok(dir) = std::fs::read_dir(home.rejected()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Rejected> = dir
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".error.json")))
+        .filter_map(|e| crate::store::read::read_bounded(&e.path(), 1024 * 1024).ok())
+        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .collect();
+    out.sort_by(|a: &Rejected, b: &Rejected| b.at.cmp(&a.at));
+    out
+}
+
 pub fn load_plan(dir: &TaskDir) -> Option<crate::plan::Plan> {
     serde_json::from_slice(&crate::store::read::read_bounded(&dir.plan(), crate::store::read::max::RECORD).ok()?).ok()
 }

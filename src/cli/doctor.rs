@@ -11,6 +11,7 @@ use std::time::Duration;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  orchestrator doctor --json")]
 pub struct Args {
+    /// Print JSON (one document) instead of text, for scripts.
     #[arg(long)]
     pub json: bool,
 }
@@ -205,7 +206,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     ));
     let canonical_home = crate::task::workdir::canonical(home.root()).unwrap_or_else(|_| home.root().to_path_buf());
     let mut c = match super::service::installed(&canonical_home, config.shutdown_grace.0) {
-        Some(file) => check("service", true, format!("installed: {}", file.display()), ""),
+        Some(what) => check("service", true, format!("installed: {what}"), ""),
         None => check(
             "service",
             true,

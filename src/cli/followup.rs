@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 pub struct ResumeArgs {
     /// The failed, cancelled or interrupted task.
     pub task: String,
+    /// Print JSON (one document) instead of text, for scripts.
     #[arg(long)]
     pub json: bool,
 }
@@ -25,6 +26,7 @@ pub struct ReplyArgs {
     pub task: String,
     /// The follow-up prompt, or `-` to read it from stdin.
     pub text: String,
+    /// Print JSON (one document) instead of text, for scripts.
     #[arg(long)]
     pub json: bool,
 }
@@ -82,7 +84,14 @@ pub fn resume(cli: &Cli, args: &ResumeArgs) -> anyhow::Result<u8> {
     let plan = load_plan(&dir).ok_or_else(|| UsageError(format!("{id} never started; use `orchestrator retry`")))?;
     let failed_step = result.steps.iter().find(|s| s.status != Status::Succeeded).map(|s| s.n);
     let session = last_session(&result, plan.agent);
-    let mut f = base_fields(&plan);
+    // A command has no session to go on in: it runs again (its plan from the
+    // step that failed), as `retry` would run it.
+    let command = plan.agent == crate::config::AgentKind::Command;
+    let mut f = if command {
+        crate::followups::retry_fields(&id, &plan)
+    } else {
+        base_fields(&plan)
+    };
     budget_left(&id, &plan, &result, &mut f)?;
     f.insert("title".into(), json!(format!("{} (resumed)", plan.title)));
     if !plan.prompt.is_empty() {

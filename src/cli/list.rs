@@ -10,7 +10,9 @@ use serde::Serialize;
     after_help = "Examples:\n  orchestrator list --status failed --since 1d\n  orchestrator list --limit 100 --json"
 )]
 pub struct Args {
-    /// Only tasks with this status: queued, running, succeeded, failed, cancelled.
+    /// Only tasks with this status: queued, running, interrupted (its daemon
+    /// died or stopped; it runs again), succeeded, failed, cancelled, or
+    /// rejected (files the inbox refused).
     #[arg(long)]
     pub status: Option<String>,
     /// At most this many (0: all).
@@ -19,6 +21,7 @@ pub struct Args {
     /// Only tasks started within this long, e.g. 2h, 7d.
     #[arg(long)]
     pub since: Option<String>,
+    /// Print JSON (one document) instead of text, for scripts.
     #[arg(long)]
     pub json: bool,
 }
@@ -38,6 +41,7 @@ pub struct Row {
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let home = cli.home()?;
+    index::ensure(&home);
     let cutoff = args.since.as_deref().map(since).transpose()?.map(|t| t.to_string());
     let mut rows: Vec<Row> = Vec::new();
     if let Ok(dir) = std::fs::read_dir(home.inbox()) {
@@ -79,7 +83,27 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         error: r.error_kind,
     })
     .collect();
-    for d in daemons::live(&home) {
+    let live = daemons::live(&home);
+    let running: Vec<String> = live.iter().flat_map(|d| d.running.iter().cloned()).collect();
+    if wanted("interrupted") {
+        for id in super::common::interrupted(&home, &running) {
+            let dir = TaskDir::new(home.task_dir(&id));
+            let plan = load_plan(&dir);
+            let p = load_progress(&dir).unwrap_or_default();
+            finished.push(Row {
+                id,
+                status: "interrupted".into(),
+                title: plan.as_ref().map(|p| p.title.clone()).unwrap_or_default(),
+                agent: plan.map(|p| p.agent.name().to_string()).unwrap_or_default(),
+                started_at: p.started_at,
+                finished_at: None,
+                duration_ms: None,
+                cost_usd: p.cost_usd,
+                error: None,
+            });
+        }
+    }
+    for d in live {
         for id in d.running {
             let dir = TaskDir::new(home.task_dir(&id));
             let plan = load_plan(&dir);
@@ -100,6 +124,20 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     // Ids begin with a ULID: sorting by id is sorting by claim time.
     finished.sort_by(|a, b| b.id.cmp(&a.id));
     rows.extend(finished);
+    // Files the inbox refused, after the tasks: they never became one.
+    if wanted("rejected") {
+        rows.extend(super::common::rejected(&home).into_iter().map(|r| Row {
+            id: r.moved_to.trim_start_matches("inbox/").to_string(),
+            status: "rejected".into(),
+            title: r.error,
+            agent: String::new(),
+            started_at: Some(r.at),
+            finished_at: None,
+            duration_ms: None,
+            cost_usd: None,
+            error: None,
+        }));
+    }
     rows.retain(|r| args.status.as_deref().is_none_or(|s| r.status == s));
     if let Some(c) = &cutoff {
         rows.retain(|r| r.started_at.as_ref().is_some_and(|s| s >= c));

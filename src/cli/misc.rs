@@ -9,15 +9,27 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  orchestrator create-sample\n  orchestrator create-sample --agent command")]
 pub struct SampleArgs {
-    /// claude or command.
-    #[arg(long, default_value = "claude")]
-    pub agent: String,
+    /// claude, cline or command (default: the home's default_agent).
+    #[arg(long)]
+    pub agent: Option<String>,
 }
 
 /// Writes a sample task into the inbox (atomically) and prints its path.
 pub fn create_sample(cli: &Cli, args: &SampleArgs) -> anyhow::Result<u8> {
     let home = cli.home()?;
-    let text = match args.agent.as_str() {
+    // The home's own agent: a home whose default is `command` gets a sample
+    // that runs there.
+    let agent = match &args.agent {
+        Some(a) => a.clone(),
+        None => cli
+            .load_config(&home, &[])
+            .map_err(|e| UsageError(e.to_string()))?
+            .config
+            .default_agent
+            .name()
+            .to_string(),
+    };
+    let text = match agent.as_str() {
         "claude" => {
             "---\ntitle: Sample - describe this folder\nagent: claude\nallowed_tools: [Read, Glob, Grep]\nmax_turns: 5\ntimeout: 10m\npriority: normal\n---\nList the files in this folder and describe in three sentences what the project is.\n"
         }
@@ -34,7 +46,7 @@ pub fn create_sample(cli: &Cli, args: &SampleArgs) -> anyhow::Result<u8> {
         }
     };
     std::fs::create_dir_all(home.inbox())?;
-    let name = format!("sample-{}-{}.md", args.agent, &crate::ids::new_id("s")[18..26]);
+    let name = format!("sample-{agent}-{}.md", &crate::ids::new_id("s")[18..26]);
     let tmp = home.inbox().join(format!(".{name}.tmp"));
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, home.inbox().join(&name))?;
@@ -47,6 +59,7 @@ pub fn create_sample(cli: &Cli, args: &SampleArgs) -> anyhow::Result<u8> {
 pub struct PlanArgs {
     /// A task file (anywhere; it is not moved).
     pub file: PathBuf,
+    /// Print JSON (one document) instead of text, for scripts.
     #[arg(long)]
     pub json: bool,
 }
@@ -202,6 +215,7 @@ fn quote(a: &str) -> String {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  ORCHESTRATOR_MAX_CONCURRENT=4 orchestrator config --json")]
 pub struct ConfigArgs {
+    /// Print JSON (one document) instead of text, for scripts.
     #[arg(long)]
     pub json: bool,
 }

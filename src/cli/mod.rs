@@ -48,9 +48,6 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon in the foreground: watch the inbox and run tasks.
-    ///
-    /// Example: orchestrator run            (until Ctrl-C)
-    ///          orchestrator run --once     (drain the inbox, exit 0 if all succeeded)
     Run(run::Args),
     /// Write a task into the inbox and print its id (works with or without a running daemon).
     Submit(submit::Args),

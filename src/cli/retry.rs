@@ -11,6 +11,7 @@ use serde_json::json;
 pub struct Args {
     /// The task to run again.
     pub task: String,
+    /// Print JSON (one document) instead of text, for scripts.
     #[arg(long)]
     pub json: bool,
 }

@@ -4,6 +4,9 @@ use super::{Cli, exit};
 use crate::daemon::{self, RunOptions};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  orchestrator --home ~/agents run          # until Ctrl-C or SIGTERM\n  orchestrator --home ~/agents run --once   # drain the inbox; exit 0 if all succeeded\n\nIn a terminal it says when each task starts and ends; its diagnostics go to\nstderr and logs/orchestrator.log (ORCHESTRATOR_LOG=debug for more)."
+)]
 pub struct Args {
     /// Drain the inbox, wait for every task, then exit: 0 if all succeeded, 1 otherwise.
     #[arg(long)]
@@ -24,7 +27,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let loaded = match cli.load_config(&home, &flags) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: {e}");
+            refused(&e);
             return Ok(exit::USAGE);
         }
     };
@@ -45,6 +48,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         once: args.once,
         config_file: cli.config.clone(),
         flags: all_flags,
+        console: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     let daemon = runtime.spawn(daemon::run(home, loaded, opts));
     let summary = match runtime
@@ -53,7 +57,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            refused(&format!("{e:#}"));
             return Ok(exit::USAGE);
         }
     };
@@ -74,6 +78,18 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         });
     }
     Ok(exit::OK)
+}
+
+/// Events of this target go to logs/orchestrator.log only (stderr has said
+/// them in its own words).
+const FILE_ONLY: &str = "orchestrator::file_only";
+
+/// A daemon that does not start says why on stderr and in the home's log: a
+/// service's stderr goes nowhere a person looks (Windows), and the log is
+/// where `doctor` sends them.
+fn refused(why: &dyn std::fmt::Display) {
+    eprintln!("error: {why}");
+    tracing::error!(target: FILE_ONLY, "the daemon did not start: {why}");
 }
 
 /// Diagnostics to stderr and to logs/orchestrator.log (daily files, 7 kept).
@@ -103,10 +119,15 @@ fn init_logging(home: &crate::store::Home) {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .with_target(false)
-        .with_filter(filter());
+        .with_filter(filter())
+        .with_filter(tracing_subscriber::filter::filter_fn(|m| m.target() != FILE_ONLY));
     match appender {
         Some(a) => {
-            let file_layer = fmt::layer().with_writer(a).with_ansi(false).with_filter(filter());
+            let file_layer = fmt::layer()
+                .with_writer(a)
+                .with_ansi(false)
+                .with_target(false)
+                .with_filter(filter());
             let _ = tracing_subscriber::registry()
                 .with(stderr_layer)
                 .with(file_layer)

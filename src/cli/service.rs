@@ -6,6 +6,10 @@
 //! `/etc/systemd/system/`, then `systemctl [--user] daemon-reload` and
 //! `enable --now`. macOS: the plist goes to `~/Library/LaunchAgents/`
 //! (`--user`) or `/Library/LaunchDaemons/`, then `launchctl bootstrap`.
+//! Windows: a service of the Service Control Manager (as an administrator;
+//! there are no per-user services, so `--user` is refused).
+//! `--config` and `--set` given to `install` are checked and become the
+//! service's own arguments.
 //! `ORCHESTRATOR_UNIT_DIR` and `ORCHESTRATOR_SYSTEMCTL` / `ORCHESTRATOR_LAUNCHCTL`
 //! change where and with what (for tests, and for unusual systems).
 
@@ -17,7 +21,8 @@ use std::process::Command;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  orchestrator --home ~/agents service install --user\n  orchestrator --home /srv/agents service install --dry-run\n  orchestrator service status --user"
+    long_about = "Run the daemon as a service of the OS: a systemd unit on Linux, a launchd agent or daemon on macOS, a Windows service (Service Control Manager, run as an administrator). One service per home; `--config` and `--set` given to `install` are the service's too.",
+    after_help = "Examples:\n  orchestrator --home ~/agents service install --user        # Linux, macOS: a service of this user\n  orchestrator --home /srv/agents service install --dry-run  # what would be written and run\n  orchestrator --home C:\\agents service install             # Windows, as an administrator\n  orchestrator service status --user"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -40,7 +45,8 @@ pub enum Action {
 
 #[derive(Debug, clap::Args)]
 pub struct Opts {
-    /// A service of this user (systemd --user, a LaunchAgent) instead of a system one.
+    /// A service of this user (systemd --user, a LaunchAgent) instead of a
+    /// system one. Not on Windows, whose services are the system's.
     #[arg(long)]
     pub user: bool,
     /// Print what would be written and run; change nothing.
@@ -68,6 +74,12 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         Err(_) => crate::config::Config::default(),
     };
     let opts = args.action.opts();
+    if cfg!(windows) && opts.user {
+        return Err(UsageError(
+            "--user: Windows has no services of one user; leave it out and run this as an administrator".into(),
+        )
+        .into());
+    }
     let home_path = crate::task::workdir::canonical(home.root()).unwrap_or_else(|_| home.root().to_path_buf());
     let spec = Spec {
         exe: std::env::current_exe()?,
@@ -78,8 +90,23 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             .ok()
             .filter(|u| !u.is_empty() && u != "root"),
         shutdown_grace: config.shutdown_grace.0,
+        config_args: config_args(cli)?,
     };
     Manager::of_this_os(&spec).act(&args.action, &spec)
+}
+
+/// `--config FILE` (made absolute: the service starts elsewhere) and each
+/// `--set KEY=VALUE`, as the service's daemon is to be started with them.
+fn config_args(cli: &Cli) -> anyhow::Result<Vec<String>> {
+    let mut v = Vec::new();
+    if let Some(file) = &cli.config {
+        let file = crate::task::workdir::canonical(file).unwrap_or(std::path::absolute(file)?);
+        v.extend(["--config".to_string(), file.display().to_string()]);
+    }
+    for (k, value) in &cli.set {
+        v.extend(["--set".to_string(), format!("{k}={value}")]);
+    }
+    Ok(v)
 }
 
 /// The OS's service manager: where the definition goes, and the tool that loads it.
@@ -272,9 +299,9 @@ impl Manager {
     }
 }
 
-/// Where this home's service definition is installed (user first), if it is;
-/// for `doctor`.
-pub(super) fn installed(home: &std::path::Path, shutdown_grace: std::time::Duration) -> Option<PathBuf> {
+/// Whether this home's service is installed, said for `doctor`: its
+/// definition file (user first), or on Windows the SCM's record and state.
+pub(super) fn installed(home: &std::path::Path, shutdown_grace: std::time::Duration) -> Option<String> {
     [true, false].into_iter().find_map(|user| {
         let spec = Spec {
             exe: PathBuf::new(),
@@ -282,10 +309,33 @@ pub(super) fn installed(home: &std::path::Path, shutdown_grace: std::time::Durat
             user_service: user,
             run_as: None,
             shutdown_grace,
+            config_args: Vec::new(),
         };
         let m = Manager::of_this_os(&spec);
-        (m.kind != Kind::Scm).then(|| m.file(&spec)).filter(|f| f.exists())
+        if m.kind == Kind::Scm {
+            return scm_installed(&spec);
+        }
+        Some(m.file(&spec))
+            .filter(|f| f.exists())
+            .map(|f| f.display().to_string())
     })
+}
+
+/// The Windows service of this home, if the SCM has it: its name and state.
+fn scm_installed(spec: &Spec) -> Option<String> {
+    #[cfg(windows)]
+    {
+        let name = spec.name();
+        crate::service::scm::state(&name).map(|(state, why)| match why {
+            Some(why) => format!("Windows service {name}, {state}: {why}"),
+            None => format!("Windows service {name}, {state}"),
+        })
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = spec;
+        None
+    }
 }
 
 fn current_uid() -> u32 {
@@ -304,7 +354,17 @@ fn current_uid() -> u32 {
 fn scm(action: &Action, spec: &Spec) -> anyhow::Result<u8> {
     let p = crate::service::scm_params(spec);
     if action.opts().dry_run {
-        println!("would {} the Windows service:\n{p:#?}", verb(action));
+        println!("would {} the Windows service {}", verb(action), p.name);
+        if let Action::Install(_) = action {
+            let restarts: Vec<String> = p.restart_after.iter().map(|d| format!("{}s", d.as_secs())).collect();
+            println!("  display name: {}", p.display_name);
+            println!("  command line: {}", crate::service::scm_command_line(&p));
+            println!(
+                "  started:      with Windows (automatic), restarted after a failure ({})",
+                restarts.join(", ")
+            );
+            println!("  stop timeout: {}s", p.stop_timeout.as_secs());
+        }
         return Ok(exit::OK);
     }
     #[cfg(windows)]
@@ -313,7 +373,13 @@ fn scm(action: &Action, spec: &Spec) -> anyhow::Result<u8> {
         let done = match action {
             Action::Install(_) => scm::install(&p).map(|()| format!("installed and started {}", p.name)),
             Action::Uninstall(_) => scm::uninstall(&p.name, p.stop_timeout).map(|()| format!("removed {}", p.name)),
-            Action::Start(_) => scm::start(&p.name).map(|()| format!("started {}", p.name)),
+            Action::Start(_) => scm::start(&p.name).map(|started| {
+                if started {
+                    format!("started {}", p.name)
+                } else {
+                    format!("{} was running already", p.name)
+                }
+            }),
             Action::Stop(_) => scm::stop(&p.name, p.stop_timeout).map(|()| format!("stopped {}", p.name)),
             Action::Status(_) => {
                 println!("service:   {}", p.name);

@@ -13,6 +13,7 @@ use serde_json::json;
 pub struct Args {
     /// Id, unique id prefix, or the original file name.
     pub task: String,
+    /// Print JSON (one document) instead of text, for scripts.
     #[arg(long)]
     pub json: bool,
 }
@@ -68,7 +69,20 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
                 r.interruptions
             );
         }
+        // With steps, each run says its step, and which try of it it was.
+        let stepped = r.attempts.iter().any(|a| a.step > 1);
+        let mut tries: std::collections::BTreeMap<u32, u32> = std::collections::BTreeMap::new();
         for a in &r.attempts {
+            let label = if stepped {
+                let n = tries.entry(a.step).or_default();
+                *n += 1;
+                match *n {
+                    1 => format!("step {}", a.step),
+                    n => format!("step {}, try {n}", a.step),
+                }
+            } else {
+                format!("attempt {}", a.n)
+            };
             let err = a
                 .error
                 .as_ref()
@@ -82,8 +96,7 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
                 (None, false) => "",
             };
             println!(
-                "attempt {}: exit {}  {}{err}{how}",
-                a.n,
+                "{label}: exit {}  {}{err}{how}",
                 a.exit_code.map_or("-".into(), |c| c.to_string()),
                 a.duration_ms.map(human_ms).unwrap_or_default()
             );
@@ -123,12 +136,12 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
     println!("command:   {} {}", plan.program, plan.args.join(" "));
     if let Some(p) = progress {
         println!(
-            "attempt:   {} of {}   turns: {}   tool calls: {}   cost: ${:.4}",
+            "attempt:   {} of {}   turns: {}   tool calls: {}   cost: {}",
             p.attempt,
             plan.max_attempts,
             p.turns,
             p.tool_calls,
-            p.cost_usd.unwrap_or(0.0)
+            p.cost_usd.map_or("-".to_string(), |c| format!("${c:.4}"))
         );
         if let Some(e) = p.last_event {
             println!("last:      {}", escape_controls(&e));
@@ -145,6 +158,7 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
 pub struct ResultsArgs {
     /// Id, unique id prefix, or the original file name.
     pub task: String,
+    /// Print JSON (one document) instead of text, for scripts.
     #[arg(long)]
     pub json: bool,
 }
@@ -158,9 +172,24 @@ pub fn results(cli: &Cli, args: &ResultsArgs) -> anyhow::Result<u8> {
         return Ok(exit::FAILED);
     };
     if args.json {
-        print_json(&json!({"id": r.id, "status": r.status, "output": r.output}))?;
+        print_json(&json!({"id": r.id, "status": r.status, "output": r.output, "error": r.error}))?;
     } else {
-        println!("{}", super::common::for_stdout(&r.output));
+        if !r.output.is_empty() {
+            println!("{}", super::common::for_stdout(&r.output));
+        }
+        // A task that did not succeed says why where a person looks, and a
+        // script reading stdout gets only the answer (if any).
+        if r.status != crate::store::record::Status::Succeeded {
+            match &r.error {
+                Some(e) => {
+                    eprintln!("{id} {}: {}: {}", r.status.name(), e.kind, escape_controls(&e.message));
+                    if !e.suggestion.is_empty() {
+                        eprintln!("fix: {}", escape_controls(&e.suggestion));
+                    }
+                }
+                None => eprintln!("{id} {}", r.status.name()),
+            }
+        }
     }
     Ok(if r.status == crate::store::record::Status::Succeeded {
         exit::OK

@@ -12,6 +12,7 @@ pub struct Args {
     /// Only tasks that finished within this long, e.g. 24h, 7d.
     #[arg(long)]
     pub since: Option<String>,
+    /// Print JSON (one document) instead of text, for scripts.
     #[arg(long)]
     pub json: bool,
 }
@@ -42,7 +43,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     // Tasks the mediator saw: `mediated`, or why its answer was not used.
     let mut mediation: BTreeMap<String, u64> = BTreeMap::new();
     let mut durations = Vec::with_capacity(rows.len());
-    let (mut attempts, mut cost, mut costed) = (0u64, 0f64, 0u64);
+    let (mut attempts, mut retries, mut cost, mut costed) = (0u64, 0u64, 0f64, 0u64);
     for r in &rows {
         *by_status.entry(r.status.name().into()).or_default() += 1;
         *by_agent.entry(r.agent.clone()).or_default() += 1;
@@ -54,6 +55,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         }
         durations.push(r.duration_ms);
         attempts += u64::from(r.attempts);
+        retries += u64::from(r.retries.unwrap_or(r.attempts.saturating_sub(1)));
         if let Some(c) = r.cost_usd {
             cost += c;
             costed += 1;
@@ -62,7 +64,6 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     durations.sort_unstable();
     let n = rows.len() as u64;
     let succeeded = by_status.get("succeeded").copied().unwrap_or(0);
-    let retries = attempts.saturating_sub(n);
     let out = json!({
         "tasks": n,
         "by_status": by_status,
@@ -114,10 +115,14 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         println!("mediator:     {}", line(&out["mediation"]));
     }
     println!("attempts:     {attempts} ({retries} retries)");
-    println!(
-        "cost:         ${cost:.4} total, ${:.4} mean per task with a cost",
-        out["cost_usd"]["mean"].as_f64().unwrap_or(0.0)
-    );
+    if costed > 0 {
+        println!(
+            "cost:         ${cost:.4} total, ${:.4} mean over the {costed} tasks that reported one",
+            out["cost_usd"]["mean"].as_f64().unwrap_or(0.0)
+        );
+    } else {
+        println!("cost:         - (no task reported a cost)");
+    }
     Ok(exit::OK)
 }
 

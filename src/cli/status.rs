@@ -1,6 +1,7 @@
 //! `orchestrator status [ID]`: daemons, pauses, running tasks, the queue, counts.
 //! Reads files only (`run/`, the running tasks' progress, the inbox, the index
-//! counts); needs no daemon and never scans `results/`.
+//! counts, `inbox/rejected/`); needs no daemon. Of `results/` it lists the
+//! names only, to find interrupted tasks ([`super::common::interrupted`]).
 
 use super::common::{escape_controls, human_ms, load_plan, load_progress, ms_since, paint, print_json, status_color};
 use super::{Cli, exit};
@@ -14,6 +15,7 @@ use serde_json::json;
 pub struct Args {
     /// One task (id, unique prefix, or file name): same as `show`.
     pub task: Option<String>,
+    /// Print JSON (one document) instead of text, for scripts.
     #[arg(long)]
     pub json: bool,
 }
@@ -48,6 +50,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         return super::show::show(cli, t, args.json);
     }
     let home = cli.home()?;
+    index::ensure(&home);
     let daemons = daemons::live(&home);
     let mut running = Vec::new();
     for d in &daemons {
@@ -75,6 +78,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         }
     }
     let (queued_total, queue) = queued(cli, &home, &daemons);
+    let running_ids: Vec<String> = daemons.iter().flat_map(|d| d.running.iter().cloned()).collect();
+    let interrupted = super::common::interrupted(&home, &running_ids);
+    let rejected = super::common::rejected(&home);
     let counts = index::read_counts(&home).unwrap_or_default();
     let paused: Vec<_> = daemons
         .iter()
@@ -87,7 +93,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
 
     if args.json {
         print_json(
-            &json!({"daemons": daemons, "paused": paused, "running": running, "queued": queue, "queued_total": queued_total, "finished": counts}),
+            &json!({"daemons": daemons, "paused": paused, "running": running, "interrupted": interrupted, "queued": queue, "queued_total": queued_total, "rejected": rejected, "finished": counts}),
         )?;
         return Ok(exit::OK);
     }
@@ -127,16 +133,30 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             n => format!(" ({n} interrupted)"),
         };
         println!(
-            "  {}  {}  {}  attempt {}{interrupted}  {} turns  {} tools  ${:.4}  {}",
+            "  {}  {}  {}  attempt {}{interrupted}  {} turns  {} tools  {}  {}",
             paint(&r.id, "36"),
             r.elapsed_ms.map(human_ms).unwrap_or_default(),
             escape_controls(&r.title),
             r.attempt,
             r.turns,
             r.tool_calls,
-            r.cost_usd.unwrap_or(0.0),
+            r.cost_usd.map_or("-".to_string(), |c| format!("${c:.4}")),
             escape_controls(&state)
         );
+    }
+    if !interrupted.is_empty() {
+        let when = if daemons.is_empty() {
+            "at the next daemon's start"
+        } else {
+            "within a recovery interval"
+        };
+        println!(
+            "\ninterrupted: {} (their daemon died or stopped; they run again {when})",
+            interrupted.len()
+        );
+        for id in interrupted.iter().take(10) {
+            println!("  {}", paint(id, "36"));
+        }
     }
     println!("\nqueued: {queued_total}");
     for q in &queue {
@@ -150,6 +170,15 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     }
     if queued_total > queue.len() {
         println!("  ... and {} more", queued_total - queue.len());
+    }
+    if !rejected.is_empty() {
+        println!(
+            "\nrejected: {} (in inbox/rejected/, each with its .error.json)",
+            rejected.len()
+        );
+        for r in rejected.iter().take(5) {
+            println!("  {}  {}", escape_controls(&r.file), escape_controls(&r.error));
+        }
     }
     let by = |s: &str| counts.by_status.get(s).copied().unwrap_or(0);
     println!(
@@ -180,7 +209,9 @@ fn queued(cli: &Cli, home: &Home, daemons: &[daemons::DaemonState]) -> (usize, V
             // Claimed since it was published: no longer waiting.
             .filter_map(|name| describe(&home.inbox().join(name), name, &limits).map(|(_, _, q)| q))
             .collect();
-        return (d.queued.total, head);
+        // A file just dropped is settling (or not yet seen): the daemon has
+        // not counted it, but it waits all the same (`show` says queued).
+        return (d.queued.total.max(inbox_files(home)), head);
     }
     let Ok(dir) = std::fs::read_dir(home.inbox()) else {
         return (0, Vec::new());
@@ -200,6 +231,16 @@ fn queued(cli: &Cli, home: &Home, daemons: &[daemons::DaemonState]) -> (usize, V
     let total = v.len();
     let head = v.into_iter().take(daemons::QUEUE_HEAD).map(|(_, _, q)| q).collect();
     (total, head)
+}
+
+/// How many task files are in the inbox (names only, nothing read).
+fn inbox_files(home: &Home) -> usize {
+    std::fs::read_dir(home.inbox()).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter(|e| e.file_name().to_str().is_some_and(|n| !is_ignored_name(n)))
+            .count()
+    })
 }
 
 /// A waiting file's priority, arrival and what `status` shows of it; `None`

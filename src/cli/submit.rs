@@ -19,11 +19,13 @@ use std::time::Duration;
 pub struct Args {
     /// The prompt, or `-` to read it from stdin.
     pub prompt: Option<String>,
+    /// The task's title (default: the prompt's first line).
     #[arg(long)]
     pub title: Option<String>,
-    /// claude or command.
+    /// claude, cline or command (default: the config's default_agent).
     #[arg(long)]
     pub agent: Option<String>,
+    /// Where the agent runs; must be inside allowed_roots (default: default_workdir).
     #[arg(long)]
     pub workdir: Option<String>,
     /// high, normal, low, or an integer.
@@ -155,12 +157,12 @@ fn wait(home: &Home, id: &str, json: bool) -> anyhow::Result<u8> {
         }
         let line = match load_progress(&dir) {
             Some(p) => format!(
-                "{} attempt {} · {} turns · {} tool calls · ${:.4} · {}",
+                "{} attempt {} · {} turns · {} tool calls · {} · {}",
                 p.status.map_or("running", |s| s.name()),
                 p.attempt,
                 p.turns,
                 p.tool_calls,
-                p.cost_usd.unwrap_or(0.0),
+                p.cost_usd.map_or("no cost yet".to_string(), |c| format!("${c:.4}")),
                 p.last_event.unwrap_or_default()
             ),
             None if dir.dir.is_dir() => "starting".to_string(),

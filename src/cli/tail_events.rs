@@ -28,7 +28,8 @@ pub struct Args {
     /// Keep printing new events as they come (across rotation).
     #[arg(short, long)]
     pub follow: bool,
-    /// Only events of this task (id or unique prefix).
+    /// Only events of this task: an id, a unique prefix of one, or the name
+    /// its file had in the inbox (a queued file is followed into its task).
     #[arg(long)]
     pub task: Option<String>,
     /// Only events of this type, e.g. task_failed.
@@ -43,9 +44,44 @@ pub struct Args {
 }
 
 struct Filter {
-    task: Option<String>,
+    task: Option<TaskSel>,
     event: Option<String>,
     since: Option<String>,
+}
+
+/// Which task's events `--task` keeps.
+enum TaskSel {
+    /// A task that has a folder.
+    Id(String),
+    /// What named no task (one removed by `clean`, say): ids starting with it.
+    Prefix(String),
+    /// A file still queued: its events by name until one names its id.
+    File {
+        name: String,
+        id: std::cell::RefCell<Option<String>>,
+    },
+}
+
+impl TaskSel {
+    fn matches(&self, v: &Value) -> bool {
+        let task_id = v["task_id"].as_str();
+        match self {
+            TaskSel::Id(id) => task_id == Some(id.as_str()),
+            TaskSel::Prefix(p) => task_id.is_some_and(|t| t.starts_with(p.as_str())),
+            TaskSel::File { name, id } => {
+                if let Some(known) = id.borrow().as_deref() {
+                    return task_id == Some(known) || v["file"].as_str() == Some(name);
+                }
+                if v["file"].as_str() != Some(name) {
+                    return false;
+                }
+                if let Some(t) = task_id {
+                    *id.borrow_mut() = Some(t.to_string());
+                }
+                true
+            }
+        }
+    }
 }
 
 impl Filter {
@@ -56,9 +92,7 @@ impl Filter {
         let Ok(v) = serde_json::from_slice::<Value>(line) else {
             return false;
         };
-        self.task
-            .as_ref()
-            .is_none_or(|t| v["task_id"].as_str().is_some_and(|id| id.starts_with(t.as_str())))
+        self.task.as_ref().is_none_or(|t| t.matches(&v))
             && self
                 .event
                 .as_ref()
@@ -72,8 +106,26 @@ impl Filter {
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let home = cli.home()?;
+    // The task as every verb takes it; what names none is an error, unless
+    // the log still has events of an id starting with it (a task `clean` removed).
+    let mut unresolved = None;
+    let task = match &args.task {
+        None => None,
+        Some(q) => Some(match super::common::resolve(&home, q) {
+            Ok(super::common::Found::Task { id, .. }) => TaskSel::Id(id),
+            Ok(super::common::Found::Queued { file }) => TaskSel::File {
+                name: file,
+                id: Default::default(),
+            },
+            Err(e) if args.follow => return Err(e.into()),
+            Err(e) => {
+                unresolved = Some(e);
+                TaskSel::Prefix(q.to_ascii_lowercase())
+            }
+        }),
+    };
     let filter = Filter {
-        task: args.task.as_ref().map(|t| t.to_ascii_lowercase()),
+        task,
         event: args.event.clone(),
         since: args
             .since
@@ -87,7 +139,11 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let (mut file, mut pos) = match open_shared(&path) {
         Ok(mut f) => {
             let end = f.seek(SeekFrom::End(0))?;
-            for line in last_lines(&mut f, end, args.lines, &filter)? {
+            let lines = last_lines(&mut f, end, args.lines, &filter)?;
+            if let Some(e) = unresolved.filter(|_| lines.is_empty()) {
+                return Err(e.into());
+            }
+            for line in lines {
                 print_line(&mut out, &line, args.json)?;
             }
             (Some(f), end)

@@ -6,6 +6,7 @@
 //! looking), or a signal. It never polls on a short tick (pueue's 300 ms
 //! scheduler tick caps it at a few tasks a second).
 
+mod console;
 mod handlers;
 pub mod homecheck;
 mod lookout;
@@ -80,6 +81,8 @@ pub struct RunOptions {
     pub config_file: Option<std::path::PathBuf>,
     /// `--set` pairs and the verb's own flags, applied again on a reload.
     pub flags: Vec<(String, String)>,
+    /// A person watches stderr: a line for each task's start and end ([`console`]).
+    pub console: bool,
 }
 
 /// The intake's rules under `config`.
@@ -249,6 +252,21 @@ fn sweep_stray_temps(home: &Home) {
     }
 }
 
+/// Says at start when the default agent's CLI is not to be found: every task
+/// that does not name an agent would fail with `cli_missing`.
+fn warn_if_default_agent_missing(config: &Config) {
+    let kind = config.default_agent;
+    let program = config
+        .agent(kind)
+        .command
+        .unwrap_or_else(|| crate::agents::of(kind).default_program().to_string());
+    if which::which(&program).is_err() {
+        tracing::warn!(
+            "the default agent's CLI `{program}` is not on PATH: tasks without `agent:` will fail until it is installed (`orchestrator doctor` says how), or set default_agent (e.g. `default_agent: command`)"
+        );
+    }
+}
+
 /// Runs the daemon until a signal (or, with `once`, until the inbox is drained).
 pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result<RunSummary> {
     home.ensure_layout()
@@ -260,7 +278,16 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     let events = Arc::new(EventLog::of_home(&home, &config.events).with_redactor(redactor.clone()));
     // Chosen events go to the notification outbox as they are written.
     let notifier = crate::notify::Notifier::new(&home, config.clone());
-    events.set_subscriber(notifier.hook());
+    if opts.console {
+        let hook = notifier.hook();
+        events.set_subscriber(Arc::new(move |name: &str, line: &[u8]| {
+            hook(name, line);
+            console::tell(name, line);
+        }));
+    } else {
+        events.set_subscriber(notifier.hook());
+    }
+    warn_if_default_agent_missing(&config);
     let worker = format!("{}:{}", hostname(), std::process::id());
     let registration = Registration::register(
         &home,

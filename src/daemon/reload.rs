@@ -38,6 +38,9 @@ pub struct ConfigSource {
     flags: Vec<(String, String)>,
     /// The file's size and modification time when it was last read.
     stamp: Option<Stamp>,
+    /// The last reload was refused: the next good one is said even when it
+    /// changes nothing (a bad edit undone), so the operator knows it is fixed.
+    pub refused: bool,
 }
 
 type Stamp = (u64, Option<SystemTime>);
@@ -53,6 +56,7 @@ impl ConfigSource {
             file,
             flags,
             stamp: None,
+            refused: false,
         };
         s.stamp = stamp_of(&s.path());
         s
@@ -175,12 +179,14 @@ pub fn resize_slots(slots: &Arc<Semaphore>, debt: &mut SlotDebt, from: usize, to
 impl Daemon {
     /// Reads the config again and, if it is good, puts it in force.
     /// `trigger`: `file` or `sighup`. A file that changed back to what is in
-    /// force says nothing.
+    /// force says nothing, unless the last reload was refused (then the fix
+    /// is confirmed).
     pub fn reload(&mut self, trigger: &str) {
         let file = Some(self.config_source.path()).filter(|p| p.exists());
         let loaded = match self.config_source.load() {
             Ok(l) => l,
             Err(e) => {
+                self.config_source.refused = true;
                 tracing::error!(error = %e, "the config was not reloaded; the one in force stays");
                 self.shared.events.emit(
                     None,
@@ -199,8 +205,12 @@ impl Daemon {
         let old = self.shared.config();
         let new = Arc::new(loaded.config);
         let changed = changed_keys(&old, &new);
-        if changed.is_empty() && trigger == "file" {
+        let fixed = std::mem::take(&mut self.config_source.refused);
+        if changed.is_empty() && trigger == "file" && !fixed {
             return;
+        }
+        if fixed {
+            tracing::info!("the config is good again ({} keys changed)", changed.len());
         }
         let restart_needed: Vec<String> = changed
             .iter()

@@ -31,7 +31,14 @@ pub struct Spec {
     pub run_as: Option<String>,
     /// The daemon's `shutdown_grace`: the service manager waits longer than this.
     pub shutdown_grace: Duration,
+    /// `--config FILE` and `--set KEY=VALUE` given to `service install`: the
+    /// service's daemon runs with the same config that `install` checked.
+    pub config_args: Vec<String>,
 }
+
+/// The first argument of the Windows service process
+/// (`orchestrator.exe __service NAME --home HOME ...`).
+pub const SERVICE_ARG: &str = "__service";
 
 impl Spec {
     /// The service's name: one per home, so several homes can each have one.
@@ -69,8 +76,12 @@ impl Spec {
         self.shutdown_grace + Duration::from_secs(30)
     }
 
-    fn run_args(&self) -> [String; 3] {
-        ["--home".into(), self.home.display().to_string(), "run".into()]
+    /// The daemon's arguments: the home, the config given to `install`, `run`.
+    fn run_args(&self) -> Vec<String> {
+        let mut v = vec!["--home".to_string(), self.home.display().to_string()];
+        v.extend(self.config_args.iter().cloned());
+        v.push("run".into());
+        v
     }
 }
 
@@ -177,7 +188,8 @@ pub struct ScmParams {
     pub name: String,
     pub display_name: String,
     pub description: String,
-    /// The binary and its arguments, as the service's command line.
+    /// The binary and its arguments, as the service's command line
+    /// ([`scm_command_line`]).
     pub executable: PathBuf,
     pub arguments: Vec<String>,
     /// Started with Windows.
@@ -190,8 +202,9 @@ pub struct ScmParams {
 
 /// The Windows service's parameters.
 pub fn scm_params(s: &Spec) -> ScmParams {
-    let mut arguments = vec!["--home".to_string(), s.home.display().to_string()];
-    arguments.push("run".into());
+    // The service process adds `run` itself (its daemon runs on a thread).
+    let mut arguments = vec![SERVICE_ARG.to_string(), s.name()];
+    arguments.extend(s.run_args().into_iter().filter(|a| a != "run"));
     ScmParams {
         name: s.name(),
         display_name: format!("orchestrator ({})", s.home.display()),
@@ -211,6 +224,46 @@ pub fn scm_params(s: &Spec) -> ScmParams {
     }
 }
 
+/// The command line the SCM keeps for the service, quoted as Windows
+/// programs split it (the rules `windows-service` follows when it registers
+/// one): what `service install --dry-run` shows.
+pub fn scm_command_line(p: &ScmParams) -> String {
+    std::iter::once(p.executable.display().to_string())
+        .chain(p.arguments.iter().cloned())
+        .map(|a| windows_quote(&a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One argument quoted for a Windows command line: as it is when it has no
+/// space, tab, newline or quote; else in quotes, with the backslashes before
+/// a quote (or the end) doubled and quotes escaped.
+fn windows_quote(arg: &str) -> String {
+    if !arg.is_empty() && !arg.contains([' ', '\t', '\n', '\u{b}', '"']) {
+        return arg.to_string();
+    }
+    let mut out = String::from('"');
+    let mut slashes = 0;
+    for c in arg.chars() {
+        match c {
+            '\\' => slashes += 1,
+            '"' => {
+                out.extend(std::iter::repeat_n('\\', slashes * 2 + 1));
+                out.push('"');
+                slashes = 0;
+            }
+            _ => {
+                out.extend(std::iter::repeat_n('\\', slashes));
+                out.push(c);
+                slashes = 0;
+            }
+        }
+    }
+    out.extend(std::iter::repeat_n('\\', slashes * 2));
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +275,7 @@ mod tests {
             user_service: user,
             run_as: Some("builder".into()),
             shutdown_grace: Duration::from_secs(10),
+            config_args: Vec::new(),
         }
     }
 
@@ -268,10 +322,59 @@ mod tests {
             "{plist}"
         );
         let p = scm_params(&spec(false));
-        assert_eq!(p.arguments, ["--home", "/srv/agents home", "run"]);
+        assert_eq!(p.arguments, [SERVICE_ARG, &p.name, "--home", "/srv/agents home"]);
         assert!(p.start_automatically);
         assert_eq!(p.restart_after.len(), 3);
         assert_eq!(p.stop_timeout, Duration::from_secs(40));
         assert_eq!(p.name, spec(false).name());
+    }
+
+    #[test]
+    fn the_config_given_to_install_is_the_services_too() {
+        let s = Spec {
+            config_args: vec![
+                "--config".into(),
+                "/etc/orch.yaml".into(),
+                "--set".into(),
+                "max_concurrent=3".into(),
+            ],
+            ..spec(false)
+        };
+        assert!(systemd_unit(&s).contains(
+            "ExecStart=/usr/local/bin/orchestrator --home \"/srv/agents home\" --config /etc/orch.yaml --set max_concurrent=3 run\n"
+        ));
+        let p = scm_params(&s);
+        assert_eq!(
+            &p.arguments[2..],
+            [
+                "--home",
+                "/srv/agents home",
+                "--config",
+                "/etc/orch.yaml",
+                "--set",
+                "max_concurrent=3"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_windows_command_line_is_quoted_as_windows_splits_it() {
+        let p = ScmParams {
+            executable: PathBuf::from(r"C:\Program Files\orchestrator\orchestrator.exe"),
+            arguments: vec![
+                SERVICE_ARG.into(),
+                "orchestrator-x-1".into(),
+                "--home".into(),
+                r"C:\agent home\".into(),
+                "--set".into(),
+                r#"a="b c""#.into(),
+                String::new(),
+            ],
+            ..scm_params(&spec(false))
+        };
+        assert_eq!(
+            scm_command_line(&p),
+            r#""C:\Program Files\orchestrator\orchestrator.exe" __service orchestrator-x-1 --home "C:\agent home\\" --set "a=\"b c\"" """#
+        );
     }
 }

@@ -22,7 +22,7 @@ use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 use windows_service::{define_windows_service, service_dispatcher};
 
 /// The argument that makes this binary the service process.
-pub const ARG: &str = "__service";
+pub use super::SERVICE_ARG as ARG;
 
 fn err(what: &str, e: windows_service::Error) -> String {
     match std::error::Error::source(&e) {
@@ -43,8 +43,7 @@ fn manager(access: ServiceManagerAccess) -> Result<ServiceManager, String> {
 /// Registers the service, sets its recovery actions, and starts it.
 pub fn install(p: &ScmParams) -> Result<(), String> {
     let m = manager(ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE)?;
-    let mut arguments: Vec<OsString> = vec![ARG.into(), p.name.clone().into()];
-    arguments.extend(p.arguments.iter().take(2).map(OsString::from));
+    let arguments: Vec<OsString> = p.arguments.iter().map(OsString::from).collect();
     let info = ServiceInfo {
         name: p.name.clone().into(),
         display_name: p.display_name.clone().into(),
@@ -141,11 +140,16 @@ fn open(name: &str, access: ServiceAccess) -> Result<windows_service::service::S
         .map_err(|e| err(&format!("no service {name}"), e))
 }
 
-/// Starts the installed service and waits until it runs.
-pub fn start(name: &str) -> Result<(), String> {
+/// Starts the installed service and waits until it runs; `Ok(false)` when
+/// it was running already (a success, as for `systemctl start`).
+pub fn start(name: &str) -> Result<bool, String> {
     let service = open(name, ServiceAccess::START | ServiceAccess::QUERY_STATUS)?;
+    let s = service.query_status().map_err(|e| err("cannot query the service", e))?;
+    if matches!(s.current_state, ServiceState::Running | ServiceState::StartPending) {
+        return until_started(&service).map(|()| false);
+    }
     start_service(&service).map_err(|e| err("cannot start the service", e))?;
-    until_started(&service)
+    until_started(&service).map(|()| true)
 }
 
 /// Asks it to stop and waits (up to `timeout`) until it has.

@@ -48,6 +48,10 @@ pub struct IndexRow {
     /// `mediated`, or why the mediator's proposal was not used (tasks it saw only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mediation: Option<String>,
+    /// Runs of a step that had run before ([`ResultRecord::retries`]); absent
+    /// in rows written before it was counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
 }
 
 impl IndexRow {
@@ -65,6 +69,7 @@ impl IndexRow {
             started_at: r.started_at.clone(),
             source_file: r.source_file.clone(),
             mediation: r.mediation.as_ref().map(crate::vocab::Mediation::outcome),
+            retries: Some(r.retries()),
         }
     }
 }
@@ -143,6 +148,25 @@ fn recount(index: &RawIndex) -> Counts {
     c
 }
 
+/// Rebuilds the index when it is missing (a reading verb on a home whose
+/// index was deleted must not say "no tasks"): from the result files, written
+/// for the next reader when this user may, else kept for this one.
+pub fn ensure(home: &Home) {
+    if home.index_file().exists() || !home.results().is_dir() {
+        return;
+    }
+    if let Err(e) = reconcile(home) {
+        tracing::debug!(error = %e, "could not write the rebuilt index");
+    }
+}
+
+/// The ids the index has a row for (its rows left unparsed).
+pub fn ids(home: &Home) -> Option<std::collections::HashSet<String>> {
+    let bytes = super::read::read_bounded(&home.index_file(), super::read::max::INDEX).ok()?;
+    let keys: IndexKeys = serde_json::from_slice(&bytes).ok()?;
+    (keys.schema_version == SCHEMA_VERSION).then(|| keys.tasks.into_keys().collect())
+}
+
 /// Reads the index; `None` if it is missing or unreadable (then rebuild).
 pub fn read(home: &Home) -> Option<Index> {
     let bytes = super::read::read_bounded(&home.index_file(), super::read::max::INDEX).ok()?;
@@ -161,7 +185,17 @@ fn read_raw(home: &Home) -> Option<RawIndex> {
 /// (0: all). Rows are parsed one by one from the end, so listing the last 20
 /// tasks of a 100,000-row index parses 20 rows, not 100,000.
 pub fn newest(home: &Home, limit: usize, mut keep: impl FnMut(&str, &IndexRow) -> bool) -> Vec<(String, IndexRow)> {
-    let Some(index) = read_raw(home) else { return Vec::new() };
+    let index = match read_raw(home) {
+        Some(i) => i,
+        // Missing or unreadable, and not writable here: read the results.
+        None => match rebuild(home).and_then(|i| raw_rows(&i.tasks)) {
+            Ok(tasks) => RawIndex {
+                schema_version: SCHEMA_VERSION,
+                tasks,
+            },
+            Err(_) => return Vec::new(),
+        },
+    };
     let mut out = Vec::new();
     for (id, raw) in index.tasks.iter().rev() {
         let Ok(row) = serde_json::from_str::<IndexRow>(raw.get()) else {

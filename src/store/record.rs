@@ -161,6 +161,21 @@ impl ProgressRecord {
 }
 
 impl ResultRecord {
+    /// The retries among its attempts: runs of a step that had run before.
+    /// The first run of each step of a multi-step plan is no retry, and an
+    /// attempt cut short from outside (its daemon died or stopped) is an
+    /// interruption, not a retry.
+    pub fn retries(&self) -> u32 {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut retries = 0;
+        for a in self.attempts.iter().filter(|a| a.cut_short.is_none()) {
+            if !seen.insert(a.step) {
+                retries += 1;
+            }
+        }
+        retries
+    }
+
     pub fn load(path: &std::path::Path) -> std::io::Result<Self> {
         let bytes = super::read::read_bounded(path, super::read::max::RECORD)?;
         serde_json::from_slice(&bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))

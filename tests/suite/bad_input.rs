@@ -324,7 +324,7 @@ mod unwritable {
         let results = home.path.join("results");
         let mount = if is_root() {
             let Some(m) = mount_tmpfs(&results, "size=1m,ro") else {
-                eprintln!("SKIPPED: cannot mount a tmpfs here");
+                skip("a tmpfs test", "cannot mount a tmpfs here");
                 return;
             };
             Some(m)
@@ -358,14 +358,14 @@ mod unwritable {
     #[test]
     fn a_full_disk_while_writing_the_result_loses_nothing_and_says_why() {
         if !is_root() {
-            eprintln!("SKIPPED: filling a disk needs a tmpfs mount (root)");
+            skip("a full-disk test", "filling a disk needs a tmpfs mount (root)");
             return;
         }
         // inbox/ and results/ on a small disk of their own (a claim is a rename:
         // they must share it), logs/ elsewhere so the reason can be read.
         let disk = tempfile::tempdir().unwrap();
         let Some(_mount) = mount_tmpfs(disk.path(), "size=256k") else {
-            eprintln!("SKIPPED: cannot mount a tmpfs here");
+            skip("a tmpfs test", "cannot mount a tmpfs here");
             return;
         };
         let home = TestHome::new();
@@ -411,12 +411,12 @@ mod unwritable {
     #[test]
     fn a_full_disk_leaves_no_empty_task_folders_and_no_torn_event_lines() {
         if !is_root() {
-            eprintln!("SKIPPED: filling a disk needs a tmpfs mount (root)");
+            skip("a full-disk test", "filling a disk needs a tmpfs mount (root)");
             return;
         }
         let disk = tempfile::tempdir().unwrap();
         let Some(_mount) = mount_tmpfs(disk.path(), "size=64k") else {
-            eprintln!("SKIPPED: cannot mount a tmpfs here");
+            skip("a tmpfs test", "cannot mount a tmpfs here");
             return;
         };
         let home = TestHome::new();
@@ -634,7 +634,7 @@ fn hard_links_and_foreign_files_are_not_tasks() {
     if running_as_root {
         assert_eq!(home.rejected("foreign.md")["reason"], "foreign_owner");
     } else {
-        eprintln!("SKIPPED the foreign-owner half: not running as root");
+        skip("the foreign-owner half", "not running as root");
     }
     assert!(home.results().is_empty(), "neither ran");
 }

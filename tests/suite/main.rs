@@ -25,6 +25,8 @@ mod live_config;
 #[cfg(unix)]
 mod mediator;
 #[cfg(unix)]
+mod newcomer;
+#[cfg(unix)]
 mod notify;
 mod pipeline;
 mod properties;

@@ -44,11 +44,10 @@ impl ModelServer {
             None
         };
         if let Some(why) = missing {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{why}: CI must run the real-model test (bash model-test/install)"
+            skip(
+                "the mediator's real-model test",
+                &format!("{why} (run `bash model-test/install`)"),
             );
-            eprintln!("SKIPPED: the mediator's real-model test: {why} (run `bash model-test/install`)");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();

@@ -13,5 +13,9 @@ fn the_windows_build_runs_tasks_under_wine() {
         .expect("bash runs");
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    if let Some(line) = text.lines().find(|l| l.starts_with("SKIPPED wine-smoke: ")) {
+        crate::common::skip("the Wine smoke test", &line["SKIPPED wine-smoke: ".len()..]);
+        return;
+    }
     assert!(out.status.success(), "the Wine smoke test failed:\n{text}");
 }

@@ -2,6 +2,9 @@
 //! as a user would drive it (drop files, run the CLI, read the files).
 #![allow(dead_code, clippy::unwrap_used)]
 
+mod skip;
+pub use skip::skip;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -45,10 +45,7 @@ pub fn find(cli: Cli, test: &str) -> Option<PathBuf> {
         cli.name(),
         path.display()
     );
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: {msg}; under CI the real-CLI tests must run");
-    }
-    eprintln!("SKIPPED {test}: {msg}");
+    super::skip(test, &msg);
     None
 }
 
