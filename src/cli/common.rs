@@ -183,34 +183,16 @@ pub fn load_progress(dir: &TaskDir) -> Option<ProgressRecord> {
 
 /// Tasks that started, have no result, and that no live daemon runs: their
 /// daemon died or stopped, and the next daemon to start (or a running one's
-/// recovery scan) runs them again. Cheap when there are none: `results/` is
-/// listed (names only), and the index's ids are read only when it holds
-/// more folders than finished and running tasks.
+/// recovery scan) runs them again. Found from what daemons left in `run/`
+/// (a dead one's last published tasks, a stopped one's record), so that no
+/// verb scans `results/` for them (`doctor` does, for what a crash left
+/// before anything was published).
 pub fn interrupted(home: &Home, running: &[String]) -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir(home.results()) else {
-        return Vec::new();
-    };
-    let names: Vec<String> = dir
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| crate::ids::is_well_formed(n) && !running.contains(n))
-        .collect();
-    let finished = index::read_counts(home).map_or(0, |c| c.total);
-    if names.len() <= finished {
-        return Vec::new();
-    }
-    let known = index::ids(home).unwrap_or_default();
-    let mut out: Vec<String> = names
+    crate::store::daemons::left_unfinished(home)
         .into_iter()
-        .filter(|n| !known.contains(n))
-        .filter(|n| {
-            let td = TaskDir::new(home.task_dir(n));
-            !td.result().exists() && td.task_file().is_some() && !crate::store::lock::is_locked(&td.lock_file())
-        })
-        .collect();
-    out.sort();
-    out
+        .filter(|id| !running.contains(id))
+        .filter(|id| home.own_task_dir(id).is_some_and(|d| TaskDir::new(d).is_orphan()))
+        .collect()
 }
 
 /// A file the inbox refused, as `inbox/rejected/NAME.error.json` tells it.

@@ -4,7 +4,7 @@
 use super::common::print_json;
 use super::{Cli, exit};
 use crate::config::AgentKind;
-use crate::store::{TaskDir, daemons, lock};
+use crate::store::{TaskDir, daemons};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -281,8 +281,8 @@ fn orphans(home: &crate::store::Home) -> Vec<String> {
     dir.flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| {
-            let td = TaskDir::new(e.path());
-            (!td.result().exists() && td.task_file().is_some() && !lock::is_locked(&td.lock_file()))
+            TaskDir::new(e.path())
+                .is_orphan()
                 .then(|| e.file_name().to_string_lossy().into_owned())
         })
         .collect()

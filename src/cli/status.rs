@@ -1,7 +1,6 @@
 //! `orchestrator status [ID]`: daemons, pauses, running tasks, the queue, counts.
 //! Reads files only (`run/`, the running tasks' progress, the inbox, the index
-//! counts, `inbox/rejected/`); needs no daemon. Of `results/` it lists the
-//! names only, to find interrupted tasks ([`super::common::interrupted`]).
+//! counts, `inbox/rejected/`); needs no daemon and never scans `results/`.
 
 use super::common::{escape_controls, human_ms, load_plan, load_progress, ms_since, paint, print_json, status_color};
 use super::{Cli, exit};

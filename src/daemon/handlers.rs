@@ -50,6 +50,9 @@ pub(super) struct Daemon {
     pub notifier: crate::notify::Notifier,
     pub summary: RunSummary,
     pub registration: Registration,
+    /// Tasks this daemon stopped before they finished (a shutdown, a result
+    /// that could not be written): said in `run/` when it exits.
+    pub left_unfinished: Vec<String>,
     /// Inbox files that could not be rejected (inbox/rejected/ not writable): said once each.
     pub stuck: HashSet<PathBuf>,
     /// Inbox entries with names that are not Unicode, waiting for their writer to be done.
@@ -393,6 +396,11 @@ impl Daemon {
     }
 
     fn on_recovery_due(&mut self, now: Instant) {
+        let home = &self.shared.home;
+        daemons::forget_interrupted(home, |id| {
+            home.own_task_dir(id)
+                .is_some_and(|d| crate::store::TaskDir::new(d).is_orphan())
+        });
         let dead = daemons::dead(&self.shared.home, self.registration.lock_path());
         if self.stopping.is_none() && (!dead.is_empty() || self.own_orphans) {
             if !dead.is_empty() {
@@ -430,6 +438,7 @@ impl Daemon {
                     Status::Cancelled => self.summary.cancelled += 1,
                     _ => {
                         self.summary.interrupted += 1;
+                        self.left_unfinished.push(id.clone());
                         // Not stopping, yet unfinished: its result could not be
                         // written. Its folder is an orphan now; retry later.
                         self.own_orphans |= self.stopping.is_none();

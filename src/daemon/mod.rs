@@ -385,6 +385,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         notifier,
         summary: RunSummary::default(),
         registration,
+        left_unfinished: Vec::new(),
         stuck: Default::default(),
         bad_names: Vec::new(),
         rescan_at: Instant::now() + config.rescan_interval.0,
@@ -446,6 +447,6 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
             unclaimed: summary.unclaimed,
         },
     );
-    d.registration.remove();
+    d.registration.remove(&d.left_unfinished);
     Ok(summary)
 }

@@ -132,8 +132,16 @@ impl Registration {
         self.last_publish = Some(Instant::now());
     }
 
-    /// Removes the entry (clean exit).
-    pub fn remove(self) {
+    /// Removes the entry (clean exit). Tasks the stop left unfinished are
+    /// kept in `<stem>.interrupted.json`, for `status` and `list` to show
+    /// until a daemon runs them again.
+    pub fn remove(self, unfinished: &[String]) {
+        if !unfinished.is_empty() {
+            let path = self.state_path.with_extension("interrupted.json");
+            if let Err(e) = write_json_atomic(&path, &unfinished) {
+                tracing::warn!(error = %e, "could not record the interrupted tasks in run/");
+            }
+        }
         let _ = std::fs::remove_file(&self.state_path);
         let _ = std::fs::remove_file(&self.lock_path);
     }
@@ -154,6 +162,58 @@ pub fn dead(home: &Home, own: &Path) -> Vec<PathBuf> {
 pub fn remove_dead(lock_path: &Path) {
     let _ = std::fs::remove_file(lock_path.with_extension("json"));
     let _ = std::fs::remove_file(lock_path);
+}
+
+/// Tasks that daemons no longer alive left unfinished: the last published
+/// `running` of a daemon that died, and what one that stopped recorded. Some
+/// may have been taken over or finished since: the caller checks.
+pub fn left_unfinished(home: &Home) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(home.daemons()) else {
+        return Vec::new();
+    };
+    let read = |p: &Path| crate::store::read::read_bounded(p, crate::store::read::max::RECORD).ok();
+    let mut out = Vec::new();
+    for p in dir.flatten().map(|e| e.path()) {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(".interrupted.json") {
+            if let Some(ids) = read(&p).and_then(|b| serde_json::from_slice::<Vec<String>>(&b).ok()) {
+                out.extend(ids);
+            }
+        } else if name.ends_with(".lock") && !lock::is_locked(&p) {
+            if let Some(s) =
+                read(&p.with_extension("json")).and_then(|b| serde_json::from_slice::<DaemonState>(&b).ok())
+            {
+                out.extend(s.running);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Forgets the records of interrupted tasks that have all been taken over
+/// or finished (by the recovery scan that takes them over).
+pub fn forget_interrupted(home: &Home, still_unfinished: impl Fn(&str) -> bool) {
+    let Ok(dir) = std::fs::read_dir(home.daemons()) else {
+        return;
+    };
+    for p in dir.flatten().map(|e| e.path()) {
+        if !p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(".interrupted.json"))
+        {
+            continue;
+        }
+        let ids: Vec<String> = crate::store::read::read_bounded(&p, crate::store::read::max::RECORD)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if !ids.iter().any(|id| still_unfinished(id)) {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
 }
 
 /// The published state of every live daemon.

@@ -160,13 +160,6 @@ pub fn ensure(home: &Home) {
     }
 }
 
-/// The ids the index has a row for (its rows left unparsed).
-pub fn ids(home: &Home) -> Option<std::collections::HashSet<String>> {
-    let bytes = super::read::read_bounded(&home.index_file(), super::read::max::INDEX).ok()?;
-    let keys: IndexKeys = serde_json::from_slice(&bytes).ok()?;
-    (keys.schema_version == SCHEMA_VERSION).then(|| keys.tasks.into_keys().collect())
-}
-
 /// Reads the index; `None` if it is missing or unreadable (then rebuild).
 pub fn read(home: &Home) -> Option<Index> {
     let bytes = super::read::read_bounded(&home.index_file(), super::read::max::INDEX).ok()?;

@@ -151,6 +151,11 @@ impl TaskDir {
     }
     /// Held with an OS lock by the daemon running the task; no lock and no
     /// result means the task was orphaned by a dead daemon.
+    /// Started, not finished, and no live daemon holds it: its daemon died or
+    /// stopped, and a daemon's recovery runs it again.
+    pub fn is_orphan(&self) -> bool {
+        !self.result().exists() && self.task_file().is_some() && !super::lock::is_locked(&self.lock_file())
+    }
     pub fn lock_file(&self) -> PathBuf {
         self.dir.join("owner.lock")
     }

@@ -84,9 +84,13 @@ fn status_shows_the_daemon_running_tasks_queue_and_counts() {
     });
     home.drop_task("later-low.md", "---\npriority: low\n---\nlater");
     home.drop_task("later-high.md", "---\npriority: high\n---\nsooner");
-    // The daemon publishes its queue (at most twice a second); status shows it.
+    // The daemon publishes its queue and running tasks (at most twice a
+    // second); status shows them.
     wait_until(Duration::from_secs(10), "both files in the published queue", || {
-        home.cli_json(&["status"])["queued_total"] == 2
+        let s = home.cli_json(&["status"]);
+        s["queued_total"] == 2
+            && s["queued"].as_array().is_some_and(|q| q.len() == 2)
+            && s["running"].as_array().is_some_and(|r| r.len() == 1)
     });
     let s = home.cli_json(&["status"]);
     assert_eq!(s["daemons"][0]["pid"], daemon.id());

@@ -397,3 +397,44 @@ fn the_readme_quick_start_works_when_pasted() {
     assert!(text.contains("hello.md"), "show named the task: {text}\n{err}");
     assert!(finished(), "the hello task succeeded: {text}\n{err}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_task_whose_daemon_was_killed_shows_as_interrupted() {
+    let home = TestHome::new();
+    let mut daemon = home.spawn_daemon();
+    home.wait_started(1);
+    home.drop_task("long.yaml", "title: Killed one\nagent: command\ncommand: sleep 30\n");
+    // Published as running (at most twice a second) before the kill.
+    wait_until(
+        Duration::from_secs(60),
+        "the task running in the published state",
+        || {
+            home.cli_json(&["status"])["running"]
+                .as_array()
+                .is_some_and(|r| r.len() == 1)
+        },
+    );
+    kill9(daemon.id());
+    let _ = daemon.wait();
+    wait_until(Duration::from_secs(30), "the task's lock to be free", || {
+        home.cli_json(&["status"])["interrupted"]
+            .as_array()
+            .is_some_and(|r| r.len() == 1)
+    });
+    let list = stdout(&home.cli(&["list"]));
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("interrupted") && l.contains("Killed one")),
+        "{list}"
+    );
+    // The next daemon runs it again, and it is no longer interrupted.
+    let mut daemon = home.spawn_daemon();
+    wait_until(Duration::from_secs(60), "the task taken over", || {
+        home.cli_json(&["status"])["interrupted"]
+            .as_array()
+            .is_some_and(|r| r.is_empty())
+    });
+    sigterm(daemon.id());
+    let _ = daemon.wait();
+}

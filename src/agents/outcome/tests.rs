@@ -184,10 +184,12 @@ fn commands() {
             .kind,
         ErrorKind::CommandFailed
     );
-    assert_eq!(
-        classify(AgentKind::Command, &exit(127), &AgentReport::default())
-            .unwrap()
-            .kind,
-        ErrorKind::NotFound
+    // 127: the task's own program was not found, not an agent CLI.
+    let f = classify(AgentKind::Command, &exit(127), &AgentReport::default()).unwrap();
+    assert_eq!(f.kind, ErrorKind::CommandFailed);
+    assert!(
+        f.message.contains("did not find the command's program"),
+        "{}",
+        f.message
     );
 }
