@@ -175,17 +175,17 @@ pub fn left_unfinished(home: &Home) -> Vec<String> {
     let mut out = Vec::new();
     for p in dir.flatten().map(|e| e.path()) {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.ends_with(".interrupted.json") {
-            if let Some(ids) = read(&p).and_then(|b| serde_json::from_slice::<Vec<String>>(&b).ok()) {
-                out.extend(ids);
-            }
+        let ids: Vec<String> = if name.ends_with(".interrupted.json") {
+            read(&p).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
         } else if name.ends_with(".lock") && !lock::is_locked(&p) {
-            if let Some(s) =
-                read(&p.with_extension("json")).and_then(|b| serde_json::from_slice::<DaemonState>(&b).ok())
-            {
-                out.extend(s.running);
-            }
-        }
+            read(&p.with_extension("json"))
+                .and_then(|b| serde_json::from_slice::<DaemonState>(&b).ok())
+                .map(|s| s.running)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        out.extend(ids);
     }
     out.sort();
     out.dedup();
