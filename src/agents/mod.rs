@@ -79,6 +79,13 @@ pub trait Agent: Sync {
         &[]
     }
 
+    /// How it is asked to stop (Unix): the signal its CLI ends on, sent to its
+    /// process group and to what left it; SIGKILL follows after `kill_grace`.
+    /// A CLI that ignores SIGTERM would work on for the whole grace.
+    fn stop_signal(&self) -> StopSignal {
+        StopSignal::Term
+    }
+
     /// A reader for one run's stdout. `limits` are the plan's (with what is
     /// left of the budget); the reader enforces those the CLI cannot.
     fn reader(&self, limits: LiveLimits) -> Box<dyn OutputReader>;
@@ -116,6 +123,27 @@ pub trait Agent: Sync {
     fn render(&self, record: &Value) -> Option<String> {
         let _ = record;
         None
+    }
+}
+
+/// The signal that asks an agent to stop ([`Agent::stop_signal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StopSignal {
+    /// SIGTERM.
+    #[default]
+    Term,
+    /// SIGINT, as Ctrl-C sends it.
+    Interrupt,
+}
+
+impl StopSignal {
+    /// The signal's number.
+    #[cfg(unix)]
+    pub fn number(self) -> i32 {
+        match self {
+            StopSignal::Term => libc::SIGTERM,
+            StopSignal::Interrupt => libc::SIGINT,
+        }
     }
 }
 

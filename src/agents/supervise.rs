@@ -12,7 +12,8 @@
 //! - What left the group (a new session, a daemonized tool) is found by the
 //!   marks in its environment and stopped with the group
 //!   ([`super::leftovers`]): nothing an attempt started outlives it.
-//! - A stop is graceful: SIGTERM to the group and to what left it, then
+//! - A stop is graceful: the agent's stop signal (SIGTERM, or SIGINT for a CLI
+//!   that ends only on that) to the group and to what left it, then
 //!   `kill_grace` for all of them to end, even after the leader is gone (a
 //!   wrapper such as npm's `cline` script dies at once and leaves the real CLI
 //!   to finish), then SIGKILL.
@@ -52,6 +53,8 @@ pub struct Spawn {
     pub err_path: PathBuf,
     pub max_output_bytes: u64,
     pub kill_grace: Duration,
+    /// The signal that asks the tree to stop (the agent's own: [`super::Agent::stop_signal`]).
+    pub stop_signal: super::StopSignal,
     pub deadline: tokio::time::Instant,
     /// The task id and attempt in the agent's environment, to find what left
     /// its group ([`super::leftovers::Mark::Attempt`]).
@@ -311,12 +314,13 @@ fn resolve_program(program: &str) -> PathBuf {
     }
 }
 
-/// Asks the tree to stop (SIGTERM on Unix, to the group and to what left it);
-/// returns when to force it.
+/// Asks the tree to stop (the agent's stop signal on Unix, to the group and
+/// to what left it); returns when to force it.
 fn terminate(child: &mut dyn process_wrap::tokio::ChildWrapper, spec: &Spawn) -> tokio::time::Instant {
     #[cfg(unix)]
     {
-        if child.signal(libc::SIGTERM).is_err() {
+        let signal = spec.stop_signal.number();
+        if child.signal(signal).is_err() {
             let _ = child.start_kill();
         }
         if let (Some((task, attempt)), Some(pgid)) = (&spec.mark, child.id()) {
@@ -326,7 +330,7 @@ fn terminate(child: &mut dyn process_wrap::tokio::ChildWrapper, spec: &Spawn) ->
                     attempt: *attempt,
                 },
                 pgid,
-                libc::SIGTERM,
+                signal,
             );
         }
         tokio::time::Instant::now() + spec.kill_grace

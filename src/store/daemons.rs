@@ -176,7 +176,9 @@ pub fn left_unfinished(home: &Home) -> Vec<String> {
     for p in dir.flatten().map(|e| e.path()) {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let ids: Vec<String> = if name.ends_with(".interrupted.json") {
-            read(&p).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+            read(&p)
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default()
         } else if name.ends_with(".lock") && !lock::is_locked(&p) {
             read(&p.with_extension("json"))
                 .and_then(|b| serde_json::from_slice::<DaemonState>(&b).ok())

@@ -263,6 +263,11 @@ impl Agent for Cline {
     fn env(&self) -> &'static [(&'static str, &'static str)] {
         ENV
     }
+    /// Cline 3.0.65 in the local backend ignores SIGTERM: after one a looping
+    /// model got 112-144 more calls in 10 s. It ends on SIGINT in 0.1-0.2 s.
+    fn stop_signal(&self) -> super::StopSignal {
+        super::StopSignal::Interrupt
+    }
     /// It has no flags for turns, budget or tools: its reader enforces them all.
     fn reader(&self, limits: LiveLimits) -> Box<dyn OutputReader> {
         Box::new(ClineReader::new(limits))

@@ -90,6 +90,7 @@ impl Runner {
             err_path: td.attempt_err(n),
             max_output_bytes: plan.max_output_bytes,
             kill_grace: plan.kill_grace.0,
+            stop_signal: agent.stop_signal(),
             deadline: tokio::time::Instant::now() + remaining,
             mark: Some((self.id().to_string(), n)),
         };

@@ -28,6 +28,8 @@ pub struct ApiRequest {
     pub method: String,
     pub path: String,
     pub body: Value,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl ApiRequest {
@@ -259,7 +261,12 @@ fn serve(mut conn: TcpStream, flavor: Flavor, script: &Script, reqs: &Mutex<Vec<
         return respond_json(&mut conn, 200, &[], &body);
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let req = ApiRequest { method, path, body };
+    let req = ApiRequest {
+        method,
+        path,
+        body,
+        at: std::time::Instant::now(),
+    };
     reqs.lock().unwrap().push(req.clone());
     let reply = script(&req);
     let model = req.body["model"].as_str().unwrap_or(MODEL).to_string();
