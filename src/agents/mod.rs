@@ -98,6 +98,13 @@ pub trait Agent: Sync {
     /// What it can continue: sessions for `steps`, `reply` and `resume`.
     fn sessions(&self) -> Sessions;
 
+    /// The session a run that reported none on stdout had, found where the
+    /// CLI keeps its own history (`None`: not found, or no history).
+    fn find_session(&self, run: &RanAt) -> Option<String> {
+        let _ = run;
+        None
+    }
+
     /// Is `id` one of its session ids? It reaches the command line, so it
     /// must never be read as a flag. The default: letters, digits, `-` and
     /// `_`, not starting with `-`, at most 100 characters.
@@ -214,13 +221,28 @@ pub struct RunArgs<'a> {
     pub planned: &'a [String],
 }
 
+/// Where and when a run was, for [`Agent::find_session`].
+#[derive(Debug, Clone)]
+pub struct RanAt {
+    /// The HOME the agent ran with (where a CLI keeps its state).
+    pub home: Option<std::path::PathBuf>,
+    /// Its working folder.
+    pub cwd: std::path::PathBuf,
+    /// When it started.
+    pub started: std::time::SystemTime,
+    /// What it was given on stdin.
+    pub stdin: String,
+}
+
 /// What an agent can continue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sessions {
     /// No conversation at all: each run stands alone.
     None,
-    /// It has sessions, but does not report their ids: a run cannot be continued.
-    Unreported,
+    /// It has sessions, but its CLI cannot continue one headlessly, for the
+    /// reason given: each run starts afresh (a session id it reports is
+    /// still recorded, for a person to open by hand).
+    NotResumable(&'static str),
     /// It reports its session id and continues a session given back to it.
     Resumable,
 }

@@ -64,6 +64,7 @@ fn last_session(result: &crate::store::record::ResultRecord, agent: crate::confi
         .find_map(|s| s.session_id.clone())
         .or_else(|| result.session_id.clone())
         .filter(|s| crate::agents::valid_session_id(agent, s))
+        .filter(|_| crate::agents::of(agent).sessions() == Sessions::Resumable)
 }
 
 pub fn resume(cli: &Cli, args: &ResumeArgs) -> anyhow::Result<u8> {
@@ -124,7 +125,10 @@ pub fn reply(cli: &Cli, args: &ReplyArgs) -> anyhow::Result<u8> {
     let session = session.ok_or_else(|| {
         let agent = crate::agents::of(plan.agent);
         let why = match agent.sessions() {
-            Sessions::Unreported => format!("{} does not report its session id", agent.describe()),
+            Sessions::NotResumable(why) => match &result.session_id {
+                Some(s) => format!("{why}; open its session {s} there by hand"),
+                None => why.to_string(),
+            },
             Sessions::None => format!("{} has none", agent.describe()),
             Sessions::Resumable => "the agent reported none, or one that is not a well-formed id".into(),
         };

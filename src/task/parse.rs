@@ -392,15 +392,14 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         .map(|s| s.trim().to_string())
         .collect();
     let sessions = crate::agents::of(agent).sessions();
-    if sessions == Sessions::Unreported && steps.len() > 1 {
-        // Steps continue one agent session; an agent that prints no session
-        // id would silently start each step afresh.
+    if let Sessions::NotResumable(why) = sessions
+        && steps.len() > 1
+    {
+        // Steps continue one agent session; an agent that cannot continue
+        // one would silently start each step afresh.
         return Err(Rejection::new(
             "unsupported_field",
-            format!(
-                "`steps` need one agent session across the steps, and {} does not report its session id",
-                crate::agents::of(agent).describe()
-            ),
+            format!("`steps` need one agent session across the steps: {why}"),
             "put the steps in the prompt as a list, use agent: claude, or submit one task per step",
         ));
     }
@@ -436,6 +435,13 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
             ));
         }
     };
+    if let (Some(s), Sessions::NotResumable(why)) = (&f.session, sessions) {
+        return Err(invalid(
+            "session",
+            format!("`{}` cannot be continued: {why}", s.trim()),
+            "remove `session` (the task then starts a new session)",
+        ));
+    }
     let session = match f.session.map(|s| s.trim().to_string()) {
         None => None,
         Some(s) if sessions == Sessions::None => {

@@ -193,7 +193,7 @@ fn reply_to_a_cline_task_says_why_it_cannot_continue() {
     let out = home.cli(&["reply", r["id"].as_str().unwrap(), "and more"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("does not report its session id"),
+        stderr(&out).contains("continues a session only in its interactive chat"),
         "{}",
         stderr(&out)
     );

@@ -272,3 +272,37 @@ fn a_cancel_stops_the_real_cline_within_a_second() {
         || processes_with_env(&marker).is_empty(),
     );
 }
+
+/// Cline's hook events name its session, which is recorded; 3.0.65 cannot
+/// continue one headlessly (`--id` switches to its interactive chat, which
+/// refuses `--json`), so `reply` says so and names the session to open by hand.
+#[test]
+fn a_cline_session_is_recorded_and_reply_says_why_it_cannot_go_on() {
+    let api = MockApi::openai(|_| Reply::text("FIRST-ANSWER-TEXT"));
+    let Some(h) = real(api, "", "a_cline_session_is_recorded") else {
+        return;
+    };
+    h.home.drop_task("q.md", "---\nagent: cline\n---\nFIRST-QUESTION\n");
+    h.run_once();
+    let first = h.home.result_of("q.md");
+    assert_eq!(first["status"], "succeeded", "{first}");
+    let session = first["session_id"].as_str().unwrap_or_default().to_string();
+    assert!(!session.is_empty(), "{first}");
+    // The id is Cline's own: its history lists it (and nothing else, here).
+    let history = std::process::Command::new(&h.cli)
+        .args(["history", "--json"])
+        .envs(h.env())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&history.stdout);
+    assert!(
+        listed.contains(&session),
+        "cline history: {listed}{}",
+        String::from_utf8_lossy(&history.stderr)
+    );
+    let out = h.cmd().args(["reply", "q.md", "SECOND-QUESTION"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("interactive chat") && err.contains(&session), "{err}");
+}

@@ -43,15 +43,13 @@ pub const ENV: &[(&str, &str)] = &[("CLINE_SESSION_BACKEND_MODE", "local")];
 /// a blank line.
 pub const PROMPT_ARG: &str = "Carry out the task below.";
 
-/// The arguments after the program name.
-pub fn args(extra_args: &[String], workdir: &Path, resume_session: Option<&str>) -> Vec<String> {
+/// The arguments after the program name. (No `--id`: it cannot continue a
+/// session headlessly, see [`Cline::sessions`].)
+pub fn args(extra_args: &[String], workdir: &Path) -> Vec<String> {
     let mut v: Vec<String> = extra_args.to_vec();
     // `-v` adds `run_start` (the model).
     v.extend(["--json", "-v"].map(String::from));
     v.push(format!("--cwd={}", workdir.display()));
-    if let Some(s) = resume_session {
-        v.push(format!("--id={s}"));
-    }
     v.push(PROMPT_ARG.to_string());
     v
 }
@@ -258,7 +256,7 @@ impl Agent for Cline {
         true
     }
     fn args(&self, run: &RunArgs) -> Vec<String> {
-        args(run.extra_args, run.cwd, run.session)
+        args(run.extra_args, run.cwd)
     }
     fn env(&self) -> &'static [(&'static str, &'static str)] {
         ENV
@@ -275,13 +273,66 @@ impl Agent for Cline {
     fn classify(&self, exit: &Exit, report: &AgentReport) -> Option<Failure> {
         classify::classify(exit, report)
     }
-    /// No record carries a session id.
+    /// Its hook events name the session (recorded as `session_id`), but
+    /// 3.0.65 cannot continue one headlessly: `--id` switches it to its
+    /// interactive chat, and that refuses `--json` ("JSON output mode
+    /// requires a prompt argument or piped stdin").
     fn sessions(&self) -> Sessions {
-        Sessions::Unreported
+        Sessions::NotResumable(
+            "Cline 3.0.65 continues a session only in its interactive chat (`cline --id ID`), which has no headless mode",
+        )
     }
+
     fn render(&self, record: &Value) -> Option<String> {
         render::render(record)
     }
+    /// No record on stdout names the session (its hook events' `taskId` is
+    /// not it); its history does: `~/.cline/data/sessions/<id>/<id>.json`.
+    fn find_session(&self, run: &super::RanAt) -> Option<String> {
+        find_session(&run.home.as_ref()?.join(".cline/data/sessions"), run)
+    }
+}
+
+/// The session in Cline's history folder `sessions` that `run` had: started
+/// (its id begins with the epoch milliseconds it started at) no earlier than
+/// the run, in the run's folder, with the run's prompt (the argument and
+/// stdin, as the CLI joins them); the first such. Only names of the run's
+/// time are read.
+pub fn find_session(sessions: &Path, run: &super::RanAt) -> Option<String> {
+    let since = run
+        .started
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis()
+        // The CLI's clock and ours are the same; a little slack for rounding.
+        .saturating_sub(1000);
+    let mut ids: Vec<(u128, String)> = std::fs::read_dir(sessions)
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|id| {
+            let ms: u128 = id.split_once('_')?.0.parse().ok()?;
+            (ms >= since && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')).then_some((ms, id))
+        })
+        .collect();
+    ids.sort();
+    let cwd = crate::task::workdir::canonical(&run.cwd).unwrap_or_else(|_| run.cwd.clone());
+    ids.into_iter().map(|(_, id)| id).find(|id| {
+        let meta = sessions.join(id).join(format!("{id}.json"));
+        let Ok(bytes) = crate::store::read::read_bounded(&meta, 4 * 1024 * 1024) else {
+            return false;
+        };
+        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+            return false;
+        };
+        let same_cwd = v["cwd"]
+            .as_str()
+            .is_some_and(|c| crate::task::workdir::canonical(Path::new(c)).is_ok_and(|c| c == cwd));
+        same_cwd
+            && v["prompt"]
+                .as_str()
+                .is_some_and(|p| p.starts_with(PROMPT_ARG) && p.trim_end().ends_with(run.stdin.trim()))
+    })
 }
 
 #[cfg(test)]
@@ -363,5 +414,32 @@ mod tests {
         assert_eq!(r.result_errors, vec!["429 rate limit exceeded", "aborted"]);
         assert_eq!(r.api_error.as_deref(), Some("APIError"));
         assert_eq!(r.terminal_reason.as_deref(), Some("external_abort"));
+    }
+
+    #[test]
+    fn the_session_is_found_in_clines_history_by_time_folder_and_prompt() {
+        let d = tempfile::tempdir().unwrap();
+        let sessions = d.path().join("sessions");
+        let wd = d.path().join("wd");
+        std::fs::create_dir_all(&wd).unwrap();
+        let started = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_796_643_047_000);
+        let write = |id: &str, cwd: &Path, prompt: &str| {
+            std::fs::create_dir_all(sessions.join(id)).unwrap();
+            let meta = serde_json::json!({"sessionId": id, "cwd": cwd, "prompt": prompt});
+            std::fs::write(sessions.join(id).join(format!("{id}.json")), meta.to_string()).unwrap();
+        };
+        let ours = format!("{PROMPT_ARG}\n\nfix the login");
+        write("1796643040000_old01", &wd, &ours); // before the run
+        write("1796643047500_other", &wd, &format!("{PROMPT_ARG}\n\nanother task"));
+        write("1796643047600_elsew", d.path(), &ours); // another folder
+        write("1796643047948_mdulu", &wd, &ours);
+        let run = crate::agents::RanAt {
+            home: None,
+            cwd: wd.clone(),
+            started,
+            stdin: "fix the login\n".into(),
+        };
+        assert_eq!(find_session(&sessions, &run).as_deref(), Some("1796643047948_mdulu"));
+        assert_eq!(find_session(&d.path().join("none"), &run), None);
     }
 }

@@ -139,11 +139,26 @@ impl Runner {
                 }
             });
         });
-        let (exit, report) = self
+        let ran_at = crate::agents::RanAt {
+            home: spawn
+                .env
+                .iter()
+                .find(|(k, _)| k == "HOME")
+                .map(|(_, v)| std::path::PathBuf::from(v))
+                .or_else(|| std::env::var_os("HOME").map(std::path::PathBuf::from)),
+            cwd: spawn.cwd.clone(),
+            started: std::time::SystemTime::now(),
+            stdin: String::from_utf8_lossy(&spawn.stdin).into_owned(),
+        };
+        let (exit, mut report) = self
             .shared
             .supervisor
             .run(spawn, reader, on_spawned, self.progress_fn(n), self.stop.clone())
             .await;
+        // A CLI that names its session only in its own history (Cline).
+        if report.session_id.is_none() && exit.spawn_error.is_none() {
+            report.session_id = agent.find_session(&ran_at);
+        }
         // Redacted where the text enters the records: an agent's error may quote
         // a key it printed (stderr, an API message), and from here it goes to
         // result.json, the attempt records, the events and the summary.

@@ -158,7 +158,10 @@ fn ignored_names() {
 fn cline_steps_are_refused_with_the_reason() {
     let r = rejected("c.md", b"---\nagent: cline\nsteps: [look, fix]\n---\nthe bug\n");
     assert_eq!(r.reason, "unsupported_field");
-    assert!(r.error.contains("session id"), "{r:?}");
+    assert!(
+        r.error.contains("continues a session only in its interactive chat"),
+        "{r:?}"
+    );
     ok("one.md", "---\nagent: cline\nsteps: [look]\n---\nthe bug\n");
 }
 
