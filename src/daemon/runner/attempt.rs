@@ -155,10 +155,7 @@ impl Runner {
             .supervisor
             .run(spawn, reader, on_spawned, self.progress_fn(n), self.stop.clone())
             .await;
-        // A CLI that names its session only in its own history (Cline).
-        if report.session_id.is_none() && exit.spawn_error.is_none() {
-            report.session_id = agent.find_session(&ran_at);
-        }
+
         // Redacted where the text enters the records: an agent's error may quote
         // a key it printed (stderr, an API message), and from here it goes to
         // result.json, the attempt records, the events and the summary.
@@ -166,6 +163,11 @@ impl Runner {
             f.message = self.redactor.redact(&f.message).into_owned();
             f
         });
+        // A CLI that names its session only in its own history (Cline); looked
+        // up after the run was judged on what it printed.
+        if report.session_id.is_none() && exit.spawn_error.is_none() {
+            report.session_id = agent.find_session(&ran_at);
+        }
         if exit.output_left_open {
             let w = crate::vocab::Finding {
                 attempt: Some(n),
