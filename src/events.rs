@@ -87,6 +87,18 @@ pub fn parts(event: &Event) -> (String, Value) {
 #[derive(Debug, Default)]
 pub struct Batch(Vec<u8>);
 
+impl Batch {
+    /// Lines held back past this are written: 100,000 files queued at once
+    /// would otherwise hold 15 MB of lines (and the copies a growing buffer
+    /// makes) until the last is judged.
+    const FULL: usize = 256 * 1024;
+
+    /// Holds enough to be written now.
+    pub fn is_full(&self) -> bool {
+        self.0.len() >= Self::FULL
+    }
+}
+
 impl EventLog {
     /// The event log of `home`, rotated as `events` says.
     pub fn of_home(home: &crate::store::Home, events: &crate::config::EventsConfig) -> Self {

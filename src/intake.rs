@@ -316,24 +316,35 @@ impl Intake {
     /// `each` a few thousand at a time: a daemon starting on 100,000 files
     /// never holds 100,000 verdicts (nor the memory they leave behind).
     pub fn settle_each(&mut self, now: Instant, rules: &Rules, mut each: impl FnMut(Verdict)) {
-        // Names move out of the map, not copied.
         let debounce = self.debounce;
-        let due: Vec<(Arc<str>, Settling)> = self.settling.extract_if(|_, s| s.due_at(debounce) <= now).collect();
-        // A map that held a burst keeps its capacity when emptied: give it back.
-        if self.settling.capacity() > 1024 && self.settling.capacity() > 4 * self.settling.len() {
-            self.settling.shrink_to_fit();
-        }
-        let mut due = due.into_iter().peekable();
-        while due.peek().is_some() {
-            let mut settled = Vec::with_capacity(JUDGED_AT_ONCE);
-            for (name, mut s) in due.by_ref().take(JUDGED_AT_ONCE) {
+        let mut again = Vec::new();
+        loop {
+            // A few thousand due files at a time move out of the map (the rest
+            // stay in it until the next round): never a list of all 100,000.
+            // Files to look at again go back after the last round.
+            let due: Vec<(Arc<str>, Settling)> = self
+                .settling
+                .extract_if(|_, s| s.due_at(debounce) <= now)
+                .take(JUDGED_AT_ONCE)
+                .collect();
+            if due.is_empty() {
+                break;
+            }
+            // Given back as it empties, not only at the end: 100,000 waiting
+            // files fill the queue while they leave this map, and the two
+            // full at once were the daemon's peak.
+            if self.settling.capacity() > 1024 && self.settling.capacity() >= 2 * self.settling.len() {
+                self.settling.shrink_to_fit();
+            }
+            let mut settled = Vec::with_capacity(due.len());
+            for (name, mut s) in due {
                 let Some((meta, stamp)) = stat(&self.inbox.join(&*name)) else {
                     continue;
                 };
                 if s.stamp != stamp {
                     s.stamp = stamp;
                     s.changed_at = now;
-                    self.settling.insert(name, s);
+                    again.push((name, s));
                     continue;
                 }
                 settled.push((name, meta, stamp));
@@ -342,25 +353,28 @@ impl Intake {
                 match verdict {
                     Verdict::Moved(name) => {
                         if let Some((_, stamp)) = stat(&self.inbox.join(&*name)) {
-                            self.settling.insert(
-                                name,
-                                Settling {
-                                    stamp,
-                                    changed_at: now,
-                                    open_for_writing: false,
-                                },
-                            );
+                            let s = Settling {
+                                stamp,
+                                changed_at: now,
+                                open_for_writing: false,
+                            };
+                            again.push((name, s));
                         }
                     }
                     v => each(v),
                 }
             }
         }
+        self.settling.extend(again);
+        // A map that held a burst keeps its capacity when emptied: give it back.
+        if self.settling.capacity() > 1024 && self.settling.capacity() > 4 * self.settling.len() {
+            self.settling.shrink_to_fit();
+        }
     }
 }
 
 /// How many settled files are judged (and handed on) at once.
-const JUDGED_AT_ONCE: usize = 4096;
+const JUDGED_AT_ONCE: usize = 1024;
 
 mod judge;
 mod reject;

@@ -185,6 +185,9 @@ impl Daemon {
                 );
                 queue.push(q);
                 accepted += 1;
+                if queued.is_full() {
+                    events.write(std::mem::take(&mut queued));
+                }
             }
             Verdict::Reject { name, rejection } => {
                 events.write(std::mem::take(&mut queued));
