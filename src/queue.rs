@@ -355,7 +355,7 @@ mod tests {
 
     #[test]
     fn a_waiting_entry_keeps_what_it_was_given_in_16_bytes() {
-        assert_eq!(std::mem::size_of::<Waiting>(), 16);
+        assert_eq!(size_of::<Waiting>(), 16);
         for agent in AgentKind::ALL {
             for (writer, mtime) in [(0, true), (NO_WRITER, false), (12_345, true)] {
                 let w = Waiting::new(1_700_000_001_234, 42, writer, agent, mtime);
