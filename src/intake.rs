@@ -103,7 +103,9 @@ pub const OPEN_WRITER_LIMIT: std::time::Duration = std::time::Duration::from_sec
 #[derive(Debug)]
 pub struct Accepted {
     pub queued: Queued,
-    pub title: String,
+    /// The parsed task (its title is the event's; the daemon may keep it
+    /// for the claim: `daemon::judged`).
+    pub spec: TaskSpec,
 }
 
 /// The outcome for one settled file.

@@ -29,6 +29,8 @@ pub(super) struct Daemon {
     pub rules: Rules,
     pub intake: Intake,
     pub queue: Queue,
+    /// The parsed tasks of a small queue, for their claim.
+    pub judged: super::judged::JudgedTasks,
     pub writers: writers::Writers,
     pub writers_dir: PathBuf,
     pub tasks: JoinSet<(String, Status)>,
@@ -110,6 +112,7 @@ impl Daemon {
                 claimed: o.claimed,
                 recovered: Some(progress),
                 queued: None,
+                spec: None,
             };
             self.spawn(run, None);
         }
@@ -165,6 +168,7 @@ impl Daemon {
             rules,
             shared,
             queue,
+            judged,
             summary,
             stuck,
             ..
@@ -172,17 +176,23 @@ impl Daemon {
         let (home, events) = (&shared.home, &shared.events);
         intake.settle_each(std::time::Instant::now(), rules, |verdict| match verdict {
             Verdict::Accept(a) => {
-                let intake::Accepted { queued: q, title } = *a;
+                let intake::Accepted { queued: q, spec } = *a;
                 events.add(
                     &mut queued,
                     None,
                     Event::TaskQueued {
                         file: q.name.to_string(),
-                        title,
+                        title: spec.title.clone(),
                         agent: q.agent,
                         priority: q.priority,
                     },
                 );
+                let kept = super::judged::Judged {
+                    spec,
+                    len: q.len,
+                    mtime: q.mtime,
+                };
+                judged.keep(q.name.clone(), kept, queue.len() + 1);
                 queue.push(q);
                 accepted += 1;
                 if queued.is_full() {
@@ -231,16 +241,27 @@ impl Daemon {
             }
             match claim {
                 Ok(Some(claimed)) => {
+                    let spec = self.judged.take(&q.name, q.len, q.mtime);
                     let run = TaskRun {
                         claimed,
                         recovered: None,
                         queued: Some(q),
+                        spec,
                     };
                     self.spawn(run, Some(permit));
                 }
-                Ok(None) => tracing::debug!(file = %q.name, "another daemon claimed it first"),
-                Err(e) => self.claim_failed(&q.name, &e),
+                Ok(None) => {
+                    self.judged.forget(&q.name);
+                    tracing::debug!(file = %q.name, "another daemon claimed it first");
+                }
+                Err(e) => {
+                    self.judged.forget(&q.name);
+                    self.claim_failed(&q.name, &e);
+                }
             }
+        }
+        if self.queue.is_empty() {
+            self.judged.clear();
         }
     }
 

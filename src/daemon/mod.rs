@@ -9,6 +9,7 @@
 mod console;
 mod handlers;
 pub mod homecheck;
+mod judged;
 mod lookout;
 pub mod pauses;
 pub mod recovery;
@@ -386,6 +387,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         summary: RunSummary::default(),
         registration,
         left_unfinished: Vec::new(),
+        judged: Default::default(),
         stuck: Default::default(),
         bad_names: Vec::new(),
         rescan_at: Instant::now() + config.rescan_interval.0,

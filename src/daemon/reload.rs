@@ -233,6 +233,8 @@ impl Daemon {
             new.max_concurrent,
         );
         self.rules = super::rules(&new, &self.shared.home, self.shared.owner_only);
+        // Tasks parsed under the old config are parsed again at their claim.
+        self.judged.clear();
         self.intake.set_debounce(new.debounce());
         self.notifier.configure(new.clone());
         *self.shared.config.write().unwrap_or_else(|e| e.into_inner()) = new;

@@ -104,7 +104,7 @@ fn judge(name: &Arc<str>, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, r
             mtime: stamp.mtime,
             queued_at: jiff::Timestamp::now(),
         },
-        title: spec.title,
+        spec,
     })))
 }
 

@@ -46,7 +46,7 @@ fn a_changed_file_waits_for_a_quiet_debounce() {
     assert_eq!(intake.settling(), 1);
     let v = intake.settle(t0 + debounce * 3, &rules(dir.path()));
     assert!(
-        matches!(&v[..], [Verdict::Accept(a)] if a.title == "half and the rest"),
+        matches!(&v[..], [Verdict::Accept(a)] if a.spec.title == "half and the rest"),
         "{v:?}"
     );
 }

@@ -39,6 +39,8 @@ pub struct TaskRun {
     pub recovered: Option<ProgressRecord>,
     /// The queue entry it was claimed from (none for a recovered task).
     pub queued: Option<crate::queue::Queued>,
+    /// Its task as parsed when it was queued, if the daemon kept it.
+    pub spec: Option<crate::task::TaskSpec>,
 }
 
 /// What the runner accumulates over attempts for the result.
@@ -88,6 +90,8 @@ struct Runner {
     /// The queue entry, whose spec (parsed by the intake) the plan reuses while
     /// the claimed file is still that file: no second read and parse.
     judged: Option<crate::queue::Queued>,
+    /// The task as parsed when queued (see `daemon::judged`).
+    judged_spec: Option<crate::task::TaskSpec>,
     recovered: bool,
     started: Instant,
     /// This task's agent slot, held while an agent runs (or is about to), given
@@ -133,6 +137,7 @@ impl Runner {
             stop,
             queued_at: task.queued.as_ref().map(|q| crate::events::ts(q.queued_at)),
             judged: task.queued,
+            judged_spec: task.spec,
             recovered,
             started: Instant::now(),
             permit,

@@ -191,6 +191,7 @@ impl Harness {
             claimed,
             recovered: None,
             queued: None,
+            spec: None,
         };
         (tokio::spawn(run_task(self.shared.clone(), run, rx)), tx, dir)
     }

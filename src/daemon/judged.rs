@@ -1,0 +1,155 @@
+//! The parsed tasks of the files a small queue holds, kept from their
+//! judging to their claim: a task claimed soon after it was queued (a burst of
+//! a few hundred, say) is not read and parsed a second time. A big queue keeps
+//! none (100,000 waiting files keep only what ordering needs, see
+//! `crate::queue`), and neither does one whose prompts are large.
+//!
+//! A kept task is used only for the very file that was judged: same name,
+//! size and modification time as the claimed file, under the config it was
+//! judged with (a reload forgets them all). Its workdir is placed again at the
+//! claim all the same (a folder on its path may have become a symlink).
+
+use crate::task::TaskSpec;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Queues longer than this keep no parsed tasks.
+const MAX_QUEUE: usize = 1024;
+/// What the kept tasks' text may take, all together.
+const MAX_BYTES: usize = 2 * 1024 * 1024;
+
+/// A parsed task and the file it was parsed from.
+#[derive(Debug)]
+pub struct Judged {
+    pub spec: TaskSpec,
+    pub len: u64,
+    pub mtime: Option<SystemTime>,
+}
+
+#[derive(Debug, Default)]
+pub struct JudgedTasks {
+    kept: HashMap<Arc<str>, Judged>,
+    bytes: usize,
+}
+
+fn weight(spec: &TaskSpec) -> usize {
+    512 + spec.prompt.len() + spec.title.len() + spec.steps.iter().map(String::len).sum::<usize>()
+}
+
+impl JudgedTasks {
+    /// Keeps `judged` for the file `name` if the queue (`queued` files, this
+    /// one included) and the text kept so far are small enough.
+    pub fn keep(&mut self, name: Arc<str>, judged: Judged, queued: usize) {
+        self.forget(&name);
+        if queued > MAX_QUEUE {
+            self.clear();
+            return;
+        }
+        let w = weight(&judged.spec);
+        if self.bytes + w > MAX_BYTES {
+            return;
+        }
+        self.bytes += w;
+        self.kept.insert(name, judged);
+    }
+
+    /// The parsed task of `name`, if it was kept for a file of this size and
+    /// modification time.
+    pub fn take(&mut self, name: &str, len: u64, mtime: Option<SystemTime>) -> Option<TaskSpec> {
+        let j = self.kept.remove(name)?;
+        self.bytes -= weight(&j.spec);
+        (j.len == len && j.mtime.is_some() && j.mtime == mtime).then_some(j.spec)
+    }
+
+    pub fn forget(&mut self, name: &str) {
+        if let Some(j) = self.kept.remove(name) {
+            self.bytes -= weight(&j.spec);
+        }
+    }
+
+    /// Forgets all (a reload: the tasks must be judged under the new config).
+    pub fn clear(&mut self) {
+        self.kept = HashMap::new();
+        self.bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(prompt: &str) -> TaskSpec {
+        crate::task::parse::parse(
+            "a.txt",
+            prompt.as_bytes(),
+            &crate::task::parse::Limits::of(&Default::default()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_kept_task_is_given_back_only_for_the_same_file() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(7);
+        let mut j = JudgedTasks::default();
+        j.keep(
+            "a.txt".into(),
+            Judged {
+                spec: spec("hello"),
+                len: 5,
+                mtime: Some(t),
+            },
+            1,
+        );
+        assert!(j.take("a.txt", 6, Some(t)).is_none(), "another size");
+        j.keep(
+            "a.txt".into(),
+            Judged {
+                spec: spec("hello"),
+                len: 5,
+                mtime: Some(t),
+            },
+            1,
+        );
+        assert_eq!(j.take("a.txt", 5, Some(t)).unwrap().prompt, "hello");
+        assert!(j.take("a.txt", 5, Some(t)).is_none(), "given once");
+        assert_eq!(j.bytes, 0);
+    }
+
+    #[test]
+    fn a_big_queue_or_big_prompts_keep_nothing() {
+        let t = Some(SystemTime::UNIX_EPOCH);
+        let mut j = JudgedTasks::default();
+        j.keep(
+            "a.txt".into(),
+            Judged {
+                spec: spec("x"),
+                len: 1,
+                mtime: t,
+            },
+            1,
+        );
+        j.keep(
+            "b.txt".into(),
+            Judged {
+                spec: spec("y"),
+                len: 1,
+                mtime: t,
+            },
+            MAX_QUEUE + 1,
+        );
+        assert!(j.kept.is_empty(), "a queue past the bound drops them all");
+        let mut big = spec("p");
+        big.prompt = "p".repeat(MAX_BYTES);
+        j.keep(
+            "c.txt".into(),
+            Judged {
+                spec: big,
+                len: 1,
+                mtime: t,
+            },
+            1,
+        );
+        assert!(j.kept.is_empty() && j.bytes == 0);
+    }
+}
