@@ -87,38 +87,12 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let running: Vec<String> = live.iter().flat_map(|d| d.running.iter().cloned()).collect();
     if wanted("interrupted") {
         for id in super::common::interrupted(&home, &running) {
-            let dir = TaskDir::new(home.task_dir(&id));
-            let plan = load_plan(&dir);
-            let p = load_progress(&dir).unwrap_or_default();
-            finished.push(Row {
-                id,
-                status: "interrupted".into(),
-                title: plan.as_ref().map(|p| p.title.clone()).unwrap_or_default(),
-                agent: plan.map(|p| p.agent.name().to_string()).unwrap_or_default(),
-                started_at: p.started_at,
-                finished_at: None,
-                duration_ms: None,
-                cost_usd: p.cost_usd,
-                error: None,
-            });
+            finished.push(unfinished(&home, id, "interrupted"));
         }
     }
     for d in live {
         for id in d.running {
-            let dir = TaskDir::new(home.task_dir(&id));
-            let plan = load_plan(&dir);
-            let p = load_progress(&dir).unwrap_or_default();
-            finished.push(Row {
-                id,
-                status: "running".into(),
-                title: plan.as_ref().map(|p| p.title.clone()).unwrap_or_default(),
-                agent: plan.map(|p| p.agent.name().to_string()).unwrap_or_default(),
-                started_at: p.started_at,
-                finished_at: None,
-                duration_ms: None,
-                cost_usd: p.cost_usd,
-                error: None,
-            });
+            finished.push(unfinished(&home, id, "running"));
         }
     }
     // Ids begin with a ULID: sorting by id is sorting by claim time.
@@ -166,4 +140,22 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         println!("no tasks");
     }
     Ok(exit::OK)
+}
+
+/// The row of a task that has no result yet, from its plan and progress.
+fn unfinished(home: &crate::store::Home, id: String, status: &str) -> Row {
+    let dir = TaskDir::new(home.task_dir(&id));
+    let plan = load_plan(&dir);
+    let p = load_progress(&dir).unwrap_or_default();
+    Row {
+        id,
+        status: status.into(),
+        title: plan.as_ref().map(|p| p.title.clone()).unwrap_or_default(),
+        agent: plan.map(|p| p.agent.name().to_string()).unwrap_or_default(),
+        started_at: p.started_at,
+        finished_at: None,
+        duration_ms: None,
+        cost_usd: p.cost_usd,
+        error: None,
+    }
 }

@@ -79,40 +79,22 @@ impl JudgedTasks {
 mod tests {
     use super::*;
 
-    fn spec(prompt: &str) -> TaskSpec {
-        crate::task::parse::parse(
-            "a.txt",
-            prompt.as_bytes(),
-            &crate::task::parse::Limits::of(&Default::default()),
-        )
-        .unwrap()
+    fn judged(prompt: &str, len: u64, mtime: Option<SystemTime>) -> Judged {
+        let limits = crate::task::parse::Limits::of(&Default::default());
+        let mut spec = crate::task::parse::parse("a.txt", b"x", &limits).unwrap();
+        spec.prompt = prompt.to_string();
+        Judged { spec, len, mtime }
     }
 
     #[test]
     fn a_kept_task_is_given_back_only_for_the_same_file() {
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(7);
+        let t = Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(7));
         let mut j = JudgedTasks::default();
-        j.keep(
-            "a.txt".into(),
-            Judged {
-                spec: spec("hello"),
-                len: 5,
-                mtime: Some(t),
-            },
-            1,
-        );
-        assert!(j.take("a.txt", 6, Some(t)).is_none(), "another size");
-        j.keep(
-            "a.txt".into(),
-            Judged {
-                spec: spec("hello"),
-                len: 5,
-                mtime: Some(t),
-            },
-            1,
-        );
-        assert_eq!(j.take("a.txt", 5, Some(t)).unwrap().prompt, "hello");
-        assert!(j.take("a.txt", 5, Some(t)).is_none(), "given once");
+        j.keep("a.txt".into(), judged("hello", 5, t), 1);
+        assert!(j.take("a.txt", 6, t).is_none(), "another size");
+        j.keep("a.txt".into(), judged("hello", 5, t), 1);
+        assert_eq!(j.take("a.txt", 5, t).unwrap().prompt, "hello");
+        assert!(j.take("a.txt", 5, t).is_none(), "given once");
         assert_eq!(j.bytes, 0);
     }
 
@@ -120,36 +102,10 @@ mod tests {
     fn a_big_queue_or_big_prompts_keep_nothing() {
         let t = Some(SystemTime::UNIX_EPOCH);
         let mut j = JudgedTasks::default();
-        j.keep(
-            "a.txt".into(),
-            Judged {
-                spec: spec("x"),
-                len: 1,
-                mtime: t,
-            },
-            1,
-        );
-        j.keep(
-            "b.txt".into(),
-            Judged {
-                spec: spec("y"),
-                len: 1,
-                mtime: t,
-            },
-            MAX_QUEUE + 1,
-        );
+        j.keep("a.txt".into(), judged("x", 1, t), 1);
+        j.keep("b.txt".into(), judged("y", 1, t), MAX_QUEUE + 1);
         assert!(j.kept.is_empty(), "a queue past the bound drops them all");
-        let mut big = spec("p");
-        big.prompt = "p".repeat(MAX_BYTES);
-        j.keep(
-            "c.txt".into(),
-            Judged {
-                spec: big,
-                len: 1,
-                mtime: t,
-            },
-            1,
-        );
+        j.keep("c.txt".into(), judged(&"p".repeat(MAX_BYTES), 1, t), 1);
         assert!(j.kept.is_empty() && j.bytes == 0);
     }
 }
