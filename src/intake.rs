@@ -106,6 +106,8 @@ pub struct Accepted {
     /// The parsed task (its title is the event's; the daemon may keep it
     /// for the claim: `daemon::judged`).
     pub spec: TaskSpec,
+    /// The bytes it was parsed from: a kept task is used only for these.
+    pub bytes: Vec<u8>,
 }
 
 /// The outcome for one settled file.

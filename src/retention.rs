@@ -156,8 +156,17 @@ pub fn find(home: &Home, policy: &Policy) -> std::io::Result<Cleanup> {
             let bytes = crate::store::read::read_bounded(&dir.isolation(), 64 * 1024).ok()?;
             let sb: crate::isolate::Sandbox = serde_json::from_slice(&bytes).ok()?;
             // Only the sandbox this task's id names: a forged record never
-            // points the removal anywhere else.
-            (sb.root == crate::isolate::sandbox_root(home.root(), id) && sb.root.exists()).then(|| (id.clone(), sb))
+            // points the removal anywhere else (compared resolved: the home
+            // may be spelled another way than when the sandbox was made).
+            let own = crate::isolate::sandbox_root(home.root(), id);
+            let same = |p: &Path| crate::task::workdir::canonical(p).ok();
+            let ours = sb.root.file_name() == own.file_name()
+                && sb
+                    .root
+                    .parent()
+                    .and_then(same)
+                    .is_some_and(|p| Some(p) == own.parent().and_then(same));
+            (ours && sb.root.exists()).then(|| (id.clone(), sb))
         })
         .collect();
     Ok(Cleanup {

@@ -3,8 +3,14 @@
 /// The name in `known` nearest to `word`, if it is near enough to be what was
 /// meant: at most a third of its letters off (one at least).
 pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    // A key is a short word; a megabyte of one from an untrusted file is not
+    // compared letter by letter with every name.
+    if word.len() > 64 {
+        return None;
+    }
     known
         .iter()
+        .filter(|k| k.len().abs_diff(word.len()) <= k.len().max(word.len()) / 3 + 1)
         .map(|k| (edit_distance(word, k), *k))
         .filter(|(d, k)| *d <= (k.len().max(word.len()) / 3).max(1))
         .min()
@@ -46,5 +52,10 @@ mod tests {
         assert_eq!(closest("titel", &known), Some("title"));
         assert_eq!(closest("colour", &known), None);
         assert_eq!(closest("", &known), None);
+        assert_eq!(
+            closest(&"comand".repeat(100_000), &known),
+            None,
+            "a huge key is not compared"
+        );
     }
 }

@@ -229,10 +229,17 @@ pub async fn run(
     if let Some(at) = kill_at.filter(|_| !forced) {
         #[cfg(unix)]
         while tokio::time::Instant::now() < at && group_alive(pid) {
+            // The leader may be gone (a wrapper that dies at once) while the
+            // rest missed the first signal: the second goes to the group too.
+            if again_at.is_some_and(|a| a < at && tokio::time::Instant::now() >= a) {
+                // SAFETY: killpg has no memory effects; a group that is gone is an error we ignore.
+                unsafe { libc::killpg(pid as libc::pid_t, spec.stop_signal.number()) };
+                again_at = Some(at);
+            }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         #[cfg(not(unix))]
-        let _ = at;
+        let _ = (at, again_at);
     }
     // The leader is gone; whatever it left in its group goes too, so the pipes
     // close, and whatever left the group is found by its marks: nothing

@@ -67,6 +67,10 @@ pub fn resolve(home: &Home, query: &str) -> Result<Found, UsageError> {
         return Err(UsageError(format!("`{query}` is not a task id or file name")));
     }
     let q = q.rsplit(['/', '\\']).next().unwrap_or(q);
+    // One plain name only (on Windows `C:foo` would name another folder).
+    if !crate::store::layout::is_plain_name(q) {
+        return Err(UsageError(format!("`{query}` is not a task id or file name")));
+    }
     if !q.starts_with('.') && home.task_dir(q).is_dir() {
         return Ok(Found::Task {
             id: q.to_string(),

@@ -64,6 +64,8 @@ impl Action {
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let home = cli.home()?;
+    // Refused before anything else reads them: a secret never reaches a command line.
+    let config_args = config_args(cli)?;
     // Install refuses a config the daemon would refuse. The other actions work
     // whatever the config says: a broken one must not keep a service from
     // being stopped, removed or looked at (nor its daemon from saying why it
@@ -90,7 +92,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             .ok()
             .filter(|u| !u.is_empty() && u != "root"),
         shutdown_grace: config.shutdown_grace.0,
-        config_args: config_args(cli)?,
+        config_args,
     };
     Manager::of_this_os(&spec).act(&args.action, &spec)
 }
@@ -104,6 +106,21 @@ fn config_args(cli: &Cli) -> anyhow::Result<Vec<String>> {
         v.extend(["--config".to_string(), file.display().to_string()]);
     }
     for (k, value) in &cli.set {
+        // A service's arguments are readable by every local user (`ps`, the
+        // unit file, the registry): a secret belongs in the config file.
+        let leaf = k.rsplit('.').next().unwrap_or(k);
+        if crate::redact::is_secret_name(leaf) || ["secret", "token", "password", "api_key"].contains(&leaf) {
+            return Err(UsageError(format!(
+                "--set {k}=...: a service's arguments can be read by every user of this machine; put `{k}` in the config file (readable by its owner only) instead"
+            ))
+            .into());
+        }
+        if value.chars().any(char::is_control) {
+            return Err(UsageError(format!(
+                "--set {k}: a value with a control character cannot go on a service's command line"
+            ))
+            .into());
+        }
         v.extend(["--set".to_string(), format!("{k}={value}")]);
     }
     Ok(v)

@@ -55,10 +55,13 @@ enum TaskSel {
     Id(String),
     /// What named no task (one removed by `clean`, say): ids starting with it.
     Prefix(String),
-    /// A file still queued: its events by name until one names its id.
+    /// A file still queued: its events by name, and once it starts (while
+    /// following) those of the task it became. An older task of the same
+    /// name in the log is not it.
     File {
         name: String,
         id: std::cell::RefCell<Option<String>>,
+        following: std::cell::Cell<bool>,
     },
 }
 
@@ -68,18 +71,23 @@ impl TaskSel {
         match self {
             TaskSel::Id(id) => task_id == Some(id.as_str()),
             TaskSel::Prefix(p) => task_id.is_some_and(|t| t.starts_with(p.as_str())),
-            TaskSel::File { name, id } => {
-                if let Some(known) = id.borrow().as_deref() {
-                    return task_id == Some(known) || v["file"].as_str() == Some(name);
+            TaskSel::File { name, id, following } => {
+                if v["file"].as_str() == Some(name) {
+                    // The newest start of a file of this name is its task.
+                    if following.get() && v["event"] == "task_started" {
+                        *id.borrow_mut() = task_id.map(String::from);
+                    }
+                    return true;
                 }
-                if v["file"].as_str() != Some(name) {
-                    return false;
-                }
-                if let Some(t) = task_id {
-                    *id.borrow_mut() = Some(t.to_string());
-                }
-                true
+                id.borrow().as_deref().is_some_and(|known| task_id == Some(known))
             }
+        }
+    }
+
+    /// From here on the log is read as it grows.
+    fn follow(&self) {
+        if let TaskSel::File { following, .. } = self {
+            following.set(true);
         }
     }
 }
@@ -116,6 +124,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             Ok(super::common::Found::Queued { file }) => TaskSel::File {
                 name: file,
                 id: Default::default(),
+                following: Default::default(),
             },
             Err(e) if args.follow => return Err(e.into()),
             Err(e) => {
@@ -160,6 +169,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     };
     if !args.follow {
         return Ok(exit::OK);
+    }
+    if let Some(t) = &filter.task {
+        t.follow();
     }
     let logs = home.logs();
     let mut known = rotated_names(&logs);

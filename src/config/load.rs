@@ -322,16 +322,26 @@ fn looks_like_key(key: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-/// serde's message with the values it quotes (`invalid type: string "..."`) left out.
+/// serde's message with the values it quotes left out: `"..."` anywhere, and
+/// `` `...` `` before "expected" (after it come the names a value may take,
+/// which help: "unknown variant, expected one of `claude`, `cline`").
 fn without_quoted_values(text: &str) -> String {
+    let (said, expected) = match text.find("expected") {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
     let mut out = String::new();
-    let mut quoted = false;
-    for c in text.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            _ if quoted => {}
-            _ => out.push(c),
+    let mut quote: Option<char> = None;
+    for c in said.chars() {
+        match (quote, c) {
+            (None, '"' | '`') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, c) => out.push(c),
         }
+    }
+    for c in expected.chars().filter(|c| *c != '"') {
+        out.push(c);
     }
     out.replace("  ", " ").replace(" ,", ",")
 }
@@ -369,6 +379,10 @@ mod tests {
         assert!(!e.contains("SECRET-VALUE-123"), "{e}");
         assert!(e.contains("`max_concurrent`: invalid type: string, expected"), "{e}");
         // A line of another file, as a link to /etc/shadow would give.
+        let e = error_of("default_agent: s3cr3t-value\ntimeout: hunter2\n");
+        assert!(!e.contains("s3cr3t") && e.contains("`claude`"), "{e}");
+        let e = error_of("timeout: hunter2\n");
+        assert!(!e.contains("hunter2") && e.contains("`timeout`"), "{e}");
         let e = error_of("root:$6$saltsalt$HASHVALUE:19000:0:99999:7:::\n");
         assert!(!e.contains("HASHVALUE") && !e.contains("root"), "{e}");
         assert!(e.contains("is this file a config?"), "{e}");

@@ -176,7 +176,7 @@ impl Daemon {
         let (home, events) = (&shared.home, &shared.events);
         intake.settle_each(std::time::Instant::now(), rules, |verdict| match verdict {
             Verdict::Accept(a) => {
-                let intake::Accepted { queued: q, spec } = *a;
+                let intake::Accepted { queued: q, spec, bytes } = *a;
                 events.add(
                     &mut queued,
                     None,
@@ -189,6 +189,7 @@ impl Daemon {
                 );
                 let kept = super::judged::Judged {
                     spec,
+                    bytes,
                     len: q.len,
                     mtime: q.mtime,
                 };

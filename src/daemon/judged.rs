@@ -4,10 +4,12 @@
 //! none (100,000 waiting files keep only what ordering needs, see
 //! `crate::queue`), and neither does one whose prompts are large.
 //!
-//! A kept task is used only for the very file that was judged: same name,
-//! size and modification time as the claimed file, under the config it was
+//! A kept task is used only for the very bytes that were judged: the claimed
+//! file is read again and compared (a file rewritten in place with the same
+//! size and time, by `cp -p` say, is parsed again), under the config it was
 //! judged with (a reload forgets them all). Its workdir is placed again at the
-//! claim all the same (a folder on its path may have become a symlink).
+//! claim all the same (a folder on its path may have become a symlink). What
+//! is saved is the parse.
 
 use crate::task::TaskSpec;
 use std::collections::HashMap;
@@ -23,8 +25,17 @@ const MAX_BYTES: usize = 2 * 1024 * 1024;
 #[derive(Debug)]
 pub struct Judged {
     pub spec: TaskSpec,
+    /// The bytes it was parsed from.
+    pub bytes: Vec<u8>,
     pub len: u64,
     pub mtime: Option<SystemTime>,
+}
+
+/// A kept task, for the claim: used if the claimed file still holds `bytes`.
+#[derive(Debug)]
+pub struct Kept {
+    pub spec: TaskSpec,
+    pub bytes: Vec<u8>,
 }
 
 #[derive(Debug, Default)]
@@ -33,8 +44,9 @@ pub struct JudgedTasks {
     bytes: usize,
 }
 
-fn weight(spec: &TaskSpec) -> usize {
-    512 + spec.prompt.len() + spec.title.len() + spec.steps.iter().map(String::len).sum::<usize>()
+fn weight(j: &Judged) -> usize {
+    let spec = &j.spec;
+    512 + j.bytes.len() + spec.prompt.len() + spec.title.len() + spec.steps.iter().map(String::len).sum::<usize>()
 }
 
 impl JudgedTasks {
@@ -46,7 +58,7 @@ impl JudgedTasks {
             self.clear();
             return;
         }
-        let w = weight(&judged.spec);
+        let w = weight(&judged);
         if self.bytes + w > MAX_BYTES {
             return;
         }
@@ -55,16 +67,19 @@ impl JudgedTasks {
     }
 
     /// The parsed task of `name`, if it was kept for a file of this size and
-    /// modification time.
-    pub fn take(&mut self, name: &str, len: u64, mtime: Option<SystemTime>) -> Option<TaskSpec> {
+    /// modification time (the claim compares the bytes).
+    pub fn take(&mut self, name: &str, len: u64, mtime: Option<SystemTime>) -> Option<Kept> {
         let j = self.kept.remove(name)?;
-        self.bytes -= weight(&j.spec);
-        (j.len == len && j.mtime.is_some() && j.mtime == mtime).then_some(j.spec)
+        self.bytes -= weight(&j);
+        (j.len == len && j.mtime.is_some() && j.mtime == mtime).then_some(Kept {
+            spec: j.spec,
+            bytes: j.bytes,
+        })
     }
 
     pub fn forget(&mut self, name: &str) {
         if let Some(j) = self.kept.remove(name) {
-            self.bytes -= weight(&j.spec);
+            self.bytes -= weight(&j);
         }
     }
 
@@ -83,7 +98,12 @@ mod tests {
         let limits = crate::task::parse::Limits::of(&Default::default());
         let mut spec = crate::task::parse::parse("a.txt", b"x", &limits).unwrap();
         spec.prompt = prompt.to_string();
-        Judged { spec, len, mtime }
+        Judged {
+            spec,
+            bytes: b"x".to_vec(),
+            len,
+            mtime,
+        }
     }
 
     #[test]
@@ -93,7 +113,7 @@ mod tests {
         j.keep("a.txt".into(), judged("hello", 5, t), 1);
         assert!(j.take("a.txt", 6, t).is_none(), "another size");
         j.keep("a.txt".into(), judged("hello", 5, t), 1);
-        assert_eq!(j.take("a.txt", 5, t).unwrap().prompt, "hello");
+        assert_eq!(j.take("a.txt", 5, t).unwrap().spec.prompt, "hello");
         assert!(j.take("a.txt", 5, t).is_none(), "given once");
         assert_eq!(j.bytes, 0);
     }

@@ -9,7 +9,7 @@
 mod console;
 mod handlers;
 pub mod homecheck;
-mod judged;
+pub(crate) mod judged;
 mod lookout;
 pub mod pauses;
 pub mod recovery;

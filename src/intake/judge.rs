@@ -105,6 +105,7 @@ fn judge(name: &Arc<str>, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, r
             queued_at: jiff::Timestamp::now(),
         },
         spec,
+        bytes,
     })))
 }
 

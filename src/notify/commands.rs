@@ -142,7 +142,7 @@ fn progress(id: &str, dir: &TaskDir) -> String {
 fn cancel(home: &Home, name: &str) -> String {
     // A file still in the queue, by its name.
     let queued = home.inbox().join(name);
-    if !name.contains(['/', '\\']) && queued.is_file() {
+    if crate::store::layout::is_plain_name(name) && queued.is_file() {
         return match crate::store::keep::move_into(&queued, &home.cancelled(), name) {
             Ok(kept) => format!("{name}: removed from the queue (kept as inbox/cancelled/{kept})"),
             Err(e) => format!("{name}: could not be taken out of the queue: {e}"),

@@ -86,11 +86,18 @@ impl Spec {
 }
 
 /// Quotes a word for a systemd `ExecStart=` line.
+/// `%` (a specifier) and `$` (a variable) are doubled, to mean themselves.
+/// (Control characters never get here: `service install` refuses them.)
 fn systemd_word(w: &str) -> String {
     if w.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:=@".contains(c)) {
         w.to_string()
     } else {
-        format!("\"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""))
+        let escaped = w
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('%', "%%")
+            .replace('$', "$$");
+        format!("\"{escaped}\"")
     }
 }
 
@@ -355,6 +362,11 @@ mod tests {
                 "max_concurrent=3"
             ]
         );
+    }
+
+    #[test]
+    fn systemd_specifiers_and_variables_in_a_value_mean_themselves() {
+        assert_eq!(systemd_word("url=https://h/a%20b$X"), "\"url=https://h/a%%20b$$X\"");
     }
 
     #[test]

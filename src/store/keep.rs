@@ -81,12 +81,12 @@ pub fn rename_no_replace(src: &Path, dst: &Path) -> io::Result<()> {
 }
 
 /// `MoveFileExW` without `MOVEFILE_REPLACE_EXISTING` fails on an existing target.
+/// Paths go in verbatim form (`\\?\C:\...`, `\\?\UNC\...`), as std's own
+/// rename does, so names past 260 characters move too.
 #[cfg(windows)]
 fn windows_move(src: &Path, dst: &Path) -> io::Result<()> {
-    use std::os::windows::ffi::OsStrExt;
     use windows_sys::Win32::Storage::FileSystem::MoveFileExW;
-    let wide = |p: &Path| -> Vec<u16> { p.as_os_str().encode_wide().chain(std::iter::once(0)).collect() };
-    let (s, d) = (wide(src), wide(dst));
+    let (s, d) = (verbatim(src), verbatim(dst));
     // SAFETY: both are NUL-terminated UTF-16 strings that outlive the call.
     let ok = unsafe { MoveFileExW(s.as_ptr(), d.as_ptr(), 0) };
     if ok != 0 {
@@ -98,6 +98,28 @@ fn windows_move(src: &Path, dst: &Path) -> io::Result<()> {
         return Err(io::Error::new(io::ErrorKind::AlreadyExists, "the name is taken"));
     }
     Err(e)
+}
+
+/// `p` made absolute, in verbatim form, NUL-terminated UTF-16.
+#[cfg(windows)]
+fn verbatim(p: &Path) -> Vec<u16> {
+    use std::os::windows::ffi::OsStrExt;
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let w: Vec<u16> = abs.as_os_str().encode_wide().collect();
+    let utf16 = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
+    let mut out = if w.starts_with(&utf16(r"\\?\")) {
+        w
+    } else if w.starts_with(&utf16(r"\\")) {
+        let mut v = utf16(r"\\?\UNC\");
+        v.extend_from_slice(&w[2..]);
+        v
+    } else {
+        let mut v = utf16(r"\\?\");
+        v.extend_from_slice(&w);
+        v
+    };
+    out.push(0);
+    out
 }
 
 #[cfg(test)]

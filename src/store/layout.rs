@@ -139,6 +139,15 @@ pub fn is_own_part(root: &Path, path: &Path) -> bool {
             .is_some_and(|first| OWN_PARTS.contains(&first))
 }
 
+/// Is `name` one plain file name, nothing that a join could turn into
+/// another place (`..`, a separator, a Windows drive like `C:foo`)?
+pub fn is_plain_name(name: &str) -> bool {
+    let mut parts = Path::new(name).components();
+    matches!(parts.next(), Some(std::path::Component::Normal(_)))
+        && parts.next().is_none()
+        && !name.contains(['/', '\\'])
+}
+
 /// Files of one task folder, `results/<id>/`.
 #[derive(Debug, Clone)]
 pub struct TaskDir {
@@ -197,5 +206,20 @@ impl TaskDir {
             .flatten()
             .map(|e| e.path())
             .find(|p| p.file_stem().is_some_and(|s| s == "task") && p.extension().is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_name_is_one_normal_component() {
+        for ok in ["a.md", "01jd3k8q7x9v2m4n6p8r0t2w4y-x", "é ü.txt"] {
+            assert!(is_plain_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a\\b", "/abs"] {
+            assert!(!is_plain_name(bad), "{bad}");
+        }
     }
 }

@@ -438,3 +438,44 @@ fn a_task_whose_daemon_was_killed_shows_as_interrupted() {
     sigterm(daemon.id());
     let _ = daemon.wait();
 }
+
+#[test]
+fn tail_events_follows_a_queued_file_into_its_task_not_an_older_one_of_its_name() {
+    let home = TestHome::new();
+    home.drop_task("fix.yaml", "agent: command\ncommand: echo old\n");
+    assert!(home.run_once().status.success());
+    let old = home.result_of("fix.yaml")["id"].as_str().unwrap().to_string();
+    home.drop_task("fix.yaml", "agent: command\ncommand: echo new\n");
+    let mut follow = home
+        .cmd()
+        .args(["tail-events", "-f", "--json", "--task", "fix.yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = follow.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&l) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    assert!(home.run_once().status.success());
+    let mut seen = Vec::new();
+    while let Ok(v) = lines.recv_timeout(Duration::from_secs(30)) {
+        let done = v["event"] == "task_succeeded" && v["task_id"] != old.as_str();
+        seen.push(v);
+        if done {
+            break;
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let new_end = seen
+        .iter()
+        .find(|v| v["event"] == "task_succeeded" && v["task_id"] != old.as_str());
+    assert!(new_end.is_some(), "the new task's end was followed: {seen:?}");
+}

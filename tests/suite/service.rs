@@ -149,3 +149,47 @@ fn a_broken_config_stops_an_install_but_not_a_status_or_an_uninstall() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read_dir(&f.units).unwrap().count(), 0, "the unit is gone");
 }
+
+#[test]
+fn the_config_given_to_install_is_the_units_and_no_secret_goes_on_its_command_line() {
+    let home = TestHome::new();
+    let f = fake();
+    let config = home.path.join("orchestrator.yaml");
+    let mut c = home.cmd();
+    c.args(["--config"])
+        .arg(&config)
+        .args(["--set", "max_concurrent=3", "service", "install", "--user", "--dry-run"]);
+    let out = c
+        .env("ORCHESTRATOR_UNIT_DIR", &f.units)
+        .env("ORCHESTRATOR_SYSTEMCTL", &f.systemctl)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let unit = stdout(&out);
+    let exec = unit.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+    assert!(
+        exec.contains(&format!("--config {}", config.display())) && exec.ends_with("--set max_concurrent=3 run"),
+        "{exec}"
+    );
+    let mut c = home.cmd();
+    c.args([
+        "--set",
+        "notify.telegram.bot_token=123:ABC",
+        "service",
+        "install",
+        "--user",
+        "--dry-run",
+    ]);
+    let out = c
+        .env("ORCHESTRATOR_UNIT_DIR", &f.units)
+        .env("ORCHESTRATOR_SYSTEMCTL", &f.systemctl)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("put `notify.telegram.bot_token` in the config file"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stdout(&out).contains("123:ABC"));
+}

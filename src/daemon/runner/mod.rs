@@ -40,7 +40,7 @@ pub struct TaskRun {
     /// The queue entry it was claimed from (none for a recovered task).
     pub queued: Option<crate::queue::Queued>,
     /// Its task as parsed when it was queued, if the daemon kept it.
-    pub spec: Option<crate::task::TaskSpec>,
+    pub spec: Option<crate::daemon::judged::Kept>,
 }
 
 /// What the runner accumulates over attempts for the result.
@@ -91,7 +91,7 @@ struct Runner {
     /// the claimed file is still that file: no second read and parse.
     judged: Option<crate::queue::Queued>,
     /// The task as parsed when queued (see `daemon::judged`).
-    judged_spec: Option<crate::task::TaskSpec>,
+    judged_spec: Option<crate::daemon::judged::Kept>,
     recovered: bool,
     started: Instant,
     /// This task's agent slot, held while an agent runs (or is about to), given

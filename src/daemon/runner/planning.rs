@@ -36,24 +36,22 @@ impl Runner {
             }
             self.task_file_stamp = Some((meta.len(), meta.modified().ok()));
         }
-        // The very file that was judged (same size and time), parsed then:
-        // only its workdir is placed again. Otherwise it is read and checked whole.
-        let kept = self.judged_spec.take().filter(|_| fresh);
+        let bytes = read_capped(&self.claimed.task_file, self.config.max_task_bytes).map_err(|e| {
+            Rejection::new(
+                "unreadable",
+                format!("the claimed task file cannot be read: {e}"),
+                "submit the task again",
+            )
+        })?;
+        // The very bytes that were judged, parsed then: only the workdir is
+        // placed again. Otherwise the file is checked whole.
+        let kept = self.judged_spec.take().filter(|k| fresh && k.bytes == bytes);
         let (mut spec, mut wd) = match kept {
-            Some(spec) => {
-                let wd = crate::task::place(&spec, &cfg, self.shared.home.root())?;
-                (spec, wd)
+            Some(k) => {
+                let wd = crate::task::place(&k.spec, &cfg, self.shared.home.root())?;
+                (k.spec, wd)
             }
-            None => {
-                let bytes = read_capped(&self.claimed.task_file, self.config.max_task_bytes).map_err(|e| {
-                    Rejection::new(
-                        "unreadable",
-                        format!("the claimed task file cannot be read: {e}"),
-                        "submit the task again",
-                    )
-                })?;
-                crate::task::check(&self.claimed.source_file, &bytes, &cfg, self.shared.home.root())?
-            }
+            None => crate::task::check(&self.claimed.source_file, &bytes, &cfg, self.shared.home.root())?,
         };
         // A loose note may be structured by the mediator (a model, on the
         // blocking pool: it waits up to its timeout); its answer is checked
