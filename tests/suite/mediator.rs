@@ -306,7 +306,8 @@ fn a_bad_mediator_section_says_what_to_fix() {
         ("mediator:\n  url: http://127.0.0.1:1/v1\n", "mediator.model"),
         (
             "mediator:\n  url: http://127.0.0.1:1/v1\n  model: m\n  kind: gpt\n",
-            "gpt",
+            // The key and what it may be; the value is not quoted back.
+            "`mediator.kind`: unknown variant, expected `openai` or `ollama`",
         ),
         (
             "mediator:\n  url: http://127.0.0.1:1/v1\n  model: m\n  temperature: 1\n",
