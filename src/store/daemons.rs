@@ -133,11 +133,14 @@ impl Registration {
     }
 
     /// Removes the entry (clean exit). Tasks the stop left unfinished are
-    /// kept in `<stem>.interrupted.json`, for `status` and `list` to show
-    /// until a daemon runs them again.
+    /// kept in `<stem>.<ulid>.interrupted.json`, for `status` and `list` to
+    /// show until a daemon runs them again.
     pub fn remove(self, unfinished: &[String]) {
         if !unfinished.is_empty() {
-            let path = self.state_path.with_extension("interrupted.json");
+            // A name of its own: a later daemon with the same pid on the same
+            // host (a container's pid 1) must not replace an earlier record.
+            let unique = ulid::Ulid::generate().to_string().to_ascii_lowercase();
+            let path = self.state_path.with_extension(format!("{unique}.interrupted.json"));
             if let Err(e) = write_json_atomic(&path, &unfinished) {
                 tracing::warn!(error = %e, "could not record the interrupted tasks in run/");
             }
