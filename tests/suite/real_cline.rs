@@ -170,9 +170,10 @@ fn looping() -> MockApi {
 }
 
 /// Runs `task` to its end with a 30 s `kill_grace` (so a CLI that ignored
-/// its stop signal would run on for 30 s), and says how long the model was
-/// still asked after the `nth` request (the one past the limit) and how many
-/// more requests came.
+/// its stop signal would run on for 30 s), and says how long the task ran on
+/// after the last model request, and how many requests came after the `nth`
+/// (the one past the limit; the CLI may be stopped before it makes it, when
+/// it announces the turn first).
 #[cfg(unix)]
 fn stopped_after(test: &str, task: &str, nth: usize) -> Option<(serde_json::Value, std::time::Duration, usize)> {
     let h = real(looping(), "kill_grace: 30s", test)?;
@@ -182,15 +183,15 @@ fn stopped_after(test: &str, task: &str, nth: usize) -> Option<(serde_json::Valu
     let ended = std::time::Instant::now();
     let r = h.home.result_of("loop.md");
     let reqs = h.api.requests();
-    assert!(reqs.len() >= nth, "{} requests: {r}", reqs.len());
-    let past = reqs[nth - 1].at;
+    assert!(reqs.len() + 1 >= nth, "{} requests: {r}", reqs.len());
+    let last = reqs.last().unwrap().at;
     eprintln!(
-        "{test}: {} requests in {:?}; the task ended {:?} after the request past the limit",
+        "{test}: {} requests in {:?}; the task ended {:?} after the last",
         reqs.len(),
         ended - ran,
-        ended - past
+        ended - last
     );
-    Some((r, ended - past, reqs.len() - nth))
+    Some((r, ended - last, reqs.len().saturating_sub(nth)))
 }
 
 #[cfg(unix)]
