@@ -201,18 +201,10 @@ fn a_key_the_mediators_server_echoes_is_redacted_everywhere() {
 #[test]
 fn context_from_an_answer_with_a_secret_is_redacted() {
     let home = TestHome::new();
-    home.drop_task(
-        "first.yaml",
+    let next = run_with_context_from(
+        &home,
         "agent: command\ncommand: echo 'the token is ghp_abcdefghijklmnopqrstuvwxyz0123456789'\n",
     );
-    home.run_once();
-    let first = home.result_of("first.yaml")["id"].as_str().unwrap().to_string();
-    home.drop_task(
-        "next.yaml",
-        format!("agent: command\ncommand: cat\ncontext_from: [{first}]\nprompt: go on\n"),
-    );
-    home.run_once();
-    let next = home.result_of("next.yaml");
     let dir = home.task_dir(next["id"].as_str().unwrap());
     let plan = std::fs::read_to_string(dir.join("plan.json")).unwrap();
     assert!(plan.contains("the token is"), "the answer is in the context: {plan}");

@@ -175,15 +175,7 @@ fn a_good_proposal_structures_a_loose_note_and_the_task_runs_with_it() {
 fn with_the_mediator_on_a_follow_ups_context_is_condensed() {
     let server = openai_server(String::new());
     let home = TestHome::with_config(&config("openai", &format!("{}/v1", server.url())));
-    home.drop_task("first.yaml", "agent: command\ncommand: 'echo tried; exit 3'\n");
-    home.run_once();
-    let first = home.result_of("first.yaml")["id"].as_str().unwrap().to_string();
-    home.drop_task(
-        "next.yaml",
-        format!("agent: command\ncommand: cat\ncontext_from: [{first}]\nprompt: go on\n"),
-    );
-    home.run_once();
-    let next = home.result_of("next.yaml");
+    let next = run_with_context_from(&home, "agent: command\ncommand: 'echo tried; exit 3'\n");
     let stdin = next["output"].as_str().unwrap();
     assert!(stdin.contains("CONDENSED: the first try failed."), "{stdin}");
     let plan = plan_of(&home, "next.yaml");

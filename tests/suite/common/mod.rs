@@ -477,3 +477,43 @@ pub fn processes_with_env(entry: &str) -> Vec<(u32, String)> {
     }
     found
 }
+
+/// Runs the command task `first` (a `.yaml` body), then a `cat` task with
+/// `context_from: [its id]`, each by `run --once`; the second's result (its
+/// output is the stdin it was given: the digest, then the prompt).
+pub fn run_with_context_from(home: &TestHome, first: &str) -> Value {
+    home.drop_task("first.yaml", first);
+    home.run_once();
+    let id = home.result_of("first.yaml")["id"].as_str().unwrap().to_string();
+    home.drop_task(
+        "next.yaml",
+        format!("agent: command\ncommand: cat\ncontext_from: [{id}]\nprompt: go on\n"),
+    );
+    home.run_once();
+    home.result_of("next.yaml")
+}
+
+/// Every verb a person types.
+pub const VERBS: &[&str] = &[
+    "run",
+    "submit",
+    "status",
+    "list",
+    "show",
+    "results",
+    "logs",
+    "cancel",
+    "retry",
+    "resume",
+    "reply",
+    "apply",
+    "tail-events",
+    "stats",
+    "doctor",
+    "clean",
+    "create-sample",
+    "plan",
+    "reindex",
+    "config",
+    "completions",
+];
