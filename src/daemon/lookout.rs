@@ -52,8 +52,18 @@ impl Lookout {
 
     /// A task started: look for its cancel request.
     pub fn add(&mut self, id: &str) {
-        lock(&self.state.0).running.insert(id.to_string());
-        self.state.1.notify_all();
+        let was_idle = {
+            let mut st = lock(&self.state.0);
+            let idle = st.running.is_empty();
+            st.running.insert(id.to_string());
+            idle
+        };
+        // Only a thread with nothing to look at sleeps until told; one that
+        // looks takes the new task at its next look (within POLL). A wake-up
+        // for every task was a context switch for nothing.
+        if was_idle {
+            self.state.1.notify_all();
+        }
         if self.thread.is_none() {
             let (home, state, cancels) = (self.home.clone(), self.state.clone(), self.cancels.clone());
             match std::thread::Builder::new()
