@@ -231,7 +231,7 @@ pub struct RanAt {
     /// When it started.
     pub started: std::time::SystemTime,
     /// What it was given on stdin.
-    pub stdin: String,
+    pub stdin: std::sync::Arc<[u8]>,
 }
 
 /// What an agent can continue.

@@ -171,7 +171,7 @@ pub fn load_result(dir: &TaskDir) -> Option<ResultRecord> {
 /// (before that file exists) what `owner.lock` records: the attempt and its start.
 pub fn load_progress(dir: &TaskDir) -> Option<ProgressRecord> {
     ProgressRecord::load(&dir.progress()).or_else(|| {
-        let text = crate::store::read::read_text(&dir.lock_file(), crate::store::read::max::RECORD).ok()?;
+        let text = crate::store::read::record_text(&dir.lock_file()).ok()?;
         let owner = crate::store::lock::OwnerRecord::parse(&text)?;
         let last = owner.attempts.last()?;
         Some(ProgressRecord {
@@ -213,23 +213,33 @@ pub struct Rejected {
     pub moved_to: String,
 }
 
-/// The rejected files, newest first.
-pub fn rejected(home: &Home) -> Vec<Rejected> {
+/// The rejected files: how many, and the newest `limit` of them (0: all),
+/// newest first. Only those are read (by the time of their `.error.json`):
+/// `status` needs a few of a folder that may hold thousands.
+pub fn rejected(home: &Home, limit: usize) -> (usize, Vec<Rejected>) {
     let Ok(dir) = std::fs::read_dir(home.rejected()) else {
-        return Vec::new();
+        return (0, Vec::new());
     };
-    let mut out: Vec<Rejected> = dir
+    let mut found: Vec<(std::time::SystemTime, std::path::PathBuf)> = dir
         .flatten()
         .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".error.json")))
-        .filter_map(|e| crate::store::read::read_bounded(&e.path(), 1024 * 1024).ok())
-        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .map(|e| {
+            let at = e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+            (at, e.path())
+        })
         .collect();
-    out.sort_by(|a: &Rejected, b: &Rejected| b.at.cmp(&a.at));
-    out
+    found.sort_by(|a, b| b.cmp(a));
+    let total = found.len();
+    let newest = found
+        .into_iter()
+        .take(if limit == 0 { usize::MAX } else { limit })
+        .filter_map(|(_, p)| crate::store::read::json(&p))
+        .collect();
+    (total, newest)
 }
 
 pub fn load_plan(dir: &TaskDir) -> Option<crate::plan::Plan> {
-    serde_json::from_slice(&crate::store::read::read_bounded(&dir.plan(), crate::store::read::max::RECORD).ok()?).ok()
+    crate::store::read::json(&dir.plan())
 }
 
 pub use crate::store::summary::human_ms;

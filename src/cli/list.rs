@@ -100,7 +100,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     rows.extend(finished);
     // Files the inbox refused, after the tasks: they never became one.
     if wanted("rejected") {
-        rows.extend(super::common::rejected(&home).into_iter().map(|r| Row {
+        rows.extend(super::common::rejected(&home, limit).1.into_iter().map(|r| Row {
             id: r.moved_to.trim_start_matches("inbox/").to_string(),
             status: "rejected".into(),
             title: r.error,

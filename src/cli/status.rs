@@ -79,7 +79,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let (queued_total, queue) = queued(cli, &home, &daemons);
     let running_ids: Vec<String> = daemons.iter().flat_map(|d| d.running.iter().cloned()).collect();
     let interrupted = super::common::interrupted(&home, &running_ids);
-    let rejected = super::common::rejected(&home);
+    let (rejected_total, rejected) = super::common::rejected(&home, 5);
     let counts = index::read_counts(&home).unwrap_or_default();
     let paused: Vec<_> = daemons
         .iter()
@@ -92,7 +92,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
 
     if args.json {
         print_json(
-            &json!({"daemons": daemons, "paused": paused, "running": running, "interrupted": interrupted, "queued": queue, "queued_total": queued_total, "rejected": rejected, "finished": counts}),
+            &json!({"daemons": daemons, "paused": paused, "running": running, "interrupted": interrupted, "queued": queue, "queued_total": queued_total, "rejected": rejected, "rejected_total": rejected_total, "finished": counts}),
         )?;
         return Ok(exit::OK);
     }
@@ -170,12 +170,12 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     if queued_total > queue.len() {
         println!("  ... and {} more", queued_total - queue.len());
     }
-    if !rejected.is_empty() {
+    if rejected_total > 0 {
         println!(
             "\nrejected: {} (in inbox/rejected/, each with its .error.json)",
-            rejected.len()
+            rejected_total
         );
-        for r in rejected.iter().take(5) {
+        for r in &rejected {
             println!("  {}  {}", escape_controls(&r.file), escape_controls(&r.error));
         }
     }
@@ -208,9 +208,15 @@ fn queued(cli: &Cli, home: &Home, daemons: &[daemons::DaemonState]) -> (usize, V
             // Claimed since it was published: no longer waiting.
             .filter_map(|name| describe(&home.inbox().join(name), name, &limits).map(|(_, _, q)| q))
             .collect();
-        // A file just dropped is settling (or not yet seen): the daemon has
-        // not counted it, but it waits all the same (`show` says queued).
-        return (d.queued.total.max(inbox_files(home)), head);
+        // A file dropped since the daemon last published (still settling, or
+        // not yet seen) waits all the same (`show` says queued): the inbox is
+        // counted then, and only then (one stat tells).
+        let total = if changed_since(&home.inbox(), &d.updated_at) {
+            d.queued.total.max(inbox_files(home))
+        } else {
+            d.queued.total
+        };
+        return (total, head);
     }
     let Ok(dir) = std::fs::read_dir(home.inbox()) else {
         return (0, Vec::new());
@@ -230,6 +236,18 @@ fn queued(cli: &Cli, home: &Home, daemons: &[daemons::DaemonState]) -> (usize, V
     let total = v.len();
     let head = v.into_iter().take(daemons::QUEUE_HEAD).map(|(_, _, q)| q).collect();
     (total, head)
+}
+
+/// Was `dir` changed (an entry added, renamed or removed) at or after the
+/// time `published` (RFC 3339)? Unknown counts as changed.
+fn changed_since(dir: &std::path::Path, published: &str) -> bool {
+    let Ok(changed) = std::fs::metadata(dir).and_then(|m| m.modified()) else {
+        return true;
+    };
+    match published.parse::<jiff::Timestamp>() {
+        Ok(at) => jiff::Timestamp::try_from(changed).is_ok_and(|c| c >= at),
+        Err(_) => true,
+    }
 }
 
 /// How many task files are in the inbox (names only, nothing read).

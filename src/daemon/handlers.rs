@@ -187,13 +187,7 @@ impl Daemon {
                         priority: q.priority,
                     },
                 );
-                let kept = super::judged::Judged {
-                    spec,
-                    bytes,
-                    len: q.len,
-                    mtime: q.mtime,
-                };
-                judged.keep(q.name.clone(), kept, queue.len() + 1);
+                judged.keep(q.name.clone(), super::judged::Judged { spec, bytes }, queue.len() + 1);
                 queue.push(q);
                 accepted += 1;
                 if queued.is_full() {
@@ -242,7 +236,7 @@ impl Daemon {
             }
             match claim {
                 Ok(Some(claimed)) => {
-                    let spec = self.judged.take(&q.name, q.len, q.mtime);
+                    let spec = self.judged.take(&q.name);
                     let run = TaskRun {
                         claimed,
                         recovered: None,

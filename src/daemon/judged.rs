@@ -5,8 +5,8 @@
 //! `crate::queue`), and neither does one whose prompts are large.
 //!
 //! A kept task is used only for the very bytes that were judged: the claimed
-//! file is read again and compared (a file rewritten in place with the same
-//! size and time, by `cp -p` say, is parsed again), under the config it was
+//! file is read again and compared (a file rewritten in place, even with the
+//! same size and time by `cp -p`, is parsed again), under the config it was
 //! judged with (a reload forgets them all). Its workdir is placed again at the
 //! claim all the same (a folder on its path may have become a symlink). What
 //! is saved is the parse.
@@ -14,26 +14,16 @@
 use crate::task::TaskSpec;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 /// Queues longer than this keep no parsed tasks.
 const MAX_QUEUE: usize = 1024;
 /// What the kept tasks' text may take, all together.
 const MAX_BYTES: usize = 2 * 1024 * 1024;
 
-/// A parsed task and the file it was parsed from.
+/// A parsed task and the bytes it was parsed from: used at the claim only
+/// if the claimed file still holds those bytes.
 #[derive(Debug)]
 pub struct Judged {
-    pub spec: TaskSpec,
-    /// The bytes it was parsed from.
-    pub bytes: Vec<u8>,
-    pub len: u64,
-    pub mtime: Option<SystemTime>,
-}
-
-/// A kept task, for the claim: used if the claimed file still holds `bytes`.
-#[derive(Debug)]
-pub struct Kept {
     pub spec: TaskSpec,
     pub bytes: Vec<u8>,
 }
@@ -66,15 +56,11 @@ impl JudgedTasks {
         self.kept.insert(name, judged);
     }
 
-    /// The parsed task of `name`, if it was kept for a file of this size and
-    /// modification time (the claim compares the bytes).
-    pub fn take(&mut self, name: &str, len: u64, mtime: Option<SystemTime>) -> Option<Kept> {
+    /// The parsed task of `name`, if it was kept (the claim compares its bytes).
+    pub fn take(&mut self, name: &str) -> Option<Judged> {
         let j = self.kept.remove(name)?;
         self.bytes -= weight(&j);
-        (j.len == len && j.mtime.is_some() && j.mtime == mtime).then_some(Kept {
-            spec: j.spec,
-            bytes: j.bytes,
-        })
+        Some(j)
     }
 
     pub fn forget(&mut self, name: &str) {
@@ -94,38 +80,33 @@ impl JudgedTasks {
 mod tests {
     use super::*;
 
-    fn judged(prompt: &str, len: u64, mtime: Option<SystemTime>) -> Judged {
+    fn judged(prompt: &str) -> Judged {
         let limits = crate::task::parse::Limits::of(&Default::default());
         let mut spec = crate::task::parse::parse("a.txt", b"x", &limits).unwrap();
         spec.prompt = prompt.to_string();
         Judged {
             spec,
-            bytes: b"x".to_vec(),
-            len,
-            mtime,
+            bytes: prompt.as_bytes().to_vec(),
         }
     }
 
     #[test]
-    fn a_kept_task_is_given_back_only_for_the_same_file() {
-        let t = Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(7));
+    fn a_kept_task_is_given_back_once_and_a_new_one_replaces_it() {
         let mut j = JudgedTasks::default();
-        j.keep("a.txt".into(), judged("hello", 5, t), 1);
-        assert!(j.take("a.txt", 6, t).is_none(), "another size");
-        j.keep("a.txt".into(), judged("hello", 5, t), 1);
-        assert_eq!(j.take("a.txt", 5, t).unwrap().spec.prompt, "hello");
-        assert!(j.take("a.txt", 5, t).is_none(), "given once");
+        j.keep("a.txt".into(), judged("first"), 1);
+        j.keep("a.txt".into(), judged("hello"), 1);
+        assert_eq!(j.take("a.txt").unwrap().spec.prompt, "hello");
+        assert!(j.take("a.txt").is_none(), "given once");
         assert_eq!(j.bytes, 0);
     }
 
     #[test]
     fn a_big_queue_or_big_prompts_keep_nothing() {
-        let t = Some(SystemTime::UNIX_EPOCH);
         let mut j = JudgedTasks::default();
-        j.keep("a.txt".into(), judged("x", 1, t), 1);
-        j.keep("b.txt".into(), judged("y", 1, t), MAX_QUEUE + 1);
+        j.keep("a.txt".into(), judged("x"), 1);
+        j.keep("b.txt".into(), judged("y"), MAX_QUEUE + 1);
         assert!(j.kept.is_empty(), "a queue past the bound drops them all");
-        j.keep("c.txt".into(), judged(&"p".repeat(MAX_BYTES), 1, t), 1);
+        j.keep("c.txt".into(), judged(&"p".repeat(MAX_BYTES)), 1);
         assert!(j.kept.is_empty() && j.bytes == 0);
     }
 }

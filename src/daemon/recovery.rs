@@ -93,9 +93,7 @@ pub fn take_over_orphans(home: &Home) -> std::io::Result<Vec<Orphan>> {
             crate::agents::leftovers::kill(crate::agents::leftovers::Mark::Task(&id)) > 0 || killed_leftover;
         // Its writer is dead: half-written temporary files are garbage.
         remove_stray_temps(&td.dir, Duration::ZERO);
-        let source_file = crate::store::read::read_bounded(&td.plan(), crate::store::read::max::RECORD)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Plan>(&b).ok())
+        let source_file = crate::store::read::json::<Plan>(&td.plan())
             .map(|p| p.source_file)
             // The claim wrote the original name into the lock file.
             .or_else(|| owner.map(|o| o.source_file).filter(|n| !n.is_empty()))

@@ -46,12 +46,9 @@ fn status(home: &Home) -> String {
         by("cancelled")
     ));
     for id in running.iter().take(10) {
-        let title =
-            crate::store::read::read_bounded(&TaskDir::new(home.task_dir(id)).plan(), crate::store::read::max::RECORD)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<crate::plan::Plan>(&b).ok())
-                .map(|p| p.title)
-                .unwrap_or_default();
+        let title = crate::store::read::json::<crate::plan::Plan>(&TaskDir::new(home.task_dir(id)).plan())
+            .map(|p| p.title)
+            .unwrap_or_default();
         text.push_str(&format!("\n• {id} {title}"));
     }
     text
@@ -109,7 +106,7 @@ fn progress(id: &str, dir: &TaskDir) -> String {
     let Some(p) = ProgressRecord::load(&dir.progress()) else {
         // A run younger than a second has written no progress.json yet: its
         // attempts are in the lock its daemon holds.
-        let attempts = crate::store::read::read_text(&dir.lock_file(), crate::store::read::max::RECORD)
+        let attempts = crate::store::read::record_text(&dir.lock_file())
             .ok()
             .and_then(|t| OwnerRecord::parse(&t))
             .map_or(0, |o| o.attempts.len());
@@ -160,10 +157,7 @@ fn cancel(home: &Home, name: &str) -> String {
 }
 
 fn retry(home: &Home, config: &Config, id: &str, dir: &TaskDir) -> String {
-    let Some(plan) = crate::store::read::read_bounded(&dir.plan(), crate::store::read::max::RECORD)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<crate::plan::Plan>(&b).ok())
-    else {
+    let Some(plan) = crate::store::read::json::<crate::plan::Plan>(&dir.plan()) else {
         return format!("{id} never started: nothing to retry");
     };
     match crate::followups::write_task(home, config, crate::followups::retry_fields(id, &plan)) {

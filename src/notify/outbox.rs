@@ -110,10 +110,7 @@ impl Outbox {
         };
         for name in names {
             let path = self.dir.join(&name);
-            match crate::store::read::read_bounded(&path, crate::store::read::max::RECORD)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-            {
+            match crate::store::read::json(&path) {
                 Some(item) => out.push((path, item)),
                 None => {
                     let _ = self.set_aside(&path);

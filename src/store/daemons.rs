@@ -174,17 +174,13 @@ pub fn left_unfinished(home: &Home) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(home.daemons()) else {
         return Vec::new();
     };
-    let read = |p: &Path| crate::store::read::read_bounded(p, crate::store::read::max::RECORD).ok();
     let mut out = Vec::new();
     for p in dir.flatten().map(|e| e.path()) {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let ids: Vec<String> = if name.ends_with(".interrupted.json") {
-            read(&p)
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default()
+            super::read::json(&p).unwrap_or_default()
         } else if name.ends_with(".lock") && !lock::is_locked(&p) {
-            read(&p.with_extension("json"))
-                .and_then(|b| serde_json::from_slice::<DaemonState>(&b).ok())
+            super::read::json::<DaemonState>(&p.with_extension("json"))
                 .map(|s| s.running)
                 .unwrap_or_default()
         } else {
@@ -211,10 +207,7 @@ pub fn forget_interrupted(home: &Home, still_unfinished: impl Fn(&str) -> bool) 
         {
             continue;
         }
-        let ids: Vec<String> = crate::store::read::read_bounded(&p, crate::store::read::max::RECORD)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let ids: Vec<String> = super::read::json(&p).unwrap_or_default();
         if !ids.iter().any(|id| still_unfinished(id)) {
             let _ = std::fs::remove_file(&p);
         }
@@ -230,10 +223,7 @@ pub fn live(home: &Home) -> Vec<DaemonState> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "lock") && lock::is_locked(p))
-        .filter_map(|p| {
-            crate::store::read::read_bounded(&p.with_extension("json"), crate::store::read::max::RECORD).ok()
-        })
-        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .filter_map(|p| super::read::json(&p.with_extension("json")))
         .collect();
     out.sort_by(|a, b| a.worker.cmp(&b.worker));
     out

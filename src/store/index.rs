@@ -120,10 +120,7 @@ impl Counts {
 }
 
 pub fn read_counts(home: &Home) -> Option<Counts> {
-    serde_json::from_slice(
-        &super::read::read_bounded(&home.results().join("index.counts.json"), super::read::max::RECORD).ok()?,
-    )
-    .ok()
+    super::read::json(&home.results().join("index.counts.json"))
 }
 
 fn write_counts(home: &Home, counts: &Counts) -> io::Result<()> {

@@ -59,6 +59,18 @@ pub fn read_text(path: &Path, max: u64) -> io::Result<String> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
+/// A record of the home (`plan.json`, `isolation.json`, a daemon's state, an
+/// outbox item ...) read within [`max::RECORD`] and parsed; `None` when it is
+/// missing, not a regular file, too big or not what `T` is.
+pub fn json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    serde_json::from_slice(&read_bounded(path, max::RECORD).ok()?).ok()
+}
+
+/// A record's text, within [`max::RECORD`] (a lock file's owner record).
+pub fn record_text(path: &Path) -> io::Result<String> {
+    read_text(path, max::RECORD)
+}
+
 /// Bounds for the home's own records: far above what the product writes, far
 /// below what would hurt the daemon.
 pub mod max {

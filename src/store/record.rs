@@ -155,8 +155,7 @@ pub struct ProgressRecord {
 
 impl ProgressRecord {
     pub fn load(path: &std::path::Path) -> Option<Self> {
-        let bytes = super::read::read_bounded(path, super::read::max::RECORD).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        super::read::json(path)
     }
 }
 

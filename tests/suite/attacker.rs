@@ -9,18 +9,24 @@ use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// Writes `rows` (id -> row) into the index beside what is there.
-fn forge_index_rows(home: &TestHome, rows: &[(&str, Value)]) {
+/// Writes rows keyed `ids` into the index beside what is there: each a
+/// whole, valid row (a copy of a real one) that finished in 2020, so that
+/// only its key tells it apart.
+fn forge_index_rows(home: &TestHome, ids: &[&str]) {
     let path = home.path.join("results/index.json");
     let mut index: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    for (id, row) in rows {
+    let mut row = index["tasks"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .expect("a real row to copy")
+        .clone();
+    row["finished_at"] = json!("2020-01-01T00:00:00.000Z");
+    for id in ids {
         index["tasks"][*id] = row.clone();
     }
     std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
-}
-
-fn old_row() -> Value {
-    json!({"status": "succeeded", "title": "x", "finished_at": "2020-01-01T00:00:00.000Z", "result": "results/x/result.json"})
 }
 
 #[test]
@@ -37,7 +43,7 @@ fn index_rows_that_name_paths_never_get_anything_removed() {
         std::fs::write(d.join("precious.txt"), "keep me").unwrap();
     }
     let abs = outside.path().to_str().unwrap().to_string();
-    forge_index_rows(&home, &[("../victim", old_row()), (abs.as_str(), old_row())]);
+    forge_index_rows(&home, &["../victim", abs.as_str()]);
     // A well-formed id that is a link to a folder elsewhere.
     #[cfg(unix)]
     std::os::unix::fs::symlink(
@@ -45,7 +51,7 @@ fn index_rows_that_name_paths_never_get_anything_removed() {
         home.path.join("results/01jd3k8q7x9v2m4n6p8r0t2w4y-link"),
     )
     .unwrap();
-    forge_index_rows(&home, &[("01jd3k8q7x9v2m4n6p8r0t2w4y-link", old_row())]);
+    forge_index_rows(&home, &["01jd3k8q7x9v2m4n6p8r0t2w4y-link"]);
 
     let out = home.cli(&["clean", "--older-than", "0s"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -54,21 +60,28 @@ fn index_rows_that_name_paths_never_get_anything_removed() {
         outside.path().join("precious.txt").exists(),
         "an absolute path was removed"
     );
-    // The daemon's retention reads the same rows.
+    // The daemon's retention reads the same rows. A real old task beside them
+    // is removed: its `retention_applied` says a pass ran over them all.
+    home.drop_task("old.yaml", "agent: command\ncommand: echo old\n");
+    assert!(home.run_once().status.success());
+    let old = home.result_of("old.yaml")["id"].as_str().unwrap().to_string();
+    let path = home.task_dir(&old).join("result.json");
+    let mut r: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    r["finished_at"] = "2020-01-01T00:00:00.000Z".into();
+    std::fs::write(&path, r.to_string()).unwrap();
+    assert!(home.cli(&["reindex"]).status.success());
     std::fs::write(
         home.path.join("orchestrator.yaml"),
         base_config() + "retention:\n  max_age: 1s\n  every: 1s\n",
     )
     .unwrap();
-    forge_index_rows(&home, &[("../victim", old_row()), (abs.as_str(), old_row())]);
+    forge_index_rows(&home, &["../victim", abs.as_str()]);
     let mut daemon = home.spawn_daemon();
-    home.wait_started(1);
-    // Its first pass comes a second after the start; give it a few.
-    home.drop_task("later.yaml", "agent: command\ncommand: echo later\n");
-    wait_until(LONG, "the later task", || {
-        home.results().iter().any(|r| r["source_file"] == "later.yaml")
+    wait_until(LONG, "a retention pass", || {
+        !home.events_of("retention_applied").is_empty()
     });
-    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(home.events_of("retention_applied")[0]["tasks"], 1);
+    assert!(!home.task_dir(&old).exists(), "the real old task went");
     sigterm(daemon.id());
     assert!(daemon.wait().unwrap().success());
     assert!(
@@ -85,6 +98,11 @@ fn index_rows_that_name_paths_never_get_anything_removed() {
 #[test]
 fn a_forged_old_result_in_a_running_tasks_folder_does_not_get_it_removed() {
     let home = TestHome::new();
+    // A real result to forge from: whole and valid, so only its place is wrong.
+    home.drop_task("real.yaml", "agent: command\ncommand: echo real\n");
+    assert!(home.run_once().status.success());
+    let mut forged = home.result_of("real.yaml");
+    let real_id = forged["id"].as_str().unwrap().to_string();
     let release = home.path.join("release");
     let mut daemon = home.spawn_daemon();
     home.wait_started(1);
@@ -95,20 +113,24 @@ fn a_forged_old_result_in_a_running_tasks_folder_does_not_get_it_removed() {
             release.display()
         ),
     );
-    wait_until(LONG, "the task to start", || !home.events_of("task_started").is_empty());
-    let id = home.events_of("task_started")[0]["task_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let started = || {
+        home.events_of("task_started")
+            .into_iter()
+            .find(|e| e["file"] == "running.yaml")
+    };
+    wait_until(LONG, "the task to start", || started().is_some());
+    let id = started().unwrap()["task_id"].as_str().unwrap().to_string();
     let dir = home.task_dir(&id);
-    let forged = json!({"schema_version": 1, "id": id, "title": "forged", "source_file": "running.yaml",
-        "status": "succeeded", "agent": "command", "workdir": "/", "queued_at": "2020-01-01T00:00:00.000Z",
-        "started_at": "2020-01-01T00:00:00.000Z", "finished_at": "2020-01-01T00:00:00.000Z", "duration_ms": 1,
-        "attempts": [], "output": "", "files_changed": [], "permission_denials": [], "validation": {"warnings": []},
-        "error": null});
+    forged["id"] = json!(id);
+    forged["source_file"] = json!("running.yaml");
+    forged["finished_at"] = json!("2020-01-01T00:00:00.000Z");
     std::fs::write(dir.join("result.json"), forged.to_string()).unwrap();
-    let out = home.cli(&["clean", "--older-than", "0s"]);
+    let out = home.cli(&["clean", "--older-than", "0s", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let removed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Only the real old task goes (`clean` has no minimum age); the folder
+    // whose forged result looks as old stays, held by its daemon.
+    assert_eq!(removed["tasks"], json!([real_id]), "{removed}");
     assert!(dir.join("plan.json").exists(), "the running task's folder was removed");
     std::fs::write(&release, "").unwrap();
     sigterm(daemon.id());

@@ -360,6 +360,14 @@ fn the_readme_quick_start_works_when_pasted() {
         .unwrap()
         .parse()
         .unwrap();
+    // The daemon the block started in the background is stopped whatever happens.
+    struct Stop(u32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            sigterm(self.0);
+        }
+    }
+    let _daemon = Stop(daemon);
     let home = user.path().join("agents");
     let finished = || {
         Command::new(BIN)
@@ -367,14 +375,11 @@ fn the_readme_quick_start_works_when_pasted() {
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    let started = std::time::Instant::now();
-    while !finished() && started.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    sigterm(daemon);
     assert!(!err.contains("No such file"), "{err}");
     assert!(text.contains("hello.md"), "show named the task: {text}\n{err}");
-    assert!(finished(), "the hello task succeeded: {text}\n{err}");
+    wait_until_or(Duration::from_secs(60), finished, || {
+        format!("the hello task did not succeed: {text}\n{err}")
+    });
 }
 
 #[cfg(unix)]

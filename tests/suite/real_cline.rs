@@ -161,11 +161,11 @@ fn a_cline_tool_call_makes_a_real_edit() {
 #[cfg(unix)]
 fn looping() -> MockApi {
     MockApi::openai(|r| {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        Reply::tool(
+        let tool = Reply::tool(
             "run_commands",
             serde_json::json!({"commands": [format!("echo tick {}", r.turn() + 1)]}),
-        )
+        );
+        Reply::After(std::time::Duration::from_millis(100), Box::new(tool))
     })
 }
 

@@ -317,6 +317,7 @@ pub fn find_session(sessions: &Path, run: &super::RanAt) -> Option<String> {
         .collect();
     ids.sort();
     let cwd = crate::task::workdir::canonical(&run.cwd).unwrap_or_else(|_| run.cwd.clone());
+    let stdin = String::from_utf8_lossy(&run.stdin);
     ids.into_iter().map(|(_, id)| id).find(|id| {
         let meta = sessions.join(id).join(format!("{id}.json"));
         let Ok(bytes) = crate::store::read::read_bounded(&meta, 4 * 1024 * 1024) else {
@@ -331,7 +332,7 @@ pub fn find_session(sessions: &Path, run: &super::RanAt) -> Option<String> {
         same_cwd
             && v["prompt"]
                 .as_str()
-                .is_some_and(|p| p.starts_with(PROMPT_ARG) && p.trim_end().ends_with(run.stdin.trim()))
+                .is_some_and(|p| p.starts_with(PROMPT_ARG) && p.trim_end().ends_with(stdin.trim()))
     })
 }
 
@@ -437,7 +438,7 @@ mod tests {
             home: None,
             cwd: wd.clone(),
             started,
-            stdin: "fix the login\n".into(),
+            stdin: b"fix the login\n".as_slice().into(),
         };
         assert_eq!(find_session(&sessions, &run).as_deref(), Some("1796643047948_mdulu"));
         assert_eq!(find_session(&d.path().join("none"), &run), None);

@@ -50,7 +50,9 @@ pub struct Spawn {
     pub args: Vec<String>,
     pub cwd: PathBuf,
     pub env: Vec<(String, String)>,
-    pub stdin: Vec<u8>,
+    /// Shared, not copied: the prompt may be long, and the runner keeps it
+    /// for [`super::Agent::find_session`].
+    pub stdin: Arc<[u8]>,
     pub out_path: PathBuf,
     pub err_path: PathBuf,
     pub max_output_bytes: u64,
@@ -152,7 +154,7 @@ pub async fn run(
 
     // The prompt writer and the two output readers are polled by this task, not
     // spawned: three fewer tasks to schedule (and wake across threads) per agent.
-    let stdin_bytes = spec.stdin.clone();
+    let stdin_bytes = Arc::clone(&spec.stdin);
     let stdin = child.stdin().take();
     let feed = async move {
         if let Some(mut stdin) = stdin {
@@ -182,17 +184,15 @@ pub async fn run(
     let mut finished = (None, None);
 
     let mut kill_at: Option<tokio::time::Instant> = None;
-    // The stop signal is sent once more a second later: a CLI can miss one
-    // while it starts up (Cline swallows a SIGINT that comes before its run
-    // has begun), and a second one ends it at once.
+    // The stop signal is sent once more a second later, while the tree lives:
+    // a CLI can miss one while it starts up (Cline swallows a SIGINT that
+    // comes before its run has begun), and a second one ends it at once.
     let mut again_at: Option<tokio::time::Instant> = None;
+    let again = |kill: tokio::time::Instant| Some(tokio::time::Instant::now() + STOP_AGAIN_AFTER).filter(|a| *a < kill);
     // The grace ran out and the tree was killed: nothing left to wait for.
     let mut forced = false;
     let status = loop {
         let terminating = kill_at.is_some();
-        if terminating && again_at.is_none() && !forced {
-            again_at = kill_at.map(|k| (tokio::time::Instant::now() + STOP_AGAIN_AFTER).min(k));
-        }
         tokio::select! {
             r = child.wait() => break r,
             () = &mut feed, if !fed => fed = true,
@@ -200,41 +200,40 @@ pub async fn run(
             r = &mut err_task, if finished.1.is_none() => finished.1 = Some(r),
             _ = tokio::time::sleep_until(spec.deadline), if !terminating => {
                 exit.stopped = Some(StopReason::Timeout);
-                kill_at = Some(terminate(&mut *child, &spec));
             }
             Some(reason) = agent_stop.recv(), if !terminating => {
                 exit.stopped = Some(StopReason::Agent(reason));
-                kill_at = Some(terminate(&mut *child, &spec));
             }
             Ok(()) = stop.changed(), if !terminating => {
-                if let Some(reason) = stop.borrow_and_update().clone() {
-                    exit.stopped = Some(reason);
-                    kill_at = Some(terminate(&mut *child, &spec));
-                }
+                exit.stopped = stop.borrow_and_update().clone();
             }
-            _ = tokio::time::sleep_until(again_at.unwrap_or_else(tokio::time::Instant::now)), if terminating && again_at.is_some_and(|a| kill_at.is_some_and(|k| a < k)) => {
-                signal_group(&mut *child, &spec);
-                // Done: not again.
-                again_at = kill_at;
+            _ = tokio::time::sleep_until(again_at.unwrap_or_else(tokio::time::Instant::now)), if again_at.is_some() => {
+                signal_group(pid, &spec);
+                again_at = None;
             }
             _ = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if terminating => {
                 let _ = child.start_kill();
                 kill_at = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
+                again_at = None;
                 forced = true;
             }
         }
+        // A reason to stop came in this turn: ask the tree, once.
+        if kill_at.is_none() && exit.stopped.is_some() {
+            let at = terminate(&mut *child, &spec);
+            kill_at = Some(at);
+            again_at = again(at);
+        }
     };
     // A stop gives the whole tree its grace, not only the leader: the rest of
-    // the group may still be finishing what SIGTERM asked.
+    // the group may still be finishing what it was asked (and the leader may
+    // be a wrapper that died at once while the rest missed the first signal).
     if let Some(at) = kill_at.filter(|_| !forced) {
         #[cfg(unix)]
         while tokio::time::Instant::now() < at && group_alive(pid) {
-            // The leader may be gone (a wrapper that dies at once) while the
-            // rest missed the first signal: the second goes to the group too.
-            if again_at.is_some_and(|a| a < at && tokio::time::Instant::now() >= a) {
-                // SAFETY: killpg has no memory effects; a group that is gone is an error we ignore.
-                unsafe { libc::killpg(pid as libc::pid_t, spec.stop_signal.number()) };
-                again_at = Some(at);
+            if again_at.is_some_and(|a| tokio::time::Instant::now() >= a) {
+                signal_group(pid, &spec);
+                again_at = None;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -335,16 +334,16 @@ fn resolve_program(program: &str) -> PathBuf {
     }
 }
 
-/// The agent's stop signal to its group again (Unix).
-fn signal_group(child: &mut dyn process_wrap::tokio::ChildWrapper, spec: &Spawn) {
+/// The agent's stop signal to its group `pgid` again (Unix; Windows stops a
+/// job at once).
+fn signal_group(pgid: u32, spec: &Spawn) {
     #[cfg(unix)]
-    {
-        let _ = child.signal(spec.stop_signal.number());
+    if pgid > 1 {
+        // SAFETY: killpg has no memory effects; a group that is gone is an error we ignore.
+        unsafe { libc::killpg(pgid as libc::pid_t, spec.stop_signal.number()) };
     }
     #[cfg(not(unix))]
-    {
-        let _ = (child, spec);
-    }
+    let _ = (pgid, spec);
 }
 
 /// Asks the tree to stop (the agent's stop signal on Unix, to the group and

@@ -85,7 +85,7 @@ impl Runner {
             args: invocation.args,
             cwd,
             env,
-            stdin: invocation.stdin.into_bytes(),
+            stdin: invocation.stdin.into_bytes().into(),
             out_path: td.attempt_out(n),
             err_path: td.attempt_err(n),
             max_output_bytes: plan.max_output_bytes,
@@ -148,14 +148,13 @@ impl Runner {
                 .or_else(|| std::env::var_os("HOME").map(std::path::PathBuf::from)),
             cwd: spawn.cwd.clone(),
             started: std::time::SystemTime::now(),
-            stdin: String::from_utf8_lossy(&spawn.stdin).into_owned(),
+            stdin: Arc::clone(&spawn.stdin),
         };
         let (exit, mut report) = self
             .shared
             .supervisor
             .run(spawn, reader, on_spawned, self.progress_fn(n), self.stop.clone())
             .await;
-
         // Redacted where the text enters the records: an agent's error may quote
         // a key it printed (stderr, an API message), and from here it goes to
         // result.json, the attempt records, the events and the summary.

@@ -40,7 +40,7 @@ pub struct TaskRun {
     /// The queue entry it was claimed from (none for a recovered task).
     pub queued: Option<crate::queue::Queued>,
     /// Its task as parsed when it was queued, if the daemon kept it.
-    pub spec: Option<crate::daemon::judged::Kept>,
+    pub spec: Option<crate::daemon::judged::Judged>,
 }
 
 /// What the runner accumulates over attempts for the result.
@@ -87,11 +87,11 @@ struct Runner {
     progress: Arc<Mutex<ProgressRecord>>,
     stop: watch::Receiver<Option<StopReason>>,
     queued_at: Option<String>,
-    /// The queue entry, whose spec (parsed by the intake) the plan reuses while
-    /// the claimed file is still that file: no second read and parse.
+    /// The queue entry: its size and time tell whether the claimed file is
+    /// still the one the intake judged.
     judged: Option<crate::queue::Queued>,
     /// The task as parsed when queued (see `daemon::judged`).
-    judged_spec: Option<crate::daemon::judged::Kept>,
+    judged_spec: Option<crate::daemon::judged::Judged>,
     recovered: bool,
     started: Instant,
     /// This task's agent slot, held while an agent runs (or is about to), given

@@ -21,11 +21,7 @@ impl Runner {
             .judged
             .take()
             .is_some_and(|q| q.still_matches(&self.claimed.task_file));
-        if !fresh
-            && let Ok(bytes) =
-                crate::store::read::read_bounded(&self.claimed.dir.plan(), crate::store::read::max::RECORD)
-            && let Ok(plan) = serde_json::from_slice::<Plan>(&bytes)
-        {
+        if !fresh && let Some(plan) = crate::store::read::json::<Plan>(&self.claimed.dir.plan()) {
             return Ok(plan);
         }
         // The claimed entry is checked as it was in the inbox before it is read:

@@ -54,8 +54,7 @@ impl Runner {
         plan.resume_session.as_ref()?;
         let parent = plan.parent_task_id.as_deref()?;
         let dir = crate::store::TaskDir::new(self.shared.home.task_dir(parent));
-        let bytes = crate::store::read::read_bounded(&dir.isolation(), crate::store::read::max::RECORD).ok()?;
-        let mut sb: crate::isolate::Sandbox = serde_json::from_slice(&bytes).ok()?;
+        let mut sb: crate::isolate::Sandbox = crate::store::read::json(&dir.isolation())?;
         if sb.kind != plan.isolation || sb.committed || !sb.run_dir.is_dir() {
             return None;
         }

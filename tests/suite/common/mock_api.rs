@@ -109,6 +109,9 @@ pub enum Reply {
     Tool { name: String, input: Value },
     /// The text streamed in `pieces` with `delay` between them.
     Slow { pieces: Vec<String>, delay: Duration },
+    /// `reply`, sent this long after the request came: a model's time to
+    /// answer (the pace of a loop of tool calls).
+    After(Duration, Box<Reply>),
     /// An HTTP error with the provider's error body.
     Error {
         status: u16,
@@ -268,7 +271,14 @@ fn serve(mut conn: TcpStream, flavor: Flavor, script: &Script, reqs: &Mutex<Vec<
         at: std::time::Instant::now(),
     };
     reqs.lock().unwrap().push(req.clone());
-    let reply = script(&req);
+    let reply = match script(&req) {
+        // The model's time to answer, as a real one takes it.
+        Reply::After(delay, reply) => {
+            std::thread::sleep(delay);
+            *reply
+        }
+        reply => reply,
+    };
     let model = req.body["model"].as_str().unwrap_or(MODEL).to_string();
     match (flavor, reply) {
         (
@@ -396,7 +406,9 @@ fn anthropic_stream(conn: &mut TcpStream, model: &str, reply: Reply) -> std::io:
             )?;
             ("tool_use", 40)
         }
-        Reply::Error { .. } => unreachable!("errors are answered before a stream starts"),
+        Reply::Error { .. } | Reply::After(..) => {
+            unreachable!("errors and delays are dealt with before a stream starts")
+        }
     };
     sse(
         conn,
@@ -459,7 +471,9 @@ fn openai_stream(conn: &mut TcpStream, model: &str, reply: Reply) -> std::io::Re
             sse(conn, None, &chunk(json!({"tool_calls": [call]}), None))?;
             "tool_calls"
         }
-        Reply::Error { .. } => unreachable!("errors are answered before a stream starts"),
+        Reply::Error { .. } | Reply::After(..) => {
+            unreachable!("errors and delays are dealt with before a stream starts")
+        }
     };
     sse(conn, None, &chunk(json!({}), Some(finish)))?;
     sse(
