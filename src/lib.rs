@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub(crate) mod context;
 pub(crate) mod daemon;
+pub(crate) mod dashboard;
 pub(crate) mod duration;
 pub(crate) mod events;
 pub(crate) mod followups;

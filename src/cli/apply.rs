@@ -25,72 +25,108 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
-    let home = cli.home()?;
-    let (id, dir) = resolve_task(&home, &args.task)?;
-    let Some(result) = load_result(&dir) else {
-        eprintln!("{id} has not finished yet: wait for it (orchestrator submit --wait, or status)");
-        return Ok(exit::FAILED);
+/// What an apply did, or why it did nothing.
+pub enum Applied {
+    /// The diff applies (dry run) or was applied: git's summary of it.
+    Done {
+        workdir: String,
+        stat: String,
+        files: Vec<String>,
+    },
+    /// The task changed nothing.
+    Nothing,
+    /// Refused, and why (the task, the workdir or git said no).
+    Refused(String),
+}
+
+/// Applies (or with `dry_run` checks) a finished guarded task's diff (the CLI
+/// and the dashboard both apply through this).
+pub fn apply_task(
+    home: &crate::store::Home,
+    events: &crate::config::EventsConfig,
+    id: &str,
+    dir: &crate::store::TaskDir,
+    dry_run: bool,
+) -> anyhow::Result<Applied> {
+    let Some(result) = load_result(dir) else {
+        return Ok(Applied::Refused(format!(
+            "{id} has not finished yet: wait for it (orchestrator submit --wait, or status)"
+        )));
     };
     let Some(sb) = result.isolation.clone() else {
-        eprintln!("{id} did not run isolated (mode: guarded): its edits are already in its workdir");
-        return Ok(exit::FAILED);
+        return Ok(Applied::Refused(format!(
+            "{id} did not run isolated (mode: guarded): its edits are already in its workdir"
+        )));
     };
     if sb.committed {
-        eprintln!(
+        return Ok(Applied::Refused(format!(
             "{id} committed its work on branch {} (mode: apply): merge that branch instead",
             sb.branch.as_deref().unwrap_or("?")
-        );
-        return Ok(exit::FAILED);
+        )));
     }
     if let Ok(when) = crate::store::read::read_text(&dir.applied(), 4096) {
-        eprintln!("{id} was already applied ({}); nothing done", when.trim());
-        return Ok(exit::FAILED);
+        return Ok(Applied::Refused(format!(
+            "{id} was already applied ({}); nothing done",
+            when.trim()
+        )));
     }
     let diff_file = dir.changes_diff();
     if std::fs::metadata(&diff_file).map(|m| m.len()).unwrap_or(0) == 0 {
-        println!("{id} changed nothing: there is nothing to apply");
-        return Ok(exit::OK);
+        return Ok(Applied::Nothing);
     }
     let workdir = std::path::PathBuf::from(&result.workdir);
-    match crate::isolate::apply(&sb, &diff_file, &workdir, args.dry_run) {
+    match crate::isolate::apply(&sb, &diff_file, &workdir, dry_run) {
         Ok(stat) => {
-            if !args.dry_run {
+            if !dry_run {
                 crate::store::atomic::write_atomic(&dir.applied(), now_ts().as_bytes())?;
                 // The daemon's rotation settings, so this line rotates the log like its own.
-                let events = cli.load_config(&home, &[]).map(|l| l.config.events).unwrap_or_default();
-                let events = EventLog::of_home(&home, &events);
-                let stat = sb.stat.unwrap_or_default();
+                let events = EventLog::of_home(home, events);
+                let numbers = sb.stat.unwrap_or_default();
                 events.emit(
-                    Some(&id),
+                    Some(id),
                     crate::events::Event::Applied {
                         workdir: result.workdir.clone().into(),
                         files: result.files_changed.clone(),
-                        insertions: stat.insertions,
-                        deletions: stat.deletions,
+                        insertions: numbers.insertions,
+                        deletions: numbers.deletions,
                     },
                 );
             }
+            Ok(Applied::Done {
+                workdir: result.workdir,
+                stat,
+                files: result.files_changed,
+            })
+        }
+        Err(why) => Ok(Applied::Refused(format!("{id}: not applied: {why}"))),
+    }
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
+    let home = cli.home()?;
+    let (id, dir) = resolve_task(&home, &args.task)?;
+    let events = cli.load_config(&home, &[]).map(|l| l.config.events).unwrap_or_default();
+    match apply_task(&home, &events, &id, &dir, args.dry_run)? {
+        Applied::Refused(why) => {
+            eprintln!("{why}");
+            Ok(exit::FAILED)
+        }
+        Applied::Nothing => {
+            println!("{id} changed nothing: there is nothing to apply");
+            Ok(exit::OK)
+        }
+        Applied::Done { workdir, stat, files } => {
             if args.json {
-                print_json(
-                    &json!({"id": id, "dry_run": args.dry_run, "applied": !args.dry_run, "files": result.files_changed}),
-                )?;
+                print_json(&json!({"id": id, "dry_run": args.dry_run, "applied": !args.dry_run, "files": files}))?;
             } else {
                 print!("{stat}");
                 if args.dry_run {
-                    println!(
-                        "{id}: the diff applies cleanly to {} (dry run: nothing changed)",
-                        result.workdir
-                    );
+                    println!("{id}: the diff applies cleanly to {workdir} (dry run: nothing changed)");
                 } else {
-                    println!("{id}: applied to {}", result.workdir);
+                    println!("{id}: applied to {workdir}");
                 }
             }
             Ok(exit::OK)
-        }
-        Err(why) => {
-            eprintln!("{id}: not applied: {why}");
-            Ok(exit::FAILED)
         }
     }
 }

@@ -25,38 +25,65 @@ pub struct Args {
     pub json: bool,
 }
 
+/// What a cancel did.
+pub enum Requested {
+    /// A queued file left the queue: kept as `inbox/cancelled/<kept>`.
+    Dequeued { file: String, kept: String },
+    /// A claimed task was asked to stop (`cancel.request`).
+    Asked { id: String, dir: crate::store::TaskDir },
+    /// It had already ended.
+    Finished {
+        id: String,
+        status: crate::store::record::Status,
+    },
+}
+
+/// Takes a queued file off the queue or asks a running task to stop (the CLI
+/// and the dashboard both cancel through this).
+pub fn request(home: &crate::store::Home, query: &str) -> anyhow::Result<Requested> {
+    loop {
+        let (id, dir) = match resolve(home, query)? {
+            Found::Queued { file } => {
+                // An earlier cancelled file of the same name is never replaced.
+                match crate::store::keep::move_into(&home.inbox().join(&file), &home.cancelled(), &file) {
+                    Ok(kept) => return Ok(Requested::Dequeued { file, kept }),
+                    // Claimed meanwhile: cancel it as a running task.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Found::Task { id, dir } => (id, dir),
+        };
+        if let Some(r) = load_result(&dir) {
+            return Ok(Requested::Finished { id, status: r.status });
+        }
+        crate::store::atomic::write_atomic(&dir.cancel_request(), crate::events::now_ts().as_bytes())?;
+        return Ok(Requested::Asked { id, dir });
+    }
+}
+
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let home = cli.home()?;
-    let found = resolve(&home, &args.task)?;
-    let (id, dir) = match found {
-        Found::Queued { file } => {
-            // An earlier cancelled file of the same name is never replaced.
-            match crate::store::keep::move_into(&home.inbox().join(&file), &home.cancelled(), &file) {
-                Ok(kept) => {
-                    if args.json {
-                        print_json(
-                            &json!({"file": file, "status": "cancelled", "moved_to": format!("inbox/cancelled/{kept}")}),
-                        )?;
-                    } else {
-                        println!("{file}: removed from the queue (kept as inbox/cancelled/{kept})");
-                    }
-                    return Ok(exit::OK);
-                }
-                // Claimed meanwhile: cancel it as a running task.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    std::thread::sleep(Duration::from_millis(100));
-                    return run(cli, args);
-                }
-                Err(e) => return Err(e.into()),
+    let (id, dir) = match request(&home, &args.task)? {
+        Requested::Dequeued { file, kept } => {
+            if args.json {
+                print_json(
+                    &json!({"file": file, "status": "cancelled", "moved_to": format!("inbox/cancelled/{kept}")}),
+                )?;
+            } else {
+                println!("{file}: removed from the queue (kept as inbox/cancelled/{kept})");
             }
+            return Ok(exit::OK);
         }
-        Found::Task { id, dir } => (id, dir),
+        Requested::Finished { id, status } => {
+            eprintln!("{id} already finished ({})", status.name());
+            return Ok(exit::FAILED);
+        }
+        Requested::Asked { id, dir } => (id, dir),
     };
-    if let Some(r) = load_result(&dir) {
-        eprintln!("{id} already finished ({})", r.status.name());
-        return Ok(exit::FAILED);
-    }
-    crate::store::atomic::write_atomic(&dir.cancel_request(), crate::events::now_ts().as_bytes())?;
     if args.no_wait {
         println!("{id}: cancel requested");
         return Ok(exit::OK);

@@ -17,13 +17,13 @@ pub struct Args {
 }
 
 #[derive(Debug, Serialize)]
-struct Check {
-    name: String,
-    ok: bool,
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
     /// `warn` checks do not fail the run.
-    level: &'static str,
-    detail: String,
-    fix: Option<String>,
+    pub level: &'static str,
+    pub detail: String,
+    pub fix: Option<String>,
 }
 
 fn check(name: &str, ok: bool, detail: String, fix: &str) -> Check {
@@ -38,8 +38,33 @@ fn check(name: &str, ok: bool, detail: String, fix: &str) -> Check {
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let home = cli.home()?;
+    let checks = checks(&home, cli.load_config(&home, &[]));
+    let failed = checks.iter().any(|c| !c.ok && c.level == "error");
+    if args.json {
+        print_json(&serde_json::json!({"ok": !failed, "checks": checks}))?;
+    } else {
+        for c in &checks {
+            let mark = match (c.ok, c.level) {
+                (true, _) => super::common::paint("ok  ", "32"),
+                (false, "warn") => super::common::paint("warn", "33"),
+                _ => super::common::paint("FAIL", "31"),
+            };
+            println!("{mark}  {:<20} {}", c.name, c.detail);
+            if let Some(f) = &c.fix {
+                println!("      fix: {f}");
+            }
+        }
+    }
+    Ok(if failed { exit::FAILED } else { exit::OK })
+}
+
+/// Every check, in the order `doctor` prints them (the dashboard shows them too).
+pub fn checks(
+    home: &crate::store::Home,
+    loaded: Result<crate::config::Loaded, crate::config::ConfigError>,
+) -> Vec<Check> {
+    let home = home.clone();
     let mut checks = Vec::new();
-    let loaded = cli.load_config(&home, &[]);
     let config = match &loaded {
         Ok(l) => {
             let from = l
@@ -224,23 +249,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         "start a daemon (it rotates the log) or lower events.rotate_bytes",
     ));
 
-    let failed = checks.iter().any(|c| !c.ok && c.level == "error");
-    if args.json {
-        print_json(&serde_json::json!({"ok": !failed, "checks": checks}))?;
-    } else {
-        for c in &checks {
-            let mark = match (c.ok, c.level) {
-                (true, _) => super::common::paint("ok  ", "32"),
-                (false, "warn") => super::common::paint("warn", "33"),
-                _ => super::common::paint("FAIL", "31"),
-            };
-            println!("{mark}  {:<20} {}", c.name, c.detail);
-            if let Some(f) = &c.fix {
-                println!("      fix: {f}");
-            }
-        }
-    }
-    Ok(if failed { exit::FAILED } else { exit::OK })
+    checks
 }
 
 /// `<cli> --version`, with a short timeout (a broken CLI must not hang doctor).

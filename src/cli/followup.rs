@@ -67,20 +67,40 @@ fn last_session(result: &crate::store::record::ResultRecord, agent: crate::confi
         .filter(|_| crate::agents::of(agent).sessions() == Sessions::Resumable)
 }
 
+/// A follow-up task to write: its fields, and what the verb reports of it.
+pub struct FollowUp {
+    pub parent: String,
+    pub fields: Map<String, Value>,
+    pub session: Option<String>,
+    pub start_step: Option<u32>,
+}
+
 pub fn resume(cli: &Cli, args: &ResumeArgs) -> anyhow::Result<u8> {
     let home = cli.home()?;
-    let (id, dir) = resolve_task(&home, &args.task)?;
+    let f = resume_task(&home, &args.task)?;
+    let new_id = super::submit::write_task(cli, &home, f.fields)?;
+    if args.json {
+        print_json(
+            &json!({"id": new_id, "parent_task_id": f.parent, "session": f.session, "start_step": f.start_step}),
+        )?;
+    } else {
+        println!("{new_id}");
+    }
+    Ok(exit::OK)
+}
+
+/// The task that resumes `query` (the CLI's `resume` and the dashboard's).
+pub fn resume_task(home: &crate::store::Home, query: &str) -> Result<FollowUp, UsageError> {
+    let (id, dir) = resolve_task(home, query)?;
     let Some(result) = load_result(&dir) else {
         return Err(UsageError(format!(
             "{id} has not finished: a daemon will run it on (see `orchestrator status {id}`)"
-        ))
-        .into());
+        )));
     };
     if result.status == Status::Succeeded {
         return Err(UsageError(format!(
             "{id} succeeded; nothing to resume (use `orchestrator reply` to continue its session)"
-        ))
-        .into());
+        )));
     }
     let plan = load_plan(&dir).ok_or_else(|| UsageError(format!("{id} never started; use `orchestrator retry`")))?;
     let failed_step = result.steps.iter().find(|s| s.status != Status::Succeeded).map(|s| s.n);
@@ -106,18 +126,37 @@ pub fn resume(cli: &Cli, args: &ResumeArgs) -> anyhow::Result<u8> {
         f.insert("session".into(), json!(s));
     }
     f.insert("parent_task_id".into(), json!(id));
-    let new_id = super::submit::write_task(cli, &home, f)?;
+    Ok(FollowUp {
+        parent: id,
+        fields: f,
+        session,
+        start_step: failed_step,
+    })
+}
+
+pub fn reply(cli: &Cli, args: &ReplyArgs) -> anyhow::Result<u8> {
+    let home = cli.home()?;
+    let text = if args.text == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        s
+    } else {
+        args.text.clone()
+    };
+    let f = reply_task(&home, &args.task, &text)?;
+    let new_id = super::submit::write_task(cli, &home, f.fields)?;
     if args.json {
-        print_json(&json!({"id": new_id, "parent_task_id": id, "session": session, "start_step": failed_step}))?;
+        print_json(&json!({"id": new_id, "parent_task_id": f.parent, "session": f.session}))?;
     } else {
         println!("{new_id}");
     }
     Ok(exit::OK)
 }
 
-pub fn reply(cli: &Cli, args: &ReplyArgs) -> anyhow::Result<u8> {
-    let home = cli.home()?;
-    let (id, dir) = resolve_task(&home, &args.task)?;
+/// The task that continues `query`'s session with `text` (the CLI's `reply`
+/// and the dashboard's).
+pub fn reply_task(home: &crate::store::Home, query: &str, text: &str) -> Result<FollowUp, UsageError> {
+    let (id, dir) = resolve_task(home, query)?;
     let result =
         load_result(&dir).ok_or_else(|| UsageError(format!("{id} has not finished yet; reply when it has")))?;
     let plan = load_plan(&dir).ok_or_else(|| UsageError(format!("{id} has no plan.json")))?;
@@ -136,13 +175,11 @@ pub fn reply(cli: &Cli, args: &ReplyArgs) -> anyhow::Result<u8> {
             "{id} has no agent session to continue: {why}. Submit a new task with the context it needs"
         ))
     })?;
-    let text = if args.text == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
-        s
-    } else {
-        args.text.clone()
-    };
+    if text.trim().is_empty() {
+        return Err(UsageError(
+            "the reply is empty: say what the agent should do next".into(),
+        ));
+    }
     let mut f = base_fields(&plan);
     budget_left(&id, &plan, &result, &mut f)?;
     f.insert("prompt".into(), json!(text));
@@ -152,11 +189,10 @@ pub fn reply(cli: &Cli, args: &ReplyArgs) -> anyhow::Result<u8> {
         "turn_of".into(),
         json!(result.turn_of.clone().unwrap_or_else(|| id.clone())),
     );
-    let new_id = super::submit::write_task(cli, &home, f)?;
-    if args.json {
-        print_json(&json!({"id": new_id, "parent_task_id": id, "session": session}))?;
-    } else {
-        println!("{new_id}");
-    }
-    Ok(exit::OK)
+    Ok(FollowUp {
+        parent: id,
+        fields: f,
+        session: Some(session),
+        start_step: None,
+    })
 }

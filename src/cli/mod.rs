@@ -2,14 +2,14 @@
 //!
 //! Exit codes: 0 ok, 1 the task or check failed, 2 usage or config error.
 
-mod apply;
-mod cancel;
+pub(crate) mod apply;
+pub(crate) mod cancel;
 mod clean;
-mod common;
-mod doctor;
-mod followup;
+pub(crate) mod common;
+pub(crate) mod doctor;
+pub(crate) mod followup;
 mod list;
-mod logs;
+pub(crate) mod logs;
 mod misc;
 mod reindex;
 mod retry;
@@ -17,7 +17,7 @@ mod run;
 mod service;
 mod show;
 mod stats;
-mod status;
+pub(crate) mod status;
 mod submit;
 mod tail_events;
 
@@ -79,6 +79,10 @@ pub enum Command {
     Clean(clean::Args),
     /// Check the home, config, agents, disk and daemons; each problem with a fix.
     Doctor(doctor::Args),
+    /// The home in a browser: the board, each task's page, new tasks, stats and health.
+    ///
+    /// Serves 127.0.0.1:8765 by default; works with or without a daemon running.
+    Dashboard(crate::dashboard::Args),
     /// Run the daemon as a service: systemd (Linux), launchd (macOS).
     Service(service::Args),
     /// Write a sample task into the inbox.
@@ -171,6 +175,7 @@ pub fn run_reporting(args: impl IntoIterator<Item = std::ffi::OsString>, report:
         Command::Stats(args) => stats::run(&cli, args),
         Command::Clean(args) => clean::run(&cli, args),
         Command::Doctor(args) => doctor::run(&cli, args),
+        Command::Dashboard(args) => crate::dashboard::run(&cli, args),
         Command::Service(args) => service::run(&cli, args),
         Command::CreateSample(args) => misc::create_sample(&cli, args),
         Command::Plan(args) => misc::plan(&cli, args),

@@ -20,28 +20,28 @@ pub struct Args {
 }
 
 #[derive(Debug, Serialize)]
-struct Running {
-    id: String,
-    title: String,
-    agent: String,
-    worker: String,
-    elapsed_ms: Option<u64>,
-    attempt: u32,
+pub struct Running {
+    pub id: String,
+    pub title: String,
+    pub agent: String,
+    pub worker: String,
+    pub elapsed_ms: Option<u64>,
+    pub attempt: u32,
     /// Times it was cut short from outside so far.
-    interruptions: u32,
-    turns: u32,
-    tool_calls: u32,
-    cost_usd: Option<f64>,
-    last_event: Option<String>,
-    waiting_until: Option<String>,
+    pub interruptions: u32,
+    pub turns: u32,
+    pub tool_calls: u32,
+    pub cost_usd: Option<f64>,
+    pub last_event: Option<String>,
+    pub waiting_until: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-struct QueuedFile {
-    file: String,
-    title: String,
-    priority: i64,
-    agent: String,
+pub struct QueuedFile {
+    pub file: String,
+    pub title: String,
+    pub priority: i64,
+    pub agent: String,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
@@ -51,32 +51,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let home = cli.home()?;
     index::ensure(&home);
     let daemons = daemons::live(&home);
-    let mut running = Vec::new();
-    for d in &daemons {
-        for id in &d.running {
-            let dir = TaskDir::new(home.task_dir(id));
-            if dir.result().exists() {
-                continue;
-            }
-            let p = load_progress(&dir).unwrap_or_default();
-            let plan = load_plan(&dir);
-            running.push(Running {
-                id: id.clone(),
-                title: plan.as_ref().map(|p| p.title.clone()).unwrap_or_default(),
-                agent: plan.as_ref().map(|p| p.agent.name().to_string()).unwrap_or_default(),
-                worker: d.worker.clone(),
-                elapsed_ms: p.started_at.as_deref().and_then(ms_since),
-                attempt: p.attempt,
-                interruptions: p.attempts.iter().filter(|a| a.cut_short.is_some()).count() as u32,
-                turns: p.turns,
-                tool_calls: p.tool_calls,
-                cost_usd: p.cost_usd,
-                last_event: p.last_event,
-                waiting_until: p.waiting_until,
-            });
-        }
-    }
-    let (queued_total, queue) = queued(cli, &home, &daemons);
+    let running = running(&home, &daemons);
+    let config = cli.load_config(&home, &[]).map(|l| l.config).unwrap_or_default();
+    let (queued_total, queue) = queued(&config, &home, &daemons);
     let running_ids: Vec<String> = daemons.iter().flat_map(|d| d.running.iter().cloned()).collect();
     let interrupted = super::common::interrupted(&home, &running_ids);
     let (rejected_total, rejected) = super::common::rejected(&home, 5);
@@ -190,15 +167,55 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+/// The tasks the live daemons run now, from their published state and each
+/// task's progress (no scan of `results/`).
+pub fn running(home: &Home, daemons: &[daemons::DaemonState]) -> Vec<Running> {
+    let mut running = Vec::new();
+    for d in daemons {
+        for id in &d.running {
+            let dir = TaskDir::new(home.task_dir(id));
+            if dir.result().exists() {
+                continue;
+            }
+            running.push(running_task(&dir, id, &d.worker));
+        }
+    }
+    running
+}
+
+/// One running task as `status` shows it.
+pub fn running_task(dir: &TaskDir, id: &str, worker: &str) -> Running {
+    let p = load_progress(dir).unwrap_or_default();
+    let plan = load_plan(dir);
+    Running {
+        id: id.to_string(),
+        title: plan.as_ref().map(|p| p.title.clone()).unwrap_or_default(),
+        agent: plan.as_ref().map(|p| p.agent.name().to_string()).unwrap_or_default(),
+        worker: worker.to_string(),
+        elapsed_ms: p.started_at.as_deref().and_then(ms_since),
+        attempt: p.attempt,
+        interruptions: p.attempts.iter().filter(|a| a.cut_short.is_some()).count() as u32,
+        turns: p.turns,
+        tool_calls: p.tool_calls,
+        cost_usd: p.cost_usd,
+        last_event: p.last_event,
+        waiting_until: p.waiting_until,
+    }
+}
+
 /// How many files wait, and the first [`daemons::QUEUE_HEAD`] of them in run
 /// order. A running daemon publishes its queue (the files it accepted; one
 /// still settling is not in it yet): only those few files are read. Without
 /// one, every file in the inbox is read to order them (files that do not
 /// parse are listed last, priority 0).
-fn queued(cli: &Cli, home: &Home, daemons: &[daemons::DaemonState]) -> (usize, Vec<QueuedFile>) {
+pub fn queued(
+    config: &crate::config::Config,
+    home: &Home,
+    daemons: &[daemons::DaemonState],
+) -> (usize, Vec<QueuedFile>) {
     let limits = Limits {
         max_prompt_chars: 200,
-        ..Limits::of(&cli.load_config(home, &[]).map(|l| l.config).unwrap_or_default())
+        ..Limits::of(config)
     };
     if let Some(d) = daemons.iter().max_by(|a, b| a.updated_at.cmp(&b.updated_at)) {
         let head = d

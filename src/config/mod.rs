@@ -5,12 +5,14 @@
 //! layer obeys the same rules (unknown keys are errors everywhere, a typo never
 //! passes silently) and the origin of each effective value can be reported.
 
+mod dashboard;
 mod load;
 mod mediator;
 mod notify;
 mod retention;
 mod roles;
 use crate::duration::Dur;
+pub use dashboard::{DEFAULT_LISTEN, DashboardConfig};
 pub use load::{ConfigError, Loaded, Origin, load};
 pub use mediator::{MediateWhen, MediatorConfig, MediatorKind};
 pub use notify::{NotifyConfig, TelegramConfig, WebhookConfig};
@@ -146,6 +148,8 @@ pub struct Config {
     /// Times a task may be cut short from outside (its daemon killed or
     /// stopped) before it fails `interrupted`; these use none of its attempts.
     pub max_interruptions: u32,
+    /// `orchestrator dashboard`: its address and access token.
+    pub dashboard: DashboardConfig,
 }
 
 impl Default for Config {
@@ -178,6 +182,7 @@ impl Default for Config {
             mediator: None,
             context_budget: 8000,
             max_interruptions: 10,
+            dashboard: DashboardConfig::default(),
         }
     }
 }
@@ -190,6 +195,7 @@ impl Config {
         crate::redact::Redactor::new(self.agents.values().flat_map(|a| a.env.clone()))
             .and(self.notify.secrets())
             .and(self.mediator.iter().flat_map(MediatorConfig::secrets))
+            .and(self.dashboard.secrets())
     }
 
     pub fn agent(&self, kind: AgentKind) -> AgentConfig {

@@ -52,6 +52,12 @@ pub struct IndexRow {
     /// in rows written before it was counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
+    /// The role preset it ran with, if any (so the dashboard filters by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// The task this one follows up (`retry`, `resume`, `reply`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_task_id: Option<String>,
 }
 
 impl IndexRow {
@@ -70,6 +76,8 @@ impl IndexRow {
             source_file: r.source_file.clone(),
             mediation: r.mediation.as_ref().map(crate::vocab::Mediation::outcome),
             retries: Some(r.retries()),
+            role: r.role.clone(),
+            parent_task_id: r.parent_task_id.clone(),
         }
     }
 }
@@ -196,6 +204,27 @@ pub fn newest(home: &Home, limit: usize, mut keep: impl FnMut(&str, &IndexRow) -
             if limit > 0 && out.len() == limit {
                 break;
             }
+        }
+    }
+    out
+}
+
+/// The rows of tasks claimed after `id` (ids sort by claim time) that pass
+/// `keep`, newest first: read from the end, stopping at `id`, so a task's
+/// follow-ups are found without parsing the rows before it.
+pub fn after(home: &Home, id: &str, mut keep: impl FnMut(&str, &IndexRow) -> bool) -> Vec<(String, IndexRow)> {
+    let Some(index) = read_raw(home) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (rid, raw) in index.tasks.iter().rev() {
+        if rid.as_str() <= id {
+            break;
+        }
+        if let Ok(row) = serde_json::from_str::<IndexRow>(raw.get())
+            && keep(rid, &row)
+        {
+            out.push((rid.clone(), row));
         }
     }
     out

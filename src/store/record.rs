@@ -107,6 +107,9 @@ pub struct ResultRecord {
     /// in `attempts` but used none of the task's attempts.
     #[serde(default)]
     pub interruptions: u32,
+    /// The role preset it ran with, if it named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// The agent process of a running attempt, recorded so a daemon that takes the

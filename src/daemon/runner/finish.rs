@@ -91,6 +91,7 @@ impl Runner {
             isolation: review.sandbox,
             mediation: plan.and_then(|p| p.mediation.clone()),
             interruptions: super::decide::interruptions(&attempts),
+            role: plan.and_then(|p| p.role.clone()),
         };
         self.undo_tampering();
         // With the mediator on, the summary opens with the model's words
