@@ -47,12 +47,13 @@ impl Hosts {
     /// `name` or `name:port` of the listen port, for a known name.
     pub fn allows(&self, host: &str) -> bool {
         let host = host.trim().to_ascii_lowercase();
-        let (name, port) = match host.rsplit_once(':') {
-            Some((n, p)) if !p.contains(']') => (n.to_string(), p.parse::<u16>().ok()),
-            _ => (host.clone(), None),
+        let (name, port_ok) = match host.rsplit_once(':') {
+            // `name:port` (the port must be the one listened on); a bare
+            // `[::1]` has its colons inside the brackets.
+            Some((n, p)) if !p.contains(']') => (n.to_string(), p.parse::<u16>() == Ok(self.port)),
+            _ => (host.clone(), true),
         };
-        let port_ok = port.is_none_or(|p| p == self.port);
-        port_ok && self.names.iter().any(|n| *n == name || *n == host)
+        port_ok && self.names.iter().any(|n| *n == name)
     }
 }
 

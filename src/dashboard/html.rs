@@ -2,7 +2,7 @@
 //!
 //! Everything the page shows came from a task file, an agent or a file name,
 //! so every piece of text goes through [`esc`] (terminal escapes shown as
-//! `\x1b`, then `<>&"'` as entities) and the only markup is the page's own.
+//! `\u{1b}`, then `<>&"'` as entities) and the only markup is the page's own.
 //! Nothing is rendered as Markdown or as a link unless the page made the link
 //! from a checked id.
 
@@ -148,7 +148,7 @@ mod tests {
             esc("<script>alert('x')</script> & \"q\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
         );
-        assert_eq!(esc("\u{1b}[31mred"), "\\x1b[31mred");
+        assert_eq!(esc("\u{1b}[31mred"), "\\u{1b}[31mred");
         assert_eq!(url_part("a b/../c?d"), "a%20b%2F..%2Fc%3Fd");
         let d = diff("+<img src=x onerror=alert(1)>\n-old\n@@ -1 +1 @@");
         assert!(

@@ -145,10 +145,19 @@ pub fn run(cli: &crate::cli::Cli, args: &Args) -> anyhow::Result<u8> {
         ))
         .into());
     }
+    // Bound before anything else starts: a port in use is a clear error, and
+    // the names the page answers to carry the port really bound (`:0` picks one).
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+        UsageError(format!(
+            "cannot listen on {addr}: {e} (is another dashboard running? pick another port with --listen)"
+        ))
+    })?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no random numbers for the form token: {e}"))?;
     let app = Arc::new(App {
-        hosts: guard::Hosts::new(addr, &settings.hosts),
+        hosts: guard::Hosts::new(bound, &settings.hosts),
         live: live::Hub::start(&home),
         home,
         config_file: cli.config.clone(),
@@ -161,7 +170,7 @@ pub fn run(cli: &crate::cli::Cli, args: &Args) -> anyhow::Result<u8> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(serve(app, addr, args.open))
+    runtime.block_on(serve(app, listener, args.open))
 }
 
 /// `ADDR:PORT`, or `localhost:PORT`.
@@ -182,16 +191,8 @@ fn parse_listen(listen: &str) -> Result<SocketAddr, UsageError> {
     Err(bad())
 }
 
-async fn serve(app: Arc<App>, addr: SocketAddr, open: bool) -> anyhow::Result<u8> {
-    let listener = match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            return Err(UsageError(format!(
-                "cannot listen on {addr}: {e} (is another dashboard running? pick another port with --listen)"
-            ))
-            .into());
-        }
-    };
+async fn serve(app: Arc<App>, listener: std::net::TcpListener, open: bool) -> anyhow::Result<u8> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     let bound = listener.local_addr()?;
     let url = format!("http://{bound}/");
     println!("dashboard: {url} (home {}; Ctrl-C to stop)", app.home.root().display());

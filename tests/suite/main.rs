@@ -17,6 +17,10 @@ mod cline;
 mod context;
 #[cfg(unix)]
 mod crash;
+#[cfg(unix)]
+mod dashboard;
+#[cfg(unix)]
+mod dashboard_browser;
 mod fakes_match_recordings;
 #[cfg(unix)]
 mod guarded;

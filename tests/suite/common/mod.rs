@@ -453,6 +453,7 @@ pub fn git_sh(dir: &Path, script: &str) -> String {
 pub mod fake_http;
 pub mod mock_api;
 pub mod real;
+pub mod web;
 
 /// Live processes (not zombies) whose environment holds `KEY=VALUE` (Linux:
 /// `/proc/<pid>/environ`), with their command lines.
