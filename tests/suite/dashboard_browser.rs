@@ -114,7 +114,12 @@ fn reply_and_apply_from_a_task_page() {
     b.type_into("form.reply textarea", "@fake success\nNow explain the change");
     b.click("form.reply button");
     b.wait_for(LIMIT, "the notice", "return /Queued the follow-up/.test((document.querySelector('.notice')||{}).textContent);");
-    let queued: Vec<_> = std::fs::read_dir(home.inbox()).unwrap().flatten().map(|e| e.path()).collect();
+    let queued: Vec<_> = std::fs::read_dir(home.inbox())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
     assert_eq!(queued.len(), 1, "{queued:?}");
     let task: serde_json::Value = serde_json::from_slice(&std::fs::read(&queued[0]).unwrap()).unwrap();
     assert_eq!(task["parent_task_id"], id.as_str());
@@ -187,7 +192,8 @@ fn hostile_text_is_shown_as_text_and_runs_nothing() {
         assert_eq!(b.js(clean, json!([])), json!(true), "{path} ran or made markup of hostile text");
     }
     // On the task page every piece is there, as text.
-    let text = b.js("return document.querySelector('main').innerText;", json!([])).as_str().unwrap().to_string();
+    b.goto(&d.url(&format!("/tasks/{id}")));
+    let text = b.js("return document.querySelector('main').textContent;", json!([])).as_str().unwrap().to_string();
     for piece in ["<script>window.__xss=1</script>", "onerror=window.__xss=4", "javascript:window.__xss=5", "\\u{1b}[31mred", "<script>window.__xss=6</script>", "javascript:window.__xss=7"] {
         assert!(text.contains(piece), "{piece:?} not shown as text in:\n{text}");
     }
