@@ -53,7 +53,7 @@ impl Hosts {
             Some((n, p)) if !p.contains(']') => (n.to_string(), p.parse::<u16>() == Ok(self.port)),
             _ => (host.clone(), true),
         };
-        port_ok && self.names.iter().any(|n| *n == name)
+        port_ok && self.names.contains(&name)
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 
 /// How often the log is looked at. An event reaches a page within about this
 /// long plus the page's own batching.
-const POLL: Duration = Duration::from_millis(150);
+const POLL: Duration = Duration::from_millis(100);
 
 pub struct Hub {
     tx: broadcast::Sender<Arc<str>>,
@@ -24,7 +24,7 @@ pub struct Hub {
 
 impl Hub {
     pub fn start(home: &crate::store::Home) -> Self {
-        let (tx, _) = broadcast::channel(1024);
+        let (tx, _) = broadcast::channel(4096);
         let sender = tx.clone();
         let path = home.events_log();
         std::thread::Builder::new()
@@ -119,8 +119,9 @@ fn replaced(f: &std::fs::File, path: &Path, pos: u64) -> bool {
     on_disk.len() < pos
 }
 
-/// `GET /events`: the stream of briefs. A page that falls behind (over 1,024
-/// events unread) is told to `resync` and reloads what it shows.
+/// `GET /events`: the stream of briefs. A page that falls behind (over 4,096
+/// events unread) is told to `resync` and fetches its page again once the
+/// burst is over.
 pub async fn events(
     State(app): State<Arc<App>>,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {

@@ -104,8 +104,15 @@ impl App {
 }
 
 /// Runs `work` (file reads and writes) off the async threads.
+///
+/// What a page parsed (a 100,000-row index for the stats) is given back to
+/// the OS once it is rendered: the dashboard idles small.
 pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Response> {
-    tokio::task::spawn_blocking(work)
+    tokio::task::spawn_blocking(move || {
+        let done = work();
+        crate::memory::release_freed();
+        done
+    })
         .await
         .map_err(|e| error_page(StatusCode::INTERNAL_SERVER_ERROR, &format!("internal error: {e}")))
 }
@@ -166,6 +173,7 @@ pub fn run(cli: &crate::cli::Cli, args: &Args) -> anyhow::Result<u8> {
         csrf: secret.iter().map(|b| format!("{b:02x}")).collect(),
         token,
     });
+    crate::memory::one_arena();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -200,7 +208,22 @@ async fn serve(app: Arc<App>, listener: std::net::TcpListener, open: bool) -> an
         open_browser(&url);
     }
     let router = routes(app.clone());
-    axum::serve(listener, router).with_graceful_shutdown(stopped()).await?;
+    // On Ctrl-C or SIGTERM requests in flight finish; open event streams
+    // never end by themselves, so the server is given two seconds, then left.
+    // (A form's work runs on a blocking thread, which the runtime waits for.)
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let told = stop.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        stopped().await;
+        told.notify_waiters();
+    });
+    tokio::select! {
+        served = server => served?,
+        _ = async {
+            stop.notified().await;
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        } => {}
+    }
     Ok(crate::cli::exit::OK)
 }
 

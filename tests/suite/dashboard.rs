@@ -30,7 +30,13 @@ fn a_listen_address_beyond_this_machine_needs_a_token() {
     // A token_env that names an unset variable is refused too, on any address.
     let out = wait_output(
         home.cmd()
-            .args(["dashboard", "--listen", "127.0.0.1:0", "--set", "dashboard.token_env=ORCH_TEST_UNSET_TOKEN"])
+            .args([
+                "dashboard",
+                "--listen",
+                "127.0.0.1:0",
+                "--set",
+                "dashboard.token_env=ORCH_TEST_UNSET_TOKEN",
+            ])
             .env_remove("ORCH_TEST_UNSET_TOKEN")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -49,7 +55,10 @@ fn foreign_hosts_origins_and_forms_without_the_token_are_refused() {
     let ok = d.get("/");
     assert_eq!(ok.status, 200);
     let csp = ok.header("content-security-policy").unwrap();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     assert_eq!(ok.header("x-frame-options"), Some("DENY"));
     // DNS rebinding: the page under another name.
     let r = request(&d.addr, "GET", "/", &[("Host", "evil.example:80")], b"");
@@ -62,7 +71,13 @@ fn foreign_hosts_origins_and_forms_without_the_token_are_refused() {
     let body = format!("csrf={csrf}&prompt=echo+hi");
     let form = ("Content-Type", "application/x-www-form-urlencoded");
     // Another site's form: its Origin is refused even with a token.
-    let r = request(&d.addr, "POST", "/new", &[form, ("Origin", "http://evil.example")], body.as_bytes());
+    let r = request(
+        &d.addr,
+        "POST",
+        "/new",
+        &[form, ("Origin", "http://evil.example")],
+        body.as_bytes(),
+    );
     assert_eq!(r.status, 403, "{r:?}");
     // Same origin but no token, a wrong token, or no form at all.
     for body in ["prompt=echo+hi", "csrf=0000&prompt=echo+hi"] {
@@ -89,7 +104,12 @@ fn read_only_answers_every_post_with_405_and_offers_no_action() {
     assert!(page.contains("hello") && !page.contains("method=\"post\""), "{page}");
     let board = d.get("/").body;
     assert!(!board.contains("method=\"post\""), "{board}");
-    for path in ["/new", &format!("/tasks/{id}/retry"), &format!("/tasks/{id}/cancel"), "/upload"] {
+    for path in [
+        "/new",
+        &format!("/tasks/{id}/retry"),
+        &format!("/tasks/{id}/cancel"),
+        "/upload",
+    ] {
         let r = d.post(path, &[("prompt", "echo x")]);
         assert_eq!(r.status, 405, "{path}: {r:?}");
     }
@@ -117,7 +137,13 @@ fn with_a_token_every_client_presents_it_and_it_is_never_shown() {
     let form = ("Content-Type", "application/x-www-form-urlencoded");
     let r = request(&d.addr, "POST", "/login", &[form], b"token=wrong");
     assert_eq!(r.status, 403);
-    let r = request(&d.addr, "POST", "/login", &[form], format!("token={}", enc(token)).as_bytes());
+    let r = request(
+        &d.addr,
+        "POST",
+        "/login",
+        &[form],
+        format!("token={}", enc(token)).as_bytes(),
+    );
     assert_eq!(r.status, 303, "{r:?}");
     let cookie = r.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
     assert!(!cookie.contains(token), "the cookie is not the token: {cookie}");
@@ -127,7 +153,11 @@ fn with_a_token_every_client_presents_it_and_it_is_never_shown() {
     drop(d);
     for f in walk(&home.path) {
         let text = std::fs::read(&f).unwrap_or_default();
-        assert!(!String::from_utf8_lossy(&text).contains(token), "{} holds the token", f.display());
+        assert!(
+            !String::from_utf8_lossy(&text).contains(token),
+            "{} holds the token",
+            f.display()
+        );
     }
 }
 
@@ -171,7 +201,9 @@ fn forms_queue_retry_and_cancel_through_the_same_checks_as_the_cli() {
     assert_eq!(r.status, 303, "{r:?}");
     let at = r.header("location").unwrap().to_string();
     wait_until(Duration::from_secs(60), "the form's task to succeed", || {
-        home.results().iter().any(|r| r["title"] == "Form task" && r["status"] == "succeeded")
+        home.results()
+            .iter()
+            .any(|r| r["title"] == "Form task" && r["status"] == "succeeded")
     });
     let first = home.results().into_iter().find(|r| r["title"] == "Form task").unwrap();
     let id = first["id"].as_str().unwrap().to_string();
@@ -191,19 +223,34 @@ fn forms_queue_retry_and_cancel_through_the_same_checks_as_the_cli() {
     wait_until(Duration::from_secs(60), "the slow task to start", || {
         home.path.join("sleeper.pid").exists() && !home.events_of("task_started").is_empty()
     });
-    let slow = home.events_of("task_started").into_iter().find(|e| e["file"] == "slow.txt").unwrap();
+    let slow = home
+        .events_of("task_started")
+        .into_iter()
+        .find(|e| e["file"] == "slow.txt")
+        .unwrap();
     let slow_id = slow["task_id"].as_str().unwrap().to_string();
     let row = d.get(&format!("/rows?k={slow_id}")).body;
     assert!(row.contains("data-section=\"running\""), "{row}");
     let r = d.post(&format!("/tasks/{slow_id}/cancel"), &[]);
     assert_eq!(r.status, 303, "{r:?}");
     wait_until(Duration::from_secs(30), "the cancel", || {
-        home.results().iter().any(|r| r["id"] == slow_id.as_str() && r["status"] == "cancelled")
+        home.results()
+            .iter()
+            .any(|r| r["id"] == slow_id.as_str() && r["status"] == "cancelled")
     });
-    let sleeper: u32 = std::fs::read_to_string(home.path.join("sleeper.pid")).unwrap().trim().parse().unwrap();
-    wait_until(Duration::from_secs(10), "the agent's child to be gone", || !alive(sleeper));
+    let sleeper: u32 = std::fs::read_to_string(home.path.join("sleeper.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_until(Duration::from_secs(10), "the agent's child to be gone", || {
+        !alive(sleeper)
+    });
     let row = d.get(&format!("/rows?k={slow_id}")).body;
-    assert!(row.contains("data-section=\"finished\"") && row.contains("cancelled"), "{row}");
+    assert!(
+        row.contains("data-section=\"finished\"") && row.contains("cancelled"),
+        "{row}"
+    );
 
     // Ids from a request never name a path outside results/.
     for bad in ["..%2F..%2Fetc", "%2Fetc%2Fpasswd", "..", "nosuch"] {
@@ -245,7 +292,10 @@ fn dropped_files_are_checked_and_never_replace_one_in_the_inbox() {
         .collect();
     names.sort();
     assert_eq!(names.len(), 2, "{names:?}");
-    assert_eq!(std::fs::read_to_string(home.inbox().join("a.txt")).unwrap(), "echo one\n");
+    assert_eq!(
+        std::fs::read_to_string(home.inbox().join("a.txt")).unwrap(),
+        "echo one\n"
+    );
     // A file the parser refuses, and names that are not plain, are not written.
     let r = upload(&[("bad.yaml", "agent: [unclosed\n"), (".hidden.md", "x"), ("b.exe", "x")]);
     assert_eq!(r.status, 422, "{r:?}");
@@ -254,4 +304,25 @@ fn dropped_files_are_checked_and_never_replace_one_in_the_inbox() {
     // Both run.
     assert!(home.run_once().status.success());
     assert_eq!(home.results().len(), 2);
+}
+
+#[test]
+fn sigterm_stops_it_with_a_page_following_the_event_log() {
+    let home = command_home();
+    let d = Dashboard::start(&home, &[]);
+    // An open event stream (a page), which never ends by itself.
+    let mut stream = std::net::TcpStream::connect(&d.addr).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        format!("GET /events HTTP/1.1\r\nHost: {}\r\n\r\n", d.addr).as_bytes(),
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    std::io::Read::read_exact(&mut stream, &mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let started = std::time::Instant::now();
+    sigterm(d.pid());
+    wait_until(Duration::from_secs(30), "the dashboard to exit", || !alive(d.pid()));
+    // Its two seconds of grace, and not the whole deadline.
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
 }

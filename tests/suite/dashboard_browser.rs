@@ -15,7 +15,10 @@ const LIMIT: Duration = Duration::from_secs(90);
 fn browser(test: &str) -> Option<Browser> {
     let b = Browser::start();
     if b.is_none() {
-        skip(test, "chromium and chromedriver are not installed (apt install chromium chromium-driver)");
+        skip(
+            test,
+            "chromium and chromedriver are not installed (apt install chromium chromium-driver)",
+        );
     }
     b
 }
@@ -48,7 +51,11 @@ fn a_task_crosses_an_open_board_and_cancel_stops_its_process_tree() {
     home.wait_started(1);
     let d = Dashboard::start(&home, &[]);
     b.goto(&d.url("/"));
-    b.wait_for(LIMIT, "the live stream to connect", "return document.getElementById('live').classList.contains('on');");
+    b.wait_for(
+        LIMIT,
+        "the live stream to connect",
+        "return document.getElementById('live').classList.contains('on');",
+    );
     // A mark that a reload would wipe.
     b.js("window.__stayed = 1; return true;", json!([]));
     home.drop_task("walk.txt", "sleep 3; echo walked\n");
@@ -58,7 +65,11 @@ fn a_task_crosses_an_open_board_and_cancel_stops_its_process_tree() {
         "the task in Finished, succeeded",
         "return Array.from(document.querySelectorAll('#sec-finished tr')).some(tr => tr.textContent.includes('sleep 3') && tr.dataset.status === 'succeeded');",
     );
-    assert_eq!(b.js("return window.__stayed;", json!([])), json!(1), "the board reloaded");
+    assert_eq!(
+        b.js("return window.__stayed;", json!([])),
+        json!(1),
+        "the board reloaded"
+    );
     assert_eq!(b.js(&row("running", "sleep 3"), json!([])), json!(false));
 
     // Cancel from the board: the agent's whole tree goes.
@@ -69,11 +80,23 @@ fn a_task_crosses_an_open_board_and_cancel_stops_its_process_tree() {
     b.click("#sec-running tr form.danger button");
     b.wait_for(LIMIT, "the task page", "return !!document.getElementById('task');");
     wait_until(LIMIT, "the task to be cancelled", || {
-        home.results().iter().any(|r| r["source_file"] == "slow.txt" && r["status"] == "cancelled")
+        home.results()
+            .iter()
+            .any(|r| r["source_file"] == "slow.txt" && r["status"] == "cancelled")
     });
-    let sleeper: u32 = std::fs::read_to_string(home.path.join("sleeper.pid")).unwrap().trim().parse().unwrap();
-    wait_until(Duration::from_secs(15), "the agent's child to be gone", || !alive(sleeper));
-    b.wait_for(LIMIT, "the page to show it cancelled", "return document.querySelector('#task').dataset.status === 'cancelled';");
+    let sleeper: u32 = std::fs::read_to_string(home.path.join("sleeper.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_until(Duration::from_secs(15), "the agent's child to be gone", || {
+        !alive(sleeper)
+    });
+    b.wait_for(
+        LIMIT,
+        "the page to show it cancelled",
+        "return document.querySelector('#task').dataset.status === 'cancelled';",
+    );
     sigterm(daemon.id());
     let _ = daemon.wait();
 }
@@ -98,14 +121,22 @@ fn reply_and_apply_from_a_task_page() {
     let before = std::fs::read_to_string(repo.join("app/a.txt")).unwrap();
     let d = Dashboard::start(&home, &[]);
     b.goto(&d.url(&format!("/tasks/{id}")));
-    b.wait_for(LIMIT, "the diff", "return document.querySelectorAll('pre.diff .add').length > 0;");
+    b.wait_for(
+        LIMIT,
+        "the diff",
+        "return document.querySelectorAll('pre.diff .add').length > 0;",
+    );
     assert_eq!(
         b.js("return document.querySelector('.verdict').textContent;", json!([])),
         json!("apply: the diff applies cleanly to the workdir")
     );
     b.screenshot(&shot("task.png"));
     b.click("form[action$='/apply'] button");
-    b.wait_for(LIMIT, "the notice", "return (document.querySelector('.notice')||{}).textContent === 'Applied to the workdir.';");
+    b.wait_for(
+        LIMIT,
+        "the notice",
+        "return (document.querySelector('.notice')||{}).textContent === 'Applied to the workdir.';",
+    );
     let after = std::fs::read_to_string(repo.join("app/a.txt")).unwrap();
     assert_ne!(before, after, "apply changed the workdir");
     assert!(home.task_dir(&id).join("applied.json").exists());
@@ -113,7 +144,11 @@ fn reply_and_apply_from_a_task_page() {
     // Reply: a follow-up in the same session, queued in the inbox.
     b.type_into("form.reply textarea", "@fake success\nNow explain the change");
     b.click("form.reply button");
-    b.wait_for(LIMIT, "the notice", "return /Queued the follow-up/.test((document.querySelector('.notice')||{}).textContent);");
+    b.wait_for(
+        LIMIT,
+        "the notice",
+        "return /Queued the follow-up/.test((document.querySelector('.notice')||{}).textContent);",
+    );
     let queued: Vec<_> = std::fs::read_dir(home.inbox())
         .unwrap()
         .flatten()
@@ -141,20 +176,30 @@ fn a_form_and_a_dropped_file_land_in_the_inbox_and_run() {
     b.type_into("input[name=title]", "From the form");
     b.click("form.new button");
     wait_until(LIMIT, "the form's task to succeed", || {
-        home.results().iter().any(|r| r["title"] == "From the form" && r["status"] == "succeeded")
+        home.results()
+            .iter()
+            .any(|r| r["title"] == "From the form" && r["status"] == "succeeded")
     });
-    b.wait_for(LIMIT, "its page to show it", "return document.body.textContent.includes('typed-in-the-form');");
+    b.wait_for(
+        LIMIT,
+        "its page to show it",
+        "return document.body.textContent.includes('typed-in-the-form');",
+    );
 
     let file = home.path.join("dropped-task.txt");
     std::fs::write(&file, "echo dropped-through-the-page\n").unwrap();
     b.goto(&d.url("/new"));
     b.type_into("input[type=file]", &file.display().to_string());
     b.click("form.upload button");
-    b.wait_for(LIMIT, "the upload's answer", "return document.body.textContent.includes('queued as');");
+    b.wait_for(
+        LIMIT,
+        "the upload's answer",
+        "return document.body.textContent.includes('queued as');",
+    );
     wait_until(LIMIT, "the dropped file to run", || {
-        home.results()
-            .iter()
-            .any(|r| r["source_file"] == "dropped-task.txt" && r["output"].as_str().unwrap_or("").contains("dropped-through"))
+        home.results().iter().any(|r| {
+            r["source_file"] == "dropped-task.txt" && r["output"].as_str().unwrap_or("").contains("dropped-through")
+        })
     });
     sigterm(daemon.id());
     let _ = daemon.wait();
@@ -189,12 +234,27 @@ fn hostile_text_is_shown_as_text_and_runs_nothing() {
     for path in ["/".to_string(), format!("/tasks/{id}"), "/stats".to_string()] {
         b.goto(&d.url(&path));
         b.wait_for(LIMIT, "the page", "return document.readyState === 'complete';");
-        assert_eq!(b.js(clean, json!([])), json!(true), "{path} ran or made markup of hostile text");
+        assert_eq!(
+            b.js(clean, json!([])),
+            json!(true),
+            "{path} ran or made markup of hostile text"
+        );
     }
     // On the task page every piece is there, as text.
     b.goto(&d.url(&format!("/tasks/{id}")));
-    let text = b.js("return document.querySelector('main').textContent;", json!([])).as_str().unwrap().to_string();
-    for piece in ["<script>window.__xss=1</script>", "onerror=window.__xss=4", "javascript:window.__xss=5", "\\u{1b}[31mred", "<script>window.__xss=6</script>", "javascript:window.__xss=7"] {
+    let text = b
+        .js("return document.querySelector('main').textContent;", json!([]))
+        .as_str()
+        .unwrap()
+        .to_string();
+    for piece in [
+        "<script>window.__xss=1</script>",
+        "onerror=window.__xss=4",
+        "javascript:window.__xss=5",
+        "\\u{1b}[31mred",
+        "<script>window.__xss=6</script>",
+        "javascript:window.__xss=7",
+    ] {
         assert!(text.contains(piece), "{piece:?} not shown as text in:\n{text}");
     }
     b.screenshot(&shot("diff.png"));
@@ -221,15 +281,31 @@ fn another_site_and_another_host_name_get_nothing() {
                 "<!doctype html><form id=f method=post action=\"{target}\"><input name=prompt value=\"echo pwned\">\
                  <input name=csrf value=guess></form><script>document.getElementById('f').submit()</script>"
             );
-            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}", page.len());
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
         }
     });
     b.goto(&format!("http://{evil_addr}/"));
-    b.wait_for(LIMIT, "the refusal", "return location.pathname === '/new' && document.body.textContent.includes('refused');");
-    assert_eq!(std::fs::read_dir(home.inbox()).unwrap().count(), 0, "the other site's form queued a task");
+    b.wait_for(
+        LIMIT,
+        "the refusal",
+        "return location.pathname === '/new' && document.body.textContent.includes('refused');",
+    );
+    assert_eq!(
+        std::fs::read_dir(home.inbox()).unwrap().count(),
+        0,
+        "the other site's form queued a task"
+    );
 
     // The dashboard under another host name (DNS rebinding): refused.
     let port = d.addr.rsplit(':').next().unwrap();
     b.goto(&format!("http://rebind.localhost:{port}/"));
-    b.wait_for(LIMIT, "the refusal", "return document.body.textContent.includes('does not answer to that host name');");
+    b.wait_for(
+        LIMIT,
+        "the refusal",
+        "return document.body.textContent.includes('does not answer to that host name');",
+    );
 }

@@ -23,13 +23,33 @@
       if (board) boardEvent(ev);
       if (task) taskEvent(ev);
     };
-    source.addEventListener("resync", () => location.reload());
+    source.addEventListener("resync", () => { stale = true; quiet(); });
   }
   connect();
 
   // ---- the board ----
   const dirty = new Set();
   let timer = null;
+  // Events were missed (the page fell behind a burst): the whole page is
+  // fetched again once no event came for a second.
+  let stale = false;
+  let quietTimer = null;
+  function quiet() {
+    clearTimeout(quietTimer);
+    quietTimer = setTimeout(async () => {
+      if (!stale) return;
+      stale = false;
+      if (!board) { location.reload(); return; }
+      try {
+        const res = await fetch(location.href, { credentials: "same-origin" });
+        if (!res.ok) return;
+        const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+        const fresh = doc.querySelector("main");
+        const main = document.querySelector("main");
+        if (fresh && main) main.replaceChildren(...Array.from(fresh.childNodes).map((n) => document.importNode(n, true)));
+      } catch (_) { stale = true; }
+    }, 1000);
+  }
   const params = new URLSearchParams(location.search);
   const want = {
     status: params.get("status") || "",
@@ -40,11 +60,12 @@
   };
 
   function boardEvent(ev) {
+    if (stale) { quiet(); return; }
     if (ev.task_id) dirty.add(ev.task_id);
     if (ev.file && (ev.event === "task_queued" || ev.event === "task_started" || ev.event === "task_rejected")) {
       dirty.add("q:" + ev.file);
     }
-    if (dirty.size && !timer) timer = setTimeout(flush, 250);
+    if (dirty.size && !timer) timer = setTimeout(flush, 100);
   }
 
   function passes(tr) {
@@ -65,7 +86,9 @@
       const res = await fetch("/rows?" + query, { credentials: "same-origin" });
       if (res.ok) place(await res.text());
     } catch (_) { /* the next event tries again */ }
-    if (dirty.size && !timer) timer = setTimeout(flush, 250);
+    // In a burst (more changed than one batch takes) the page asks at most
+    // once a second, so that it never competes with the daemon for the CPU.
+    if (dirty.size && !timer) timer = setTimeout(flush, dirty.size > 40 ? 1000 : 100);
   }
 
   function place(html) {

@@ -67,8 +67,7 @@ pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], b
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { break };
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let n = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
         if n == 0 {
             break;
@@ -271,7 +270,11 @@ impl Browser {
 
     /// Runs `script` (a function body) in the page and returns its value.
     pub fn js(&self, script: &str, args: Value) -> Value {
-        let v = self.call("POST", &self.s("/execute/sync"), Some(json!({"script": script, "args": args})));
+        let v = self.call(
+            "POST",
+            &self.s("/execute/sync"),
+            Some(json!({"script": script, "args": args})),
+        );
         v["value"].clone()
     }
 
@@ -336,7 +339,10 @@ fn base64(text: &str) -> Vec<u8> {
         b'+' => 62,
         _ => 63,
     };
-    let clean: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=').collect();
+    let clean: Vec<u8> = text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
     let mut out = Vec::with_capacity(clean.len() * 3 / 4);
     for chunk in clean.chunks(4) {
         let mut n = 0u32;
