@@ -5,7 +5,8 @@ dashboard's memory, and a 1,000-task burst with a page open against the same
 burst without one (same run).
 
 usage: python3 bench/bench_dashboard.py [BINARY]   (default target/release/orchestrator)
-       R=5 rounds of the burst A/B, N=1000 tasks a burst
+       R=5 rounds of the burst A/B, N=1000 tasks a burst, ONLY=board,live,burst
+       (the burst's homes go to $TMPDIR: a freshly made ext4, as in bench/ab.py)
 
 Needs Debian's chromium and chromedriver (tests/install-browser) for the two
 measures taken in a page. The 100,000-task home is made once in
@@ -207,11 +208,17 @@ def burst(chrome):
 
 
 def main():
-    board_on_100k()
+    only = os.environ.get("ONLY", "board,live,burst").split(",")
+    if "board" in only:
+        board_on_100k()
+    if "live" not in only and "burst" not in only:
+        return
     chrome = Chrome()
     try:
-        event_to_page(chrome)
-        burst(chrome)
+        if "live" in only:
+            event_to_page(chrome)
+        if "burst" in only:
+            burst(chrome)
     finally:
         chrome.quit()
 

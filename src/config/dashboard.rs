@@ -15,7 +15,7 @@ pub struct DashboardConfig {
     /// `Authorization: Bearer`); without it the page is for this machine only.
     pub token_env: Option<String>,
     /// More names the page may be reached by (a reverse proxy's, the
-    /// machine's); the listen address, `localhost` and `127.0.0.1` always work.
+    /// machine's); `localhost` and IP addresses always work.
     pub hosts: Vec<String>,
 }
 

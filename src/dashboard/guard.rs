@@ -53,7 +53,15 @@ impl Hosts {
             Some((n, p)) if !p.contains(']') => (n.to_string(), p.parse::<u16>() == Ok(self.port)),
             _ => (host.clone(), true),
         };
-        port_ok && self.names.contains(&name)
+        // An address is never a rebinding: only a name can be pointed at this
+        // machine by someone else's DNS. So any IP literal is fine (the
+        // machine's own addresses when it listens on 0.0.0.0).
+        let literal = name.parse::<std::net::IpAddr>().is_ok()
+            || name
+                .strip_prefix('[')
+                .and_then(|n| n.strip_suffix(']'))
+                .is_some_and(|n| n.parse::<std::net::Ipv6Addr>().is_ok());
+        port_ok && (literal || self.names.contains(&name))
     }
 }
 
@@ -188,6 +196,8 @@ mod tests {
             "localhost",
             "ORCH.lan:8765",
             "[::1]:8765",
+            "192.168.1.5:8765",
+            "[fe80::1]:8765",
         ] {
             assert!(h.allows(ok), "{ok}");
         }
@@ -197,6 +207,7 @@ mod tests {
             "",
             "localhost.evil:8765",
             "127.0.0.1:8765.evil",
+            "1.2.3.4.evil:8765",
         ] {
             assert!(!h.allows(bad), "{bad}");
         }

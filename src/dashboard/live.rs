@@ -5,9 +5,9 @@
 //! reads one task's files per change, never the whole home.
 
 use super::App;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
@@ -15,11 +15,11 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 /// How often the log is looked at. An event reaches a page within about this
-/// long plus the page's own batching.
+/// long plus the page's own batching; what arrived meanwhile goes as one message.
 const POLL: Duration = Duration::from_millis(100);
 
 pub struct Hub {
-    tx: broadcast::Sender<Arc<str>>,
+    tx: broadcast::Sender<Arc<Look>>,
 }
 
 impl Hub {
@@ -37,7 +37,7 @@ impl Hub {
 }
 
 /// Follows the log from its end for as long as the process lives.
-fn follow(path: &Path, tx: &broadcast::Sender<Arc<str>>) {
+fn follow(path: &Path, tx: &broadcast::Sender<Arc<Look>>) {
     let mut file = open_at_end(path);
     let mut pending: Vec<u8> = Vec::new();
     loop {
@@ -61,7 +61,7 @@ fn open_at_end(path: &Path) -> Option<(std::fs::File, u64)> {
     Some((f, end))
 }
 
-fn read_new(f: &mut std::fs::File, pos: &mut u64, pending: &mut Vec<u8>, tx: &broadcast::Sender<Arc<str>>) {
+fn read_new(f: &mut std::fs::File, pos: &mut u64, pending: &mut Vec<u8>, tx: &broadcast::Sender<Arc<Look>>) {
     if f.seek(SeekFrom::Start(*pos)).is_err() {
         return;
     }
@@ -82,25 +82,50 @@ fn read_new(f: &mut std::fs::File, pos: &mut u64, pending: &mut Vec<u8>, tx: &br
     if tx.receiver_count() == 0 {
         return;
     }
-    for line in lines.split(|&b| b == b'\n') {
-        if let Some(brief) = brief(line) {
-            let _ = tx.send(brief.into());
-        }
+    let briefs: Vec<Brief> = lines.split(|&b| b == b'\n').filter_map(Brief::of).collect();
+    if !briefs.is_empty() {
+        let _ = tx.send(Arc::new(Look(briefs)));
     }
 }
 
-/// The fields of an event line a page uses, as compact JSON; `None` for
-/// lines that are not events.
-pub fn brief(line: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(line.trim_ascii()).ok()?;
-    let event = v.get("event")?.as_str()?;
-    let mut out = json!({"event": event});
-    for key in ["task_id", "file", "ts", "status"] {
-        if let Some(x) = v.get(key).filter(|x| x.is_string()) {
-            out[key] = x.clone();
+/// What a page needs of one event line.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Brief {
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+impl Brief {
+    /// `None` for lines that are not events.
+    pub fn of(line: &[u8]) -> Option<Self> {
+        serde_json::from_slice(line.trim_ascii()).ok()
+    }
+}
+
+/// The events one look at the log found, parsed once for every page.
+#[derive(Debug)]
+pub struct Look(Vec<Brief>);
+
+/// A board is told of this many changes a look at most; past it, only that
+/// there were many (it then fetches itself whole, once the burst allows).
+pub const MANY: usize = 40;
+
+impl Look {
+    /// The message for a page: a task's page hears of its task only; a board
+    /// of every change, or in a burst only how many there were.
+    fn message(&self, task: Option<&str>) -> Option<String> {
+        match task {
+            Some(id) => {
+                let mine: Vec<&Brief> = self.0.iter().filter(|b| b.task_id.as_deref() == Some(id)).collect();
+                (!mine.is_empty()).then(|| serde_json::to_string(&mine).unwrap_or_default())
+            }
+            None if self.0.len() > MANY => Some(json!({"many": self.0.len()}).to_string()),
+            None => Some(serde_json::to_string(&self.0).unwrap_or_default()),
         }
     }
-    Some(out.to_string())
 }
 
 /// Has the log at `path` been replaced (rotated) since `f` was opened?
@@ -119,20 +144,33 @@ fn replaced(f: &std::fs::File, path: &Path, pos: u64) -> bool {
     on_disk.len() < pos
 }
 
-/// `GET /events`: the stream of briefs. A page that falls behind (over 4,096
-/// events unread) is told to `resync` and fetches its page again once the
-/// burst is over.
+/// `GET /events`: the stream of briefs, a JSON array of them a message. A
+/// page that falls behind (over 4,096 messages unread) is told to `resync`
+/// and fetches its page again once the burst is over.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Follow {
+    /// A task's page: only that task's events.
+    task: Option<String>,
+}
+
 pub async fn events(
     State(app): State<Arc<App>>,
+    Query(follow): Query<Follow>,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
     let rx = app.live.tx.subscribe();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let event = match rx.recv().await {
-            Ok(line) => Event::default().data(&*line),
-            Err(broadcast::error::RecvError::Lagged(_)) => Event::default().event("resync").data("{}"),
-            Err(broadcast::error::RecvError::Closed) => return None,
+    let stream = futures_util::stream::unfold((rx, follow.task), |(mut rx, task)| async move {
+        let event = loop {
+            match rx.recv().await {
+                Ok(look) => match look.message(task.as_deref()) {
+                    Some(text) => break Event::default().data(text),
+                    None => continue,
+                },
+                Err(broadcast::error::RecvError::Lagged(_)) => break Event::default().event("resync").data("{}"),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
         };
-        Some((Ok(event), rx))
+        Some((Ok(event), (rx, task)))
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
@@ -142,11 +180,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_brief_keeps_only_what_a_page_needs() {
-        let b = brief(br#"{"ts":"t","event":"task_failed","task_id":"01x","error":{"message":"secret"},"output":"x"}"#)
-            .unwrap();
-        assert_eq!(b, r#"{"event":"task_failed","task_id":"01x","ts":"t"}"#);
-        assert!(brief(b"not json").is_none());
-        assert!(brief(br#"{"no":"event"}"#).is_none());
+    fn a_page_hears_what_it_shows() {
+        let line = |i: usize, id: &str| {
+            format!(r#"{{"ts":"t","event":"task_failed","task_id":"{id}","error":{{"message":"secret {i}"}}}}"#)
+        };
+        let look = |n: usize| {
+            Look(
+                (0..n)
+                    .filter_map(|i| Brief::of(line(i, if i == 0 { "01a" } else { "01b" }).as_bytes()))
+                    .collect(),
+            )
+        };
+        assert!(Brief::of(b"not json").is_none());
+        assert!(Brief::of(br#"{"no":"event"}"#).is_none());
+        let two = look(2);
+        assert_eq!(
+            two.message(None).unwrap(),
+            r#"[{"event":"task_failed","task_id":"01a"},{"event":"task_failed","task_id":"01b"}]"#
+        );
+        assert_eq!(
+            two.message(Some("01a")).unwrap(),
+            r#"[{"event":"task_failed","task_id":"01a"}]"#
+        );
+        assert!(two.message(Some("01c")).is_none());
+        assert_eq!(
+            look(MANY + 1).message(None).unwrap(),
+            format!(r#"{{"many":{}}}"#, MANY + 1)
+        );
     }
 }

@@ -108,13 +108,12 @@ impl App {
 /// What a page parsed (a 100,000-row index for the stats) is given back to
 /// the OS once it is rendered: the dashboard idles small.
 pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Response> {
-    tokio::task::spawn_blocking(move || {
-        let done = work();
-        crate::memory::release_freed();
-        done
-    })
+    let done = tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| error_page(StatusCode::INTERNAL_SERVER_ERROR, &format!("internal error: {e}")))
+        .map_err(|e| error_page(StatusCode::INTERNAL_SERVER_ERROR, &format!("internal error: {e}")));
+    // After the answer is ready, not before it: the trim costs the page nothing.
+    tokio::task::spawn_blocking(crate::memory::release_freed);
+    done
 }
 
 /// A plain page that says what went wrong (escaped).

@@ -102,6 +102,42 @@ fn a_task_crosses_an_open_board_and_cancel_stops_its_process_tree() {
 }
 
 #[test]
+fn a_burst_reaches_an_open_board_whole() {
+    let Some(b) = browser("a_burst_reaches_an_open_board_whole") else {
+        return;
+    };
+    let home = TestHome::with_config(&config_with("default_agent: command\nmax_concurrent: 4", ""));
+    let mut daemon = home.spawn_daemon();
+    home.wait_started(1);
+    let d = Dashboard::start(&home, &[]);
+    b.goto(&d.url("/"));
+    b.wait_for(
+        LIMIT,
+        "the live stream to connect",
+        "return document.getElementById('live').classList.contains('on');",
+    );
+    b.js("window.__stayed = 1; return true;", json!([]));
+    // More at once than the page asks rows for: it fetches the board whole.
+    for i in 0..80 {
+        home.drop_task(&format!("b{i:02}.txt"), format!("echo burst {i}\n"));
+    }
+    b.wait_for(
+        LIMIT,
+        "a full first page of finished tasks and nothing left running or queued",
+        "return document.querySelectorAll('#sec-finished tr[data-status=succeeded]').length === 50 \
+         && document.querySelectorAll('#sec-running tr, #sec-queued tr').length === 0;",
+    );
+    wait_until(LIMIT, "all 80 results", || home.results().len() == 80);
+    assert_eq!(
+        b.js("return window.__stayed;", json!([])),
+        json!(1),
+        "the board reloaded"
+    );
+    sigterm(daemon.id());
+    let _ = daemon.wait();
+}
+
+#[test]
 fn reply_and_apply_from_a_task_page() {
     let Some(b) = browser("reply_and_apply_from_a_task_page") else {
         return;

@@ -14,41 +14,56 @@
 
   let source;
   function connect() {
-    source = new EventSource("/events");
+    const id = task && task.dataset.id;
+    source = new EventSource(id ? "/events?task=" + encodeURIComponent(id) : "/events");
     source.onopen = () => live && live.classList.add("on");
     source.onerror = () => live && live.classList.remove("on");
     source.onmessage = (e) => {
-      let ev;
-      try { ev = JSON.parse(e.data); } catch (_) { return; }
-      if (board) boardEvent(ev);
-      if (task) taskEvent(ev);
+      let events;
+      try { events = JSON.parse(e.data); } catch (_) { return; }
+      // A burst: only how many changed. The board is fetched whole, once.
+      if (events && events.many) {
+        if (board) soon();
+        return;
+      }
+      for (const ev of Array.isArray(events) ? events : [events]) {
+        if (board) boardEvent(ev);
+        if (task) taskEvent(ev);
+      }
     };
-    source.addEventListener("resync", () => { stale = true; quiet(); });
+    source.addEventListener("resync", () => soon());
   }
   connect();
 
   // ---- the board ----
   const dirty = new Set();
   let timer = null;
-  // Events were missed (the page fell behind a burst): the whole page is
-  // fetched again once no event came for a second.
+  // In a burst the page hears only that much changed (or it fell behind):
+  // it fetches itself whole, at most every two seconds, so that it never
+  // competes with the daemon for the CPU.
   let stale = false;
-  let quietTimer = null;
-  function quiet() {
-    clearTimeout(quietTimer);
-    quietTimer = setTimeout(async () => {
+  let soonTimer = null;
+  function soon() {
+    stale = true;
+    if (soonTimer) return;
+    soonTimer = setTimeout(() => {
+      soonTimer = null;
       if (!stale) return;
       stale = false;
-      if (!board) { location.reload(); return; }
-      try {
-        const res = await fetch(location.href, { credentials: "same-origin" });
-        if (!res.ok) return;
-        const doc = new DOMParser().parseFromString(await res.text(), "text/html");
-        const fresh = doc.querySelector("main");
-        const main = document.querySelector("main");
-        if (fresh && main) main.replaceChildren(...Array.from(fresh.childNodes).map((n) => document.importNode(n, true)));
-      } catch (_) { stale = true; }
-    }, 1000);
+      if (board) refreshAll(); else location.reload();
+    }, 2000);
+  }
+
+  // The board as the server renders it now, in place of the one shown.
+  async function refreshAll() {
+    try {
+      const res = await fetch(location.href, { credentials: "same-origin" });
+      if (!res.ok) return;
+      const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+      const fresh = doc.querySelector("main");
+      const main = document.querySelector("main");
+      if (fresh && main) main.replaceChildren(...Array.from(fresh.childNodes).map((n) => document.importNode(n, true)));
+    } catch (_) { soon(); }
   }
   const params = new URLSearchParams(location.search);
   const want = {
@@ -60,7 +75,7 @@
   };
 
   function boardEvent(ev) {
-    if (stale) { quiet(); return; }
+    if (stale) return;
     if (ev.task_id) dirty.add(ev.task_id);
     if (ev.file && (ev.event === "task_queued" || ev.event === "task_started" || ev.event === "task_rejected")) {
       dirty.add("q:" + ev.file);
@@ -79,16 +94,19 @@
 
   async function flush() {
     timer = null;
-    const keys = Array.from(dirty).slice(0, 40);
-    keys.forEach((k) => dirty.delete(k));
-    const query = keys.map((k) => "k=" + encodeURIComponent(k)).join("&");
-    try {
-      const res = await fetch("/rows?" + query, { credentials: "same-origin" });
-      if (res.ok) place(await res.text());
-    } catch (_) { /* the next event tries again */ }
-    // In a burst (more changed than one batch takes) the page asks at most
-    // once a second, so that it never competes with the daemon for the CPU.
-    if (dirty.size && !timer) timer = setTimeout(flush, dirty.size > 40 ? 1000 : 100);
+    if (dirty.size > 40) {
+      // More changed than rows are worth asking for: the whole board, soon.
+      dirty.clear();
+      soon();
+    } else {
+      const query = Array.from(dirty).map((k) => "k=" + encodeURIComponent(k)).join("&");
+      dirty.clear();
+      try {
+        const res = await fetch("/rows?" + query, { credentials: "same-origin" });
+        if (res.ok) place(await res.text());
+      } catch (_) { /* the next event tries again */ }
+    }
+    if (dirty.size && !timer) timer = setTimeout(flush, 100);
   }
 
   function place(html) {
