@@ -132,7 +132,9 @@ pub fn diff(text: &str) -> String {
         } else {
             "ctx"
         };
-        let _ = writeln!(out, "<span class=\"{class}\">{}</span>", esc(line));
+        // Each line a block of its own (its colour across the width); no
+        // newline between them, or the <pre> would show it as an empty line.
+        let _ = write!(out, "<span class=\"{class}\">{}</span>", esc(line));
     }
     out.push_str("</pre>");
     out

@@ -111,14 +111,14 @@ fn render(app: &App, key: &str, notice: &Notice) -> Result<(String, String), Str
         if !r.output.is_empty() {
             let _ = write!(out, "<h2>Answer</h2><pre class=\"answer\">{}</pre>", esc(&r.output));
         }
+        let diff = read_head(&dir.changes_diff(), SHOWN);
+        if !diff.is_empty() {
+            out.push_str("<h2>Changes</h2>");
+            out.push_str(&html::diff(&String::from_utf8_lossy(&diff)));
+        }
         if let Ok(s) = crate::store::read::read_text(&home.summary_file(&id), SHOWN) {
             let _ = write!(out, "<h2>Summary</h2><pre class=\"summary\">{}</pre>", esc(&s));
         }
-    }
-    let diff = read_head(&dir.changes_diff(), SHOWN);
-    if !diff.is_empty() {
-        out.push_str("<h2>Changes</h2>");
-        out.push_str(&html::diff(&String::from_utf8_lossy(&diff)));
     }
     output_section(&mut out, &dir, plan.as_ref(), result.as_ref(), progress.as_ref());
     attempts(
@@ -261,7 +261,9 @@ fn actions(
         }
     }
     out.push_str("</div>");
-    if result.is_some() {
+    // Reply only where a session can go on (the CLI's `reply` says why not elsewhere).
+    let resumable = plan.is_some_and(|p| agents::of(p.agent).sessions() == agents::Sessions::Resumable);
+    if result.is_some() && resumable {
         out.push_str(&html::action(
             &path("reply"),
             csrf,

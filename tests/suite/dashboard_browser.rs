@@ -2,7 +2,7 @@
 //! a task crosses an open board without a reload, the page's buttons cancel,
 //! reply and apply, a dropped file runs, hostile text stays text, and another
 //! site or another host name gets nothing. The screenshots in
-//! docs/dashboard.md come from here (`ORCHESTRATOR_SCREENSHOTS=1`).
+//! docs/dashboard.md come from here (`DASHBOARD_SCREENSHOTS=1`).
 
 use crate::common::web::{Browser, Dashboard};
 use crate::common::*;
@@ -25,7 +25,7 @@ fn browser(test: &str) -> Option<Browser> {
 
 /// Where a screenshot goes: docs/dashboard/ when asked for, else the target folder.
 fn shot(name: &str) -> PathBuf {
-    let dir = if std::env::var_os("ORCHESTRATOR_SCREENSHOTS").is_some() {
+    let dir = if std::env::var_os("DASHBOARD_SCREENSHOTS").is_some() {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard")
     } else {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-screenshots")

@@ -229,7 +229,7 @@ impl Browser {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--disable-default-apps", "--no-default-browser-check", "--disable-extensions",
-                    "--proxy-server=http://127.0.0.1:9", "--window-size=1400,1000",
+                    "--proxy-server=http://127.0.0.1:9", "--window-size=1400,1400",
                     format!("--user-data-dir={}", profile.path().display()),
                 ]
             }
