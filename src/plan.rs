@@ -68,6 +68,9 @@ pub struct Plan {
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub success_criteria: Vec<String>,
+    /// What the parser read from a loose note, and the words that decided each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intent: Vec<crate::task::intent::Decision>,
     /// The mediator's part, when it saw the task: used, or why not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mediation: Option<crate::vocab::Mediation>,
@@ -229,6 +232,7 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         isolation,
         role: spec.role.clone(),
         success_criteria: spec.success_criteria.clone(),
+        intent: spec.intent.clone(),
         mediation: None,
         context: None,
     }

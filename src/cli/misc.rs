@@ -160,6 +160,9 @@ pub fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
             }
         );
     }
+    for d in &plan.intent {
+        println!("read:      {} = {} (from {})", d.field, d.value, d.because);
+    }
     for (i, step) in plan.steps.iter().enumerate() {
         println!("step {}:    {step}", i + 1);
     }

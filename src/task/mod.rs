@@ -4,6 +4,7 @@
 //! says what is wrong and how to fix it; `workdir` resolves and confines the
 //! working directory. Nothing here runs anything.
 
+pub mod intent;
 pub mod parse;
 pub(crate) mod workdir;
 
@@ -54,6 +55,11 @@ pub struct TaskSpec {
     /// A file without structure (a `.txt`, Markdown without front matter):
     /// what a mediator with `when: loose` structures.
     pub loose: bool,
+    /// What the parser read from a loose note, and the words that decided it.
+    pub intent: Vec<intent::Decision>,
+    /// The workdir was read from the note ("in services/billing:"): if it does
+    /// not resolve inside the allowed roots, the default workdir stays.
+    pub workdir_from_note: bool,
     /// Earlier tasks whose digest goes before the prompt (`context_from:`).
     pub context_from: Vec<String>,
 }
@@ -79,12 +85,20 @@ pub fn place(
     config: &crate::config::Config,
     home: &std::path::Path,
 ) -> Result<std::path::PathBuf, Rejection> {
-    workdir::resolve(
-        spec.workdir.as_deref(),
-        &config.default_workdir(home),
-        home,
-        &config.allowed_roots(home),
-    )
+    let resolve = |workdir: Option<&str>| {
+        workdir::resolve(
+            workdir,
+            &config.default_workdir(home),
+            home,
+            &config.allowed_roots(home),
+        )
+    };
+    match resolve(spec.workdir.as_deref()) {
+        // A folder a note named is a guess: not there, or outside the roots,
+        // and the note runs where it would have without it.
+        Err(_) if spec.workdir_from_note => resolve(None),
+        placed => placed,
+    }
 }
 
 /// Why a task file was not accepted, in the words of `NAME.error.json`.

@@ -1,7 +1,7 @@
 //! Task files in the four forms of the spec: Markdown with optional YAML front
 //! matter, plain text, YAML and JSON.
 
-use super::{Isolation, Mode, Rejection, TaskSpec};
+use super::{Isolation, Mode, Rejection, TaskSpec, intent};
 use crate::agents::Sessions;
 use crate::config::{AgentKind, RoleConfig};
 use crate::duration::Dur;
@@ -209,10 +209,59 @@ pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec,
         Form::Yaml => (parse_yaml_fields(&text)?, String::new()),
         Form::Json => (parse_json_fields(&text)?, String::new()),
     };
+    let (mut fields, body) = (fields, body);
+    // A loose note for an agent: what it asks for, read by the parser's rules
+    // (a command's note is its shell command, read as it is).
+    let read = (loose && limits.default_agent != AgentKind::Command).then(|| intent::read(&body));
+    if let Some(i) = &read {
+        narrow_by_intent(&mut fields, &mut criteria, i, limits);
+    }
+    let steps_taken = fields.steps.is_some();
+    let role_taken = fields.role.clone();
     let mut spec = build(fields, body, limits)?;
     spec.success_criteria = criteria;
     spec.loose = loose;
+    if let Some(i) = read {
+        spec.workdir_from_note = i.workdir.is_some();
+        spec.intent = i
+            .decisions
+            .into_iter()
+            .filter(|d| d.field != "steps" || steps_taken)
+            .map(|mut d| {
+                if d.field == "read_only" && role_taken.is_none() {
+                    d.value = format!("tools {}", intent::READ_ONLY_TOOLS.join(", "));
+                }
+                d
+            })
+            .collect();
+    }
     Ok(spec)
+}
+
+/// Fills a loose note's fields from what it asks for: only ever narrower
+/// (read-only tools and a read-only role, steps, criteria, a folder that must
+/// still resolve inside the roots) than the same note without them.
+fn narrow_by_intent(f: &mut Fields, criteria: &mut Vec<String>, i: &intent::Intent, limits: &Limits) {
+    f.title = i.title.clone();
+    if let Some(role) = i.read_only {
+        f.allowed_tools = Some(intent::READ_ONLY_TOOLS.iter().map(|t| t.to_string()).collect());
+        // The role too (its prompt and turn limit), when the config's role of
+        // that name still only reads.
+        let reads_only = limits.roles.get(role).is_some_and(|r| {
+            r.allowed_tools
+                .as_ref()
+                .is_some_and(|t| t.iter().all(|t| intent::READ_ONLY_TOOLS.contains(&t.as_str())))
+        });
+        if reads_only {
+            f.role = Some(role.to_string());
+        }
+    }
+    // Steps continue one agent session: only for an agent that keeps one.
+    if !i.steps.is_empty() && crate::agents::of(limits.default_agent).sessions() == Sessions::Resumable {
+        f.steps = Some(i.steps.clone());
+    }
+    f.workdir = i.workdir.clone();
+    criteria.extend(i.success_criteria.iter().cloned());
 }
 
 /// The size check done before reading a file.
@@ -554,6 +603,8 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         role,
         success_criteria: Vec::new(),
         loose: false,
+        intent: Vec::new(),
+        workdir_from_note: false,
         context_from,
         prompt,
         prompt_truncated,

@@ -25,6 +25,8 @@ mod fakes_match_recordings;
 #[cfg(unix)]
 mod guarded;
 #[cfg(unix)]
+mod intent;
+#[cfg(unix)]
 mod live_config;
 #[cfg(unix)]
 mod mediator;
