@@ -35,11 +35,15 @@ class Dashboard:
         self.p = subprocess.Popen([BIN, "--home", home, "dashboard", "--listen", "127.0.0.1:0"],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV, text=True)
         line = self.p.stdout.readline()
-        self.addr = line.split("http://")[1].split("/")[0]
+        # "dashboard: http://ADDR/login?token=TOKEN (home ...)"
+        self.link = line.split(" ")[1]
+        self.addr = self.link.split("http://")[1].split("/")[0]
+        self.token = self.link.split("token=")[1]
 
     def get(self, path):
         t = time.perf_counter()
-        with urllib.request.urlopen(f"http://{self.addr}{path}", timeout=60) as r:
+        req = urllib.request.Request(f"http://{self.addr}{path}", headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(req, timeout=60) as r:
             body = r.read()
         return time.perf_counter() - t, body
 
@@ -137,6 +141,7 @@ def event_to_page(chrome):
     daemon = subprocess.Popen([BIN, "--home", home, "run"], env=ENV, stderr=subprocess.DEVNULL)
     d = Dashboard(home)
     time.sleep(1.5)
+    chrome.goto(d.link)
     chrome.goto(f"http://{d.addr}/")
     for _ in range(100):
         if chrome.js("return document.getElementById('live').classList.contains('on');"):
@@ -189,6 +194,7 @@ def burst(chrome):
                 os.makedirs(os.path.join(home, "logs"), exist_ok=True)
                 open(os.path.join(home, "logs", "events.ndjson"), "a").close()
                 d = Dashboard(home)
+                chrome.goto(d.link)
                 chrome.goto(f"http://{d.addr}/")
                 time.sleep(1)
             t = time.perf_counter()

@@ -71,13 +71,15 @@ pub fn resolve(home: &Home, query: &str) -> Result<Found, UsageError> {
     if !crate::store::layout::is_plain_name(q) {
         return Err(UsageError(format!("`{query}` is not a task id or file name")));
     }
-    if !q.starts_with('.') && home.task_dir(q).is_dir() {
+    // Only a real folder of results/ named like an id (not a link to elsewhere).
+    if let Some(dir) = home.own_task_dir(q) {
         return Ok(Found::Task {
             id: q.to_string(),
-            dir: TaskDir::new(home.task_dir(q)),
+            dir: TaskDir::new(dir),
         });
     }
-    if home.inbox().join(q).is_file() {
+    // A file the daemon would take: not a hidden or half-written one.
+    if !crate::task::parse::is_ignored_name(q) && home.inbox().join(q).is_file() {
         return Ok(Found::Queued { file: q.to_string() });
     }
     // A prefix of an id (lower-case ULIDs sort by time, so a prefix narrows fast).
@@ -86,7 +88,7 @@ pub fn resolve(home: &Home, query: &str) -> Result<Found, UsageError> {
         .map(|d| {
             d.flatten()
                 .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| !n.starts_with('.') && n.starts_with(&lower) && home.task_dir(n).is_dir())
+                .filter(|n| n.starts_with(&lower) && home.own_task_dir(n).is_some())
                 .collect()
         })
         .unwrap_or_default();
@@ -99,8 +101,16 @@ pub fn resolve(home: &Home, query: &str) -> Result<Found, UsageError> {
     match ids.len() {
         1 => {
             let id = ids.remove(0);
-            let dir = TaskDir::new(home.task_dir(&id));
-            Ok(Found::Task { id, dir })
+            // An id from the index names a real folder of results/, or nothing.
+            match home.own_task_dir(&id) {
+                Some(dir) => Ok(Found::Task {
+                    id,
+                    dir: TaskDir::new(dir),
+                }),
+                None => Err(UsageError(format!(
+                    "`{query}` names task {id}, whose folder is not in results/ (removed?): `orchestrator reindex` brings the index up to date"
+                ))),
+            }
         }
         0 => Err(UsageError(format!(
             "no task matches `{query}`: give an id (or a unique prefix of one), or the name the file had in the inbox. `orchestrator list` shows them"

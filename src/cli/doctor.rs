@@ -16,7 +16,7 @@ pub struct Args {
     pub json: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Check {
     pub name: String,
     pub ok: bool,
@@ -38,7 +38,7 @@ fn check(name: &str, ok: bool, detail: String, fix: &str) -> Check {
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let home = cli.home()?;
-    let checks = checks(&home, cli.load_config(&home, &[]));
+    let checks = checks(&home, cli.load_config(&home, &[]), true);
     let failed = checks.iter().any(|c| !c.ok && c.level == "error");
     if args.json {
         print_json(&serde_json::json!({"ok": !failed, "checks": checks}))?;
@@ -59,9 +59,14 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
 }
 
 /// Every check, in the order `doctor` prints them (the dashboard shows them too).
+///
+/// `probe_writes`: whether a folder is writable is found by writing a file
+/// into it (`doctor`), or (false) from its permissions alone, so that the
+/// look changes nothing.
 pub fn checks(
     home: &crate::store::Home,
     loaded: Result<crate::config::Loaded, crate::config::ConfigError>,
+    probe_writes: bool,
 ) -> Vec<Check> {
     let home = home.clone();
     let mut checks = Vec::new();
@@ -90,9 +95,16 @@ pub fn checks(
         ("summaries", home.summaries()),
         ("logs", home.logs()),
     ] {
-        let probe = dir.join(format!(".doctor-{}", std::process::id()));
-        let writable = std::fs::write(&probe, b"").is_ok();
-        let _ = std::fs::remove_file(&probe);
+        // A probe file written and removed; a look that must change nothing
+        // (the dashboard) asks the OS whether this user may write instead.
+        let writable = if probe_writes {
+            let probe = dir.join(format!(".doctor-{}", std::process::id()));
+            let ok = std::fs::write(&probe, b"").is_ok();
+            let _ = std::fs::remove_file(&probe);
+            ok
+        } else {
+            may_write(&dir)
+        };
         let detail = if !dir.exists() {
             "missing (created on start)".to_string()
         } else if writable {
@@ -252,6 +264,24 @@ pub fn checks(
     checks
 }
 
+/// May this process write into `dir`? From its permissions (Unix), or its
+/// read-only attribute (Windows): nothing is written.
+fn may_write(dir: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: `path` is a valid NUL-terminated string; access() only reads it.
+        unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
+    }
+}
+
 /// `<cli> --version`, with a short timeout (a broken CLI must not hang doctor).
 fn version_of(path: &std::path::Path, args: &[&str]) -> Option<String> {
     let mut child = std::process::Command::new(path)
@@ -276,6 +306,8 @@ fn version_of(path: &std::path::Path, args: &[&str]) -> Option<String> {
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
+            // Reaped, so a long-lived caller (the dashboard) leaves no zombie.
+            let _ = child.wait();
             return Some("(--version timed out)".into());
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -7,15 +7,16 @@
 use super::html::{self, esc, url_part};
 use super::{App, blocking, error_page};
 use crate::cli::common::UsageError;
-use axum::extract::{Form, Multipart, Path, State};
+use axum::extract::{Form, Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
-/// The largest request body (a dropped file with its form): a little over the
-/// default `max_task_bytes`; a larger file is refused by the parser's limit
-/// anyway, and this keeps a huge upload from being read.
+/// The smallest limit on a request body (a dropped file with its form): the
+/// server allows `max_task_bytes` and a little more when that is larger; a
+/// larger file is refused by the parser's limit anyway, and this keeps a huge
+/// upload from being read.
 pub const MAX_BODY: usize = 4 << 20;
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -422,9 +423,11 @@ fn queue_file(app: &App, name: &str, bytes: &[u8]) -> Result<String, String> {
     written.map_err(|e| e.to_string())
 }
 
-pub async fn login_form(State(app): State<Arc<App>>) -> Response {
-    if app.token.is_none() {
-        return Redirect::to("/").into_response();
+/// `GET /login`, or `GET /login?token=...` (the link a dashboard prints at
+/// its start): the token logs in at once.
+pub async fn login_form(State(app): State<Arc<App>>, Query(f): Query<Login>) -> Response {
+    if !f.token.is_empty() {
+        return login(State(app), Form(f)).await;
     }
     Html(login_page(None)).into_response()
 }
@@ -446,15 +449,18 @@ pub struct Login {
     token: String,
 }
 
+/// Failed logins wait their turn and a second each: a token cannot be
+/// guessed by asking many times at once.
+static FAILED_LOGINS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub async fn login(State(app): State<Arc<App>>, Form(f): Form<Login>) -> Response {
-    let Some(token) = &app.token else {
-        return Redirect::to("/").into_response();
-    };
-    if !token.matches(f.token.trim()) {
+    if !app.token.matches(f.token.trim()) {
+        let _turn = FAILED_LOGINS.lock().await;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         return (StatusCode::FORBIDDEN, Html(login_page(Some("That is not the token.")))).into_response();
     }
     let mut r = Redirect::to("/").into_response();
-    if let Ok(v) = token.cookie().parse() {
+    if let Ok(v) = app.token.cookie().parse() {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r

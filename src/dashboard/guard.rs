@@ -65,27 +65,49 @@ impl Hosts {
     }
 }
 
-/// The access token and the cookie value that proves a login.
+/// The access token, and the cookie that proves a login to this process.
+///
+/// Every dashboard has one: the configured one (`dashboard.token_env`), or
+/// one made at its start and shown once in the login link it prints. Without
+/// one, any process or user of the machine could queue a command through the
+/// page (the checks of the Origin and the form token stop browsers only).
 pub struct Token {
     token: String,
+    /// The cookie's name: one per port, so two dashboards do not log each other out.
+    name: String,
+    /// A hash of the token and a nonce of this start: a restart ends every
+    /// login, and the cookie is not the token.
     session: String,
 }
 
+/// A configured token shorter than this is refused: it could be guessed.
+pub const MIN_TOKEN: usize = 16;
+
 impl Token {
-    pub fn new(token: String) -> Self {
+    pub fn new(token: String, port: u16, nonce: &[u8]) -> Self {
         let mut h = sha2::Sha256::new();
         h.update(b"orchestrator-dashboard-session\0");
+        h.update(nonce);
         h.update(token.as_bytes());
         let session = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        Self { token, session }
+        Self {
+            token,
+            name: format!("{SESSION_COOKIE}_{port}"),
+            session,
+        }
     }
 
     pub fn matches(&self, given: &str) -> bool {
         same(given.as_bytes(), self.token.as_bytes())
     }
 
+    /// The token itself, for the login link a generated token is shown in.
+    pub fn reveal(&self) -> &str {
+        &self.token
+    }
+
     pub fn cookie(&self) -> String {
-        format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", self.session)
+        format!("{}={}; Path=/; HttpOnly; SameSite=Strict", self.name, self.session)
     }
 
     fn presented(&self, headers: &HeaderMap) -> bool {
@@ -102,7 +124,7 @@ impl Token {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|kv| kv.trim().split_once('='))
-            .any(|(k, v)| k == SESSION_COOKIE && same(v.as_bytes(), self.session.as_bytes()))
+            .any(|(k, v)| k == self.name && same(v.as_bytes(), self.session.as_bytes()))
     }
 }
 
@@ -140,11 +162,8 @@ fn refuse(app: &App, request: &Request) -> Option<Response> {
         );
     }
     let path = request.uri().path();
-    if let Some(token) = &app.token
-        && !token.presented(headers)
-        && path != "/login"
-        && !path.starts_with("/assets/")
-    {
+    let token = &app.token;
+    if !token.presented(headers) && path != "/login" && !path.starts_with("/assets/") {
         if request.method() == Method::GET && !path.starts_with("/events") {
             return Some(axum::response::Redirect::to("/login").into_response());
         }
@@ -215,15 +234,20 @@ mod tests {
 
     #[test]
     fn the_cookie_proves_the_token_without_being_it() {
-        let t = Token::new("s3cret".into());
+        let t = Token::new("s3cret".into(), 8765, b"nonce-1");
         assert!(t.matches("s3cret") && !t.matches("s3cre") && !t.matches("s3cret!"));
         assert!(!t.cookie().contains("s3cret"));
+        let pair = t.cookie().split(';').next().unwrap().to_string();
         let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_str(&t.cookie().replace("; Path=/; HttpOnly; SameSite=Strict", "")).unwrap(),
-        );
+        h.insert(header::COOKIE, HeaderValue::from_str(&pair).unwrap());
         assert!(t.presented(&h));
+        // Another start (another nonce) or another port: that cookie is no login.
+        for other in [
+            Token::new("s3cret".into(), 8765, b"nonce-2"),
+            Token::new("s3cret".into(), 8766, b"nonce-1"),
+        ] {
+            assert!(!other.presented(&h));
+        }
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cret"));
         assert!(t.presented(&h));

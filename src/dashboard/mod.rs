@@ -56,9 +56,12 @@ pub struct App {
     pub read_only: bool,
     /// Every form carries it back; made fresh at each start.
     csrf: String,
-    token: Option<guard::Token>,
+    token: guard::Token,
     hosts: guard::Hosts,
     pub live: live::Hub,
+    /// `doctor`'s checks and when they were made: they run agents'
+    /// `--version` and may ask the mediator, so not at every look.
+    checked: std::sync::Mutex<Option<(std::time::Instant, Vec<crate::cli::doctor::Check>)>>,
 }
 
 impl App {
@@ -83,6 +86,19 @@ impl App {
             read_only: self.read_only,
             nav,
         }
+    }
+
+    /// `doctor`'s checks (made without writing anything), at most every 30 s.
+    pub fn health_checks(&self) -> Vec<crate::cli::doctor::Check> {
+        let mut cached = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, checks)) = cached.as_ref()
+            && at.elapsed() < std::time::Duration::from_secs(30)
+        {
+            return checks.clone();
+        }
+        let checks = crate::cli::doctor::checks(&self.home, self.loaded(), false);
+        *cached = Some((std::time::Instant::now(), checks.clone()));
+        checks
     }
 
     pub fn csrf(&self) -> &str {
@@ -133,8 +149,15 @@ pub fn run(cli: &crate::cli::Cli, args: &Args) -> anyhow::Result<u8> {
     let settings = loaded.config.dashboard.clone();
     let listen = args.listen.clone().unwrap_or(settings.listen.clone());
     let addr = parse_listen(&listen)?;
-    let token = match (&settings.token_env, settings.token()) {
-        (Some(_), Some(t)) => Some(guard::Token::new(t)),
+    let configured = match (&settings.token_env, settings.token()) {
+        (Some(_), Some(t)) if t.chars().count() < guard::MIN_TOKEN => {
+            return Err(UsageError(format!(
+                "the dashboard's access token is shorter than {} characters: it could be guessed; set a longer one",
+                guard::MIN_TOKEN
+            ))
+            .into());
+        }
+        (Some(_), Some(t)) => Some(t),
         (Some(name), None) => {
             return Err(UsageError(format!(
                 "dashboard.token_env names `{name}`, which is not set (or empty): set it to the access token, or remove token_env"
@@ -143,7 +166,7 @@ pub fn run(cli: &crate::cli::Cli, args: &Args) -> anyhow::Result<u8> {
         }
         (None, _) => None,
     };
-    if !addr.ip().is_loopback() && token.is_none() {
+    if !addr.ip().is_loopback() && configured.is_none() {
         return Err(UsageError(format!(
             "refusing to listen on {addr} without an access token: anyone who reaches it could run agents. \
              Set dashboard.token_env to the name of an environment variable that holds a token (and set it), \
@@ -160,8 +183,23 @@ pub fn run(cli: &crate::cli::Cli, args: &Args) -> anyhow::Result<u8> {
     })?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no random numbers for the form token: {e}"))?;
+    let random = |what: &str| -> anyhow::Result<[u8; 32]> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random numbers for the {what}: {e}"))?;
+        Ok(bytes)
+    };
+    let hex = |bytes: [u8; 32]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    // Without a configured token, one made for this start and shown once in
+    // the login link: other users and processes of this machine get nothing.
+    let generated = configured.is_none();
+    let token = guard::Token::new(
+        match configured {
+            Some(t) => t,
+            None => hex(random("access token")?),
+        },
+        bound.port(),
+        &random("session")?,
+    );
     let app = Arc::new(App {
         hosts: guard::Hosts::new(bound, &settings.hosts),
         live: live::Hub::start(&home),
@@ -169,15 +207,16 @@ pub fn run(cli: &crate::cli::Cli, args: &Args) -> anyhow::Result<u8> {
         config_file: cli.config.clone(),
         set: cli.set.clone(),
         read_only: args.read_only,
-        csrf: secret.iter().map(|b| format!("{b:02x}")).collect(),
+        csrf: hex(random("form token")?),
         token,
+        checked: std::sync::Mutex::new(None),
     });
     crate::memory::one_arena();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(serve(app, listener, args.open))
+    runtime.block_on(serve(app, listener, args.open, generated))
 }
 
 /// `ADDR:PORT`, or `localhost:PORT`.
@@ -198,15 +237,28 @@ fn parse_listen(listen: &str) -> Result<SocketAddr, UsageError> {
     Err(bad())
 }
 
-async fn serve(app: Arc<App>, listener: std::net::TcpListener, open: bool) -> anyhow::Result<u8> {
+async fn serve(app: Arc<App>, listener: std::net::TcpListener, open: bool, generated: bool) -> anyhow::Result<u8> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let bound = listener.local_addr()?;
-    let url = format!("http://{bound}/");
+    // A generated token is in the link, printed for the user who started it;
+    // a configured one is never shown: its owner knows it.
+    let url = if generated {
+        format!("http://{bound}/login?token={}", app.token.reveal())
+    } else {
+        format!("http://{bound}/")
+    };
     println!("dashboard: {url} (home {}; Ctrl-C to stop)", app.home.root().display());
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     if open {
         open_browser(&url);
     }
-    let router = routes(app.clone());
+    // A dropped file may be as large as the config allows, and a little more
+    // for the form around it.
+    let max_body = usize::try_from(app.config().max_task_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 * 1024)
+        .max(actions::MAX_BODY);
+    let router = routes(app.clone(), max_body);
     // On Ctrl-C or SIGTERM requests in flight finish; open event streams
     // never end by themselves, so the server is given two seconds, then left.
     // (A form's work runs on a blocking thread, which the runtime waits for.)
@@ -226,7 +278,7 @@ async fn serve(app: Arc<App>, listener: std::net::TcpListener, open: bool) -> an
     Ok(crate::cli::exit::OK)
 }
 
-fn routes(app: Arc<App>) -> Router {
+fn routes(app: Arc<App>, max_body: usize) -> Router {
     Router::new()
         .route("/", get(board::page))
         .route("/rows", get(board::rows))
@@ -244,7 +296,7 @@ fn routes(app: Arc<App>) -> Router {
         .route("/login", get(actions::login_form).post(actions::login))
         .route("/assets/app.css", get(css))
         .route("/assets/app.js", get(js))
-        .layer(axum::extract::DefaultBodyLimit::max(actions::MAX_BODY))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(app.clone(), guard::check))
         .with_state(app)
 }

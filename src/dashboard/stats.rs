@@ -23,7 +23,9 @@ pub async fn page(State(app): State<Arc<App>>) -> Result<Html<String>, Response>
 
 fn render(app: &App) -> String {
     let home = &app.home;
-    index::ensure(home);
+    if !app.read_only {
+        index::ensure(home);
+    }
     let rows = index::newest(home, 0, |_, _| true);
     let mut out = String::from("<h1>Stats</h1>");
     let total = rows.len();
@@ -182,7 +184,7 @@ fn health(app: &App, out: &mut String) {
         count("outbox"),
         count("failed")
     );
-    let checks = crate::cli::doctor::checks(home, app.loaded());
+    let checks = app.health_checks();
     out.push_str(
         "<table class=\"checks\"><thead><tr><th></th><th>Check</th><th>Detail</th><th>Fix</th></tr></thead><tbody>",
     );

@@ -290,7 +290,7 @@ fn output_section(
     let path = dir.attempt_out(attempt);
     let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let from = len.saturating_sub(SHOWN);
-    let (text, next) = rendered(dir, plan, attempt, from, SHOWN);
+    let (text, next) = rendered(dir, plan, attempt, from, SHOWN, result.is_some());
     let cut = if from > 0 {
         format!("<p class=\"more\">the first {} KiB are not shown</p>", from / 1024)
     } else {
@@ -305,8 +305,17 @@ fn output_section(
 }
 
 /// The output of `attempt` from byte `from`, rendered as `logs` does, up to
-/// the last whole line within `max` bytes; and the offset after it.
-fn rendered(dir: &TaskDir, plan: Option<&crate::plan::Plan>, attempt: u32, from: u64, max: u64) -> (String, u64) {
+/// the last whole line within `max` bytes; and the offset after it. A last
+/// line without its newline is shown once the attempt is `over`, and a line
+/// longer than `max` is shown in pieces (else the page would wait for it forever).
+fn rendered(
+    dir: &TaskDir,
+    plan: Option<&crate::plan::Plan>,
+    attempt: u32,
+    from: u64,
+    max: u64,
+    over: bool,
+) -> (String, u64) {
     let Ok(mut f) = crate::events::open_shared(&dir.attempt_out(attempt)) else {
         return (String::new(), from);
     };
@@ -315,7 +324,16 @@ fn rendered(dir: &TaskDir, plan: Option<&crate::plan::Plan>, attempt: u32, from:
         return (String::new(), from);
     }
     // Only whole lines: the rest is read next time.
-    let whole = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let whole = match buf.iter().rposition(|&b| b == b'\n') {
+        Some(i) => i + 1,
+        None if over || buf.len() as u64 == max => buf.len(),
+        None => 0,
+    };
+    let whole = if over && (buf.len() as u64) < max {
+        buf.len()
+    } else {
+        whole
+    };
     buf.truncate(whole);
     let agent = plan
         .map(|p| agents::of(p.agent))
@@ -459,10 +477,12 @@ pub async fn output_route(app: Arc<App>, key: String, q: From) -> Result<Respons
             return error_page(StatusCode::NOT_FOUND, "no such task");
         };
         let plan = load_plan(&dir);
-        let (text, next) = rendered(&dir, plan.as_ref(), q.attempt.max(1), q.from, SHOWN);
         let over = dir.result().exists() || load_progress(&dir).is_some_and(|p| p.attempt > q.attempt);
+        let (text, next) = rendered(&dir, plan.as_ref(), q.attempt.max(1), q.from, SHOWN, over);
         // Over, and nothing more to read: the page stops asking.
         let done = over && text.is_empty();
+        // As the first render shows it: terminal escapes as text.
+        let text = crate::redact::escape_controls(&text).into_owned();
         Json(json!({"text": text, "next": next, "done": done, "latest": load_progress(&dir).map(|p| p.attempt)}))
             .into_response()
     })

@@ -46,6 +46,25 @@ fn a_listen_address_beyond_this_machine_needs_a_token() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("ORCH_TEST_UNSET_TOKEN"), "{}", stderr(&out));
+    // A token that could be guessed is refused.
+    let out = wait_output(
+        home.cmd()
+            .args([
+                "dashboard",
+                "--listen",
+                "127.0.0.1:0",
+                "--set",
+                "dashboard.token_env=ORCH_TEST_SHORT_TOKEN",
+            ])
+            .env("ORCH_TEST_SHORT_TOKEN", "short")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("shorter than 16"), "{}", stderr(&out));
 }
 
 #[test]
@@ -61,10 +80,18 @@ fn foreign_hosts_origins_and_forms_without_the_token_are_refused() {
     );
     assert_eq!(ok.header("x-frame-options"), Some("DENY"));
     // DNS rebinding: the page under another name.
-    let r = request(&d.addr, "GET", "/", &[("Host", "evil.example:80")], b"");
+    let auth = ("Authorization", d.bearer());
+    let auth = (auth.0, auth.1.as_str());
+    let r = request(&d.addr, "GET", "/", &[("Host", "evil.example:80"), auth], b"");
     assert!((400..500).contains(&r.status), "{r:?}");
     let port = d.addr.rsplit(':').next().unwrap();
-    let r = request(&d.addr, "GET", "/", &[("Host", &format!("localhost:{port}"))], b"");
+    let r = request(
+        &d.addr,
+        "GET",
+        "/",
+        &[("Host", &format!("localhost:{port}")), auth],
+        b"",
+    );
     assert_eq!(r.status, 200);
 
     let csrf = d.csrf();
@@ -75,20 +102,35 @@ fn foreign_hosts_origins_and_forms_without_the_token_are_refused() {
         &d.addr,
         "POST",
         "/new",
-        &[form, ("Origin", "http://evil.example")],
+        &[form, auth, ("Origin", "http://evil.example")],
         body.as_bytes(),
     );
     assert_eq!(r.status, 403, "{r:?}");
     // Same origin but no token, a wrong token, or no form at all.
     for body in ["prompt=echo+hi", "csrf=0000&prompt=echo+hi"] {
-        let r = request(&d.addr, "POST", "/new", &[form], body.as_bytes());
+        let r = request(&d.addr, "POST", "/new", &[form, auth], body.as_bytes());
         assert_eq!(r.status, 403, "{body}: {r:?}");
     }
-    let r = request(&d.addr, "POST", "/new", &[], b"");
+    let r = request(&d.addr, "POST", "/new", &[auth], b"");
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(inbox_files(&home), 0, "nothing refused may reach the inbox");
-    // With the token and no Origin (a script or an old browser): accepted.
+    // Without the access token, nothing at all: another user or process of
+    // this machine cannot read the form token, or post.
+    let r = request(&d.addr, "GET", "/", &[], b"");
+    assert_eq!((r.status, r.header("location")), (303, Some("/login")), "{r:?}");
+    assert!(!r.body.contains(&csrf));
     let r = request(&d.addr, "POST", "/new", &[form], body.as_bytes());
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(inbox_files(&home), 0);
+    // The printed link logs a browser in (a cookie, not the token).
+    let login = &d.link[d.link.find("/login").unwrap()..];
+    let r = request(&d.addr, "GET", login, &[], b"");
+    assert_eq!(r.status, 303, "{r:?}");
+    let cookie = r.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    assert!(!cookie.contains(d.token.as_deref().unwrap()));
+    assert_eq!(request(&d.addr, "GET", "/", &[("Cookie", &cookie)], b"").status, 200);
+    // With both tokens and no Origin (a script or an old browser): accepted.
+    let r = request(&d.addr, "POST", "/new", &[form, auth], body.as_bytes());
     assert_eq!(r.status, 303, "{r:?}");
     assert_eq!(inbox_files(&home), 1);
 }
@@ -278,7 +320,14 @@ fn dropped_files_are_checked_and_never_replace_one_in_the_inbox() {
         }
         body.push_str(&format!("--{boundary}--\r\n"));
         let ct = format!("multipart/form-data; boundary={boundary}");
-        request(&d.addr, "POST", "/upload", &[("Content-Type", &ct)], body.as_bytes())
+        let auth = d.bearer();
+        request(
+            &d.addr,
+            "POST",
+            "/upload",
+            &[("Content-Type", &ct), ("Authorization", &auth)],
+            body.as_bytes(),
+        )
     };
     let r = upload(&[("a.txt", "echo one\n")]);
     assert_eq!(r.status, 200, "{r:?}");
@@ -314,7 +363,12 @@ fn sigterm_stops_it_with_a_page_following_the_event_log() {
     let mut stream = std::net::TcpStream::connect(&d.addr).unwrap();
     std::io::Write::write_all(
         &mut stream,
-        format!("GET /events HTTP/1.1\r\nHost: {}\r\n\r\n", d.addr).as_bytes(),
+        format!(
+            "GET /events HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\r\n",
+            d.addr,
+            d.bearer()
+        )
+        .as_bytes(),
     )
     .unwrap();
     let mut head = [0u8; 12];

@@ -50,6 +50,7 @@ fn a_task_crosses_an_open_board_and_cancel_stops_its_process_tree() {
     let mut daemon = home.spawn_daemon();
     home.wait_started(1);
     let d = Dashboard::start(&home, &[]);
+    b.goto(&d.link);
     b.goto(&d.url("/"));
     b.wait_for(
         LIMIT,
@@ -110,6 +111,7 @@ fn a_burst_reaches_an_open_board_whole() {
     let mut daemon = home.spawn_daemon();
     home.wait_started(1);
     let d = Dashboard::start(&home, &[]);
+    b.goto(&d.link);
     b.goto(&d.url("/"));
     b.wait_for(
         LIMIT,
@@ -156,6 +158,7 @@ fn reply_and_apply_from_a_task_page() {
     let id = res["id"].as_str().unwrap().to_string();
     let before = std::fs::read_to_string(repo.join("app/a.txt")).unwrap();
     let d = Dashboard::start(&home, &[]);
+    b.goto(&d.link);
     b.goto(&d.url(&format!("/tasks/{id}")));
     b.wait_for(
         LIMIT,
@@ -207,6 +210,7 @@ fn a_form_and_a_dropped_file_land_in_the_inbox_and_run() {
     let mut daemon = home.spawn_daemon();
     home.wait_started(1);
     let d = Dashboard::start(&home, &[]);
+    b.goto(&d.link);
     b.goto(&d.url("/new"));
     b.type_into("textarea[name=prompt]", "echo typed-in-the-form");
     b.type_into("input[name=title]", "From the form");
@@ -265,6 +269,7 @@ fn hostile_text_is_shown_as_text_and_runs_nothing() {
     assert_eq!(res["status"], "succeeded", "{res}");
     let id = res["id"].as_str().unwrap().to_string();
     let d = Dashboard::start(&home, &[]);
+    b.goto(&d.link);
     let clean = "return window.__xss === undefined && document.scripts.length === 1 \
                  && document.querySelectorAll('main img, main script, a[href^=\"javascript:\"]').length === 0;";
     for path in ["/".to_string(), format!("/tasks/{id}"), "/stats".to_string()] {
@@ -303,6 +308,9 @@ fn another_site_and_another_host_name_get_nothing() {
     };
     let home = TestHome::with_config(&config_with("default_agent: command", ""));
     let d = Dashboard::start(&home, &[]);
+    // The person is logged in (the cookie is sent to the same site, which an
+    // attacker's page on another port of this host is).
+    b.goto(&d.link);
     // An attacker's page on another origin (another port) posts a form to the dashboard.
     let evil = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let evil_addr = evil.local_addr().unwrap();

@@ -76,6 +76,8 @@
 
   function boardEvent(ev) {
     if (stale) return;
+    // The rejected files are listed whole: fetched with the board.
+    if (ev.event === "task_rejected") { soon(); return; }
     if (ev.task_id) dirty.add(ev.task_id);
     if (ev.file && (ev.event === "task_queued" || ev.event === "task_started" || ev.event === "task_rejected")) {
       dirty.add("q:" + ev.file);
@@ -135,19 +137,34 @@
   // ---- a task's page ----
   const output = document.getElementById("output");
   const id = task && task.dataset.id;
+  const file = task && task.dataset.file;
+  // One loop follows the output; an event only brings its next look forward.
+  let followTimer = null;
   let polling = false;
 
   function taskEvent(ev) {
+    // A queued file's page: once a daemon takes the file, it is a task.
+    if (file && ev.file === file && ev.event !== "task_queued") {
+      setTimeout(() => location.reload(), 300);
+      return;
+    }
     if (!id || ev.task_id !== id) return;
     if (/^task_(succeeded|failed|cancelled|interrupted)$/.test(ev.event)) {
       setTimeout(() => location.reload(), 300);
-    } else if (!polling) {
-      follow();
+    } else {
+      lookSoon(0);
     }
   }
 
+  function lookSoon(ms) {
+    if (!output || output.dataset.done === "true" || polling) return;
+    clearTimeout(followTimer);
+    followTimer = setTimeout(follow, ms);
+  }
+
   async function follow() {
-    if (!output || output.dataset.done === "true") return;
+    followTimer = null;
+    if (polling || !output || output.dataset.done === "true") return;
     polling = true;
     try {
       const attempt = output.dataset.attempt;
@@ -165,11 +182,11 @@
           output.dataset.done = "true";
         }
       }
-    } catch (_) { /* try again */ }
+    } catch (_) { /* the next look tries again */ }
     polling = false;
-    if (output.dataset.done !== "true") setTimeout(follow, 1000);
+    lookSoon(1000);
   }
-  if (task && task.dataset.status === "running") follow();
+  if (task && task.dataset.status === "running") lookSoon(0);
 
   // ---- dropping files on the new-task page ----
   function dropZone(zone) {

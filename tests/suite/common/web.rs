@@ -99,10 +99,15 @@ pub fn enc(s: &str) -> String {
         .collect()
 }
 
-/// `orchestrator dashboard` on a free port of 127.0.0.1, stopped (by its pid) when dropped.
+/// `orchestrator dashboard` on a free port of 127.0.0.1, stopped (by its pid)
+/// when dropped. Its requests carry the access token from the link it printed.
 pub struct Dashboard {
     child: Child,
     pub addr: String,
+    /// The token in the printed login link (none when one is configured).
+    pub token: Option<String>,
+    /// The link it printed.
+    pub link: String,
 }
 
 impl Dashboard {
@@ -123,15 +128,26 @@ impl Dashboard {
         let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|r| r.split('/').next())
+        let link = line
+            .strip_prefix("dashboard: ")
+            .and_then(|r| r.split(' ').next())
             .unwrap_or_else(|| panic!("the dashboard says where it listens, not {line:?}"))
             .to_string();
+        let addr = link["http://".len()..].split('/').next().unwrap().to_string();
+        let token = link.split_once("/login?token=").map(|(_, t)| t.to_string());
         // Keep reading so the pipe never fills.
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        Self { child, addr }
+        Self {
+            child,
+            addr,
+            token,
+            link,
+        }
+    }
+
+    /// `Authorization: Bearer TOKEN`.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token.as_deref().unwrap_or(""))
     }
 
     pub fn pid(&self) -> u32 {
@@ -143,7 +159,7 @@ impl Dashboard {
     }
 
     pub fn get(&self, path: &str) -> Resp {
-        request(&self.addr, "GET", path, &[], b"")
+        request(&self.addr, "GET", path, &[("Authorization", &self.bearer())], b"")
     }
 
     /// The CSRF token the pages carry.
@@ -167,6 +183,7 @@ impl Dashboard {
             &[
                 ("Content-Type", "application/x-www-form-urlencoded"),
                 ("Origin", &origin),
+                ("Authorization", &self.bearer()),
             ],
             form(&all).as_bytes(),
         )
