@@ -380,3 +380,25 @@ fn sigterm_stops_it_with_a_page_following_the_event_log() {
     // Its two seconds of grace, and not the whole deadline.
     assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
 }
+
+#[test]
+fn open_hands_the_login_link_to_the_desktop_s_opener() {
+    let home = command_home();
+    let bin = home.path.join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let opened = home.path.join("opened.txt");
+    let opener = bin.join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&opener, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let d = Dashboard::start_with(&home, &["--open"], &[("PATH", &path)]);
+    wait_until(Duration::from_secs(30), "the opener to be run", || opened.exists());
+    wait_until(Duration::from_secs(10), "the link to be written", || {
+        std::fs::read_to_string(&opened).is_ok_and(|l| !l.is_empty())
+    });
+    assert_eq!(std::fs::read_to_string(&opened).unwrap(), d.link);
+}
