@@ -197,15 +197,7 @@ fn render(app: &App, f: &Filter) -> String {
         .take(PAGE)
         .map(|(id, r)| finished_row(id, r))
         .collect();
-    let counts = index::read_counts(home).unwrap_or_default();
-    let by = |s: &str| counts.by_status.get(s).copied().unwrap_or(0);
-    let title = format!(
-        "Finished <small>{} in all: {} succeeded, {} failed, {} cancelled</small>",
-        counts.total,
-        by("succeeded"),
-        by("failed"),
-        by("cancelled")
-    );
+    let title = format!("Finished {}", finished_counts(home));
     let mut pager = String::new();
     if f.page > 0 {
         let _ = write!(
@@ -240,6 +232,19 @@ fn render(app: &App, f: &Filter) -> String {
     out
 }
 
+/// How many finished, by status (from `index.counts.json`).
+fn finished_counts(home: &Home) -> String {
+    let counts = index::read_counts(home).unwrap_or_default();
+    let by = |s: &str| counts.by_status.get(s).copied().unwrap_or(0);
+    format!(
+        "<small id=\"finished-counts\">{} in all: {} succeeded, {} failed, {} cancelled</small>",
+        counts.total,
+        by("succeeded"),
+        by("failed"),
+        by("cancelled")
+    )
+}
+
 fn role_of(home: &Home, id: &str) -> Option<String> {
     home.own_task_dir(id)
         .and_then(|d| load_plan(&TaskDir::new(d)))
@@ -248,11 +253,11 @@ fn role_of(home: &Home, id: &str) -> Option<String> {
 
 fn daemon_line(daemons: &[daemons::DaemonState]) -> String {
     if daemons.is_empty() {
-        return "<p class=\"daemons warn\">No daemon is running: queued tasks wait until one starts \
+        return "<p id=\"daemons\" class=\"daemons warn\">No daemon is running: queued tasks wait until one starts \
                 (<code>orchestrator run</code>).</p>"
             .into();
     }
-    let mut out = String::from("<p class=\"daemons\">");
+    let mut out = String::from("<p id=\"daemons\" class=\"daemons\">");
     for d in daemons {
         let _ = write!(
             out,
@@ -486,7 +491,8 @@ fn rejected_row(r: &Rejected) -> String {
 
 /// `GET /rows?k=ID&k=q:FILE...`: the current rows of those tasks and files,
 /// for the live page (at most 64; a row whose task or file is gone comes
-/// back empty with `data-section="gone"`).
+/// back empty with `data-section="gone"`), then the daemons' line and the
+/// finished counts.
 pub async fn rows(
     State(app): State<Arc<App>>,
     Query(keys): Query<Vec<(String, String)>>,
@@ -505,6 +511,9 @@ pub async fn rows(
             out.push_str(&row_of(&a, &waiting, &key));
         }
         out.push_str("</tbody></table>");
+        // The lines above the tables change with the rows: the page swaps them too.
+        out.push_str(&daemon_line(&waiting.daemons));
+        out.push_str(&finished_counts(&a.home));
         out
     })
     .await?;

@@ -72,6 +72,12 @@ fn a_task_crosses_an_open_board_and_cancel_stops_its_process_tree() {
         "the board reloaded"
     );
     assert_eq!(b.js(&row("running", "sleep 3"), json!([])), json!(false));
+    // The lines above the tables follow too.
+    b.wait_for(
+        LIMIT,
+        "the finished counts",
+        "return document.getElementById('finished-counts').textContent.startsWith('1 in all: 1 succeeded');",
+    );
 
     // Cancel from the board: the agent's whole tree goes.
     home.drop_task("slow.txt", "sleep 120 & echo $! > sleeper.pid; wait\n");

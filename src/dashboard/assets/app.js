@@ -38,6 +38,7 @@
   // ---- the board ----
   const dirty = new Set();
   let timer = null;
+  let linesTimer = null;
   // In a burst the page hears only that much changed (or it fell behind):
   // it fetches itself whole, at most every two seconds, so that it never
   // competes with the daemon for the CPU.
@@ -107,12 +108,26 @@
         const res = await fetch("/rows?" + query, { credentials: "same-origin" });
         if (res.ok) place(await res.text());
       } catch (_) { /* the next event tries again */ }
+      // The daemon writes the index (and its counts) a moment after a task
+      // ends: the lines above the tables are asked for again once it has.
+      clearTimeout(linesTimer);
+      linesTimer = setTimeout(async () => {
+        try {
+          const res = await fetch("/rows", { credentials: "same-origin" });
+          if (res.ok) place(await res.text());
+        } catch (_) { /* shown at the next change */ }
+      }, 2000);
     }
     if (dirty.size && !timer) timer = setTimeout(flush, 100);
   }
 
   function place(html) {
     const doc = new DOMParser().parseFromString(html, "text/html");
+    for (const key of ["daemons", "finished-counts"]) {
+      const fresh = doc.getElementById(key);
+      const shown = document.getElementById(key);
+      if (fresh && shown) shown.replaceWith(document.importNode(fresh, true));
+    }
     for (const tr of Array.from(doc.querySelectorAll("tr[data-key]"))) {
       const key = tr.dataset.key;
       for (const old of document.querySelectorAll("tr[data-key]")) {
