@@ -30,10 +30,34 @@ async function complete(body) {
     const sequence = context.getSequence();
     try {
         const session = new LlamaChatSession({contextSequence: sequence, systemPrompt: system});
-        return await session.prompt(user, {grammar, maxTokens: 600, temperature: 0, repeatPenalty: {penalty: 1.5, frequencyPenalty: 0.5}});
+        return await session.prompt(user, {
+            grammar,
+            maxTokens: 600,
+            temperature: 0,
+            // The penalty keeps a small model from looping, but JSON's own
+            // punctuation and whitespace repeat by nature: punished, they
+            // pushed the opening quote of every string after the first down
+            // (every title came out "").
+            repeatPenalty: {penalty: 1.5, frequencyPenalty: 0.5, punishTokensFilter: words, penalizeNewLine: false},
+        });
     } finally {
-        sequence.dispose();
+        // Awaited: a request right after another found no free sequence
+        // ("No sequences left") while this one was still being disposed.
+        await sequence.dispose();
     }
+}
+
+// Tokens that are only JSON punctuation or whitespace are not punished.
+const neutral = new Map();
+function words(tokens) {
+    return tokens.filter((t) => {
+        let n = neutral.get(t);
+        if (n === undefined) {
+            n = /^[\s{}\[\]":,]*$/.test(model.detokenize([t]));
+            neutral.set(t, n);
+        }
+        return !n;
+    });
 }
 
 const server = http.createServer((req, res) => {

@@ -139,7 +139,12 @@ pub fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
     }
     println!("title:     {}", plan.title);
     match &plan.mediation {
-        Some(m) if m.used => println!("planned:   by the mediator ({}, {} ms)", m.model, m.duration_ms),
+        Some(m) if m.used => {
+            println!("planned:   by the mediator ({}, {} ms)", m.model, m.duration_ms);
+            for d in &m.dropped {
+                println!("dropped:   the model's {}: {}", d.field, d.reason);
+            }
+        }
         Some(m) => println!(
             "planned:   by the parser: the mediator's answer was not used ({}: {})",
             m.reason.as_deref().unwrap_or(""),

@@ -84,13 +84,14 @@ fn judge(name: &Arc<str>, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, r
         Ok(s) => s,
         Err(r) => return reject(r),
     };
-    let workdir = match workdir::resolve(
-        spec.workdir.as_deref(),
-        &rules.default_workdir,
-        &rules.home,
-        &rules.allowed_roots,
-    ) {
+    let resolve = |wd: Option<&str>| workdir::resolve(wd, &rules.default_workdir, &rules.home, &rules.allowed_roots);
+    let workdir = match resolve(spec.workdir.as_deref()) {
         Ok(w) => w,
+        // A folder a note named is a guess (as in `task::place`): the default stays.
+        Err(_) if spec.workdir_from_note => match resolve(None) {
+            Ok(w) => w,
+            Err(r) => return reject(r),
+        },
         Err(r) => return reject(r),
     };
     Some(Verdict::Accept(Box::new(Accepted {

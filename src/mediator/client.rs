@@ -31,8 +31,8 @@ const REST: std::time::Duration = std::time::Duration::from_secs(60);
 /// When the model last failed to answer, and why.
 static DOWN: std::sync::Mutex<Option<(std::time::Instant, String)>> = std::sync::Mutex::new(None);
 
-/// Asks the model; its answer as JSON. After a failure to answer, the next
-/// minute's questions get `unavailable` at once.
+/// Asks the model; its answer as JSON. A server error is asked again once;
+/// after a failure to answer, the next minute's questions get `unavailable` at once.
 pub fn ask(m: &MediatorConfig, system: &str, user: &str, schema: &Value) -> Result<Value, NoAnswer> {
     if let Some((at, why)) = DOWN.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
         && at.elapsed() < REST
@@ -45,7 +45,12 @@ pub fn ask(m: &MediatorConfig, system: &str, user: &str, schema: &Value) -> Resu
             ),
         ));
     }
-    let answer = ask_now(m, system, user, schema);
+    let mut answer = ask_now(m, system, user, schema);
+    // One server error is asked once more (a small model server may fail a
+    // request now and then); only a repeated failure rests the model.
+    if matches!(&answer, Err(e) if e.reason == "http_error") {
+        answer = ask_now(m, system, user, schema);
+    }
     let mut down = DOWN.lock().unwrap_or_else(|e| e.into_inner());
     match &answer {
         Err(e) if matches!(e.reason, "timeout" | "unreachable" | "http_error") => {

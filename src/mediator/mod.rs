@@ -131,17 +131,21 @@ const MAX_LIST: usize = 20;
 const MAX_TITLE: usize = 200;
 const MAX_ITEM: usize = 2000;
 
-/// The answer's JSON schema.
-pub fn schema() -> Value {
+/// The answer's JSON schema: no empty strings, and a role only from the
+/// config's roles.
+pub fn schema(config: &Config) -> Value {
     // No maxItems: grammar-constrained servers (llama.cpp) expand it into a
     // grammar that makes sampling crawl; the length is checked on the answer.
-    let list = json!({"type": "array", "items": {"type": "string"}});
+    let text = json!({"type": "string", "minLength": 1});
+    let list = json!({"type": "array", "items": text});
+    let mut roles: Vec<Value> = config.roles.keys().map(|r| json!(r)).collect();
+    roles.push(Value::Null);
     json!({
         "type": "object",
         "properties": {
-            "title": {"type": "string"},
-            "prompt": {"type": "string"},
-            "role": {"type": ["string", "null"]},
+            "title": text,
+            "prompt": text,
+            "role": {"enum": roles},
             "workdir": {"type": ["string", "null"]},
             "steps": list,
             "success_criteria": list,
@@ -180,19 +184,25 @@ pub fn mediate(config: &Config, home: &Path, spec: &TaskSpec) -> (Option<(TaskSp
     };
     let started = Instant::now();
     let ms = || started.elapsed().as_millis() as u64;
-    let answer = match client::ask(m, &instructions(config, home), &spec.prompt, &schema()) {
+    let note = if spec.loose {
+        raw_note(config, spec)
+    } else {
+        spec.prompt.clone()
+    };
+    let answer = match client::ask(m, &instructions(config, home), &note, &schema(config)) {
         Ok(v) => v,
         Err(e) => return (None, fallback(e.reason, &e.detail, &m.model, ms())),
     };
     match adopt(config, home, spec, answer) {
-        Ok(task) => (
-            Some(task),
+        Ok((task, wd, dropped)) => (
+            Some((task, wd)),
             Mediation {
                 used: true,
                 reason: None,
                 detail: None,
                 model: m.model.clone(),
                 duration_ms: ms(),
+                dropped,
             },
         ),
         Err((reason, detail)) => (None, fallback(reason, &detail, &m.model, ms())),
@@ -206,17 +216,23 @@ fn fallback(reason: &str, detail: &str, model: &str, duration_ms: u64) -> Mediat
         detail: Some(detail.chars().take(500).collect()),
         model: model.to_string(),
         duration_ms,
+        dropped: Vec::new(),
     }
 }
 
-/// The proposal in `answer`, checked and made a task, or why not.
+/// The proposal in `answer`, adopted field by field onto the parser's plan,
+/// or why none of it was. Each field goes through the parser's own checks
+/// (as a hand-written task's would) and is kept only if the task is no wider
+/// than the parser's: a field that fails is dropped with its reason, and the
+/// rest stand. A proposal that sets a field beyond the schema (tools, limits)
+/// is refused whole: that model is not to be trusted with the rest either.
 fn adopt(
     config: &Config,
     home: &Path,
     spec: &TaskSpec,
     answer: Value,
-) -> Result<(TaskSpec, PathBuf), (&'static str, String)> {
-    let schema = schema();
+) -> Result<(TaskSpec, PathBuf, Vec<Dropped>), (&'static str, String)> {
+    let schema = schema(config);
     if let Some(obj) = answer.as_object()
         && let Some(k) = obj.keys().find(|k| schema["properties"].get(k.as_str()).is_none())
     {
@@ -229,53 +245,256 @@ fn adopt(
     }
     let p: Proposal = serde_json::from_value(answer)
         .map_err(|e| ("schema_violation", format!("the proposal does not fit the schema: {e}")))?;
-    let bad = |what: String| Err(("schema_violation", what));
-    if p.title.trim().is_empty() || p.title.chars().count() > MAX_TITLE {
-        return bad(format!("the title is empty or longer than {MAX_TITLE} characters"));
-    }
-    if p.prompt.trim().is_empty() {
-        return bad("the prompt is empty".into());
-    }
-    for list in [&p.steps, &p.success_criteria] {
-        if list.len() > MAX_LIST || list.iter().any(|s| s.trim().is_empty() || s.chars().count() > MAX_ITEM) {
-            return bad(format!(
-                "steps and success_criteria hold at most {MAX_LIST} non-empty items of at most {MAX_ITEM} characters"
-            ));
-        }
-    }
+    let base_wd = crate::task::place(spec, config, home).map_err(|r| ("rejected_by_checks", r.error))?;
+    let dropped = std::cell::RefCell::new(Vec::new());
+    let drop = |field: &str, why: String| {
+        dropped.borrow_mut().push(Dropped {
+            field: field.into(),
+            reason: why,
+        })
+    };
+    let criteria_ok = |list: &[String]| {
+        list.len() <= MAX_LIST
+            && list
+                .iter()
+                .all(|s| !s.trim().is_empty() && s.chars().count() <= MAX_ITEM)
+    };
     if !spec.loose {
         // A file with structure keeps every field its author wrote; the model
         // adds only the success criteria.
         let mut task = spec.clone();
-        let wd = crate::task::place(&task, config, home).map_err(|r| ("rejected_by_checks", r.error))?;
-        if task.success_criteria.is_empty() {
-            task.success_criteria = p.success_criteria;
+        if task.success_criteria.is_empty() && !p.success_criteria.is_empty() {
+            if criteria_ok(&p.success_criteria) {
+                task.success_criteria = p.success_criteria;
+            } else {
+                drop(
+                    "success_criteria",
+                    format!("more than {MAX_LIST} items, or an empty or overlong one"),
+                );
+            }
         }
-        return Ok((task, wd));
+        return Ok((task, base_wd, dropped.into_inner()));
     }
+    let note = raw_note(config, spec);
+    // The parser's plan as a task file: what each field is tried on.
     let mut fields = Map::new();
-    fields.insert("title".into(), json!(p.title.trim()));
-    fields.insert(
-        "prompt".into(),
-        json!(format!(
-            "{}\n\n---\nThe note as its author wrote it:\n\n{}",
-            p.prompt.trim(),
-            spec.prompt
-        )),
-    );
-    if let Some(r) = p.role.filter(|r| !r.trim().is_empty()) {
-        fields.insert("role".into(), json!(r.trim()));
+    fields.insert("title".into(), json!(spec.title));
+    fields.insert("prompt".into(), json!(note));
+    fields.insert("workdir".into(), json!(base_wd.display().to_string()));
+    if let Some(r) = &spec.role {
+        fields.insert("role".into(), json!(r));
     }
-    if let Some(w) = p.workdir.filter(|w| !w.trim().is_empty()) {
-        fields.insert("workdir".into(), json!(w.trim()));
+    if let Some(t) = &spec.allowed_tools {
+        fields.insert("allowed_tools".into(), json!(t));
     }
-    if !p.steps.is_empty() {
-        fields.insert("steps".into(), json!(p.steps));
+    if !spec.steps.is_empty() {
+        fields.insert("steps".into(), json!(spec.steps));
     }
-    let bytes = serde_json::to_vec(&Value::Object(fields)).map_err(|e| ("schema_violation", e.to_string()))?;
-    let (mut task, wd) = crate::task::check("mediated.json", &bytes, config, home)
-        .map_err(|r| ("rejected_by_checks", format!("{}: {}", r.reason, r.error)))?;
-    task.success_criteria = p.success_criteria;
+    let check = |fields: &Map<String, Value>| -> Result<(TaskSpec, PathBuf), String> {
+        let bytes = serde_json::to_vec(&Value::Object(fields.clone())).map_err(|e| e.to_string())?;
+        let (task, wd) = crate::task::check("mediated.json", &bytes, config, home)
+            .map_err(|r| format!("{}: {}", r.reason, r.error))?;
+        match wider(config, &task, spec) {
+            Some(why) => Err(why),
+            None => Ok((task, wd)),
+        }
+    };
+    let mut current = check(&fields).map_err(|e| ("rejected_by_checks", e))?;
+    let mut used = false;
+    let try_field = |fields: &mut Map<String, Value>, key: &str, value: Value, current: &mut (TaskSpec, PathBuf)| {
+        let mut next = fields.clone();
+        next.insert(key.into(), value);
+        match check(&next) {
+            Ok(t) => {
+                *fields = next;
+                *current = t;
+                true
+            }
+            Err(why) => {
+                drop(key, why);
+                false
+            }
+        }
+    };
+    if let Some(r) = p.role.map(|r| r.trim().to_string()).filter(|r| !r.is_empty())
+        && spec.role.as_deref() != Some(r.as_str())
+    {
+        // The role's tools, not the parser's: the role is the narrower one or it is dropped.
+        let mut with_role = fields.clone();
+        with_role.remove("allowed_tools");
+        let mut cur = current.clone();
+        if try_field(&mut with_role, "role", json!(r), &mut cur) {
+            fields = with_role;
+            current = cur;
+            used = true;
+        }
+    }
+    if let Some(w) = p.workdir.map(|w| w.trim().to_string()).filter(|w| !w.is_empty())
+        && !spec.workdir_from_note
+    {
+        used |= try_field(&mut fields, "workdir", json!(w), &mut current);
+    }
+    if !p.steps.is_empty() && spec.steps.is_empty() {
+        if criteria_ok(&p.steps) {
+            used |= try_field(&mut fields, "steps", json!(p.steps), &mut current);
+        } else {
+            drop(
+                "steps",
+                format!("more than {MAX_LIST} steps, or an empty or overlong one"),
+            );
+        }
+    }
+    let title = p.title.trim();
+    match relevant(title, &note) {
+        Ok(()) if title.chars().count() <= MAX_TITLE && title != spec.title => {
+            used |= try_field(&mut fields, "title", json!(title), &mut current);
+        }
+        Ok(()) if title == spec.title => {}
+        Ok(()) => drop("title", format!("longer than {MAX_TITLE} characters")),
+        Err(why) => drop("title", why),
+    }
+    let rewrite = p.prompt.trim();
+    match relevant(rewrite, &note) {
+        Ok(()) => {
+            // The note stays the prompt; the model's words go above it, marked.
+            let prompt = format!("{rewrite}\n\n---\nThe note as its author wrote it:\n\n{note}");
+            used |= try_field(&mut fields, "prompt", json!(prompt), &mut current);
+        }
+        Err(why) => drop("prompt", why),
+    }
+    let (mut task, wd) = current;
+    task.success_criteria = spec.success_criteria.clone();
+    if task.success_criteria.is_empty() && !p.success_criteria.is_empty() {
+        if criteria_ok(&p.success_criteria) {
+            task.success_criteria = p.success_criteria;
+            used = true;
+        } else {
+            drop(
+                "success_criteria",
+                format!("more than {MAX_LIST} items, or an empty or overlong one"),
+            );
+        }
+    }
     task.loose = true;
-    Ok((task, wd))
+    task.intent = spec.intent.clone();
+    let dropped = dropped.into_inner();
+    if !used {
+        return Err((
+            "nothing_adopted",
+            dropped
+                .iter()
+                .map(|d| format!("{}: {}", d.field, d.reason))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+    }
+    Ok((task, wd, dropped))
+}
+
+/// A field of a proposal that was not adopted, and why.
+pub use crate::vocab::Dropped;
+
+/// The note as its author wrote it: the parser's prompt without the prefix
+/// of the role the parser chose.
+fn raw_note(config: &Config, spec: &TaskSpec) -> String {
+    let prefix = spec
+        .role
+        .as_ref()
+        .and_then(|r| config.roles.get(r))
+        .and_then(|r| r.prompt_prefix.clone())
+        .unwrap_or_default();
+    let prefix = prefix.trim();
+    match spec.prompt.strip_prefix(prefix) {
+        Some(rest) if !prefix.is_empty() => rest.trim_start().to_string(),
+        _ => spec.prompt.clone(),
+    }
+}
+
+/// Why `task` gives the agent more than `base` does, if it does: other
+/// agent, more tools, higher limits, no guard.
+fn wider(config: &Config, task: &TaskSpec, base: &TaskSpec) -> Option<String> {
+    if task.agent != base.agent {
+        return Some(format!(
+            "it would run {} instead of {}",
+            task.agent.name(),
+            base.agent.name()
+        ));
+    }
+    let agent = crate::agents::of(task.agent);
+    let cfg = config.agent(task.agent);
+    let granted = agent.grant_tools(task.allowed_tools.as_deref(), &cfg).granted;
+    let before = agent.grant_tools(base.allowed_tools.as_deref(), &cfg).granted;
+    if let Some(t) = granted.iter().find(|t| !before.contains(t)) {
+        return Some(format!("it would grant {t}, which the parser's plan does not"));
+    }
+    let more = |new: Option<f64>, old: Option<f64>| match (new, old) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(n), Some(o)) => n > o,
+    };
+    let limits = [
+        (
+            "max_turns",
+            task.max_turns.map(f64::from),
+            base.max_turns.map(f64::from),
+        ),
+        (
+            "max_tool_calls",
+            task.max_tool_calls.map(f64::from),
+            base.max_tool_calls.map(f64::from),
+        ),
+        (
+            "timeout",
+            task.timeout.map(|d| d.as_secs_f64()),
+            base.timeout.map(|d| d.as_secs_f64()),
+        ),
+        ("budget_usd", task.budget_usd, base.budget_usd),
+        ("retries", task.retries.map(f64::from), base.retries.map(f64::from)),
+    ];
+    if let Some((name, _, _)) = limits.iter().find(|(_, n, o)| more(*n, *o)) {
+        return Some(format!("it would raise {name}"));
+    }
+    if base.mode == crate::task::Mode::Guarded && task.mode != crate::task::Mode::Guarded {
+        return Some("it would drop the guarded mode".into());
+    }
+    None
+}
+
+/// Words of four letters or more, lower-case.
+fn long_words(text: &str) -> std::collections::HashSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 4)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Is the model's `text` about the `note`? It must not open with a link, and
+/// must share words with the note (a small model's answer that shares none is
+/// about something else).
+fn relevant(text: &str, note: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err("empty".into());
+    }
+    let lower = text.trim_start().to_lowercase();
+    if ["http://", "https://", "www.", "ftp://"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+    {
+        return Err("it opens with a link".into());
+    }
+    let theirs = long_words(text);
+    let ours = long_words(note);
+    if ours.is_empty() || theirs.is_empty() {
+        // A note (or answer) of short words only: nothing to compare.
+        return Ok(());
+    }
+    let shared = theirs.iter().filter(|w| ours.contains(*w)).count();
+    let needed = if theirs.len() <= 3 { 1 } else { 2.max(theirs.len() / 4) };
+    if shared < needed {
+        return Err(format!(
+            "it shares {shared} of its {} words of four letters or more with the note (needs {needed}): not about it",
+            theirs.len()
+        ));
+    }
+    Ok(())
 }

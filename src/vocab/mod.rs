@@ -323,13 +323,25 @@ pub struct Mediation {
     /// The model's proposal was used.
     pub used: bool,
     /// Why not: `timeout`, `unreachable`, `http_error`, `invalid_answer`,
-    /// `invalid_json`, `schema_violation`, `forbidden_field`, `rejected_by_checks`.
+    /// `invalid_json`, `schema_violation`, `forbidden_field`, `rejected_by_checks`,
+    /// `nothing_adopted` (every field was dropped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     pub model: String,
     pub duration_ms: u64,
+    /// Fields of a used proposal that were not adopted, each with its reason
+    /// (the rest of the proposal stands).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<Dropped>,
+}
+
+/// A field of the mediator's proposal that was dropped, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dropped {
+    pub field: String,
+    pub reason: String,
 }
 
 impl Mediation {

@@ -40,6 +40,13 @@ fn proposal(note: &str, outside: &str, gate: &Gate) -> Result<Value, (u16, Value
         p["allowed_tools"] = json!(["Bash"]);
         return Ok(p);
     }
+    if note.contains("JUNK") {
+        return Ok(json!({
+            "title": "Weather report for Tuesday",
+            "prompt": "https://spam.example buy cheap watches today",
+            "role": null, "workdir": null, "steps": [], "success_criteria": [],
+        }));
+    }
     if note.contains("SCHEMA") {
         return Ok(json!({"title": "no prompt here"}));
     }
@@ -224,15 +231,25 @@ fn every_bad_answer_falls_back_to_the_parser_and_the_task_still_runs() {
             "{file}: it ran all the same"
         );
     };
-    // Answers that come, and are wrong.
+    // Answers that come, and are wrong as a whole.
     let wrong = [
         ("json.txt", "JSONLESS note", "invalid_json"),
         ("schema.txt", "SCHEMA note", "schema_violation"),
-        ("outside.txt", "OUTSIDE note", "rejected_by_checks"),
         ("tools.txt", "TOOLS note", "forbidden_field"),
-        ("role.txt", "ROLE note", "rejected_by_checks"),
+        ("junk.txt", "JUNK note about the login page", "nothing_adopted"),
     ];
-    for (file, text, _) in wrong {
+    // Answers with one bad field: that field is dropped with its reason, the
+    // rest of the proposal stands.
+    let one_bad = [
+        ("outside.txt", "OUTSIDE note: fix the login bug", "workdir"),
+        ("role.txt", "ROLE note: fix the login bug", "role"),
+        (
+            "widen.txt",
+            "GOOD note: review the login bug, don't change anything",
+            "role",
+        ),
+    ];
+    for (file, text, _) in wrong.iter().chain(&one_bad) {
         home.drop_task(file, text);
     }
     assert!(
@@ -242,8 +259,37 @@ fn every_bad_answer_falls_back_to_the_parser_and_the_task_still_runs() {
     for (file, text, reason) in wrong {
         check(file, text, reason);
     }
+    for (file, text, field) in one_bad {
+        let plan = plan_of(&home, file);
+        assert_eq!(plan["mediation"]["used"], true, "{file}: {plan}");
+        let dropped = plan["mediation"]["dropped"].as_array().unwrap();
+        assert!(
+            dropped
+                .iter()
+                .any(|d| d["field"] == field && !d["reason"].as_str().unwrap().is_empty()),
+            "{file}: {dropped:?}"
+        );
+        assert_eq!(plan["title"], "Fix the login bug", "{file}: the good fields stand");
+        assert!(
+            plan["prompt"].as_str().unwrap().contains(text),
+            "{file}: the note is kept"
+        );
+        assert_ne!(
+            plan["workdir"].as_str(),
+            Some(outside.path().to_str().unwrap()),
+            "{file}"
+        );
+        assert_ne!(plan["role"], "root-admin");
+        assert_eq!(home.result_of(file)["status"], "succeeded", "{file}");
+    }
+    // The parser read "don't change anything": the model's `fix` would have
+    // granted edits, so it was dropped and the tools stayed read-only.
+    let widen = plan_of(&home, "widen.txt");
+    assert_eq!(widen["allowed_tools"], json!(["Read", "Glob", "Grep", "LS"]), "{widen}");
+    assert_eq!(widen["role"], "review", "{widen}");
     let stats = home.cli_json(&["stats"]);
-    assert_eq!(stats["mediation"]["rejected_by_checks"], 2, "{stats}");
+    assert_eq!(stats["mediation"]["mediated"], 3, "{stats}");
+    assert_eq!(stats["mediation"]["nothing_adopted"], 1, "{stats}");
 
     // No answer: a server error, then a minute of rest (one task at a time).
     std::fs::write(

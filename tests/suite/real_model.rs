@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const REASONS: &[&str] = &[
+    "nothing_adopted",
     "timeout",
     "unreachable",
     "http_error",
@@ -133,16 +134,52 @@ fn a_real_small_model_mediates_loose_notes_and_the_pipeline_stays_safe() {
                 .unwrap();
         let m = &plan["mediation"];
         assert_eq!(m["model"], "smollm2-135m", "{file}: {plan}");
+        // The parser's own plan of the same note, to see what the model changed.
+        let note = home.path.join(format!("parser-{file}"));
+        std::fs::write(&note, text).unwrap();
+        let parser = home.cli_json(&["plan", "--set", "mediator.when=never", note.to_str().unwrap()]);
+        let parser = &parser["plan"];
+        assert!(
+            plan["prompt"].as_str().unwrap().contains(text),
+            "{file}: the note is kept"
+        );
         if m["used"] == true {
             used += 1;
             assert_eq!(plan["parsed_by"], "mediator");
+            // Something of the proposal was adopted, and it shows.
+            let changed: Vec<&str> = ["title", "role", "steps", "success_criteria", "prompt", "workdir"]
+                .into_iter()
+                .filter(|k| plan[*k] != parser[*k])
+                .collect();
             assert!(
-                plan["prompt"].as_str().unwrap().contains(text),
-                "{file}: the note is kept"
+                !changed.is_empty(),
+                "{file}: used, yet the plan is the parser's: {plan}"
             );
+            eprintln!("real model: {file}: adopted {changed:?}; dropped {}", m["dropped"]);
         } else {
             assert!(REASONS.contains(&m["reason"].as_str().unwrap()), "{file}: {m}");
-            assert_eq!(plan["prompt"], text, "{file}: the parser's plan");
+            assert_eq!(plan["prompt"], parser["prompt"], "{file}: the parser's plan");
+        }
+        // Never wider than the parser's plan: its tools, its turn limit.
+        for t in plan["allowed_tools"].as_array().unwrap() {
+            assert!(
+                parser["allowed_tools"].as_array().unwrap().contains(t),
+                "{file}: {t} beyond the parser's"
+            );
+        }
+        if let Some(limit) = parser["max_turns"].as_u64() {
+            assert!(
+                plan["max_turns"].as_u64().is_some_and(|t| t <= limit),
+                "{file}: {}",
+                plan["max_turns"]
+            );
+        } else {
+            // A role's limit is a narrowing; none of the built-in roles allows more than 80.
+            assert!(
+                plan["max_turns"].as_u64().is_none_or(|t| t <= 80),
+                "{file}: {}",
+                plan["max_turns"]
+            );
         }
         // Whichever way it went: inside the home, within the ceiling, no shell, no raised limits.
         let workdir = plan["workdir"].as_str().unwrap();
@@ -150,8 +187,18 @@ fn a_real_small_model_mediates_loose_notes_and_the_pipeline_stays_safe() {
         for t in plan["allowed_tools"].as_array().unwrap() {
             assert!(ceiling.contains(&t.as_str().unwrap()), "{file}: {t}");
         }
-        assert!(plan["max_turns"].is_null(), "{file}: {}", plan["max_turns"]);
     }
+    // The note that says "do not change anything" only reads, whatever the model said.
+    let review = home.result_of("review.md");
+    let plan: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(home.task_dir(review["id"].as_str().unwrap()).join("plan.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        plan["allowed_tools"],
+        serde_json::json!(["Read", "Glob", "Grep", "LS"]),
+        "{plan}"
+    );
     let events = home.events_of("task_mediated");
     assert_eq!(events.len(), notes.len());
     eprintln!(

@@ -67,6 +67,7 @@ impl Runner {
                                 detail: Some(format!("the mediator's thread failed: {e}")),
                                 model: String::new(),
                                 duration_ms: 0,
+                                dropped: Vec::new(),
                             },
                         )
                     });
