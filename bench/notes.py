@@ -12,7 +12,7 @@ import json, os, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/release/orchestrator"))
-MODEL = os.environ.get("MODEL", os.path.join(ROOT, "model-test/model.gguf"))
+MODEL = os.path.abspath(os.environ.get("MODEL", os.path.join(ROOT, "model-test/model.gguf")))
 READ_ONLY = {"Read", "Glob", "Grep", "LS"}
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
 ENV.update(ORCHESTRATOR_LOG="warn", NO_COLOR="1")

@@ -316,7 +316,37 @@ fn adopt(
             }
         }
     };
-    if let Some(r) = p.role.map(|r| r.trim().to_string()).filter(|r| !r.is_empty())
+    // The parser read whether the work only reads; a model may pick another
+    // role of the same kind, not turn a fix into a review (a narrower plan
+    // that cannot do the work is no better).
+    let reads_only = |tools: Option<&Vec<String>>| {
+        tools.is_some_and(|t| {
+            t.iter()
+                .all(|t| crate::task::intent::READ_ONLY_TOOLS.contains(&t.as_str()))
+        })
+    };
+    let parser_reads = reads_only(spec.allowed_tools.as_ref());
+    let role_reads = |r: &str| reads_only(config.roles.get(r).and_then(|r| r.allowed_tools.as_ref()));
+    let proposed_role = p
+        .role
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(String::from);
+    if let Some(r) = proposed_role.clone()
+        && spec.role.as_deref() != Some(r.as_str())
+        && config.roles.contains_key(&r)
+        && role_reads(&r) != parser_reads
+    {
+        drop(
+            "role",
+            if parser_reads {
+                format!("`{r}` may change files, and the note asks only to read")
+            } else {
+                format!("`{r}` only reads, and the note asks for changes")
+            },
+        );
+    } else if let Some(r) = proposed_role
         && spec.role.as_deref() != Some(r.as_str())
     {
         // The role's tools, not the parser's: the role is the narrower one or it is dropped.
@@ -332,9 +362,19 @@ fn adopt(
     if let Some(w) = p.workdir.map(|w| w.trim().to_string()).filter(|w| !w.is_empty())
         && !spec.workdir_from_note
     {
-        used |= try_field(&mut fields, "workdir", json!(w), &mut current);
+        // Only a folder the note itself names: not one the model thought of.
+        let named = w.trim_start_matches("./").trim_end_matches(['/', '\\']);
+        if named.is_empty() || !note.contains(named) {
+            drop("workdir", format!("the note does not name `{w}`"));
+        } else {
+            used |= try_field(&mut fields, "workdir", json!(w), &mut current);
+        }
     }
-    if !p.steps.is_empty() && spec.steps.is_empty() {
+    if p.steps.len() == 1 {
+        drop("steps", "one step is no split of the work".into());
+    } else if !p.steps.is_empty() && spec.steps.is_empty() && !names_stages(&note) {
+        drop("steps", "the note names no stages (first, then, finally ...)".into());
+    } else if !p.steps.is_empty() && spec.steps.is_empty() {
         if criteria_ok(&p.steps) {
             used |= try_field(&mut fields, "steps", json!(p.steps), &mut current);
         } else {
@@ -364,7 +404,12 @@ fn adopt(
     }
     let (mut task, wd) = current;
     task.success_criteria = spec.success_criteria.clone();
-    if task.success_criteria.is_empty() && !p.success_criteria.is_empty() {
+    if task.success_criteria.is_empty() && !p.success_criteria.is_empty() && !states_a_condition(&note) {
+        drop(
+            "success_criteria",
+            "the note states no condition of done (must, ensure, passes ...)".into(),
+        );
+    } else if task.success_criteria.is_empty() && !p.success_criteria.is_empty() {
         if criteria_ok(&p.success_criteria) {
             task.success_criteria = p.success_criteria;
             used = true;
@@ -458,6 +503,46 @@ fn wider(config: &Config, task: &TaskSpec, base: &TaskSpec) -> Option<String> {
         return Some("it would drop the guarded mode".into());
     }
     None
+}
+
+/// Does the note speak of stages, so that a model's steps may be its own?
+fn names_stages(note: &str) -> bool {
+    let lower = format!(" {} ", note.to_lowercase().replace(['\n', ',', '.', ';', ':'], " "));
+    let marks = [
+        " first ",
+        " then ",
+        " next ",
+        " after that ",
+        " afterwards ",
+        " finally ",
+        " step ",
+        " steps ",
+        " stages ",
+        " phase ",
+    ];
+    marks.iter().filter(|m| lower.contains(*m)).count() >= 2
+}
+
+/// Does the note state when the work is done, so that a model's criteria may be its own?
+fn states_a_condition(note: &str) -> bool {
+    let lower = note.to_lowercase();
+    [
+        "must",
+        "should",
+        "ensure",
+        "make sure",
+        "so that",
+        "until",
+        "pass",
+        "green",
+        "without breaking",
+        "no regression",
+        "done when",
+        "expected",
+        "acceptance",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
 }
 
 /// Words of four letters or more, lower-case.

@@ -135,7 +135,10 @@ fn plan_of(home: &TestHome, file: &str) -> Value {
 fn a_good_proposal_structures_a_loose_note_and_the_task_runs_with_it() {
     let server = openai_server(String::new());
     let home = TestHome::with_config(&config("openai", &format!("{}/v1", server.url())));
-    home.drop_task("note.txt", "GOOD: login broken for emails with a plus sign, pls fix");
+    home.drop_task(
+        "note.txt",
+        "GOOD: login broken for emails with a plus sign. First find where, then fix it; the tests must pass",
+    );
     home.drop_task("structured.yaml", "prompt: GOOD but structured\n");
     assert!(home.run_once().status.success());
 
@@ -151,12 +154,13 @@ fn a_good_proposal_structures_a_loose_note_and_the_task_runs_with_it() {
         "the model's prompt, after the role's prefix: {prompt}"
     );
     assert!(
-        prompt.contains("login broken for emails with a plus sign, pls fix"),
+        prompt.contains("login broken for emails with a plus sign. First find where"),
         "the note is kept: {prompt}"
     );
     let result = home.result_of("note.txt");
     assert_eq!(result["status"], "succeeded", "{result}");
-    assert_eq!(result["validation"]["success_criteria"][0], "an email with + logs in");
+    // The parser read a criterion itself ("the tests must pass"): the model's are not needed.
+    assert_eq!(result["validation"]["success_criteria"][0], "the tests must pass");
     assert_eq!(result["mediation"]["used"], true);
     let events = home.events_of("task_mediated");
     assert_eq!(events.len(), 1, "a structured file is not mediated with when: loose");
@@ -318,12 +322,19 @@ fn plan_shows_the_mediated_plan_and_doctor_checks_the_model() {
     let server = openai_server(String::new());
     let home = TestHome::with_config(&config("openai", &format!("{}/v1", server.url())));
     let file = home.path.join("idea.txt");
-    std::fs::write(&file, "GOOD: the login").unwrap();
+    std::fs::write(&file, "GOOD: the login. First look, then fix it so that the tests pass").unwrap();
     let out = home.cli(&["plan", file.to_str().unwrap()]);
     let text = stdout(&out);
     assert!(text.contains("planned:   by the mediator (tiny"), "{text}");
     assert!(text.contains("step 1:    Find where emails are parsed"), "{text}");
     assert!(text.contains("criterion: the tests pass"), "{text}");
+    // What the model proposed and was not kept is said, with why.
+    std::fs::write(&file, "GOOD: the login").unwrap();
+    let text = stdout(&home.cli(&["plan", file.to_str().unwrap()]));
+    assert!(
+        text.contains("dropped:   the model's steps: the note names no stages"),
+        "{text}"
+    );
     let json = home.cli_json(&["plan", file.to_str().unwrap()]);
     assert_eq!(json["plan"]["parsed_by"], "mediator");
 
@@ -392,5 +403,47 @@ fn a_server_without_json_schemas_gets_json_mode_and_the_key_from_its_variable() 
     assert_eq!(
         reqs[1].header("authorization"),
         Some("Bearer sk-test-mediator-key-0123456789")
+    );
+}
+
+#[test]
+fn a_model_adds_only_what_the_note_speaks_of() {
+    let server = openai_server(String::new());
+    let home = TestHome::with_config(&config("openai", &format!("{}/v1", server.url())));
+    // A note without stages or a condition, whose parser's plan may edit: the
+    // model's `fix` role is of the same kind and stays; its steps and criteria
+    // are its own invention and go.
+    home.drop_task("plain.txt", "GOOD: the login page breaks on plus signs in emails");
+    // A note that only reads: a role that may change files is not taken.
+    home.drop_task("read.txt", "GOOD: why does the login break on plus signs? just report");
+    assert!(home.run_once().status.success());
+    let plain = plan_of(&home, "plain.txt");
+    assert_eq!(plain["mediation"]["used"], true, "{plain}");
+    assert_eq!(plain["role"], "fix");
+    assert!(plain["steps"].as_array().is_none_or(Vec::is_empty), "{plain}");
+    let dropped: Vec<&str> = plain["mediation"]["dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        dropped.contains(&"steps") && dropped.contains(&"success_criteria"),
+        "{dropped:?}"
+    );
+    assert!(
+        home.result_of("plain.txt")["validation"]["success_criteria"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+    );
+    let read = plan_of(&home, "read.txt");
+    assert_eq!(read["allowed_tools"], json!(["Read", "Glob", "Grep", "LS"]), "{read}");
+    assert!(
+        read["mediation"]["dropped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["field"] == "role"),
+        "{read}"
     );
 }

