@@ -13,58 +13,55 @@ fn command_home() -> TestHome {
     TestHome::with_config(&config_with("default_agent: command", ""))
 }
 
+/// `dashboard` with `args` (and `env`, a variable and its value or none):
+/// it must refuse to start, with exit 2 and a message that says `says`.
+fn refuses_to_start(home: &TestHome, args: &[&str], env: (&str, Option<&str>), says: &str) {
+    let mut c = home.cmd();
+    c.arg("dashboard").args(args);
+    match env {
+        (name, Some(value)) => c.env(name, value),
+        (name, None) => c.env_remove(name),
+    };
+    let child = c
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_output(child, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+}
+
 #[test]
 fn a_listen_address_beyond_this_machine_needs_a_token() {
     let home = command_home();
-    let out = wait_output(
-        home.cmd()
-            .args(["dashboard", "--listen", "0.0.0.0:0"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-        Duration::from_secs(30),
+    refuses_to_start(
+        &home,
+        &["--listen", "0.0.0.0:0"],
+        ("ORCH_TEST_NONE", None),
+        "dashboard.token_env",
     );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("dashboard.token_env"), "{}", stderr(&out));
     // A token_env that names an unset variable is refused too, on any address.
-    let out = wait_output(
-        home.cmd()
-            .args([
-                "dashboard",
-                "--listen",
-                "127.0.0.1:0",
-                "--set",
-                "dashboard.token_env=ORCH_TEST_UNSET_TOKEN",
-            ])
-            .env_remove("ORCH_TEST_UNSET_TOKEN")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-        Duration::from_secs(30),
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("ORCH_TEST_UNSET_TOKEN"), "{}", stderr(&out));
+    let unset = [
+        "--listen",
+        "127.0.0.1:0",
+        "--set",
+        "dashboard.token_env=ORCH_TEST_UNSET_TOKEN",
+    ];
+    refuses_to_start(&home, &unset, ("ORCH_TEST_UNSET_TOKEN", None), "ORCH_TEST_UNSET_TOKEN");
     // A token that could be guessed is refused.
-    let out = wait_output(
-        home.cmd()
-            .args([
-                "dashboard",
-                "--listen",
-                "127.0.0.1:0",
-                "--set",
-                "dashboard.token_env=ORCH_TEST_SHORT_TOKEN",
-            ])
-            .env("ORCH_TEST_SHORT_TOKEN", "short")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-        Duration::from_secs(30),
+    let short = [
+        "--listen",
+        "127.0.0.1:0",
+        "--set",
+        "dashboard.token_env=ORCH_TEST_SHORT_TOKEN",
+    ];
+    refuses_to_start(
+        &home,
+        &short,
+        ("ORCH_TEST_SHORT_TOKEN", Some("short")),
+        "shorter than 16",
     );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("shorter than 16"), "{}", stderr(&out));
 }
 
 #[test]

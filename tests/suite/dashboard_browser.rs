@@ -34,6 +34,23 @@ fn shot(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// A daemon and a dashboard on `home`, and the board open in `b` (logged in,
+/// its live stream connected, a mark set that a reload would wipe).
+fn live_board(b: &Browser, home: &TestHome) -> (std::process::Child, Dashboard) {
+    let daemon = home.spawn_daemon();
+    home.wait_started(1);
+    let d = Dashboard::start(home, &[]);
+    b.goto(&d.link);
+    b.goto(&d.url("/"));
+    b.wait_for(
+        LIMIT,
+        "the live stream to connect",
+        "return document.getElementById('live').classList.contains('on');",
+    );
+    b.js("window.__stayed = 1; return true;", json!([]));
+    (daemon, d)
+}
+
 fn row(section: &str, file_or_id: &str) -> String {
     format!(
         "return Array.from(document.querySelectorAll('#sec-{section} tr')).some(tr => tr.textContent.includes({}));",
@@ -47,18 +64,7 @@ fn a_task_crosses_an_open_board_and_cancel_stops_its_process_tree() {
         return;
     };
     let home = TestHome::with_config(&config_with("default_agent: command", ""));
-    let mut daemon = home.spawn_daemon();
-    home.wait_started(1);
-    let d = Dashboard::start(&home, &[]);
-    b.goto(&d.link);
-    b.goto(&d.url("/"));
-    b.wait_for(
-        LIMIT,
-        "the live stream to connect",
-        "return document.getElementById('live').classList.contains('on');",
-    );
-    // A mark that a reload would wipe.
-    b.js("window.__stayed = 1; return true;", json!([]));
+    let (mut daemon, _dashboard) = live_board(&b, &home);
     home.drop_task("walk.txt", "sleep 3; echo walked\n");
     b.wait_for(LIMIT, "the task in Running", &row("running", "sleep 3"));
     b.wait_for(
@@ -114,17 +120,7 @@ fn a_burst_reaches_an_open_board_whole() {
         return;
     };
     let home = TestHome::with_config(&config_with("default_agent: command\nmax_concurrent: 4", ""));
-    let mut daemon = home.spawn_daemon();
-    home.wait_started(1);
-    let d = Dashboard::start(&home, &[]);
-    b.goto(&d.link);
-    b.goto(&d.url("/"));
-    b.wait_for(
-        LIMIT,
-        "the live stream to connect",
-        "return document.getElementById('live').classList.contains('on');",
-    );
-    b.js("window.__stayed = 1; return true;", json!([]));
+    let (mut daemon, _dashboard) = live_board(&b, &home);
     // More at once than the page asks rows for: it fetches the board whole.
     for i in 0..80 {
         home.drop_task(&format!("b{i:02}.txt"), format!("echo burst {i}\n"));
