@@ -67,56 +67,6 @@ impl Limits {
     }
 }
 
-/// Fills the fields the task leaves unset from its role, and holds the task's
-/// tools within the role's. Returns the prompt prefix to put before the prompt.
-fn apply_role(
-    f: &mut Fields,
-    name: &str,
-    roles: &std::collections::BTreeMap<String, RoleConfig>,
-) -> Result<Option<String>, Rejection> {
-    let Some(role) = roles.get(name) else {
-        let known: Vec<&str> = roles.keys().map(String::as_str).collect();
-        return Err(Rejection::new(
-            "unknown_role",
-            format!("role `{name}` is not defined"),
-            format!(
-                "use one of: {} (or define roles.{name} in orchestrator.yaml)",
-                known.join(", ")
-            ),
-        ));
-    };
-    f.agent = f.agent.take().or_else(|| role.agent.clone());
-    f.mode = f.mode.take().or_else(|| role.mode.clone());
-    f.isolation = f.isolation.take().or_else(|| role.isolation.clone());
-    f.max_turns = f.max_turns.or(role.max_turns.map(i64::from));
-    f.max_tool_calls = f.max_tool_calls.or(role.max_tool_calls.map(i64::from));
-    f.timeout = f.timeout.or(role.timeout);
-    f.budget_usd = f.budget_usd.or(role.budget_usd);
-    if let Some(ceiling) = &role.allowed_tools {
-        match &f.allowed_tools {
-            None => f.allowed_tools = Some(ceiling.clone()),
-            Some(asked) => {
-                let over: Vec<&String> = asked
-                    .iter()
-                    .filter(|t| !crate::tools::tool_allowed(t, ceiling))
-                    .collect();
-                if !over.is_empty() {
-                    return Err(Rejection::new(
-                        "tool_not_in_role",
-                        format!(
-                            "role `{name}` allows only {}; the task asks for {}",
-                            ceiling.join(", "),
-                            over.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
-                        ),
-                        "remove those tools, or use a role that allows them (fix, implement, or your own in orchestrator.yaml)",
-                    ));
-                }
-            }
-        }
-    }
-    Ok(role.prompt_prefix.clone().filter(|p| !p.trim().is_empty()))
-}
-
 /// Priority as written: a name or an integer.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -214,7 +164,7 @@ pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec,
     // (a command's note is its shell command, read as it is).
     let read = (loose && limits.default_agent != AgentKind::Command).then(|| intent::read(&body));
     if let Some(i) = &read {
-        narrow_by_intent(&mut fields, &mut criteria, i, limits);
+        loose::narrow_by_intent(&mut fields, &mut criteria, i, limits);
     }
     let steps_taken = fields.steps.is_some();
     let role_taken = fields.role.clone();
@@ -236,32 +186,6 @@ pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec,
             .collect();
     }
     Ok(spec)
-}
-
-/// Fills a loose note's fields from what it asks for: only ever narrower
-/// (read-only tools and a read-only role, steps, criteria, a folder that must
-/// still resolve inside the roots) than the same note without them.
-fn narrow_by_intent(f: &mut Fields, criteria: &mut Vec<String>, i: &intent::Intent, limits: &Limits) {
-    f.title = i.title.clone();
-    if let Some(role) = i.read_only {
-        f.allowed_tools = Some(intent::READ_ONLY_TOOLS.iter().map(|t| t.to_string()).collect());
-        // The role too (its prompt and turn limit), when the config's role of
-        // that name still only reads.
-        let reads_only = limits.roles.get(role).is_some_and(|r| {
-            r.allowed_tools
-                .as_ref()
-                .is_some_and(|t| t.iter().all(|t| intent::READ_ONLY_TOOLS.contains(&t.as_str())))
-        });
-        if reads_only {
-            f.role = Some(role.to_string());
-        }
-    }
-    // Steps continue one agent session: only for an agent that keeps one.
-    if !i.steps.is_empty() && crate::agents::of(limits.default_agent).sessions() == Sessions::Resumable {
-        f.steps = Some(i.steps.clone());
-    }
-    f.workdir = i.workdir.clone();
-    criteria.extend(i.success_criteria.iter().cloned());
 }
 
 /// The size check done before reading a file.
@@ -344,7 +268,7 @@ fn invalid(field: &str, error: String, hint: &str) -> Rejection {
 fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejection> {
     let role = f.role.clone().map(|r| r.trim().to_string());
     let prefix = match &role {
-        Some(name) => apply_role(&mut f, name, &limits.roles)?,
+        Some(name) => role::apply_role(&mut f, name, &limits.roles)?,
         None => None,
     };
     let numbers::Numbers {
@@ -645,6 +569,8 @@ pub fn default_title(prompt: &str) -> String {
 }
 
 mod compat;
+mod loose;
 mod numbers;
+mod role;
 #[cfg(test)]
 mod tests;
