@@ -42,6 +42,9 @@ pub struct QueuedFile {
     pub title: String,
     pub priority: i64,
     pub agent: String,
+    /// The role it names (or the parser read from a loose note), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
@@ -287,9 +290,9 @@ fn describe(path: &std::path::Path, name: &str, limits: &Limits) -> Option<(i64,
     let spec = crate::intake::read_capped(path, limits.max_bytes)
         .ok()
         .and_then(|b| crate::task::parse::parse(name, &b, limits).ok());
-    let (priority, title, agent) = match spec {
-        Some(s) => (s.priority, s.title, s.agent.name().to_string()),
-        None => (0, "(not yet valid)".to_string(), String::new()),
+    let (priority, title, agent, role) = match spec {
+        Some(s) => (s.priority, s.title, s.agent.name().to_string(), s.role),
+        None => (0, "(not yet valid)".to_string(), String::new(), None),
     };
     Some((
         priority,
@@ -299,6 +302,7 @@ fn describe(path: &std::path::Path, name: &str, limits: &Limits) -> Option<(i64,
             title,
             priority,
             agent,
+            role,
         },
     ))
 }

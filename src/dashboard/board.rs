@@ -155,7 +155,7 @@ fn render(app: &App, f: &Filter) -> String {
     let (total, queue) = crate::cli::status::queued(&waiting.config, home, &waiting.daemons);
     let rows: Vec<String> = queue
         .iter()
-        .filter(|q| f.matches("queued", &q.agent, None, &[&q.title, &q.file]))
+        .filter(|q| f.matches("queued", &q.agent, q.role.as_deref(), &[&q.title, &q.file]))
         .map(|q| queued_row(app, q, &waiting.reason(home, &q.file)))
         .collect();
     let more = (total > queue.len()).then(|| format!("… and {} more waiting", total - queue.len()));
@@ -429,7 +429,7 @@ pub fn queued_row(app: &App, q: &QueuedFile, reason: &str) -> String {
             "queued",
             "queued",
             &q.agent,
-            None,
+            q.role.as_deref(),
             &format!("{} {}", q.title, q.file)
         ),
         esc(&q.file),
@@ -543,6 +543,7 @@ fn row_of(app: &App, waiting: &Waiting, key: &str) -> String {
             title: spec.as_ref().map_or("(not yet valid)".into(), |s| s.title.clone()),
             priority: spec.as_ref().map_or(0, |s| s.priority),
             agent: spec.as_ref().map_or(String::new(), |s| s.agent.name().to_string()),
+            role: spec.as_ref().and_then(|s| s.role.clone()),
         };
         return queued_row(app, &q, &waiting.reason(home, file));
     }

@@ -399,3 +399,20 @@ fn open_hands_the_login_link_to_the_desktop_s_opener() {
     });
     assert_eq!(std::fs::read_to_string(&opened).unwrap(), d.link);
 }
+
+#[test]
+fn the_board_filters_queued_files_by_role_too() {
+    let home = command_home();
+    home.drop_task("r.yaml", "role: review\nagent: claude\nprompt: look at the parser\n");
+    home.drop_task("plain.yaml", "command: echo plain\n");
+    let d = Dashboard::start(&home, &[]);
+    let review = d.get("/?role=review").body;
+    assert!(
+        review.contains(">r.yaml<") && !review.contains(">plain.yaml<"),
+        "{review}"
+    );
+    let fix = d.get("/?role=fix").body;
+    assert!(!fix.contains(">r.yaml<") && !fix.contains(">plain.yaml<"), "{fix}");
+    let any = d.get("/").body;
+    assert!(any.contains(">r.yaml<") && any.contains(">plain.yaml<"), "{any}");
+}
