@@ -154,37 +154,49 @@ pub(super) async fn read_stdout(
 ) -> (u64, AgentReport) {
     let mut file = CappedFile::new(path, cap);
     let mut split = LineSplitter::new(MAX_LINE);
-    let mut buf = vec![0u8; 64 * 1024];
-    if let Some(mut pipe) = pipe {
-        loop {
-            let n = tokio::select! {
-                r = pipe.read(&mut buf) => match r {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                },
-                _ = give_up.changed() => break,
-            };
-            file.write(&buf[..n]);
-            let mut changed = false;
-            split.push(&buf[..n], |piece| match piece {
-                Piece::Line(line) => {
-                    let out = reader.on_line(line);
-                    changed |= out.progress;
-                    if let Some(reason) = out.stop {
-                        let _ = stop.try_send(reason);
-                    }
+    pump(pipe, 64 * 1024, &mut give_up, |chunk| {
+        file.write(chunk);
+        let mut changed = false;
+        split.push(chunk, |piece| match piece {
+            Piece::Line(line) => {
+                let out = reader.on_line(line);
+                changed |= out.progress;
+                if let Some(reason) = out.stop {
+                    let _ = stop.try_send(reason);
                 }
-                Piece::Oversized => reader.on_oversized_line(),
-            });
-            if changed {
-                on_progress(reader.report());
             }
+            Piece::Oversized => reader.on_oversized_line(),
+        });
+        if changed {
+            on_progress(reader.report());
         }
-    }
+    })
+    .await;
     if let Some(tail) = split.finish() {
         reader.on_partial_tail(&tail);
     }
     (file.total, reader.into_report())
+}
+
+/// Reads `pipe` to its end (or until `give_up`), handing each chunk to `each`.
+async fn pump(
+    pipe: Option<impl AsyncRead + Unpin>,
+    size: usize,
+    give_up: &mut watch::Receiver<bool>,
+    mut each: impl FnMut(&[u8]),
+) {
+    let Some(mut pipe) = pipe else { return };
+    let mut buf = vec![0u8; size];
+    loop {
+        let n = tokio::select! {
+            r = pipe.read(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            _ = give_up.changed() => break,
+        };
+        each(&buf[..n]);
+    }
 }
 
 pub(super) async fn read_stderr(
@@ -195,23 +207,14 @@ pub(super) async fn read_stderr(
 ) -> (u64, String) {
     let mut file = CappedFile::new(path, cap);
     let mut tail: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    if let Some(mut pipe) = pipe {
-        loop {
-            let n = tokio::select! {
-                r = pipe.read(&mut buf) => match r {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                },
-                _ = give_up.changed() => break,
-            };
-            file.write(&buf[..n]);
-            tail.extend_from_slice(&buf[..n]);
-            if tail.len() > 2 * STDERR_TAIL {
-                tail.drain(..tail.len() - STDERR_TAIL);
-            }
+    pump(pipe, 16 * 1024, &mut give_up, |chunk| {
+        file.write(chunk);
+        tail.extend_from_slice(chunk);
+        if tail.len() > 2 * STDERR_TAIL {
+            tail.drain(..tail.len() - STDERR_TAIL);
         }
-    }
+    })
+    .await;
     let text = String::from_utf8_lossy(&tail).into_owned();
     (file.total, crate::agents::tail_str(&text, STDERR_TAIL).to_string())
 }

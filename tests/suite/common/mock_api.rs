@@ -272,7 +272,8 @@ fn serve(mut conn: TcpStream, flavor: Flavor, script: &Script, reqs: &Mutex<Vec<
     };
     reqs.lock().unwrap().push(req.clone());
     let reply = match script(&req) {
-        // The model's time to answer, as a real one takes it.
+        // The model's time to answer, as a real one takes it: the scripted
+        // server's own behaviour (a test waits on conditions, never on this).
         Reply::After(delay, reply) => {
             std::thread::sleep(delay);
             *reply
