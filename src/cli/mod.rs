@@ -19,7 +19,7 @@ mod show;
 mod stats;
 pub(crate) mod status;
 mod submit;
-mod tail_events;
+pub(crate) mod tail_events;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -308,7 +308,8 @@ fn first_line(f: &mut File) -> Option<Vec<u8>> {
 }
 
 /// Has `events.ndjson` been replaced (rotated) since we opened `file`?
-fn rotated(file: Option<&File>, path: &Path, pos: u64) -> bool {
+/// (The dashboard's follower asks the same.)
+pub(crate) fn rotated(file: Option<&File>, path: &Path, pos: u64) -> bool {
     let Ok(on_disk) = std::fs::metadata(path) else {
         return false;
     };

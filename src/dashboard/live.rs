@@ -47,7 +47,7 @@ fn follow(path: &Path, tx: &broadcast::Sender<Arc<Look>>) {
             continue;
         };
         read_new(f, pos, &mut pending, tx);
-        if replaced(f, path, *pos) {
+        if crate::cli::tail_events::rotated(Some(f), path, *pos) {
             // Nobody appends to a rotated log: what it still had is read above.
             file = crate::events::open_shared(path).ok().map(|f| (f, 0));
             pending.clear();
@@ -126,22 +126,6 @@ impl Look {
             None => Some(serde_json::to_string(&self.0).unwrap_or_default()),
         }
     }
-}
-
-/// Has the log at `path` been replaced (rotated) since `f` was opened?
-fn replaced(f: &std::fs::File, path: &Path, pos: u64) -> bool {
-    let Ok(on_disk) = std::fs::metadata(path) else {
-        return false;
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        if let Ok(m) = f.metadata() {
-            return m.ino() != on_disk.ino() || m.dev() != on_disk.dev();
-        }
-    }
-    let _ = f;
-    on_disk.len() < pos
 }
 
 /// `GET /events`: the stream of briefs, a JSON array of them a message. A
