@@ -2,7 +2,7 @@
 //! what its failures mean.
 //!
 //! Everything that differs between agents is one [`Agent`] implementation,
-//! one module each: [`claude`], [`cline`], [`command`]. The rest of the daemon
+//! one module each: [`claude`], [`cline`], [`codex`], [`command`]. The rest of the daemon
 //! asks [`of`] for the agent of a task and never names one. Running the
 //! process (process tree, limits, capped logs) is [`supervise`]'s job and is
 //! the same for every agent; what failures have in common (the daemon's own
@@ -13,6 +13,7 @@
 
 pub mod claude;
 pub mod cline;
+pub mod codex;
 pub(crate) mod command;
 pub(crate) mod identity;
 pub(crate) mod leftovers;
@@ -159,6 +160,7 @@ pub fn of(kind: AgentKind) -> &'static dyn Agent {
     match kind {
         AgentKind::Claude => &claude::Claude,
         AgentKind::Cline => &cline::Cline,
+        AgentKind::Codex => &codex::Codex,
         AgentKind::Command => &command::Command,
     }
 }
@@ -190,6 +192,29 @@ impl ToolGrant {
             dropped: asked.map(<[String]>::to_vec).unwrap_or_default(),
         }
     }
+}
+
+/// The tools asked for (else the config's `default_tools`, else `defaults`)
+/// split by the ceiling (the config's `allowed_tools`, else
+/// [`claude::TOOL_CEILING`], which leaves the shell out): granted and dropped.
+pub fn within_ceiling(asked: Option<&[String]>, config: &AgentConfig, defaults: &[&str]) -> ToolGrant {
+    let wanted = asked
+        .map(<[String]>::to_vec)
+        .or_else(|| config.default_tools.clone())
+        .unwrap_or_else(|| defaults.iter().map(|s| s.to_string()).collect());
+    let ceiling = ceiling(config);
+    let (granted, dropped) = wanted
+        .into_iter()
+        .partition(|t| crate::tools::tool_allowed(t, &ceiling));
+    ToolGrant { granted, dropped }
+}
+
+/// The agent's `allowed_tools`, else [`claude::TOOL_CEILING`].
+pub fn ceiling(config: &AgentConfig) -> Vec<String> {
+    config
+        .allowed_tools
+        .clone()
+        .unwrap_or_else(|| claude::TOOL_CEILING.iter().map(|s| s.to_string()).collect())
 }
 
 /// Step `k` of `n`, and what it says.

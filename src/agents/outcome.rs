@@ -245,6 +245,9 @@ fn reset_from_text(text: &str) -> Option<i64> {
         return digits(after).parse().ok();
     }
     let lower = text.to_ascii_lowercase();
+    if let Some((_, after)) = lower.split_once("try again at ") {
+        return clock_reset(after, jiff::Zoned::now());
+    }
     let (_, after) = lower.split_once("try again in ")?;
     let number = digits(after);
     let n: i64 = number.parse().ok()?;
@@ -257,6 +260,62 @@ fn reset_from_text(text: &str) -> Option<i64> {
         n
     };
     Some(jiff::Timestamp::now().as_second() + secs)
+}
+
+/// The epoch second of a wall-clock time in a limit message, read in the
+/// machine's time zone (the CLI's, on the same machine): `5:23 pm` (the next
+/// such time after `now`) or `dec 29th, 2025 10:15 pm` (Codex's words,
+/// lower-cased).
+fn clock_reset(text: &str, now: jiff::Zoned) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let words: Vec<&str> = text
+        .split_whitespace()
+        .map(|w| w.trim_end_matches(['.', ',', ')']))
+        .take(5)
+        .collect();
+    let number = |w: &str| {
+        w.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<i64>()
+            .ok()
+    };
+    let (date, rest) = match MONTHS
+        .iter()
+        .position(|m| words.first().is_some_and(|w| w.starts_with(m)))
+    {
+        Some(month) => {
+            let (day, year) = (number(words.get(1)?)?, number(words.get(2)?)?);
+            (Some((year, month as i64 + 1, day)), &words[3..])
+        }
+        None => (None, &words[..]),
+    };
+    let (h, m) = rest.first()?.split_once(':')?;
+    let (mut hour, minute) = (number(h)?, number(m)?);
+    match rest.get(1).copied() {
+        Some("pm") if hour < 12 => hour += 12,
+        Some("am") if hour == 12 => hour = 0,
+        _ => {}
+    }
+    let time = jiff::civil::Time::new(hour as i8, minute as i8, 0, 0).ok()?;
+    let at = match date {
+        Some((y, mo, d)) => jiff::civil::Date::new(y as i16, mo as i8, d as i8)
+            .ok()?
+            .to_datetime(time)
+            .to_zoned(now.time_zone().clone())
+            .ok()?,
+        None => {
+            let today = now.date().to_datetime(time).to_zoned(now.time_zone().clone()).ok()?;
+            if today > now {
+                today
+            } else {
+                today.checked_add(jiff::Span::new().days(1)).ok()?
+            }
+        }
+    };
+    Some(at.timestamp().as_second())
 }
 
 /// Exponential backoff with jitter: `initial * 2^(n-1)`, capped at `max`, then a

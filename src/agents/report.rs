@@ -10,6 +10,12 @@ pub struct AgentReport {
     pub turns: u32,
     pub tool_calls: u32,
     pub cost_usd: Option<f64>,
+    /// Tokens this run used, where the CLI reports them.
+    pub tokens: crate::vocab::Tokens,
+    /// The session's whole count at the run's end, where the CLI reports
+    /// that instead of the run's (Codex): the next run of the session
+    /// subtracts it ([`LiveLimits::session_tokens_before`]).
+    pub session_tokens: Option<crate::vocab::Tokens>,
     /// The final answer (Claude's `result`; a command's stdout tail).
     pub answer: Option<String>,
     /// The last assistant text seen, used when no `result` line came.
@@ -58,6 +64,9 @@ pub struct LiveLimits {
     pub max_turns: Option<u32>,
     pub budget_usd: Option<f64>,
     pub max_tool_calls: Option<u32>,
+    /// What the session this run continues had used before it, for CLIs
+    /// that report a session's whole count ([`AgentReport::session_tokens`]).
+    pub session_tokens_before: crate::vocab::Tokens,
 }
 
 impl LiveLimits {

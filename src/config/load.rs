@@ -168,7 +168,7 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     for name in c.agents.keys() {
         if AgentKind::parse(name).is_none() {
-            return bad(format!("agents.{name}: unknown agent (known: claude, cline, command)"));
+            return bad(format!("agents.{name}: unknown agent (known: {})", AgentKind::names()));
         }
     }
     if c.max_output_bytes < 1024 {
@@ -202,7 +202,8 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
             && AgentKind::parse(a).is_none()
         {
             return bad(format!(
-                "roles.{name}.agent: `{a}` is not an agent (claude, cline, command)"
+                "roles.{name}.agent: `{a}` is not an agent ({})",
+                AgentKind::names()
             ));
         }
         if let Some(m) = &r.mode

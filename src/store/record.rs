@@ -83,6 +83,14 @@ pub struct ResultRecord {
     pub output: String,
     pub session_id: Option<String>,
     pub cost_usd: Option<f64>,
+    /// Tokens the task's runs used, where its agent reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<crate::vocab::Tokens>,
+    /// The session's whole count at the task's end, for an agent that
+    /// reports a session's count rather than a run's (Codex): a follow-up
+    /// in the same session counts only what it adds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_tokens: Option<crate::vocab::Tokens>,
     pub turns: u32,
     pub tool_calls: u32,
     pub files_changed: Vec<String>,

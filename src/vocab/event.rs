@@ -128,6 +128,8 @@ pub enum Event {
         turns: u32,
         tool_calls: u32,
         cost_usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens: Option<super::Tokens>,
         stdout_bytes: u64,
         stderr_bytes: u64,
     },

@@ -287,22 +287,66 @@ impl std::fmt::Display for ErrorKind {
 pub enum AgentKind {
     Claude,
     Cline,
+    Codex,
     Command,
 }
 
 impl AgentKind {
     /// Every agent, in the order `doctor` checks them.
-    pub const ALL: [AgentKind; 3] = [AgentKind::Claude, AgentKind::Cline, AgentKind::Command];
+    pub const ALL: [AgentKind; 4] = [
+        AgentKind::Claude,
+        AgentKind::Cline,
+        AgentKind::Codex,
+        AgentKind::Command,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             AgentKind::Claude => "claude",
             AgentKind::Cline => "cline",
+            AgentKind::Codex => "codex",
             AgentKind::Command => "command",
         }
     }
+    /// Every agent's name, for messages: `claude, cline, codex, command`.
+    pub fn names() -> String {
+        Self::ALL.map(Self::name).join(", ")
+    }
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == text)
+    }
+}
+
+/// Tokens a run (or a task's runs together) used, as the agent's CLI
+/// reported them. `input` counts every input token, cached ones included;
+/// `cached` is the part read from the provider's prompt cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    pub input: u64,
+    pub output: u64,
+    #[serde(default)]
+    pub cached: u64,
+}
+
+impl Tokens {
+    pub fn is_zero(&self) -> bool {
+        self.input == 0 && self.output == 0 && self.cached == 0
+    }
+
+    /// Everything counted against a token budget: input and output.
+    pub fn total(&self) -> u64 {
+        self.input.saturating_add(self.output)
+    }
+
+    pub fn add(&mut self, other: Tokens) {
+        self.input = self.input.saturating_add(other.input);
+        self.output = self.output.saturating_add(other.output);
+        self.cached = self.cached.saturating_add(other.cached);
+    }
+
+    /// `Some` unless nothing was counted (records leave the field out then).
+    pub fn some(self) -> Option<Tokens> {
+        (!self.is_zero()).then_some(self)
     }
 }
 

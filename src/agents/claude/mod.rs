@@ -28,7 +28,7 @@ use super::{
     main_argument, short,
 };
 use crate::config::AgentConfig;
-use crate::tools::{can_write, tool_allowed};
+use crate::tools::can_write;
 use crate::vocab::AgentKind;
 use serde_json::Value;
 
@@ -328,14 +328,7 @@ impl Agent for Claude {
     /// [`DEFAULT_TOOLS`]) within the ceiling (the config's `allowed_tools`,
     /// else [`TOOL_CEILING`]).
     fn grant_tools(&self, asked: Option<&[String]>, config: &AgentConfig) -> ToolGrant {
-        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let ceiling = config.allowed_tools.clone().unwrap_or_else(|| owned(TOOL_CEILING));
-        let wanted = asked
-            .map(<[String]>::to_vec)
-            .or_else(|| config.default_tools.clone())
-            .unwrap_or_else(|| owned(DEFAULT_TOOLS));
-        let (granted, dropped) = wanted.into_iter().partition(|t| tool_allowed(t, &ceiling));
-        ToolGrant { granted, dropped }
+        super::within_ceiling(asked, config, DEFAULT_TOOLS)
     }
     fn dropped_tools_warning(&self) -> (&'static str, &'static str) {
         (

@@ -193,3 +193,37 @@ fn commands() {
         f.message
     );
 }
+
+#[test]
+fn a_wall_clock_reset_is_the_next_such_time_in_the_machines_zone() {
+    let zone = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+    let now = jiff::civil::date(2026, 12, 7)
+        .at(16, 21, 0, 0)
+        .to_zoned(zone.clone())
+        .unwrap();
+    let at = |h, m, day| {
+        jiff::civil::date(2026, 12, day)
+            .at(h, m, 0, 0)
+            .to_zoned(zone.clone())
+            .unwrap()
+            .timestamp()
+            .as_second()
+    };
+    // Codex 0.171.0, lower-cased as the classifier reads it.
+    assert_eq!(clock_reset("5:23 pm.", now.clone()), Some(at(17, 23, 7)));
+    assert_eq!(
+        clock_reset("9:05 am.", now.clone()),
+        Some(at(9, 5, 8)),
+        "tomorrow morning"
+    );
+    assert_eq!(clock_reset("12:10 am", now.clone()), Some(at(0, 10, 8)));
+    assert_eq!(
+        clock_reset("dec 29th, 2026 10:15 pm.", now.clone()),
+        Some(at(22, 15, 29))
+    );
+    assert_eq!(clock_reset("later.", now.clone()), None);
+    let r = AgentReport::default();
+    let f = classify_api_text(&r, "You\u{2019}ve hit your usage limit. Try again at 5:23 PM.").unwrap();
+    assert_eq!(f.kind, ErrorKind::RateLimited);
+    assert!(matches!(f.retry, Retry::WaitForLimit(Some(t)) if t > jiff::Timestamp::now().as_second()));
+}

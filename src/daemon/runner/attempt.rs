@@ -22,6 +22,7 @@ impl Runner {
         session: Option<&str>,
         remaining: Duration,
         budget_left: Option<f64>,
+        session_tokens_before: crate::vocab::Tokens,
         alone: bool,
     ) -> (AgentReport, Option<Failure>, u32) {
         let cwd = self
@@ -98,6 +99,7 @@ impl Runner {
             max_turns: plan.max_turns,
             budget_usd: budget_left,
             max_tool_calls: plan.max_tool_calls,
+            session_tokens_before,
         });
         let started = Instant::now();
         // The attempt and its agent's pid are recorded as soon as the agent runs:
@@ -212,6 +214,7 @@ impl Runner {
             turns: report.turns,
             tool_calls: report.tool_calls,
             cost_usd: report.cost_usd,
+            tokens: report.tokens.some(),
             stdout_bytes: exit.stdout_bytes,
             stderr_bytes: exit.stderr_bytes,
         });

@@ -75,6 +75,8 @@ impl Runner {
                 .clone()
                 .or_else(|| self.with_progress(|p| p.session_id.clone())),
             cost_usd: totals.cost,
+            tokens: totals.tokens.some(),
+            session_tokens: totals.session.as_ref().map(|(_, t)| *t),
             turns: totals.turns,
             tool_calls: totals.tool_calls,
             files_changed: review.files_changed,

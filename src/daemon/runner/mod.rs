@@ -47,6 +47,9 @@ pub struct TaskRun {
 #[derive(Default)]
 struct Totals {
     cost: Option<f64>,
+    tokens: crate::vocab::Tokens,
+    /// The last session a run reported a whole count for, and that count.
+    session: Option<(String, crate::vocab::Tokens)>,
     tool_calls: u32,
     turns: u32,
     last: AgentReport,
@@ -264,7 +267,10 @@ impl Runner {
         });
         self.with_progress(|p| p.status = Some(Status::Running));
 
-        let mut totals = Totals::default();
+        let mut totals = Totals {
+            session: self.parent_session_tokens(&plan),
+            ..Totals::default()
+        };
         let steps_done = self.with_progress(|p| p.steps.len() as u32);
         let mut session = self
             .with_progress(|p| p.steps.last().and_then(|s| s.session_id.clone()))
@@ -442,8 +448,14 @@ impl Runner {
                 );
                 return Err(self.fail(plan, ErrorKind::BudgetExceeded, why, totals).await);
             }
+            let before = totals
+                .session
+                .as_ref()
+                .filter(|(id, _)| Some(id.as_str()) == session.as_deref())
+                .map(|(_, t)| *t)
+                .unwrap_or_default();
             let (report, failure, n) = self
-                .attempt(plan, k, session.as_deref(), remaining, budget_left, alone)
+                .attempt(plan, k, session.as_deref(), remaining, budget_left, before, alone)
                 .await;
             if alone {
                 // Its probation run is over: the other slots go back.
@@ -451,6 +463,10 @@ impl Runner {
             }
             totals.tool_calls += report.tool_calls;
             totals.turns += report.turns;
+            totals.tokens.add(report.tokens);
+            if let (Some(id), Some(t)) = (&report.session_id, report.session_tokens) {
+                totals.session = Some((id.clone(), t));
+            }
             if let Some(c) = report.cost_usd {
                 totals.cost = Some(totals.cost.unwrap_or(0.0) + c);
             }
@@ -507,6 +523,19 @@ impl Runner {
     }
 
     /// Ends the task as failed, for `why`, before another attempt.
+    /// A follow-up continuing its parent's session: the count the parent's
+    /// result recorded for that session (see [`Totals::session`]).
+    fn parent_session_tokens(&self, plan: &Plan) -> Option<(String, crate::vocab::Tokens)> {
+        let session = plan.resume_session.clone()?;
+        let parent = plan.parent_task_id.as_deref()?;
+        let dir = self.shared.home.own_task_dir(parent)?;
+        let record = crate::store::record::ResultRecord::load(&dir.join("result.json")).ok()?;
+        (record.session_id.as_deref() == Some(session.as_str()))
+            .then_some(record.session_tokens)
+            .flatten()
+            .map(|t| (session, t))
+    }
+
     async fn fail(&mut self, plan: &Plan, kind: ErrorKind, why: impl Into<String>, totals: &Totals) -> Status {
         self.finish(Some(plan), Status::Failed, Some(info(kind, why)), totals)
             .await
