@@ -81,6 +81,8 @@ pub fn decided_by_the_daemon(exit: &Exit, report: &AgentReport) -> Option<Failur
                 ErrorKind::InteractivePrompt
             } else if report.limit_hit == Some(LimitHit::Turns) {
                 ErrorKind::MaxTurns
+            } else if report.limit_hit == Some(LimitHit::ToolCalls) {
+                ErrorKind::MaxToolCalls
             } else {
                 ErrorKind::BudgetExceeded
             };
@@ -263,9 +265,11 @@ fn reset_from_text(text: &str) -> Option<i64> {
 }
 
 /// The epoch second of a wall-clock time in a limit message, read in the
-/// machine's time zone (the CLI's, on the same machine): `5:23 pm` (the next
-/// such time after `now`) or `dec 29th, 2025 10:15 pm` (Codex's words,
-/// lower-cased).
+/// machine's time zone (the CLI's, on the same machine): `5:23 pm` (today:
+/// Codex 0.171.0 names the date when the reset is on another day) or
+/// `dec 29th, 2025 10:15 pm` (its words, lower-cased). The minute is cut, not
+/// rounded (a reset 20 s away reads as the current minute), so the end of
+/// that minute is when the limit is surely over.
 fn clock_reset(text: &str, now: jiff::Zoned) -> Option<i64> {
     const MONTHS: [&str; 12] = [
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
@@ -306,16 +310,9 @@ fn clock_reset(text: &str, now: jiff::Zoned) -> Option<i64> {
             .to_datetime(time)
             .to_zoned(now.time_zone().clone())
             .ok()?,
-        None => {
-            let today = now.date().to_datetime(time).to_zoned(now.time_zone().clone()).ok()?;
-            if today > now {
-                today
-            } else {
-                today.checked_add(jiff::Span::new().days(1)).ok()?
-            }
-        }
+        None => now.date().to_datetime(time).to_zoned(now.time_zone().clone()).ok()?,
     };
-    Some(at.timestamp().as_second())
+    Some(at.timestamp().as_second() + 60)
 }
 
 /// Exponential backoff with jitter: `initial * 2^(n-1)`, capped at `max`, then a

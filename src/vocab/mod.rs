@@ -135,6 +135,7 @@ pub enum ErrorKind {
     ApiError,
     Timeout,
     MaxTurns,
+    MaxToolCalls,
     BudgetExceeded,
     AgentCrashed,
     AgentError,
@@ -173,6 +174,7 @@ impl ErrorKind {
             ErrorKind::ApiError => "api_error",
             ErrorKind::Timeout => "timeout",
             ErrorKind::MaxTurns => "max_turns",
+            ErrorKind::MaxToolCalls => "max_tool_calls",
             ErrorKind::BudgetExceeded => "budget_exceeded",
             ErrorKind::AgentCrashed => "agent_crashed",
             ErrorKind::AgentError => "agent_error",
@@ -225,6 +227,9 @@ impl ErrorKind {
                 "The task ran longer than its timeout and was stopped. Raise `timeout` in the task or config, or split the task."
             }
             ErrorKind::MaxTurns => "The agent used all its turns. Raise max_turns, or make the task smaller.",
+            ErrorKind::MaxToolCalls => {
+                "The agent made more tool calls than max_tool_calls allows and was stopped. Raise max_tool_calls, or make the task smaller."
+            }
             ErrorKind::BudgetExceeded => {
                 "The agent's cost passed budget_usd and it was stopped. Raise budget_usd or make the task smaller."
             }

@@ -38,6 +38,7 @@ mod pipeline;
 mod properties;
 mod real_claude;
 mod real_cline;
+mod real_codex;
 #[cfg(unix)]
 mod real_model;
 mod recordings;

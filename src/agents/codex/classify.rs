@@ -28,6 +28,10 @@ pub fn classify(exit: &Exit, r: &AgentReport) -> Option<Failure> {
         };
     }
     if r.result_seen {
+        // Its words for a 5xx of the provider (0.171.0), status dropped.
+        if errors.contains("experiencing high demand") {
+            return fail(ErrorKind::ServerError, errors, Retry::Backoff);
+        }
         return Some(classify_api(&with_status, &non_empty(&errors, "the turn failed")));
     }
     let stderr = exit

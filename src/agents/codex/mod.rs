@@ -83,6 +83,27 @@ fn usage(u: &Value) -> Tokens {
     }
 }
 
+/// An error's words. For a status it does not know (400, say) Codex passes
+/// the provider's body on as the message: its `error.type` (OpenAI's code)
+/// is kept in the report, and its `error.message` is the words.
+fn api_error(msg: &str, r: &mut AgentReport) -> String {
+    let Ok(body) = serde_json::from_str::<Value>(msg) else {
+        return msg.to_string();
+    };
+    let e = &body["error"];
+    let code = e["code"].as_str().or(e["type"].as_str()).unwrap_or("");
+    r.api_error = match code {
+        "invalid_request_error" => Some("invalid_request".to_string()),
+        "rate_limit_exceeded" | "usage_limit_reached" => Some("rate_limit".to_string()),
+        "invalid_api_key" => Some("authentication_failed".to_string()),
+        "insufficient_quota" => Some("billing_error".to_string()),
+        "context_length_exceeded" => Some("context_window_exceeded".to_string()),
+        "" => r.api_error.take(),
+        other => Some(other.to_string()),
+    };
+    e["message"].as_str().unwrap_or(msg).to_string()
+}
+
 /// Reads Codex's `--json` events into an [`AgentReport`].
 #[derive(Debug, Default)]
 pub struct CodexReader {
@@ -191,10 +212,11 @@ impl CodexReader {
                 r.is_error = true;
                 r.subtype = Some("failed".to_string());
                 let msg = v["error"]["message"].as_str().unwrap_or("the turn failed");
-                if r.result_errors.last().map(String::as_str) != Some(msg) {
-                    r.result_errors.push(msg.to_string());
+                let msg = api_error(msg, r);
+                if r.result_errors.last() != Some(&msg) {
+                    r.result_errors.push(msg.clone());
                 }
-                r.last_event = Some(format!("failed: {}", short(msg, 160)));
+                r.last_event = Some(format!("failed: {}", short(&msg, 160)));
                 true
             }
             Some("error") => {
@@ -204,8 +226,9 @@ impl CodexReader {
                     r.last_api_retry_error = Some(rest.to_string());
                     r.last_event = Some(format!("API retry {}", short(rest, 120)));
                 } else {
-                    r.result_errors.push(msg.to_string());
-                    r.last_event = Some(format!("error: {}", short(msg, 160)));
+                    let msg = api_error(msg, r);
+                    r.last_event = Some(format!("error: {}", short(&msg, 160)));
+                    r.result_errors.push(msg);
                 }
                 true
             }

@@ -136,7 +136,11 @@ fn failures_are_classified_from_the_real_clis_words() {
     let f = failed("You’ve hit your usage limit. Try again at 5:23 PM.");
     assert!(matches!(f.retry, Retry::WaitForLimit(Some(_))), "{f:?}");
     let f = failed("We’re currently experiencing high demand, which may cause temporary errors.");
-    assert_eq!(f.retry, Retry::Backoff);
+    assert_eq!((f.kind, f.retry), (ErrorKind::ServerError, Retry::Backoff), "a 500");
+    let f = failed(
+        r#"{\"error\": {\"message\": \"bad field\", \"type\": \"invalid_request_error\", \"code\": \"invalid_request_error\"}}"#,
+    );
+    assert_eq!((f.kind, f.message.as_str()), (ErrorKind::InvalidRequest, "bad field"));
     let f = failed("exceeded retry limit, last status: 500 Internal Server Error");
     assert_eq!((f.kind, f.retry), (ErrorKind::ServerError, Retry::Backoff));
 

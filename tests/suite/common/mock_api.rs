@@ -7,6 +7,9 @@
 //! - [`MockApi::openai`]: an OpenAI-compatible chat completions API
 //!   (`POST /v1/chat/completions`, streamed chunks with native tool calls),
 //!   what Cline talks to as the `openai-compatible` provider.
+//! - [`MockApi::responses`]: the OpenAI Responses API (`POST /v1/responses`,
+//!   streamed events; [`super::mock_responses`]), what Codex talks to through
+//!   a custom provider's `base_url`.
 //!
 //! Each test hands a [`Script`]: a function from the request (the parsed JSON
 //! body and how far the conversation is) to a [`Reply`]. Every request is kept,
@@ -33,15 +36,22 @@ pub struct ApiRequest {
 }
 
 impl ApiRequest {
-    /// The conversation's messages.
+    /// The conversation's messages (the Responses API's `input` items).
     pub fn messages(&self) -> &[Value] {
-        self.body["messages"].as_array().map(Vec::as_slice).unwrap_or(&[])
+        self.body["messages"]
+            .as_array()
+            .or_else(|| self.body["input"].as_array())
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Assistant turns already in the conversation: 0 for the first request of a
     /// run, 1 after one tool call, ...
     pub fn turn(&self) -> usize {
-        self.messages().iter().filter(|m| m["role"] == "assistant").count()
+        self.messages()
+            .iter()
+            .filter(|m| m["role"] == "assistant" || m["type"] == "function_call")
+            .count()
     }
 
     /// All text the request carries (system prompt and messages), for scripts
@@ -77,6 +87,9 @@ impl ApiRequest {
         for m in self.messages() {
             if m["role"] == "tool" {
                 out.push(content_text(&m["content"]));
+            }
+            if m["type"] == "function_call_output" {
+                out.push(content_text(&m["output"]));
             }
             for block in m["content"].as_array().into_iter().flatten() {
                 if block["type"] == "tool_result" {
@@ -147,6 +160,7 @@ pub type Script = Arc<dyn Fn(&ApiRequest) -> Reply + Send + Sync>;
 enum Flavor {
     Anthropic,
     OpenAi,
+    Responses,
 }
 
 /// A scripted model API listening on 127.0.0.1 until dropped.
@@ -163,6 +177,10 @@ impl MockApi {
 
     pub fn openai(script: impl Fn(&ApiRequest) -> Reply + Send + Sync + 'static) -> Self {
         Self::start(Flavor::OpenAi, Arc::new(script))
+    }
+
+    pub fn responses(script: impl Fn(&ApiRequest) -> Reply + Send + Sync + 'static) -> Self {
+        Self::start(Flavor::Responses, Arc::new(script))
     }
 
     pub fn base_url(&self) -> String {
@@ -294,6 +312,10 @@ fn serve(mut conn: TcpStream, flavor: Flavor, script: &Script, reqs: &Mutex<Vec<
             let body = match flavor {
                 Flavor::Anthropic => json!({"type": "error", "error": {"type": kind, "message": message}}),
                 Flavor::OpenAi => json!({"error": {"message": message, "type": kind, "code": kind}}),
+                // A usage limit says when it resets (`retry_after` seconds
+                // from now), as OpenAI's does.
+                Flavor::Responses => json!({"error": {"message": message, "type": kind, "code": kind,
+                    "resets_at": jiff::Timestamp::now().as_second() + retry_after.unwrap_or(3600) as i64}}),
             };
             let mut extra = Vec::new();
             if let Some(s) = retry_after {
@@ -303,6 +325,7 @@ fn serve(mut conn: TcpStream, flavor: Flavor, script: &Script, reqs: &Mutex<Vec<
         }
         (Flavor::Anthropic, reply) => anthropic_stream(&mut conn, &model, reply),
         (Flavor::OpenAi, reply) => openai_stream(&mut conn, &model, reply),
+        (Flavor::Responses, reply) => super::mock_responses::stream(&mut conn, reply),
     }
 }
 
@@ -347,7 +370,7 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn start_stream(conn: &mut TcpStream) -> std::io::Result<()> {
+pub(super) fn start_stream(conn: &mut TcpStream) -> std::io::Result<()> {
     conn.write_all(
         b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n",
     )
@@ -355,11 +378,11 @@ fn start_stream(conn: &mut TcpStream) -> std::io::Result<()> {
 
 static IDS: AtomicU64 = AtomicU64::new(1);
 
-fn next_id(prefix: &str) -> String {
+pub(super) fn next_id(prefix: &str) -> String {
     format!("{prefix}_mock_{:06}", IDS.fetch_add(1, Ordering::Relaxed))
 }
 
-fn sse(conn: &mut TcpStream, event: Option<&str>, data: &Value) -> std::io::Result<()> {
+pub(super) fn sse(conn: &mut TcpStream, event: Option<&str>, data: &Value) -> std::io::Result<()> {
     let mut s = String::new();
     if let Some(e) = event {
         s.push_str(&format!("event: {e}\n"));
@@ -370,7 +393,7 @@ fn sse(conn: &mut TcpStream, event: Option<&str>, data: &Value) -> std::io::Resu
 }
 
 /// Token counts the mocks report: enough for the CLIs to price a turn.
-const INPUT_TOKENS: u64 = 120;
+pub const INPUT_TOKENS: u64 = 120;
 
 fn anthropic_stream(conn: &mut TcpStream, model: &str, reply: Reply) -> std::io::Result<()> {
     start_stream(conn)?;

@@ -12,11 +12,16 @@ use super::{TestHome, config_with};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The model Codex is configured with (unknown to it: it says so once, as a
+/// warning, and goes on).
+pub const CODEX_MODEL: &str = "mock-codex-model";
+
 /// Which CLI.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Cli {
     Claude,
     Cline,
+    Codex,
 }
 
 impl Cli {
@@ -24,6 +29,7 @@ impl Cli {
         match self {
             Cli::Claude => "claude",
             Cli::Cline => "cline",
+            Cli::Codex => "codex",
         }
     }
 }
@@ -75,6 +81,29 @@ impl RealHome {
         this
     }
 
+    /// Codex against `api` (a Responses API provider of its own config,
+    /// `~/.codex/config.toml`), with `top` lines added to the config and
+    /// `codex` lines (indented by 4) to `agents.codex`.
+    pub fn codex(cli: PathBuf, api: MockApi, top: &str, codex: &str) -> Self {
+        let yaml = format!(
+            "{}  codex:\n    command: {}\n{codex}",
+            config_with(top, ""),
+            cli.display()
+        );
+        let this = Self::new(cli, api, &yaml);
+        let dir = this.cli_home.join(".codex");
+        std::fs::create_dir_all(&dir).unwrap();
+        // One retry of its own (the default is five, with backoff): a test of
+        // an error needs no more.
+        let config = format!(
+            "model = \"{}\"\nmodel_provider = \"mock\"\n\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"{}/v1\"\nenv_key = \"ORCH_TEST_OPENAI_KEY\"\nwire_api = \"responses\"\nrequest_max_retries = 1\nstream_max_retries = 1\n",
+            CODEX_MODEL,
+            this.api.base_url()
+        );
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        this
+    }
+
     fn new(cli: PathBuf, api: MockApi, yaml: &str) -> Self {
         let home = TestHome::with_config(yaml);
         let cli_home = home.path.join("cli-home");
@@ -115,6 +144,8 @@ impl RealHome {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         // A hub of this home's own, never one another test (or the user) started.
+        v.push(("CODEX_HOME".into(), self.cli_home.join(".codex").display().to_string()));
+        v.push(("ORCH_TEST_OPENAI_KEY".into(), "sk-test-not-a-real-key".into()));
         let port = 20000 + (std::process::id() % 20000) as u16 + (self.api.port % 97);
         v.push(("CLINE_HUB_PORT".into(), port.to_string()));
         v
