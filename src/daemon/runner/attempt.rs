@@ -21,10 +21,10 @@ impl Runner {
         step: u32,
         session: Option<&str>,
         remaining: Duration,
-        budget_left: Option<f64>,
-        session_tokens_before: crate::vocab::Tokens,
+        limits: LiveLimits,
         alone: bool,
     ) -> (AgentReport, Option<Failure>, u32) {
+        let budget_left = limits.budget_usd;
         let cwd = self
             .sandbox
             .as_ref()
@@ -95,12 +95,7 @@ impl Runner {
             deadline: tokio::time::Instant::now() + remaining,
             mark: Some((self.id().to_string(), n)),
         };
-        let reader = agent.reader(LiveLimits {
-            max_turns: plan.max_turns,
-            budget_usd: budget_left,
-            max_tool_calls: plan.max_tool_calls,
-            session_tokens_before,
-        });
+        let reader = agent.reader(limits);
         let started = Instant::now();
         // The attempt and its agent's pid are recorded as soon as the agent runs:
         // that is what a recovering daemon needs. They go into owner.lock, which

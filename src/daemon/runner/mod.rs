@@ -454,8 +454,14 @@ impl Runner {
                 .filter(|(id, _)| Some(id.as_str()) == session.as_deref())
                 .map(|(_, t)| *t)
                 .unwrap_or_default();
+            let limits = crate::agents::LiveLimits {
+                max_turns: plan.max_turns,
+                budget_usd: budget_left,
+                max_tool_calls: plan.max_tool_calls,
+                session_tokens_before: before,
+            };
             let (report, failure, n) = self
-                .attempt(plan, k, session.as_deref(), remaining, budget_left, before, alone)
+                .attempt(plan, k, session.as_deref(), remaining, limits, alone)
                 .await;
             if alone {
                 // Its probation run is over: the other slots go back.
