@@ -140,7 +140,11 @@ pub fn checks(
         let agent = crate::agents::of(kind);
         let cfg = config.agent(kind);
         let program = cfg.command.clone().unwrap_or_else(|| agent.default_program().into());
-        let used = config.default_agent == kind || config.agents.contains_key(kind.name());
+        // Missing is a failure for an agent the config or a role uses, a
+        // warning for the rest.
+        let used = config.default_agent == kind
+            || config.agents.contains_key(kind.name())
+            || config.roles.values().any(|r| r.agent.as_deref() == Some(kind.name()));
         let mut c = match which::which(&program) {
             Ok(path) => {
                 let version = agent.version_args().and_then(|args| version_of(&path, args));

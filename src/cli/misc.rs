@@ -3,13 +3,14 @@
 use super::common::{UsageError, print_json};
 use super::{Cli, exit};
 use crate::config::Origin;
+use crate::vocab::AgentKind;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  orchestrator create-sample\n  orchestrator create-sample --agent command")]
 pub struct SampleArgs {
-    /// claude, cline or command (default: the home's default_agent).
+    /// claude, cline, codex or command (default: the home's default_agent).
     #[arg(long)]
     pub agent: Option<String>,
 }
@@ -38,11 +39,19 @@ pub fn create_sample(cli: &Cli, args: &SampleArgs) -> anyhow::Result<u8> {
             "---\ntitle: Sample - list the folder\nagent: command\ncommand: dir\ntimeout: 1m\n---\n"
         }
         "command" => "---\ntitle: Sample - list the folder\nagent: command\ncommand: ls -la\ntimeout: 1m\n---\n",
+        // Read-only unless agents.codex.allowed_tools grants Bash.
+        "codex" => {
+            "---\ntitle: Sample - describe this folder\nagent: codex\nallowed_tools: [Read, Glob, Grep]\nmax_turns: 5\ntimeout: 10m\n---\nList the files in this folder and describe in three sentences what the project is.\n"
+        }
         "cline" => {
             "---\ntitle: Sample - describe this folder\nagent: cline\nmax_turns: 5\ntimeout: 10m\n---\nList the files in this folder and describe in three sentences what the project is.\n"
         }
         other => {
-            return Err(UsageError(format!("no sample for agent `{other}`: use claude, cline or command")).into());
+            return Err(UsageError(format!(
+                "no sample for agent `{other}`: use one of {}",
+                AgentKind::names()
+            ))
+            .into());
         }
     };
     std::fs::create_dir_all(home.inbox())?;

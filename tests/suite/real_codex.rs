@@ -7,6 +7,7 @@ use crate::common::real::{Cli, RealHome, find};
 use crate::common::*;
 use serde_json::json;
 
+#[cfg(unix)]
 /// `agents.codex` may grant the shell (Claude's ceiling leaves it out).
 const SHELL: &str = "    allowed_tools: [Read, Glob, Grep, LS, Edit, Write, Bash]\n";
 
@@ -57,6 +58,7 @@ fn a_codex_task_runs_and_its_answer_and_tokens_are_the_result() {
     }
 }
 
+#[cfg(unix)]
 fn writes_a_file() -> MockApi {
     MockApi::responses(|r: &ApiRequest| {
         if r.tool_results().is_empty() {
@@ -144,6 +146,7 @@ fn auth_and_server_errors_are_classified_from_the_real_stream() {
     }
 }
 
+#[cfg(unix)]
 #[test]
 fn a_usage_limit_pauses_the_agent_until_the_minute_codex_names() {
     let api = MockApi::responses(|_| Reply::error(429, "usage_limit_reached", "The usage limit has been reached"));
