@@ -1,7 +1,7 @@
 //! The real Codex CLI (pinned in `agent-clis/`) run by the daemon against a
 //! scripted OpenAI Responses API on 127.0.0.1.
 
-use crate::common::mock_api::{ApiRequest, INPUT_TOKENS, MockApi, Reply};
+use crate::common::mock_api::{INPUT_TOKENS, MockApi, Reply};
 use crate::common::mock_responses::{CACHED_TOKENS, OUTPUT_TOKENS};
 use crate::common::real::{Cli, RealHome, find};
 use crate::common::*;
@@ -60,7 +60,7 @@ fn a_codex_task_runs_and_its_answer_and_tokens_are_the_result() {
 
 #[cfg(unix)]
 fn writes_a_file() -> MockApi {
-    MockApi::responses(|r: &ApiRequest| {
+    MockApi::responses(|r| {
         if r.tool_results().is_empty() {
             Reply::tool("exec_command", json!({"cmd": "echo hi from the model > hello.txt"}))
         } else {
