@@ -329,3 +329,58 @@ fn a_slow_stream_is_stopped_by_its_timeout() {
     let r = h.home.result_of("slow.md");
     assert_eq!(r["error"]["kind"], "timeout", "{r}");
 }
+
+/// A daemon killed while Codex runs a command leaves nothing behind: its
+/// watchdog stops the CLI and the command by the marks in their environment.
+#[cfg(target_os = "linux")]
+#[test]
+fn kill_9_of_the_daemon_mid_command_leaves_no_process_behind() {
+    let api = MockApi::responses(|r| {
+        if r.tool_results().is_empty() {
+            Reply::tool(
+                "exec_command",
+                json!({"cmd": "python3 -c 'import time; time.sleep(41)'"}),
+            )
+        } else {
+            Reply::text("done")
+        }
+    });
+    let Some(h) = real(api, "", SHELL, "codex_kill_9_mid_command") else {
+        return;
+    };
+    h.home.drop_task(
+        "b.md",
+        "---\nagent: codex\nallowed_tools: [Read, Bash]\nretries: 0\n---\nwait a while\n",
+    );
+    let mut c = h.cmd();
+    c.arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut daemon = c.spawn().unwrap();
+    let marker = || {
+        let id = std::fs::read_dir(h.home.path.join("results"))
+            .ok()?
+            .flatten()
+            .find(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))?
+            .file_name();
+        Some(format!("ORCHESTRATOR_TASK_ID={}", id.to_string_lossy()))
+    };
+    let sleeper = || {
+        marker()
+            .map(|m| processes_with_env(&m))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, cmd)| cmd.contains("time.sleep(41)"))
+            .collect::<Vec<_>>()
+    };
+    wait_until(std::time::Duration::from_secs(60), "Codex's command to run", || {
+        !sleeper().is_empty()
+    });
+    kill9(daemon.id());
+    let _ = daemon.wait();
+    wait_until(
+        std::time::Duration::from_secs(15),
+        "the CLI and its command to be stopped",
+        || marker().map(|m| processes_with_env(&m)).unwrap_or_default().is_empty(),
+    );
+}
