@@ -384,3 +384,98 @@ fn kill_9_of_the_daemon_mid_command_leaves_no_process_behind() {
         || marker().map(|m| processes_with_env(&m)).unwrap_or_default().is_empty(),
     );
 }
+
+/// Records runs of the real CLI into `tests/data/agent-output/codex-0.171.0/`
+/// (stdout, stderr, exit code), for `tests/suite/recordings.rs`. Runs only
+/// with `ORCH_RECORD=1`:
+/// `ORCH_RECORD=1 cargo test --test suite real_codex::record_runs -- --nocapture`.
+#[test]
+fn record_runs() {
+    if std::env::var_os("ORCH_RECORD").is_none() {
+        return;
+    }
+    let Some(cli) = find(Cli::Codex, "record_runs") else {
+        return;
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/agent-output/codex-0.171.0");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tool = || {
+        MockApi::responses(|r| {
+            if r.tool_results().is_empty() {
+                Reply::tool("exec_command", json!({"cmd": "echo hi > made.txt"}))
+            } else {
+                Reply::text("made it")
+            }
+        })
+    };
+    let error = |status, kind: &'static str, reset: Option<u64>| {
+        MockApi::responses(move |_| Reply::Error {
+            status,
+            kind: kind.to_string(),
+            message: format!("the mock's {kind} text"),
+            retry_after: reset,
+        })
+    };
+    let cases: Vec<(&str, MockApi, &str, Option<&str>)> = vec![
+        (
+            "text",
+            MockApi::responses(|_| Reply::text("MOCK-ANSWER from codex")),
+            "read-only",
+            None,
+        ),
+        ("tool", tool(), "workspace-write", None),
+        ("tool_read_only", tool(), "read-only", None),
+        ("auth", error(401, "invalid_api_key", None), "read-only", None),
+        (
+            "invalid_request",
+            error(400, "invalid_request_error", None),
+            "read-only",
+            None,
+        ),
+        ("server_error", error(500, "server_error", None), "read-only", None),
+        ("rate_limit", error(429, "rate_limit_exceeded", None), "read-only", None),
+        (
+            "usage_limit",
+            error(429, "usage_limit_reached", Some(90_000)),
+            "read-only",
+            None,
+        ),
+        (
+            "resume_unknown",
+            MockApi::responses(|_| Reply::text("unused")),
+            "read-only",
+            Some("01a25150-0000-7152-b3cd-408e9aaa4c3e"),
+        ),
+    ];
+    for (name, api, sandbox, session) in cases {
+        let h = RealHome::codex(cli.clone(), api, "", "");
+        let tools: Vec<String> = if sandbox == "workspace-write" {
+            vec!["Read".into(), "Bash".into()]
+        } else {
+            vec!["Read".into()]
+        };
+        let mut c = std::process::Command::new(&h.cli);
+        c.args(orchestrator::agents::codex::args(&[], &tools, session))
+            .envs(h.env())
+            .current_dir(&h.home.path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"Say hello.").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let scrub = |b: &[u8]| {
+            String::from_utf8_lossy(b)
+                .replace(&h.home.path.display().to_string(), "/home/dev/check")
+                .replace(&format!("127.0.0.1:{}", h.api.port), "127.0.0.1:8080")
+        };
+        std::fs::write(dir.join(format!("{name}.out")), scrub(&out.stdout)).unwrap();
+        std::fs::write(dir.join(format!("{name}.err")), scrub(&out.stderr)).unwrap();
+        std::fs::write(
+            dir.join(format!("{name}.rc")),
+            format!("{}\n", out.status.code().unwrap_or(-1)),
+        )
+        .unwrap();
+        eprintln!("recorded {name}: exit {:?}", out.status.code());
+    }
+}

@@ -1,11 +1,12 @@
 //! Every run of the real CLIs recorded in `tests/data/agent-output/`
-//! (`claude-2.1.332/`, `cline-3.0.65/`: stdout, stderr and exit code, against a
+//! (`claude-2.1.332/`, `cline-3.0.65/`, `codex-0.171.0/`: stdout, stderr and exit code, against a
 //! scripted model API) read by the bridge's reader, field by field, and
 //! classified as the daemon would.
 
 use crate::common::read_stream;
 use orchestrator::agents::classify;
 use orchestrator::agents::cline::ClineReader;
+use orchestrator::agents::codex::CodexReader;
 use orchestrator::agents::outcome::{ErrorKind, Failure, Retry};
 use orchestrator::agents::supervise::Exit;
 use orchestrator::agents::{AgentReport, LiveLimits, OutputReader, claude::ClaudeReader};
@@ -23,6 +24,7 @@ fn recorded(dir: &str, name: &str, ext: &str) -> Vec<u8> {
 fn read(agent: AgentKind, bytes: &[u8], chunk: usize) -> AgentReport {
     let reader: Box<dyn OutputReader> = match agent {
         AgentKind::Cline => Box::new(ClineReader::new(LiveLimits::default())),
+        AgentKind::Codex => Box::new(CodexReader::new(LiveLimits::default())),
         _ => Box::new(ClaudeReader::default()),
     };
     read_stream(reader, bytes, chunk)
@@ -51,6 +53,10 @@ fn claude(name: &str) -> (AgentReport, Option<Failure>) {
 
 fn cline(name: &str) -> (AgentReport, Option<Failure>) {
     run(AgentKind::Cline, "cline-3.0.65", name)
+}
+
+fn codex(name: &str) -> (AgentReport, Option<Failure>) {
+    run(AgentKind::Codex, "codex-0.171.0", name)
 }
 
 fn kind(f: &Option<Failure>) -> Option<ErrorKind> {
@@ -199,4 +205,66 @@ fn cline_failures() {
     assert_eq!(r.turns, 356);
     assert_eq!(r.subtype.as_deref(), Some("aborted"));
     assert_eq!(kind(&f), Some(ErrorKind::AgentCrashed));
+}
+
+#[test]
+fn codex_successes_read_field_by_field() {
+    let (r, f) = codex("text");
+    assert_eq!(f, None, "{r:?}");
+    assert_eq!(r.answer.as_deref(), Some("MOCK-ANSWER from codex"));
+    assert_eq!((r.turns, r.tool_calls), (1, 0));
+    assert!(r.session_id.as_deref().is_some_and(|s| s.len() == 36), "{r:?}");
+    assert_eq!((r.tokens.input, r.tokens.output, r.tokens.cached), (120, 25, 40));
+    assert_eq!(r.cost_usd, None);
+
+    let (r, f) = codex("tool");
+    assert_eq!(f, None, "{r:?}");
+    assert_eq!((r.turns, r.tool_calls), (2, 1));
+    assert_eq!(r.answer.as_deref(), Some("made it"));
+    // Two model calls in the turn: the count is the turn's.
+    assert_eq!((r.tokens.input, r.tokens.output), (240, 50));
+
+    // In the read-only sandbox the command fails inside the tool; the run
+    // itself succeeds.
+    let (r, f) = codex("tool_read_only");
+    assert_eq!(f, None, "{r:?}");
+    assert_eq!(r.answer.as_deref(), Some("made it"));
+}
+
+#[test]
+fn codex_failures_classified_as_the_daemon_would() {
+    let (r, f) = codex("auth");
+    assert_eq!(kind(&f), Some(ErrorKind::Auth), "{r:?}");
+    assert_eq!(r.api_retries, 1, "its own retry, seen");
+    let (_, f) = codex("invalid_request");
+    let f = f.unwrap();
+    assert_eq!(
+        (f.kind, f.message.as_str()),
+        (ErrorKind::InvalidRequest, "the mock's invalid_request_error text")
+    );
+    let (_, f) = codex("server_error");
+    assert_eq!(
+        f.as_ref().map(|f| (f.kind, f.retry)),
+        Some((ErrorKind::ServerError, Retry::Backoff))
+    );
+    let (_, f) = codex("rate_limit");
+    assert_eq!(kind(&f), Some(ErrorKind::RateLimited));
+    // A reset on another day: its date and time, read in this machine's zone.
+    let (_, f) = codex("usage_limit");
+    let f = f.unwrap();
+    assert_eq!(f.kind, ErrorKind::RateLimited);
+    assert!(f.message.contains("Try again at Dec 8th, 2026"), "{}", f.message);
+    let Retry::WaitForLimit(Some(at)) = f.retry else {
+        panic!("{f:?}")
+    };
+    let zone = jiff::tz::TimeZone::system();
+    let named = jiff::civil::date(2026, 12, 8)
+        .at(17, 33, 0, 0)
+        .to_zoned(zone)
+        .unwrap()
+        .timestamp()
+        .as_second();
+    assert_eq!(at, named + 60, "the end of the minute named");
+    let (_, f) = codex("resume_unknown");
+    assert_eq!(kind(&f), Some(ErrorKind::SessionNotFound));
 }
