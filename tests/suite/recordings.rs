@@ -104,6 +104,8 @@ fn claude_resumed_run_costs_its_own_share() {
     assert!(f.is_none(), "{f:?}");
     // total_cost_usd is 0.00218 for the whole session; this run cost 0.0012.
     assert!(close(r.cost_usd, 0.0012), "{:?}", r.cost_usd);
+    // Its tokens too: 120 in, 36 out this run (the session's 240 and 61).
+    assert_eq!((r.tokens.input, r.tokens.output, r.tokens.cached), (120, 36, 0));
 
     let (r, f) = claude("resume_unknown");
     assert_eq!(kind(&f), Some(ErrorKind::SessionNotFound));
@@ -168,6 +170,7 @@ fn cline_successes() {
     assert!(f.is_none(), "{f:?}");
     assert_eq!((r.turns, r.tool_calls), (2, 1));
     assert!(r.answer.unwrap().ends_with("ANSWER-FILE-OK"));
+    assert_eq!((r.tokens.input, r.tokens.output), (200, 40));
 
     for name in ["slow", "plain-hub"] {
         let (r, f) = cline(name);

@@ -191,6 +191,7 @@ impl ClaudeReader {
                     r.turns = n as u32;
                 }
                 r.cost_usd = run_cost(v);
+                r.tokens = run_tokens(v);
                 if let Some(text) = v.get("result").and_then(Value::as_str) {
                     r.answer = Some(text.to_string());
                 }
@@ -236,6 +237,33 @@ fn run_cost(v: &Value) -> Option<f64> {
             .find_map(|k| v.get(*k).and_then(Value::as_f64))
             .filter(|c| valid(*c))
     })
+}
+
+/// The tokens this run used: its share of a resumed session
+/// (`model_usage_since_last_result`, per model), else the result's `usage`.
+/// Claude counts cache reads and writes apart from `input_tokens`; `input`
+/// here includes them.
+fn run_tokens(v: &Value) -> crate::vocab::Tokens {
+    let n = |o: &Value, k: &str| o.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let mut t = crate::vocab::Tokens::default();
+    if let Some(models) = v.get("model_usage_since_last_result").and_then(Value::as_object) {
+        for m in models.values() {
+            let cached = n(m, "cacheReadInputTokens");
+            t.add(crate::vocab::Tokens {
+                input: n(m, "inputTokens") + cached + n(m, "cacheCreationInputTokens"),
+                output: n(m, "outputTokens"),
+                cached,
+            });
+        }
+        return t;
+    }
+    let u = v.get("usage").unwrap_or(&Value::Null);
+    let cached = n(u, "cache_read_input_tokens");
+    crate::vocab::Tokens {
+        input: n(u, "input_tokens") + cached + n(u, "cache_creation_input_tokens"),
+        output: n(u, "output_tokens"),
+        cached,
+    }
 }
 
 impl OutputReader for ClaudeReader {

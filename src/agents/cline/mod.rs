@@ -162,6 +162,17 @@ impl ClineReader {
                     .get("aggregateUsage")
                     .filter(|u| u.is_object())
                     .or_else(|| v.get("usage"));
+                // This run's own (`usage`); cache reads and writes counted
+                // apart, included in `input` here.
+                if let Some(u) = v.get("usage").filter(|u| u.is_object()).or(usage) {
+                    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+                    let cached = n("cacheReadTokens");
+                    r.tokens = crate::vocab::Tokens {
+                        input: n("inputTokens") + cached + n("cacheWriteTokens"),
+                        output: n("outputTokens"),
+                        cached,
+                    };
+                }
                 if let Some(c) = usage
                     .and_then(|u| u.get("totalCost"))
                     .and_then(Value::as_f64)
