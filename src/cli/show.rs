@@ -57,6 +57,9 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
             r.tool_calls,
             r.cost_usd.map_or("-".into(), |c| format!("${c:.4}"))
         );
+        if let Some(t) = r.tokens {
+            println!("tokens:    {} in ({} cached), {} out", t.input, t.cached, t.output);
+        }
         if let Some(s) = &r.session_id {
             println!("session:   {s}");
         }

@@ -39,7 +39,15 @@ fn a_codex_task_runs_and_its_answer_and_tokens_are_the_result() {
         json!({"input": INPUT_TOKENS, "output": OUTPUT_TOKENS, "cached": CACHED_TOKENS}),
         "{r}"
     );
-    assert!(r["cost_usd"].is_null(), "no price table, no dollars: {r}");
+    assert!(r["cost_usd"].is_null(), "Codex reports no dollars: {r}");
+    let shown = h.cmd().args(["show", "q.md"]).output().unwrap();
+    assert!(
+        stdout(&shown).contains(&format!(
+            "tokens:    {INPUT_TOKENS} in ({CACHED_TOKENS} cached), {OUTPUT_TOKENS} out"
+        )),
+        "{}",
+        stdout(&shown)
+    );
     let sent = &h.api.requests()[0];
     assert!(
         sent.text().contains("Summarise the folder."),
