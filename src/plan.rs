@@ -21,6 +21,13 @@ pub struct Plan {
     /// How the task was understood: `parser` (deterministic) or `mediator`.
     pub parsed_by: String,
     pub agent: AgentKind,
+    /// The agents still to fall through to, in order (`agent: [claude, codex]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<AgentKind>,
+    /// The tools the task asked for (`None`: it named none), kept to grant
+    /// them again to an agent it falls through to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools_asked: Option<Vec<String>>,
     pub prompt: String,
     pub prompt_truncated: bool,
     pub workdir: PathBuf,
@@ -148,6 +155,73 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// This plan on the next agent of its list, or why it cannot go there.
+    /// Its tools are granted again by the next agent's policy; the switch is
+    /// refused when that would take away a tool this agent had, or run an
+    /// agent that cannot hold tools to the list where this one could, or
+    /// when the plan needs sessions (steps) the next agent cannot continue.
+    pub fn switched(&self, config: &Config) -> Result<Plan, (AgentKind, String)> {
+        let next = *self
+            .fallback
+            .first()
+            .ok_or((self.agent, "no agent left in its list".to_string()))?;
+        let (from, to) = (agents::of(self.agent), agents::of(next));
+        let refuse = |why: String| Err((next, why));
+        if self.step_count() > 1 && to.sessions() != agents::Sessions::Resumable {
+            return refuse(format!(
+                "{} cannot continue a session, and the task has steps",
+                next.name()
+            ));
+        }
+        if from.enforces_tools() && !to.enforces_tools() {
+            return refuse(format!(
+                "{} cannot hold an agent to the task's tools, and {} did",
+                next.name(),
+                self.agent.name()
+            ));
+        }
+        let cfg = config.agent(next);
+        let grant = to.grant_tools(self.tools_asked.as_deref(), &cfg);
+        let lost: Vec<&String> = self
+            .allowed_tools
+            .iter()
+            .filter(|t| !grant.granted.contains(t))
+            .collect();
+        if !lost.is_empty() && from.enforces_tools() {
+            return refuse(format!(
+                "{} would not have {} (its tool policy; see docs/agents.md)",
+                next.name(),
+                lost.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let program = cfg.command.clone().unwrap_or_else(|| to.default_program().to_string());
+        let args = to.args(&agents::RunArgs {
+            extra_args: &cfg.extra_args,
+            cwd: &self.workdir,
+            session: None,
+            max_turns: self.max_turns,
+            budget_usd: self.budget_usd,
+            tools: &grant.granted,
+            command: None,
+            planned: &[],
+        });
+        Ok(Plan {
+            agent: next,
+            fallback: self.fallback[1..].to_vec(),
+            program,
+            args,
+            env_keys: cfg.env.keys().cloned().collect(),
+            allowed_tools: grant.granted,
+            tools_dropped: grant.dropped,
+            extra_args: cfg.extra_args.clone(),
+            // A session belongs to the agent that had it.
+            resume_session: None,
+            ..self.clone()
+        })
+    }
+}
+
 /// Everything `build` needs besides the task.
 pub struct Context<'a> {
     pub id: &'a str,
@@ -203,6 +277,8 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         source_file: cx.source_file.to_string(),
         parsed_by: "parser".into(),
         agent: spec.agent,
+        fallback: spec.fallback.clone(),
+        tools_asked: spec.allowed_tools.clone(),
         prompt: spec.prompt.clone(),
         prompt_truncated: spec.prompt_truncated,
         workdir: cx.workdir,
@@ -348,5 +424,53 @@ mod tests {
                 ("sh", vec!["-c".to_string(), "echo 'a b'".to_string()])
             );
         }
+    }
+
+    #[test]
+    fn a_plan_falls_through_to_the_next_agent_only_with_what_it_had() {
+        let config = Config::default();
+        let read = build(
+            &spec("---\nagent: [claude, codex]\nallowed_tools: [Read, Grep]\n---\nlook\n"),
+            &config,
+            cx(),
+        );
+        let next = read.switched(&config).unwrap();
+        assert_eq!((next.agent, next.fallback.clone()), (AgentKind::Codex, vec![]));
+        assert_eq!(next.allowed_tools, ["Read", "Grep"]);
+        assert_eq!(next.program, "codex");
+        assert!(
+            next.args.contains(&"--sandbox=read-only".to_string()),
+            "{:?}",
+            next.args
+        );
+        assert_eq!(
+            (next.workdir.clone(), next.prompt.clone()),
+            (read.workdir.clone(), read.prompt.clone())
+        );
+        assert!(next.switched(&config).is_err(), "nothing left");
+
+        // Codex cannot edit without the shell, which the ceiling leaves out.
+        let edits = build(&spec("---\nagent: [claude, codex]\n---\nfix it\n"), &config, cx());
+        let (to, why) = edits.switched(&config).unwrap_err();
+        assert_eq!(to, AgentKind::Codex);
+        assert!(why.contains("Edit"), "{why}");
+
+        // Never to an agent that cannot hold to the tools at all.
+        let wide = build(
+            &spec("---\nagent: [claude, cline]\nallowed_tools: [Read]\n---\nlook\n"),
+            &config,
+            cx(),
+        );
+        assert!(wide.switched(&config).unwrap_err().1.contains("cannot hold"));
+
+        // A session is the agent's own: it is not carried over.
+        let resumed = build(
+            &spec(
+                "---\nagent: [claude, codex]\nallowed_tools: [Read]\nsession: 123e4567-e89b-42d3-a456-426614174000\n---\ngo on\n",
+            ),
+            &config,
+            cx(),
+        );
+        assert_eq!(resumed.switched(&config).unwrap().resume_session, None);
     }
 }

@@ -24,6 +24,9 @@ pub struct Queued {
     pub name: Arc<str>,
     pub priority: i64,
     pub agent: AgentKind,
+    /// The agents it may fall through to ([`AgentKind::bit`] set): it may
+    /// start while its own is paused if one of these is not.
+    pub fallback: u8,
     /// The repository (or folder) the task may write to, when it is held to
     /// one writer (see `daemon::writers`).
     pub writer: Option<PathBuf>,
@@ -50,6 +53,8 @@ impl Queued {
 pub struct Candidate<'a> {
     pub name: &'a str,
     pub agent: AgentKind,
+    /// Its fallback agents ([`Queued::fallback`]).
+    pub fallback: u8,
     pub writer: Option<&'a Path>,
 }
 
@@ -68,20 +73,24 @@ struct Waiting {
     len: u32,
     /// The writer's index into [`Queue::repos`] (most tasks share a few
     /// repositories; [`NO_WRITER`] for none) in the low 24 bits, the agent's
-    /// index into [`AgentKind::ALL`] in the next 7, and in the top bit
-    /// whether the modification time was known.
+    /// index into [`AgentKind::ALL`] in the next 3, its fallback agents
+    /// ([`AgentKind::bit`]s) in the next 4, and in the top bit whether the
+    /// modification time was known.
     packed: u32,
 }
 
 const NO_WRITER: u32 = (1 << 24) - 1;
 
 impl Waiting {
-    fn new(queued_at: i64, len: u64, writer: u32, agent: AgentKind, mtime_known: bool) -> Self {
+    fn new(queued_at: i64, len: u64, writer: u32, agent: AgentKind, fallback: u8, mtime_known: bool) -> Self {
         let agent = AgentKind::ALL.iter().position(|a| *a == agent).unwrap_or(0) as u32;
         Self {
             queued_at,
             len: u32::try_from(len).unwrap_or(u32::MAX),
-            packed: (writer & NO_WRITER) | (agent << 24) | (u32::from(mtime_known) << 31),
+            packed: (writer & NO_WRITER)
+                | ((agent & 0x7) << 24)
+                | ((u32::from(fallback) & 0xf) << 27)
+                | (u32::from(mtime_known) << 31),
         }
     }
     fn len(&self) -> u64 {
@@ -91,7 +100,10 @@ impl Waiting {
         self.packed & NO_WRITER
     }
     fn agent(&self) -> AgentKind {
-        AgentKind::ALL[((self.packed >> 24) & 0x7f) as usize % AgentKind::ALL.len()]
+        AgentKind::ALL[((self.packed >> 24) & 0x7) as usize % AgentKind::ALL.len()]
+    }
+    fn fallback(&self) -> u8 {
+        ((self.packed >> 27) & 0xf) as u8
     }
     fn mtime_known(&self) -> bool {
         self.packed >> 31 == 1
@@ -131,7 +143,14 @@ impl Queue {
         let prio_time = (Reverse(q.priority), nanos(q.arrival));
         self.order.insert(
             (prio_time.0, prio_time.1, name.clone()),
-            Waiting::new(q.queued_at.as_millisecond(), q.len, writer, q.agent, q.mtime.is_some()),
+            Waiting::new(
+                q.queued_at.as_millisecond(),
+                q.len,
+                writer,
+                q.agent,
+                q.fallback,
+                q.mtime.is_some(),
+            ),
         );
         self.by_name.insert(name, prio_time);
     }
@@ -157,6 +176,7 @@ impl Queue {
             name,
             priority: prio.0,
             agent: w.agent(),
+            fallback: w.fallback(),
             writer: self.repo(w.writer()).map(Path::to_path_buf),
             arrival,
             len: w.len(),
@@ -207,6 +227,7 @@ impl Queue {
                 may_start(Candidate {
                     name,
                     agent: w.agent(),
+                    fallback: w.fallback(),
                     writer: self.repo(w.writer()),
                 })
             })?
@@ -244,6 +265,7 @@ mod tests {
             name: name.into(),
             priority,
             agent,
+            fallback: 0,
             writer: None,
             arrival: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
             len: 0,
@@ -357,16 +379,16 @@ mod tests {
     fn a_waiting_entry_keeps_what_it_was_given_in_16_bytes() {
         assert_eq!(size_of::<Waiting>(), 16);
         for agent in AgentKind::ALL {
-            for (writer, mtime) in [(0, true), (NO_WRITER, false), (12_345, true)] {
-                let w = Waiting::new(1_700_000_001_234, 42, writer, agent, mtime);
+            for (writer, mtime, fallback) in [(0, true, 0b1110), (NO_WRITER, false, 0), (12_345, true, 0b0101)] {
+                let w = Waiting::new(1_700_000_001_234, 42, writer, agent, fallback, mtime);
                 assert_eq!(
-                    (w.agent(), w.writer(), w.mtime_known(), w.len()),
-                    (agent, writer, mtime, 42)
+                    (w.agent(), w.fallback(), w.writer(), w.mtime_known(), w.len()),
+                    (agent, fallback, writer, mtime, 42)
                 );
             }
         }
         // A size past u32 never matches a real file's: the claim reads it again.
-        let huge = Waiting::new(0, 5 << 30, NO_WRITER, AgentKind::Command, true);
+        let huge = Waiting::new(0, 5 << 30, NO_WRITER, AgentKind::Command, 0, true);
         assert_eq!(huge.len(), u64::from(u32::MAX));
     }
 }

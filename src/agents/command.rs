@@ -105,6 +105,9 @@ impl Agent for Command {
     fn may_edit(&self, _granted: &[String]) -> bool {
         false
     }
+    fn enforces_tools(&self) -> bool {
+        false
+    }
     /// The shell's arguments for the run's command (a step, or the task's
     /// `command`), else what the plan spelled out.
     fn args(&self, run: &RunArgs) -> Vec<String> {

@@ -54,6 +54,12 @@ pub trait Agent: Sync {
     /// message (in events, `result.json` and the summary).
     fn dropped_tools_warning(&self) -> (&'static str, &'static str);
 
+    /// Does it hold the agent to the tools it grants? An agent that does not
+    /// (Cline, a command) is never fallen through to from one that does.
+    fn enforces_tools(&self) -> bool {
+        true
+    }
+
     /// Can a run with these granted tools change files? Runs that can are held
     /// to one writer per repository; a run that cannot is checked for answers
     /// that claim edits.

@@ -144,7 +144,12 @@ pub fn checks(
         // warning for the rest.
         let used = config.default_agent == kind
             || config.agents.contains_key(kind.name())
-            || config.roles.values().any(|r| r.agent.as_deref() == Some(kind.name()));
+            || config.roles.values().any(|r| {
+                r.agent
+                    .as_ref()
+                    .and_then(|a| a.resolve().ok())
+                    .is_some_and(|list| list.contains(&kind))
+            });
         let mut c = match which::which(&program) {
             Ok(path) => {
                 let version = agent.version_args().and_then(|args| version_of(&path, args));

@@ -72,8 +72,10 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
                 r.interruptions
             );
         }
-        // With steps, each run says its step, and which try of it it was.
+        // With steps, each run says its step, and which try of it it was;
+        // a task that changed agents says which agent each run had.
         let stepped = r.attempts.iter().any(|a| a.step > 1);
+        let switched = r.attempts.iter().filter_map(|a| a.agent).any(|x| x.name() != r.agent);
         let mut tries: std::collections::BTreeMap<u32, u32> = std::collections::BTreeMap::new();
         for a in &r.attempts {
             let label = if stepped {
@@ -98,8 +100,12 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
                 (None, true) => "  (ran alone)",
                 (None, false) => "",
             };
+            let on = match a.agent {
+                Some(x) if switched => format!(" on {}", x.name()),
+                _ => String::new(),
+            };
             println!(
-                "{label}: exit {}  {}{err}{how}",
+                "{label}{on}: exit {}  {}{err}{how}",
                 a.exit_code.map_or("-".into(), |c| c.to_string()),
                 a.duration_ms.map(human_ms).unwrap_or_default()
             );

@@ -198,13 +198,8 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         return bad(p);
     }
     for (name, r) in c.roles.iter() {
-        if let Some(a) = &r.agent
-            && AgentKind::parse(a).is_none()
-        {
-            return bad(format!(
-                "roles.{name}.agent: `{a}` is not an agent ({})",
-                AgentKind::names()
-            ));
+        if let Some(Err((_, why))) = r.agent.as_ref().map(crate::vocab::AgentChoice::resolve) {
+            return bad(format!("roles.{name}.agent: {why}"));
         }
         if let Some(m) = &r.mode
             && !["apply", "guarded"].contains(&m.as_str())

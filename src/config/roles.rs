@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoleConfig {
-    pub agent: Option<String>,
+    pub agent: Option<crate::vocab::AgentChoice>,
     /// The tools of the role, and the most a task with this role may ask for.
     pub allowed_tools: Option<Vec<String>>,
     /// `apply` or `guarded`.

@@ -225,7 +225,11 @@ impl Daemon {
         while let Ok(permit) = self.shared.slots.clone().try_acquire_owned() {
             let (pauses, writers, dir) = (&self.shared.pauses, &mut self.writers, &self.writers_dir);
             let Some(q) = self.queue.pop_next(|c| {
-                !pauses.is_paused(c.agent) && c.writer.is_none_or(|repo| writers.try_take(dir, c.name, repo))
+                let runnable = !pauses.is_paused(c.agent)
+                    || crate::vocab::AgentKind::ALL
+                        .iter()
+                        .any(|a| c.fallback & a.bit() != 0 && !pauses.is_paused(*a));
+                runnable && c.writer.is_none_or(|repo| writers.try_take(dir, c.name, repo))
             }) else {
                 break;
             };

@@ -66,7 +66,11 @@ impl Outbox {
             if n >= backlog {
                 for name in &waiting[..=n - backlog] {
                     tracing::warn!(file = %name, backlog, "notification backlog full: the oldest is set aside");
-                    self.move_aside(&self.dir.join(name))?;
+                    match self.move_aside(&self.dir.join(name)) {
+                        // The sender finished it between the listing and now.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        other => other?,
+                    }
                 }
                 n = backlog - 1;
             }

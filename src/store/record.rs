@@ -33,6 +33,9 @@ pub struct AttemptRecord {
     /// Which daemon ran it (`host:pid`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    /// The agent it ran (a task with an agent list may change agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::vocab::AgentKind>,
     /// It ran alone in its daemon (a suspected poison pill's probation).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub alone: bool,

@@ -27,6 +27,9 @@ pub struct TaskSpec {
     /// The prompt was longer than `max_prompt_chars` and was cut.
     pub prompt_truncated: bool,
     pub agent: AgentKind,
+    /// The agents to fall through to, in order, when `agent` is paused by a
+    /// limit, missing, or refused by its provider (`agent: [claude, codex]`).
+    pub fallback: Vec<AgentKind>,
     /// As written; resolved by [`workdir::resolve`].
     pub workdir: Option<String>,
     pub allowed_tools: Option<Vec<String>>,

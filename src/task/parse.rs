@@ -80,7 +80,7 @@ enum PrioritySpec {
 #[serde(deny_unknown_fields)]
 struct Fields {
     title: Option<String>,
-    agent: Option<String>,
+    agent: Option<crate::vocab::AgentChoice>,
     workdir: Option<String>,
     allowed_tools: Option<Vec<String>>,
     max_turns: Option<i64>,
@@ -279,16 +279,29 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         budget_usd,
         priority,
     } = numbers::of(&f)?;
-    let agent = match f.agent.as_deref() {
-        None => limits.default_agent,
-        Some(name) => AgentKind::parse(name).ok_or_else(|| {
-            invalid(
-                "agent",
-                format!("`{name}` is not an agent"),
-                &format!("use one of: {}", AgentKind::ALL.map(AgentKind::name).join(", ")),
-            )
-        })?,
+    let (agent, fallback) = match &f.agent {
+        None => (limits.default_agent, Vec::new()),
+        Some(choice) => {
+            let agents = choice.resolve().map_err(|(kind, message)| {
+                Rejection::new(
+                    kind,
+                    format!("agent: {message}"),
+                    format!(
+                        "name one agent, or a list of different ones in the order to try: [claude, codex] (agents: {})",
+                        AgentKind::names()
+                    ),
+                )
+            })?;
+            (agents[0], agents[1..].to_vec())
+        }
     };
+    if fallback.contains(&AgentKind::Command) || (agent == AgentKind::Command && !fallback.is_empty()) {
+        return Err(invalid(
+            "agent",
+            "a command is not an agent to fall back to or from".into(),
+            "list only agent CLIs (claude, cline, codex), or use agent: command alone",
+        ));
+    }
     let mode = match f.mode.as_deref() {
         None | Some("apply") => Mode::Apply,
         Some("guarded") => Mode::Guarded,
@@ -533,6 +546,7 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         prompt,
         prompt_truncated,
         agent,
+        fallback,
         workdir: f.workdir,
         allowed_tools: f.allowed_tools,
         max_turns,

@@ -18,6 +18,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "attempt_started",
     "agent_progress",
     "attempt_finished",
+    "agent_switched",
     "step_finished",
     "retry_scheduled",
     "agent_paused",
@@ -110,6 +111,7 @@ pub enum Event {
         attempt: u32,
         max_attempts: u32,
         program: String,
+        agent: AgentKind,
     },
     AgentProgress {
         attempt: u32,
@@ -132,6 +134,12 @@ pub enum Event {
         tokens: Option<super::Tokens>,
         stdout_bytes: u64,
         stderr_bytes: u64,
+    },
+    /// The task fell through from one agent of its list to the next.
+    AgentSwitched {
+        from: AgentKind,
+        to: AgentKind,
+        reason: String,
     },
     StepFinished {
         step: u32,

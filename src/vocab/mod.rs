@@ -320,6 +320,10 @@ impl AgentKind {
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == text)
     }
+    /// Its bit in a set of agents ([`crate::queue`] keeps a task's fallbacks so).
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
 }
 
 /// Tokens a run (or a task's runs together) used, as the agent's CLI
@@ -352,6 +356,44 @@ impl Tokens {
     /// `Some` unless nothing was counted (records leave the field out then).
     pub fn some(self) -> Option<Tokens> {
         (!self.is_zero()).then_some(self)
+    }
+}
+
+/// `agent:` as written in a task file or a role: one agent, or a
+/// preference list (`[claude, codex]`) the task falls through when the first
+/// is paused by a limit, missing, or refused by its provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AgentChoice {
+    One(String),
+    List(Vec<String>),
+}
+
+impl AgentChoice {
+    /// The agents in order, or why the list is not one: `(kind, message)`
+    /// where kind is `invalid_value` or `duplicate_agent`.
+    pub fn resolve(&self) -> Result<Vec<AgentKind>, (&'static str, String)> {
+        let names: Vec<&str> = match self {
+            AgentChoice::One(n) => vec![n.as_str()],
+            AgentChoice::List(l) => l.iter().map(String::as_str).collect(),
+        };
+        if names.is_empty() {
+            return Err(("invalid_value", "the agent list is empty".into()));
+        }
+        let mut out: Vec<AgentKind> = Vec::new();
+        for n in names {
+            let kind = AgentKind::parse(n.trim()).ok_or_else(|| {
+                (
+                    "invalid_value",
+                    format!("`{n}` is not an agent (use one of: {})", AgentKind::names()),
+                )
+            })?;
+            if out.contains(&kind) {
+                return Err(("duplicate_agent", format!("`{n}` is named twice in the agent list")));
+            }
+            out.push(kind);
+        }
+        Ok(out)
     }
 }
 

@@ -266,6 +266,9 @@ impl Agent for Cline {
     fn may_edit(&self, _granted: &[String]) -> bool {
         true
     }
+    fn enforces_tools(&self) -> bool {
+        false
+    }
     fn args(&self, run: &RunArgs) -> Vec<String> {
         args(run.extra_args, run.cwd)
     }

@@ -40,6 +40,7 @@ impl Runner {
                 worker: Some(self.shared.worker.clone()),
                 alone,
                 cut_short: None,
+                agent: Some(plan.agent),
                 n,
                 step,
                 started_at: now_ts(),
@@ -64,6 +65,7 @@ impl Runner {
             attempt: n,
             max_attempts: plan.max_attempts,
             program: plan.program.clone(),
+            agent: plan.agent,
         });
 
         let agent = crate::agents::of(plan.agent);

@@ -24,6 +24,19 @@ pub enum Next {
     PauseAgent { until: SystemTime },
 }
 
+/// Why a failure sends a task with an agent list on to its next agent:
+/// the agent hit a usage or rate limit, is not installed, or its provider
+/// refused the credentials. Other failures are the task's, whichever agent
+/// ran it. `None`: it stays.
+pub fn falls_through(f: &Failure) -> Option<&'static str> {
+    match f.kind {
+        ErrorKind::RateLimited => Some("usage or rate limit"),
+        ErrorKind::NotFound => Some("not installed"),
+        ErrorKind::Auth => Some("authentication failed"),
+        _ => None,
+    }
+}
+
 /// Decides what follows failure `f`, when `spent` attempts of this step were
 /// used before it (rate-limited ones do not count) and `limit_waits` pauses
 /// were waited through so far (this one is counted here).

@@ -228,7 +228,7 @@ impl Runner {
     }
 
     async fn run(mut self) -> Status {
-        let plan = match self.plan().await {
+        let mut plan = match self.plan().await {
             Ok(p) => p,
             Err(r) => {
                 if r.is_security_violation() {
@@ -277,7 +277,7 @@ impl Runner {
             .or_else(|| plan.resume_session.clone());
         for k in plan.start_step.max(1) + steps_done..=plan.step_count() {
             self.with_progress(|p| p.step = (!plan.steps.is_empty()).then_some(k));
-            let report = match self.run_step(&plan, k, session.clone(), &mut totals).await {
+            let report = match self.run_step(&mut plan, k, session.clone(), &mut totals).await {
                 Ok(report) => report,
                 Err(status) => return status,
             };
@@ -314,9 +314,9 @@ impl Runner {
     /// Runs step `k` until it succeeds (its report) or the task ends (its status).
     async fn run_step(
         &mut self,
-        plan: &Plan,
+        plan: &mut Plan,
         k: u32,
-        session: Option<String>,
+        mut session: Option<String>,
         totals: &mut Totals,
     ) -> Result<AgentReport, Status> {
         let mut limit_waits = 0u32;
@@ -330,6 +330,8 @@ impl Runner {
                         a.step == k
                             && a.cut_short.is_none()
                             && a.error.as_ref().is_none_or(|e| e.kind != ErrorKind::RateLimited)
+                            // Runs on an agent the task fell through from are that agent's.
+                            && a.agent.is_none_or(|x| x == plan.agent)
                     })
                     .count() as u32;
                 let used: u64 = p.attempts.iter().filter_map(|a| a.duration_ms).sum();
@@ -361,7 +363,13 @@ impl Runner {
                     .fail(plan, ErrorKind::Timeout, "the task used up its timeout", totals)
                     .await);
             }
-            // A paused agent runs nothing; the slot is freed while waiting.
+            // A paused agent runs nothing: the task falls through to the next
+            // of its agents when it has one, else waits with its slot freed.
+            if self.shared.pauses.until(plan.agent).is_some()
+                && self.switch_agent(plan, &mut session, "paused by a usage or rate limit")
+            {
+                continue;
+            }
             while let Some(until) = self.shared.pauses.until(plan.agent) {
                 self.permit = None;
                 self.with_progress(|p| {
@@ -480,7 +488,22 @@ impl Runner {
             let Some(f) = failure else {
                 return Ok(report);
             };
-            match decide::after_failure(&f, spent, &mut limit_waits, plan) {
+            let next = decide::after_failure(&f, spent, &mut limit_waits, plan);
+            let from = plan.agent;
+            if let Some(why) = decide::falls_through(&f)
+                && self.switch_agent(
+                    plan,
+                    &mut session,
+                    &format!("{why}: {}", crate::agents::short(&f.message, 160)),
+                )
+            {
+                // The agent it left stays paused for the tasks that have no other.
+                if let Next::PauseAgent { until } = next {
+                    self.pause(from, until, &f);
+                }
+                continue;
+            }
+            match next {
                 Next::End(status) => {
                     return Err(self.finish(Some(plan), status, Some(from_failure(&f)), totals).await);
                 }
@@ -499,21 +522,64 @@ impl Runner {
                         return Err(self.stopped(Some(plan), reason, totals).await);
                     }
                 }
-                Next::PauseAgent { until } => {
-                    self.shared.pauses.pause(plan.agent, until);
-                    let until_ts = jiff::Timestamp::try_from(until)
-                        .map(|t| t.to_string())
-                        .unwrap_or_default();
-                    self.emit(Event::AgentPaused {
-                        agent: plan.agent,
-                        until: until_ts,
-                        reason: f.message.clone(),
-                        from_cli: matches!(f.retry, Retry::WaitForLimit(Some(_))),
+                Next::PauseAgent { until } => self.pause(plan.agent, until, &f),
+            }
+        }
+    }
+
+    /// Pauses `agent` until `until` for every task of this daemon (and says so).
+    fn pause(&self, agent: crate::config::AgentKind, until: SystemTime, f: &Failure) {
+        self.shared.pauses.pause(agent, until);
+        let until_ts = jiff::Timestamp::try_from(until)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        self.emit(Event::AgentPaused {
+            agent,
+            until: until_ts,
+            reason: f.message.clone(),
+            from_cli: matches!(f.retry, Retry::WaitForLimit(Some(_))),
+        });
+        self.shared.wake.notify_one();
+    }
+
+    /// Moves the task to the next agent of its list, if it has one that may
+    /// take it (see [`Plan::switched`]): says so (`agent_switched`) and
+    /// forgets the session, which was the other agent's. `false`: it stays.
+    fn switch_agent(&mut self, plan: &mut Plan, session: &mut Option<String>, reason: &str) -> bool {
+        while !plan.fallback.is_empty() {
+            let config = self.shared.config();
+            match plan.switched(&config) {
+                Ok(next) => {
+                    self.emit(Event::AgentSwitched {
+                        from: plan.agent,
+                        to: next.agent,
+                        reason: reason.to_string(),
                     });
-                    self.shared.wake.notify_one();
+                    tracing::info!(
+                        task = self.id(),
+                        from = plan.agent.name(),
+                        to = next.agent.name(),
+                        reason,
+                        "fell through to the next agent"
+                    );
+                    *plan = next;
+                    *session = None;
+                    // Its tools as the new agent grants them, said as for the first.
+                    if let Some(w) = finish::tools_warning(plan) {
+                        self.warn(w);
+                    }
+                    return true;
+                }
+                Err((skipped, why)) => {
+                    self.warn(crate::vocab::Finding::new(
+                        "agent_not_switched",
+                        format!("not switched to {}: {why}", skipped.name()),
+                    ));
+                    plan.fallback.retain(|a| *a != skipped);
                 }
             }
         }
+        false
     }
 
     /// Sleeps, unless a cancel or shutdown comes first.

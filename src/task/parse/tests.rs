@@ -187,3 +187,35 @@ fn a_nul_written_as_an_escape_is_refused() {
         assert_eq!(rejected("n.json", text).reason, "nul_byte");
     }
 }
+
+#[test]
+fn an_agent_list_is_the_order_to_fall_through() {
+    let t = ok("a.md", "---\nagent: [claude, codex, cline]\n---\nhi\n");
+    assert_eq!(
+        (t.agent, t.fallback),
+        (AgentKind::Claude, vec![AgentKind::Codex, AgentKind::Cline])
+    );
+    let t = ok("b.json", r#"{"agent": ["codex"], "prompt": "hi"}"#);
+    assert_eq!((t.agent, t.fallback), (AgentKind::Codex, vec![]));
+    let t = ok("c.md", "---\nagent: codex\n---\nhi\n");
+    assert!(t.fallback.is_empty());
+    for (text, kind, words) in [
+        ("---\nagent: []\n---\nhi\n", "invalid_value", "empty"),
+        (
+            "---\nagent: [claude, gpt]\n---\nhi\n",
+            "invalid_value",
+            "`gpt` is not an agent",
+        ),
+        (
+            "---\nagent: [codex, claude, codex]\n---\nhi\n",
+            "duplicate_agent",
+            "named twice",
+        ),
+        ("---\nagent: [claude, command]\n---\nhi\n", "invalid_value", "command"),
+    ] {
+        let r = rejected("x.md", text.as_bytes());
+        assert_eq!(r.reason, kind, "{text}: {r:?}");
+        assert!(r.error.contains(words), "{text}: {r:?}");
+        assert!(r.hint.contains("[claude, codex]") || kind == "invalid_value", "{r:?}");
+    }
+}
