@@ -22,6 +22,7 @@ mod dashboard;
 #[cfg(unix)]
 mod dashboard_browser;
 mod fakes_match_recordings;
+mod fallback;
 #[cfg(unix)]
 mod guarded;
 #[cfg(unix)]

@@ -571,10 +571,12 @@ impl Runner {
                     return true;
                 }
                 Err((skipped, why)) => {
-                    self.warn(crate::vocab::Finding::new(
+                    let w = crate::vocab::Finding::new(
                         "agent_not_switched",
                         format!("not switched to {}: {why}", skipped.name()),
-                    ));
+                    );
+                    self.warn(w.clone());
+                    self.run_warnings.lock().unwrap_or_else(|e| e.into_inner()).push(w);
                     plan.fallback.retain(|a| *a != skipped);
                 }
             }

@@ -91,17 +91,22 @@ impl RealHome {
             cli.display()
         );
         let this = Self::new(cli, api, &yaml);
-        let dir = this.cli_home.join(".codex");
+        this.configure_codex(&this.api);
+        this
+    }
+
+    /// Codex's own config in this home's CLI HOME: `api` as its provider.
+    pub fn configure_codex(&self, api: &MockApi) {
+        let dir = self.cli_home.join(".codex");
         std::fs::create_dir_all(&dir).unwrap();
         // One retry of its own (the default is five, with backoff): a test of
         // an error needs no more.
         let config = format!(
             "model = \"{}\"\nmodel_provider = \"mock\"\n\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"{}/v1\"\nenv_key = \"ORCH_TEST_OPENAI_KEY\"\nwire_api = \"responses\"\nrequest_max_retries = 1\nstream_max_retries = 1\n",
             CODEX_MODEL,
-            this.api.base_url()
+            api.base_url()
         );
         std::fs::write(dir.join("config.toml"), config).unwrap();
-        this
     }
 
     fn new(cli: PathBuf, api: MockApi, yaml: &str) -> Self {
