@@ -76,7 +76,7 @@ fn hashes(top: &Path, paths: &[&String]) -> Vec<Option<String>> {
 /// asking git would start a process per task; cheap enough to ask on the
 /// async runtime, so a task outside a repository needs no blocking thread.
 pub fn in_repository(workdir: &Path) -> bool {
-    workdir.ancestors().any(|d| d.join(".git").exists())
+    crate::git::repository_of(workdir).is_some()
 }
 
 /// The repository state around `workdir`; `None` outside a repository or without git.

@@ -8,6 +8,17 @@ use std::process::{Command, Stdio};
 
 /// `git -C dir ARGS`: its stdout, or why it failed (git's own stderr). Commits
 /// made through here are authored by `orchestrator`, whatever the user's config.
+/// The repository `dir` lies in: the nearest folder at or above it with a
+/// `.git` that is one (a folder with `HEAD`, or a worktree's `gitdir:`
+/// file). A stray empty `.git` (a sandbox's mount point left behind, say)
+/// is no repository. A few stats, no process: asked for every task.
+pub fn repository_of(dir: &Path) -> Option<&Path> {
+    dir.ancestors().find(|d| {
+        let git = d.join(".git");
+        git.join("HEAD").is_file() || (git.is_file() && std::fs::read(&git).is_ok_and(|b| b.starts_with(b"gitdir:")))
+    })
+}
+
 pub fn run(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
     let out = Command::new("git")
         .arg("-C")
@@ -46,4 +57,23 @@ pub fn slash_path(base: &Path, path: &Path) -> Option<String> {
             .collect::<Vec<_>>()
             .join("/"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stray_empty_git_folder_is_no_repository() {
+        let d = tempfile::tempdir().unwrap();
+        let wd = d.path().join("a/b");
+        std::fs::create_dir_all(&wd).unwrap();
+        std::fs::create_dir_all(d.path().join(".git")).unwrap();
+        assert_eq!(repository_of(&wd), None, "an empty .git above");
+        std::fs::create_dir_all(d.path().join("a/.git")).unwrap();
+        std::fs::write(d.path().join("a/.git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        assert_eq!(repository_of(&wd), Some(d.path().join("a").as_path()));
+        std::fs::write(wd.join(".git"), "gitdir: /elsewhere/.git/worktrees/b\n").unwrap();
+        assert_eq!(repository_of(&wd), Some(wd.as_path()), "a worktree's .git file");
+    }
 }

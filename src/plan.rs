@@ -232,7 +232,7 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     fn workdir_in_git(&self) -> bool {
-        self.workdir.ancestors().any(|d| d.join(".git").exists())
+        crate::git::repository_of(&self.workdir).is_some()
     }
 }
 

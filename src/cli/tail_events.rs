@@ -148,7 +148,22 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let (mut file, mut pos) = match open_shared(&path) {
         Ok(mut f) => {
             let end = f.seek(SeekFrom::End(0))?;
-            let lines = last_lines(&mut f, end, args.lines, &filter)?;
+            let mut lines = last_lines(&mut f, end, args.lines, &filter)?;
+            // Too few since the last rotation: the rotated logs go on, newest first.
+            for old in crate::events::rotated_logs(&home.logs())
+                .unwrap_or_default()
+                .iter()
+                .rev()
+            {
+                if lines.len() >= args.lines {
+                    break;
+                }
+                let Ok(mut g) = File::open(old) else { continue };
+                let g_end = g.seek(SeekFrom::End(0))?;
+                let mut earlier = last_lines(&mut g, g_end, args.lines - lines.len(), &filter)?;
+                earlier.append(&mut lines);
+                lines = earlier;
+            }
             if let Some(e) = unresolved.filter(|_| lines.is_empty()) {
                 return Err(e.into());
             }

@@ -35,11 +35,7 @@ pub fn key(spec: &TaskSpec, workdir: &Path, config: &Config) -> Option<PathBuf> 
     if !agent.may_edit(&tools.granted) {
         return None;
     }
-    let repo = workdir
-        .ancestors()
-        .find(|d| d.join(".git").exists())
-        .unwrap_or(workdir)
-        .to_path_buf();
+    let repo = crate::git::repository_of(workdir).unwrap_or(workdir).to_path_buf();
     Some(repo)
 }
 

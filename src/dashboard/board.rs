@@ -70,10 +70,7 @@ impl Waiting {
                 && plan.mode != crate::vocab::Mode::Guarded
                 && plan.isolation == crate::vocab::Isolation::None
             {
-                let repo = plan
-                    .workdir
-                    .ancestors()
-                    .find(|d| d.join(".git").exists())
+                let repo = crate::git::repository_of(&plan.workdir)
                     .unwrap_or(&plan.workdir)
                     .to_path_buf();
                 writers.push((repo, id.clone()));

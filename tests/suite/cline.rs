@@ -175,7 +175,7 @@ fn max_tool_calls_stops_cline_and_claude_while_they_run() {
     assert!(started.elapsed() < Duration::from_secs(5), "stopped early");
     for (name, n, max) in [("cline.md", 4, 3), ("claude.md", 3, 2)] {
         let r = home.result_of(name);
-        assert_eq!(r["error"]["kind"], "budget_exceeded", "{r}");
+        assert_eq!(r["error"]["kind"], "max_tool_calls", "{r}");
         let msg = r["error"]["message"].as_str().unwrap();
         assert!(
             msg.contains(&format!("stopped at {n} tool calls: max_tool_calls is {max}")),

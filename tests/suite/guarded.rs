@@ -25,7 +25,7 @@ fn guarded(home: &TestHome, workdir: &str) -> Value {
         format!("---\nworkdir: {workdir}\nmode: guarded\n---\n{EDITS}\nedit\n"),
     );
     let out = home.run_once();
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}\n{}", stderr(&out), home.result_of("g.md"));
     home.result_of("g.md")
 }
 

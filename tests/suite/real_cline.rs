@@ -222,7 +222,7 @@ fn max_tool_calls_stops_the_real_cline_at_once() {
     ) else {
         return;
     };
-    assert_eq!(r["error"]["kind"], "budget_exceeded", "{r}");
+    assert_eq!(r["error"]["kind"], "max_tool_calls", "{r}");
     assert!(
         r["error"]["message"].as_str().unwrap().contains("max_tool_calls is 3"),
         "{r}"
