@@ -24,6 +24,10 @@ pub struct Plan {
     /// The agents still to fall through to, in order (`agent: [claude, codex]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fallback: Vec<AgentKind>,
+    /// The agents the task fell through from, in order: the plan is the
+    /// one of the agent it went on with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub switched_from: Vec<AgentKind>,
     /// The tools the task asked for (`None`: it named none), kept to grant
     /// them again to an agent it falls through to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,9 +210,12 @@ impl Plan {
             command: None,
             planned: &[],
         });
+        let mut switched_from = self.switched_from.clone();
+        switched_from.push(self.agent);
         Ok(Plan {
             agent: next,
             fallback: self.fallback[1..].to_vec(),
+            switched_from,
             program,
             args,
             env_keys: cfg.env.keys().cloned().collect(),
@@ -278,6 +285,7 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         parsed_by: "parser".into(),
         agent: spec.agent,
         fallback: spec.fallback.clone(),
+        switched_from: Vec::new(),
         tools_asked: spec.allowed_tools.clone(),
         prompt: spec.prompt.clone(),
         prompt_truncated: spec.prompt_truncated,

@@ -75,11 +75,47 @@ fn a_claude_usage_limit_sends_the_task_on_to_codex_which_finishes_it() {
     // The task's prompt reached Codex; the same tools, in its read-only sandbox.
     assert!(codex_api.requests()[0].text().contains("Look at the folder."));
     let plan = h.home.task_dir(r["id"].as_str().unwrap()).join("plan.json");
-    assert!(std::fs::read_to_string(plan).unwrap().contains("\"fallback\""));
+    // plan.json is now Codex's, and says where it came from.
+    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
+    assert_eq!(
+        (plan["agent"].as_str(), &plan["switched_from"]),
+        (Some("codex"), &serde_json::json!(["claude"]))
+    );
+    assert!(plan["args"].to_string().contains("--sandbox=read-only"), "{plan}");
     let shown = stdout(&h.cmd().args(["show", "q.md"]).output().unwrap());
     assert!(
         shown.contains("attempt 1 on claude") && shown.contains("attempt 2 on codex"),
         "{shown}"
+    );
+    // A reply goes on in the thread it ended in: Codex's.
+    let out = h
+        .cmd()
+        .args(["reply", r["id"].as_str().unwrap(), "and then?"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reply_id = stdout(&out).trim().to_string();
+    h.run_once();
+    let second = h
+        .home
+        .results()
+        .into_iter()
+        .find(|x| x["id"] == reply_id.as_str())
+        .unwrap();
+    assert_eq!(
+        (second["status"].as_str(), second["agent"].as_str()),
+        (Some("succeeded"), Some("codex")),
+        "{second}"
+    );
+    assert_eq!(second["session_id"], r["session_id"]);
+    assert!(
+        codex_api
+            .requests()
+            .last()
+            .unwrap()
+            .text()
+            .contains("Look at the folder."),
+        "the thread's history"
     );
 }
 
