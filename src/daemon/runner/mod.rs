@@ -566,7 +566,7 @@ impl Runner {
                     *session = None;
                     // The resolved plan is now this agent's: what a recovering
                     // daemon and the follow-ups (`reply`, `resume`) go on with.
-                    if let Err(e) = crate::store::atomic::write_json_atomic(&self.claimed.dir.plan(), &*plan) {
+                    if let Err(e) = write_json_atomic(&self.claimed.dir.plan(), &*plan) {
                         tracing::warn!(task = self.id(), error = %e, "could not rewrite plan.json");
                     }
                     // Its tools as the new agent grants them, said as for the first.
