@@ -31,6 +31,9 @@ pub fn base_fields(plan: &Plan) -> Map<String, Value> {
     if let Some(b) = plan.budget_usd {
         f.insert("budget_usd".into(), json!(b));
     }
+    if let Some(b) = plan.budget_tokens {
+        f.insert("budget_tokens".into(), json!(b));
+    }
     f.insert("timeout".into(), json!(plan.timeout.to_string()));
     f.insert("priority".into(), json!(plan.priority));
     f

@@ -48,6 +48,9 @@ pub struct Plan {
     #[serde(default)]
     pub max_tool_calls: Option<u32>,
     pub budget_usd: Option<f64>,
+    /// Tokens (input and output) the task may use over all its runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_tokens: Option<u64>,
     pub timeout: Dur,
     pub max_attempts: u32,
     pub backoff_initial: Dur,
@@ -298,6 +301,7 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         max_turns,
         max_tool_calls: spec.max_tool_calls,
         budget_usd,
+        budget_tokens: spec.budget_tokens,
         timeout: spec.timeout.map(Dur).unwrap_or(config.timeout),
         max_attempts,
         backoff_initial: config.retry.backoff_initial,

@@ -64,6 +64,8 @@ pub struct LiveLimits {
     pub max_turns: Option<u32>,
     pub budget_usd: Option<f64>,
     pub max_tool_calls: Option<u32>,
+    /// Tokens (input and output) this run may use: what the task has left.
+    pub budget_tokens: Option<u64>,
     /// What the session this run continues had used before it, for CLIs
     /// that report a session's whole count ([`AgentReport::session_tokens`]).
     pub session_tokens_before: crate::vocab::Tokens,
@@ -96,6 +98,17 @@ impl LiveLimits {
             return Some(format!(
                 "stopped at {} tool calls: max_tool_calls is {max}{spent}, after {} turns",
                 report.tool_calls, report.turns
+            ));
+        }
+        if let Some(budget) = self.budget_tokens
+            && report.tokens.total() > budget
+        {
+            report.limit_hit = Some(LimitHit::Budget);
+            return Some(format!(
+                "stopped at {} tokens: budget_tokens left for this run is {budget}, after {} turns and {} tool calls",
+                report.tokens.total(),
+                report.turns,
+                report.tool_calls
             ));
         }
         if let Some(budget) = self.budget_usd

@@ -41,6 +41,14 @@ fn budget_left(
     result: &crate::store::record::ResultRecord,
     f: &mut Map<String, Value>,
 ) -> Result<(), UsageError> {
+    if let (Some(budget), Some(used)) = (plan.budget_tokens, result.tokens.map(|t| t.total())) {
+        if used >= budget {
+            return Err(UsageError(format!(
+                "{id} used {used} of its {budget} tokens: nothing is left for a follow-up in its session; submit a new task with its own budget_tokens"
+            )));
+        }
+        f.insert("budget_tokens".into(), json!(budget - used));
+    }
     let (Some(budget), Some(spent)) = (plan.budget_usd, result.cost_usd) else {
         return Ok(());
     };

@@ -6,7 +6,7 @@
 //! written by someone else): an error never quotes a value from it, and
 //! names an unknown key only when it looks like one.
 
-use super::{AgentKind, Config, MediatorConfig};
+use super::{AgentKind, Config, MediatorConfig, Prices};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -166,7 +166,10 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     {
         return bad(format!("budget_usd must be a positive number, not {b}"));
     }
-    for name in c.agents.keys() {
+    for (name, a) in c.agents.iter() {
+        if let Some(p) = a.prices.as_ref().and_then(Prices::problem) {
+            return bad(format!("agents.{name}.prices: {p}"));
+        }
         if AgentKind::parse(name).is_none() {
             return bad(format!("agents.{name}: unknown agent (known: {})", AgentKind::names()));
         }

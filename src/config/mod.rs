@@ -87,6 +87,39 @@ pub struct AgentConfig {
     pub max_turns: Option<u32>,
     /// Extra environment for the agent process.
     pub env: BTreeMap<String, String>,
+    /// What its tokens cost, for an agent whose CLI reports tokens but no
+    /// dollars (Codex): turns `tokens` into `cost_usd`, so `budget_usd`
+    /// holds for it too.
+    pub prices: Option<Prices>,
+}
+
+/// USD per million tokens (`agents.codex.prices: {input: 1.25, output: 10,
+/// cached: 0.125}`); cached input costs `input` when `cached` is not given.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prices {
+    pub input: f64,
+    pub output: f64,
+    #[serde(default)]
+    pub cached: Option<f64>,
+}
+
+impl Prices {
+    /// What `t` cost.
+    pub fn cost(&self, t: crate::vocab::Tokens) -> f64 {
+        let cached = t.cached.min(t.input);
+        let per = |n: u64, price: f64| n as f64 * price / 1e6;
+        per(t.input - cached, self.input) + per(cached, self.cached.unwrap_or(self.input)) + per(t.output, self.output)
+    }
+
+    /// Why these are not prices, if they are not.
+    pub fn problem(&self) -> Option<String> {
+        [Some(self.input), Some(self.output), self.cached]
+            .into_iter()
+            .flatten()
+            .find(|p| !(p.is_finite() && *p >= 0.0 && *p <= 10_000.0))
+            .map(|p| format!("{p} is not a price in USD per million tokens (0 to 10000)"))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,6 +273,26 @@ pub fn expand_tilde(p: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    #[test]
+    fn prices_turn_tokens_into_dollars_and_bad_ones_are_refused() {
+        let p = Prices {
+            input: 1.25,
+            output: 10.0,
+            cached: Some(0.125),
+        };
+        let t = crate::vocab::Tokens {
+            input: 1_000_000,
+            output: 100_000,
+            cached: 400_000,
+        };
+        assert!((p.cost(t) - (0.75 + 0.05 + 1.0)).abs() < 1e-12);
+        let no_cache_price = Prices { cached: None, ..p };
+        assert!((no_cache_price.cost(t) - (1.25 + 1.0)).abs() < 1e-12);
+        assert!(Prices { input: -1.0, ..p }.problem().is_some());
+        assert!(Prices { output: f64::NAN, ..p }.problem().is_some());
+        assert!(p.problem().is_none());
+    }
+
     fn load_str(yaml: &str, env: &[(&str, &str)], flags: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("orchestrator.yaml");
@@ -304,6 +357,15 @@ mod tests {
         assert!(e.contains("not a duration"), "{e}");
         let e = load_str("agents:\n  gpt: {}\n", &[], &[]).unwrap_err().to_string();
         assert!(e.contains("unknown agent"), "{e}");
+        let e = load_str("agents:\n  codex:\n    prices: {input: -1, output: 2}\n", &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("agents.codex.prices") && e.contains("not a price"), "{e}");
+        let e = load_str("roles:\n  r:\n    agent: [codex, codex]\n", &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("roles.r.agent") && e.contains("twice"), "{e}");
+        assert!(load_str("roles:\n  r:\n    agent: [claude, codex]\n", &[], &[]).is_ok());
         let e = load_str("", &[("ORCHESTRATOR_NOPE", "1")], &[])
             .unwrap_err()
             .to_string();

@@ -20,6 +20,7 @@ pub struct RoleConfig {
     pub max_tool_calls: Option<u32>,
     pub timeout: Option<Dur>,
     pub budget_usd: Option<f64>,
+    pub budget_tokens: Option<u64>,
     /// Put before the task's prompt.
     pub prompt_prefix: Option<String>,
 }

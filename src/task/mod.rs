@@ -42,6 +42,8 @@ pub struct TaskSpec {
     /// Larger runs first.
     pub priority: i64,
     pub budget_usd: Option<f64>,
+    /// Tokens (input and output) the task may use over all its runs.
+    pub budget_tokens: Option<u64>,
     pub mode: Mode,
     /// As written (`None`: guarded picks worktree or copy, apply runs in place).
     pub isolation: Option<Isolation>,

@@ -89,6 +89,7 @@ struct Fields {
     retries: Option<i64>,
     priority: Option<PrioritySpec>,
     budget_usd: Option<f64>,
+    budget_tokens: Option<i64>,
     mode: Option<String>,
     isolation: Option<String>,
     command: Option<String>,
@@ -105,7 +106,7 @@ struct Fields {
     context_from: Option<Vec<String>>,
 }
 
-const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, max_tool_calls, timeout, retries, priority, budget_usd, mode, isolation, command, steps, role, parent_task_id, turn_of, prompt, session, start_step, context_from";
+const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, max_tool_calls, timeout, retries, priority, budget_usd, budget_tokens, mode, isolation, command, steps, role, parent_task_id, turn_of, prompt, session, start_step, context_from";
 
 /// Parses the bytes of the task file named `file_name`.
 pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec, Rejection> {
@@ -277,6 +278,7 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         retries,
         timeout,
         budget_usd,
+        budget_tokens,
         priority,
     } = numbers::of(&f)?;
     let (agent, fallback) = match &f.agent {
@@ -555,6 +557,7 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         retries,
         priority,
         budget_usd,
+        budget_tokens,
         mode,
         isolation,
         command,

@@ -487,3 +487,46 @@ fn record_runs() {
         eprintln!("recorded {name}: exit {:?}", out.status.code());
     }
 }
+
+#[test]
+fn prices_turn_codex_tokens_into_dollars_and_budgets_hold() {
+    let api = MockApi::responses(|_| Reply::text("a step's answer"));
+    // $1 per million input tokens, $0.10 cached, $10 output: one request is
+    // 80 * 1 + 40 * 0.1 + 25 * 10 = 334 millionths of a dollar.
+    let prices = "    prices: {input: 1.0, output: 10.0, cached: 0.1}\n";
+    let Some(h) = real(api, "", prices, "prices_turn_codex_tokens_into_dollars") else {
+        return;
+    };
+    h.home.drop_task("one.md", "---\nagent: codex\n---\nhello\n");
+    // The first step's $0.000334 leaves nothing of $0.0003 for the second.
+    h.home.drop_task(
+        "two.md",
+        "---\nagent: codex\nsteps: [Look, Answer]\nbudget_usd: 0.0003\n---\nThe question\n",
+    );
+    // One request is 145 tokens: a budget of 100 is passed by the first run.
+    h.home
+        .drop_task("tok.md", "---\nagent: codex\nbudget_tokens: 100\n---\nhello\n");
+    h.run_once();
+    let one = h.home.result_of("one.md");
+    assert_eq!(one["status"], "succeeded", "{one}");
+    assert!((one["cost_usd"].as_f64().unwrap() - 0.000334).abs() < 1e-9, "{one}");
+    let two = h.home.result_of("two.md");
+    assert_eq!(
+        (two["status"].as_str(), two["error"]["kind"].as_str()),
+        (Some("failed"), Some("budget_exceeded")),
+        "{two}"
+    );
+    assert!(
+        two["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing left for step 2"),
+        "{two}"
+    );
+    let tok = h.home.result_of("tok.md");
+    assert_eq!(tok["error"]["kind"], "budget_exceeded", "{tok}");
+    assert!(
+        tok["error"]["message"].as_str().unwrap().contains("budget_tokens"),
+        "{tok}"
+    );
+}

@@ -161,6 +161,14 @@ impl Runner {
             f.message = self.redactor.redact(&f.message).into_owned();
             f
         });
+        // Dollars from tokens, for a CLI that reports none (Codex), where the
+        // config has its prices.
+        if report.cost_usd.is_none()
+            && !report.tokens.is_zero()
+            && let Some(prices) = self.config.agent(plan.agent).prices
+        {
+            report.cost_usd = Some(prices.cost(report.tokens));
+        }
         // A CLI that names its session only in its own history (Cline); looked
         // up after the run was judged on what it printed.
         if report.session_id.is_none() && exit.spawn_error.is_none() {

@@ -456,6 +456,15 @@ impl Runner {
                 );
                 return Err(self.fail(plan, ErrorKind::BudgetExceeded, why, totals).await);
             }
+            let tokens_left = plan.budget_tokens.map(|b| b.saturating_sub(totals.tokens.total()));
+            if tokens_left == Some(0) {
+                let why = format!(
+                    "budget_tokens is {} and the task's earlier runs used {}: nothing left for step {k}",
+                    plan.budget_tokens.unwrap_or(0),
+                    totals.tokens.total()
+                );
+                return Err(self.fail(plan, ErrorKind::BudgetExceeded, why, totals).await);
+            }
             let before = totals
                 .session
                 .as_ref()
@@ -466,6 +475,7 @@ impl Runner {
                 max_turns: plan.max_turns,
                 budget_usd: budget_left,
                 max_tool_calls: plan.max_tool_calls,
+                budget_tokens: tokens_left,
                 session_tokens_before: before,
             };
             let (report, failure, n) = self

@@ -12,6 +12,7 @@ pub(super) struct Numbers {
     pub retries: Option<u32>,
     pub timeout: Option<Duration>,
     pub budget_usd: Option<f64>,
+    pub budget_tokens: Option<u64>,
     pub priority: i64,
 }
 
@@ -60,6 +61,13 @@ pub(super) fn of(f: &Fields) -> Result<Numbers, Rejection> {
         }
         b => b,
     };
+    let budget_tokens = ranged(
+        "budget_tokens",
+        f.budget_tokens,
+        1,
+        1_000_000_000_000,
+        "use a positive number of tokens (input and output together), e.g. 2000000",
+    )?;
     let priority = match &f.priority {
         None => 0,
         Some(PrioritySpec::Int(n)) => ranged(
@@ -89,6 +97,7 @@ pub(super) fn of(f: &Fields) -> Result<Numbers, Rejection> {
         retries: retries.map(|n| n as u32),
         timeout,
         budget_usd,
+        budget_tokens: budget_tokens.map(|n| n as u64),
         priority,
     })
 }

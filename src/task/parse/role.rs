@@ -28,6 +28,9 @@ pub(super) fn apply_role(
     f.max_tool_calls = f.max_tool_calls.or(role.max_tool_calls.map(i64::from));
     f.timeout = f.timeout.or(role.timeout);
     f.budget_usd = f.budget_usd.or(role.budget_usd);
+    f.budget_tokens = f
+        .budget_tokens
+        .or(role.budget_tokens.map(|n| n.min(i64::MAX as u64) as i64));
     if let Some(ceiling) = &role.allowed_tools {
         match &f.allowed_tools {
             None => f.allowed_tools = Some(ceiling.clone()),

@@ -219,3 +219,18 @@ fn an_agent_list_is_the_order_to_fall_through() {
         assert!(r.hint.contains("[claude, codex]") || kind == "invalid_value", "{r:?}");
     }
 }
+
+#[test]
+fn budget_tokens_is_a_positive_count() {
+    assert_eq!(
+        ok("a.md", "---\nbudget_tokens: 2000000\n---\nhi\n").budget_tokens,
+        Some(2_000_000)
+    );
+    for bad in ["0", "-5", "1.5", "lots"] {
+        let r = rejected("a.md", format!("---\nbudget_tokens: {bad}\n---\nhi\n").as_bytes());
+        assert!(
+            r.reason == "invalid_value" || r.reason == "invalid_fields",
+            "{bad}: {r:?}"
+        );
+    }
+}
