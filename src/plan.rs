@@ -109,6 +109,10 @@ pub struct Invocation {
     pub program: String,
     pub args: Vec<String>,
     pub stdin: String,
+    /// Environment of this run ([`agents::Agent::run_env`]).
+    pub env: Vec<(String, String)>,
+    /// Files written into the task's folder before it ([`agents::Agent::run_files`]).
+    pub files: Vec<(&'static str, String)>,
 }
 
 impl Plan {
@@ -136,10 +140,11 @@ impl Plan {
         session: Option<&str>,
         cwd: &std::path::Path,
         budget_left: Option<f64>,
+        files_dir: Option<&std::path::Path>,
     ) -> Invocation {
         let agent = agents::of(self.agent);
         let step = self.steps.get(k as usize - 1).map(String::as_str);
-        let args = agent.args(&agents::RunArgs {
+        let run = agents::RunArgs {
             extra_args: &self.extra_args,
             cwd,
             session,
@@ -148,7 +153,9 @@ impl Plan {
             tools: &self.allowed_tools,
             command: step,
             planned: &self.args,
-        });
+            files_dir,
+        };
+        let args = agent.args(&run);
         let step = step.map(|text| agents::Step {
             k,
             n: self.step_count(),
@@ -158,6 +165,8 @@ impl Plan {
             program: self.program.clone(),
             args,
             stdin: agent.stdin(&self.full_prompt(), step, session.is_some()),
+            env: agent.run_env(&run),
+            files: agent.run_files(&run),
         }
     }
 }
@@ -212,6 +221,7 @@ impl Plan {
             tools: &grant.granted,
             command: None,
             planned: &[],
+            files_dir: None,
         });
         let mut switched_from = self.switched_from.clone();
         switched_from.push(self.agent);
@@ -278,6 +288,7 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         tools: &allowed_tools,
         command,
         planned: &[],
+        files_dir: None,
     });
 
     Plan {
@@ -400,10 +411,10 @@ mod tests {
             cx(),
         );
         assert_eq!(p.step_count(), 2);
-        let first = p.invocation(1, None, &p.workdir, None);
+        let first = p.invocation(1, None, &p.workdir, None, None);
         assert_eq!(first.stdin, "The login bug\n\nStep 1 of 2: Read the code");
         assert!(!first.args.iter().any(|a| a.starts_with("--resume")));
-        let second = p.invocation(2, Some("sess-1"), &p.workdir, None);
+        let second = p.invocation(2, Some("sess-1"), &p.workdir, None, None);
         assert_eq!(second.stdin, "Step 2 of 2: Fix it");
         let resume = second
             .args
@@ -418,7 +429,7 @@ mod tests {
             cx(),
         );
         assert_eq!(
-            cmd.invocation(2, None, &cmd.workdir, None).args.last().unwrap(),
+            cmd.invocation(2, None, &cmd.workdir, None, None).args.last().unwrap(),
             "make test"
         );
     }

@@ -2,7 +2,7 @@
 //! what its failures mean.
 //!
 //! Everything that differs between agents is one [`Agent`] implementation,
-//! one module each: [`claude`], [`cline`], [`codex`], [`command`]. The rest of the daemon
+//! one module each: [`claude`], [`cline`], [`codex`], [`gemini`], [`command`]. The rest of the daemon
 //! asks [`of`] for the agent of a task and never names one. Running the
 //! process (process tree, limits, capped logs) is [`supervise`]'s job and is
 //! the same for every agent; what failures have in common (the daemon's own
@@ -15,6 +15,7 @@ pub mod claude;
 pub mod cline;
 pub mod codex;
 pub(crate) mod command;
+pub mod gemini;
 pub(crate) mod identity;
 pub(crate) mod leftovers;
 pub mod outcome;
@@ -84,6 +85,21 @@ pub trait Agent: Sync {
     /// Environment every run gets unless `agents.<name>.env` sets the same name.
     fn env(&self) -> &'static [(&'static str, &'static str)] {
         &[]
+    }
+
+    /// Environment of one run that names its files ([`RunArgs::file`]),
+    /// unless `agents.<name>.env` sets the same name.
+    fn run_env(&self, run: &RunArgs) -> Vec<(String, String)> {
+        let _ = run;
+        Vec::new()
+    }
+
+    /// Files the run's command line or environment names, written into the
+    /// task's folder before it starts: `(name, contents)`. For a CLI whose
+    /// least privilege is a file of its own (Gemini's policy).
+    fn run_files(&self, run: &RunArgs) -> Vec<(&'static str, String)> {
+        let _ = run;
+        Vec::new()
     }
 
     /// How it is asked to stop (Unix): the signal its CLI ends on, sent to its
@@ -167,6 +183,7 @@ pub fn of(kind: AgentKind) -> &'static dyn Agent {
         AgentKind::Claude => &claude::Claude,
         AgentKind::Cline => &cline::Cline,
         AgentKind::Codex => &codex::Codex,
+        AgentKind::Gemini => &gemini::Gemini,
         AgentKind::Command => &command::Command,
     }
 }
@@ -250,6 +267,20 @@ pub struct RunArgs<'a> {
     pub command: Option<&'a str>,
     /// The arguments recorded in the plan when it was built.
     pub planned: &'a [String],
+    /// The task's folder, where the files of [`Agent::run_files`] are
+    /// written before the run (`None` while planning: not claimed yet).
+    pub files_dir: Option<&'a Path>,
+}
+
+impl RunArgs<'_> {
+    /// Where the run's file `name` is: in the task's folder, or said as
+    /// `<task folder>/NAME` while planning.
+    pub fn file(&self, name: &str) -> String {
+        match self.files_dir {
+            Some(d) => d.join(name).display().to_string(),
+            None => format!("<task folder>/{name}"),
+        }
+    }
 }
 
 /// Where and when a run was, for [`Agent::find_session`].
@@ -411,6 +442,7 @@ mod tests {
             tools: &[],
             command,
             planned: &planned,
+            files_dir: None,
         };
         let cmd = of(AgentKind::Command);
         assert_eq!(cmd.args(&run(None)), planned);

@@ -293,15 +293,17 @@ pub enum AgentKind {
     Claude,
     Cline,
     Codex,
+    Gemini,
     Command,
 }
 
 impl AgentKind {
     /// Every agent, in the order `doctor` checks them.
-    pub const ALL: [AgentKind; 4] = [
+    pub const ALL: [AgentKind; 5] = [
         AgentKind::Claude,
         AgentKind::Cline,
         AgentKind::Codex,
+        AgentKind::Gemini,
         AgentKind::Command,
     ];
 
@@ -310,6 +312,7 @@ impl AgentKind {
             AgentKind::Claude => "claude",
             AgentKind::Cline => "cline",
             AgentKind::Codex => "codex",
+            AgentKind::Gemini => "gemini",
             AgentKind::Command => "command",
         }
     }

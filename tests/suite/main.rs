@@ -40,6 +40,7 @@ mod properties;
 mod real_claude;
 mod real_cline;
 mod real_codex;
+mod real_gemini;
 #[cfg(unix)]
 mod real_model;
 mod recordings;

@@ -29,8 +29,13 @@ impl Runner {
             .sandbox
             .as_ref()
             .map_or_else(|| plan.workdir.clone(), |sb| sb.run_dir.clone());
-        let invocation = plan.invocation(step, session, &cwd, budget_left);
         let td = self.claimed.dir.clone();
+        let invocation = plan.invocation(step, session, &cwd, budget_left, Some(&td.dir));
+        for (name, text) in &invocation.files {
+            if let Err(e) = crate::store::atomic::write_atomic(&td.dir.join(name), text.as_bytes()) {
+                tracing::warn!(task = self.id(), file = name, error = %e, "could not write a file the agent's run names");
+            }
+        }
         let n = self.with_progress(|p| {
             let n = p.attempts.len() as u32 + 1;
             p.attempt = n;
@@ -70,9 +75,14 @@ impl Runner {
 
         let agent = crate::agents::of(plan.agent);
         let mut env: Vec<(String, String)> = self.config.agent(plan.agent).env.into_iter().collect();
-        for (k, v) in agent.env() {
-            if !env.iter().any(|(have, _)| have == k) {
-                env.push((k.to_string(), v.to_string()));
+        for (k, v) in agent
+            .env()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(invocation.env)
+        {
+            if !env.iter().any(|(have, _)| *have == k) {
+                env.push((k, v));
             }
         }
         use crate::agents::leftovers::{ATTEMPT_VAR, DAEMON_VAR, TASK_VAR};

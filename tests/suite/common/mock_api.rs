@@ -7,6 +7,9 @@
 //! - [`MockApi::openai`]: an OpenAI-compatible chat completions API
 //!   (`POST /v1/chat/completions`, streamed chunks with native tool calls),
 //!   what Cline talks to as the `openai-compatible` provider.
+//! - [`MockApi::gemini`]: the Gemini API (`POST /v1beta/models/M:streamGenerateContent?alt=sse`,
+//!   [`super::mock_gemini`]), what the Gemini CLI talks to with
+//!   `GOOGLE_GEMINI_BASE_URL`.
 //! - [`MockApi::responses`]: the OpenAI Responses API (`POST /v1/responses`,
 //!   streamed events; [`super::mock_responses`]), what Codex talks to through
 //!   a custom provider's `base_url`.
@@ -41,6 +44,7 @@ impl ApiRequest {
         self.body["messages"]
             .as_array()
             .or_else(|| self.body["input"].as_array())
+            .or_else(|| self.body["contents"].as_array())
             .map(Vec::as_slice)
             .unwrap_or(&[])
     }
@@ -50,7 +54,7 @@ impl ApiRequest {
     pub fn turn(&self) -> usize {
         self.messages()
             .iter()
-            .filter(|m| m["role"] == "assistant" || m["type"] == "function_call")
+            .filter(|m| m["role"] == "assistant" || m["role"] == "model" || m["type"] == "function_call")
             .count()
     }
 
@@ -66,10 +70,14 @@ impl ApiRequest {
 
     /// The names of the tools offered to the model.
     pub fn tool_names(&self) -> Vec<String> {
-        self.body["tools"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let tools = self.body["tools"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        // Gemini's: groups of `functionDeclarations`.
+        let gemini = tools
+            .iter()
+            .flat_map(|g| g["functionDeclarations"].as_array().map(Vec::as_slice).unwrap_or(&[]));
+        tools
+            .iter()
+            .chain(gemini)
             .filter_map(|t| t["name"].as_str().or_else(|| t["function"]["name"].as_str()))
             .map(String::from)
             .collect()
@@ -90,6 +98,11 @@ impl ApiRequest {
             }
             if m["type"] == "function_call_output" {
                 out.push(content_text(&m["output"]));
+            }
+            for part in m["parts"].as_array().into_iter().flatten() {
+                if let Some(r) = part.get("functionResponse") {
+                    out.push(r["response"].to_string());
+                }
             }
             for block in m["content"].as_array().into_iter().flatten() {
                 if block["type"] == "tool_result" {
@@ -161,6 +174,7 @@ enum Flavor {
     Anthropic,
     OpenAi,
     Responses,
+    Gemini,
 }
 
 /// A scripted model API listening on 127.0.0.1 until dropped.
@@ -181,6 +195,10 @@ impl MockApi {
 
     pub fn responses(script: impl Fn(&ApiRequest) -> Reply + Send + Sync + 'static) -> Self {
         Self::start(Flavor::Responses, Arc::new(script))
+    }
+
+    pub fn gemini(script: impl Fn(&ApiRequest) -> Reply + Send + Sync + 'static) -> Self {
+        Self::start(Flavor::Gemini, Arc::new(script))
     }
 
     pub fn base_url(&self) -> String {
@@ -316,6 +334,8 @@ fn serve(mut conn: TcpStream, flavor: Flavor, script: &Script, reqs: &Mutex<Vec<
                 // from now), as OpenAI's does.
                 Flavor::Responses => json!({"error": {"message": message, "type": kind, "code": kind,
                     "resets_at": jiff::Timestamp::now().as_second() + retry_after.unwrap_or(3600) as i64}}),
+                // Google's: the HTTP status, the words, the gRPC status name.
+                Flavor::Gemini => json!({"error": {"code": status, "message": message, "status": kind}}),
             };
             let mut extra = Vec::new();
             if let Some(s) = retry_after {
@@ -326,6 +346,7 @@ fn serve(mut conn: TcpStream, flavor: Flavor, script: &Script, reqs: &Mutex<Vec<
         (Flavor::Anthropic, reply) => anthropic_stream(&mut conn, &model, reply),
         (Flavor::OpenAi, reply) => openai_stream(&mut conn, &model, reply),
         (Flavor::Responses, reply) => super::mock_responses::stream(&mut conn, reply),
+        (Flavor::Gemini, reply) => super::mock_gemini::stream(&mut conn, &req, reply),
     }
 }
 

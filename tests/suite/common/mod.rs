@@ -452,6 +452,7 @@ pub fn git_sh(dir: &Path, script: &str) -> String {
 }
 pub mod fake_http;
 pub mod mock_api;
+pub mod mock_gemini;
 pub mod mock_responses;
 pub mod real;
 pub mod web;

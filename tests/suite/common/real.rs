@@ -22,6 +22,7 @@ pub enum Cli {
     Claude,
     Cline,
     Codex,
+    Gemini,
 }
 
 impl Cli {
@@ -30,6 +31,7 @@ impl Cli {
             Cli::Claude => "claude",
             Cli::Cline => "cline",
             Cli::Codex => "codex",
+            Cli::Gemini => "gemini",
         }
     }
 }
@@ -95,6 +97,30 @@ impl RealHome {
         this
     }
 
+    /// The Gemini CLI against `api` (`GOOGLE_GEMINI_BASE_URL`, an API key),
+    /// with `top` lines added to the config and `gemini` lines (indented by
+    /// 4) to `agents.gemini`.
+    pub fn gemini(cli: PathBuf, api: MockApi, top: &str, gemini: &str) -> Self {
+        let yaml = format!(
+            "{}  gemini:\n    command: {}\n{gemini}",
+            config_with(top, ""),
+            cli.display()
+        );
+        let this = Self::new(cli, api, &yaml);
+        let dir = this.cli_home.join(".gemini");
+        std::fs::create_dir_all(&dir).unwrap();
+        // An API key as its login; one model (else each turn first asks a
+        // router model which to use); two tries of a request of its own (the
+        // default is ten, with backoff): a test of an error needs no more. Its
+        // usage statistics are the user's to turn off, as the docs say.
+        std::fs::write(
+            dir.join("settings.json"),
+            r#"{"security": {"auth": {"selectedType": "gemini-api-key"}}, "model": {"name": "gemini-2.5-pro"}, "general": {"maxAttempts": 2}, "privacy": {"usageStatisticsEnabled": false}}"#,
+        )
+        .unwrap();
+        this
+    }
+
     /// Codex's own config in this home's CLI HOME: `api` as its provider.
     pub fn configure_codex(&self, api: &MockApi) {
         let dir = self.cli_home.join(".codex");
@@ -151,6 +177,8 @@ impl RealHome {
         // A hub of this home's own, never one another test (or the user) started.
         v.push(("CODEX_HOME".into(), self.cli_home.join(".codex").display().to_string()));
         v.push(("ORCH_TEST_OPENAI_KEY".into(), "sk-test-not-a-real-key".into()));
+        v.push(("GOOGLE_GEMINI_BASE_URL".into(), self.api.base_url()));
+        v.push(("GEMINI_API_KEY".into(), "test-not-a-real-key".into()));
         let port = 20000 + (std::process::id() % 20000) as u16 + (self.api.port % 97);
         v.push(("CLINE_HUB_PORT".into(), port.to_string()));
         v
