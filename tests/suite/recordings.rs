@@ -1,5 +1,5 @@
 //! Every run of the real CLIs recorded in `tests/data/agent-output/`
-//! (`claude-2.1.332/`, `cline-3.0.65/`, `codex-0.171.0/`: stdout, stderr and exit code, against a
+//! (`claude-2.1.332/`, `cline-3.0.65/`, `codex-0.171.0/`, `gemini-0.61.0/`: stdout, stderr and exit code, against a
 //! scripted model API) read by the bridge's reader, field by field, and
 //! classified as the daemon would.
 
@@ -7,6 +7,7 @@ use crate::common::read_stream;
 use orchestrator::agents::classify;
 use orchestrator::agents::cline::ClineReader;
 use orchestrator::agents::codex::CodexReader;
+use orchestrator::agents::gemini::GeminiReader;
 use orchestrator::agents::outcome::{ErrorKind, Failure, Retry};
 use orchestrator::agents::supervise::Exit;
 use orchestrator::agents::{AgentReport, LiveLimits, OutputReader, claude::ClaudeReader};
@@ -25,6 +26,7 @@ fn read(agent: AgentKind, bytes: &[u8], chunk: usize) -> AgentReport {
     let reader: Box<dyn OutputReader> = match agent {
         AgentKind::Cline => Box::new(ClineReader::new(LiveLimits::default())),
         AgentKind::Codex => Box::new(CodexReader::new(LiveLimits::default())),
+        AgentKind::Gemini => Box::new(GeminiReader::new(LiveLimits::default())),
         _ => Box::new(ClaudeReader::default()),
     };
     read_stream(reader, bytes, chunk)
@@ -57,6 +59,10 @@ fn cline(name: &str) -> (AgentReport, Option<Failure>) {
 
 fn codex(name: &str) -> (AgentReport, Option<Failure>) {
     run(AgentKind::Codex, "codex-0.171.0", name)
+}
+
+fn gemini(name: &str) -> (AgentReport, Option<Failure>) {
+    run(AgentKind::Gemini, "gemini-0.61.0", name)
 }
 
 fn kind(f: &Option<Failure>) -> Option<ErrorKind> {
@@ -270,4 +276,31 @@ fn codex_failures_classified_as_the_daemon_would() {
     assert_eq!(at, named + 60, "the end of the minute named");
     let (_, f) = codex("resume_unknown");
     assert_eq!(kind(&f), Some(ErrorKind::SessionNotFound));
+}
+
+#[test]
+fn gemini_runs_read_field_by_field_and_classified() {
+    let (r, f) = gemini("text");
+    assert_eq!(f, None, "{r:?}");
+    assert_eq!(r.answer.as_deref(), Some("MOCK-ANSWER from gemini"));
+    assert_eq!((r.turns, r.tool_calls), (1, 0));
+    assert_eq!(r.model.as_deref(), Some("gemini-2.5-pro"));
+    assert!(r.session_id.as_deref().is_some_and(|s| s.len() == 36), "{r:?}");
+    assert_eq!((r.tokens.input, r.tokens.output, r.tokens.cached), (120, 25, 40));
+
+    let (r, f) = gemini("tool");
+    assert_eq!(f, None, "{r:?}");
+    assert_eq!((r.turns, r.tool_calls), (2, 1));
+    assert_eq!(r.answer.as_deref(), Some("made it"));
+    assert_eq!((r.tokens.input, r.tokens.output), (240, 50));
+
+    let (r, f) = gemini("auth");
+    assert_eq!(kind(&f), Some(ErrorKind::Auth), "{r:?}");
+    assert_eq!(r.result_errors, ["the mock's error text"]);
+    assert_eq!(kind(&gemini("invalid_request").1), Some(ErrorKind::InvalidRequest));
+    // Its own retries spent on a 429: a limit, the agent pauses.
+    let f = gemini("quota").1.unwrap();
+    assert_eq!(f.kind, ErrorKind::RateLimited, "{f:?}");
+    assert!(matches!(f.retry, Retry::WaitForLimit(_)));
+    assert_eq!(kind(&gemini("resume_unknown").1), Some(ErrorKind::SessionNotFound));
 }

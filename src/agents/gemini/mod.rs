@@ -230,10 +230,12 @@ fn api_error(msg: &str, r: &mut AgentReport) -> String {
         .and_then(|m| m.strip_suffix(']'))
         .unwrap_or(msg);
     let Ok(body) = serde_json::from_str::<Value>(inner) else {
-        // Its own words for a 429 it gave up on (0.61.0): "Resource has been
-        // exhausted (e.g. check quota)", or a daily quota's "Quota exceeded".
+        // Its own words after a 429 it gave up on (0.61.0): "[API Error:
+        // <the API's words>] Please wait and try again later. To increase your
+        // limits, request a quota increase ...", or a daily quota's "Quota
+        // exceeded".
         let lower = msg.to_ascii_lowercase();
-        if lower.contains("resource has been exhausted") || lower.contains("quota exceeded") {
+        if lower.contains("request a quota increase") || lower.contains("quota exceeded") {
             r.api_error = Some("rate_limit".into());
         }
         return msg.to_string();

@@ -64,7 +64,7 @@ fn api_errors_are_read_from_the_result() {
     assert_eq!(failed(500, "INTERNAL").kind, ErrorKind::ServerError);
     assert_eq!(failed(503, "UNAVAILABLE").kind, ErrorKind::Overloaded);
     // Its own words when it gave up on a 429 (recorded from 0.61.0).
-    let line = r#"{"type":"result","status":"error","error":{"type":"unknown","message":"[API Error: Resource has been exhausted (e.g. check quota).]\nPlease wait and try again later. To increase your limits, request a quota increase through AI Studio, or switch to another /auth method"},"stats":{"total_tokens":0,"input_tokens":0,"output_tokens":0,"cached":0}}"#;
+    let line = r#"{"type":"result","status":"error","error":{"type":"unknown","message":"[API Error: the mock's error text]\nPlease wait and try again later. To increase your limits, request a quota increase through AI Studio, or switch to another /auth method"},"stats":{"total_tokens":0,"input_tokens":0,"output_tokens":0,"cached":0}}"#;
     let (r, _) = read(&[TOOL_RUN[0], line], LiveLimits::default());
     assert_eq!(
         classify::classify(&exit(1, ""), &r).unwrap().kind,
