@@ -72,14 +72,14 @@ struct Waiting {
     /// matches, and the claim checks the file whole again).
     len: u32,
     /// The writer's index into [`Queue::repos`] (most tasks share a few
-    /// repositories; [`NO_WRITER`] for none) in the low 24 bits, the agent's
+    /// repositories; [`NO_WRITER`] for none) in the low 23 bits, the agent's
     /// index into [`AgentKind::ALL`] in the next 3, its fallback agents
-    /// ([`AgentKind::bit`]s) in the next 4, and in the top bit whether the
-    /// modification time was known.
+    /// ([`AgentKind::bit`]s of the five agent CLIs; never `command`) in the
+    /// next 5, and in the top bit whether the modification time was known.
     packed: u32,
 }
 
-const NO_WRITER: u32 = (1 << 24) - 1;
+const NO_WRITER: u32 = (1 << 23) - 1;
 
 impl Waiting {
     fn new(queued_at: i64, len: u64, writer: u32, agent: AgentKind, fallback: u8, mtime_known: bool) -> Self {
@@ -88,8 +88,8 @@ impl Waiting {
             queued_at,
             len: u32::try_from(len).unwrap_or(u32::MAX),
             packed: (writer & NO_WRITER)
-                | ((agent & 0x7) << 24)
-                | ((u32::from(fallback) & 0xf) << 27)
+                | ((agent & 0x7) << 23)
+                | ((u32::from(fallback) & 0x1f) << 26)
                 | (u32::from(mtime_known) << 31),
         }
     }
@@ -100,10 +100,10 @@ impl Waiting {
         self.packed & NO_WRITER
     }
     fn agent(&self) -> AgentKind {
-        AgentKind::ALL[((self.packed >> 24) & 0x7) as usize % AgentKind::ALL.len()]
+        AgentKind::ALL[((self.packed >> 23) & 0x7) as usize % AgentKind::ALL.len()]
     }
     fn fallback(&self) -> u8 {
-        ((self.packed >> 27) & 0xf) as u8
+        ((self.packed >> 26) & 0x1f) as u8
     }
     fn mtime_known(&self) -> bool {
         self.packed >> 31 == 1
@@ -379,7 +379,7 @@ mod tests {
     fn a_waiting_entry_keeps_what_it_was_given_in_16_bytes() {
         assert_eq!(size_of::<Waiting>(), 16);
         for agent in AgentKind::ALL {
-            for (writer, mtime, fallback) in [(0, true, 0b1110), (NO_WRITER, false, 0), (12_345, true, 0b0101)] {
+            for (writer, mtime, fallback) in [(0, true, 0b11110), (NO_WRITER, false, 0), (12_345, true, 0b10101)] {
                 let w = Waiting::new(1_700_000_001_234, 42, writer, agent, fallback, mtime);
                 assert_eq!(
                     (w.agent(), w.fallback(), w.writer(), w.mtime_known(), w.len()),

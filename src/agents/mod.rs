@@ -2,7 +2,7 @@
 //! what its failures mean.
 //!
 //! Everything that differs between agents is one [`Agent`] implementation,
-//! one module each: [`claude`], [`cline`], [`codex`], [`gemini`], [`command`]. The rest of the daemon
+//! one module each: [`claude`], [`cline`], [`codex`], [`gemini`], [`opencode`], [`command`]. The rest of the daemon
 //! asks [`of`] for the agent of a task and never names one. Running the
 //! process (process tree, limits, capped logs) is [`supervise`]'s job and is
 //! the same for every agent; what failures have in common (the daemon's own
@@ -18,6 +18,7 @@ pub(crate) mod command;
 pub mod gemini;
 pub(crate) mod identity;
 pub(crate) mod leftovers;
+pub mod opencode;
 pub mod outcome;
 mod report;
 pub mod supervise;
@@ -184,6 +185,7 @@ pub fn of(kind: AgentKind) -> &'static dyn Agent {
         AgentKind::Cline => &cline::Cline,
         AgentKind::Codex => &codex::Codex,
         AgentKind::Gemini => &gemini::Gemini,
+        AgentKind::Opencode => &opencode::Opencode,
         AgentKind::Command => &command::Command,
     }
 }
@@ -365,6 +367,7 @@ pub fn main_argument(input: &Value) -> Option<String> {
     [
         "command",
         "file_path",
+        "filePath",
         "path",
         "pattern",
         "url",

@@ -294,16 +294,18 @@ pub enum AgentKind {
     Cline,
     Codex,
     Gemini,
+    Opencode,
     Command,
 }
 
 impl AgentKind {
     /// Every agent, in the order `doctor` checks them.
-    pub const ALL: [AgentKind; 5] = [
+    pub const ALL: [AgentKind; 6] = [
         AgentKind::Claude,
         AgentKind::Cline,
         AgentKind::Codex,
         AgentKind::Gemini,
+        AgentKind::Opencode,
         AgentKind::Command,
     ];
 
@@ -313,6 +315,7 @@ impl AgentKind {
             AgentKind::Cline => "cline",
             AgentKind::Codex => "codex",
             AgentKind::Gemini => "gemini",
+            AgentKind::Opencode => "opencode",
             AgentKind::Command => "command",
         }
     }

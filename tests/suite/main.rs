@@ -43,6 +43,7 @@ mod real_codex;
 mod real_gemini;
 #[cfg(unix)]
 mod real_model;
+mod real_opencode;
 mod recordings;
 #[cfg(unix)]
 mod retention;

@@ -23,6 +23,7 @@ pub enum Cli {
     Cline,
     Codex,
     Gemini,
+    Opencode,
 }
 
 impl Cli {
@@ -32,6 +33,7 @@ impl Cli {
             Cli::Cline => "cline",
             Cli::Codex => "codex",
             Cli::Gemini => "gemini",
+            Cli::Opencode => "opencode",
         }
     }
 }
@@ -121,6 +123,28 @@ impl RealHome {
         this
     }
 
+    /// opencode against `api` (an OpenAI-compatible provider of its own
+    /// config, `~/.config/opencode/opencode.json`), with `top` lines added to
+    /// the config and `opencode` lines (indented by 4) to `agents.opencode`.
+    pub fn opencode(cli: PathBuf, api: MockApi, top: &str, opencode: &str) -> Self {
+        let yaml = format!(
+            "{}  opencode:\n    command: {}\n{opencode}",
+            config_with(top, ""),
+            cli.display()
+        );
+        let this = Self::new(cli, api, &yaml);
+        let dir = this.cli_home.join(".config/opencode");
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = serde_json::json!({
+            "provider": {"mock": {"npm": "@ai-sdk/openai-compatible", "name": "Mock",
+                "options": {"baseURL": format!("{}/v1", this.api.base_url()), "apiKey": "sk-test-not-a-real-key"},
+                "models": {super::mock_api::MODEL: {"name": "Mock"}}}},
+            "model": format!("mock/{}", super::mock_api::MODEL),
+        });
+        std::fs::write(dir.join("opencode.json"), config.to_string()).unwrap();
+        this
+    }
+
     /// Codex's own config in this home's CLI HOME: `api` as its provider.
     pub fn configure_codex(&self, api: &MockApi) {
         let dir = self.cli_home.join(".codex");
@@ -179,6 +203,8 @@ impl RealHome {
         v.push(("ORCH_TEST_OPENAI_KEY".into(), "sk-test-not-a-real-key".into()));
         v.push(("GOOGLE_GEMINI_BASE_URL".into(), self.api.base_url()));
         v.push(("GEMINI_API_KEY".into(), "test-not-a-real-key".into()));
+        // opencode's model catalogue (for prices) is fetched from the network.
+        v.push(("OPENCODE_DISABLE_MODELS_FETCH".into(), "1".into()));
         let port = 20000 + (std::process::id() % 20000) as u16 + (self.api.port % 97);
         v.push(("CLINE_HUB_PORT".into(), port.to_string()));
         v
