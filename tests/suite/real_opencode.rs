@@ -1,7 +1,7 @@
 //! The real opencode (pinned in `agent-clis/`) run by the daemon against a
 //! scripted OpenAI-compatible chat completions API on 127.0.0.1.
 
-use crate::common::mock_api::{MockApi, Reply};
+use crate::common::mock_api::{ApiRequest, MockApi, Reply};
 use crate::common::real::{Cli, RealHome, find};
 use crate::common::*;
 use serde_json::json;
@@ -11,7 +11,7 @@ fn real(api: MockApi, top: &str, opencode: &str, test: &str) -> Option<RealHome>
 }
 
 /// The run's own requests (a title request offers no tools).
-fn run_requests(h: &RealHome) -> Vec<crate::common::mock_api::ApiRequest> {
+fn run_requests(h: &RealHome) -> Vec<ApiRequest> {
     h.api.requests().into_iter().filter(|q| q.offers_tools()).collect()
 }
 
