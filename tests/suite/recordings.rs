@@ -1,5 +1,5 @@
 //! Every run of the real CLIs recorded in `tests/data/agent-output/`
-//! (`claude-2.1.332/`, `cline-3.0.65/`, `codex-0.171.0/`, `gemini-0.61.0/`: stdout, stderr and exit code, against a
+//! (`claude-2.1.332/`, `cline-3.0.65/`, `codex-0.171.0/`, `gemini-0.61.0/`, `opencode-1.18.33/`: stdout, stderr and exit code, against a
 //! scripted model API) read by the bridge's reader, field by field, and
 //! classified as the daemon would.
 
@@ -8,6 +8,7 @@ use orchestrator::agents::classify;
 use orchestrator::agents::cline::ClineReader;
 use orchestrator::agents::codex::CodexReader;
 use orchestrator::agents::gemini::GeminiReader;
+use orchestrator::agents::opencode::OpencodeReader;
 use orchestrator::agents::outcome::{ErrorKind, Failure, Retry};
 use orchestrator::agents::supervise::Exit;
 use orchestrator::agents::{AgentReport, LiveLimits, OutputReader, claude::ClaudeReader};
@@ -27,6 +28,7 @@ fn read(agent: AgentKind, bytes: &[u8], chunk: usize) -> AgentReport {
         AgentKind::Cline => Box::new(ClineReader::new(LiveLimits::default())),
         AgentKind::Codex => Box::new(CodexReader::new(LiveLimits::default())),
         AgentKind::Gemini => Box::new(GeminiReader::new(LiveLimits::default())),
+        AgentKind::Opencode => Box::new(OpencodeReader::new(LiveLimits::default())),
         _ => Box::new(ClaudeReader::default()),
     };
     read_stream(reader, bytes, chunk)
@@ -303,4 +305,32 @@ fn gemini_runs_read_field_by_field_and_classified() {
     assert_eq!(f.kind, ErrorKind::RateLimited, "{f:?}");
     assert!(matches!(f.retry, Retry::WaitForLimit(_)));
     assert_eq!(kind(&gemini("resume_unknown").1), Some(ErrorKind::SessionNotFound));
+}
+
+#[test]
+fn opencode_runs_read_field_by_field_and_classified() {
+    let run = |name| run(AgentKind::Opencode, "opencode-1.18.33", name);
+    let (r, f) = run("text");
+    assert_eq!(f, None, "{r:?}");
+    assert_eq!(r.answer.as_deref(), Some("MOCK-ANSWER from opencode"));
+    assert_eq!((r.turns, r.tool_calls), (1, 0));
+    assert!(r.session_id.as_deref().is_some_and(|s| s.starts_with("ses_")), "{r:?}");
+    // The mock reports 120 prompt tokens and 25 completion tokens a call.
+    assert_eq!((r.tokens.input, r.tokens.output), (120, 25), "{r:?}");
+
+    let (r, f) = run("tool");
+    assert_eq!(f, None, "{r:?}");
+    assert_eq!((r.turns, r.tool_calls), (2, 1));
+    assert_eq!(r.answer.as_deref(), Some("read it"));
+    assert_eq!((r.tokens.input, r.tokens.output), (240, 50));
+
+    let (r, f) = run("auth");
+    assert_eq!(kind(&f), Some(ErrorKind::Auth), "{r:?}");
+    assert_eq!(
+        (r.api_error_status, r.result_errors.as_slice()),
+        (Some(401), &["the mock's error text".to_string()][..])
+    );
+    assert_eq!(kind(&run("invalid_request").1), Some(ErrorKind::InvalidRequest));
+    assert_eq!(kind(&run("rate_limit").1), Some(ErrorKind::RateLimited));
+    assert_eq!(kind(&run("resume_unknown").1), Some(ErrorKind::SessionNotFound));
 }
