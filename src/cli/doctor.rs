@@ -136,6 +136,7 @@ pub fn checks(
             "apply the fix each line names (chmod o-w / chown)",
         ));
     }
+    let queued_agents = queued_agents(&home, &config);
     for kind in AgentKind::ALL {
         let agent = crate::agents::of(kind);
         let cfg = config.agent(kind);
@@ -149,7 +150,8 @@ pub fn checks(
                     .as_ref()
                     .and_then(|a| a.resolve().ok())
                     .is_some_and(|list| list.contains(&kind))
-            });
+            })
+            || queued_agents.contains(&kind);
         let mut c = match which::which(&program) {
             Ok(path) => {
                 let version = agent.version_args().and_then(|args| version_of(&path, args));
@@ -380,4 +382,30 @@ fn stuck_in_inbox(home: &crate::store::Home, age: Duration) -> Vec<String> {
         })
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect()
+}
+
+/// The agents the task files waiting in the inbox name first (the first
+/// 1,000 files: enough to tell, and `doctor` stays quick on a full inbox).
+fn queued_agents(home: &crate::store::Home, config: &crate::config::Config) -> Vec<AgentKind> {
+    let limits = crate::task::parse::Limits::of(config);
+    let Ok(dir) = std::fs::read_dir(home.inbox()) else {
+        return Vec::new();
+    };
+    let mut agents = Vec::new();
+    for e in dir.flatten().take(1000) {
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        if crate::task::parse::is_ignored_name(&name) || !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        if let Some(spec) = crate::intake::read_capped(&e.path(), limits.max_bytes)
+            .ok()
+            .and_then(|b| crate::task::parse::parse(&name, &b, &limits).ok())
+            && !agents.contains(&spec.agent)
+        {
+            agents.push(spec.agent);
+        }
+    }
+    agents
 }

@@ -364,6 +364,32 @@ fn doctor_passes_on_a_good_home_and_names_the_fix_on_a_bad_one() {
         line["fix"].as_str().unwrap_or("").contains("agents.cline.command"),
         "{line}"
     );
+
+    // Missing agents nothing uses are warnings; one a queued task or a role
+    // names fails.
+    let level = |v: &Value, name: &str| {
+        let c = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap();
+        (
+            c["ok"].as_bool().unwrap(),
+            c["level"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let yaml = config_with("", "").replace("agents:\n", "roles:\n  look:\n    agent: [codex, opencode]\nagents:\n");
+    let home = TestHome::with_config(&yaml);
+    let std::process::Output { stdout: quiet, .. } = home.cli(&["doctor", "--json"]);
+    let quiet: Value = serde_json::from_slice(&quiet).unwrap();
+    assert_eq!(level(&quiet, "agent gemini").1, "warn", "{quiet}");
+    assert_eq!(level(&quiet, "agent opencode").1, "error", "a role names it: {quiet}");
+    std::fs::create_dir_all(home.path.join("inbox")).unwrap();
+    std::fs::write(home.path.join("inbox/g.md"), "---\nagent: gemini\n---\nhi\n").unwrap();
+    let v = home.cli_json(&["doctor"]);
+    assert_eq!(level(&v, "agent gemini").1, "error", "a queued task names it: {v}");
 }
 
 #[test]
