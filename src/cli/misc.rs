@@ -10,7 +10,7 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  orchestrator create-sample\n  orchestrator create-sample --agent command")]
 pub struct SampleArgs {
-    /// claude, cline, codex or command (default: the home's default_agent).
+    /// claude, cline, codex, gemini, opencode or command (default: the home's default_agent).
     #[arg(long)]
     pub agent: Option<String>,
 }
@@ -43,6 +43,15 @@ pub fn create_sample(cli: &Cli, args: &SampleArgs) -> anyhow::Result<u8> {
         "codex" => {
             "---\ntitle: Sample - describe this folder\nagent: codex\nallowed_tools: [Read, Glob, Grep]\nmax_turns: 5\ntimeout: 10m\n---\nList the files in this folder and describe in three sentences what the project is.\n"
         }
+        "gemini" | "opencode" => {
+            return Ok(write_sample(
+                &home,
+                &agent,
+                &format!(
+                    "---\ntitle: Sample - describe this folder\nagent: {agent}\nallowed_tools: [Read, Glob, Grep]\nmax_turns: 5\ntimeout: 10m\n---\nList the files in this folder and describe in three sentences what the project is.\n"
+                ),
+            )?);
+        }
         "cline" => {
             "---\ntitle: Sample - describe this folder\nagent: cline\nmax_turns: 5\ntimeout: 10m\n---\nList the files in this folder and describe in three sentences what the project is.\n"
         }
@@ -54,6 +63,11 @@ pub fn create_sample(cli: &Cli, args: &SampleArgs) -> anyhow::Result<u8> {
             .into());
         }
     };
+    write_sample(&home, &agent, text)
+}
+
+/// Writes a sample task into the inbox (renamed into place) and names it.
+fn write_sample(home: &crate::store::Home, agent: &str, text: &str) -> anyhow::Result<u8> {
     std::fs::create_dir_all(home.inbox())?;
     let name = format!("sample-{agent}-{}.md", &crate::ids::new_id("s")[18..26]);
     let tmp = home.inbox().join(format!(".{name}.tmp"));

@@ -22,7 +22,7 @@ pub struct Args {
     /// The task's title (default: the prompt's first line).
     #[arg(long)]
     pub title: Option<String>,
-    /// claude, cline, codex or command (default: the config's default_agent).
+    /// claude, cline, codex, gemini, opencode or command (default: the config's default_agent).
     #[arg(long)]
     pub agent: Option<String>,
     /// Where the agent runs; must be inside allowed_roots (default: default_workdir).

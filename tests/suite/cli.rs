@@ -444,6 +444,22 @@ fn plan_config_create_sample_and_completions() {
         true,
         "the sample is a valid task"
     );
+    // Every agent has a sample, and its plan names the exact command line.
+    for (agent, arg) in [
+        ("claude", "--output-format"),
+        ("cline", "--json"),
+        ("codex", "--sandbox=read-only"),
+        ("gemini", "--policy=<task folder>/gemini-policy.toml"),
+        ("opencode", "--format=json"),
+        ("command", "-c"),
+    ] {
+        let out = home.cli(&["create-sample", "--agent", agent]);
+        assert!(out.status.success(), "{agent}: {}", stderr(&out));
+        let path = home.path.join(stdout(&out).trim());
+        let plan = home.cli_json(&["plan", path.to_str().unwrap()]);
+        assert_eq!(plan["ok"], true, "{agent}: {plan}");
+        assert!(plan.to_string().contains(arg), "{agent}: {plan}");
+    }
     for shell in ["bash", "zsh", "fish", "powershell"] {
         let out = home.cli(&["completions", shell]);
         assert!(out.status.success() && stdout(&out).contains("tail-events"), "{shell}");
