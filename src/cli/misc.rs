@@ -44,13 +44,13 @@ pub fn create_sample(cli: &Cli, args: &SampleArgs) -> anyhow::Result<u8> {
             "---\ntitle: Sample - describe this folder\nagent: codex\nallowed_tools: [Read, Glob, Grep]\nmax_turns: 5\ntimeout: 10m\n---\nList the files in this folder and describe in three sentences what the project is.\n"
         }
         "gemini" | "opencode" => {
-            return Ok(write_sample(
+            return write_sample(
                 &home,
                 &agent,
                 &format!(
                     "---\ntitle: Sample - describe this folder\nagent: {agent}\nallowed_tools: [Read, Glob, Grep]\nmax_turns: 5\ntimeout: 10m\n---\nList the files in this folder and describe in three sentences what the project is.\n"
                 ),
-            )?);
+            );
         }
         "cline" => {
             "---\ntitle: Sample - describe this folder\nagent: cline\nmax_turns: 5\ntimeout: 10m\n---\nList the files in this folder and describe in three sentences what the project is.\n"
