@@ -9,12 +9,23 @@ use crate::common::*;
 /// A home whose daemon runs the real Claude Code against `claude_api` and the
 /// real Codex against `codex_api`, with `claude` as Claude's program.
 fn both(claude_api: MockApi, codex_api: &MockApi, claude: Option<&str>, test: &str) -> Option<RealHome> {
+    both_with(claude_api, codex_api, claude, "", test)
+}
+
+/// [`both`], with `codex` lines (indented by 4) in `agents.codex`.
+fn both_with(
+    claude_api: MockApi,
+    codex_api: &MockApi,
+    claude: Option<&str>,
+    codex_lines: &str,
+    test: &str,
+) -> Option<RealHome> {
     let codex = find(Cli::Codex, test)?;
     let claude_cli = match claude {
         Some(p) => std::path::PathBuf::from(p),
         None => find(Cli::Claude, test)?,
     };
-    let agents = format!("  codex:\n    command: {}\n", codex.display());
+    let agents = format!("  codex:\n    command: {}\n{codex_lines}", codex.display());
     let h = RealHome::claude(claude_cli, claude_api, "", &agents);
     h.configure_codex(codex_api);
     Some(h)
@@ -188,4 +199,54 @@ fn never_to_an_agent_that_cannot_hold_the_task_to_its_tools() {
         warnings.contains("agent_not_switched") && warnings.contains("cannot hold"),
         "{r}"
     );
+}
+
+/// A guarded task switches inside its worktree: the next agent's edits land
+/// there, and the workdir is untouched until `apply`.
+#[cfg(unix)]
+#[test]
+fn a_guarded_task_switches_inside_its_worktree() {
+    let claude_api = MockApi::anthropic(|_| Reply::text("never asked"));
+    let codex_api = MockApi::responses(|r| {
+        if r.tool_results().is_empty() {
+            Reply::tool(
+                "exec_command",
+                serde_json::json!({"cmd": "echo from codex > hello.txt"}),
+            )
+        } else {
+            Reply::text("wrote hello.txt")
+        }
+    });
+    let missing = std::env::temp_dir().join("no-such-dir-for-orchestrator").join("claude");
+    let shell = "    allowed_tools: [Read, Edit, Write, Bash]\n";
+    let Some(h) = both_with(
+        claude_api,
+        &codex_api,
+        Some(missing.to_str().unwrap()),
+        shell,
+        "a_guarded_task_switches",
+    ) else {
+        return;
+    };
+    let repo = h.home.path.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git_sh(&repo, "git init -q && git commit -q --allow-empty -m init");
+    h.home.drop_task(
+        "g.md",
+        "---\nagent: [claude, codex]\nworkdir: repo\nmode: guarded\nallowed_tools: [Read, Edit, Bash]\n---\nwrite hello.txt\n",
+    );
+    h.run_once();
+    let r = h.home.result_of("g.md");
+    assert_eq!(
+        (r["status"].as_str(), r["agent"].as_str()),
+        (Some("succeeded"), Some("codex")),
+        "{r}"
+    );
+    assert_eq!(r["isolation"]["kind"], "worktree", "{r}");
+    assert!(!repo.join("hello.txt").exists(), "the workdir was touched before apply");
+    let diff = std::fs::read_to_string(h.home.task_dir(r["id"].as_str().unwrap()).join("changes.diff")).unwrap();
+    assert!(diff.contains("+from codex"), "{diff}");
+    // Codex ran in the worktree the task was given.
+    let wt = r["isolation"]["run_dir"].as_str().unwrap().to_string();
+    assert!(codex_api.requests()[0].text().contains(&wt), "codex's workspace: {wt}");
 }
