@@ -144,3 +144,47 @@ pub trait OutputReader: Send {
     fn report(&self) -> &AgentReport;
     fn into_report(self: Box<Self>) -> AgentReport;
 }
+
+/// The [`OutputReader`] of an agent whose stdout is JSON events, one a line:
+/// each object goes to the reader's own `on_json(&mut self, &Value) -> bool`
+/// (did the report change in a way worth showing), anything else is counted
+/// as an invalid line, and the limits are checked after every line. The
+/// reader has `report: AgentReport` and `limits: LiveLimits` fields.
+macro_rules! json_lines_reader {
+    ($reader:ty) => {
+        impl $crate::agents::OutputReader for $reader {
+            fn on_line(&mut self, line: &[u8]) -> $crate::agents::LineOutcome {
+                let trimmed = line.trim_ascii();
+                if trimmed.is_empty() {
+                    return $crate::agents::LineOutcome::default();
+                }
+                let progress = match serde_json::from_slice::<serde_json::Value>(trimmed) {
+                    Ok(v) if v.is_object() => self.on_json(&v),
+                    _ => {
+                        self.report.invalid_lines += 1;
+                        false
+                    }
+                };
+                $crate::agents::LineOutcome {
+                    progress,
+                    stop: self.limits.check(&mut self.report),
+                }
+            }
+
+            fn on_partial_tail(&mut self, tail: &[u8]) {
+                if !tail.trim_ascii().is_empty() {
+                    self.report.ended_mid_line = true;
+                }
+            }
+
+            fn report(&self) -> &$crate::agents::AgentReport {
+                &self.report
+            }
+
+            fn into_report(self: Box<Self>) -> $crate::agents::AgentReport {
+                self.report
+            }
+        }
+    };
+}
+pub(crate) use json_lines_reader;

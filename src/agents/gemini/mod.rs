@@ -27,7 +27,7 @@ mod render;
 
 use super::outcome::Failure;
 use super::supervise::Exit;
-use super::{Agent, AgentReport, LineOutcome, LiveLimits, OutputReader, RunArgs, Sessions, ToolGrant, short};
+use super::{Agent, AgentReport, LiveLimits, OutputReader, RunArgs, Sessions, ToolGrant, short};
 use crate::config::AgentConfig;
 use crate::vocab::{AgentKind, Tokens};
 use serde_json::Value;
@@ -254,39 +254,7 @@ fn api_error(msg: &str, r: &mut AgentReport) -> String {
     e["message"].as_str().unwrap_or(msg).to_string()
 }
 
-impl OutputReader for GeminiReader {
-    fn on_line(&mut self, line: &[u8]) -> LineOutcome {
-        let trimmed = line.trim_ascii();
-        if trimmed.is_empty() {
-            return LineOutcome::default();
-        }
-        let progress = match serde_json::from_slice::<Value>(trimmed) {
-            Ok(v) if v.is_object() => self.on_json(&v),
-            _ => {
-                self.report.invalid_lines += 1;
-                false
-            }
-        };
-        LineOutcome {
-            progress,
-            stop: self.limits.check(&mut self.report),
-        }
-    }
-
-    fn on_partial_tail(&mut self, tail: &[u8]) {
-        if !tail.trim_ascii().is_empty() {
-            self.report.ended_mid_line = true;
-        }
-    }
-
-    fn report(&self) -> &AgentReport {
-        &self.report
-    }
-
-    fn into_report(self: Box<Self>) -> AgentReport {
-        self.report
-    }
-}
+super::report::json_lines_reader!(GeminiReader);
 
 /// Gemini, as 0.61.0 behaves.
 pub struct Gemini;

@@ -15,7 +15,8 @@
 //! `OPENCODE_CONFIG_CONTENT` (merged over the user's own config): every tool
 //! denied (`"*": "deny"`) but the granted ones; the model is offered only
 //! those. `Bash(cargo test:*)` is the shell with only that command pattern
-//! allowed, which opencode enforces. Edits outside the workdir are denied.
+//! allowed, which opencode enforces. Paths outside the project are denied
+//! (`*` covers its `external_directory` permission).
 //! Updates, sharing and language-server downloads are off.
 
 mod classify;
@@ -23,7 +24,7 @@ mod render;
 
 use super::outcome::Failure;
 use super::supervise::Exit;
-use super::{Agent, AgentReport, LineOutcome, LiveLimits, OutputReader, RunArgs, Sessions, ToolGrant, short};
+use super::{Agent, AgentReport, LiveLimits, OutputReader, RunArgs, Sessions, ToolGrant, short};
 use crate::config::AgentConfig;
 use crate::vocab::{AgentKind, Tokens};
 use serde_json::{Map, Value, json};
@@ -181,39 +182,7 @@ impl OpencodeReader {
     }
 }
 
-impl OutputReader for OpencodeReader {
-    fn on_line(&mut self, line: &[u8]) -> LineOutcome {
-        let trimmed = line.trim_ascii();
-        if trimmed.is_empty() {
-            return LineOutcome::default();
-        }
-        let progress = match serde_json::from_slice::<Value>(trimmed) {
-            Ok(v) if v.is_object() => self.on_json(&v),
-            _ => {
-                self.report.invalid_lines += 1;
-                false
-            }
-        };
-        LineOutcome {
-            progress,
-            stop: self.limits.check(&mut self.report),
-        }
-    }
-
-    fn on_partial_tail(&mut self, tail: &[u8]) {
-        if !tail.trim_ascii().is_empty() {
-            self.report.ended_mid_line = true;
-        }
-    }
-
-    fn report(&self) -> &AgentReport {
-        &self.report
-    }
-
-    fn into_report(self: Box<Self>) -> AgentReport {
-        self.report
-    }
-}
+super::report::json_lines_reader!(OpencodeReader);
 
 /// opencode, as 1.18.33 behaves.
 pub struct Opencode;

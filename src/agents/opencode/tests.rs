@@ -71,13 +71,14 @@ fn the_config_allows_exactly_the_granted_tools() {
     let c: Value = serde_json::from_str(&config(&owned(&["Read", "Write", "Bash(cargo test:*)"]))).unwrap();
     assert_eq!(
         c["permission"],
-        json!({"*": "deny", "external_directory": "deny", "read": "allow", "edit": "allow",
+        json!({"*": "deny", "read": "allow", "edit": "allow", "write": "allow",
                "bash": {"*": "deny", "cargo test*": "allow"}})
     );
     let whole: Value = serde_json::from_str(&config(&owned(&["Bash", "Bash(git:*)"]))).unwrap();
     assert_eq!(whole["permission"]["bash"], "allow");
     let none: Value = serde_json::from_str(&config(&[])).unwrap();
-    assert_eq!(none["permission"], json!({"*": "deny", "external_directory": "deny"}));
+    // (`*` denies `external_directory` too: nothing outside the project.)
+    assert_eq!(none["permission"], json!({"*": "deny"}));
 }
 
 #[test]
