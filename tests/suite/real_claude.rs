@@ -3,6 +3,8 @@
 
 use crate::common::mock_api::{MockApi, Reply};
 use crate::common::real::{Cli, RealHome, find};
+#[cfg(target_os = "linux")]
+use crate::common::real::{SLEEPER, kill_9_mid_command_leaves_nothing};
 use crate::common::*;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -226,7 +228,7 @@ fn kill_9_of_the_daemon_mid_bash_leaves_no_process_behind() {
         if r.turn() == 0 && r.offers_tools() {
             Reply::tool(
                 "Bash",
-                json!({"command": "python3 -c 'import time; time.sleep(41)'", "description": "wait", "timeout": 120000}),
+                json!({"command": SLEEPER, "description": "wait", "timeout": 120000}),
             )
         } else {
             Reply::text("done")
@@ -237,39 +239,7 @@ fn kill_9_of_the_daemon_mid_bash_leaves_no_process_behind() {
     };
     h.home
         .drop_task("b.md", "---\nallowed_tools: [Bash]\nretries: 0\n---\nwait a while\n");
-    let mut c = h.cmd();
-    c.arg("run")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut daemon = c.spawn().unwrap();
-    let marker = || {
-        let id = std::fs::read_dir(h.home.path.join("results"))
-            .ok()?
-            .flatten()
-            .find(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))?
-            .file_name();
-        Some(format!("ORCHESTRATOR_TASK_ID={}", id.to_string_lossy()))
-    };
-    let sleeper = || {
-        marker()
-            .map(|m| processes_with_env(&m))
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(_, cmd)| cmd.contains("time.sleep(41)"))
-            .collect::<Vec<_>>()
-    };
-    wait_until(
-        std::time::Duration::from_secs(60),
-        "Claude's Bash command to run",
-        || !sleeper().is_empty(),
-    );
-    kill9(daemon.id());
-    let _ = daemon.wait();
-    wait_until(
-        std::time::Duration::from_secs(15),
-        "the Bash command to be stopped",
-        || marker().map(|m| processes_with_env(&m)).unwrap_or_default().is_empty(),
-    );
+    kill_9_mid_command_leaves_nothing(&h);
 }
 
 #[cfg(unix)]

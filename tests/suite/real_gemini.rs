@@ -3,7 +3,9 @@
 
 use crate::common::mock_api::{INPUT_TOKENS, MockApi, Reply};
 use crate::common::mock_responses::{CACHED_TOKENS, OUTPUT_TOKENS};
-use crate::common::real::{Cli, RealHome, find};
+use crate::common::real::{Cli, RealHome, find, record, recordings};
+#[cfg(target_os = "linux")]
+use crate::common::real::{SLEEPER, kill_9_mid_command_leaves_nothing};
 use crate::common::*;
 use serde_json::json;
 
@@ -325,10 +327,7 @@ fn a_cancel_mid_stream_stops_the_real_cli_by_its_signal() {
 fn kill_9_of_the_daemon_mid_command_leaves_no_process_behind() {
     let api = MockApi::gemini(|r| {
         if r.tool_results().is_empty() && r.offers_tools() {
-            Reply::tool(
-                "run_shell_command",
-                json!({"command": "python3 -c 'import time; time.sleep(41)'"}),
-            )
+            Reply::tool("run_shell_command", json!({"command": SLEEPER}))
         } else {
             Reply::text("done")
         }
@@ -345,37 +344,7 @@ fn kill_9_of_the_daemon_mid_command_leaves_no_process_behind() {
         "b.md",
         "---\nagent: gemini\nallowed_tools: [Bash]\nretries: 0\n---\nwait a while\n",
     );
-    let mut c = h.cmd();
-    c.arg("run")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut daemon = c.spawn().unwrap();
-    let marker = || {
-        let id = std::fs::read_dir(h.home.path.join("results"))
-            .ok()?
-            .flatten()
-            .find(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))?
-            .file_name();
-        Some(format!("ORCHESTRATOR_TASK_ID={}", id.to_string_lossy()))
-    };
-    let sleeper = || {
-        marker()
-            .map(|m| processes_with_env(&m))
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(_, cmd)| cmd.contains("time.sleep(41)"))
-            .collect::<Vec<_>>()
-    };
-    wait_until(std::time::Duration::from_secs(60), "Gemini's command to run", || {
-        !sleeper().is_empty()
-    });
-    kill9(daemon.id());
-    let _ = daemon.wait();
-    wait_until(
-        std::time::Duration::from_secs(15),
-        "the CLI and its command to be stopped",
-        || marker().map(|m| processes_with_env(&m)).unwrap_or_default().is_empty(),
-    );
+    kill_9_mid_command_leaves_nothing(&h);
 }
 
 /// Records runs of the real CLI into `tests/data/agent-output/gemini-0.61.0/`
@@ -390,8 +359,7 @@ fn record_runs() {
     let Some(cli) = find(Cli::Gemini, "record_runs") else {
         return;
     };
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/agent-output/gemini-0.61.0");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = recordings("gemini-0.61.0");
     let tool = || {
         MockApi::gemini(|r| {
             if r.tool_results().is_empty() {
@@ -430,33 +398,11 @@ fn record_runs() {
         let h = RealHome::gemini(cli.clone(), api, "", "");
         let policy = h.home.path.join("gemini-policy.toml");
         std::fs::write(&policy, orchestrator::agents::gemini::policy(&tools)).unwrap();
-        let mut c = std::process::Command::new(&h.cli);
-        c.args(orchestrator::agents::gemini::args(
-            &[],
-            &policy.display().to_string(),
-            session,
-        ))
-        .envs(h.env())
-        .envs(orchestrator::agents::gemini::ENV.iter().copied())
-        .current_dir(&h.home.path)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"Say hello.").unwrap();
-        let out = child.wait_with_output().unwrap();
-        let scrub = |b: &[u8]| {
-            String::from_utf8_lossy(b)
-                .replace(&h.home.path.display().to_string(), "/home/dev/check")
-                .replace(&format!("127.0.0.1:{}", h.api.port), "127.0.0.1:8080")
-        };
-        std::fs::write(dir.join(format!("{name}.out")), scrub(&out.stdout)).unwrap();
-        std::fs::write(dir.join(format!("{name}.err")), scrub(&out.stderr)).unwrap();
-        std::fs::write(
-            dir.join(format!("{name}.rc")),
-            format!("{}\n", out.status.code().unwrap_or(-1)),
-        )
-        .unwrap();
-        eprintln!("recorded {name}: exit {:?}", out.status.code());
+        let args = orchestrator::agents::gemini::args(&[], &policy.display().to_string(), session);
+        let env: Vec<(String, String)> = orchestrator::agents::gemini::ENV
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        record(&h, &args, &env, &dir, name);
     }
 }

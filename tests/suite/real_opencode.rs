@@ -2,7 +2,9 @@
 //! scripted OpenAI-compatible chat completions API on 127.0.0.1.
 
 use crate::common::mock_api::{ApiRequest, MockApi, Reply};
-use crate::common::real::{Cli, RealHome, find};
+use crate::common::real::{Cli, RealHome, find, record, recordings};
+#[cfg(target_os = "linux")]
+use crate::common::real::{SLEEPER, kill_9_mid_command_leaves_nothing};
 use crate::common::*;
 use serde_json::json;
 
@@ -300,10 +302,7 @@ fn a_cancel_mid_stream_stops_the_real_cli() {
 fn kill_9_of_the_daemon_mid_command_leaves_no_process_behind() {
     let api = MockApi::openai(|r| {
         if r.offers_tools() && r.tool_results().is_empty() {
-            Reply::tool(
-                "bash",
-                json!({"command": "python3 -c 'import time; time.sleep(41)'", "description": "wait"}),
-            )
+            Reply::tool("bash", json!({"command": SLEEPER, "description": "wait"}))
         } else {
             Reply::text("done")
         }
@@ -320,37 +319,7 @@ fn kill_9_of_the_daemon_mid_command_leaves_no_process_behind() {
         "b.md",
         "---\nagent: opencode\nallowed_tools: [Bash]\nretries: 0\n---\nwait a while\n",
     );
-    let mut c = h.cmd();
-    c.arg("run")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut daemon = c.spawn().unwrap();
-    let marker = || {
-        let id = std::fs::read_dir(h.home.path.join("results"))
-            .ok()?
-            .flatten()
-            .find(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))?
-            .file_name();
-        Some(format!("ORCHESTRATOR_TASK_ID={}", id.to_string_lossy()))
-    };
-    let sleeper = || {
-        marker()
-            .map(|m| processes_with_env(&m))
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(_, cmd)| cmd.contains("time.sleep(41)"))
-            .collect::<Vec<_>>()
-    };
-    wait_until(std::time::Duration::from_secs(60), "opencode's command to run", || {
-        !sleeper().is_empty()
-    });
-    kill9(daemon.id());
-    let _ = daemon.wait();
-    wait_until(
-        std::time::Duration::from_secs(15),
-        "the CLI and its command to be stopped",
-        || marker().map(|m| processes_with_env(&m)).unwrap_or_default().is_empty(),
-    );
+    kill_9_mid_command_leaves_nothing(&h);
 }
 
 /// Records runs of the real CLI into `tests/data/agent-output/opencode-1.18.33/`
@@ -365,8 +334,7 @@ fn record_runs() {
     let Some(cli) = find(Cli::Opencode, "record_runs") else {
         return;
     };
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/agent-output/opencode-1.18.33");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = recordings("opencode-1.18.33");
     let tool = || {
         MockApi::openai(|r| {
             if r.offers_tools() && r.tool_results().is_empty() {
@@ -397,34 +365,15 @@ fn record_runs() {
     for (name, api, session) in cases {
         let h = RealHome::opencode(cli.clone(), api, "", "");
         let tools = ["Read".to_string()];
-        let mut c = std::process::Command::new(&h.cli);
-        c.args(orchestrator::agents::opencode::args(&[], session))
-            .envs(h.env())
-            .envs(orchestrator::agents::opencode::ENV.iter().copied())
-            .env(
-                "OPENCODE_CONFIG_CONTENT",
-                orchestrator::agents::opencode::config(&tools),
-            )
-            .env("PWD", &h.home.path)
-            .current_dir(&h.home.path)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"Say hello.").unwrap();
-        let out = child.wait_with_output().unwrap();
-        let scrub = |b: &[u8]| {
-            String::from_utf8_lossy(b)
-                .replace(&h.home.path.display().to_string(), "/home/dev/check")
-                .replace(&format!("127.0.0.1:{}", h.api.port), "127.0.0.1:8080")
-        };
-        std::fs::write(dir.join(format!("{name}.out")), scrub(&out.stdout)).unwrap();
-        std::fs::write(dir.join(format!("{name}.err")), scrub(&out.stderr)).unwrap();
-        std::fs::write(
-            dir.join(format!("{name}.rc")),
-            format!("{}\n", out.status.code().unwrap_or(-1)),
-        )
-        .unwrap();
-        eprintln!("recorded {name}: exit {:?}", out.status.code());
+        let args = orchestrator::agents::opencode::args(&[], session);
+        let mut env: Vec<(String, String)> = orchestrator::agents::opencode::ENV
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.push((
+            "OPENCODE_CONFIG_CONTENT".into(),
+            orchestrator::agents::opencode::config(&tools),
+        ));
+        record(&h, &args, &env, &dir, name);
     }
 }

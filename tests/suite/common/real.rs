@@ -261,3 +261,78 @@ impl RealHome {
         self.run_once_within(std::time::Duration::from_secs(180))
     }
 }
+
+/// The command a model asks for in the kill tests: it outlives any test
+/// that does not stop it.
+pub const SLEEPER: &str = "python3 -c 'import time; time.sleep(41)'";
+
+/// Starts this home's daemon (its one task asks for [`SLEEPER`]), waits
+/// until the command runs, kills the daemon with SIGKILL, and waits until no
+/// process with the task's mark is left: the watchdog's work.
+#[cfg(target_os = "linux")]
+pub fn kill_9_mid_command_leaves_nothing(h: &RealHome) {
+    let mut c = h.cmd();
+    c.arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut daemon = c.spawn().unwrap();
+    let marker = || {
+        let id = std::fs::read_dir(h.home.path.join("results"))
+            .ok()?
+            .flatten()
+            .find(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))?
+            .file_name();
+        Some(format!("ORCHESTRATOR_TASK_ID={}", id.to_string_lossy()))
+    };
+    let marked = || marker().map(|m| super::processes_with_env(&m)).unwrap_or_default();
+    super::wait_until(std::time::Duration::from_secs(60), "the agent's command to run", || {
+        marked().iter().any(|(_, cmd)| cmd.contains("time.sleep(41)"))
+    });
+    super::kill9(daemon.id());
+    let _ = daemon.wait();
+    super::wait_until(
+        std::time::Duration::from_secs(15),
+        "the CLI and its command to be stopped",
+        || marked().is_empty(),
+    );
+}
+
+/// Runs `cli` of `h` once with `args`, `env` and "Say hello." on stdin, and
+/// records its stdout, stderr and exit code as `dir/name.{out,err,rc}`,
+/// with the home's path and the mock's port scrubbed: the recordings
+/// `tests/suite/recordings.rs` reads.
+pub fn record(h: &RealHome, args: &[String], env: &[(String, String)], dir: &Path, name: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut c = Command::new(&h.cli);
+    c.args(args)
+        .envs(h.env())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("PWD", &h.home.path)
+        .current_dir(&h.home.path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"Say hello.").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let scrub = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .replace(&h.home.path.display().to_string(), "/home/dev/check")
+            .replace(&format!("127.0.0.1:{}", h.api.port), "127.0.0.1:8080")
+    };
+    std::fs::write(dir.join(format!("{name}.out")), scrub(&out.stdout)).unwrap();
+    std::fs::write(dir.join(format!("{name}.err")), scrub(&out.stderr)).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.rc")),
+        format!("{}\n", out.status.code().unwrap_or(-1)),
+    )
+    .unwrap();
+    eprintln!("recorded {name}: exit {:?}", out.status.code());
+}
+
+/// Where the recordings of `cli-version` go.
+pub fn recordings(dir: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/agent-output")
+        .join(dir)
+}
