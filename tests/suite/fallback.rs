@@ -3,6 +3,8 @@
 //! CLIs against scripted APIs; and never to an agent that would widen it.
 
 use crate::common::mock_api::{MockApi, Reply};
+#[cfg(unix)]
+use crate::common::real::git_repo;
 use crate::common::real::{Cli, RealHome, find};
 use crate::common::*;
 
@@ -228,9 +230,7 @@ fn a_guarded_task_switches_inside_its_worktree() {
     ) else {
         return;
     };
-    let repo = h.home.path.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git_sh(&repo, "git init -q && git commit -q --allow-empty -m init");
+    let repo = git_repo(&h);
     h.home.drop_task(
         "g.md",
         "---\nagent: [claude, codex]\nworkdir: repo\nmode: guarded\nallowed_tools: [Read, Edit, Bash]\n---\nwrite hello.txt\n",

@@ -6,6 +6,8 @@ use crate::common::mock_responses::{CACHED_TOKENS, OUTPUT_TOKENS};
 use crate::common::real::{Cli, RealHome, find, record, recordings};
 #[cfg(target_os = "linux")]
 use crate::common::real::{SLEEPER, kill_9_mid_command_leaves_nothing};
+#[cfg(unix)]
+use crate::common::real::{cancel_mid_stream, git_repo};
 use crate::common::*;
 use serde_json::json;
 
@@ -85,9 +87,7 @@ fn a_granted_shell_makes_real_edits_that_git_sees() {
     let Some(h) = real(writes_a_file(), "", SHELL, "a_granted_shell_makes_real_edits") else {
         return;
     };
-    let repo = h.home.path.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git_sh(&repo, "git init -q && git commit -q --allow-empty -m init");
+    let repo = git_repo(&h);
     h.home.drop_task(
         "w.md",
         "---\nagent: codex\nworkdir: repo\nallowed_tools: [Read, Edit, Bash]\n---\nwrite hello.txt\n",
@@ -115,9 +115,7 @@ fn without_the_shell_the_sandbox_is_read_only_and_an_edit_is_refused_not_widened
     let Some(h) = real(writes_a_file(), "", SHELL, "without_the_shell_the_sandbox_is_read_only") else {
         return;
     };
-    let repo = h.home.path.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git_sh(&repo, "git init -q && git commit -q --allow-empty -m init");
+    let repo = git_repo(&h);
     // Edit without Bash: Codex cannot edit without running commands.
     h.home.drop_task(
         "r.md",
@@ -296,32 +294,9 @@ fn a_cancel_mid_stream_stops_the_real_cli_by_its_signal() {
         return;
     };
     h.home.drop_task("slow.md", "---\nagent: codex\n---\ntake your time\n");
-    let mut c = h.cmd();
-    c.arg("run")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut daemon = c.spawn().unwrap();
-    wait_until(
-        std::time::Duration::from_secs(60),
-        "the model's stream to start",
-        || !h.api.requests().is_empty(),
-    );
-    let asked = std::time::Instant::now();
-    let out = h.cmd().args(["cancel", "slow.md"]).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    wait_until(std::time::Duration::from_secs(60), "the result", || {
-        h.home.results().iter().any(|r| r["status"] == "cancelled")
-    });
-    let took = asked.elapsed();
-    sigterm(daemon.id());
-    let _ = daemon.wait();
-    // SIGKILL comes after 30 s; the CLI ended on SIGINT well before.
+    let took = cancel_mid_stream(&h, |_| true);
+    // SIGKILL comes after 30 s; the CLI ended on its stop signal well before.
     assert!(took < std::time::Duration::from_secs(10), "{took:?}");
-    let marker = format!("HOME={}", h.cli_home.display());
-    assert!(
-        processes_with_env(&marker).is_empty(),
-        "a Codex process outlived the cancel"
-    );
 }
 
 #[test]

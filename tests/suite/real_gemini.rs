@@ -6,6 +6,8 @@ use crate::common::mock_responses::{CACHED_TOKENS, OUTPUT_TOKENS};
 use crate::common::real::{Cli, RealHome, find, record, recordings};
 #[cfg(target_os = "linux")]
 use crate::common::real::{SLEEPER, kill_9_mid_command_leaves_nothing};
+#[cfg(unix)]
+use crate::common::real::{cancel_mid_stream, git_repo};
 use crate::common::*;
 use serde_json::json;
 
@@ -81,9 +83,7 @@ fn a_tool_loop_makes_real_edits_that_git_sees() {
     let Some(h) = real(api, "", "", "gemini_tool_loop") else {
         return;
     };
-    let repo = h.home.path.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git_sh(&repo, "git init -q && git commit -q --allow-empty -m init");
+    let repo = git_repo(&h);
     h.home.drop_task(
         "w.md",
         "---\nagent: gemini\nworkdir: repo\nallowed_tools: [Read, Write]\n---\nwrite hello.txt\n",
@@ -294,31 +294,9 @@ fn a_cancel_mid_stream_stops_the_real_cli_by_its_signal() {
         return;
     };
     h.home.drop_task("slow.md", "---\nagent: gemini\n---\ntake your time\n");
-    let mut c = h.cmd();
-    c.arg("run")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut daemon = c.spawn().unwrap();
-    wait_until(
-        std::time::Duration::from_secs(60),
-        "the model's stream to start",
-        || h.api.requests().iter().any(|q| q.offers_tools()),
-    );
-    let asked = std::time::Instant::now();
-    let out = h.cmd().args(["cancel", "slow.md"]).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    wait_until(std::time::Duration::from_secs(60), "the result", || {
-        h.home.results().iter().any(|r| r["status"] == "cancelled")
-    });
-    let took = asked.elapsed();
-    sigterm(daemon.id());
-    let _ = daemon.wait();
+    let took = cancel_mid_stream(&h, |q| q.offers_tools());
+    // SIGKILL comes after 30 s; the CLI ended on its stop signal well before.
     assert!(took < std::time::Duration::from_secs(10), "{took:?}");
-    let marker = format!("HOME={}", h.cli_home.display());
-    assert!(
-        processes_with_env(&marker).is_empty(),
-        "a Gemini process outlived the cancel"
-    );
 }
 
 /// A daemon killed while Gemini runs a command leaves nothing behind.

@@ -336,3 +336,54 @@ pub fn recordings(dir: &str) -> PathBuf {
         .join("tests/data/agent-output")
         .join(dir)
 }
+
+/// Starts this home's daemon on its one task (`slow.md`, whose model streams
+/// slowly), waits until the run's request reached the model (`is_run`),
+/// cancels the task and waits for its result, then stops the daemon, and
+/// fails if a process with the CLI's HOME is still there 10 s later. How
+/// long the cancel took.
+#[cfg(unix)]
+pub fn cancel_mid_stream(h: &RealHome, is_run: impl Fn(&super::mock_api::ApiRequest) -> bool) -> std::time::Duration {
+    let mut c = h.cmd();
+    c.arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut daemon = c.spawn().unwrap();
+    super::wait_until(
+        std::time::Duration::from_secs(60),
+        "the model's stream to start",
+        || h.api.requests().iter().any(&is_run),
+    );
+    let asked = std::time::Instant::now();
+    let out = h.cmd().args(["cancel", "slow.md"]).output().unwrap();
+    assert!(out.status.success(), "{}", super::stderr(&out));
+    super::wait_until(std::time::Duration::from_secs(60), "the result", || {
+        h.home.results().iter().any(|r| r["status"] == "cancelled")
+    });
+    let took = asked.elapsed();
+    super::sigterm(daemon.id());
+    let _ = daemon.wait();
+    // A process of the CLI still exiting (on a loaded machine) is given a
+    // few seconds; one left running is what this looks for.
+    let marker = format!("HOME={}", h.cli_home.display());
+    super::wait_until_or(
+        std::time::Duration::from_secs(10),
+        || super::processes_with_env(&marker).is_empty(),
+        || {
+            format!(
+                "processes of the CLI outlived the cancel: {:?}",
+                super::processes_with_env(&marker)
+            )
+        },
+    );
+    took
+}
+
+/// A git repository `repo/` in the home, with one empty commit.
+#[cfg(unix)]
+pub fn git_repo(h: &RealHome) -> PathBuf {
+    let repo = h.home.path.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    super::git_sh(&repo, "git init -q && git commit -q --allow-empty -m init");
+    repo
+}
