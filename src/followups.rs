@@ -42,6 +42,14 @@ pub fn base_fields(plan: &Plan) -> Map<String, Value> {
 /// The fields of a task that runs task `id` (planned as `plan`) again.
 pub fn retry_fields(id: &str, plan: &Plan) -> Map<String, Value> {
     let mut f = base_fields(plan);
+    // A run afresh may fall through as the task could (a follow-up in a
+    // session stays with the agent that has it).
+    if !plan.fallback.is_empty() {
+        let list: Vec<_> = std::iter::once(plan.agent)
+            .chain(plan.fallback.iter().copied())
+            .collect();
+        f.insert("agent".into(), json!(list));
+    }
     f.insert("title".into(), json!(plan.title));
     if plan.agent == crate::config::AgentKind::Command {
         // A command has no tools; its command is the last shell argument.
@@ -86,4 +94,36 @@ pub fn write_task(home: &Home, config: &Config, fields: Map<String, Value>) -> R
     }
     std::fs::rename(&tmp, home.inbox().join(format!("{id}.json")))?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AgentKind;
+
+    fn plan_of(text: &str) -> Plan {
+        let limits = crate::task::parse::Limits {
+            max_bytes: 1 << 20,
+            max_prompt_chars: 1000,
+            default_agent: AgentKind::Claude,
+            roles: Default::default(),
+        };
+        let spec = crate::task::parse::parse("t.md", text.as_bytes(), &limits).unwrap();
+        let cx = crate::plan::Context {
+            id: "id",
+            source_file: "t.md",
+            workdir: std::path::PathBuf::from("/w"),
+            queued_at: None,
+        };
+        crate::plan::build(&spec, &Config::default(), cx)
+    }
+
+    #[test]
+    fn a_retry_keeps_the_agent_list_and_a_follow_up_in_a_session_does_not() {
+        let plan = plan_of("---\nagent: [claude, codex]\nallowed_tools: [Read]\n---\nlook\n");
+        assert_eq!(retry_fields("id", &plan)["agent"], json!(["claude", "codex"]));
+        assert_eq!(base_fields(&plan)["agent"], json!("claude"));
+        let single = plan_of("---\nagent: codex\n---\nlook\n");
+        assert_eq!(retry_fields("id", &single)["agent"], json!("codex"));
+    }
 }
