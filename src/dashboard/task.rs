@@ -363,15 +363,16 @@ fn attempts(out: &mut String, attempts: Option<&[AttemptRecord]>) {
         return;
     };
     out.push_str(
-        "<h2>Attempts</h2><table><thead><tr><th>#</th><th>Step</th><th>Started</th><th>Duration</th>\
+        "<h2>Attempts</h2><table><thead><tr><th>#</th><th>Step</th><th>Agent</th><th>Started</th><th>Duration</th>\
          <th>Exit</th><th>Error</th><th>Cut short</th></tr></thead><tbody>",
     );
     for a in attempts {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             a.n,
             a.step,
+            a.agent.map_or("–", |k| k.name()),
             esc(&a.started_at),
             html::duration(a.duration_ms),
             a.exit_code.map_or("–".into(), |c| c.to_string()),

@@ -141,6 +141,11 @@ fn read_only_answers_every_post_with_405_and_offers_no_action() {
     let d = Dashboard::start(&home, &["--read-only"]);
     let page = d.get(&format!("/tasks/{id}")).body;
     assert!(page.contains("hello") && !page.contains("method=\"post\""), "{page}");
+    // Each attempt names the agent it ran on (a task with an agent list may change).
+    assert!(
+        page.contains("<th>Agent</th>") && page.contains("<td>command</td>"),
+        "{page}"
+    );
     let board = d.get("/").body;
     assert!(!board.contains("method=\"post\""), "{board}");
     for path in [
