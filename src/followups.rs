@@ -35,6 +35,9 @@ pub fn base_fields(plan: &Plan) -> Map<String, Value> {
         f.insert("budget_tokens".into(), json!(b));
     }
     f.insert("timeout".into(), json!(plan.timeout.to_string()));
+    if let Some(s) = plan.stall_timeout {
+        f.insert("stall_timeout".into(), json!(s.to_string()));
+    }
     f.insert("priority".into(), json!(plan.priority));
     f
 }

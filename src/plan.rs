@@ -52,6 +52,9 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_tokens: Option<u64>,
     pub timeout: Dur,
+    /// The agent is stopped (and tried again) when it prints nothing this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_timeout: Option<Dur>,
     pub max_attempts: u32,
     pub backoff_initial: Dur,
     pub backoff_max: Dur,
@@ -314,6 +317,7 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         budget_usd,
         budget_tokens: spec.budget_tokens,
         timeout: spec.timeout.map(Dur).unwrap_or(config.timeout),
+        stall_timeout: spec.stall_timeout.map(Dur).or(agent_cfg.stall_timeout),
         max_attempts,
         backoff_initial: config.retry.backoff_initial,
         backoff_max: config.retry.backoff_max,

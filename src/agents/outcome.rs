@@ -76,6 +76,18 @@ pub fn decided_by_the_daemon(exit: &Exit, report: &AgentReport) -> Option<Failur
                 Retry::No,
             );
         }
+        Some(StopReason::Stalled(quiet)) => {
+            // A hang is transient as a dropped connection is: tried again,
+            // using an attempt.
+            return fail(
+                ErrorKind::Stalled,
+                format!(
+                    "the agent wrote nothing for {} (stall_timeout) and its process tree was stopped",
+                    humantime::format_duration(*quiet)
+                ),
+                Retry::Backoff,
+            );
+        }
         Some(StopReason::Agent(reason)) => {
             let kind = if report.interactive_prompt.is_some() {
                 ErrorKind::InteractivePrompt

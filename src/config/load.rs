@@ -170,6 +170,11 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         if let Some(p) = a.prices.as_ref().and_then(Prices::problem) {
             return bad(format!("agents.{name}.prices: {p}"));
         }
+        if a.stall_timeout.is_some_and(|d| d.0.is_zero()) {
+            return bad(format!(
+                "agents.{name}.stall_timeout must be more than 0 (every run would stall at once)"
+            ));
+        }
         if AgentKind::parse(name).is_none() {
             return bad(format!("agents.{name}: unknown agent (known: {})", AgentKind::names()));
         }

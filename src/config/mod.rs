@@ -85,6 +85,8 @@ pub struct AgentConfig {
     /// Tools a task gets when it names none.
     pub default_tools: Option<Vec<String>>,
     pub max_turns: Option<u32>,
+    /// Its tasks' `stall_timeout` when they set none.
+    pub stall_timeout: Option<Dur>,
     /// Extra environment for the agent process.
     pub env: BTreeMap<String, String>,
     /// What its tokens cost, for an agent whose CLI reports tokens but no
@@ -361,6 +363,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("agents.codex.prices") && e.contains("not a price"), "{e}");
+        let e = load_str("agents:\n  claude:\n    stall_timeout: 0s\n", &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("stall_timeout must be more than 0"), "{e}");
         let e = load_str("roles:\n  r:\n    agent: [codex, codex]\n", &[], &[])
             .unwrap_err()
             .to_string();

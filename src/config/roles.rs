@@ -19,6 +19,7 @@ pub struct RoleConfig {
     pub max_turns: Option<u32>,
     pub max_tool_calls: Option<u32>,
     pub timeout: Option<Dur>,
+    pub stall_timeout: Option<Dur>,
     pub budget_usd: Option<f64>,
     pub budget_tokens: Option<u64>,
     /// Put before the task's prompt.

@@ -37,6 +37,8 @@ pub struct TaskSpec {
     /// The agent is stopped after this many tool calls.
     pub max_tool_calls: Option<u32>,
     pub timeout: Option<Duration>,
+    /// The agent is stopped (and tried again) when it prints nothing this long.
+    pub stall_timeout: Option<Duration>,
     /// Extra attempts for transient failures.
     pub retries: Option<u32>,
     /// Larger runs first.

@@ -86,6 +86,7 @@ struct Fields {
     max_turns: Option<i64>,
     max_tool_calls: Option<i64>,
     timeout: Option<Dur>,
+    stall_timeout: Option<Dur>,
     retries: Option<i64>,
     priority: Option<PrioritySpec>,
     budget_usd: Option<f64>,
@@ -106,7 +107,7 @@ struct Fields {
     context_from: Option<Vec<String>>,
 }
 
-const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, max_tool_calls, timeout, retries, priority, budget_usd, budget_tokens, mode, isolation, command, steps, role, parent_task_id, turn_of, prompt, session, start_step, context_from";
+const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, max_tool_calls, timeout, stall_timeout, retries, priority, budget_usd, budget_tokens, mode, isolation, command, steps, role, parent_task_id, turn_of, prompt, session, start_step, context_from";
 
 /// Parses the bytes of the task file named `file_name`.
 pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec, Rejection> {
@@ -277,6 +278,7 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         max_tool_calls,
         retries,
         timeout,
+        stall_timeout,
         budget_usd,
         budget_tokens,
         priority,
@@ -554,6 +556,7 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         max_turns,
         max_tool_calls,
         timeout,
+        stall_timeout,
         retries,
         priority,
         budget_usd,

@@ -136,6 +136,8 @@ pub enum ErrorKind {
     Timeout,
     MaxTurns,
     MaxToolCalls,
+    /// The agent wrote nothing for its `stall_timeout`.
+    Stalled,
     BudgetExceeded,
     AgentCrashed,
     AgentError,
@@ -175,6 +177,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::MaxTurns => "max_turns",
             ErrorKind::MaxToolCalls => "max_tool_calls",
+            ErrorKind::Stalled => "stalled",
             ErrorKind::BudgetExceeded => "budget_exceeded",
             ErrorKind::AgentCrashed => "agent_crashed",
             ErrorKind::AgentError => "agent_error",
@@ -227,6 +230,9 @@ impl ErrorKind {
                 "The task ran longer than its timeout and was stopped. Raise `timeout` in the task or config, or split the task."
             }
             ErrorKind::MaxTurns => "The agent used all its turns. Raise max_turns, or make the task smaller.",
+            ErrorKind::Stalled => {
+                "The agent printed nothing for its stall_timeout, so it was stopped and tried again; it stalled on every attempt. Look at attempt-<n>.err, raise stall_timeout for work that is quiet for long, or make the task smaller."
+            }
             ErrorKind::MaxToolCalls => {
                 "The agent made more tool calls than max_tool_calls allows and was stopped. Raise max_tool_calls, or make the task smaller."
             }

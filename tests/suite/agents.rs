@@ -420,3 +420,57 @@ fn many_small_messages_keep_the_daemon_small() {
     eprintln!("peak RSS: {one} KiB for one message, {many} KiB for ~250,000");
     assert!(many < one + 8 * 1024, "{many} KiB against {one} KiB");
 }
+
+/// An agent that prints nothing for its `stall_timeout` is stopped (its whole
+/// tree) and tried again, using an attempt; when every attempt stalls the task
+/// fails as `stalled`. Measured by how long each attempt ran: the stall
+/// timeout and the stop, not the task's 10-minute timeout.
+#[cfg(unix)]
+#[test]
+fn a_silent_agent_is_stopped_at_its_stall_timeout_and_tried_again() {
+    let pids = tempfile::NamedTempFile::new().unwrap();
+    let home = TestHome::with_config(&config_with(
+        "",
+        &format!("    env:\n      FAKE_AGENT_PIDS: {}", pids.path().display()),
+    ));
+    home.drop_task(
+        "quiet.md",
+        "---\nstall_timeout: 1s\ntimeout: 10m\nretries: 1\n---\n@fake hang\n",
+    );
+    home.run_once();
+    let r = home.result_of("quiet.md");
+    assert_eq!(
+        (r["status"].as_str(), r["error"]["kind"].as_str()),
+        (Some("failed"), Some("stalled")),
+        "{r}"
+    );
+    let runs = attempts(&r);
+    assert_eq!(runs.len(), 2, "a stall is retried like a dropped connection: {r}");
+    for a in runs {
+        assert_eq!(a["error"]["kind"], "stalled", "{r}");
+        // 1 s of silence, the stop (kill_grace is 500 ms in tests): far from 10 minutes.
+        assert!(a["duration_ms"].as_u64().unwrap() < 30_000, "{r}");
+    }
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("wrote nothing for 1s"),
+        "{r}"
+    );
+    for pid in read_pids(pids.path()) {
+        assert!(!alive(pid), "pid {pid} outlived the stall");
+    }
+}
+
+/// Output of any kind is life: an agent that keeps printing (a tool call every
+/// 400 ms for 4.8 s) is never taken for stalled by a 1 s stall timeout.
+#[test]
+fn an_agent_that_keeps_printing_is_not_stalled() {
+    let home = TestHome::new();
+    home.drop_task(
+        "busy.md",
+        "---\nstall_timeout: 1s\n---\n@fake tool_loop n=12 turn_ms=400\n",
+    );
+    home.run_once();
+    let r = home.result_of("busy.md");
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(attempts(&r).len(), 1, "{r}");
+}

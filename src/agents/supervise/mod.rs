@@ -60,6 +60,8 @@ pub struct Spawn {
     /// The signal that asks the tree to stop (the agent's own: [`super::Agent::stop_signal`]).
     pub stop_signal: super::StopSignal,
     pub deadline: tokio::time::Instant,
+    /// Stop the agent when it has written nothing (stdout or stderr) for this long.
+    pub stall_timeout: Option<Duration>,
     /// The task id and attempt in the agent's environment, to find what left
     /// its group ([`super::leftovers::Mark::Attempt`]).
     pub mark: Option<(String, u32)>,
@@ -75,6 +77,8 @@ pub enum StopReason {
     /// The agent asked an interactive question, or passed a limit.
     Agent(String),
     Timeout,
+    /// It wrote nothing for `stall_timeout`.
+    Stalled(Duration),
 }
 
 /// How the process ended.
@@ -170,6 +174,7 @@ pub async fn run(
     let (give_up_tx, give_up) = watch::channel(false);
     let stdout = child.stdout().take();
     let stderr = child.stderr().take();
+    let alive = output::Alive::new();
     let out_task = read_stdout(
         stdout,
         spec.out_path.clone(),
@@ -178,8 +183,9 @@ pub async fn run(
         on_progress,
         stop_tx,
         give_up.clone(),
+        &alive,
     );
-    let err_task = read_stderr(stderr, spec.err_path.clone(), spec.max_output_bytes, give_up);
+    let err_task = read_stderr(stderr, spec.err_path.clone(), spec.max_output_bytes, give_up, &alive);
     tokio::pin!(out_task, err_task);
     let mut finished = (None, None);
 
@@ -200,6 +206,13 @@ pub async fn run(
             r = &mut err_task, if finished.1.is_none() => finished.1 = Some(r),
             _ = tokio::time::sleep_until(spec.deadline), if !terminating => {
                 exit.stopped = Some(StopReason::Timeout);
+            }
+            // Woken when the silence would have lasted long enough; output
+            // since then moves the time on, and the next turn waits again.
+            _ = tokio::time::sleep_until(spec.stall_timeout.map_or(spec.deadline, |s| alive.last() + s)), if spec.stall_timeout.is_some() && !terminating => {
+                if let Some(s) = spec.stall_timeout.filter(|s| alive.last() + *s <= tokio::time::Instant::now()) {
+                    exit.stopped = Some(StopReason::Stalled(s));
+                }
             }
             Some(reason) = agent_stop.recv(), if !terminating => {
                 exit.stopped = Some(StopReason::Agent(reason));

@@ -151,10 +151,11 @@ pub(super) async fn read_stdout(
     on_progress: ProgressFn,
     stop: mpsc::Sender<String>,
     mut give_up: watch::Receiver<bool>,
+    alive: &Alive,
 ) -> (u64, AgentReport) {
     let mut file = CappedFile::new(path, cap);
     let mut split = LineSplitter::new(MAX_LINE);
-    pump(pipe, 64 * 1024, &mut give_up, |chunk| {
+    pump(pipe, 64 * 1024, &mut give_up, alive, |chunk| {
         file.write(chunk);
         let mut changed = false;
         split.push(chunk, |piece| match piece {
@@ -178,11 +179,39 @@ pub(super) async fn read_stdout(
     (file.total, reader.into_report())
 }
 
+/// When the agent last wrote anything, on stdout or stderr: what
+/// `stall_timeout` measures. Any output is life, a tool's result or a
+/// partial message as much as a finished line.
+#[derive(Debug)]
+pub(super) struct Alive {
+    start: tokio::time::Instant,
+    /// Milliseconds after `start`.
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl Alive {
+    pub(super) fn new() -> Self {
+        Self {
+            start: tokio::time::Instant::now(),
+            last: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// When it last wrote (its start, before it wrote anything).
+    pub(super) fn last(&self) -> tokio::time::Instant {
+        self.start + std::time::Duration::from_millis(self.last.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// Reads `pipe` to its end (or until `give_up`), handing each chunk to `each`.
 async fn pump(
     pipe: Option<impl AsyncRead + Unpin>,
     size: usize,
     give_up: &mut watch::Receiver<bool>,
+    alive: &Alive,
     mut each: impl FnMut(&[u8]),
 ) {
     let Some(mut pipe) = pipe else { return };
@@ -195,6 +224,7 @@ async fn pump(
             },
             _ = give_up.changed() => break,
         };
+        alive.touch();
         each(&buf[..n]);
     }
 }
@@ -204,10 +234,11 @@ pub(super) async fn read_stderr(
     path: PathBuf,
     cap: u64,
     mut give_up: watch::Receiver<bool>,
+    alive: &Alive,
 ) -> (u64, String) {
     let mut file = CappedFile::new(path, cap);
     let mut tail: Vec<u8> = Vec::new();
-    pump(pipe, 16 * 1024, &mut give_up, |chunk| {
+    pump(pipe, 16 * 1024, &mut give_up, alive, |chunk| {
         file.write(chunk);
         tail.extend_from_slice(chunk);
         if tail.len() > 2 * STDERR_TAIL {

@@ -109,6 +109,7 @@ impl Runner {
             kill_grace: plan.kill_grace.0,
             stop_signal: agent.stop_signal(),
             deadline: tokio::time::Instant::now() + remaining,
+            stall_timeout: plan.stall_timeout.map(|d| d.0),
             mark: Some((self.id().to_string(), n)),
         };
         let reader = agent.reader(limits);

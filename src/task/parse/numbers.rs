@@ -11,6 +11,7 @@ pub(super) struct Numbers {
     pub max_tool_calls: Option<u32>,
     pub retries: Option<u32>,
     pub timeout: Option<Duration>,
+    pub stall_timeout: Option<Duration>,
     pub budget_usd: Option<f64>,
     pub budget_tokens: Option<u64>,
     pub priority: i64,
@@ -46,6 +47,16 @@ pub(super) fn of(f: &Fields) -> Result<Numbers, Rejection> {
                 "timeout",
                 format!("{d} is out of range"),
                 "use a duration from 1s to 7d, e.g. 30m",
+            ));
+        }
+        d => d.map(|Dur(d)| d),
+    };
+    let stall_timeout = match f.stall_timeout {
+        Some(d) if !(1..=7 * 24 * 3600).contains(&d.0.as_secs()) => {
+            return Err(invalid(
+                "stall_timeout",
+                format!("{d} is out of range"),
+                "use a duration from 1s to 7d, e.g. 10m",
             ));
         }
         d => d.map(|Dur(d)| d),
@@ -96,6 +107,7 @@ pub(super) fn of(f: &Fields) -> Result<Numbers, Rejection> {
         max_tool_calls: max_tool_calls.map(|n| n as u32),
         retries: retries.map(|n| n as u32),
         timeout,
+        stall_timeout,
         budget_usd,
         budget_tokens: budget_tokens.map(|n| n as u64),
         priority,

@@ -27,6 +27,7 @@ pub(super) fn apply_role(
     f.max_turns = f.max_turns.or(role.max_turns.map(i64::from));
     f.max_tool_calls = f.max_tool_calls.or(role.max_tool_calls.map(i64::from));
     f.timeout = f.timeout.or(role.timeout);
+    f.stall_timeout = f.stall_timeout.or(role.stall_timeout);
     f.budget_usd = f.budget_usd.or(role.budget_usd);
     f.budget_tokens = f
         .budget_tokens

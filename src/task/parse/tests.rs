@@ -234,3 +234,14 @@ fn budget_tokens_is_a_positive_count() {
         );
     }
 }
+
+#[test]
+fn stall_timeout_is_a_duration_in_range() {
+    let t = ok("a.md", "---\nstall_timeout: 10m\n---\nhi\n");
+    assert_eq!(t.stall_timeout, Some(std::time::Duration::from_secs(600)));
+    for bad in ["0s", "8d"] {
+        let r = rejected("a.md", format!("---\nstall_timeout: {bad}\n---\nhi\n").as_bytes());
+        assert_eq!(r.reason, "invalid_value", "{bad}: {r:?}");
+        assert!(r.error.contains("stall_timeout"), "{r:?}");
+    }
+}
