@@ -177,8 +177,7 @@ pub async fn run(
     let alive = output::Alive::new();
     let out_task = read_stdout(
         stdout,
-        spec.out_path.clone(),
-        spec.max_output_bytes,
+        (spec.out_path.clone(), spec.max_output_bytes),
         reader,
         on_progress,
         stop_tx,

@@ -145,8 +145,7 @@ impl CappedFile {
 
 pub(super) async fn read_stdout(
     pipe: Option<impl AsyncRead + Unpin>,
-    path: PathBuf,
-    cap: u64,
+    (path, cap): (PathBuf, u64),
     mut reader: Box<dyn OutputReader>,
     on_progress: ProgressFn,
     stop: mpsc::Sender<String>,
