@@ -234,6 +234,20 @@ pub fn within_ceiling(asked: Option<&[String]>, config: &AgentConfig, defaults: 
     ToolGrant { granted, dropped }
 }
 
+/// [`within_ceiling`], keeping granted only the tools the agent's CLI can
+/// hold it to (`holds`); the rest are dropped with those over the ceiling.
+pub fn grant_held(
+    asked: Option<&[String]>,
+    config: &AgentConfig,
+    defaults: &[&str],
+    holds: impl Fn(&str) -> bool,
+) -> ToolGrant {
+    let within = within_ceiling(asked, config, defaults);
+    let (granted, mut dropped): (Vec<String>, Vec<String>) = within.granted.into_iter().partition(|t| holds(t));
+    dropped.extend(within.dropped);
+    ToolGrant { granted, dropped }
+}
+
 /// The agent's `allowed_tools`, else [`claude::TOOL_CEILING`].
 pub fn ceiling(config: &AgentConfig) -> Vec<String> {
     config

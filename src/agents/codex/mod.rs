@@ -263,13 +263,14 @@ impl Agent for Codex {
         } else {
             &READ_TOOLS[..4]
         };
-        let within = super::within_ceiling(asked, config, defaults);
-        let shell = within.granted.iter().any(|t| t == "Bash");
-        let honoured =
-            |t: &str| READ_TOOLS.contains(&t) || t == "Bash" || t == "WebSearch" || (shell && EDIT_TOOLS.contains(&t));
-        let (granted, mut dropped): (Vec<String>, Vec<String>) = within.granted.into_iter().partition(|t| honoured(t));
-        dropped.extend(within.dropped);
-        ToolGrant { granted, dropped }
+        // Editing tools only with the shell, which lets Codex edit at all.
+        let shell = super::within_ceiling(asked, config, defaults)
+            .granted
+            .iter()
+            .any(|t| t == "Bash");
+        super::grant_held(asked, config, defaults, |t| {
+            READ_TOOLS.contains(&t) || t == "Bash" || t == "WebSearch" || (shell && EDIT_TOOLS.contains(&t))
+        })
     }
     fn dropped_tools_warning(&self) -> (&'static str, &'static str) {
         (

@@ -272,11 +272,9 @@ impl Agent for Gemini {
     /// Claude's policy (the ceiling, the defaults); tools Gemini has no
     /// counterpart for are dropped.
     fn grant_tools(&self, asked: Option<&[String]>, config: &AgentConfig) -> ToolGrant {
-        let within = super::within_ceiling(asked, config, super::claude::DEFAULT_TOOLS);
-        let (granted, mut dropped): (Vec<String>, Vec<String>) =
-            within.granted.into_iter().partition(|t| gemini_tools(t).is_some());
-        dropped.extend(within.dropped);
-        ToolGrant { granted, dropped }
+        super::grant_held(asked, config, super::claude::DEFAULT_TOOLS, |t| {
+            gemini_tools(t).is_some()
+        })
     }
     fn dropped_tools_warning(&self) -> (&'static str, &'static str) {
         (

@@ -200,11 +200,9 @@ impl Agent for Opencode {
     /// Claude's policy (the ceiling, the defaults); tools opencode has no
     /// permission for are dropped.
     fn grant_tools(&self, asked: Option<&[String]>, config: &AgentConfig) -> ToolGrant {
-        let within = super::within_ceiling(asked, config, super::claude::DEFAULT_TOOLS);
-        let (granted, mut dropped): (Vec<String>, Vec<String>) =
-            within.granted.into_iter().partition(|t| permissions_of(t).is_some());
-        dropped.extend(within.dropped);
-        ToolGrant { granted, dropped }
+        super::grant_held(asked, config, super::claude::DEFAULT_TOOLS, |t| {
+            permissions_of(t).is_some()
+        })
     }
     fn dropped_tools_warning(&self) -> (&'static str, &'static str) {
         (
