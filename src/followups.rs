@@ -45,13 +45,22 @@ pub fn base_fields(plan: &Plan) -> Map<String, Value> {
 /// The fields of a task that runs task `id` (planned as `plan`) again.
 pub fn retry_fields(id: &str, plan: &Plan) -> Map<String, Value> {
     let mut f = base_fields(plan);
-    // A run afresh may fall through as the task could (a follow-up in a
+    // A run afresh starts from the task's whole agent list, the agents it
+    // fell through from first, with the tools it asked for (a follow-up in a
     // session stays with the agent that has it).
-    if !plan.fallback.is_empty() {
-        let list: Vec<_> = std::iter::once(plan.agent)
+    if !plan.fallback.is_empty() || !plan.switched_from.is_empty() {
+        let list: Vec<_> = plan
+            .switched_from
+            .iter()
+            .copied()
+            .chain(std::iter::once(plan.agent))
             .chain(plan.fallback.iter().copied())
             .collect();
         f.insert("agent".into(), json!(list));
+        match &plan.tools_asked {
+            Some(t) => f.insert("allowed_tools".into(), json!(t)),
+            None => f.remove("allowed_tools"),
+        };
     }
     f.insert("title".into(), json!(plan.title));
     if plan.agent == crate::config::AgentKind::Command {
@@ -128,5 +137,13 @@ mod tests {
         assert_eq!(base_fields(&plan)["agent"], json!("claude"));
         let single = plan_of("---\nagent: codex\n---\nlook\n");
         assert_eq!(retry_fields("id", &single)["agent"], json!("codex"));
+        // After a switch: the whole list again, and the tools the task asked for.
+        let asked = plan_of("---\nagent: [claude, codex]\nallowed_tools: [Read, Grep]\n---\nlook\n");
+        let switched = asked.switched(&Config::default()).unwrap();
+        let f = retry_fields("id", &switched);
+        assert_eq!(
+            (&f["agent"], &f["allowed_tools"]),
+            (&json!(["claude", "codex"]), &json!(["Read", "Grep"]))
+        );
     }
 }

@@ -32,6 +32,12 @@ pub struct Plan {
     /// them again to an agent it falls through to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools_asked: Option<Vec<String>>,
+    /// The task's own `max_turns` and `stall_timeout` (its role's included),
+    /// kept to fill in the next agent's defaults where it set none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_turns_asked: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_timeout_asked: Option<Dur>,
     pub prompt: String,
     pub prompt_truncated: bool,
     pub workdir: PathBuf,
@@ -215,11 +221,14 @@ impl Plan {
             ));
         }
         let program = cfg.command.clone().unwrap_or_else(|| to.default_program().to_string());
+        // The task's limits, else the next agent's own defaults.
+        let max_turns = self.max_turns_asked.or(cfg.max_turns);
+        let stall_timeout = self.stall_timeout_asked.or(cfg.stall_timeout);
         let args = to.args(&agents::RunArgs {
             extra_args: &cfg.extra_args,
             cwd: &self.workdir,
             session: None,
-            max_turns: self.max_turns,
+            max_turns,
             budget_usd: self.budget_usd,
             tools: &grant.granted,
             command: None,
@@ -232,6 +241,8 @@ impl Plan {
             agent: next,
             fallback: self.fallback[1..].to_vec(),
             switched_from,
+            max_turns,
+            stall_timeout,
             program,
             args,
             env_keys: cfg.env.keys().cloned().collect(),
@@ -304,6 +315,8 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         fallback: spec.fallback.clone(),
         switched_from: Vec::new(),
         tools_asked: spec.allowed_tools.clone(),
+        max_turns_asked: spec.max_turns,
+        stall_timeout_asked: spec.stall_timeout.map(Dur),
         prompt: spec.prompt.clone(),
         prompt_truncated: spec.prompt_truncated,
         workdir: cx.workdir,
@@ -499,5 +512,32 @@ mod tests {
             cx(),
         );
         assert_eq!(resumed.switched(&config).unwrap().resume_session, None);
+    }
+
+    #[test]
+    fn a_switched_plan_takes_the_next_agents_limits_where_the_task_set_none() {
+        let mut config = Config::default();
+        for (name, turns) in [("claude", 50), ("codex", 7)] {
+            config.agents.insert(
+                name.into(),
+                crate::config::AgentConfig {
+                    max_turns: Some(turns),
+                    ..Default::default()
+                },
+            );
+        }
+        let own = build(
+            &spec("---\nagent: [claude, codex]\nallowed_tools: [Read]\n---\nx\n"),
+            &config,
+            cx(),
+        );
+        assert_eq!(own.max_turns, Some(50));
+        assert_eq!(own.switched(&config).unwrap().max_turns, Some(7), "Codex's default");
+        let asked = build(
+            &spec("---\nagent: [claude, codex]\nallowed_tools: [Read]\nmax_turns: 3\n---\nx\n"),
+            &config,
+            cx(),
+        );
+        assert_eq!(asked.switched(&config).unwrap().max_turns, Some(3), "the task's own");
     }
 }

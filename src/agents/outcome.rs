@@ -35,12 +35,34 @@ pub struct Failure {
     pub retry: Retry,
 }
 
+/// EAGAIN, ENOMEM, EMFILE, ENFILE (Unix); no such shortage is told on Windows.
+fn is_resource_shortage(code: i32) -> bool {
+    #[cfg(unix)]
+    {
+        [libc::EAGAIN, libc::ENOMEM, libc::EMFILE, libc::ENFILE].contains(&code)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = code;
+        false
+    }
+}
+
 /// The failure decided before the agent's own output is read: it could not be
 /// started, or the daemon stopped it (cancel, shutdown, timeout, a limit).
 /// `None`: it ended by itself, and its agent's classifier decides.
 pub fn decided_by_the_daemon(exit: &Exit, report: &AgentReport) -> Option<Failure> {
     let fail = |kind: ErrorKind, message: String, retry: Retry| Some(Failure { kind, message, retry });
     if let Some(e) = &exit.spawn_error {
+        // Out of processes or file handles is the machine's moment, not a
+        // missing program: tried again (and no reason to fall through).
+        if matches!(e.raw_os_error(), Some(code) if is_resource_shortage(code)) {
+            return fail(
+                ErrorKind::AgentCrashed,
+                format!("the agent program could not be started for now: {e}"),
+                Retry::Backoff,
+            );
+        }
         return if e.kind() == std::io::ErrorKind::NotFound {
             fail(
                 ErrorKind::NotFound,

@@ -69,6 +69,8 @@ fn last_session(result: &crate::store::record::ResultRecord, agent: crate::confi
         .steps
         .iter()
         .rev()
+        // A session of the agent the task ended on (it may have fallen through).
+        .filter(|s| s.agent.is_none_or(|a| a == agent))
         .find_map(|s| s.session_id.clone())
         .or_else(|| result.session_id.clone())
         .filter(|s| crate::agents::valid_session_id(agent, s))

@@ -30,9 +30,19 @@ pub fn key(spec: &TaskSpec, workdir: &Path, config: &Config) -> Option<PathBuf> 
     if spec.mode == Mode::Guarded || matches!(spec.isolation, Some(Isolation::Worktree | Isolation::Copy)) {
         return None;
     }
-    let agent = crate::agents::of(spec.agent);
-    let tools = agent.grant_tools(spec.allowed_tools.as_deref(), &config.agent(spec.agent));
-    if !agent.may_edit(&tools.granted) {
+    // Any agent of its list may be the one that runs it: held if any of them
+    // could write.
+    let writes = std::iter::once(spec.agent)
+        .chain(spec.fallback.iter().copied())
+        .any(|kind| {
+            let agent = crate::agents::of(kind);
+            agent.may_edit(
+                &agent
+                    .grant_tools(spec.allowed_tools.as_deref(), &config.agent(kind))
+                    .granted,
+            )
+        });
+    if !writes {
         return None;
     }
     let repo = crate::git::repository_of(workdir).unwrap_or(workdir).to_path_buf();
@@ -108,5 +118,39 @@ mod tests {
         assert!(!b.try_take(dir.path(), "t2.md", repo), "still held under the task's id");
         a.release("id-1");
         assert!(b.try_take(dir.path(), "t2.md", repo));
+    }
+
+    #[test]
+    fn a_task_whose_fallback_agent_could_write_is_held_to_one_writer() {
+        let spec = |text: &str| {
+            let limits = crate::task::parse::Limits::of(&Config::default());
+            crate::task::parse::parse("t.md", text.as_bytes(), &limits).unwrap()
+        };
+        let mut config = Config::default();
+        config.agents.insert(
+            "codex".into(),
+            crate::config::AgentConfig {
+                allowed_tools: Some(["Read", "Bash"].map(String::from).to_vec()),
+                ..Default::default()
+            },
+        );
+        let wd = Path::new("/work/repo");
+        // Read-only on Claude (no shell in its ceiling), workspace-write on Codex.
+        assert_eq!(
+            key(
+                &spec("---\nagent: claude\nallowed_tools: [Read, Bash]\n---\nx\n"),
+                wd,
+                &config
+            ),
+            None
+        );
+        assert!(
+            key(
+                &spec("---\nagent: [claude, codex]\nallowed_tools: [Read, Bash]\n---\nx\n"),
+                wd,
+                &config
+            )
+            .is_some()
+        );
     }
 }

@@ -53,6 +53,9 @@ pub struct StepOutcome {
     pub status: Status,
     pub output: String,
     pub session_id: Option<String>,
+    /// The agent the session is of (a task with an agent list may change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::vocab::AgentKind>,
     pub cost_usd: Option<f64>,
     pub turns: u32,
     pub error: Option<ErrorInfo>,

@@ -13,6 +13,14 @@ pub fn classify(exit: &Exit, r: &AgentReport) -> Option<Failure> {
         return Some(classify_api(r, &r.result_errors.join("; ")));
     }
     if r.result_seen {
+        // A model call cut at its length limit, filtered or failed is no answer.
+        if let Some(reason) = r.subtype.as_deref().filter(|s| *s != "stop") {
+            return fail(
+                ErrorKind::AgentError,
+                format!("the model's last step ended with `{reason}`, not an answer"),
+                Retry::Backoff,
+            );
+        }
         return match exit.code {
             Some(0) => None,
             _ => fail(

@@ -43,6 +43,11 @@ fn a_run_is_read_field_by_field() {
     // Cut after a step of tool calls: no answer, not a success.
     let (r, _) = read(&TOOL_RUN[..3], LiveLimits::default());
     assert!(classify::classify(&exit(0, ""), &r).is_some());
+    // A last step cut at the model's length limit is no answer either.
+    let cut = TOOL_RUN[5].replace(r#""reason":"stop""#, r#""reason":"length""#);
+    let (r, _) = read(&[TOOL_RUN[3], TOOL_RUN[4], &cut], LiveLimits::default());
+    let f = classify::classify(&exit(0, ""), &r).unwrap();
+    assert!(f.message.contains("`length`"), "{f:?}");
 }
 
 #[test]

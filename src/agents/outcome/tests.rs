@@ -231,3 +231,17 @@ fn a_wall_clock_reset_is_read_in_the_machines_zone() {
     // clamped to the future by the runner).
     assert!(matches!(f.retry, Retry::WaitForLimit(Some(_))), "{f:?}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_program_that_cannot_start_for_now_is_retried_not_taken_for_missing() {
+    let exit = |e: std::io::Error| Exit {
+        spawn_error: Some(e),
+        ..Default::default()
+    };
+    let r = AgentReport::default();
+    let f = decided_by_the_daemon(&exit(std::io::Error::from_raw_os_error(libc::EAGAIN)), &r).unwrap();
+    assert_eq!((f.kind, f.retry), (ErrorKind::AgentCrashed, Retry::Backoff));
+    let f = decided_by_the_daemon(&exit(std::io::Error::from_raw_os_error(libc::ENOENT)), &r).unwrap();
+    assert_eq!((f.kind, f.retry), (ErrorKind::NotFound, Retry::No));
+}

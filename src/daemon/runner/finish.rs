@@ -47,6 +47,7 @@ impl Runner {
                 status,
                 output: r.answer.clone().unwrap_or_default(),
                 session_id: r.session_id.clone(),
+                agent: Some(plan.agent),
                 cost_usd: r.cost_usd,
                 turns: r.turns,
                 error: error.clone(),
@@ -76,7 +77,12 @@ impl Runner {
                 .or_else(|| self.with_progress(|p| p.session_id.clone())),
             cost_usd: totals.cost,
             tokens: totals.tokens.some(),
-            session_tokens: totals.session.as_ref().map(|(_, t)| *t),
+            // The count of the session the result names, and no other.
+            session_tokens: totals
+                .session
+                .as_ref()
+                .filter(|(id, _)| r.session_id.as_deref() == Some(id.as_str()))
+                .map(|(_, t)| *t),
             turns: totals.turns,
             tool_calls: totals.tool_calls,
             files_changed: review.files_changed,

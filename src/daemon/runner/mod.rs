@@ -272,8 +272,15 @@ impl Runner {
             ..Totals::default()
         };
         let steps_done = self.with_progress(|p| p.steps.len() as u32);
+        // A recovered task goes on in its last step's session, if that was
+        // of the agent it is on now (it may have fallen through since).
         let mut session = self
-            .with_progress(|p| p.steps.last().and_then(|s| s.session_id.clone()))
+            .with_progress(|p| {
+                p.steps
+                    .last()
+                    .filter(|s| s.agent.is_none_or(|a| a == plan.agent))
+                    .and_then(|s| s.session_id.clone())
+            })
             .or_else(|| plan.resume_session.clone());
         for k in plan.start_step.max(1) + steps_done..=plan.step_count() {
             self.with_progress(|p| p.step = (!plan.steps.is_empty()).then_some(k));
@@ -290,6 +297,7 @@ impl Runner {
                         status: Status::Succeeded,
                         output: report.answer.clone().unwrap_or_default(),
                         session_id: report.session_id.clone(),
+                        agent: Some(plan.agent),
                         cost_usd: report.cost_usd,
                         turns: report.turns,
                         error: None,
