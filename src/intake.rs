@@ -42,6 +42,24 @@ pub struct Rules {
     pub owner_only: Option<u32>,
     /// The repository an accepted task may write to (the daemon's one-writer rule).
     pub writer_of: WriterOf,
+    /// The agents of an accepted task's list it could fall through to
+    /// ([`crate::plan::Plan::reachable_fallbacks`]).
+    pub fallbacks_of: FallbacksOf,
+}
+
+/// See [`Rules::fallbacks_of`]: decided by the daemon, which has the config.
+#[derive(Clone)]
+pub struct FallbacksOf(pub Arc<FallbacksFn>);
+
+/// See [`FallbacksOf`].
+pub type FallbacksFn = dyn Fn(&TaskSpec, &Path) -> u8 + Send + Sync;
+
+impl FallbacksOf {
+    /// Every agent of the list (no config to ask).
+    #[cfg(test)]
+    pub fn listed() -> Self {
+        Self(Arc::new(|spec, _| spec.fallback.iter().fold(0, |m, a| m | a.bit())))
+    }
 }
 
 /// Which repository a task (its spec, its resolved workdir) may write to, if it
@@ -64,6 +82,12 @@ impl WriterOf {
 impl std::fmt::Debug for WriterOf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("WriterOf(..)")
+    }
+}
+
+impl std::fmt::Debug for FallbacksOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FallbacksOf(..)")
     }
 }
 

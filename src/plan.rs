@@ -256,6 +256,26 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The agents of its list it could fall through to, as [`Plan::switched`]
+    /// would decide ([`AgentKind::bit`]s): what lets the queue start it while
+    /// its own agent is paused.
+    pub fn reachable_fallbacks(&self, config: &Config) -> u8 {
+        let mut mask = 0;
+        let mut plan = self.clone();
+        while !plan.fallback.is_empty() {
+            match plan.switched(config) {
+                Ok(next) => {
+                    mask |= next.agent.bit();
+                    plan = next;
+                }
+                Err((skipped, _)) => plan.fallback.retain(|a| *a != skipped),
+            }
+        }
+        mask
+    }
+}
+
 /// Everything `build` needs besides the task.
 pub struct Context<'a> {
     pub id: &'a str,
@@ -539,5 +559,19 @@ mod tests {
             cx(),
         );
         assert_eq!(asked.switched(&config).unwrap().max_turns, Some(3), "the task's own");
+    }
+
+    #[test]
+    fn only_the_agents_a_task_could_switch_to_let_it_start_past_a_pause() {
+        let config = Config::default();
+        let read = build(
+            &spec("---\nagent: [claude, codex, cline]\nallowed_tools: [Read]\n---\nx\n"),
+            &config,
+            cx(),
+        );
+        assert_eq!(read.reachable_fallbacks(&config), AgentKind::Codex.bit(), "never Cline");
+        // Edits, and no shell for Codex: it could switch nowhere.
+        let edits = build(&spec("---\nagent: [claude, codex]\n---\nfix it\n"), &config, cx());
+        assert_eq!(edits.reachable_fallbacks(&config), 0);
     }
 }

@@ -98,6 +98,18 @@ fn rules(config: &Arc<Config>, home: &Home, owner_only: Option<u32>) -> Rules {
             let config = config.clone();
             intake::WriterOf(Arc::new(move |spec, workdir| writers::key(spec, workdir, &config)))
         },
+        fallbacks_of: {
+            let config = config.clone();
+            intake::FallbacksOf(Arc::new(move |spec, workdir| {
+                let cx = crate::plan::Context {
+                    id: "",
+                    source_file: "",
+                    workdir: workdir.to_path_buf(),
+                    queued_at: None,
+                };
+                crate::plan::build(spec, &config, cx).reachable_fallbacks(&config)
+            }))
+        },
     }
 }
 

@@ -99,7 +99,11 @@ fn judge(name: &Arc<str>, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, r
             name: name.clone(),
             priority: spec.priority,
             agent: spec.agent,
-            fallback: spec.fallback.iter().fold(0, |m, a| m | a.bit()),
+            fallback: if spec.fallback.is_empty() {
+                0
+            } else {
+                (rules.fallbacks_of.0)(&spec, &workdir)
+            },
             writer: (rules.writer_of.0)(&spec, &workdir),
             arrival: stamp.mtime.unwrap_or(SystemTime::UNIX_EPOCH),
             len: stamp.len,

@@ -15,6 +15,7 @@ fn rules(home: &Path) -> Rules {
         allowed_roots: vec![home.to_path_buf()],
         owner_only: None,
         writer_of: WriterOf::none(),
+        fallbacks_of: FallbacksOf::listed(),
     }
 }
 
