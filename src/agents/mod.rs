@@ -394,6 +394,30 @@ pub fn main_argument(input: &Value) -> Option<String> {
     .map(|s| short(s, 80))
 }
 
+/// What the agents' unit tests share: a reader fed lines, an exit.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{AgentReport, OutputReader, supervise::Exit};
+
+    /// `lines` read by `reader`: its report, and the first reason it gave to stop.
+    pub fn read(mut reader: Box<dyn OutputReader>, lines: &[&str]) -> (AgentReport, Option<String>) {
+        let mut stop = None;
+        for l in lines {
+            stop = stop.or(reader.on_line(l.as_bytes()).stop);
+        }
+        (reader.into_report(), stop)
+    }
+
+    /// A process that exited with `code`, having written `stderr`.
+    pub fn exit(code: i32, stderr: &str) -> Exit {
+        Exit {
+            code: Some(code),
+            stderr_tail: stderr.to_string(),
+            ..Exit::default()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -385,7 +385,8 @@ fn stuck_in_inbox(home: &crate::store::Home, age: Duration) -> Vec<String> {
 }
 
 /// The agents the task files waiting in the inbox name first (the first
-/// 1,000 files: enough to tell, and `doctor` stays quick on a full inbox).
+/// 1,000 files: enough to tell, and `doctor` stays quick on a full inbox),
+/// read as `status` reads them.
 fn queued_agents(home: &crate::store::Home, config: &crate::config::Config) -> Vec<AgentKind> {
     let limits = crate::task::parse::Limits::of(config);
     let Ok(dir) = std::fs::read_dir(home.inbox()) else {
@@ -399,12 +400,11 @@ fn queued_agents(home: &crate::store::Home, config: &crate::config::Config) -> V
         if crate::task::parse::is_ignored_name(&name) || !e.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
-        if let Some(spec) = crate::intake::read_capped(&e.path(), limits.max_bytes)
-            .ok()
-            .and_then(|b| crate::task::parse::parse(&name, &b, &limits).ok())
-            && !agents.contains(&spec.agent)
+        if let Some(kind) =
+            super::status::describe(&e.path(), &name, &limits).and_then(|(_, _, q)| AgentKind::parse(&q.agent))
+            && !agents.contains(&kind)
         {
-            agents.push(spec.agent);
+            agents.push(kind);
         }
     }
     agents

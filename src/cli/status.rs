@@ -282,7 +282,11 @@ fn inbox_files(home: &Home) -> usize {
 
 /// A waiting file's priority, arrival and what `status` shows of it; `None`
 /// when it is gone.
-fn describe(path: &std::path::Path, name: &str, limits: &Limits) -> Option<(i64, std::time::SystemTime, QueuedFile)> {
+pub(crate) fn describe(
+    path: &std::path::Path,
+    name: &str,
+    limits: &Limits,
+) -> Option<(i64, std::time::SystemTime, QueuedFile)> {
     let mtime = std::fs::metadata(path)
         .ok()?
         .modified()

@@ -1,23 +1,10 @@
 use super::*;
 use crate::agents::LimitHit;
 use crate::agents::outcome::{ErrorKind, Retry};
-use crate::agents::supervise::Exit;
+use crate::agents::test_support::exit;
 
 fn read(lines: &[&str], limits: LiveLimits) -> (AgentReport, Option<String>) {
-    let mut r = CodexReader::new(limits);
-    let mut stop = None;
-    for l in lines {
-        stop = stop.or(r.on_line(l.as_bytes()).stop);
-    }
-    (Box::new(r).into_report(), stop)
-}
-
-fn exit(code: i32, stderr: &str) -> Exit {
-    Exit {
-        code: Some(code),
-        stderr_tail: stderr.to_string(),
-        ..Exit::default()
-    }
+    crate::agents::test_support::read(Box::new(CodexReader::new(limits)), lines)
 }
 
 /// Lines the real CLI (0.171.0) printed, against a scripted Responses API.

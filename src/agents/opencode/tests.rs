@@ -1,22 +1,9 @@
 use super::*;
 use crate::agents::outcome::ErrorKind;
-use crate::agents::supervise::Exit;
+use crate::agents::test_support::exit;
 
 fn read(lines: &[&str], limits: LiveLimits) -> (AgentReport, Option<String>) {
-    let mut r = OpencodeReader::new(limits);
-    let mut stop = None;
-    for l in lines {
-        stop = stop.or(r.on_line(l.as_bytes()).stop);
-    }
-    (Box::new(r).into_report(), stop)
-}
-
-fn exit(code: i32, stderr: &str) -> Exit {
-    Exit {
-        code: Some(code),
-        stderr_tail: stderr.to_string(),
-        ..Exit::default()
-    }
+    crate::agents::test_support::read(Box::new(OpencodeReader::new(limits)), lines)
 }
 
 /// Lines the real CLI (1.18.33) printed, against a scripted chat completions API.

@@ -310,6 +310,9 @@ fn spawn(spec: &Spawn) -> std::io::Result<Child> {
         c.args(&spec.args)
             .current_dir(&spec.cwd)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            // With the folder, what names it: the daemon's own PWD would name
+            // another, and a CLI that asks PWD (opencode) takes it for its project.
+            .env("PWD", &spec.cwd)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());

@@ -85,10 +85,6 @@ impl Runner {
                 env.push((k, v));
             }
         }
-        // The daemon's own PWD would name another folder: a CLI that asks
-        // PWD rather than the OS (opencode) takes it for its project.
-        env.retain(|(k, _)| k != "PWD");
-        env.push(("PWD".into(), cwd.display().to_string()));
         use crate::agents::leftovers::{ATTEMPT_VAR, DAEMON_VAR, TASK_VAR};
         env.push((TASK_VAR.into(), self.id().to_string()));
         env.push((ATTEMPT_VAR.into(), n.to_string()));
