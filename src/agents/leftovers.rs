@@ -15,8 +15,8 @@
 //! Where it works: Linux, by reading `/proc/<pid>/environ` (a few hundred
 //! microseconds for a machine's worth of processes). A process caught in the
 //! instant its `exec` lays out the new program shows no environment yet;
-//! [`kill`] looks again until a look finds nothing, and the watchdog and
-//! recovery look once more later. A process that clears
+//! after a look that killed something, [`kill`] looks again, a few times and
+//! a little apart, until the looks find nothing new. A process that clears
 //! its environment (`env -i`) drops the marks and is not found; a per-task
 //! cgroup would hold it, and needs privileges this daemon does not assume.
 //! Other Unix systems (macOS) get the process group only. Windows: the job
@@ -206,18 +206,34 @@ pub fn kill(mark: Mark) -> usize {
 }
 
 /// Kills every process whose environment passes `wanted`, again until none is left.
+///
+/// A process in the middle of an `exec` shows an empty environment for that
+/// instant (measured: nearly every `exec` of a `sh` can be caught so), and a
+/// shim chain such as pyenv's `python3` is several `exec`s in a row. So a
+/// look that killed something is followed by more looks, [`SETTLE`] apart,
+/// until [`QUIET_LOOKS`] in a row find nothing new. A look that finds nothing
+/// at all ends at once: the common case (an attempt that left nothing) costs
+/// one look.
 #[cfg(unix)]
 fn kill_where(wanted: impl Fn(&[u8]) -> Option<bool>) -> usize {
     let mut killed = std::collections::HashSet::new();
-    for _ in 0..8 {
+    let mut quiet = 0;
+    // Bounded: a mark that keeps producing processes is not chased for ever.
+    for _ in 0..64 {
         // A process already signalled may not be gone yet: only new ones count.
         let new: Vec<i32> = find_where(&wanted)
             .into_iter()
             .filter(|p| !killed.contains(p))
             .collect();
         if new.is_empty() {
-            break;
+            if killed.is_empty() || quiet == QUIET_LOOKS {
+                break;
+            }
+            quiet += 1;
+            std::thread::sleep(SETTLE);
+            continue;
         }
+        quiet = 0;
         for pid in new {
             // SAFETY: kill(2) with a pid read from /proc.
             unsafe {
@@ -228,6 +244,15 @@ fn kill_where(wanted: impl Fn(&[u8]) -> Option<bool>) -> usize {
     }
     killed.len()
 }
+
+/// The pause between two looks after a kill: longer than an `exec` takes to
+/// lay out its program, even on a loaded machine.
+#[cfg(unix)]
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// How many looks in a row must find nothing new after a kill.
+#[cfg(unix)]
+const QUIET_LOOKS: u32 = 3;
 
 #[cfg(not(unix))]
 pub fn kill(_mark: Mark) -> usize {
@@ -297,5 +322,44 @@ mod tests {
         let status = child.wait().unwrap();
         assert!(!status.success());
         assert!(find(Mark::Task(&task)).is_empty());
+    }
+
+    /// Processes that exec again and again (as a shim chain does: pyenv's
+    /// `python3` is three `exec`s of bash before Python runs): a look through
+    /// `/proc` meets some in the instant their `exec` lays out the new
+    /// program, with no environment to read. None may be left.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn processes_caught_mid_exec_are_killed_too() {
+        let task = format!("leftover-exec-{}", std::process::id());
+        // Twenty processes, each execing itself (a fresh `sh`) for ever.
+        let again = "exec sh -c \"$0\" \"$0\"";
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!("for i in $(seq 20); do sh -c '{again}' '{again}' & done; wait"),
+            ])
+            .env(TASK_VAR, &task)
+            .env(ATTEMPT_VAR, "1")
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while find(Mark::Task(&task)).len() < 15 {
+            assert!(std::time::Instant::now() < deadline, "the storm never started");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let killed = kill(Mark::Task(&task));
+        let _ = child.wait();
+        // One that a look missed goes on execing: look for it a while (each
+        // look may meet it mid-exec too).
+        let mut left = Vec::new();
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        while left.is_empty() && std::time::Instant::now() < until {
+            left = find(Mark::Task(&task));
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Whatever the assertion says, leave nothing running.
+        kill(Mark::Task(&task));
+        assert!(left.is_empty(), "{} of {killed} left: {left:?}", left.len());
     }
 }

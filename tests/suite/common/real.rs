@@ -290,10 +290,19 @@ pub fn kill_9_mid_command_leaves_nothing(h: &RealHome) {
     });
     super::kill9(daemon.id());
     let _ = daemon.wait();
-    super::wait_until(
+    super::wait_until_or(
         std::time::Duration::from_secs(15),
-        "the CLI and its command to be stopped",
         || marked().is_empty(),
+        || {
+            let left: Vec<String> = marked()
+                .into_iter()
+                .map(|(pid, cmd)| {
+                    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                    format!("{pid} [{}] {cmd}", stat.rsplit(')').next().unwrap_or("").trim())
+                })
+                .collect();
+            format!("the CLI and its command were not stopped; left: {left:#?}")
+        },
     );
 }
 
