@@ -130,7 +130,8 @@ impl ContextUsed {
     }
 }
 
-/// The digest of the task's parent and its `context_from` tasks, to go
+/// The digest of the task's parent, its `context_from` tasks and the tasks
+/// it waited for (`after`, `after_any`), to go
 /// before its prompt (the task's own prompt stays as written: a retry of
 /// it gets a fresh digest, not one inside another). A follow-up that goes on
 /// in its parent's agent session (`reply`, `resume` with a session) gets no
@@ -142,7 +143,11 @@ pub fn gather(home: &Home, budget: usize, spec: &crate::task::TaskSpec) -> Optio
         .filter(|_| spec.session.is_none())
         .cloned()
         .collect();
-    for id in &spec.context_from {
+    // The tasks it waited for give their answers too, unless `context: false`.
+    let waited_for = (!spec.deps.no_context)
+        .then(|| crate::deps::ids(home, &spec.deps))
+        .unwrap_or_default();
+    for id in spec.context_from.iter().chain(&waited_for) {
         if !ids.contains(id) {
             ids.push(id.clone());
         }

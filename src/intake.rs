@@ -240,6 +240,11 @@ impl Intake {
         self.settling.len()
     }
 
+    /// Whether `name` is settling.
+    pub fn is_settling(&self, name: &str) -> bool {
+        self.settling.contains_key(name)
+    }
+
     /// A watcher hint for `name`: (re)start its settle clock.
     pub fn note(&mut self, name: &str, now: Instant, queue: &mut Queue) {
         if !relevant(name) {

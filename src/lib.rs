@@ -29,6 +29,7 @@ pub mod config;
 pub(crate) mod context;
 pub(crate) mod daemon;
 pub(crate) mod dashboard;
+pub(crate) mod deps;
 pub(crate) mod duration;
 pub(crate) mod events;
 pub(crate) mod followups;

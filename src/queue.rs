@@ -112,7 +112,12 @@ impl Waiting {
 
 #[derive(Debug, Default)]
 pub struct Queue {
+    /// The files that may start, in run order.
     order: BTreeMap<Key, Waiting>,
+    /// The files that wait for other tasks to end (`after:`), out of the run
+    /// order: a chain of 10,000 is not walked past at every start.
+    held: HashMap<Arc<str>, Waiting>,
+    /// Every file of both, with its place in the run order.
     by_name: HashMap<Arc<str>, (Reverse<i64>, i64)>,
     repos: Vec<Arc<Path>>,
     repo_ids: HashMap<Arc<Path>, u32>,
@@ -137,22 +142,49 @@ fn time_of(nanos: i64) -> SystemTime {
 
 impl Queue {
     pub fn push(&mut self, q: Queued) {
+        let (name, prio_time, waiting) = self.entry(q);
+        self.order.insert((prio_time.0, prio_time.1, name.clone()), waiting);
+        self.by_name.insert(name, prio_time);
+    }
+
+    /// Queues a file that may not start yet: it waits for other tasks
+    /// ([`Self::release`] puts it in the run order).
+    pub fn hold(&mut self, q: Queued) {
+        let (name, prio_time, waiting) = self.entry(q);
+        self.held.insert(name.clone(), waiting);
+        self.by_name.insert(name, prio_time);
+    }
+
+    /// A held file may start now; false if it is not held.
+    pub fn release(&mut self, name: &str) -> bool {
+        let Some((name, waiting)) = self.held.remove_entry(name) else {
+            return false;
+        };
+        let Some((prio, arrival)) = self.by_name.get(&name).copied() else {
+            return false;
+        };
+        self.order.insert((prio, arrival, name), waiting);
+        true
+    }
+
+    /// Whether `name` is queued and held.
+    pub fn is_held(&self, name: &str) -> bool {
+        self.held.contains_key(name)
+    }
+
+    fn entry(&mut self, q: Queued) -> (Arc<str>, (Reverse<i64>, i64), Waiting) {
         self.remove(&q.name);
-        let name = q.name;
         let writer = q.writer.map_or(NO_WRITER, |repo| self.repo_id(repo));
         let prio_time = (Reverse(q.priority), nanos(q.arrival));
-        self.order.insert(
-            (prio_time.0, prio_time.1, name.clone()),
-            Waiting::new(
-                q.queued_at.as_millisecond(),
-                q.len,
-                writer,
-                q.agent,
-                q.fallback,
-                q.mtime.is_some(),
-            ),
+        let waiting = Waiting::new(
+            q.queued_at.as_millisecond(),
+            q.len,
+            writer,
+            q.agent,
+            q.fallback,
+            q.mtime.is_some(),
         );
-        self.by_name.insert(name, prio_time);
+        (q.name, prio_time, waiting)
     }
 
     fn repo_id(&mut self, repo: PathBuf) -> u32 {
@@ -187,8 +219,12 @@ impl Queue {
 
     pub fn remove(&mut self, name: &str) -> Option<Queued> {
         let (name, (prio, arrival)) = self.by_name.remove_entry(name)?;
+        let held = self.held.remove(&name);
         let key = (prio, arrival, name);
-        let waiting = self.order.remove(&key)?;
+        let waiting = match held {
+            Some(w) => w,
+            None => self.order.remove(&key)?,
+        };
         let q = self.materialize(key, waiting);
         self.shrink();
         Some(q)
@@ -199,7 +235,10 @@ impl Queue {
         if self.by_name.capacity() > 1024 && self.by_name.capacity() > 4 * self.by_name.len() {
             self.by_name.shrink_to_fit();
         }
-        if self.order.is_empty() && !self.repos.is_empty() {
+        if self.held.capacity() > 1024 && self.held.capacity() > 4 * self.held.len() {
+            self.held.shrink_to_fit();
+        }
+        if self.order.is_empty() && self.held.is_empty() && !self.repos.is_empty() {
             self.repos.clear();
             self.repo_ids.clear();
         }
@@ -213,7 +252,10 @@ impl Queue {
     /// Size and modification time of the queued file `name` when it was checked.
     pub fn stamp(&self, name: &str) -> Option<(u64, Option<SystemTime>)> {
         let (name, (prio, arrival)) = self.by_name.get_key_value(name)?;
-        let w = self.order.get(&(*prio, *arrival, name.clone()))?;
+        let w = match self.held.get(name) {
+            Some(w) => w,
+            None => self.order.get(&(*prio, *arrival, name.clone()))?,
+        };
         Some((w.len(), w.mtime_known().then(|| time_of(*arrival))))
     }
 
@@ -237,19 +279,20 @@ impl Queue {
         self.remove(&key)
     }
 
+    /// Every queued file, held ones included.
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.by_name.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.by_name.is_empty()
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.by_name.keys().map(|n| &**n)
     }
 
-    /// Names in run order.
+    /// Names in run order (held files are not in it).
     pub fn ordered(&self) -> impl Iterator<Item = &str> + Clone {
         self.order.keys().map(|(_, _, n)| &**n)
     }
@@ -272,6 +315,25 @@ mod tests {
             mtime: None,
             queued_at: jiff::Timestamp::UNIX_EPOCH,
         }
+    }
+
+    /// A held file is queued (counted, stamped, removable) but never offered
+    /// to start until it is released, and then in its place of the run order.
+    #[test]
+    fn held_files_wait_out_of_the_run_order_until_released() {
+        let mut queue = Queue::default();
+        queue.push(q("late.md", 0, AgentKind::Claude, 9));
+        queue.hold(q("first.md", 0, AgentKind::Claude, 1));
+        assert_eq!((queue.len(), queue.is_held("first.md")), (2, true));
+        assert!(queue.stamp("first.md").is_some());
+        assert_eq!(queue.ordered().collect::<Vec<_>>(), ["late.md"]);
+        assert!(queue.release("first.md") && !queue.release("first.md"));
+        assert_eq!(queue.ordered().collect::<Vec<_>>(), ["first.md", "late.md"]);
+        queue.hold(q("other.md", 0, AgentKind::Claude, 2));
+        assert_eq!(queue.pop_next(|_| true).map(|q| q.name), Some("first.md".into()));
+        assert_eq!(queue.remove("other.md").map(|q| q.name), Some("other.md".into()));
+        assert!(!queue.is_held("other.md"));
+        assert_eq!(queue.len(), 1);
     }
 
     /// The claim re-checks the very file that was checked only: a rename keeps

@@ -3,6 +3,7 @@
 //! cancel request the lookout found, a task ending, a stop signal. `super::run` sets it up,
 //! turns the loop and tears it down; each turn is the handlers below.
 
+use super::dependencies::{Admission, Decided, Dependencies};
 use super::lookout::Lookout;
 use super::{RunSummary, Shared, homecheck, recovery, report_stuck, runner, writers};
 use crate::agents::supervise::StopReason;
@@ -31,6 +32,13 @@ pub(super) struct Daemon {
     pub queue: Queue,
     /// The parsed tasks of a small queue, for their claim.
     pub judged: super::judged::JudgedTasks,
+    /// What the held files of the queue wait for.
+    pub deps: Dependencies,
+    /// When tasks and files of other daemons are looked at next, for the held files.
+    pub deps_look_at: Instant,
+    /// Held files that can never run (a task they need failed): claimed and
+    /// ended as cancelled at the next turn.
+    pub doomed: Vec<(Arc<str>, crate::store::record::ErrorInfo)>,
     pub writers: writers::Writers,
     pub writers_dir: PathBuf,
     pub tasks: JoinSet<(String, Status)>,
@@ -113,6 +121,7 @@ impl Daemon {
                 recovered: Some(progress),
                 queued: None,
                 spec: None,
+                doomed: None,
             };
             self.spawn(run, None);
         }
@@ -157,26 +166,53 @@ impl Daemon {
         }
     }
 
-    /// Judges the files that have settled: queued or rejected. Files that
-    /// settled together are announced in one write (in order with any
-    /// rejection among them).
+    /// Judges the files that have settled: queued (held, when they wait for
+    /// other tasks) or rejected. Files that settled together are announced
+    /// in one write (in order with any rejection among them).
     pub fn settle(&mut self) {
         let mut queued = crate::events::Batch::default();
         let mut accepted = 0;
+        let mut decided = Vec::new();
         let Self {
             intake,
             rules,
             shared,
             queue,
             judged,
+            deps,
+            doomed,
             summary,
             stuck,
             ..
         } = self;
         let (home, events) = (&shared.home, &shared.events);
+        let mut reject = |name: &str, rejection: &crate::task::Rejection, queued: &mut crate::events::Batch| {
+            events.write(std::mem::take(queued));
+            let path = home.inbox().join(name);
+            match intake::reject(home, events, name, rejection) {
+                Ok(moved) => {
+                    summary.rejected += usize::from(moved);
+                    stuck.remove(&path);
+                }
+                Err(why) => {
+                    summary.unclaimed += 1;
+                    report_stuck(events, stuck, path, name, rejection, &why);
+                }
+            }
+        };
         intake.settle_each(std::time::Instant::now(), rules, |verdict| match verdict {
             Verdict::Accept(a) => {
                 let intake::Accepted { queued: q, spec, bytes } = *a;
+                let admission = deps.admit(home, &q.name, &spec.deps);
+                if let Admission::Reject(rejection, files) = &admission {
+                    for f in files {
+                        queue.remove(f);
+                        judged.forget(f);
+                        reject(f, rejection, &mut queued);
+                        decided.extend(deps.rejected(f));
+                    }
+                    return;
+                }
                 events.add(
                     &mut queued,
                     None,
@@ -185,35 +221,77 @@ impl Daemon {
                         title: spec.title.clone(),
                         agent: q.agent,
                         priority: q.priority,
+                        waiting_for: spec.deps.references().map(str::to_string).collect(),
                     },
                 );
-                judged.keep(q.name.clone(), super::judged::Judged { spec, bytes }, queue.len() + 1);
-                queue.push(q);
+                let name = q.name.clone();
+                judged.keep(name.clone(), super::judged::Judged { spec, bytes }, queue.len() + 1);
+                match admission {
+                    Admission::Ready => queue.push(q),
+                    Admission::Wait => queue.hold(q),
+                    Admission::Doomed(e) => {
+                        queue.hold(q);
+                        doomed.push((name, e));
+                    }
+                    Admission::Reject(..) => unreachable!("handled above"),
+                }
                 accepted += 1;
                 if queued.is_full() {
                     events.write(std::mem::take(&mut queued));
                 }
             }
             Verdict::Reject { name, rejection } => {
-                events.write(std::mem::take(&mut queued));
-                let path = home.inbox().join(&name);
-                match intake::reject(home, events, &name, &rejection) {
-                    Ok(moved) => {
-                        summary.rejected += usize::from(moved);
-                        stuck.remove(&path);
-                    }
-                    Err(why) => {
-                        summary.unclaimed += 1;
-                        report_stuck(events, stuck, path, &name, &rejection, &why);
-                    }
-                }
+                reject(&name, &rejection, &mut queued);
+                decided.extend(deps.rejected(&name));
             }
             // Back to settling inside `settle_each`; never handed out.
             Verdict::Moved(_) => {}
         });
         self.shared.events.write(queued);
+        self.apply(decided);
         if accepted >= 1000 {
             crate::memory::release_freed();
+        }
+    }
+
+    /// Held files whose wait is over: to the run order, or to be ended.
+    fn apply(&mut self, decided: Vec<Decided>) {
+        for d in decided {
+            match d {
+                Decided::Ready(name) => {
+                    self.queue.release(&name);
+                }
+                // Only a file still held here (another daemon may have ended it).
+                Decided::Doomed(name, e) if self.queue.is_held(&name) => self.doomed.push((name, e)),
+                Decided::Doomed(..) => {}
+            }
+        }
+    }
+
+    /// Claims the doomed held files and ends each as cancelled (its runner
+    /// writes the result, without a slot: nothing runs).
+    pub fn end_doomed(&mut self) {
+        for (name, e) in std::mem::take(&mut self.doomed) {
+            let Some(q) = self.queue.remove(&name) else { continue };
+            match crate::claim::claim(&self.shared.home, &name) {
+                Ok(Some(claimed)) => {
+                    self.deps.claimed(&name, &claimed.id);
+                    let spec = self.judged.take(&name);
+                    let run = TaskRun {
+                        claimed,
+                        recovered: None,
+                        queued: Some(q),
+                        spec,
+                        doomed: Some(e),
+                    };
+                    self.spawn(run, None);
+                }
+                Ok(None) => self.judged.forget(&name),
+                Err(err) => {
+                    self.judged.forget(&name);
+                    self.claim_failed(&name, &err);
+                }
+            }
         }
     }
 
@@ -235,7 +313,10 @@ impl Daemon {
             };
             let claim = crate::claim::claim(&self.shared.home, &q.name);
             match &claim {
-                Ok(Some(claimed)) => self.writers.rename(&q.name, &claimed.id),
+                Ok(Some(claimed)) => {
+                    self.writers.rename(&q.name, &claimed.id);
+                    self.deps.claimed(&q.name, &claimed.id);
+                }
                 _ => self.writers.release(&q.name),
             }
             match claim {
@@ -246,6 +327,7 @@ impl Daemon {
                         recovered: None,
                         queued: Some(q),
                         spec,
+                        doomed: None,
                     };
                     self.spawn(run, Some(permit));
                 }
@@ -316,6 +398,7 @@ impl Daemon {
             self.shared.config().retention.enabled().then_some(self.retention_at),
             pause_end,
             publish_at,
+            (self.deps.len() > 0).then_some(self.deps_look_at),
         ]
         .into_iter()
         .flatten()
@@ -362,6 +445,21 @@ impl Daemon {
         if now >= self.retention_at {
             self.on_retention_due(now);
         }
+        if self.deps.len() > 0 && now >= self.deps_look_at {
+            self.on_deps_look_due(now);
+        }
+    }
+
+    /// Held files that wait for tasks or files this daemon does not run or
+    /// hold: what the home says of them now.
+    fn on_deps_look_due(&mut self, now: Instant) {
+        let (stops, queue, intake) = (&self.stops, &self.queue, &self.intake);
+        let decided = self.deps.look(&self.shared.home, |t| match t {
+            crate::deps::Target::Task(id) => stops.contains_key(id),
+            crate::deps::Target::File(name) => queue.shared_name(name).is_some() || intake.is_settling(name),
+        });
+        self.apply(decided);
+        self.deps_look_at = now + super::dependencies::LOOK_EVERY;
     }
 
     /// The lookout found a cancel request for a running task: stop its agent.
@@ -455,6 +553,10 @@ impl Daemon {
                 self.stops.remove(&id);
                 self.lookout.remove(&id);
                 self.writers.release(&id);
+                if matches!(status, Status::Succeeded | Status::Failed | Status::Cancelled) {
+                    let decided = self.deps.ended(&id, status);
+                    self.apply(decided);
+                }
                 match status {
                     Status::Succeeded => self.summary.succeeded += 1,
                     Status::Failed => self.summary.failed += 1,

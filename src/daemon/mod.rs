@@ -7,6 +7,7 @@
 //! scheduler tick caps it at a few tasks a second).
 
 mod console;
+mod dependencies;
 mod handlers;
 pub mod homecheck;
 pub(crate) mod judged;
@@ -400,6 +401,9 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         registration,
         left_unfinished: Vec::new(),
         judged: Default::default(),
+        deps: Default::default(),
+        deps_look_at: Instant::now(),
+        doomed: Vec::new(),
         stuck: Default::default(),
         bad_names: Vec::new(),
         rescan_at: Instant::now() + config.rescan_interval.0,
@@ -420,6 +424,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
     loop {
         d.reject_bad_names();
         d.settle();
+        d.end_doomed();
         d.start_queued();
         if (opts.once && d.drained()) || (d.stopping.is_some() && d.tasks.is_empty()) {
             break;

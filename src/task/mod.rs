@@ -69,6 +69,36 @@ pub struct TaskSpec {
     pub workdir_from_note: bool,
     /// Earlier tasks whose digest goes before the prompt (`context_from:`).
     pub context_from: Vec<String>,
+    /// The tasks it waits for (`after:`, `after_any:`).
+    pub deps: Dependencies,
+}
+
+/// What a task waits for before it may start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Dependencies {
+    /// Ids or inbox file names of tasks that must have succeeded.
+    pub after: Vec<String>,
+    /// Ids or inbox file names of tasks that must have ended, whatever their status.
+    pub after_any: Vec<String>,
+    /// `context: false`: the answers of the tasks waited for do not go before the prompt.
+    pub no_context: bool,
+}
+
+impl Dependencies {
+    pub fn is_empty(&self) -> bool {
+        self.after.is_empty() && self.after_any.is_empty()
+    }
+
+    /// Every reference, `after` first.
+    pub fn references(&self) -> impl Iterator<Item = &str> {
+        self.after.iter().chain(&self.after_any).map(String::as_str)
+    }
+
+    /// Every reference with whether it must have succeeded (`after`) or only ended.
+    pub fn each(&self) -> impl Iterator<Item = (&str, bool)> {
+        let ok = self.after.iter().map(|r| (r.as_str(), true));
+        ok.chain(self.after_any.iter().map(|r| (r.as_str(), false)))
+    }
 }
 
 /// Parses a task file and places it: its workdir resolved and confined to the

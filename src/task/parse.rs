@@ -105,9 +105,14 @@ struct Fields {
     start_step: Option<i64>,
     /// Earlier tasks whose digest goes before the prompt.
     context_from: Option<Vec<String>>,
+    /// Tasks that must succeed (`after`) or end (`after_any`) first.
+    after: Option<Vec<String>>,
+    after_any: Option<Vec<String>>,
+    /// `false`: the tasks waited for give no context.
+    context: Option<bool>,
 }
 
-const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, max_tool_calls, timeout, stall_timeout, retries, priority, budget_usd, budget_tokens, mode, isolation, command, steps, role, parent_task_id, turn_of, prompt, session, start_step, context_from";
+const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, max_tool_calls, timeout, stall_timeout, retries, priority, budget_usd, budget_tokens, mode, isolation, command, steps, role, parent_task_id, turn_of, prompt, session, start_step, context_from, after, after_any, context";
 
 /// Parses the bytes of the task file named `file_name`.
 pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec, Rejection> {
@@ -170,7 +175,14 @@ pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec,
     }
     let steps_taken = fields.steps.is_some();
     let role_taken = fields.role.clone();
+    let deps = deps::read(
+        fields.after.take(),
+        fields.after_any.take(),
+        fields.context.take(),
+        file_name,
+    )?;
     let mut spec = build(fields, body, limits)?;
+    spec.deps = deps;
     spec.success_criteria = criteria;
     spec.loose = loose;
     if let Some(i) = read {
@@ -547,6 +559,7 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         intent: Vec::new(),
         workdir_from_note: false,
         context_from,
+        deps: Default::default(),
         prompt,
         prompt_truncated,
         agent,
@@ -589,6 +602,7 @@ pub fn default_title(prompt: &str) -> String {
 }
 
 mod compat;
+mod deps;
 mod loose;
 mod numbers;
 mod role;

@@ -83,6 +83,9 @@ pub enum Event {
         title: String,
         agent: AgentKind,
         priority: i64,
+        /// What it waits for before it may start (`after:`, `after_any:`).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        waiting_for: Vec<String>,
     },
     TaskRejected {
         file: String,

@@ -156,6 +156,8 @@ pub enum ErrorKind {
     SecurityViolation,
     /// The task itself kills the daemon that runs it: quarantined, not run again.
     PoisonPill,
+    /// A task it waited for (`after:`) failed or was cancelled: it never ran.
+    DependencyFailed,
     /// A kind this version does not know (a record written by a newer one).
     #[serde(other)]
     Unknown,
@@ -195,6 +197,7 @@ impl ErrorKind {
             ErrorKind::TaskFileChanged => "task_file_changed",
             ErrorKind::SecurityViolation => "security_violation",
             ErrorKind::PoisonPill => "poison_pill",
+            ErrorKind::DependencyFailed => "dependency_failed",
             ErrorKind::Unknown => "unknown",
         }
     }
@@ -264,6 +267,9 @@ impl ErrorKind {
             }
             ErrorKind::PoisonPill => {
                 "Its daemon died each time this task ran alone: the task kills the daemon (an agent that signals its parent, exhausts memory, or crashes the machine). It is quarantined; look at attempt-<n>.out/.err, fix the task, then submit it again."
+            }
+            ErrorKind::DependencyFailed => {
+                "A task it waited for (`after:`) failed or was cancelled, so this one never ran. Fix that task and run it again (`orchestrator retry ID`), then submit this one again; `after_any:` waits for the end whatever the status."
             }
             ErrorKind::InvalidTask => "The claimed task file could not be parsed; fix it and submit it again.",
             ErrorKind::ValidationFailed => {

@@ -58,10 +58,15 @@ impl Runner {
             id: self.id().to_string(),
             title: plan
                 .map(|p| p.title.clone())
+                .or_else(|| self.judged_spec.as_ref().map(|j| j.spec.title.clone()))
                 .unwrap_or_else(|| self.claimed.source_file.clone()),
             source_file: self.claimed.source_file.clone(),
             status,
-            agent: plan.map(|p| p.agent.name().to_string()).unwrap_or_default(),
+            agent: plan
+                .map(|p| p.agent)
+                .or_else(|| self.judged_spec.as_ref().map(|j| j.spec.agent))
+                .map(|a| a.name().to_string())
+                .unwrap_or_default(),
             workdir: plan.map(|p| p.workdir.display().to_string()).unwrap_or_default(),
             queued_at: plan
                 .and_then(|p| p.queued_at.clone())

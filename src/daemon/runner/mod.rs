@@ -41,6 +41,9 @@ pub struct TaskRun {
     pub queued: Option<crate::queue::Queued>,
     /// Its task as parsed when it was queued, if the daemon kept it.
     pub spec: Option<crate::daemon::judged::Judged>,
+    /// It can never run (a task it waited for failed): it ends as cancelled
+    /// with this error, and nothing runs.
+    pub doomed: Option<ErrorInfo>,
 }
 
 /// What the runner accumulates over attempts for the result.
@@ -111,6 +114,8 @@ struct Runner {
     task_file_stamp: Option<(u64, Option<SystemTime>)>,
     /// Warnings found while attempts ran, for the result's `validation.warnings`.
     run_warnings: Mutex<Vec<crate::vocab::Finding>>,
+    /// See [`TaskRun::doomed`].
+    doomed: Option<ErrorInfo>,
 }
 
 /// A runner stopped mid-way (its task aborted) still writes the event it held.
@@ -149,6 +154,7 @@ impl Runner {
             held: Mutex::new(None),
             task_file_stamp: None,
             run_warnings: Mutex::new(Vec::new()),
+            doomed: task.doomed,
         }
     }
 
@@ -228,6 +234,9 @@ impl Runner {
     }
 
     async fn run(mut self) -> Status {
+        if let Some(e) = self.doomed.take() {
+            return self.finish(None, Status::Cancelled, Some(e), &Totals::default()).await;
+        }
         let mut plan = match self.plan().await {
             Ok(p) => p,
             Err(r) => {

@@ -192,6 +192,7 @@ impl Harness {
             recovered: None,
             queued: None,
             spec: None,
+            doomed: None,
         };
         (tokio::spawn(run_task(self.shared.clone(), run, rx)), tx, dir)
     }

@@ -245,3 +245,35 @@ fn stall_timeout_is_a_duration_in_range() {
         assert!(r.error.contains("stall_timeout"), "{r:?}");
     }
 }
+
+#[test]
+fn after_names_ids_or_inbox_files_and_never_the_task_itself() {
+    let t = ok(
+        "fix.md",
+        "---\nafter: [review.md, \" review.md\", 01m8p5qnm7weqgpkcvt4a8av6n-x]\nafter_any: [review.md, notes.txt]\ncontext: false\n---\nFix what the review found.\n",
+    );
+    assert_eq!(t.deps.after, ["review.md", "01m8p5qnm7weqgpkcvt4a8av6n-x"]);
+    assert_eq!(t.deps.after_any, ["notes.txt"], "after already waits for review.md");
+    assert!(t.deps.no_context);
+    assert!(!ok("a.md", "---\nafter: [b.md]\n---\nx\n").deps.no_context);
+    let me = rejected("fix.md", b"---\nafter: [fix.md]\n---\nx\n");
+    assert_eq!(me.reason, "dependency_cycle");
+    let id = "01m8p5qnm7weqgpkcvt4a8av6n-fix";
+    assert_eq!(
+        rejected(
+            &format!("{id}.md"),
+            format!("---\nafter_any: [{id}]\n---\nx\n").as_bytes()
+        )
+        .reason,
+        "dependency_cycle"
+    );
+    for bad in ["../x.md", "review", "a/b.md", "run.sh"] {
+        let r = rejected("fix.md", format!("---\nafter: [\"{bad}\"]\n---\nx\n").as_bytes());
+        assert_eq!(r.reason, "invalid_value", "{bad}");
+        assert!(
+            r.error.contains("neither a task id nor the name of a task file"),
+            "{}",
+            r.error
+        );
+    }
+}

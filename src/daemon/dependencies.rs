@@ -1,0 +1,460 @@
+//! Queued files that wait for other tasks (`after:`, `after_any:`).
+//!
+//! A file that waits stays in the inbox (the inbox is the queue), held out
+//! of the run order ([`crate::queue::Queue::hold`]). This is the daemon's
+//! view of what each held file still waits for, and of who waits for what,
+//! so that the end of one task wakes exactly its dependents: a chain of
+//! 10,000 costs a map lookup per link, not a walk of the queue.
+//!
+//! Everything here can be rebuilt from the files ([`crate::deps`] reads
+//! them), which is how waiting survives a restart and is shared by several
+//! daemons: each holds the same files; the first to claim a released one
+//! runs it, as for any file. Ends it learns of itself (its own claims,
+//! finishes and rejections) wake dependents at once; ends in other daemons
+//! are found by [`Dependencies::look`], which the loop calls every
+//! [`LOOK_EVERY`] while anything waits for a task that is not its own.
+
+use crate::deps::{self, Target};
+use crate::store::Home;
+use crate::store::record::ErrorInfo;
+use crate::task::Rejection;
+use crate::vocab::{ErrorKind, Status};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// How often tasks of other daemons (and files that left the inbox
+/// unseen) are looked at, while a held file waits for one.
+pub const LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What becomes of a file the intake accepted.
+#[derive(Debug)]
+pub enum Admission {
+    /// It waits for nothing (any more): it may start.
+    Ready,
+    /// Hold it: it waits.
+    Wait,
+    /// It can never run (a task it needs failed): end it, as cancelled.
+    Doomed(ErrorInfo),
+    /// Reject these files (it and, for a cycle, the held files of the cycle).
+    Reject(Rejection, Vec<Arc<str>>),
+}
+
+/// A held file whose wait is over.
+#[derive(Debug, PartialEq)]
+pub enum Decided {
+    Ready(Arc<str>),
+    Doomed(Arc<str>, ErrorInfo),
+}
+
+/// One thing a held file waits for.
+#[derive(Debug, Clone)]
+struct Need {
+    target: Target,
+    /// `after` (it must succeed) rather than `after_any`.
+    success: bool,
+    /// As the task file names it, for messages.
+    reference: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Dependencies {
+    /// Per held file, what it still waits for.
+    needs: HashMap<Arc<str>, Vec<Need>>,
+    /// Per target, the held files that wait for it.
+    waiters: HashMap<Target, Vec<Arc<str>>>,
+}
+
+impl Dependencies {
+    /// How many files wait.
+    pub fn len(&self) -> usize {
+        self.needs.len()
+    }
+
+    /// What the accepted file `name` waits for, judged from the home now.
+    pub fn admit(&mut self, home: &Home, name: &Arc<str>, deps: &crate::task::Dependencies) -> Admission {
+        self.forget(name);
+        if deps.is_empty() {
+            return Admission::Ready;
+        }
+        let mut needs = Vec::new();
+        let mut doomed = None;
+        for (reference, success) in deps.each() {
+            let Some(target) = deps::resolve(home, reference) else {
+                return Admission::Reject(unknown(reference), vec![name.clone()]);
+            };
+            if let Target::Task(id) = &target
+                && let Some(status) = deps::ended(home, id)
+            {
+                if !deps::met(status, success) {
+                    doomed.get_or_insert_with(|| failed(reference, id, status));
+                }
+                continue;
+            }
+            needs.push(Need {
+                target,
+                success,
+                reference: reference.to_string(),
+            });
+        }
+        if let Some(e) = doomed {
+            return Admission::Doomed(e);
+        }
+        if needs.is_empty() {
+            return Admission::Ready;
+        }
+        for n in &needs {
+            self.waiters.entry(n.target.clone()).or_default().push(name.clone());
+        }
+        self.needs.insert(name.clone(), needs);
+        if let Some(cycle) = self.cycle_through(name) {
+            for n in &cycle {
+                self.forget(n);
+            }
+            let path: Vec<&str> = cycle.iter().map(|n| &**n).chain([&**name]).collect();
+            let r = Rejection::new(
+                "dependency_cycle",
+                format!("the tasks wait for each other in a circle: {}", path.join(" -> ")),
+                "none of them can ever start: remove one of the `after:` entries and drop the files in again",
+            );
+            return Admission::Reject(r, cycle);
+        }
+        Admission::Wait
+    }
+
+    /// The held files of a cycle through `start` (`start` first), if it closes one.
+    fn cycle_through(&self, start: &Arc<str>) -> Option<Vec<Arc<str>>> {
+        // Nobody waits for it yet: it closes no circle (a chain dropped in
+        // order costs nothing here).
+        if !self.waiters.contains_key(&Target::File(start.to_string())) {
+            return None;
+        }
+        let mut came_from: HashMap<Arc<str>, Arc<str>> = HashMap::new();
+        let mut seen: HashSet<Arc<str>> = HashSet::from([start.clone()]);
+        let mut stack = vec![start.clone()];
+        while let Some(at) = stack.pop() {
+            for need in self.needs.get(&at).into_iter().flatten() {
+                let Target::File(f) = &need.target else { continue };
+                if **f == **start {
+                    // Walk back from `at` to `start`.
+                    let mut path = vec![at.clone()];
+                    while let Some(prev) = came_from.get(path.last()?) {
+                        path.push(prev.clone());
+                    }
+                    path.reverse();
+                    return Some(path);
+                }
+                let Some((next, _)) = self.needs.get_key_value(f.as_str()) else {
+                    continue;
+                };
+                if seen.insert(next.clone()) {
+                    came_from.insert(next.clone(), at.clone());
+                    stack.push(next.clone());
+                }
+            }
+        }
+        None
+    }
+
+    /// `name` is no longer queued here (claimed, changed, gone): it waits for nothing.
+    pub fn forget(&mut self, name: &str) {
+        let Some(needs) = self.needs.remove(name) else {
+            return;
+        };
+        for n in needs {
+            if let Some(w) = self.waiters.get_mut(&n.target) {
+                w.retain(|x| **x != *name);
+                if w.is_empty() {
+                    self.waiters.remove(&n.target);
+                }
+            }
+        }
+    }
+
+    /// This daemon claimed inbox file `name` as task `id`: who waited for the
+    /// file now waits for the task.
+    pub fn claimed(&mut self, name: &str, id: &str) {
+        let Some(waiting) = self.waiters.remove(&Target::File(name.to_string())) else {
+            return;
+        };
+        let task = Target::Task(id.to_string());
+        for w in &waiting {
+            for n in self.needs.get_mut(w).into_iter().flatten() {
+                if n.target == Target::File(name.to_string()) {
+                    n.target = task.clone();
+                }
+            }
+        }
+        self.waiters.entry(task).or_default().extend(waiting);
+    }
+
+    /// Task `id` ended with `status`: its dependents, decided where they can be.
+    pub fn ended(&mut self, id: &str, status: Status) -> Vec<Decided> {
+        self.settle(&Target::Task(id.to_string()), |reference, success| {
+            (!deps::met(status, success)).then(|| failed(reference, id, status))
+        })
+    }
+
+    /// Inbox file `name` was rejected: whoever waited for it cannot start.
+    pub fn rejected(&mut self, name: &str) -> Vec<Decided> {
+        self.settle(&Target::File(name.to_string()), |reference, _| {
+            Some(never_ran(
+                reference,
+                "was rejected (see inbox/rejected/ for why), so it never ran",
+            ))
+        })
+    }
+
+    /// Takes `target` off every waiter: `verdict` says, per waiter's
+    /// reference and need, whether that dooms it.
+    fn settle(&mut self, target: &Target, verdict: impl Fn(&str, bool) -> Option<ErrorInfo>) -> Vec<Decided> {
+        let Some(waiting) = self.waiters.remove(target) else {
+            return Vec::new();
+        };
+        let mut decided = Vec::new();
+        for w in waiting {
+            let Some(needs) = self.needs.get_mut(&w) else { continue };
+            let mut doom = None;
+            needs.retain(|n| {
+                if n.target != *target {
+                    return true;
+                }
+                if doom.is_none() {
+                    doom = verdict(&n.reference, n.success);
+                }
+                false
+            });
+            if let Some(e) = doom {
+                self.forget(&w);
+                decided.push(Decided::Doomed(w, e));
+            } else if needs.is_empty() {
+                self.needs.remove(&w);
+                decided.push(Decided::Ready(w));
+            }
+        }
+        decided
+    }
+
+    /// Looks at the targets `local` does not vouch for, in the home: a file
+    /// another daemon claimed now names its task; a task that ended (here
+    /// or elsewhere) decides its waiters; a file that left the inbox without
+    /// becoming a task (rejected, deleted) dooms them.
+    pub fn look(&mut self, home: &Home, local: impl Fn(&Target) -> bool) -> Vec<Decided> {
+        let targets: Vec<Target> = self.waiters.keys().filter(|t| !local(t)).cloned().collect();
+        let mut decided = Vec::new();
+        for t in targets {
+            match &t {
+                Target::File(name) => {
+                    if deps::in_inbox(home, name) {
+                        continue;
+                    }
+                    match deps::newest_task_from(home, name) {
+                        Some(id) => {
+                            self.claimed(name, &id);
+                            if let Some(status) = deps::ended(home, &id) {
+                                decided.extend(self.ended(&id, status));
+                            }
+                        }
+                        None if home.inbox().join("rejected").join(name).exists() => {
+                            decided.extend(self.rejected(name));
+                        }
+                        None => decided.extend(self.settle(&t, |reference, _| {
+                            Some(never_ran(reference, "left the inbox without being run (deleted?)"))
+                        })),
+                    }
+                }
+                Target::Task(id) => {
+                    if let Some(status) = deps::ended(home, id) {
+                        decided.extend(self.ended(id, status));
+                    } else if home.own_task_dir(id).is_none() {
+                        decided.extend(self.settle(&t, |reference, _| {
+                            Some(never_ran(reference, "is no longer in results/ (removed?)"))
+                        }));
+                    }
+                }
+            }
+        }
+        decided
+    }
+
+    /// What `name` still waits for, as its file names them.
+    #[cfg(test)]
+    fn waiting_for(&self, name: &str) -> Vec<String> {
+        self.needs
+            .get(name)
+            .map(|n| n.iter().map(|n| n.target.to_string()).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn unknown(reference: &str) -> Rejection {
+    Rejection::new(
+        "unknown_dependency",
+        format!(
+            "`{reference}` names no task: no file of that name is in the inbox, and no task in results/ has that id or came from such a file"
+        ),
+        "check the name (with its extension) or the id (`orchestrator list` shows them); files dropped together may name each other",
+    )
+}
+
+fn failed(reference: &str, id: &str, status: Status) -> ErrorInfo {
+    let shown = if reference == id {
+        id.to_string()
+    } else {
+        format!("{reference} (task {id})")
+    };
+    ErrorInfo {
+        kind: ErrorKind::DependencyFailed,
+        message: format!("it waited for {shown}, which {status}; it never ran"),
+        suggestion: ErrorKind::DependencyFailed.suggestion().into(),
+    }
+}
+
+fn never_ran(reference: &str, what: &str) -> ErrorInfo {
+    ErrorInfo {
+        kind: ErrorKind::DependencyFailed,
+        message: format!("it waited for {reference}, which {what}; it never ran"),
+        suggestion: ErrorKind::DependencyFailed.suggestion().into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn home() -> (tempfile::TempDir, Home) {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::new(tmp.path()).unwrap();
+        std::fs::create_dir_all(home.inbox()).unwrap();
+        std::fs::create_dir_all(home.results()).unwrap();
+        (tmp, home)
+    }
+
+    fn after(refs: &[&str]) -> crate::task::Dependencies {
+        crate::task::Dependencies {
+            after: refs.iter().map(|r| r.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn drop_file(home: &Home, name: &str) -> Arc<str> {
+        std::fs::write(home.inbox().join(name), "x").unwrap();
+        name.into()
+    }
+
+    #[test]
+    fn a_chain_wakes_one_link_at_a_time_and_a_failure_dooms_the_rest() {
+        let (_t, home) = home();
+        let mut d = Dependencies::default();
+        let a = drop_file(&home, "a.md");
+        let b = drop_file(&home, "b.md");
+        let c = drop_file(&home, "c.md");
+        assert!(matches!(d.admit(&home, &a, &after(&[])), Admission::Ready));
+        assert!(matches!(d.admit(&home, &b, &after(&["a.md"])), Admission::Wait));
+        assert!(matches!(d.admit(&home, &c, &after(&["b.md"])), Admission::Wait));
+        assert_eq!(d.waiting_for("c.md"), ["b.md"]);
+        d.claimed("a.md", "01m8p5qnm7weqgpkcvt4a8av6n-a");
+        assert_eq!(d.waiting_for("b.md"), ["01m8p5qnm7weqgpkcvt4a8av6n-a"]);
+        assert_eq!(
+            d.ended("01m8p5qnm7weqgpkcvt4a8av6n-a", Status::Succeeded),
+            [Decided::Ready(b.clone())]
+        );
+        d.claimed("b.md", "01m8p5qnm7weqgpkcvt4a8av7n-b");
+        let decided = d.ended("01m8p5qnm7weqgpkcvt4a8av7n-b", Status::Failed);
+        let [Decided::Doomed(name, e)] = &decided[..] else {
+            panic!("{decided:?}")
+        };
+        assert_eq!((&**name, e.kind), ("c.md", ErrorKind::DependencyFailed));
+        assert!(
+            e.message
+                .contains("b.md (task 01m8p5qnm7weqgpkcvt4a8av7n-b), which failed"),
+            "{}",
+            e.message
+        );
+        assert_eq!(d.len(), 0);
+        assert!(d.waiters.is_empty());
+    }
+
+    #[test]
+    fn after_any_starts_whatever_the_end_and_a_diamond_waits_for_both() {
+        let (_t, home) = home();
+        let mut d = Dependencies::default();
+        for n in ["a.md", "b.md", "c.md"] {
+            drop_file(&home, n);
+        }
+        let join = drop_file(&home, "join.md");
+        let deps = crate::task::Dependencies {
+            after: vec!["b.md".into()],
+            after_any: vec!["c.md".into()],
+            ..Default::default()
+        };
+        assert!(matches!(d.admit(&home, &join, &deps), Admission::Wait));
+        d.claimed("c.md", "01m8p5qnm7weqgpkcvt4a8av6n-c");
+        assert!(d.ended("01m8p5qnm7weqgpkcvt4a8av6n-c", Status::Failed).is_empty());
+        d.claimed("b.md", "01m8p5qnm7weqgpkcvt4a8av7n-b");
+        assert_eq!(
+            d.ended("01m8p5qnm7weqgpkcvt4a8av7n-b", Status::Succeeded),
+            [Decided::Ready(join)]
+        );
+    }
+
+    #[test]
+    fn a_cycle_is_rejected_whole_and_an_unknown_name_at_once() {
+        let (_t, home) = home();
+        let mut d = Dependencies::default();
+        let a = drop_file(&home, "a.md");
+        let b = drop_file(&home, "b.md");
+        let c = drop_file(&home, "c.md");
+        assert!(matches!(d.admit(&home, &a, &after(&["b.md"])), Admission::Wait));
+        assert!(matches!(d.admit(&home, &b, &after(&["c.md"])), Admission::Wait));
+        let Admission::Reject(r, files) = d.admit(&home, &c, &after(&["a.md"])) else {
+            panic!("no cycle found")
+        };
+        assert_eq!(r.reason, "dependency_cycle");
+        assert!(r.error.contains("c.md -> a.md -> b.md -> c.md"), "{}", r.error);
+        assert_eq!(files, [c.clone(), a, b]);
+        assert_eq!(d.len(), 0);
+        let Admission::Reject(r, files) = d.admit(&home, &c, &after(&["nope.md"])) else {
+            panic!("unknown accepted")
+        };
+        assert_eq!((r.reason, files), ("unknown_dependency", vec![c]));
+    }
+
+    #[test]
+    fn a_task_that_ended_before_its_dependent_came_decides_at_once() {
+        let (_t, home) = home();
+        let id = "01m8p5qnm7weqgpkcvt4a8av6n-a";
+        let dir = crate::store::TaskDir::new(home.task_dir(id));
+        std::fs::create_dir_all(&dir.dir).unwrap();
+        std::fs::write(dir.result(), r#"{"status":"cancelled"}"#).unwrap();
+        let mut d = Dependencies::default();
+        let b = drop_file(&home, "b.md");
+        assert!(matches!(d.admit(&home, &b, &after(&[id])), Admission::Doomed(_)));
+        let any = crate::task::Dependencies {
+            after_any: vec![id.into()],
+            ..Default::default()
+        };
+        assert!(matches!(d.admit(&home, &b, &any), Admission::Ready));
+    }
+
+    #[test]
+    fn a_look_finds_what_other_daemons_claimed_and_finished() {
+        let (_t, home) = home();
+        let mut d = Dependencies::default();
+        drop_file(&home, "a.md");
+        let b = drop_file(&home, "b.md");
+        assert!(matches!(d.admit(&home, &b, &after(&["a.md"])), Admission::Wait));
+        let nobody = |_: &Target| false;
+        assert!(d.look(&home, nobody).is_empty(), "a.md is still in the inbox");
+        // Another daemon claims a.md...
+        std::fs::remove_file(home.inbox().join("a.md")).unwrap();
+        let id = "01m8p5qnm7weqgpkcvt4a8av6n-a";
+        let dir = crate::store::TaskDir::new(home.task_dir(id));
+        std::fs::create_dir_all(&dir.dir).unwrap();
+        std::fs::write(dir.lock_file(), r#"{"source_file":"a.md"}"#).unwrap();
+        assert!(d.look(&home, nobody).is_empty());
+        assert_eq!(d.waiting_for("b.md"), [id]);
+        // ... and finishes it.
+        std::fs::write(dir.result(), r#"{"status":"succeeded"}"#).unwrap();
+        assert_eq!(d.look(&home, nobody), [Decided::Ready(b)]);
+    }
+}

@@ -1,0 +1,159 @@
+//! What a dependency (`after:`, `after_any:`) names, and whether it ended.
+//!
+//! A reference is a task id or the name a file has (or had) in the inbox.
+//! Everything is read from the home, so the answer is the same for every
+//! daemon sharing it and after any restart: a file still in the inbox is
+//! that file; one that left it was claimed, and the newest task whose
+//! original name it is (ids sort by time) is the one meant.
+
+use crate::store::{Home, TaskDir};
+use crate::vocab::Status;
+use std::path::Path;
+
+/// What a reference names now.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// A claimed task, by id.
+    Task(String),
+    /// A file still waiting in the inbox, by name.
+    File(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Task(id) => f.write_str(id),
+            Target::File(name) => f.write_str(name),
+        }
+    }
+}
+
+/// What `reference` names: a claimed task, a file in the inbox, or nothing.
+pub fn resolve(home: &Home, reference: &str) -> Option<Target> {
+    if crate::ids::is_well_formed(reference) {
+        if home.own_task_dir(reference).is_some() {
+            return Some(Target::Task(reference.to_string()));
+        }
+        // `submit` names the file after the id it will have.
+        return inbox_file_with_stem(home, reference).map(Target::File);
+    }
+    if in_inbox(home, reference) {
+        return Some(Target::File(reference.to_string()));
+    }
+    newest_task_from(home, reference).map(Target::Task)
+}
+
+/// Whether `name` is a file waiting in the inbox.
+pub fn in_inbox(home: &Home, name: &str) -> bool {
+    std::fs::symlink_metadata(home.inbox().join(name)).is_ok_and(|m| m.is_file())
+}
+
+/// The status of task `id` once it ended (`None` while it has no result).
+pub fn ended(home: &Home, id: &str) -> Option<Status> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        status: Status,
+    }
+    let dir = TaskDir::new(home.own_task_dir(id)?);
+    crate::store::read::json::<Head>(&dir.result())
+        .map(|h| h.status)
+        .filter(|s| matches!(s, Status::Succeeded | Status::Failed | Status::Cancelled))
+}
+
+/// Whether a dependency that ended with `status` lets its dependent start:
+/// `after` needs a success, `after_any` only the end.
+pub fn met(status: Status, needs_success: bool) -> bool {
+    !needs_success || status == Status::Succeeded
+}
+
+/// The ids the task's `after`/`after_any` name now, for its context (a file
+/// not yet claimed names no task yet).
+pub fn ids(home: &Home, deps: &crate::task::Dependencies) -> Vec<String> {
+    deps.references()
+        .filter_map(|r| match resolve(home, r)? {
+            Target::Task(id) => Some(id),
+            Target::File(_) => None,
+        })
+        .collect()
+}
+
+fn inbox_file_with_stem(home: &Home, stem: &str) -> Option<String> {
+    std::fs::read_dir(home.inbox())
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .find(|n| Path::new(n).file_stem().and_then(|s| s.to_str()) == Some(stem) && in_inbox(home, n))
+}
+
+/// The newest claimed task that came from the inbox file `name`: the index
+/// for finished ones, and each folder's plan or claim record for the rest
+/// (a claim records the name before it renames the file away).
+pub fn newest_task_from(home: &Home, name: &str) -> Option<String> {
+    let finished = crate::store::index::read(home).and_then(|i| {
+        i.tasks
+            .into_iter()
+            .filter(|(_, r)| r.source_file == name)
+            .map(|(id, _)| id)
+            .max()
+    });
+    let mut newest = finished;
+    for e in std::fs::read_dir(home.results()).ok()?.flatten() {
+        let Ok(id) = e.file_name().into_string() else { continue };
+        if newest.as_ref().is_some_and(|n| id <= *n) || !crate::ids::is_well_formed(&id) {
+            continue;
+        }
+        if source_file(&TaskDir::new(e.path())).as_deref() == Some(name) {
+            newest = Some(id);
+        }
+    }
+    newest
+}
+
+/// The inbox name a claimed task came from.
+fn source_file(dir: &TaskDir) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Source {
+        source_file: String,
+    }
+    if let Some(s) = crate::store::read::json::<Source>(&dir.plan()) {
+        return Some(s.source_file);
+    }
+    let text = crate::store::read::record_text(&dir.lock_file()).ok()?;
+    crate::store::lock::OwnerRecord::parse(&text).map(|r| r.source_file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_names_an_inbox_file_then_the_task_it_became() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::new(tmp.path()).unwrap();
+        std::fs::create_dir_all(home.inbox()).unwrap();
+        std::fs::create_dir_all(home.results()).unwrap();
+        assert_eq!(resolve(&home, "review.md"), None);
+        std::fs::write(home.inbox().join("review.md"), "x").unwrap();
+        assert_eq!(resolve(&home, "review.md"), Some(Target::File("review.md".into())));
+        // Claimed twice over time: the newest task is the one meant.
+        std::fs::remove_file(home.inbox().join("review.md")).unwrap();
+        for id in ["01m8p5qnm7weqgpkcvt4a8av6n-review", "01m8p5qnm7weqgpkcvt4a8av7n-review"] {
+            let dir = TaskDir::new(home.task_dir(id));
+            std::fs::create_dir_all(&dir.dir).unwrap();
+            std::fs::write(dir.lock_file(), r#"{"source_file":"review.md"}"#).unwrap();
+        }
+        assert_eq!(
+            resolve(&home, "review.md"),
+            Some(Target::Task("01m8p5qnm7weqgpkcvt4a8av7n-review".into()))
+        );
+        assert_eq!(ended(&home, "01m8p5qnm7weqgpkcvt4a8av7n-review"), None);
+        let dir = TaskDir::new(home.task_dir("01m8p5qnm7weqgpkcvt4a8av7n-review"));
+        std::fs::write(dir.result(), r#"{"status":"failed","output":"x"}"#).unwrap();
+        assert_eq!(ended(&home, "01m8p5qnm7weqgpkcvt4a8av7n-review"), Some(Status::Failed));
+        // An id `submit` printed names its file in the inbox until it is claimed.
+        let id = "01m8p5qnm7weqgpkcvt4a8av8n-next";
+        std::fs::write(home.inbox().join(format!("{id}.md")), "x").unwrap();
+        assert_eq!(resolve(&home, id), Some(Target::File(format!("{id}.md"))));
+        assert!(met(Status::Failed, false) && !met(Status::Failed, true) && met(Status::Succeeded, true));
+    }
+}
