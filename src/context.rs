@@ -144,9 +144,11 @@ pub fn gather(home: &Home, budget: usize, spec: &crate::task::TaskSpec) -> Optio
         .cloned()
         .collect();
     // The tasks it waited for give their answers too, unless `context: false`.
-    let waited_for = (!spec.deps.no_context)
-        .then(|| crate::deps::ids(home, &spec.deps))
-        .unwrap_or_default();
+    let waited_for = if spec.deps.no_context {
+        Vec::new()
+    } else {
+        crate::deps::ids(home, &spec.deps)
+    };
     for id in spec.context_from.iter().chain(&waited_for) {
         if !ids.contains(id) {
             ids.push(id.clone());
