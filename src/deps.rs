@@ -77,6 +77,27 @@ pub fn ids(home: &Home, deps: &crate::task::Dependencies) -> Vec<String> {
         .collect()
 }
 
+/// What a queued task still waits for, as people read it: each reference
+/// not met yet, with where it stands (`review.md (queued)`, `review.md
+/// (running as ID)`; one that failed: the task will end as cancelled).
+pub fn waiting_for(home: &Home, deps: &crate::task::Dependencies) -> Vec<String> {
+    deps.each()
+        .filter_map(|(reference, success)| {
+            let state = match resolve(home, reference) {
+                None => "unknown: the daemon rejects the file".to_string(),
+                Some(Target::File(_)) => "queued".to_string(),
+                Some(Target::Task(id)) => match ended(home, &id) {
+                    Some(status) if met(status, success) => return None,
+                    Some(status) => format!("{status}: this task will be cancelled"),
+                    None if id == reference => "running".to_string(),
+                    None => format!("running as {id}"),
+                },
+            };
+            Some(format!("{reference} ({state})"))
+        })
+        .collect()
+}
+
 fn inbox_file_with_stem(home: &Home, stem: &str) -> Option<String> {
     std::fs::read_dir(home.inbox())
         .ok()?
@@ -86,27 +107,38 @@ fn inbox_file_with_stem(home: &Home, stem: &str) -> Option<String> {
 }
 
 /// The newest claimed task that came from the inbox file `name`: the index
-/// for finished ones, and each folder's plan or claim record for the rest
-/// (a claim records the name before it renames the file away).
+/// for finished ones, and each newer folder's plan or claim record for the
+/// rest (a claim records the name before it renames the file away), newest
+/// first. Folders that finished before the index was last written are in it
+/// and are not read again.
 pub fn newest_task_from(home: &Home, name: &str) -> Option<String> {
-    let finished = crate::store::index::read(home).and_then(|i| {
+    let indexed = crate::store::index::read(home);
+    let finished = indexed.and_then(|i| {
         i.tasks
             .into_iter()
             .filter(|(_, r)| r.source_file == name)
             .map(|(id, _)| id)
             .max()
     });
-    let mut newest = finished;
-    for e in std::fs::read_dir(home.results()).ok()?.flatten() {
-        let Ok(id) = e.file_name().into_string() else { continue };
-        if newest.as_ref().is_some_and(|n| id <= *n) || !crate::ids::is_well_formed(&id) {
+    let indexed_at = std::fs::metadata(home.index_file()).and_then(|m| m.modified()).ok();
+    let mut newer: Vec<String> = std::fs::read_dir(home.results())
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|id| crate::ids::is_well_formed(id) && finished.as_ref().is_none_or(|f| id > f))
+        .collect();
+    newer.sort_unstable_by(|a, b| b.cmp(a));
+    for id in newer {
+        let dir = TaskDir::new(home.task_dir(&id));
+        let done_at = std::fs::metadata(dir.result()).and_then(|m| m.modified()).ok();
+        if done_at.is_some_and(|d| indexed_at.is_some_and(|i| d < i)) {
             continue;
         }
-        if source_file(&TaskDir::new(e.path())).as_deref() == Some(name) {
-            newest = Some(id);
+        if source_file(&dir).as_deref() == Some(name) {
+            return Some(id);
         }
     }
-    newest
+    finished
 }
 
 /// The inbox name a claimed task came from.

@@ -292,6 +292,11 @@ impl Queue {
         self.by_name.keys().map(|n| &**n)
     }
 
+    /// The held files' names, in no order.
+    pub fn held_names(&self) -> impl Iterator<Item = &str> + Clone {
+        self.held.keys().map(|n| &**n)
+    }
+
     /// Names in run order (held files are not in it).
     pub fn ordered(&self) -> impl Iterator<Item = &str> + Clone {
         self.order.keys().map(|(_, _, n)| &**n)

@@ -37,6 +37,9 @@ pub struct Row {
     pub duration_ms: Option<u64>,
     pub cost_usd: Option<f64>,
     pub error: Option<crate::vocab::ErrorKind>,
+    /// A queued file's tasks that have not ended as it needs (`after:`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
@@ -62,6 +65,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
                 duration_ms: None,
                 cost_usd: None,
                 error: None,
+                waiting_for: Vec::new(),
             });
         }
     }
@@ -81,6 +85,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         duration_ms: Some(r.duration_ms),
         cost_usd: r.cost_usd,
         error: r.error_kind,
+        waiting_for: Vec::new(),
     })
     .collect();
     let live = daemons::live(&home);
@@ -110,6 +115,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             duration_ms: None,
             cost_usd: None,
             error: None,
+            waiting_for: Vec::new(),
         }));
     }
     rows.retain(|r| args.status.as_deref().is_none_or(|s| r.status == s));
@@ -118,6 +124,14 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     }
     if args.limit > 0 {
         rows.truncate(args.limit);
+    }
+    // The queued files shown are read (only those): title, agent, what they wait for.
+    let config = cli.load_config(&home, &[]).map(|l| l.config).unwrap_or_default();
+    let limits = crate::task::parse::Limits::of(&config);
+    for r in rows.iter_mut().filter(|r| r.status == "queued") {
+        if let Some((_, _, q)) = super::status::describe(&home.inbox().join(&r.id), &r.id, &limits) {
+            (r.title, r.agent, r.waiting_for) = (q.title, q.agent, q.waiting_for);
+        }
     }
     if args.json {
         print_json(&rows)?;
@@ -128,6 +142,10 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             (Some(e), _) => format!("  {e}"),
             (None, Some(d)) => format!("  {}", human_ms(d)),
             _ => String::new(),
+        };
+        let extra = match r.waiting_for.is_empty() {
+            true => extra,
+            false => format!("{extra}  waiting for {}", r.waiting_for.join(", ")),
         };
         println!(
             "{:<10} {}  {}{extra}",
@@ -157,5 +175,6 @@ fn unfinished(home: &crate::store::Home, id: String, status: &str) -> Row {
         duration_ms: None,
         cost_usd: p.cost_usd,
         error: None,
+        waiting_for: Vec::new(),
     }
 }

@@ -26,10 +26,20 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
     let home = cli.home()?;
     let (id, dir) = match resolve(&home, query)? {
         Found::Queued { file } => {
+            let config = cli.load_config(&home, &[]).map(|l| l.config).unwrap_or_default();
+            let limits = crate::task::parse::Limits::of(&config);
+            let waiting = super::status::describe(&home.inbox().join(&file), &file, &limits)
+                .map(|(_, _, q)| q.waiting_for)
+                .unwrap_or_default();
             if as_json {
-                print_json(&json!({"file": file, "status": "queued"}))?;
-            } else {
+                print_json(&json!({"file": file, "status": "queued", "waiting_for": waiting}))?;
+            } else if waiting.is_empty() {
                 println!("{file}: queued in the inbox");
+            } else {
+                println!(
+                    "{file}: queued in the inbox, waiting for {}",
+                    escape_controls(&waiting.join(", "))
+                );
             }
             return Ok(exit::OK);
         }

@@ -45,6 +45,9 @@ pub struct QueuedFile {
     /// The role it names (or the parser read from a loose note), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// The tasks it waits for that have not ended as it needs (`after:`), with their state.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
@@ -139,12 +142,17 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     }
     println!("\nqueued: {queued_total}");
     for q in &queue {
+        let waiting = match q.waiting_for.is_empty() {
+            true => String::new(),
+            false => format!("  waiting for {}", q.waiting_for.join(", ")),
+        };
         println!(
-            "  {}  (priority {}, {})  {}",
+            "  {}  (priority {}, {})  {}{}",
             escape_controls(&q.file),
             q.priority,
             q.agent,
-            escape_controls(&q.title)
+            escape_controls(&q.title),
+            escape_controls(&waiting)
         );
     }
     if queued_total > queue.len() {
@@ -294,6 +302,12 @@ pub(crate) fn describe(
     let spec = crate::intake::read_capped(path, limits.max_bytes)
         .ok()
         .and_then(|b| crate::task::parse::parse(name, &b, limits).ok());
+    let waiting_for = match (&spec, path.parent().and_then(|inbox| inbox.parent())) {
+        (Some(s), Some(home)) if !s.deps.is_empty() => Home::new(home)
+            .map(|h| crate::deps::waiting_for(&h, &s.deps))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
     let (priority, title, agent, role) = match spec {
         Some(s) => (s.priority, s.title, s.agent.name().to_string(), s.role),
         None => (0, "(not yet valid)".to_string(), String::new(), None),
@@ -307,6 +321,7 @@ pub(crate) fn describe(
             priority,
             agent,
             role,
+            waiting_for,
         },
     ))
 }

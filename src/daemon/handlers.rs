@@ -379,7 +379,9 @@ impl Daemon {
     pub fn next_wake(&mut self) -> Instant {
         self.registration
             .update(self.stops.keys().cloned().collect(), self.shared.pauses.published());
-        self.registration.update_queue(self.queue.len(), self.queue.ordered());
+        // The run order, then the files that wait for other tasks.
+        let listed = self.queue.ordered().chain(self.queue.held_names());
+        self.registration.update_queue(self.queue.len(), listed);
         let publish_at = self
             .registration
             .publish_due(std::time::Instant::now())

@@ -95,6 +95,10 @@ impl Waiting {
         let bytes = crate::intake::read_capped(&home.inbox().join(name), self.config.max_task_bytes).ok();
         let checked = bytes.and_then(|b| crate::task::check(name, &b, &self.config, home.root()).ok());
         if let Some((spec, workdir)) = &checked {
+            let waiting = crate::deps::waiting_for(home, &spec.deps);
+            if !waiting.is_empty() {
+                return format!("waiting for {}", waiting.join(", "));
+            }
             for d in &self.daemons {
                 if let Some(until) = d.paused.get(spec.agent.name()) {
                     return format!("{} is paused by a rate limit until {until}", spec.agent.name());
@@ -541,6 +545,7 @@ fn row_of(app: &App, waiting: &Waiting, key: &str) -> String {
             priority: spec.as_ref().map_or(0, |s| s.priority),
             agent: spec.as_ref().map_or(String::new(), |s| s.agent.name().to_string()),
             role: spec.as_ref().and_then(|s| s.role.clone()),
+            waiting_for: Vec::new(),
         };
         return queued_row(app, &q, &waiting.reason(home, file));
     }

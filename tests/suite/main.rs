@@ -58,3 +58,5 @@ mod stream_fixtures;
 mod torture;
 #[cfg(target_os = "linux")]
 mod windows_wine;
+#[cfg(unix)]
+mod workflows;
