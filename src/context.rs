@@ -131,12 +131,12 @@ impl ContextUsed {
 }
 
 /// The digest of the task's parent, its `context_from` tasks and the tasks
-/// it waited for (`after`, `after_any`), to go
+/// it waited for (`waited_for`: the ids its `after`, `after_any` named), to go
 /// before its prompt (the task's own prompt stays as written: a retry of
 /// it gets a fresh digest, not one inside another). A follow-up that goes on
 /// in its parent's agent session (`reply`, `resume` with a session) gets no
 /// digest of the parent: the conversation holds it already.
-pub fn gather(home: &Home, budget: usize, spec: &crate::task::TaskSpec) -> Option<ContextUsed> {
+pub fn gather(home: &Home, budget: usize, spec: &crate::task::TaskSpec, waited_for: &[String]) -> Option<ContextUsed> {
     let mut ids: Vec<String> = spec
         .parent_task_id
         .iter()
@@ -144,12 +144,8 @@ pub fn gather(home: &Home, budget: usize, spec: &crate::task::TaskSpec) -> Optio
         .cloned()
         .collect();
     // The tasks it waited for give their answers too, unless `context: false`.
-    let waited_for = if spec.deps.no_context {
-        Vec::new()
-    } else {
-        crate::deps::ids(home, &spec.deps)
-    };
-    for id in spec.context_from.iter().chain(&waited_for) {
+    let waited_for = if spec.deps.no_context { &[][..] } else { waited_for };
+    for id in spec.context_from.iter().chain(waited_for) {
         if !ids.contains(id) {
             ids.push(id.clone());
         }

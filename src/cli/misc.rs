@@ -124,7 +124,13 @@ pub fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
         }
         mediation = Some(record);
     }
-    let context = crate::context::gather(&home, config.context_budget, &spec).map(|c| c.condense(&config));
+    let context = crate::context::gather(
+        &home,
+        config.context_budget,
+        &spec,
+        &crate::deps::ids(&home, &spec.deps),
+    )
+    .map(|c| c.condense(&config));
     let mut plan = crate::plan::build(
         &spec,
         &config,

@@ -20,7 +20,7 @@ use crate::store::record::ErrorInfo;
 use crate::task::Rejection;
 use crate::vocab::{ErrorKind, Status};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// How often tasks of other daemons (and files that left the inbox
 /// unseen) are looked at, while a held file waits for one.
@@ -62,9 +62,36 @@ pub struct Dependencies {
     needs: HashMap<Arc<str>, Vec<Need>>,
     /// Per target, the held files that wait for it.
     waiters: HashMap<Target, Vec<Arc<str>>>,
+    /// Per file, the ids of the tasks it waited for that ended as it needed,
+    /// until it is claimed ([`Dependencies::take_met`]): its context, without
+    /// looking for them again.
+    met: HashMap<Arc<str>, Vec<String>>,
+    /// The ids among the targets, shared with the runners
+    /// ([`super::Shared::awaited`]).
+    awaited: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Dependencies {
+    /// Keeps the ids waited for in `awaited` too.
+    pub fn new(awaited: Arc<Mutex<HashSet<String>>>) -> Self {
+        Self {
+            awaited,
+            ..Self::default()
+        }
+    }
+
+    /// `target` has a waiter now (`true`) or none any more.
+    fn mark(&self, target: &Target, waited: bool) {
+        if let Target::Task(id) = target {
+            let mut set = self.awaited.lock().unwrap_or_else(|e| e.into_inner());
+            if waited {
+                set.insert(id.clone());
+            } else {
+                set.remove(id);
+            }
+        }
+    }
+
     /// How many files wait.
     pub fn len(&self) -> usize {
         self.needs.len()
@@ -88,6 +115,7 @@ impl Dependencies {
                 if !deps::met(status, success) {
                     doomed.get_or_insert_with(|| failed(reference, id, status));
                 }
+                self.met.entry(name.clone()).or_default().push(id.clone());
                 continue;
             }
             needs.push(Need {
@@ -103,6 +131,7 @@ impl Dependencies {
             return Admission::Ready;
         }
         for n in &needs {
+            self.mark(&n.target, true);
             self.waiters.entry(n.target.clone()).or_default().push(name.clone());
         }
         self.needs.insert(name.clone(), needs);
@@ -155,8 +184,19 @@ impl Dependencies {
         None
     }
 
+    /// The ids of the tasks `name` waited for, once it is claimed (`None`:
+    /// this daemon did not see them end, and the runner looks them up).
+    pub fn take_met(&mut self, name: &str) -> Option<Vec<String>> {
+        self.met.remove(name)
+    }
+
     /// `name` is no longer queued here (claimed, changed, gone): it waits for nothing.
     pub fn forget(&mut self, name: &str) {
+        self.met.remove(name);
+        self.forget_needs(name);
+    }
+
+    fn forget_needs(&mut self, name: &str) {
         let Some(needs) = self.needs.remove(name) else {
             return;
         };
@@ -165,6 +205,7 @@ impl Dependencies {
                 w.retain(|x| **x != *name);
                 if w.is_empty() {
                     self.waiters.remove(&n.target);
+                    self.mark(&n.target, false);
                 }
             }
         }
@@ -177,6 +218,7 @@ impl Dependencies {
             return;
         };
         let task = Target::Task(id.to_string());
+        self.mark(&task, true);
         for w in &waiting {
             for n in self.needs.get_mut(w).into_iter().flatten() {
                 if n.target == Target::File(name.to_string()) {
@@ -210,6 +252,7 @@ impl Dependencies {
         let Some(waiting) = self.waiters.remove(target) else {
             return Vec::new();
         };
+        self.mark(target, false);
         let mut decided = Vec::new();
         for w in waiting {
             let Some(needs) = self.needs.get_mut(&w) else { continue };
@@ -226,7 +269,12 @@ impl Dependencies {
             if let Some(e) = doom {
                 self.forget(&w);
                 decided.push(Decided::Doomed(w, e));
-            } else if needs.is_empty() {
+                continue;
+            }
+            if let Target::Task(id) = target {
+                self.met.entry(w.clone()).or_default().push(id.clone());
+            }
+            if needs.is_empty() {
                 self.needs.remove(&w);
                 decided.push(Decided::Ready(w));
             }
@@ -354,6 +402,8 @@ mod tests {
         assert_eq!(d.waiting_for("c.md"), ["b.md"]);
         d.claimed("a.md", "01m8p5qnm7weqgpkcvt4a8av6n-a");
         assert_eq!(d.waiting_for("b.md"), ["01m8p5qnm7weqgpkcvt4a8av6n-a"]);
+        // Its result is committed at once: someone waits for it.
+        assert!(d.awaited.lock().unwrap().contains("01m8p5qnm7weqgpkcvt4a8av6n-a"));
         assert_eq!(
             d.ended("01m8p5qnm7weqgpkcvt4a8av6n-a", Status::Succeeded),
             [Decided::Ready(b.clone())]
@@ -371,7 +421,7 @@ mod tests {
             e.message
         );
         assert_eq!(d.len(), 0);
-        assert!(d.waiters.is_empty());
+        assert!(d.waiters.is_empty() && d.awaited.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -122,6 +122,7 @@ impl Daemon {
                 queued: None,
                 spec: None,
                 doomed: None,
+                waited_for: None,
             };
             self.spawn(run, None);
         }
@@ -276,6 +277,7 @@ impl Daemon {
             match crate::claim::claim(&self.shared.home, &name) {
                 Ok(Some(claimed)) => {
                     self.deps.claimed(&name, &claimed.id);
+                    self.deps.forget(&name);
                     let spec = self.judged.take(&name);
                     let run = TaskRun {
                         claimed,
@@ -283,6 +285,7 @@ impl Daemon {
                         queued: Some(q),
                         spec,
                         doomed: Some(e),
+                        waited_for: None,
                     };
                     self.spawn(run, None);
                 }
@@ -319,6 +322,7 @@ impl Daemon {
                 }
                 _ => self.writers.release(&q.name),
             }
+            let waited_for = self.deps.take_met(&q.name);
             match claim {
                 Ok(Some(claimed)) => {
                     let spec = self.judged.take(&q.name);
@@ -328,6 +332,7 @@ impl Daemon {
                         queued: Some(q),
                         spec,
                         doomed: None,
+                        waited_for,
                     };
                     self.spawn(run, Some(permit));
                 }

@@ -61,12 +61,20 @@ pub struct Shared {
     pub supervisor: Arc<dyn crate::agents::supervise::Supervisor>,
     /// When this daemon started (a suspected poison pill waits for an uptime).
     pub started: Instant,
+    /// The running tasks that queued files wait for (`after:`), kept by the
+    /// loop's [`dependencies::Dependencies`]: their results are committed at once.
+    pub awaited: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Shared {
     /// The config in force now.
     pub fn config(&self) -> Arc<Config> {
         self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether queued files wait for task `id`.
+    pub fn is_awaited(&self, id: &str) -> bool {
+        self.awaited.lock().unwrap_or_else(|e| e.into_inner()).contains(id)
     }
 
     /// The redactor in force now.
@@ -333,6 +341,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
             .context("could not start the result commit thread")?,
         owner_only: homecheck::owner_only(home.root()),
         supervisor: Arc::new(crate::agents::supervise::Processes),
+        awaited: Default::default(),
         started: Instant::now(),
     });
     events.emit(
@@ -401,7 +410,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         registration,
         left_unfinished: Vec::new(),
         judged: Default::default(),
-        deps: Default::default(),
+        deps: dependencies::Dependencies::new(shared.awaited.clone()),
         deps_look_at: Instant::now(),
         doomed: Vec::new(),
         stuck: Default::default(),

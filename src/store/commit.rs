@@ -32,6 +32,9 @@ const WINDOW: Duration = Duration::from_millis(5);
 struct Job {
     path: PathBuf,
     bytes: Vec<u8>,
+    /// Someone waits for this file (a task's dependents): it does not wait
+    /// for others to gather ([`WINDOW`]).
+    urgent: bool,
     done: oneshot::Sender<io::Result<()>>,
 }
 
@@ -57,7 +60,10 @@ impl Committer {
             .name("result-commit".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
-                    if log.is_some() {
+                    // A chain of tasks waits for each result before its next
+                    // link starts: nothing would gather, and the window would
+                    // be the chain's whole overhead per link.
+                    if log.is_some() && !first.urgent {
                         std::thread::sleep(WINDOW);
                     }
                     let mut batch = vec![first];
@@ -85,10 +91,16 @@ impl Committer {
 
     /// Creates `path` with `bytes`, durable before it gets its name, and fails
     /// with `AlreadyExists` if it is there; batched with whatever else is
-    /// being committed.
-    pub async fn write_new_durable(&self, path: PathBuf, bytes: Vec<u8>) -> io::Result<()> {
+    /// being committed (`urgent`: without waiting for more to gather).
+    pub async fn write_new_durable(&self, path: PathBuf, bytes: Vec<u8>, urgent: bool) -> io::Result<()> {
         let (done, answer) = oneshot::channel();
-        if let Err(mpsc::SendError(job)) = self.tx.send(Job { path, bytes, done }) {
+        let job = Job {
+            path,
+            bytes,
+            urgent,
+            done,
+        };
+        if let Err(mpsc::SendError(job)) = self.tx.send(job) {
             // The thread is gone (it panicked): write directly rather than lose the file.
             return tokio::task::spawn_blocking(move || atomic::write_new_durable(&job.path, &job.bytes))
                 .await

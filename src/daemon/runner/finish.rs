@@ -135,7 +135,7 @@ impl Runner {
         if let Err(e) = self
             .shared
             .committer
-            .write_new_durable(self.claimed.dir.result(), bytes)
+            .write_new_durable(self.claimed.dir.result(), bytes, self.shared.is_awaited(self.id()))
             .await
         {
             // Without a result the task stays unfinished and is recovered later.

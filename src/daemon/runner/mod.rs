@@ -44,6 +44,8 @@ pub struct TaskRun {
     /// It can never run (a task it waited for failed): it ends as cancelled
     /// with this error, and nothing runs.
     pub doomed: Option<ErrorInfo>,
+    /// The ids of the tasks it waited for (`after:`), as the daemon saw them end.
+    pub waited_for: Option<Vec<String>>,
 }
 
 /// What the runner accumulates over attempts for the result.
@@ -116,6 +118,8 @@ struct Runner {
     run_warnings: Mutex<Vec<crate::vocab::Finding>>,
     /// See [`TaskRun::doomed`].
     doomed: Option<ErrorInfo>,
+    /// See [`TaskRun::waited_for`].
+    waited_for: Option<Vec<String>>,
 }
 
 /// A runner stopped mid-way (its task aborted) still writes the event it held.
@@ -155,6 +159,7 @@ impl Runner {
             task_file_stamp: None,
             run_warnings: Mutex::new(Vec::new()),
             doomed: task.doomed,
+            waited_for: task.waited_for,
         }
     }
 

@@ -85,7 +85,13 @@ impl Runner {
             self.emit(Event::TaskMediated(record.clone()));
             mediation = Some(record);
         }
-        let mut context = crate::context::gather(&self.shared.home, cfg.context_budget, &spec);
+        // The tasks it waited for: as the daemon saw them end, else looked up.
+        let waited_for = match self.waited_for.take() {
+            Some(ids) => ids,
+            None if spec.deps.is_empty() || spec.deps.no_context => Vec::new(),
+            None => crate::deps::ids(&self.shared.home, &spec.deps),
+        };
+        let mut context = crate::context::gather(&self.shared.home, cfg.context_budget, &spec, &waited_for);
         if let Some(c) = context.take() {
             let config = cfg.clone();
             context = tokio::task::spawn_blocking(move || c.condense(&config)).await.ok();

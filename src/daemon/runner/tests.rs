@@ -163,6 +163,7 @@ impl Harness {
             owner_only: None,
             supervisor: supervisor.clone(),
             started: Instant::now(),
+            awaited: Default::default(),
             config: std::sync::RwLock::new(Arc::new(config)),
         });
         Self {
@@ -193,6 +194,7 @@ impl Harness {
             queued: None,
             spec: None,
             doomed: None,
+            waited_for: None,
         };
         (tokio::spawn(run_task(self.shared.clone(), run, rx)), tx, dir)
     }
