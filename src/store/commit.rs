@@ -189,7 +189,7 @@ mod tests {
         for i in 0..200 {
             let c = c.clone();
             let p = dir.path().join(format!("r{i}.json"));
-            set.spawn(async move { c.write_new_durable(p, format!("{i}").into_bytes()).await });
+            set.spawn(async move { c.write_new_durable(p, format!("{i}").into_bytes(), i % 2 == 0).await });
         }
         while let Some(r) = set.join_next().await {
             r.unwrap().unwrap();
@@ -202,7 +202,9 @@ mod tests {
         }
         // No temporary file is left, and a second write of a name is refused.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 200);
-        let again = c.write_new_durable(dir.path().join("r7.json"), b"x".to_vec()).await;
+        let again = c
+            .write_new_durable(dir.path().join("r7.json"), b"x".to_vec(), false)
+            .await;
         assert_eq!(again.unwrap_err().kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read_to_string(dir.path().join("r7.json")).unwrap(), "7");
     }
@@ -217,7 +219,10 @@ mod tests {
         for i in 0..50 {
             let c = c.clone();
             let p = results.join(format!("t/r{i}.json"));
-            set.spawn(async move { c.write_new_durable(p, format!("{{\"n\":{i}}}").into_bytes()).await });
+            set.spawn(async move {
+                c.write_new_durable(p, format!("{{\"n\":{i}}}").into_bytes(), false)
+                    .await
+            });
         }
         while let Some(r) = set.join_next().await {
             r.unwrap().unwrap();
@@ -247,8 +252,8 @@ mod tests {
     async fn a_failed_file_does_not_fail_the_batch() {
         let dir = tempfile::tempdir().unwrap();
         let c = Committer::start(None).unwrap();
-        let bad = c.write_new_durable(dir.path().join("missing/r.json"), b"x".to_vec());
-        let good = c.write_new_durable(dir.path().join("r.json"), b"y".to_vec());
+        let bad = c.write_new_durable(dir.path().join("missing/r.json"), b"x".to_vec(), true);
+        let good = c.write_new_durable(dir.path().join("r.json"), b"y".to_vec(), false);
         let (bad, good) = tokio::join!(bad, good);
         assert!(bad.is_err());
         good.unwrap();
