@@ -77,12 +77,20 @@ pub fn ids(home: &Home, deps: &crate::task::Dependencies) -> Vec<String> {
         .collect()
 }
 
-/// What a queued task still waits for, as people read it: each reference
-/// not met yet, with where it stands (`review.md (queued)`, `review.md
-/// (running as ID)`; one that failed: the task will end as cancelled).
-pub fn waiting_for(home: &Home, deps: &crate::task::Dependencies) -> Vec<String> {
-    deps.each()
-        .filter_map(|(reference, success)| {
+/// What a queued task that arrived at `arrival` still waits for, as people
+/// read it: its start time if still to come (`its start time 2026-12-08T02:00:00Z`),
+/// then each reference not met yet, with where it stands (`review.md
+/// (queued)`, `review.md (running as ID)`; one that failed: the task will end
+/// as cancelled).
+pub fn waiting_for(home: &Home, deps: &crate::task::Dependencies, arrival: std::time::SystemTime) -> Vec<String> {
+    let start = deps
+        .start_at(arrival)
+        .filter(|t| *t > std::time::SystemTime::now())
+        .and_then(|t| jiff::Timestamp::try_from(t).ok())
+        .map(|t| format!("its start time {}", t.round(jiff::Unit::Second).unwrap_or(t)));
+    start
+        .into_iter()
+        .chain(deps.each().filter_map(|(reference, success)| {
             let state = match resolve(home, reference) {
                 None => "unknown: the daemon rejects the file".to_string(),
                 Some(Target::File(_)) => "queued".to_string(),
@@ -94,7 +102,7 @@ pub fn waiting_for(home: &Home, deps: &crate::task::Dependencies) -> Vec<String>
                 },
             };
             Some(format!("{reference} ({state})"))
-        })
+        }))
         .collect()
 }
 

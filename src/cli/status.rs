@@ -303,8 +303,8 @@ pub(crate) fn describe(
         .ok()
         .and_then(|b| crate::task::parse::parse(name, &b, limits).ok());
     let waiting_for = match (&spec, path.parent().and_then(|inbox| inbox.parent())) {
-        (Some(s), Some(home)) if !s.deps.is_empty() => Home::new(home)
-            .map(|h| crate::deps::waiting_for(&h, &s.deps))
+        (Some(s), Some(home)) => Home::new(home)
+            .map(|h| crate::deps::waiting_for(&h, &s.deps, mtime))
             .unwrap_or_default(),
         _ => Vec::new(),
     };

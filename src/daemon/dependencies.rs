@@ -21,6 +21,7 @@ use crate::task::Rejection;
 use crate::vocab::{ErrorKind, Status};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 /// How often tasks of other daemons (and files that left the inbox
 /// unseen) are looked at, while a held file waits for one.
@@ -66,6 +67,9 @@ pub struct Dependencies {
     /// until it is claimed ([`Dependencies::take_met`]): its context, without
     /// looking for them again.
     met: HashMap<Arc<str>, Vec<String>>,
+    /// The held files with a start time to come (`not_before`, `delay`), by time.
+    timers: std::collections::BTreeSet<(SystemTime, Arc<str>)>,
+    starts: HashMap<Arc<str>, SystemTime>,
     /// The ids among the targets, shared with the runners
     /// ([`super::Shared::awaited`]).
     awaited: Arc<Mutex<HashSet<String>>>,
@@ -97,11 +101,25 @@ impl Dependencies {
         self.needs.len()
     }
 
-    /// What the accepted file `name` waits for, judged from the home now.
-    pub fn admit(&mut self, home: &Home, name: &Arc<str>, deps: &crate::task::Dependencies) -> Admission {
+    /// What the accepted file `name`, which arrived at `arrival`, waits for,
+    /// judged from the home now.
+    pub fn admit(
+        &mut self,
+        home: &Home,
+        name: &Arc<str>,
+        deps: &crate::task::Dependencies,
+        arrival: SystemTime,
+    ) -> Admission {
         self.forget(name);
+        let start = deps.start_at(arrival).filter(|t| *t > SystemTime::now());
         if deps.is_empty() {
-            return Admission::Ready;
+            return match start {
+                None => Admission::Ready,
+                Some(t) => {
+                    self.start_at(name, t);
+                    Admission::Wait
+                }
+            };
         }
         let mut needs = Vec::new();
         let mut doomed = None;
@@ -127,8 +145,14 @@ impl Dependencies {
         if let Some(e) = doomed {
             return Admission::Doomed(e);
         }
+        if let Some(t) = start {
+            self.start_at(name, t);
+        }
         if needs.is_empty() {
-            return Admission::Ready;
+            return match start {
+                None => Admission::Ready,
+                Some(_) => Admission::Wait,
+            };
         }
         for n in &needs {
             self.mark(&n.target, true);
@@ -148,6 +172,34 @@ impl Dependencies {
             return Admission::Reject(r, cycle);
         }
         Admission::Wait
+    }
+
+    fn start_at(&mut self, name: &Arc<str>, t: SystemTime) {
+        self.timers.insert((t, name.clone()));
+        self.starts.insert(name.clone(), t);
+    }
+
+    /// The earliest start time still to come.
+    pub fn next_start(&self) -> Option<SystemTime> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// The held files whose start time came by `now`: ready, unless they
+    /// still wait for tasks.
+    pub fn due(&mut self, now: SystemTime) -> Vec<Decided> {
+        let mut decided = Vec::new();
+        while let Some((t, _)) = self.timers.first()
+            && *t <= now
+        {
+            let Some((_, name)) = self.timers.pop_first() else {
+                break;
+            };
+            self.starts.remove(&name);
+            if !self.needs.contains_key(&name) {
+                decided.push(Decided::Ready(name));
+            }
+        }
+        decided
     }
 
     /// The held files of a cycle through `start` (`start` first), if it closes one.
@@ -193,6 +245,9 @@ impl Dependencies {
     /// `name` is no longer queued here (claimed, changed, gone): it waits for nothing.
     pub fn forget(&mut self, name: &str) {
         self.met.remove(name);
+        if let Some((name, t)) = self.starts.remove_entry(name) {
+            self.timers.remove(&(t, name));
+        }
         self.forget_needs(name);
     }
 
@@ -276,7 +331,10 @@ impl Dependencies {
             }
             if needs.is_empty() {
                 self.needs.remove(&w);
-                decided.push(Decided::Ready(w));
+                // A start time to come releases it then ([`Self::due`]).
+                if !self.starts.contains_key(&w) {
+                    decided.push(Decided::Ready(w));
+                }
             }
         }
         decided
@@ -384,6 +442,45 @@ mod tests {
         }
     }
 
+    impl Dependencies {
+        fn admit_now(&mut self, home: &Home, name: &Arc<str>, deps: &crate::task::Dependencies) -> Admission {
+            self.admit(home, name, deps, SystemTime::now())
+        }
+    }
+
+    #[test]
+    fn a_start_time_holds_a_file_until_it_comes_and_after_its_tasks() {
+        let (_t, home) = home();
+        let mut d = Dependencies::default();
+        let now = SystemTime::now();
+        let later = crate::task::Dependencies {
+            delay: Some(std::time::Duration::from_secs(60)),
+            ..Default::default()
+        };
+        let a = drop_file(&home, "a.md");
+        assert!(matches!(d.admit(&home, &a, &later, now), Admission::Wait));
+        // Arrived long enough ago: its delay is over.
+        let b = drop_file(&home, "b.md");
+        assert!(matches!(
+            d.admit(&home, &b, &later, now - std::time::Duration::from_secs(61)),
+            Admission::Ready
+        ));
+        assert_eq!(d.next_start(), Some(now + std::time::Duration::from_secs(60)));
+        assert!(d.due(now).is_empty());
+        assert_eq!(d.due(now + std::time::Duration::from_secs(60)), [Decided::Ready(a)]);
+        // Both a task and a time: whichever comes last releases it.
+        let c = drop_file(&home, "c.md");
+        let both = crate::task::Dependencies {
+            after: vec!["b.md".into()],
+            ..later
+        };
+        assert!(matches!(d.admit(&home, &c, &both, now), Admission::Wait));
+        d.claimed("b.md", "01m8p5qnm7weqgpkcvt4a8av6n-b");
+        assert!(d.ended("01m8p5qnm7weqgpkcvt4a8av6n-b", Status::Succeeded).is_empty());
+        assert_eq!(d.due(now + std::time::Duration::from_secs(61)), [Decided::Ready(c)]);
+        assert!(d.timers.is_empty() && d.starts.is_empty());
+    }
+
     fn drop_file(home: &Home, name: &str) -> Arc<str> {
         std::fs::write(home.inbox().join(name), "x").unwrap();
         name.into()
@@ -396,9 +493,9 @@ mod tests {
         let a = drop_file(&home, "a.md");
         let b = drop_file(&home, "b.md");
         let c = drop_file(&home, "c.md");
-        assert!(matches!(d.admit(&home, &a, &after(&[])), Admission::Ready));
-        assert!(matches!(d.admit(&home, &b, &after(&["a.md"])), Admission::Wait));
-        assert!(matches!(d.admit(&home, &c, &after(&["b.md"])), Admission::Wait));
+        assert!(matches!(d.admit_now(&home, &a, &after(&[])), Admission::Ready));
+        assert!(matches!(d.admit_now(&home, &b, &after(&["a.md"])), Admission::Wait));
+        assert!(matches!(d.admit_now(&home, &c, &after(&["b.md"])), Admission::Wait));
         assert_eq!(d.waiting_for("c.md"), ["b.md"]);
         d.claimed("a.md", "01m8p5qnm7weqgpkcvt4a8av6n-a");
         assert_eq!(d.waiting_for("b.md"), ["01m8p5qnm7weqgpkcvt4a8av6n-a"]);
@@ -437,7 +534,7 @@ mod tests {
             after_any: vec!["c.md".into()],
             ..Default::default()
         };
-        assert!(matches!(d.admit(&home, &join, &deps), Admission::Wait));
+        assert!(matches!(d.admit_now(&home, &join, &deps), Admission::Wait));
         d.claimed("c.md", "01m8p5qnm7weqgpkcvt4a8av6n-c");
         assert!(d.ended("01m8p5qnm7weqgpkcvt4a8av6n-c", Status::Failed).is_empty());
         d.claimed("b.md", "01m8p5qnm7weqgpkcvt4a8av7n-b");
@@ -454,16 +551,16 @@ mod tests {
         let a = drop_file(&home, "a.md");
         let b = drop_file(&home, "b.md");
         let c = drop_file(&home, "c.md");
-        assert!(matches!(d.admit(&home, &a, &after(&["b.md"])), Admission::Wait));
-        assert!(matches!(d.admit(&home, &b, &after(&["c.md"])), Admission::Wait));
-        let Admission::Reject(r, files) = d.admit(&home, &c, &after(&["a.md"])) else {
+        assert!(matches!(d.admit_now(&home, &a, &after(&["b.md"])), Admission::Wait));
+        assert!(matches!(d.admit_now(&home, &b, &after(&["c.md"])), Admission::Wait));
+        let Admission::Reject(r, files) = d.admit_now(&home, &c, &after(&["a.md"])) else {
             panic!("no cycle found")
         };
         assert_eq!(r.reason, "dependency_cycle");
         assert!(r.error.contains("c.md -> a.md -> b.md -> c.md"), "{}", r.error);
         assert_eq!(files, [c.clone(), a, b]);
         assert_eq!(d.len(), 0);
-        let Admission::Reject(r, files) = d.admit(&home, &c, &after(&["nope.md"])) else {
+        let Admission::Reject(r, files) = d.admit_now(&home, &c, &after(&["nope.md"])) else {
             panic!("unknown accepted")
         };
         assert_eq!((r.reason, files), ("unknown_dependency", vec![c]));
@@ -478,12 +575,12 @@ mod tests {
         std::fs::write(dir.result(), r#"{"status":"cancelled"}"#).unwrap();
         let mut d = Dependencies::default();
         let b = drop_file(&home, "b.md");
-        assert!(matches!(d.admit(&home, &b, &after(&[id])), Admission::Doomed(_)));
+        assert!(matches!(d.admit_now(&home, &b, &after(&[id])), Admission::Doomed(_)));
         let any = crate::task::Dependencies {
             after_any: vec![id.into()],
             ..Default::default()
         };
-        assert!(matches!(d.admit(&home, &b, &any), Admission::Ready));
+        assert!(matches!(d.admit_now(&home, &b, &any), Admission::Ready));
     }
 
     #[test]
@@ -492,7 +589,7 @@ mod tests {
         let mut d = Dependencies::default();
         drop_file(&home, "a.md");
         let b = drop_file(&home, "b.md");
-        assert!(matches!(d.admit(&home, &b, &after(&["a.md"])), Admission::Wait));
+        assert!(matches!(d.admit_now(&home, &b, &after(&["a.md"])), Admission::Wait));
         let nobody = |_: &Target| false;
         assert!(d.look(&home, nobody).is_empty(), "a.md is still in the inbox");
         // Another daemon claims a.md...

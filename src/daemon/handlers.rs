@@ -204,7 +204,7 @@ impl Daemon {
         intake.settle_each(std::time::Instant::now(), rules, |verdict| match verdict {
             Verdict::Accept(a) => {
                 let intake::Accepted { queued: q, spec, bytes } = *a;
-                let admission = deps.admit(home, &q.name, &spec.deps);
+                let admission = deps.admit(home, &q.name, &spec.deps, q.arrival);
                 if let Admission::Reject(rejection, files) = &admission {
                     for f in files {
                         queue.remove(f);
@@ -406,6 +406,9 @@ impl Daemon {
             pause_end,
             publish_at,
             (self.deps.len() > 0).then_some(self.deps_look_at),
+            self.deps
+                .next_start()
+                .map(|t| Instant::now() + t.duration_since(SystemTime::now()).unwrap_or_default()),
         ]
         .into_iter()
         .flatten()
@@ -455,6 +458,9 @@ impl Daemon {
         if self.deps.len() > 0 && now >= self.deps_look_at {
             self.on_deps_look_due(now);
         }
+        // Held files whose start time (`not_before`, `delay`) came.
+        let due = self.deps.due(SystemTime::now());
+        self.apply(due);
     }
 
     /// Held files that wait for tasks or files this daemon does not run or

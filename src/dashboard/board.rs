@@ -95,7 +95,10 @@ impl Waiting {
         let bytes = crate::intake::read_capped(&home.inbox().join(name), self.config.max_task_bytes).ok();
         let checked = bytes.and_then(|b| crate::task::check(name, &b, &self.config, home.root()).ok());
         if let Some((spec, workdir)) = &checked {
-            let waiting = crate::deps::waiting_for(home, &spec.deps);
+            let arrival = std::fs::metadata(home.inbox().join(name))
+                .and_then(|m| m.modified())
+                .unwrap_or_else(|_| std::time::SystemTime::now());
+            let waiting = crate::deps::waiting_for(home, &spec.deps, arrival);
             if !waiting.is_empty() {
                 return format!("waiting for {}", waiting.join(", "));
             }

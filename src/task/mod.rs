@@ -82,11 +82,24 @@ pub struct Dependencies {
     pub after_any: Vec<String>,
     /// `context: false`: the answers of the tasks waited for do not go before the prompt.
     pub no_context: bool,
+    /// Not before this time (`not_before:`).
+    pub not_before: Option<jiff::Timestamp>,
+    /// Not before this long after the file was dropped (`delay:`, counted from
+    /// its modification time, which every daemon and every restart sees alike).
+    pub delay: Option<Duration>,
 }
 
 impl Dependencies {
     pub fn is_empty(&self) -> bool {
         self.after.is_empty() && self.after_any.is_empty()
+    }
+
+    /// When a file that arrived (was last written) at `arrival` may start,
+    /// if it has a start time.
+    pub fn start_at(&self, arrival: std::time::SystemTime) -> Option<std::time::SystemTime> {
+        let after_delay = self.delay.map(|d| arrival + d);
+        let not_before = self.not_before.map(std::time::SystemTime::from);
+        after_delay.max(not_before)
     }
 
     /// Every reference, `after` first.

@@ -110,9 +110,12 @@ struct Fields {
     after_any: Option<Vec<String>>,
     /// `false`: the tasks waited for give no context.
     context: Option<bool>,
+    /// A start time (RFC 3339), or a wait counted from the file's arrival.
+    not_before: Option<String>,
+    delay: Option<Dur>,
 }
 
-const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, max_tool_calls, timeout, stall_timeout, retries, priority, budget_usd, budget_tokens, mode, isolation, command, steps, role, parent_task_id, turn_of, prompt, session, start_step, context_from, after, after_any, context";
+const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, max_tool_calls, timeout, stall_timeout, retries, priority, budget_usd, budget_tokens, mode, isolation, command, steps, role, parent_task_id, turn_of, prompt, session, start_step, context_from, after, after_any, context, not_before, delay";
 
 /// Parses the bytes of the task file named `file_name`.
 pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec, Rejection> {
@@ -175,12 +178,13 @@ pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec,
     }
     let steps_taken = fields.steps.is_some();
     let role_taken = fields.role.clone();
-    let deps = deps::read(
+    let mut deps = deps::read(
         fields.after.take(),
         fields.after_any.take(),
         fields.context.take(),
         file_name,
     )?;
+    (deps.not_before, deps.delay) = deps::start(fields.not_before.take(), fields.delay.take())?;
     let mut spec = build(fields, body, limits)?;
     spec.deps = deps;
     spec.success_criteria = criteria;

@@ -244,3 +244,36 @@ fn two_daemons_share_a_chain_and_each_link_runs_once_in_order() {
     }
     assert_eq!(home.events_of("task_started").len(), n, "each link ran once");
 }
+
+#[test]
+fn a_delayed_task_waits_from_when_it_was_dropped_and_a_past_start_time_runs_at_once() {
+    let home = TestHome::new();
+    home.drop_task("later.yaml", "agent: command\ncommand: echo later\ndelay: 3s\n");
+    home.drop_task(
+        "past.yaml",
+        "agent: command\ncommand: echo past\nnot_before: 2020-01-01T00:00:00Z\n",
+    );
+    let shown = stdout(&home.cli(&["show", "later.yaml"]));
+    assert!(shown.contains("waiting for its start time 20"), "{shown}");
+    let out = home.run_once();
+    let (later, past) = (home.result_of("later.yaml"), home.result_of("past.yaml"));
+    assert_eq!(
+        (&later["status"], &past["status"]),
+        (&"succeeded".into(), &"succeeded".into()),
+        "{}",
+        stderr(&out)
+    );
+    // The delay counts from the file's arrival (its modification time, kept by the claim).
+    let dropped: jiff::Timestamp = std::fs::metadata(home.task_dir(&id_of(&later)).join("task.yaml"))
+        .unwrap()
+        .modified()
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let started: jiff::Timestamp = later["started_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        started >= dropped + jiff::SignedDuration::from_secs(3),
+        "{started} vs {dropped}"
+    );
+    assert!(position(&home, "task_started", &id_of(&past)) < position(&home, "task_started", &id_of(&later)));
+}

@@ -24,6 +24,7 @@ pub fn read(
         after: tidy("after", after.unwrap_or_default())?,
         after_any: tidy("after_any", after_any.unwrap_or_default())?,
         no_context: context == Some(false),
+        ..Dependencies::default()
     };
     if deps.after.len() + deps.after_any.len() > MAX_REFERENCES {
         return Err(invalid(
@@ -43,6 +44,37 @@ pub fn read(
         ));
     }
     Ok(deps)
+}
+
+/// The longest `delay`.
+const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(366 * 24 * 3600);
+
+/// `not_before` (an RFC 3339 time with its offset) and `delay`, checked.
+pub fn start(
+    not_before: Option<String>,
+    delay: Option<crate::duration::Dur>,
+) -> Result<(Option<jiff::Timestamp>, Option<std::time::Duration>), Rejection> {
+    let not_before = match not_before {
+        None => None,
+        Some(t) => Some(t.trim().parse::<jiff::Timestamp>().map_err(|e| {
+            invalid(
+                "not_before",
+                format!("`{t}` is not a time with its offset ({e})"),
+                "write an RFC 3339 time with its zone, e.g. 2026-12-08T02:00:00Z or 2026-12-08T03:00:00+01:00",
+            )
+        })?),
+    };
+    let delay = delay.map(|d| d.0);
+    if let Some(d) = delay
+        && d > MAX_DELAY
+    {
+        return Err(invalid(
+            "delay",
+            format!("{}s is more than a year", d.as_secs()),
+            "give a delay of at most 366d, or a not_before time",
+        ));
+    }
+    Ok((not_before, delay))
 }
 
 /// The references of one list, trimmed, checked and without repeats.

@@ -277,3 +277,18 @@ fn after_names_ids_or_inbox_files_and_never_the_task_itself() {
         );
     }
 }
+
+#[test]
+fn a_start_time_has_its_zone_and_a_delay_is_at_most_a_year() {
+    let t = ok(
+        "a.md",
+        "---\nnot_before: 2026-12-08T03:00:00+01:00\ndelay: 2h\n---\nx\n",
+    );
+    assert_eq!(t.deps.not_before.unwrap().to_string(), "2026-12-08T02:00:00Z");
+    assert_eq!(t.deps.delay, Some(std::time::Duration::from_secs(7200)));
+    let r = rejected("a.md", b"---\nnot_before: tomorrow at 2\n---\nx\n");
+    assert!(r.error.contains("not_before") && r.hint.contains("RFC 3339"), "{r:?}");
+    let r = rejected("a.md", b"---\nnot_before: 2026-12-08T02:00:00\n---\nx\n");
+    assert_eq!(r.reason, "invalid_value", "a time without its zone is refused: {r:?}");
+    assert_eq!(rejected("a.md", b"---\ndelay: 400d\n---\nx\n").reason, "invalid_value");
+}
