@@ -100,6 +100,13 @@ pub struct Plan {
     /// The digest of earlier tasks put before the prompt, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<crate::context::ContextUsed>,
+    /// The command that says the work is done, and its rounds (`verify:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::task::Verify>,
+    /// While a verify round asks the agent again: what it is told (the
+    /// check's exit code and output), instead of the prompt.
+    #[serde(skip)]
+    pub verify_feedback: Option<String>,
 }
 
 impl Plan {
@@ -170,10 +177,17 @@ impl Plan {
             n: self.step_count(),
             text,
         });
+        // A verify round's question goes on in the session; an agent that
+        // starts afresh gets the task again with it.
+        let stdin = match &self.verify_feedback {
+            Some(fb) if session.is_some() => fb.clone(),
+            Some(fb) => format!("{}\n\n{fb}", self.full_prompt()),
+            None => agent.stdin(&self.full_prompt(), step, session.is_some()),
+        };
         Invocation {
             program: self.program.clone(),
             args,
-            stdin: agent.stdin(&self.full_prompt(), step, session.is_some()),
+            stdin,
             env: agent.run_env(&run),
             files: agent.run_files(&run),
         }
@@ -371,6 +385,8 @@ pub fn build(spec: &TaskSpec, config: &Config, cx: Context) -> Plan {
         intent: spec.intent.clone(),
         mediation: None,
         context: None,
+        verify: spec.verify.clone(),
+        verify_feedback: None,
     }
 }
 

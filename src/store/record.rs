@@ -61,6 +61,18 @@ pub struct StepOutcome {
     pub error: Option<ErrorInfo>,
 }
 
+/// One check of a verify loop (`verify:`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyRound {
+    pub round: u32,
+    pub command: String,
+    /// `None`: it did not exit by itself (stopped at the task's timeout, or killed).
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+    /// The end of what it printed (stdout and stderr together).
+    pub output_tail: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Validation {
     pub warnings: Vec<crate::vocab::Finding>,
@@ -111,6 +123,9 @@ pub struct ResultRecord {
     /// Multi-step plans: each step's outcome, in order (empty otherwise).
     #[serde(default)]
     pub steps: Vec<StepOutcome>,
+    /// The checks of its verify loop, in order (empty without `verify:`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify: Vec<VerifyRound>,
     /// The worktree or copy the agent worked in (isolated runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<crate::vocab::Sandbox>,
@@ -168,6 +183,9 @@ pub struct ProgressRecord {
     /// Steps finished so far (multi-step plans): a recovered task goes on after them.
     #[serde(default)]
     pub steps: Vec<StepOutcome>,
+    /// The verify rounds checked so far: a recovered task goes on counting.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify: Vec<VerifyRound>,
 }
 
 impl ProgressRecord {

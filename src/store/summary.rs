@@ -65,6 +65,20 @@ pub fn render(r: &ResultRecord) -> String {
             let _ = writeln!(s, "- `{f}`");
         }
     }
+    if !r.verify.is_empty() {
+        let _ = writeln!(s, "\n## Verify\n");
+        for v in &r.verify {
+            let ended = v.exit_code.map_or("stopped".to_string(), |c| format!("exit {c}"));
+            let verdict = if v.exit_code == Some(0) { "passed" } else { "failed" };
+            let _ = writeln!(
+                s,
+                "- round {}: `{}` {verdict} ({ended}, {})",
+                v.round,
+                v.command,
+                human_ms(v.duration_ms)
+            );
+        }
+    }
     if !r.validation.success_criteria.is_empty() {
         let _ = writeln!(s, "\n## Success criteria (to check)\n");
         for c in &r.validation.success_criteria {

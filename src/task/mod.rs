@@ -71,6 +71,16 @@ pub struct TaskSpec {
     pub context_from: Vec<String>,
     /// The tasks it waits for (`after:`, `after_any:`).
     pub deps: Dependencies,
+    /// The command that says whether the work is done (`verify:`).
+    pub verify: Option<Verify>,
+}
+
+/// A verify loop: `command` runs in the workdir after the agent succeeded;
+/// while it fails, the agent is asked again, up to `rounds` checks in all.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Verify {
+    pub command: String,
+    pub rounds: u32,
 }
 
 /// What a task waits for before it may start.

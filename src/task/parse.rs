@@ -113,9 +113,12 @@ struct Fields {
     /// A start time (RFC 3339), or a wait counted from the file's arrival.
     not_before: Option<String>,
     delay: Option<Dur>,
+    /// The command that says the work is done, and how many checks it gets.
+    verify: Option<String>,
+    verify_rounds: Option<i64>,
 }
 
-const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, max_tool_calls, timeout, stall_timeout, retries, priority, budget_usd, budget_tokens, mode, isolation, command, steps, role, parent_task_id, turn_of, prompt, session, start_step, context_from, after, after_any, context, not_before, delay";
+const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, max_tool_calls, timeout, stall_timeout, retries, priority, budget_usd, budget_tokens, mode, isolation, command, steps, role, parent_task_id, turn_of, prompt, session, start_step, context_from, after, after_any, context, not_before, delay, verify, verify_rounds";
 
 /// Parses the bytes of the task file named `file_name`.
 pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec, Rejection> {
@@ -185,8 +188,10 @@ pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec,
         file_name,
     )?;
     (deps.not_before, deps.delay) = deps::start(fields.not_before.take(), fields.delay.take())?;
+    let check = verify::read(fields.verify.take(), fields.verify_rounds.take())?;
     let mut spec = build(fields, body, limits)?;
     spec.deps = deps;
+    spec.verify = check;
     spec.success_criteria = criteria;
     spec.loose = loose;
     if let Some(i) = read {
@@ -564,6 +569,7 @@ fn build(mut f: Fields, body: String, limits: &Limits) -> Result<TaskSpec, Rejec
         workdir_from_note: false,
         context_from,
         deps: Default::default(),
+        verify: None,
         prompt,
         prompt_truncated,
         agent,
@@ -612,3 +618,4 @@ mod numbers;
 mod role;
 #[cfg(test)]
 mod tests;
+mod verify;

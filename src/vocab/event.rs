@@ -20,6 +20,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "attempt_finished",
     "agent_switched",
     "step_finished",
+    "verify_finished",
     "retry_scheduled",
     "agent_paused",
     "task_succeeded",
@@ -148,6 +149,15 @@ pub enum Event {
         step: u32,
         of: u32,
         session_id: Option<String>,
+    },
+    /// A check of the verify loop ended (`passed`: exit code 0).
+    VerifyFinished {
+        round: u32,
+        of: u32,
+        command: String,
+        exit_code: Option<i32>,
+        duration_ms: u64,
+        passed: bool,
     },
     RetryScheduled {
         attempt: u32,

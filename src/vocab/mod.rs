@@ -158,6 +158,8 @@ pub enum ErrorKind {
     PoisonPill,
     /// A task it waited for (`after:`) failed or was cancelled: it never ran.
     DependencyFailed,
+    /// Its `verify` command still failed after the last round.
+    VerifyFailed,
     /// A kind this version does not know (a record written by a newer one).
     #[serde(other)]
     Unknown,
@@ -198,6 +200,7 @@ impl ErrorKind {
             ErrorKind::SecurityViolation => "security_violation",
             ErrorKind::PoisonPill => "poison_pill",
             ErrorKind::DependencyFailed => "dependency_failed",
+            ErrorKind::VerifyFailed => "verify_failed",
             ErrorKind::Unknown => "unknown",
         }
     }
@@ -270,6 +273,9 @@ impl ErrorKind {
             }
             ErrorKind::DependencyFailed => {
                 "A task it waited for (`after:`) failed or was cancelled, so this one never ran. Fix that task and run it again (`orchestrator retry ID`), then submit this one again; `after_any:` waits for the end whatever the status."
+            }
+            ErrorKind::VerifyFailed => {
+                "The agent finished, but the task's verify command still failed after its last round; see verify[] in result.json (each round's exit code and output), fix what it reports or raise verify_rounds, then `orchestrator retry ID`."
             }
             ErrorKind::InvalidTask => "The claimed task file could not be parsed; fix it and submit it again.",
             ErrorKind::ValidationFailed => {

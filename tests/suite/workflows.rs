@@ -277,3 +277,125 @@ fn a_delayed_task_waits_from_when_it_was_dropped_and_a_past_start_time_runs_at_o
     );
     assert!(position(&home, "task_started", &id_of(&past)) < position(&home, "task_started", &id_of(&later)));
 }
+
+#[test]
+fn a_verify_loop_runs_the_command_again_until_its_check_passes() {
+    let home = TestHome::new();
+    home.drop_task(
+        "build.yaml",
+        "agent: command\ncommand: 'echo run >> runs.txt; echo built'\nverify: 'n=$(wc -l < runs.txt); echo \"checked after $n run(s)\" >&2; test $n -ge 2 || exit 4'\nverify_rounds: 3\n",
+    );
+    let out = home.run_once();
+    let r = home.result_of("build.yaml");
+    assert_eq!(r["status"], "succeeded", "{r}\n{}", stderr(&out));
+    let rounds = r["verify"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{r}");
+    assert_eq!(
+        (rounds[0]["round"].as_u64(), rounds[0]["exit_code"].as_i64()),
+        (Some(1), Some(4))
+    );
+    // stderr is in the tail, in order with stdout.
+    assert!(
+        rounds[0]["output_tail"]
+            .as_str()
+            .unwrap()
+            .contains("checked after 1 run(s)"),
+        "{r}"
+    );
+    assert_eq!(
+        (rounds[1]["round"].as_u64(), rounds[1]["exit_code"].as_i64()),
+        (Some(2), Some(0))
+    );
+    assert!(rounds[1]["duration_ms"].is_u64() && rounds[0]["command"].as_str().unwrap().starts_with("n=$(wc"));
+    // The command ran again for the second round: two attempts, each once.
+    assert_eq!(r["attempts"].as_array().unwrap().len(), 2, "{r}");
+    let checks = home.events_of("verify_finished");
+    assert_eq!(
+        checks
+            .iter()
+            .map(|e| (e["round"].as_u64().unwrap(), e["passed"].as_bool().unwrap()))
+            .collect::<Vec<_>>(),
+        [(1, false), (2, true)]
+    );
+    let summary = std::fs::read_to_string(home.path.join("summaries").join(format!("{}.md", id_of(&r)))).unwrap();
+    assert!(
+        summary.contains("## Verify") && summary.contains("- round 2: `"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_check_that_never_passes_fails_the_task_after_its_rounds() {
+    let home = TestHome::new();
+    home.drop_task(
+        "never.yaml",
+        "agent: command\ncommand: echo tried\nverify: 'echo still broken; exit 1'\nverify_rounds: 2\n",
+    );
+    home.drop_task(
+        "zero.yaml",
+        "agent: command\ncommand: 'true'\nverify: 'true'\nverify_rounds: 0\n",
+    );
+    home.drop_task("alone.yaml", "agent: command\ncommand: 'true'\nverify_rounds: 2\n");
+    home.run_once();
+    let r = home.result_of("never.yaml");
+    assert_eq!(
+        (&r["status"], &r["error"]["kind"]),
+        (&"failed".into(), &"verify_failed".into()),
+        "{r}"
+    );
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("still failed after 2 round(s) (exit code 1)"),
+        "{r}"
+    );
+    let rounds = r["verify"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2);
+    assert!(
+        rounds
+            .iter()
+            .all(|v| v["exit_code"] == 1 && v["output_tail"] == "still broken"),
+        "{r}"
+    );
+    assert_eq!(r["attempts"].as_array().unwrap().len(), 2);
+    assert_eq!(home.rejected("zero.yaml")["reason"], "invalid_value");
+    assert!(
+        home.rejected("alone.yaml")["error"]
+            .as_str()
+            .unwrap()
+            .contains("verify_rounds: is set without `verify`")
+    );
+}
+
+#[test]
+fn a_failed_check_asks_the_agent_again_in_its_session_with_what_the_check_said() {
+    let home = TestHome::new();
+    home.drop_task(
+        "fix.md",
+        "---\nverify: 'echo x >> checks.txt; test $(wc -l < checks.txt) -ge 2 || { echo 3 tests failed; exit 1; }'\n---\nMake the tests pass.\n",
+    );
+    let out = home.run_once();
+    let r = home.result_of("fix.md");
+    assert_eq!(r["status"], "succeeded", "{r}\n{}", stderr(&out));
+    assert_eq!(r["verify"].as_array().unwrap().len(), 2, "{r}");
+    // The fake CLI answers with the session it was resumed in and the first
+    // line of what it was asked.
+    let session = r["session_id"].as_str().unwrap();
+    let answer = r["output"].as_str().unwrap();
+    assert!(
+        answer.starts_with(&format!("Done in session {session}: The check `echo x >> checks.txt;")),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("failed (it exited with code 1); this was check 1 of 3"),
+        "{answer}"
+    );
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert!(
+        std::fs::read_to_string(home.task_dir(&id_of(&r)).join("attempt-2.out"))
+            .unwrap()
+            .contains(session)
+    );
+}

@@ -101,6 +101,7 @@ impl Runner {
             turn_of: plan.and_then(|p| p.turn_of.clone()),
             worker: self.shared.worker.clone(),
             steps,
+            verify: self.with_progress(|p| p.verify.clone()),
             isolation: review.sandbox,
             mediation: plan.and_then(|p| p.mediation.clone()),
             interruptions: super::decide::interruptions(&attempts),

@@ -7,6 +7,7 @@ mod attempt;
 mod decide;
 mod finish;
 mod planning;
+mod verify;
 mod workspace;
 
 #[cfg(test)]
@@ -326,6 +327,9 @@ impl Runner {
                     self.save_progress();
                 }
             }
+        }
+        if let Err(status) = self.verify_loop(&mut plan, &mut session, &mut totals).await {
+            return status;
         }
         if let Some(e) = self.task_file_changed() {
             return self.finish(Some(&plan), Status::Failed, Some(e), &totals).await;

@@ -292,3 +292,31 @@ fn a_start_time_has_its_zone_and_a_delay_is_at_most_a_year() {
     assert_eq!(r.reason, "invalid_value", "a time without its zone is refused: {r:?}");
     assert_eq!(rejected("a.md", b"---\ndelay: 400d\n---\nx\n").reason, "invalid_value");
 }
+
+#[test]
+fn verify_has_a_command_and_one_to_twenty_rounds() {
+    let t = ok("a.md", "---\nverify: cargo test --quiet\n---\nx\n");
+    assert_eq!(
+        t.verify,
+        Some(crate::task::Verify {
+            command: "cargo test --quiet".into(),
+            rounds: 3
+        })
+    );
+    assert_eq!(
+        ok("a.md", "---\nverify: make check\nverify_rounds: 1\n---\nx\n")
+            .verify
+            .unwrap()
+            .rounds,
+        1
+    );
+    for bad in [
+        "verify: make\nverify_rounds: 0",
+        "verify: make\nverify_rounds: 21",
+        "verify: ' '",
+        "verify_rounds: 2",
+    ] {
+        let r = rejected("a.md", format!("---\n{bad}\n---\nx\n").as_bytes());
+        assert_eq!(r.reason, "invalid_value", "{bad}: {r:?}");
+    }
+}
