@@ -353,6 +353,45 @@ fn a_reply_continues_the_session_and_costs_only_its_run() {
     );
 }
 
+/// A check that fails once: the real CLI is asked again with `--resume`, and
+/// the model sees the whole conversation and what the check printed.
+#[test]
+fn a_failed_verify_round_continues_the_real_session_with_the_checks_output() {
+    let api = MockApi::anthropic(|_| Reply::text("fixed it"));
+    let Some(h) = real(api, "", "a_failed_verify_round_continues_the_real_session") else {
+        return;
+    };
+    h.home.drop_task(
+        "fix.md",
+        "---\nverify: 'echo x >> checks.txt; test $(wc -l < checks.txt) -ge 2 || { echo VERIFY-SAYS-3-FAILED; exit 1; }'\n---\nMake the tests pass.\n",
+    );
+    let out = h.run_once();
+    let r = h.home.result_of("fix.md");
+    assert_eq!(r["status"], "succeeded", "{r}\n{}", stderr(&out));
+    let rounds = r["verify"].as_array().unwrap();
+    assert_eq!(
+        rounds.iter().map(|v| v["exit_code"].as_i64()).collect::<Vec<_>>(),
+        [Some(1), Some(0)]
+    );
+    let runs: Vec<_> = h.api.requests().into_iter().filter(|q| q.offers_tools()).collect();
+    assert_eq!(runs.len(), 2, "one run, then one after the failed check");
+    let second = runs[1].text();
+    assert!(
+        second.contains("Make the tests pass.") && second.contains("fixed it"),
+        "the same session, with the first exchange: {second}"
+    );
+    assert!(
+        second.contains("VERIFY-SAYS-3-FAILED") && second.contains("it exited with code 1"),
+        "{second}"
+    );
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{r}");
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(h.home.task_dir(r["id"].as_str().unwrap()).join("plan.json")).unwrap())
+            .unwrap();
+    assert_eq!(plan["verify"]["rounds"], 3);
+}
+
 #[test]
 fn a_slow_stream_is_stopped_by_its_timeout() {
     let api = MockApi::anthropic(|r| {
