@@ -44,6 +44,7 @@ pub(crate) mod plan;
 pub(crate) mod queue;
 pub(crate) mod redact;
 pub(crate) mod retention;
+pub(crate) mod schedule;
 pub mod service;
 pub(crate) mod store;
 pub(crate) mod suggest;

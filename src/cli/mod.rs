@@ -14,6 +14,7 @@ mod misc;
 mod reindex;
 mod retry;
 mod run;
+mod schedule;
 mod service;
 mod show;
 mod stats;
@@ -97,6 +98,8 @@ pub enum Command {
     Config(misc::ConfigArgs),
     /// Shell completions: bash, zsh, fish, powershell, elvish.
     Completions(misc::CompletionsArgs),
+    /// Recurring tasks (`schedules:` in the config): list them, their next runs, or run one now.
+    Schedule(schedule::Args),
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -182,6 +185,7 @@ pub fn run_reporting(args: impl IntoIterator<Item = std::ffi::OsString>, report:
         Command::Reindex => reindex::run(&cli),
         Command::Config(args) => misc::config(&cli, args),
         Command::Completions(args) => misc::completions(args),
+        Command::Schedule(args) => schedule::run(&cli, args),
     };
     match result {
         Ok(code) => code,

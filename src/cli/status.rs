@@ -73,9 +73,14 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         })
         .collect();
 
+    let now = jiff::Timestamp::now();
+    let schedules: Vec<serde_json::Value> = crate::schedule::Schedule::all(&config)
+        .iter()
+        .map(|s| json!({"name": s.name(), "next": s.upcoming(now, 1).first().map(|z| z.to_string())}))
+        .collect();
     if args.json {
         print_json(
-            &json!({"daemons": daemons, "paused": paused, "running": running, "interrupted": interrupted, "queued": queue, "queued_total": queued_total, "rejected": rejected, "rejected_total": rejected_total, "finished": counts}),
+            &json!({"daemons": daemons, "paused": paused, "running": running, "interrupted": interrupted, "queued": queue, "queued_total": queued_total, "rejected": rejected, "rejected_total": rejected_total, "finished": counts, "schedules": schedules}),
         )?;
         return Ok(exit::OK);
     }
@@ -157,6 +162,16 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     }
     if queued_total > queue.len() {
         println!("  ... and {} more", queued_total - queue.len());
+    }
+    if !schedules.is_empty() {
+        println!("\nschedules: {}", schedules.len());
+        for s in &schedules {
+            println!(
+                "  {}  next {}",
+                escape_controls(s["name"].as_str().unwrap_or("")),
+                s["next"].as_str().unwrap_or("never")
+            );
+        }
     }
     if rejected_total > 0 {
         println!(

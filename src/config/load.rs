@@ -205,6 +205,9 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     if let Some(p) = c.mediator.as_ref().and_then(MediatorConfig::problem) {
         return bad(p);
     }
+    if let Some(p) = super::schedules::problem(&c.schedules, &crate::task::parse::Limits::of(c)) {
+        return bad(p);
+    }
     for (name, r) in c.roles.iter() {
         if let Some(Err((_, why))) = r.agent.as_ref().map(crate::vocab::AgentChoice::resolve) {
             return bad(format!("roles.{name}.agent: {why}"));

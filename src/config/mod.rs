@@ -11,6 +11,7 @@ mod mediator;
 mod notify;
 mod retention;
 mod roles;
+mod schedules;
 use crate::duration::Dur;
 pub use dashboard::{DEFAULT_LISTEN, DashboardConfig};
 pub use load::{ConfigError, Loaded, Origin, load};
@@ -18,6 +19,7 @@ pub use mediator::{MediateWhen, MediatorConfig, MediatorKind};
 pub use notify::{NotifyConfig, TelegramConfig, WebhookConfig};
 pub use retention::RetentionConfig;
 pub use roles::{RoleConfig, builtin_roles};
+pub use schedules::{CatchUp, ScheduleConfig};
 use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
@@ -185,6 +187,8 @@ pub struct Config {
     pub max_interruptions: u32,
     /// `orchestrator dashboard`: its address and access token.
     pub dashboard: DashboardConfig,
+    /// Recurring tasks: each drops a task file into the inbox when its cron fires.
+    pub schedules: Vec<ScheduleConfig>,
 }
 
 impl Default for Config {
@@ -218,6 +222,7 @@ impl Default for Config {
             context_budget: 8000,
             max_interruptions: 10,
             dashboard: DashboardConfig::default(),
+            schedules: Vec::new(),
         }
     }
 }

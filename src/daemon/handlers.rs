@@ -36,6 +36,8 @@ pub(super) struct Daemon {
     pub deps: Dependencies,
     /// When tasks and files of other daemons are looked at next, for the held files.
     pub deps_look_at: Instant,
+    /// The config's schedules and when each fires next.
+    pub scheduler: super::schedules::Scheduler,
     /// Held files that can never run (a task they need failed): claimed and
     /// ended as cancelled at the next turn.
     pub doomed: Vec<(Arc<str>, crate::store::record::ErrorInfo)>,
@@ -409,6 +411,10 @@ impl Daemon {
             self.deps
                 .next_start()
                 .map(|t| Instant::now() + t.duration_since(SystemTime::now()).unwrap_or_default()),
+            self.scheduler.next_due().map(|t| {
+                let wait = t.duration_since(jiff::Timestamp::now());
+                Instant::now() + std::time::Duration::try_from(wait).unwrap_or_default()
+            }),
         ]
         .into_iter()
         .flatten()
@@ -457,6 +463,9 @@ impl Daemon {
         }
         if self.deps.len() > 0 && now >= self.deps_look_at {
             self.on_deps_look_due(now);
+        }
+        if self.stopping.is_none() {
+            self.scheduler.fire_due(&self.shared.home, &self.shared.events);
         }
         // Held files whose start time (`not_before`, `delay`) came.
         let due = self.deps.due(SystemTime::now());

@@ -16,6 +16,7 @@ pub mod pauses;
 pub mod recovery;
 mod reload;
 pub mod runner;
+mod schedules;
 pub mod writers;
 
 use crate::config::{Config, Loaded};
@@ -411,6 +412,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         left_unfinished: Vec::new(),
         judged: Default::default(),
         deps: dependencies::Dependencies::new(shared.awaited.clone()),
+        scheduler: schedules::Scheduler::default(),
         deps_look_at: Instant::now(),
         doomed: Vec::new(),
         stuck: Default::default(),
@@ -423,6 +425,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         force_stop_at: None,
     };
     d.recover();
+    d.scheduler = schedules::Scheduler::start(&config, &home, &events);
     d.intake
         .rescan(std::time::Instant::now(), &mut d.queue)
         .context("cannot list the inbox")?;

@@ -82,7 +82,11 @@ impl Cron {
         }
         while dt < limit {
             let next = if self.months & (1 << dt.month()) == 0 {
-                dt.date().first_of_month().checked_add(1.month()).ok()?.to_datetime(jiff::civil::Time::midnight())
+                dt.date()
+                    .first_of_month()
+                    .checked_add(1.month())
+                    .ok()?
+                    .to_datetime(jiff::civil::Time::midnight())
             } else if !self.day_matches(&dt) {
                 dt.date().tomorrow().ok()?.to_datetime(jiff::civil::Time::midnight())
             } else if self.hours & (1 << dt.hour()) == 0 {
@@ -106,7 +110,9 @@ impl Cron {
     }
 }
 
-const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
 const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 /// One field as a bit set of the values it allows, within `lo..=hi`; `names`
@@ -121,7 +127,10 @@ fn field(text: &str, what: &str, lo: u32, hi: u32, names: &[&str]) -> Result<u64
         match v.parse::<u32>() {
             Ok(n) if (lo..=hi).contains(&n) => Ok(n),
             Ok(n) => Err(bad(format!("{n} is not between {lo} and {hi}"))),
-            Err(_) => Err(bad(format!("`{v}` is not a number{}", if names.is_empty() { "" } else { " or a name" }))),
+            Err(_) => Err(bad(format!(
+                "`{v}` is not a number{}",
+                if names.is_empty() { "" } else { " or a name" }
+            ))),
         }
     };
     let mut set = 0u64;
@@ -202,7 +211,10 @@ mod tests {
             "2026-12-07T00:00:02+00:00[UTC]",
             "a seconds field"
         );
-        assert_eq!(next("0 0 29 2 *", "2026-03-01T00:00:00Z", "UTC"), "2028-02-29T00:00:00+00:00[UTC]");
+        assert_eq!(
+            next("0 0 29 2 *", "2026-03-01T00:00:00Z", "UTC"),
+            "2028-02-29T00:00:00+00:00[UTC]"
+        );
         assert_eq!(next("0 0 30 2 *", "2026-03-01T00:00:00Z", "UTC"), "never");
     }
 

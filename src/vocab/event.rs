@@ -20,6 +20,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "attempt_finished",
     "agent_switched",
     "step_finished",
+    "schedule_fired",
     "verify_finished",
     "retry_scheduled",
     "agent_paused",
@@ -73,6 +74,14 @@ pub enum Event {
     },
     /// The mediator structured the task (`used`), or the parser's plan stands.
     TaskMediated(Mediation),
+    /// A schedule fired: its task file is in the inbox (`caught_up`: a run
+    /// missed while no daemon was up, fired at the start).
+    ScheduleFired {
+        schedule: String,
+        at: String,
+        file: String,
+        caught_up: bool,
+    },
     /// The daemon's `retention:` removed finished tasks or old files.
     RetentionApplied {
         tasks: usize,

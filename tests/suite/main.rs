@@ -50,6 +50,8 @@ mod retention;
 mod roles;
 #[cfg(unix)]
 mod rotation;
+#[cfg(unix)]
+mod schedules;
 #[cfg(target_os = "linux")]
 mod service;
 mod steps;

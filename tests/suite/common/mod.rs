@@ -518,5 +518,6 @@ pub const VERBS: &[&str] = &[
     "plan",
     "reindex",
     "config",
+    "schedule",
     "completions",
 ];
