@@ -46,6 +46,7 @@ pub(crate) mod redact;
 pub(crate) mod retention;
 pub(crate) mod schedule;
 pub mod service;
+pub(crate) mod spend;
 pub(crate) mod store;
 pub(crate) mod suggest;
 pub mod task;

@@ -235,6 +235,21 @@ pub fn checks(
         },
         fix: None,
     });
+    if let Some(hit) = live.iter().find_map(|d| d.spend_cap.as_ref()) {
+        checks.push(Check {
+            name: "spend cap".into(),
+            ok: false,
+            level: "warn",
+            detail: format!(
+                "budget.{} is reached ({:.4} of {:.4}): no task starts until {}",
+                hit.cap, hit.spent, hit.limit, hit.until
+            ),
+            fix: Some(format!(
+                "wait for the period to end, or raise budget.{} in orchestrator.yaml (the daemon reloads it)",
+                hit.cap
+            )),
+        });
+    }
     checks.push(listing(
         "stale task folders",
         &orphans(&home),
@@ -245,9 +260,20 @@ pub fn checks(
     // Files a live daemon should have taken long ago: a claim or a rejection
     // that keeps failing (its `claim_failed` event says why).
     let stuck_after = config.rescan_interval.0 * 10 + Duration::from_secs(60);
+    // Files that wait on purpose (for other tasks, a start time, a spend cap) are not stuck.
+    let limits = crate::task::parse::Limits::of(&config);
+    let capped = live.iter().any(|d| d.spend_cap.is_some());
+    let stuck: Vec<String> = stuck_in_inbox(&home, stuck_after)
+        .into_iter()
+        .filter(|name| {
+            !capped
+                && super::status::describe(&home.inbox().join(name), name, &limits)
+                    .is_none_or(|(_, _, q)| q.waiting_for.is_empty())
+        })
+        .collect();
     checks.push(listing(
         "inbox",
-        &stuck_in_inbox(&home, stuck_after),
+        &stuck,
         "nothing waiting longer than it should",
         "file(s) waiting for over a minute",
         "see why with `orchestrator tail-events --event claim_failed` (no daemon running? results/ or inbox/rejected/ not writable?)",

@@ -109,6 +109,23 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             p["until"].as_str().unwrap_or("")
         );
     }
+    if let Some(hit) = daemons.iter().find_map(|d| d.spend_cap.as_ref()) {
+        let amount = |v: f64| {
+            if hit.cap.ends_with("usd") {
+                format!("${v:.4}")
+            } else {
+                format!("{v:.0} tokens")
+            }
+        };
+        println!(
+            "{}: budget.{} is {} and {} is spent; nothing starts until {} (or the cap is raised)",
+            paint("spend cap reached", "33"),
+            hit.cap,
+            amount(hit.limit),
+            amount(hit.spent),
+            hit.until
+        );
+    }
     println!("\nrunning: {}", running.len());
     for r in &running {
         let state = match &r.waiting_until {

@@ -205,6 +205,9 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     if let Some(p) = c.mediator.as_ref().and_then(MediatorConfig::problem) {
         return bad(p);
     }
+    if let Some(p) = c.budget.problem() {
+        return bad(p);
+    }
     if let Some(p) = super::schedules::problem(&c.schedules, &crate::task::parse::Limits::of(c)) {
         return bad(p);
     }

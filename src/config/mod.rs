@@ -5,6 +5,7 @@
 //! layer obeys the same rules (unknown keys are errors everywhere, a typo never
 //! passes silently) and the origin of each effective value can be reported.
 
+mod budget;
 mod dashboard;
 mod load;
 mod mediator;
@@ -13,6 +14,7 @@ mod retention;
 mod roles;
 mod schedules;
 use crate::duration::Dur;
+pub use budget::BudgetCaps;
 pub use dashboard::{DEFAULT_LISTEN, DashboardConfig};
 pub use load::{ConfigError, Loaded, Origin, load};
 pub use mediator::{MediateWhen, MediatorConfig, MediatorKind};
@@ -189,6 +191,8 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     /// Recurring tasks: each drops a task file into the inbox when its cron fires.
     pub schedules: Vec<ScheduleConfig>,
+    /// Spend caps for the whole home, a day and a month (off by default).
+    pub budget: BudgetCaps,
 }
 
 impl Default for Config {
@@ -223,6 +227,7 @@ impl Default for Config {
             max_interruptions: 10,
             dashboard: DashboardConfig::default(),
             schedules: Vec::new(),
+            budget: BudgetCaps::default(),
         }
     }
 }

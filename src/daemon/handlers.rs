@@ -36,6 +36,8 @@ pub(super) struct Daemon {
     pub deps: Dependencies,
     /// When tasks and files of other daemons are looked at next, for the held files.
     pub deps_look_at: Instant,
+    /// Where the home stands under the `budget:` caps.
+    pub spend: super::spend::SpendWatch,
     /// The config's schedules and when each fires next.
     pub scheduler: super::schedules::Scheduler,
     /// Held files that can never run (a task they need failed): claimed and
@@ -305,6 +307,9 @@ impl Daemon {
         if self.stopping.is_some() {
             return;
         }
+        if self.spend_capped() {
+            return;
+        }
         while let Ok(permit) = self.shared.slots.clone().try_acquire_owned() {
             let (pauses, writers, dir) = (&self.shared.pauses, &mut self.writers, &self.writers_dir);
             let Some(q) = self.queue.pop_next(|c| {
@@ -353,6 +358,34 @@ impl Daemon {
         }
     }
 
+    /// Looks at the home's spend before tasks start, and says whether a
+    /// `budget:` cap is reached: then nothing starts, and running tasks wait
+    /// before their next run.
+    fn spend_capped(&mut self) -> bool {
+        let config = self.shared.config();
+        if (!config.budget.enabled() || self.queue.is_empty()) && self.spend.hit().is_none() {
+            return false;
+        }
+        let (home, stops) = (&self.shared.home, &self.stops);
+        let running = || {
+            let mut ids: Vec<String> = stops.keys().cloned().collect();
+            for d in daemons::live(home) {
+                ids.extend(d.running);
+            }
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        self.spend.look(&config.budget, home, &self.shared.events, running);
+        let (usd, tokens) = self.spend.left();
+        *self.shared.spend_left.lock().unwrap_or_else(|e| e.into_inner()) = super::SpendLeft {
+            usd,
+            tokens,
+            blocked_until: self.spend.resumes_at().map(SystemTime::from),
+        };
+        self.spend.hit().is_some()
+    }
+
     /// Nothing is lost: the file stays in the inbox and the next rescan queues it again.
     fn claim_failed(&mut self, name: &str, e: &std::io::Error) {
         tracing::error!(file = %name, error = %e, "could not claim; the file stays in the inbox");
@@ -389,6 +422,7 @@ impl Daemon {
         // The run order, then the files that wait for other tasks.
         let listed = self.queue.ordered().chain(self.queue.held_names());
         self.registration.update_queue(self.queue.len(), listed);
+        self.registration.update_spend_cap(self.spend.hit());
         let publish_at = self
             .registration
             .publish_due(std::time::Instant::now())
@@ -411,6 +445,9 @@ impl Daemon {
             self.deps
                 .next_start()
                 .map(|t| Instant::now() + t.duration_since(SystemTime::now()).unwrap_or_default()),
+            // A cap reached: look again a second later (its period may end, a
+            // peer's task may finish), while anything waits.
+            (self.spend.hit().is_some() && !self.queue.is_empty()).then(|| Instant::now() + super::spend::LOOK_EVERY),
             self.scheduler.next_due().map(|t| {
                 let wait = t.duration_since(jiff::Timestamp::now());
                 Instant::now() + std::time::Duration::try_from(wait).unwrap_or_default()

@@ -17,6 +17,7 @@ pub mod recovery;
 mod reload;
 pub mod runner;
 mod schedules;
+mod spend;
 pub mod writers;
 
 use crate::config::{Config, Loaded};
@@ -62,15 +63,32 @@ pub struct Shared {
     pub supervisor: Arc<dyn crate::agents::supervise::Supervisor>,
     /// When this daemon started (a suspected poison pill waits for an uptime).
     pub started: Instant,
+    /// What a run may still spend under the `budget:` caps (USD, tokens), and
+    /// when the cap reached, if one is, lifts: kept by the loop.
+    pub spend_left: std::sync::Mutex<SpendLeft>,
     /// The running tasks that queued files wait for (`after:`), kept by the
     /// loop's [`dependencies::Dependencies`]: their results are committed at once.
     pub awaited: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+/// See [`Shared::spend_left`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpendLeft {
+    pub usd: Option<f64>,
+    pub tokens: Option<u64>,
+    /// A cap is reached: until then nothing new runs.
+    pub blocked_until: Option<std::time::SystemTime>,
 }
 
 impl Shared {
     /// The config in force now.
     pub fn config(&self) -> Arc<Config> {
         self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// What a run may spend under the caps now.
+    pub fn spend_left(&self) -> SpendLeft {
+        *self.spend_left.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether queued files wait for task `id`.
@@ -323,6 +341,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
             running: Vec::new(),
             paused: Default::default(),
             queued: Default::default(),
+            spend_cap: None,
             updated_at: String::new(),
         },
         &hostname(),
@@ -343,6 +362,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         owner_only: homecheck::owner_only(home.root()),
         supervisor: Arc::new(crate::agents::supervise::Processes),
         awaited: Default::default(),
+        spend_left: Default::default(),
         started: Instant::now(),
     });
     events.emit(
@@ -413,6 +433,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         judged: Default::default(),
         deps: dependencies::Dependencies::new(shared.awaited.clone()),
         scheduler: schedules::Scheduler::default(),
+        spend: Default::default(),
         deps_look_at: Instant::now(),
         doomed: Vec::new(),
         stuck: Default::default(),

@@ -31,6 +31,9 @@ pub struct DaemonState {
     /// reading every file in the inbox).
     #[serde(default)]
     pub queued: QueueHead,
+    /// The `budget:` cap reached, while the queue waits for its period to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_cap: Option<crate::spend::CapHit>,
     pub updated_at: String,
 }
 
@@ -90,6 +93,14 @@ impl Registration {
         if running != self.state.running || paused != self.state.paused {
             self.state.running = running;
             self.state.paused = paused;
+            self.dirty = true;
+        }
+    }
+
+    /// Records the spend cap reached, if one is.
+    pub fn update_spend_cap(&mut self, hit: Option<&crate::spend::CapHit>) {
+        if self.state.spend_cap.as_ref() != hit {
+            self.state.spend_cap = hit.cloned();
             self.dirty = true;
         }
     }

@@ -21,6 +21,8 @@ pub const EVENT_NAMES: &[&str] = &[
     "agent_switched",
     "step_finished",
     "schedule_fired",
+    "spend_cap_reached",
+    "spend_cap_lifted",
     "verify_finished",
     "retry_scheduled",
     "agent_paused",
@@ -81,6 +83,18 @@ pub enum Event {
         at: String,
         file: String,
         caught_up: bool,
+    },
+    /// A `budget:` cap is reached: no task starts until `resumes_at` (the
+    /// period's end) or until the cap is raised.
+    SpendCapReached {
+        cap: String,
+        limit: f64,
+        spent: f64,
+        resumes_at: String,
+    },
+    /// The cap reached is no longer: its period ended, or it was raised.
+    SpendCapLifted {
+        cap: String,
     },
     /// The daemon's `retention:` removed finished tasks or old files.
     RetentionApplied {

@@ -54,6 +54,8 @@ mod rotation;
 mod schedules;
 #[cfg(target_os = "linux")]
 mod service;
+#[cfg(unix)]
+mod spend;
 mod steps;
 mod stream_fixtures;
 #[cfg(unix)]

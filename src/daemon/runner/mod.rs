@@ -411,6 +411,23 @@ impl Runner {
                     return Err(self.stopped(Some(plan), reason, totals).await);
                 }
             }
+            // A `budget:` cap of the home is reached: no run starts until its
+            // period ends or it is raised (looked at again every few seconds).
+            while let Some(until) = self.shared.spend_left().blocked_until {
+                self.permit = None;
+                self.with_progress(|p| {
+                    p.waiting_until = jiff::Timestamp::try_from(until).ok().map(|t| t.to_string());
+                    p.last_event = Some("spend_cap".into());
+                });
+                self.save_progress();
+                let wait = until
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default()
+                    .min(Duration::from_secs(5));
+                if let Some(reason) = self.sleep_or_stop(wait).await {
+                    return Err(self.stopped(Some(plan), reason, totals).await);
+                }
+            }
             if alone {
                 // Every slot of this daemon (no task starts or runs beside it
                 // here), once the daemon has been up long enough to tell.
@@ -471,7 +488,13 @@ impl Runner {
             }
             // A budget is the task's, over all its steps and attempts: each run
             // may spend what the earlier ones left.
-            let budget_left = plan.budget_usd.map(|b| b - totals.cost.unwrap_or(0.0));
+            // And no run may spend more than is left under the home's caps.
+            let cap = self.shared.spend_left();
+            let own_left = plan.budget_usd.map(|b| b - totals.cost.unwrap_or(0.0));
+            let budget_left = match (own_left, cap.usd) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if let Some(left) = budget_left
                 && left <= 0.0
             {
@@ -482,7 +505,11 @@ impl Runner {
                 );
                 return Err(self.fail(plan, ErrorKind::BudgetExceeded, why, totals).await);
             }
-            let tokens_left = plan.budget_tokens.map(|b| b.saturating_sub(totals.tokens.total()));
+            let own_tokens = plan.budget_tokens.map(|b| b.saturating_sub(totals.tokens.total()));
+            let tokens_left = match (own_tokens, cap.tokens) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if tokens_left == Some(0) {
                 let why = format!(
                     "budget_tokens is {} and the task's earlier runs used {}: nothing left for step {k}",
