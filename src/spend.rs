@@ -215,6 +215,44 @@ mod tests {
     }
 
     #[test]
+    fn a_cap_reached_lifts_when_its_period_ends() {
+        let caps = BudgetCaps {
+            daily_usd: Some(1.0),
+            monthly_usd: Some(100.0),
+            tz: Some("Asia/Tokyo".into()),
+            ..Default::default()
+        };
+        let spent_at: Timestamp = "2026-12-08T14:00:00Z".parse().unwrap(); // 23:00 in Tokyo
+        let ledger = Ledger {
+            entries: vec![(spent_at, 1.5, 0)],
+            ..Default::default()
+        };
+        let before = standing(&caps, &ledger, (0.0, 0), "2026-12-08T14:59:59Z".parse().unwrap());
+        let hit = before.hit.unwrap();
+        assert_eq!(
+            (hit.cap.as_str(), hit.until.as_str()),
+            ("daily_usd", "2026-12-09T00:00:00+09:00[Asia/Tokyo]")
+        );
+        let after = standing(&caps, &ledger, (0.0, 0), "2026-12-08T15:00:00Z".parse().unwrap());
+        assert_eq!(after.hit, None, "a new day in Tokyo");
+        assert!(
+            (after.usd_left.unwrap() - 1.0).abs() < 1e-9,
+            "the day's cap is whole again: {after:?}"
+        );
+        // The month still counts it.
+        let month = BudgetCaps {
+            monthly_usd: Some(1.0),
+            ..caps
+        };
+        assert_eq!(
+            standing(&month, &ledger, (0.0, 0), "2026-12-08T15:00:00Z".parse().unwrap())
+                .hit
+                .map(|h| h.until),
+            Some("2027-01-01T00:00:00+09:00[Asia/Tokyo]".to_string())
+        );
+    }
+
+    #[test]
     fn the_ledger_is_shared_read_incrementally_and_counted_by_period() {
         let tmp = tempfile::tempdir().unwrap();
         let home = Home::new(tmp.path()).unwrap();
