@@ -3,7 +3,7 @@
 //! cancel request the lookout found, a task ending, a stop signal. `super::run` sets it up,
 //! turns the loop and tears it down; each turn is the handlers below.
 
-use super::dependencies::{Admission, Decided, Dependencies};
+use super::dependencies::{Admission, Dependencies};
 use super::lookout::Lookout;
 use super::{RunSummary, Shared, homecheck, recovery, report_stuck, runner, writers};
 use crate::agents::supervise::StopReason;
@@ -259,49 +259,6 @@ impl Daemon {
         }
     }
 
-    /// Held files whose wait is over: to the run order, or to be ended.
-    fn apply(&mut self, decided: Vec<Decided>) {
-        for d in decided {
-            match d {
-                Decided::Ready(name) => {
-                    self.queue.release(&name);
-                }
-                // Only a file still held here (another daemon may have ended it).
-                Decided::Doomed(name, e) if self.queue.is_held(&name) => self.doomed.push((name, e)),
-                Decided::Doomed(..) => {}
-            }
-        }
-    }
-
-    /// Claims the doomed held files and ends each as cancelled (its runner
-    /// writes the result, without a slot: nothing runs).
-    pub fn end_doomed(&mut self) {
-        for (name, e) in std::mem::take(&mut self.doomed) {
-            let Some(q) = self.queue.remove(&name) else { continue };
-            match crate::claim::claim(&self.shared.home, &name) {
-                Ok(Some(claimed)) => {
-                    self.deps.claimed(&name, &claimed.id);
-                    self.deps.forget(&name);
-                    let spec = self.judged.take(&name);
-                    let run = TaskRun {
-                        claimed,
-                        recovered: None,
-                        queued: Some(q),
-                        spec,
-                        doomed: Some(e),
-                        waited_for: None,
-                    };
-                    self.spawn(run, None);
-                }
-                Ok(None) => self.judged.forget(&name),
-                Err(err) => {
-                    self.judged.forget(&name);
-                    self.claim_failed(&name, &err);
-                }
-            }
-        }
-    }
-
     /// Claims and starts queued files while slots are free (not once stopping).
     pub fn start_queued(&mut self) {
         if self.stopping.is_some() {
@@ -358,36 +315,8 @@ impl Daemon {
         }
     }
 
-    /// Looks at the home's spend before tasks start, and says whether a
-    /// `budget:` cap is reached: then nothing starts, and running tasks wait
-    /// before their next run.
-    fn spend_capped(&mut self) -> bool {
-        let config = self.shared.config();
-        if (!config.budget.enabled() || self.queue.is_empty()) && self.spend.hit().is_none() {
-            return false;
-        }
-        let (home, stops) = (&self.shared.home, &self.stops);
-        let running = || {
-            let mut ids: Vec<String> = stops.keys().cloned().collect();
-            for d in daemons::live(home) {
-                ids.extend(d.running);
-            }
-            ids.sort();
-            ids.dedup();
-            ids
-        };
-        self.spend.look(&config.budget, home, &self.shared.events, running);
-        let (usd, tokens) = self.spend.left();
-        *self.shared.spend_left.lock().unwrap_or_else(|e| e.into_inner()) = super::SpendLeft {
-            usd,
-            tokens,
-            blocked_until: self.spend.resumes_at().map(SystemTime::from),
-        };
-        self.spend.hit().is_some()
-    }
-
     /// Nothing is lost: the file stays in the inbox and the next rescan queues it again.
-    fn claim_failed(&mut self, name: &str, e: &std::io::Error) {
+    pub(super) fn claim_failed(&mut self, name: &str, e: &std::io::Error) {
         tracing::error!(file = %name, error = %e, "could not claim; the file stays in the inbox");
         let hint = if e.kind() == std::io::ErrorKind::CrossesDevices {
             "inbox/ and results/ must be on the same filesystem (a claim is a rename); move or mount them together, and the file, still in the inbox, is tried again at the next rescan".to_string()
@@ -507,18 +436,6 @@ impl Daemon {
         // Held files whose start time (`not_before`, `delay`) came.
         let due = self.deps.due(SystemTime::now());
         self.apply(due);
-    }
-
-    /// Held files that wait for tasks or files this daemon does not run or
-    /// hold: what the home says of them now.
-    fn on_deps_look_due(&mut self, now: Instant) {
-        let (stops, queue, intake) = (&self.stops, &self.queue, &self.intake);
-        let decided = self.deps.look(&self.shared.home, |t| match t {
-            crate::deps::Target::Task(id) => stops.contains_key(id),
-            crate::deps::Target::File(name) => queue.shared_name(name).is_some() || intake.is_settling(name),
-        });
-        self.apply(decided);
-        self.deps_look_at = now + super::dependencies::LOOK_EVERY;
     }
 
     /// The lookout found a cancel request for a running task: stop its agent.

@@ -9,6 +9,7 @@
 mod console;
 mod dependencies;
 mod handlers;
+mod held;
 pub mod homecheck;
 pub(crate) mod judged;
 mod lookout;

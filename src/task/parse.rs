@@ -4,9 +4,8 @@
 use super::{Isolation, Mode, Rejection, TaskSpec, intent};
 use crate::agents::Sessions;
 use crate::config::{AgentKind, RoleConfig};
-use crate::duration::Dur;
 use crate::yaml;
-use serde::Deserialize;
+use fields::{FIELD_LIST, Fields, PrioritySpec};
 use std::path::Path;
 
 /// Extensions accepted in the inbox.
@@ -66,59 +65,6 @@ impl Limits {
         }
     }
 }
-
-/// Priority as written: a name or an integer.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum PrioritySpec {
-    Int(i64),
-    Name(String),
-}
-
-/// The fields a task file may set. Unknown fields are an error.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Fields {
-    title: Option<String>,
-    agent: Option<crate::vocab::AgentChoice>,
-    workdir: Option<String>,
-    allowed_tools: Option<Vec<String>>,
-    max_turns: Option<i64>,
-    max_tool_calls: Option<i64>,
-    timeout: Option<Dur>,
-    stall_timeout: Option<Dur>,
-    retries: Option<i64>,
-    priority: Option<PrioritySpec>,
-    budget_usd: Option<f64>,
-    budget_tokens: Option<i64>,
-    mode: Option<String>,
-    isolation: Option<String>,
-    command: Option<String>,
-    steps: Option<Vec<String>>,
-    role: Option<String>,
-    parent_task_id: Option<String>,
-    turn_of: Option<String>,
-    prompt: Option<String>,
-    /// Continue this agent session (set by `resume` and `reply`).
-    session: Option<String>,
-    /// The first step to run (set by `resume`).
-    start_step: Option<i64>,
-    /// Earlier tasks whose digest goes before the prompt.
-    context_from: Option<Vec<String>>,
-    /// Tasks that must succeed (`after`) or end (`after_any`) first.
-    after: Option<Vec<String>>,
-    after_any: Option<Vec<String>>,
-    /// `false`: the tasks waited for give no context.
-    context: Option<bool>,
-    /// A start time (RFC 3339), or a wait counted from the file's arrival.
-    not_before: Option<String>,
-    delay: Option<Dur>,
-    /// The command that says the work is done, and how many checks it gets.
-    verify: Option<String>,
-    verify_rounds: Option<i64>,
-}
-
-const FIELD_LIST: &str = "title, agent, workdir, allowed_tools, max_turns, max_tool_calls, timeout, stall_timeout, retries, priority, budget_usd, budget_tokens, mode, isolation, command, steps, role, parent_task_id, turn_of, prompt, session, start_step, context_from, after, after_any, context, not_before, delay, verify, verify_rounds";
 
 /// Parses the bytes of the task file named `file_name`.
 pub fn parse(file_name: &str, bytes: &[u8], limits: &Limits) -> Result<TaskSpec, Rejection> {
@@ -613,6 +559,7 @@ pub fn default_title(prompt: &str) -> String {
 
 mod compat;
 mod deps;
+mod fields;
 mod loose;
 mod numbers;
 mod role;

@@ -8,6 +8,7 @@ mod decide;
 mod finish;
 mod planning;
 mod verify;
+mod waits;
 mod workspace;
 
 #[cfg(test)]
@@ -17,7 +18,7 @@ pub use finish::final_event;
 
 use super::Shared;
 use crate::agents::AgentReport;
-use crate::agents::outcome::{ErrorKind, Failure, Retry};
+use crate::agents::outcome::{ErrorKind, Failure};
 use crate::agents::supervise::StopReason;
 use crate::claim::Claimed;
 use crate::events::{Event, Interruption, Violation, now_ts};
@@ -28,6 +29,7 @@ use decide::Next;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{OwnedSemaphorePermit, watch};
+use waits::Waited;
 
 /// An agent still running after this long gets its `progress.json` (for `status`)
 /// even if it reported nothing yet.
@@ -389,44 +391,9 @@ impl Runner {
                     .fail(plan, ErrorKind::Timeout, "the task used up its timeout", totals)
                     .await);
             }
-            // A paused agent runs nothing: the task falls through to the next
-            // of its agents when it has one, else waits with its slot freed.
-            if self.shared.pauses.until(plan.agent).is_some()
-                && self.switch_agent(plan, &mut session, "paused by a usage or rate limit")
-            {
-                continue;
-            }
-            while let Some(until) = self.shared.pauses.until(plan.agent) {
-                self.permit = None;
-                self.with_progress(|p| {
-                    p.waiting_until = Some(
-                        jiff::Timestamp::try_from(until)
-                            .map(|t| t.to_string())
-                            .unwrap_or_default(),
-                    )
-                });
-                self.save_progress();
-                let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
-                if let Some(reason) = self.sleep_or_stop(wait).await {
-                    return Err(self.stopped(Some(plan), reason, totals).await);
-                }
-            }
-            // A `budget:` cap of the home is reached: no run starts until its
-            // period ends or it is raised (looked at again every few seconds).
-            while let Some(until) = self.shared.spend_left().blocked_until {
-                self.permit = None;
-                self.with_progress(|p| {
-                    p.waiting_until = jiff::Timestamp::try_from(until).ok().map(|t| t.to_string());
-                    p.last_event = Some("spend_cap".into());
-                });
-                self.save_progress();
-                let wait = until
-                    .duration_since(SystemTime::now())
-                    .unwrap_or_default()
-                    .min(Duration::from_secs(5));
-                if let Some(reason) = self.sleep_or_stop(wait).await {
-                    return Err(self.stopped(Some(plan), reason, totals).await);
-                }
+            match self.wait_for_limits(plan, &mut session, totals).await? {
+                Waited::Switched => continue,
+                Waited::MayRun => {}
             }
             if alone {
                 // Every slot of this daemon (no task starts or runs beside it
@@ -486,50 +453,9 @@ impl Runner {
                 }));
                 return Err(self.fail(plan, ErrorKind::SecurityViolation, why, totals).await);
             }
-            // A budget is the task's, over all its steps and attempts: each run
-            // may spend what the earlier ones left.
-            // And no run may spend more than is left under the home's caps.
-            let cap = self.shared.spend_left();
-            let own_left = plan.budget_usd.map(|b| b - totals.cost.unwrap_or(0.0));
-            let budget_left = match (own_left, cap.usd) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            if let Some(left) = budget_left
-                && left <= 0.0
-            {
-                let spent = totals.cost.unwrap_or(0.0);
-                let why = format!(
-                    "budget_usd is ${:.4} and the task's earlier runs spent ${spent:.4}: nothing left for step {k}",
-                    plan.budget_usd.unwrap_or(0.0)
-                );
-                return Err(self.fail(plan, ErrorKind::BudgetExceeded, why, totals).await);
-            }
-            let own_tokens = plan.budget_tokens.map(|b| b.saturating_sub(totals.tokens.total()));
-            let tokens_left = match (own_tokens, cap.tokens) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            if tokens_left == Some(0) {
-                let why = format!(
-                    "budget_tokens is {} and the task's earlier runs used {}: nothing left for step {k}",
-                    plan.budget_tokens.unwrap_or(0),
-                    totals.tokens.total()
-                );
-                return Err(self.fail(plan, ErrorKind::BudgetExceeded, why, totals).await);
-            }
-            let before = totals
-                .session
-                .as_ref()
-                .filter(|(id, _)| Some(id.as_str()) == session.as_deref())
-                .map(|(_, t)| *t)
-                .unwrap_or_default();
-            let limits = crate::agents::LiveLimits {
-                max_turns: plan.max_turns,
-                budget_usd: budget_left,
-                max_tool_calls: plan.max_tool_calls,
-                budget_tokens: tokens_left,
-                session_tokens_before: before,
+            let limits = match self.limits(plan, k, session.as_deref(), totals) {
+                Ok(l) => l,
+                Err(why) => return Err(self.fail(plan, ErrorKind::BudgetExceeded, why, totals).await),
             };
             let (report, failure, n) = self
                 .attempt(plan, k, session.as_deref(), remaining, limits, alone)
@@ -588,68 +514,6 @@ impl Runner {
                 Next::PauseAgent { until } => self.pause(plan.agent, until, &f),
             }
         }
-    }
-
-    /// Pauses `agent` until `until` for every task of this daemon (and says so).
-    fn pause(&self, agent: crate::config::AgentKind, until: SystemTime, f: &Failure) {
-        self.shared.pauses.pause(agent, until);
-        let until_ts = jiff::Timestamp::try_from(until)
-            .map(|t| t.to_string())
-            .unwrap_or_default();
-        self.emit(Event::AgentPaused {
-            agent,
-            until: until_ts,
-            reason: f.message.clone(),
-            from_cli: matches!(f.retry, Retry::WaitForLimit(Some(_))),
-        });
-        self.shared.wake.notify_one();
-    }
-
-    /// Moves the task to the next agent of its list, if it has one that may
-    /// take it (see [`Plan::switched`]): says so (`agent_switched`) and
-    /// forgets the session, which was the other agent's. `false`: it stays.
-    fn switch_agent(&mut self, plan: &mut Plan, session: &mut Option<String>, reason: &str) -> bool {
-        while !plan.fallback.is_empty() {
-            let config = self.shared.config();
-            match plan.switched(&config) {
-                Ok(next) => {
-                    self.emit(Event::AgentSwitched {
-                        from: plan.agent,
-                        to: next.agent,
-                        reason: reason.to_string(),
-                    });
-                    tracing::info!(
-                        task = self.id(),
-                        from = plan.agent.name(),
-                        to = next.agent.name(),
-                        reason,
-                        "fell through to the next agent"
-                    );
-                    *plan = next;
-                    *session = None;
-                    // The resolved plan is now this agent's: what a recovering
-                    // daemon and the follow-ups (`reply`, `resume`) go on with.
-                    if let Err(e) = write_json_atomic(&self.claimed.dir.plan(), &*plan) {
-                        tracing::warn!(task = self.id(), error = %e, "could not rewrite plan.json");
-                    }
-                    // Its tools as the new agent grants them, said as for the first.
-                    if let Some(w) = finish::tools_warning(plan) {
-                        self.warn(w);
-                    }
-                    return true;
-                }
-                Err((skipped, why)) => {
-                    let w = crate::vocab::Finding::new(
-                        "agent_not_switched",
-                        format!("not switched to {}: {why}", skipped.name()),
-                    );
-                    self.warn(w.clone());
-                    self.run_warnings.lock().unwrap_or_else(|e| e.into_inner()).push(w);
-                    plan.fallback.retain(|a| *a != skipped);
-                }
-            }
-        }
-        false
     }
 
     /// Sleeps, unless a cancel or shutdown comes first.
