@@ -4,7 +4,7 @@ use crate::duration::Dur;
 use serde::{Deserialize, Serialize};
 
 /// The events a sink gets unless it names its own.
-pub const DEFAULT_EVENTS: &[&str] = &["task_succeeded", "task_failed", "task_cancelled"];
+pub const DEFAULT_EVENTS: &[&str] = &["task_succeeded", "task_failed", "task_cancelled", "spend_cap_reached"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

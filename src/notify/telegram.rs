@@ -140,6 +140,8 @@ pub fn message(home: &Home, event: &Value) -> String {
         "task_cancelled" => "⏹ cancelled",
         "agent_paused" => "⏸ agent paused",
         "task_interrupted" => "⚠ interrupted",
+        "spend_cap_reached" => "💸 spend cap reached: nothing starts",
+        "spend_cap_lifted" => "▶ spend cap lifted: the queue goes on",
         other => other,
     };
     let mut text = match event["title"].as_str() {
@@ -158,6 +160,15 @@ pub fn message(home: &Home, event: &Value) -> String {
     }
     if name == "agent_paused" {
         facts.push(format!("{} until {}", s("agent"), s("until")));
+    }
+    if name == "spend_cap_reached" {
+        facts.push(format!(
+            "budget.{} {:.4} spent of {:.4}, until {}",
+            s("cap"),
+            event["spent"].as_f64().unwrap_or(0.0),
+            event["limit"].as_f64().unwrap_or(0.0),
+            s("resumes_at")
+        ));
     }
     if !facts.is_empty() {
         text.push('\n');
@@ -207,6 +218,24 @@ mod tests {
         assert_eq!(
             message(&home, &line),
             "❌ failed: Fix the login\n01abc · 12.3 s · $0.0123\nexit code 3\nlook at the logs\n\n## Error\nexit code 3\n## Answer\nthe answer"
+        );
+    }
+
+    #[test]
+    fn a_spend_cap_says_which_what_is_spent_and_until_when() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::new(tmp.path()).unwrap();
+        let line = json!({"event": "spend_cap_reached", "cap": "daily_usd", "limit": 20.0, "spent": 20.5,
+            "resumes_at": "2026-12-09T00:00:00+01:00[Europe/Berlin]"});
+        assert_eq!(
+            message(&home, &line),
+            "💸 spend cap reached: nothing starts\nbudget.daily_usd 20.5000 spent of 20.0000, until 2026-12-09T00:00:00+01:00[Europe/Berlin]"
+        );
+        // On by default: the queue stopping is news.
+        assert!(
+            TelegramConfig::default()
+                .events()
+                .contains(&"spend_cap_reached".to_string())
         );
     }
 
