@@ -2,7 +2,7 @@
 //! `budget:` (a day, a month; in USD and in tokens).
 //!
 //! Each task that cost something adds one line to the ledger when it
-//! finishes: `results/.spend/<YYYY-MM>.ndjson` (the UTC month of its end),
+//! finishes: `spend/<YYYY-MM>.ndjson` in the home (the UTC month of its end),
 //! `{"at", "id", "usd", "tokens"}`, appended in one write, so several
 //! daemons share one count. A daemon reads the current and the previous
 //! month's file once, then only what was added since (it keeps its offset),
@@ -29,7 +29,7 @@ struct Line {
 }
 
 fn dir(home: &Home) -> PathBuf {
-    home.results().join(".spend")
+    home.root().join("spend")
 }
 
 fn file_of(home: &Home, at: Timestamp) -> PathBuf {
@@ -256,7 +256,6 @@ mod tests {
     fn the_ledger_is_shared_read_incrementally_and_counted_by_period() {
         let tmp = tempfile::tempdir().unwrap();
         let home = Home::new(tmp.path()).unwrap();
-        std::fs::create_dir_all(home.results()).unwrap();
         record(&home, "a", 0.04, 1000).unwrap();
         record(&home, "free", 0.0, 0).unwrap();
         let mut ledger = Ledger::default();

@@ -376,7 +376,10 @@ impl Daemon {
                 .map(|t| Instant::now() + t.duration_since(SystemTime::now()).unwrap_or_default()),
             // A cap reached: look again a second later (its period may end, a
             // peer's task may finish), while anything waits.
-            (self.spend.hit().is_some() && !self.queue.is_empty()).then(|| Instant::now() + super::spend::LOOK_EVERY),
+            // And while tasks run under caps: their next runs are held to what is left.
+            ((self.spend.hit().is_some() && !self.queue.is_empty())
+                || (!self.stops.is_empty() && self.shared.config().budget.enabled()))
+            .then(|| Instant::now() + super::spend::LOOK_EVERY),
             self.scheduler.next_due().map(|t| {
                 let wait = t.duration_since(jiff::Timestamp::now());
                 Instant::now() + std::time::Duration::try_from(wait).unwrap_or_default()

@@ -59,7 +59,9 @@ impl Daemon {
     /// before their next run.
     pub(super) fn spend_capped(&mut self) -> bool {
         let config = self.shared.config();
-        if (!config.budget.enabled() || self.queue.is_empty()) && self.spend.hit().is_none() {
+        // Nothing to start and nothing running: nothing to hold.
+        let idle = self.queue.is_empty() && self.stops.is_empty();
+        if (!config.budget.enabled() || idle) && self.spend.hit().is_none() {
             return false;
         }
         let (home, stops) = (&self.shared.home, &self.stops);

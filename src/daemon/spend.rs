@@ -31,12 +31,16 @@ impl SpendWatch {
             return;
         }
         self.ledger.read_new(home);
-        // What the running tasks spent so far (their progress.json).
+        // What the runs in flight spent so far (their task's progress.json;
+        // a finished run's cost is in the ledger and no longer there).
         let running_usd: f64 = running()
             .iter()
             .filter_map(|id| {
-                let p = crate::store::record::ProgressRecord::load(&TaskDir::new(home.task_dir(id)).progress())?;
-                p.cost_usd.filter(|_| p.status != Some(crate::vocab::Status::Succeeded))
+                let dir = TaskDir::new(home.task_dir(id));
+                if dir.result().exists() {
+                    return None;
+                }
+                crate::store::record::ProgressRecord::load(&dir.progress())?.cost_usd
             })
             .sum();
         let now = self.standing_at(caps, running_usd);

@@ -110,12 +110,15 @@ impl Home {
 
 const WORKTREES: &str = "worktrees";
 /// What the orchestrator keeps in a home: its folders and its config file.
-const OWN_PARTS: [&str; 7] = [
+const OWN_PARTS: [&str; 10] = [
     "inbox",
     "results",
     "summaries",
     "logs",
     "run",
+    "notify",
+    "schedules",
+    "spend",
     WORKTREES,
     "orchestrator.yaml",
 ];

@@ -186,11 +186,21 @@ pub struct ProgressRecord {
     /// The verify rounds checked so far: a recovered task goes on counting.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verify: Vec<VerifyRound>,
+    /// The agent's work (every step) is done and its checks are running: a
+    /// recovered task goes on with them, not with its prompt again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub worked: bool,
 }
 
 impl ProgressRecord {
     pub fn load(path: &std::path::Path) -> Option<Self> {
         super::read::json(path)
+    }
+
+    /// Milliseconds of the task's `timeout` used: its runs and its checks.
+    pub fn time_used_ms(&self) -> u64 {
+        let runs: u64 = self.attempts.iter().filter_map(|a| a.duration_ms).sum();
+        runs + self.verify.iter().map(|v| v.duration_ms).sum::<u64>()
     }
 }
 

@@ -9,7 +9,7 @@ fn a_daily_cap_reached_mid_burst_holds_the_queue_until_it_is_raised() {
     let caps = "max_concurrent: 1\nbudget:\n  daily_usd: 0.05\n  tz: UTC\n";
     let home = TestHome::with_config(&config_with(caps, ""));
     // Yesterday's spend is not today's: $100 a day ago does not hold anything.
-    let spend = home.path.join("results/.spend");
+    let spend = home.path.join("spend");
     std::fs::create_dir_all(&spend).unwrap();
     let yesterday = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(25);
     std::fs::write(

@@ -399,3 +399,52 @@ fn a_failed_check_asks_the_agent_again_in_its_session_with_what_the_check_said()
             .contains(session)
     );
 }
+
+#[test]
+fn a_daemon_killed_during_a_check_is_recovered_with_its_work_done() {
+    let home = TestHome::new();
+    let checking = home.path.join("checking");
+    home.drop_task(
+        "build.yaml",
+        format!(
+            "agent: command\ncommand: 'echo run >> runs.txt; echo built'\nverify: 'test -f {0} && exit 0; touch {0}; sleep 30'\n",
+            checking.display()
+        ),
+    );
+    let mut daemon = home.spawn_daemon();
+    wait_until(Duration::from_secs(30), "the first check to run", || checking.exists());
+    kill9(daemon.id());
+    let _ = daemon.wait();
+    let out = home.run_once();
+    let r = home.result_of("build.yaml");
+    assert_eq!(r["status"], "succeeded", "{r}\n{}", stderr(&out));
+    let runs = std::fs::read_to_string(home.path.join("runs.txt")).unwrap();
+    assert_eq!(runs.lines().count(), 1, "the work is not done again: {runs}");
+    assert_eq!(r["verify"].as_array().unwrap().len(), 1, "{r}");
+}
+
+#[test]
+fn a_check_that_runs_into_the_timeout_ends_the_task_as_timed_out() {
+    let home = TestHome::new();
+    home.drop_task(
+        "slow.yaml",
+        "agent: command\ncommand: echo built\ntimeout: 2s\nverify: 'sleep 30'\n",
+    );
+    let started = std::time::Instant::now();
+    home.run_once();
+    let r = home.result_of("slow.yaml");
+    assert_eq!(
+        (&r["status"], &r["error"]["kind"]),
+        (&"failed".into(), &"timeout".into()),
+        "{r}"
+    );
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("while `sleep 30` ran"),
+        "{r}"
+    );
+    assert_eq!(r["verify"][0]["exit_code"], Value::Null, "{r}");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the check was stopped, not waited for"
+    );
+}

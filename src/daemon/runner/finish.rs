@@ -23,17 +23,6 @@ impl Runner {
         error: Option<ErrorInfo>,
         totals: &Totals,
     ) -> Status {
-        // What it cost joins the home's spend (`budget:` caps, shared by every
-        // daemon) before its slot is given back: the next start counts it.
-        // Spent is spent, whether or not the result below can be written.
-        if let Err(e) = crate::spend::record(
-            &self.shared.home,
-            self.id(),
-            totals.cost.unwrap_or(0.0),
-            totals.tokens.total(),
-        ) {
-            tracing::warn!(task = self.id(), error = %e, "could not add the task's cost to results/.spend/");
-        }
         if self.permit.take().is_some() {
             self.shared.wake.notify_one();
         }

@@ -299,7 +299,16 @@ impl Runner {
                     .and_then(|s| s.session_id.clone())
             })
             .or_else(|| plan.resume_session.clone());
-        for k in plan.start_step.max(1) + steps_done..=plan.step_count() {
+        // Its work was done and its checks were running: it goes on with them,
+        // in the session the work was done in.
+        let worked = self.with_progress(|p| p.worked);
+        let first = if worked {
+            session = self.with_progress(|p| p.session_id.clone()).or(session);
+            plan.step_count() + 1
+        } else {
+            plan.start_step.max(1) + steps_done
+        };
+        for k in first..=plan.step_count() {
             self.with_progress(|p| p.step = (!plan.steps.is_empty()).then_some(k));
             let report = match self.run_step(&mut plan, k, session.clone(), &mut totals).await {
                 Ok(report) => report,
@@ -329,6 +338,13 @@ impl Runner {
                     self.save_progress();
                 }
             }
+        }
+        if plan.verify.is_some() && !worked {
+            self.with_progress(|p| {
+                p.worked = true;
+                p.session_id = session.clone();
+            });
+            self.save_progress();
         }
         if let Err(status) = self.verify_loop(&mut plan, &mut session, &mut totals).await {
             return status;
@@ -362,7 +378,7 @@ impl Runner {
                             && a.agent.is_none_or(|x| x == plan.agent)
                     })
                     .count() as u32;
-                let used: u64 = p.attempts.iter().filter_map(|a| a.duration_ms).sum();
+                let used = p.time_used_ms();
                 (spent, used, p.attempts.last().and_then(|a| a.error.clone()))
             });
             if spent >= plan.max_attempts {
@@ -460,6 +476,25 @@ impl Runner {
             let (report, failure, n) = self
                 .attempt(plan, k, session.as_deref(), remaining, limits, alone)
                 .await;
+            // What the run cost joins the home's spend (`budget:` caps, shared
+            // by every daemon) at once, whatever becomes of the task: spent is
+            // spent, and the next start must count it.
+            if let Err(e) = crate::spend::record(
+                &self.shared.home,
+                self.id(),
+                report.cost_usd.unwrap_or(0.0),
+                report.tokens.total(),
+            ) {
+                tracing::warn!(task = self.id(), error = %e, "could not add the run's cost to spend/ in the home");
+            }
+            // progress.json's cost is the run in flight's (the caps add it to
+            // the ledger's): this one is in the ledger now.
+            if report.cost_usd.is_some() {
+                self.with_progress(|p| p.cost_usd = None);
+                if self.claimed.dir.progress().exists() {
+                    self.save_progress();
+                }
+            }
             if alone {
                 // Its probation run is over: the other slots go back.
                 self.permit = None;

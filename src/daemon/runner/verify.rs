@@ -14,6 +14,10 @@ use crate::plan::Plan;
 use crate::store::record::{Status, VerifyRound};
 use std::time::{Duration, Instant};
 
+/// The checks' "attempt" marks are this plus their round (no task has a
+/// million attempts).
+const CHECK_MARKS: u32 = 1_000_000;
+
 /// Of the check's output, this much of its end is kept and shown to the agent.
 const OUTPUT_TAIL_CHARS: usize = 4000;
 
@@ -32,7 +36,7 @@ impl Runner {
         };
         loop {
             let round = self.with_progress(|p| p.verify.len() as u32) + 1;
-            let checked = match self.check(plan, &verify.command, round).await {
+            let (checked, timed_out) = match self.check(plan, &verify.command, round).await {
                 Ok(c) => c,
                 Err(reason) => return Err(self.stopped(Some(plan), reason, totals).await),
             };
@@ -50,6 +54,14 @@ impl Runner {
             self.save_progress();
             if passed {
                 return Ok(());
+            }
+            // The check ran into the task's timeout: no time is left to ask again.
+            if timed_out {
+                let why = format!(
+                    "the task used up its timeout while `{}` ran (round {round})",
+                    verify.command
+                );
+                return Err(self.fail(plan, ErrorKind::Timeout, why, totals).await);
             }
             if round >= verify.rounds {
                 let why = format!(
@@ -70,15 +82,19 @@ impl Runner {
         }
     }
 
-    /// Runs the check once; `Err` when the task was stopped meanwhile.
-    async fn check(&mut self, plan: &Plan, command: &str, round: u32) -> Result<VerifyRound, StopReason> {
-        let used: u64 = self.with_progress(|p| p.attempts.iter().filter_map(|a| a.duration_ms).sum());
+    /// Runs the check once: its round, and whether the task's timeout
+    /// stopped it; `Err` when the task was stopped meanwhile.
+    async fn check(&mut self, plan: &Plan, command: &str, round: u32) -> Result<(VerifyRound, bool), StopReason> {
+        let used = self.with_progress(|p| p.time_used_ms());
         let remaining = plan.timeout.0.saturating_sub(Duration::from_millis(used));
         let cwd = self
             .sandbox
             .as_ref()
             .map_or_else(|| plan.workdir.clone(), |sb| sb.run_dir.clone());
-        let attempt = self.with_progress(|p| p.attempts.len() as u32);
+        // A mark of its own, apart from the attempts': what the check leaves is
+        // swept when it ends, and the sweep after an attempt (which comes a
+        // moment after that attempt ended) must not take the check with it.
+        let attempt = CHECK_MARKS + round;
         use crate::agents::leftovers::{ATTEMPT_VAR, DAEMON_VAR, TASK_VAR};
         let env = vec![
             (TASK_VAR.to_string(), self.id().to_string()),
@@ -127,13 +143,14 @@ impl Runner {
             .redactor
             .redact(crate::agents::tail_str(&output, OUTPUT_TAIL_CHARS))
             .into_owned();
-        Ok(VerifyRound {
+        let round = VerifyRound {
             round,
             command: command.to_string(),
             exit_code: exit.code.filter(|_| exit.stopped.is_none()),
             duration_ms: started.elapsed().as_millis() as u64,
             output_tail,
-        })
+        };
+        Ok((round, exit.stopped == Some(StopReason::Timeout)))
     }
 }
 

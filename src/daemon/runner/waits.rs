@@ -49,19 +49,34 @@ impl Runner {
                 return Err(self.stopped(Some(plan), reason, totals).await);
             }
         }
-        // A `budget:` cap of the home is reached: no run starts until its
-        // period ends or it is raised (looked at again every few seconds).
-        while let Some(until) = self.shared.spend_left().blocked_until {
+        // A `budget:` cap of the home is reached (or nothing is left under
+        // it): no run starts until its period ends or it is raised. The loop
+        // looks at the spend every second while tasks run.
+        loop {
+            let left = self.shared.spend_left();
+            let spent_out = left.usd.is_some_and(|u| u <= 0.0) || left.tokens == Some(0);
+            let until = match left.blocked_until {
+                Some(until) => until,
+                None if spent_out => SystemTime::now() + super::super::spend::LOOK_EVERY,
+                None => break,
+            };
             self.permit = None;
-            self.with_progress(|p| {
-                p.waiting_until = jiff::Timestamp::try_from(until).ok().map(|t| t.to_string());
+            let shown = jiff::Timestamp::try_from(until).ok().map(|t| t.to_string());
+            let changed = self.with_progress(|p| {
+                let changed = p.waiting_until != shown;
+                p.waiting_until = shown;
                 p.last_event = Some("spend_cap".into());
+                changed
             });
-            self.save_progress();
+            if changed {
+                self.save_progress();
+            }
+            // Not less than a moment: the loop may not have looked yet when
+            // the period ended.
             let wait = until
                 .duration_since(SystemTime::now())
                 .unwrap_or_default()
-                .min(Duration::from_secs(5));
+                .clamp(Duration::from_millis(500), Duration::from_secs(5));
             if let Some(reason) = self.sleep_or_stop(wait).await {
                 return Err(self.stopped(Some(plan), reason, totals).await);
             }
