@@ -40,7 +40,7 @@ pub fn resolve(home: &Home, reference: &str) -> Option<Target> {
     if in_inbox(home, reference) {
         return Some(Target::File(reference.to_string()));
     }
-    newest_task_from(home, reference).map(Target::Task)
+    newest_task_from(home, reference, None).map(Target::Task)
 }
 
 /// Whether `name` is a file waiting in the inbox.
@@ -114,42 +114,47 @@ fn inbox_file_with_stem(home: &Home, stem: &str) -> Option<String> {
         .find(|n| Path::new(n).file_stem().and_then(|s| s.to_str()) == Some(stem) && in_inbox(home, n))
 }
 
-/// The newest claimed task that came from the inbox file `name`: the index
-/// for finished ones, and each newer folder's plan or claim record for the
-/// rest (a claim records the name before it renames the file away), newest
-/// first. Folders that finished before the index was last written are in it
-/// and are not read again.
-pub fn newest_task_from(home: &Home, name: &str) -> Option<String> {
-    let indexed = crate::store::index::read(home);
-    let finished = indexed.and_then(|i| {
-        i.tasks
-            .into_iter()
-            .filter(|(_, r)| r.source_file == name)
-            .map(|(id, _)| id)
-            .max()
+/// The newest claimed task that came from the inbox file `name` (of those
+/// claimed at `since` or later, when given): the index for finished ones,
+/// and the folders the index does not hold yet, newest first, by their plan
+/// or claim record (a claim records the name before it renames the file
+/// away; a folder whose claim has not finished, or lost its race, is not
+/// one yet).
+pub fn newest_task_from(home: &Home, name: &str, since: Option<jiff::Timestamp>) -> Option<String> {
+    // Ids are a ULID first: a time's lower bound sorts before every id made after it.
+    let bound = since.map(|t| {
+        let ms = u64::try_from(t.as_millisecond()).unwrap_or(0);
+        ulid::Ulid::from_parts(ms, 0).to_string().to_ascii_lowercase()
     });
-    let indexed_at = std::fs::metadata(home.index_file()).and_then(|m| m.modified()).ok();
+    let recent = |id: &str| bound.as_deref().is_none_or(|b| id >= b);
+    let index = crate::store::index::read(home).map(|i| i.tasks).unwrap_or_default();
+    let finished = index
+        .iter()
+        .filter(|(id, r)| r.source_file == name && recent(id))
+        .map(|(id, _)| id.clone())
+        .max();
     let mut newer: Vec<String> = std::fs::read_dir(home.results())
         .ok()?
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|id| crate::ids::is_well_formed(id) && finished.as_ref().is_none_or(|f| id > f))
+        .filter(|id| {
+            crate::ids::is_well_formed(id)
+                && recent(id)
+                && !index.contains_key(id)
+                && finished.as_ref().is_none_or(|f| id > f)
+        })
         .collect();
     newer.sort_unstable_by(|a, b| b.cmp(a));
     for id in newer {
-        let dir = TaskDir::new(home.task_dir(&id));
-        let done_at = std::fs::metadata(dir.result()).and_then(|m| m.modified()).ok();
-        if done_at.is_some_and(|d| indexed_at.is_some_and(|i| d < i)) {
-            continue;
-        }
-        if source_file(&dir).as_deref() == Some(name) {
+        if source_file(&TaskDir::new(home.task_dir(&id))).as_deref() == Some(name) {
             return Some(id);
         }
     }
     finished
 }
 
-/// The inbox name a claimed task came from.
+/// The inbox name a claimed task came from, once its claim is done (its
+/// file renamed in, or its plan made).
 fn source_file(dir: &TaskDir) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Source {
@@ -157,6 +162,13 @@ fn source_file(dir: &TaskDir) -> Option<String> {
     }
     if let Some(s) = crate::store::read::json::<Source>(&dir.plan()) {
         return Some(s.source_file);
+    }
+    let claimed = std::fs::read_dir(&dir.dir)
+        .ok()?
+        .flatten()
+        .any(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("task.")));
+    if !claimed {
+        return None;
     }
     let text = crate::store::read::record_text(&dir.lock_file()).ok()?;
     crate::store::lock::OwnerRecord::parse(&text).map(|r| r.source_file)
@@ -181,11 +193,19 @@ mod tests {
             let dir = TaskDir::new(home.task_dir(id));
             std::fs::create_dir_all(&dir.dir).unwrap();
             std::fs::write(dir.lock_file(), r#"{"source_file":"review.md"}"#).unwrap();
+            std::fs::write(dir.dir.join("task.md"), "x").unwrap();
         }
+        // A claim that has not renamed its file in yet names nothing.
+        let half = TaskDir::new(home.task_dir("01m8p5qnm7weqgpkcvt4a8av9n-review"));
+        std::fs::create_dir_all(&half.dir).unwrap();
+        std::fs::write(half.lock_file(), r#"{"source_file":"review.md"}"#).unwrap();
         assert_eq!(
             resolve(&home, "review.md"),
             Some(Target::Task("01m8p5qnm7weqgpkcvt4a8av7n-review".into()))
         );
+        // Only tasks claimed since a time: these are from 2026-12-07 (their ULIDs).
+        let later: jiff::Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(newest_task_from(&home, "review.md", Some(later)), None);
         assert_eq!(ended(&home, "01m8p5qnm7weqgpkcvt4a8av7n-review"), None);
         let dir = TaskDir::new(home.task_dir("01m8p5qnm7weqgpkcvt4a8av7n-review"));
         std::fs::write(dir.result(), r#"{"status":"failed","output":"x"}"#).unwrap();

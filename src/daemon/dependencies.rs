@@ -55,7 +55,14 @@ struct Need {
     success: bool,
     /// As the task file names it, for messages.
     reference: String,
+    /// When it was admitted: a file it waits for that leaves the inbox
+    /// unseen became a task claimed after this, never an older one of the
+    /// same name (less [`CLOCK_SKEW`], for daemons on several machines).
+    since: jiff::Timestamp,
 }
+
+/// How far the clocks of machines sharing a home may disagree.
+const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(600);
 
 #[derive(Debug, Default)]
 pub struct Dependencies {
@@ -140,6 +147,7 @@ impl Dependencies {
                 target,
                 success,
                 reference: reference.to_string(),
+                since: jiff::Timestamp::now() - CLOCK_SKEW,
             });
         }
         if let Some(e) = doomed {
@@ -291,14 +299,27 @@ impl Dependencies {
         })
     }
 
-    /// Inbox file `name` was rejected: whoever waited for it cannot start.
+    /// Inbox file `name` was rejected: whoever needed it to succeed cannot
+    /// start; whoever waited for its end (`after_any`) may.
     pub fn rejected(&mut self, name: &str) -> Vec<Decided> {
-        self.settle(&Target::File(name.to_string()), |reference, _| {
-            Some(never_ran(
-                reference,
-                "was rejected (see inbox/rejected/ for why), so it never ran",
-            ))
+        self.settle(&Target::File(name.to_string()), |reference, success| {
+            success.then(|| never_ran(reference, "was rejected (see inbox/rejected/ for why), so it never ran"))
         })
+    }
+
+    /// Forgets the files that are no longer held in the queue (deleted,
+    /// changed, claimed elsewhere), so nothing is looked at for them.
+    pub fn keep_only(&mut self, held: impl Fn(&str) -> bool) {
+        let gone: Vec<Arc<str>> = self
+            .needs
+            .keys()
+            .chain(self.starts.keys())
+            .filter(|n| !held(n))
+            .cloned()
+            .collect();
+        for n in gone {
+            self.forget(&n);
+        }
     }
 
     /// Takes `target` off every waiter: `verdict` says, per waiter's
@@ -353,7 +374,18 @@ impl Dependencies {
                     if deps::in_inbox(home, name) {
                         continue;
                     }
-                    match deps::newest_task_from(home, name) {
+                    // The earliest admission among its waiters bounds which task it became.
+                    let since = self
+                        .waiters
+                        .get(&t)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|w| self.needs.get(w))
+                        .flatten()
+                        .filter(|n| n.target == t)
+                        .map(|n| n.since)
+                        .min();
+                    match deps::newest_task_from(home, name, since) {
                         Some(id) => {
                             self.claimed(name, &id);
                             if let Some(status) = deps::ended(home, &id) {
@@ -363,8 +395,13 @@ impl Dependencies {
                         None if home.inbox().join("rejected").join(name).exists() => {
                             decided.extend(self.rejected(name));
                         }
-                        None => decided.extend(self.settle(&t, |reference, _| {
-                            Some(never_ran(reference, "left the inbox without being run (deleted?)"))
+                        None => decided.extend(self.settle(&t, |reference, success| {
+                            success.then(|| {
+                                never_ran(
+                                    reference,
+                                    "left the inbox without being run (deleted, or cancelled into inbox/cancelled/?)",
+                                )
+                            })
                         })),
                     }
                 }
@@ -372,8 +409,8 @@ impl Dependencies {
                     if let Some(status) = deps::ended(home, id) {
                         decided.extend(self.ended(id, status));
                     } else if home.own_task_dir(id).is_none() {
-                        decided.extend(self.settle(&t, |reference, _| {
-                            Some(never_ran(reference, "is no longer in results/ (removed?)"))
+                        decided.extend(self.settle(&t, |reference, success| {
+                            success.then(|| never_ran(reference, "is no longer in results/ (removed?)"))
                         }));
                     }
                 }
@@ -592,16 +629,43 @@ mod tests {
         assert!(matches!(d.admit_now(&home, &b, &after(&["a.md"])), Admission::Wait));
         let nobody = |_: &Target| false;
         assert!(d.look(&home, nobody).is_empty(), "a.md is still in the inbox");
-        // Another daemon claims a.md...
-        std::fs::remove_file(home.inbox().join("a.md")).unwrap();
-        let id = "01m8p5qnm7weqgpkcvt4a8av6n-a";
-        let dir = crate::store::TaskDir::new(home.task_dir(id));
+        // An older task of the same name (yesterday's a.md) is not the one meant.
+        let old = "01m8p5qnm7weqgpkcvt4a8av6n-a";
+        let old_dir = crate::store::TaskDir::new(home.task_dir(old));
+        std::fs::create_dir_all(&old_dir.dir).unwrap();
+        std::fs::write(old_dir.lock_file(), r#"{"source_file":"a.md"}"#).unwrap();
+        std::fs::write(old_dir.dir.join("task.md"), "x").unwrap();
+        std::fs::write(old_dir.result(), r#"{"status":"succeeded"}"#).unwrap();
+        // Another daemon claims a.md (a losing claimer's folder, never
+        // renamed into, is no task)...
+        let lost = crate::store::TaskDir::new(home.task_dir(&crate::ids::new_id("a")));
+        std::fs::create_dir_all(&lost.dir).unwrap();
+        std::fs::write(lost.lock_file(), r#"{"source_file":"a.md"}"#).unwrap();
+        let id = crate::ids::new_id("a");
+        let dir = crate::store::TaskDir::new(home.task_dir(&id));
         std::fs::create_dir_all(&dir.dir).unwrap();
         std::fs::write(dir.lock_file(), r#"{"source_file":"a.md"}"#).unwrap();
+        std::fs::rename(home.inbox().join("a.md"), dir.dir.join("task.md")).unwrap();
         assert!(d.look(&home, nobody).is_empty());
-        assert_eq!(d.waiting_for("b.md"), [id]);
+        assert_eq!(d.waiting_for("b.md"), [id.as_str()]);
         // ... and finishes it.
         std::fs::write(dir.result(), r#"{"status":"succeeded"}"#).unwrap();
-        assert_eq!(d.look(&home, nobody), [Decided::Ready(b)]);
+        assert_eq!(d.look(&home, nobody), [Decided::Ready(b.clone())]);
+        // A file that leaves the inbox without becoming a task dooms its
+        // dependents, though an old task of its name exists.
+        let e = drop_file(&home, "e.md");
+        drop_file(&home, "gone.md");
+        let old_gone = crate::store::TaskDir::new(home.task_dir("01m8p5qnm7weqgpkcvt4a8av6n-gone"));
+        std::fs::create_dir_all(&old_gone.dir).unwrap();
+        std::fs::write(old_gone.lock_file(), r#"{"source_file":"gone.md"}"#).unwrap();
+        std::fs::write(old_gone.dir.join("task.md"), "x").unwrap();
+        std::fs::write(old_gone.result(), r#"{"status":"succeeded"}"#).unwrap();
+        assert!(matches!(d.admit_now(&home, &e, &after(&["gone.md"])), Admission::Wait));
+        std::fs::remove_file(home.inbox().join("gone.md")).unwrap();
+        let decided = d.look(&home, nobody);
+        assert!(
+            matches!(&decided[..], [Decided::Doomed(n, _)] if **n == *"e.md"),
+            "{decided:?}"
+        );
     }
 }

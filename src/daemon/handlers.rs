@@ -471,6 +471,8 @@ impl Daemon {
         if let Err(e) = self.intake.rescan(now.into_std(), &mut self.queue) {
             tracing::error!(error = %e, "cannot list the inbox");
         }
+        let queue = &self.queue;
+        self.deps.keep_only(|n| queue.is_held(n));
         // For homes on shares, where no event comes: one stat.
         if self.config_source.changed() {
             self.reload("file");

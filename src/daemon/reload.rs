@@ -238,7 +238,7 @@ impl Daemon {
         self.intake.set_debounce(new.debounce());
         self.notifier.configure(new.clone());
         if changed.iter().any(|k| k == "schedules" || k.starts_with("schedules.")) {
-            self.scheduler = super::schedules::Scheduler::start(&new, &self.shared.home, &self.shared.events);
+            self.scheduler = super::schedules::Scheduler::reload(&new, &self.shared.home, &self.shared.events);
         }
         *self.shared.config.write().unwrap_or_else(|e| e.into_inner()) = new;
         tracing::info!(trigger, changed = ?changed, "config reloaded");

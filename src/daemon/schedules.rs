@@ -16,14 +16,24 @@ pub struct Scheduler {
 impl Scheduler {
     /// Takes up the config's schedules: a run missed while no daemon was up
     /// fires now (`catch_up: one`), then each waits for its next time.
-    /// Called at the start and on every reload.
+    /// Called at the start; a reload calls [`Self::reload`].
     pub fn start(config: &crate::config::Config, home: &Home, events: &EventLog) -> Self {
+        Self::take_up(config, home, events, true)
+    }
+
+    /// The schedules of a reloaded config, each from now: an edited
+    /// expression is not a missed run.
+    pub fn reload(config: &crate::config::Config, home: &Home, events: &EventLog) -> Self {
+        Self::take_up(config, home, events, false)
+    }
+
+    fn take_up(config: &crate::config::Config, home: &Home, events: &EventLog, catch_up: bool) -> Self {
         let now = Timestamp::now();
         let mut next = Vec::new();
         for s in Schedule::all(config) {
             match s.plan(home, now) {
                 Ok((missed, upcoming)) => {
-                    if let Some(at) = missed {
+                    if let Some(at) = missed.filter(|_| catch_up) {
                         fire(&s, home, events, at, true);
                     }
                     next.push((s, upcoming));

@@ -8,8 +8,9 @@
 //! schedules a few seconds apart, which tests and demos need.
 //!
 //! Times are found in the schedule's time zone on the civil clock: a time
-//! that a daylight-saving jump skips fires at the first instant after the
-//! gap, and a time the clock passes twice fires once, the first time.
+//! that a daylight-saving jump skips fires shifted by the jump (02:30 on a
+//! night the clocks go from 02:00 to 03:00 fires at 03:30), and a time the
+//! clock passes twice fires once, the first time.
 
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
@@ -56,8 +57,10 @@ impl Cron {
                 // 7 is Sunday too.
                 (w | (w >> 7)) & 0x7f
             },
-            any_day: rest[2] == "*",
-            any_weekday: rest[4] == "*",
+            // Vixie cron: a day field that starts with `*` (`*/2` too) does
+            // not restrict the day on its own.
+            any_day: rest[2].starts_with('*'),
+            any_weekday: rest[4].starts_with('*'),
         };
         Ok(cron)
     }
@@ -192,6 +195,12 @@ mod tests {
             "2026-12-07T09:00:00+00:00[UTC]",
             "Saturday: next is Monday 9:00"
         );
+        // Every other day and Mondays: both start with or without `*`.
+        assert_eq!(
+            next("0 0 */2 * 1", "2026-12-01T12:00:00Z", "UTC"),
+            "2026-12-07T00:00:00+00:00[UTC]",
+            "`*/2` does not restrict on its own: odd days that are Mondays"
+        );
         // Day 1 or any Friday (both restricted: either).
         assert_eq!(
             next("0 0 1 * 5", "2026-12-01T00:00:00Z", "UTC"),
@@ -224,7 +233,7 @@ mod tests {
             next("0 2 * * *", "2026-12-07T19:00:00Z", "Europe/Berlin"),
             "2026-12-08T02:00:00+01:00[Europe/Berlin]"
         );
-        // 02:30 does not exist on 2027-03-28 in Berlin: it fires right after the jump.
+        // 02:30 does not exist on 2027-03-28 in Berlin: it fires shifted by the jump.
         assert_eq!(
             next("30 2 * * *", "2027-03-27T12:00:00Z", "Europe/Berlin"),
             "2027-03-28T03:30:00+02:00[Europe/Berlin]"

@@ -117,6 +117,10 @@ impl Schedule {
     /// not (a run missed while no daemon was up), if `catch_up` wants it, and
     /// its next firing after now.
     pub fn plan(&self, home: &Home, now: Timestamp) -> io::Result<(Option<Timestamp>, Option<Timestamp>)> {
+        if self.config.catch_up == CatchUp::None {
+            self.since(home)?;
+            return Ok((None, self.next_after(now)));
+        }
         let from = self.last_fired(home).map_or_else(|| self.since(home), Ok)?;
         let mut missed = None;
         let mut at = from;
@@ -129,7 +133,6 @@ impl Schedule {
                 _ => break,
             }
         }
-        let missed = missed.filter(|_| self.config.catch_up == CatchUp::One);
         Ok((missed, self.next_after(now)))
     }
 
@@ -148,7 +151,11 @@ impl Schedule {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
             Err(e) => return Err(e),
         }
-        let file = self.drop_task(home, &stamp)?;
+        // Its task could not be written: the firing is given back (its
+        // marker removed), for another daemon or the next start to take.
+        let file = self.drop_task(home, &stamp).inspect_err(|_| {
+            let _ = std::fs::remove_file(dir.join(&stamp));
+        })?;
         prune(&dir);
         Ok(Some(file))
     }
