@@ -212,20 +212,35 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             };
             // Every log rotated since we last looked is read whole, oldest first,
             // except ours (recognised by its first line, which works without file
-            // ids on every OS). A log rotated between this listing and the open
-            // below is found at the next rotation, so nothing is read twice or lost.
-            let now = rotated_names(&logs);
-            for name in now.iter().filter(|n| !known.contains(*n)) {
-                if let Ok(mut f) = open_shared(&logs.join(name)) {
-                    if ours.is_some() && first_line(&mut f) == ours {
-                        continue;
+            // ids on every OS). Then the live log is opened; if the listing
+            // changed meanwhile, the log rotated in between (it may be one that
+            // was never opened: a busy log rotates several times a second), so
+            // that one is read whole too and the live log opened again, until
+            // the listing holds still around the open.
+            let mut now = rotated_names(&logs);
+            let read_whole = |names: &[String], known: &[String], each: &mut dyn FnMut(&[u8])| {
+                for name in names.iter().filter(|n| !known.contains(*n)) {
+                    if let Ok(mut f) = open_shared(&logs.join(name)) {
+                        if ours.is_some() && first_line(&mut f) == ours {
+                            continue;
+                        }
+                        let mut rest = Pending::default();
+                        drain(&mut f, 0, &mut rest, each)?;
                     }
-                    let mut rest = Pending::default();
-                    drain(&mut f, 0, &mut rest, &mut each)?;
                 }
+                Ok::<(), std::io::Error>(())
+            };
+            read_whole(&now, &known, &mut each)?;
+            for _ in 0..100 {
+                file = open_shared(&path).ok();
+                let again = rotated_names(&logs);
+                if again == now {
+                    break;
+                }
+                read_whole(&again, &now, &mut each)?;
+                now = again;
             }
             known = now;
-            file = open_shared(&path).ok();
             pos = 0;
             pending = Pending::default();
             continue;

@@ -217,6 +217,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_homes_own_folders_are_never_an_agents_work() {
+        let root = Path::new("/home/dev/work");
+        for own in [
+            "inbox/a.md",
+            "results/x/result.json",
+            "notify/outbox/1.json",
+            "schedules/nightly/since",
+            "spend/2026-12.ndjson",
+            "orchestrator.yaml",
+        ] {
+            assert!(is_own_part(root, &root.join(own)), "{own}");
+        }
+        for work in ["src/main.rs", "spending.md", "notify.rs"] {
+            assert!(!is_own_part(root, &root.join(work)), "{work}");
+        }
+    }
+
+    #[test]
     fn a_plain_name_is_one_normal_component() {
         for ok in ["a.md", "01jd3k8q7x9v2m4n6p8r0t2w4y-x", "é ü.txt"] {
             assert!(is_plain_name(ok), "{ok}");

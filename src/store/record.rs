@@ -190,6 +190,9 @@ pub struct ProgressRecord {
     /// recovered task goes on with them, not with its prompt again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub worked: bool,
+    /// The answer of that work, kept for the result of a recovered task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
 }
 
 impl ProgressRecord {

@@ -420,6 +420,7 @@ fn a_daemon_killed_during_a_check_is_recovered_with_its_work_done() {
     assert_eq!(r["status"], "succeeded", "{r}\n{}", stderr(&out));
     let runs = std::fs::read_to_string(home.path.join("runs.txt")).unwrap();
     assert_eq!(runs.lines().count(), 1, "the work is not done again: {runs}");
+    assert_eq!(r["output"], "built", "its answer is kept: {r}");
     assert_eq!(r["verify"].as_array().unwrap().len(), 1, "{r}");
 }
 

@@ -304,6 +304,8 @@ impl Runner {
         let worked = self.with_progress(|p| p.worked);
         let first = if worked {
             session = self.with_progress(|p| p.session_id.clone()).or(session);
+            totals.last.answer = self.with_progress(|p| p.answer.clone());
+            totals.last.session_id = session.clone();
             plan.step_count() + 1
         } else {
             plan.start_step.max(1) + steps_done
@@ -340,9 +342,11 @@ impl Runner {
             }
         }
         if plan.verify.is_some() && !worked {
+            let answer = totals.last.answer.clone();
             self.with_progress(|p| {
                 p.worked = true;
                 p.session_id = session.clone();
+                p.answer = answer;
             });
             self.save_progress();
         }
