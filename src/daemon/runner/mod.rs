@@ -492,12 +492,13 @@ impl Runner {
                 tracing::warn!(task = self.id(), error = %e, "could not add the run's cost to spend/ in the home");
             }
             // progress.json's cost is the run in flight's (the caps add it to
-            // the ledger's): this one is in the ledger now.
+            // the ledger's): this one is in the ledger now. It is not written
+            // here: a progress.json that says a run ended without error tells
+            // a recovering daemon that the run counts, and the task was not
+            // done. Until the next write the caps may count it twice, which
+            // errs on the side of holding the queue.
             if report.cost_usd.is_some() {
                 self.with_progress(|p| p.cost_usd = None);
-                if self.claimed.dir.progress().exists() {
-                    self.save_progress();
-                }
             }
             if alone {
                 // Its probation run is over: the other slots go back.
