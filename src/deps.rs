@@ -92,6 +92,18 @@ pub fn waiting_for(home: &Home, deps: &crate::task::Dependencies, arrival: std::
         .into_iter()
         .chain(deps.each().filter_map(|(reference, success)| {
             let state = match resolve(home, reference) {
+                None if home.cancelled().join(reference).exists() || home.rejected().join(reference).exists() => {
+                    let how = if home.cancelled().join(reference).exists() {
+                        "taken off the queue"
+                    } else {
+                        "rejected"
+                    };
+                    if !success {
+                        // An end is an end to `after_any`.
+                        return None;
+                    }
+                    format!("{how}: this task ends as cancelled")
+                }
                 None => "unknown: the daemon rejects the file".to_string(),
                 Some(Target::File(_)) => "queued".to_string(),
                 Some(Target::Task(id)) => match ended(home, &id) {

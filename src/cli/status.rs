@@ -58,7 +58,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     index::ensure(&home);
     let daemons = daemons::live(&home);
     let running = running(&home, &daemons);
-    let config = cli.load_config(&home, &[]).map(|l| l.config).unwrap_or_default();
+    let loaded = cli.load_config(&home, &[]);
+    let config_error = loaded.as_ref().err().map(|e| format!("{e:#}"));
+    let config = loaded.map(|l| l.config).unwrap_or_default();
     let (queued_total, queue) = queued(&config, &home, &daemons);
     let running_ids: Vec<String> = daemons.iter().flat_map(|d| d.running.iter().cloned()).collect();
     let interrupted = super::common::interrupted(&home, &running_ids);
@@ -80,9 +82,16 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         .collect();
     if args.json {
         print_json(
-            &json!({"daemons": daemons, "paused": paused, "running": running, "interrupted": interrupted, "queued": queue, "queued_total": queued_total, "rejected": rejected, "rejected_total": rejected_total, "finished": counts, "schedules": schedules}),
+            &json!({"daemons": daemons, "paused": paused, "running": running, "interrupted": interrupted, "queued": queue, "queued_total": queued_total, "rejected": rejected, "rejected_total": rejected_total, "finished": counts, "schedules": schedules, "config_error": config_error}),
         )?;
         return Ok(exit::OK);
+    }
+    if let Some(e) = &config_error {
+        println!(
+            "{}: {} (a daemon refuses to start on it; `orchestrator doctor` says more)",
+            paint("config not valid", "31"),
+            escape_controls(e)
+        );
     }
     if daemons.is_empty() {
         println!(

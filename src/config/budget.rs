@@ -34,7 +34,7 @@ impl BudgetCaps {
                 && !(v.is_finite() && v > 0.0)
             {
                 return Some(format!(
-                    "budget.{key} must be a positive number of USD, not {v} (remove it for no cap)"
+                    "budget.{key} must be a positive number of USD (remove it for no cap)"
                 ));
             }
         }
@@ -46,7 +46,7 @@ impl BudgetCaps {
                 && v <= 0
             {
                 return Some(format!(
-                    "budget.{key} must be a positive number of tokens, not {v} (remove it for no cap)"
+                    "budget.{key} must be a positive number of tokens (remove it for no cap)"
                 ));
             }
         }

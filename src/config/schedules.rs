@@ -75,7 +75,11 @@ pub fn problem(list: &[ScheduleConfig], limits: &crate::task::parse::Limits) -> 
             ));
         }
         if let Err(r) = crate::task::parse::parse(&format!("{}.json", s.name), &s.task_bytes(), limits) {
-            return Some(format!("{at}: task: {}. {}", r.error, r.hint));
+            return Some(format!(
+                "{at}: task: {} ({})",
+                r.error.trim_end_matches('.'),
+                r.hint.trim_end_matches('.')
+            ));
         }
     }
     None

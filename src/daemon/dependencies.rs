@@ -132,7 +132,28 @@ impl Dependencies {
         let mut doomed = None;
         for (reference, success) in deps.each() {
             let Some(target) = deps::resolve(home, reference) else {
-                return Admission::Reject(unknown(reference), vec![name.clone()]);
+                // A file that was taken off the queue or rejected never ran:
+                // an end for `after_any`, a failure for `after`.
+                let gone = [
+                    (
+                        home.cancelled(),
+                        "was taken off the queue (inbox/cancelled/), so it never ran",
+                    ),
+                    (
+                        home.rejected(),
+                        "was rejected (see inbox/rejected/ for why), so it never ran",
+                    ),
+                ]
+                .into_iter()
+                .find(|(dir, _)| std::fs::symlink_metadata(dir.join(reference)).is_ok());
+                match gone {
+                    Some(_) if !success => continue,
+                    Some((_, what)) => {
+                        doomed.get_or_insert_with(|| never_ran(reference, what));
+                        continue;
+                    }
+                    None => return Admission::Reject(unknown(reference), vec![name.clone()]),
+                }
             };
             if let Target::Task(id) = &target
                 && let Some(status) = deps::ended(home, id)

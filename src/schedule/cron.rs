@@ -42,7 +42,7 @@ impl Cron {
             6 => (fields[0], &fields[1..]),
             n => {
                 return Err(format!(
-                    "`{text}` has {n} fields; a cron expression has five: minute hour day-of-month month day-of-week (e.g. `0 2 * * *`: every night at 2)"
+                    "`{text}` has {n} fields; a cron expression has five: minute hour day-of-month month day-of-week (e.g. `0 2 * * *`: every night at 2), or six with seconds first"
                 ));
             }
         };

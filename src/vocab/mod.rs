@@ -272,7 +272,7 @@ impl ErrorKind {
                 "Its daemon died each time this task ran alone: the task kills the daemon (an agent that signals its parent, exhausts memory, or crashes the machine). It is quarantined; look at attempt-<n>.out/.err, fix the task, then submit it again."
             }
             ErrorKind::DependencyFailed => {
-                "A task it waited for (`after:`) failed or was cancelled, so this one never ran. Fix that task and run it again (`orchestrator retry ID`), then submit this one again; `after_any:` waits for the end whatever the status."
+                "A task it waited for (`after:`) failed or was cancelled, so this one never ran. Fix that task and run it again (`orchestrator retry` of it), then drop this task's file into the inbox again: it is kept as task.<ext> in this task's folder of results/ (with `after:` naming the new run's id). `after_any:` waits for the end whatever the status."
             }
             ErrorKind::VerifyFailed => {
                 "The agent finished, but the task's verify command still failed after its last round; see verify[] in result.json (each round's exit code and output), fix what it reports or raise verify_rounds, then `orchestrator retry ID`."

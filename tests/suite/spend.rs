@@ -79,7 +79,7 @@ fn a_bad_cap_is_refused_with_the_reason() {
     for (yaml, says) in [
         (
             "budget:\n  daily_usd: -5\n",
-            "budget.daily_usd must be a positive number of USD, not -5",
+            "budget.daily_usd must be a positive number of USD (remove it for no cap)",
         ),
         (
             "budget:\n  monthly_tokens: 0\n",
@@ -94,6 +94,12 @@ fn a_bad_cap_is_refused_with_the_reason() {
         let out = home.run_once();
         assert_eq!(out.status.code(), Some(2), "{yaml}");
         assert!(stderr(&out).contains(says), "{says}: {}", stderr(&out));
+        // `status` says so too, rather than showing a healthy home.
+        let status = stdout(&home.cli(&["status"]));
+        assert!(
+            status.contains("config not valid: ") && status.contains(says),
+            "{status}"
+        );
     }
 }
 

@@ -449,3 +449,30 @@ fn a_check_that_runs_into_the_timeout_ends_the_task_as_timed_out() {
         "the check was stopped, not waited for"
     );
 }
+
+#[test]
+fn a_dependency_taken_off_the_queue_ends_its_dependents_and_says_so_first() {
+    let home = TestHome::new();
+    home.drop_task("a.yaml", "agent: command\ncommand: echo a\n");
+    home.drop_task("b.yaml", "agent: command\ncommand: echo b\nafter: [a.yaml]\n");
+    home.drop_task("c.yaml", "agent: command\ncommand: echo c\nafter_any: [a.yaml]\n");
+    let out = home.cli(&["cancel", "a.yaml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&home.cli(&["show", "b.yaml"]));
+    assert!(
+        shown.contains("waiting for a.yaml (taken off the queue: this task ends as cancelled)"),
+        "{shown}"
+    );
+    home.run_once();
+    let (b, c) = (home.result_of("b.yaml"), home.result_of("c.yaml"));
+    assert_eq!(
+        (&b["status"], &b["error"]["kind"]),
+        (&"cancelled".into(), &"dependency_failed".into()),
+        "{b}"
+    );
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("inbox/cancelled/"),
+        "{b}"
+    );
+    assert_eq!(c["status"], "succeeded", "after_any: an end is an end: {c}");
+}
