@@ -85,10 +85,14 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
         // With steps, each run says its step, and which try of it it was;
         // a task that changed agents says which agent each run had.
         let stepped = r.attempts.iter().any(|a| a.step > 1);
+        // Runs past the plan's steps asked again after a failed check (`verify:`).
+        let plan_steps = r.steps.iter().map(|s| s.n).max().unwrap_or(1);
         let switched = r.attempts.iter().filter_map(|a| a.agent).any(|x| x.name() != r.agent);
         let mut tries: std::collections::BTreeMap<u32, u32> = std::collections::BTreeMap::new();
         for a in &r.attempts {
-            let label = if stepped {
+            let label = if !r.verify.is_empty() && a.step > plan_steps {
+                format!("after check {}", a.step - plan_steps)
+            } else if stepped {
                 let n = tries.entry(a.step).or_default();
                 *n += 1;
                 match *n {
@@ -118,6 +122,15 @@ pub fn show(cli: &Cli, query: &str, as_json: bool) -> anyhow::Result<u8> {
                 "{label}{on}: exit {}  {}{err}{how}",
                 a.exit_code.map_or("-".into(), |c| c.to_string()),
                 a.duration_ms.map(human_ms).unwrap_or_default()
+            );
+        }
+        for v in &r.verify {
+            println!(
+                "check {}: `{}` {}  {}",
+                v.round,
+                escape_controls(&v.command),
+                v.exit_code.map_or("stopped".to_string(), |c| format!("exit {c}")),
+                human_ms(v.duration_ms)
             );
         }
         if let Some(e) = &r.error {

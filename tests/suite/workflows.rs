@@ -317,6 +317,13 @@ fn a_verify_loop_runs_the_command_again_until_its_check_passes() {
             .collect::<Vec<_>>(),
         [(1, false), (2, true)]
     );
+    let shown = stdout(&home.cli(&["show", "build.yaml"]));
+    assert!(shown.contains("after check 1: exit 0"), "{shown}");
+    assert!(
+        shown.contains("check 1: `n=$(wc") && shown.contains("` exit 4"),
+        "{shown}"
+    );
+    assert!(shown.contains("check 2: `") && shown.contains("` exit 0"), "{shown}");
     let summary = std::fs::read_to_string(home.path.join("summaries").join(format!("{}.md", id_of(&r)))).unwrap();
     assert!(
         summary.contains("## Verify") && summary.contains("- round 2: `"),
