@@ -51,15 +51,17 @@ fn stamp_of(path: &Path) -> Option<Stamp> {
 
 impl ConfigSource {
     pub fn new(home_config: PathBuf, file: Option<PathBuf>, flags: Vec<(String, String)>) -> Self {
-        let mut s = Self {
+        // No stamp yet: the config in force was read before this daemon
+        // could look at the file's stamp, and an edit saved in between would
+        // otherwise pass for what was read. The first look (the first rescan)
+        // reads the file again; the same config changes nothing.
+        Self {
             home_config,
             file,
             flags,
             stamp: None,
             refused: false,
-        };
-        s.stamp = stamp_of(&s.path());
-        s
+        }
     }
 
     /// The file that is (or would be) read.
