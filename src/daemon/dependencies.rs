@@ -103,6 +103,11 @@ impl Dependencies {
         }
     }
 
+    /// Nothing is held, timed or remembered.
+    fn is_idle(&self) -> bool {
+        self.needs.is_empty() && self.starts.is_empty() && self.met.is_empty()
+    }
+
     /// How many files wait.
     pub fn len(&self) -> usize {
         self.needs.len()
@@ -117,6 +122,11 @@ impl Dependencies {
         deps: &crate::task::Dependencies,
         arrival: SystemTime,
     ) -> Admission {
+        // A burst of files that wait for nothing, while nothing waits: no
+        // lookups at all.
+        if deps.is_empty() && deps.not_before.is_none() && deps.delay.is_none() && self.is_idle() {
+            return Admission::Ready;
+        }
         self.forget(name);
         let start = deps.start_at(arrival).filter(|t| *t > SystemTime::now());
         if deps.is_empty() {
@@ -298,6 +308,9 @@ impl Dependencies {
     /// This daemon claimed inbox file `name` as task `id`: who waited for the
     /// file now waits for the task.
     pub fn claimed(&mut self, name: &str, id: &str) {
+        if self.waiters.is_empty() {
+            return;
+        }
         let Some(waiting) = self.waiters.remove(&Target::File(name.to_string())) else {
             return;
         };
@@ -315,6 +328,9 @@ impl Dependencies {
 
     /// Task `id` ended with `status`: its dependents, decided where they can be.
     pub fn ended(&mut self, id: &str, status: Status) -> Vec<Decided> {
+        if self.waiters.is_empty() {
+            return Vec::new();
+        }
         self.settle(&Target::Task(id.to_string()), |reference, success| {
             (!deps::met(status, success)).then(|| failed(reference, id, status))
         })
