@@ -69,6 +69,10 @@ pub struct LiveLimits {
     /// What the session this run continues had used before it, for CLIs
     /// that report a session's whole count ([`AgentReport::session_tokens`]).
     pub session_tokens_before: crate::vocab::Tokens,
+    /// The agent's prices from the config: for a CLI that reports tokens but
+    /// no dollars (Codex, Gemini, opencode), `budget_usd` is held against
+    /// the tokens' cost while it runs, not only once it ended.
+    pub prices: Option<crate::config::Prices>,
 }
 
 impl LiveLimits {
@@ -78,8 +82,13 @@ impl LiveLimits {
         if report.limit_hit.is_some() {
             return None;
         }
-        let spent = match report.cost_usd {
-            Some(c) => format!(", ${c:.2} spent"),
+        let cost = report.cost_usd.or_else(|| {
+            self.prices
+                .filter(|_| !report.tokens.is_zero())
+                .map(|p| p.cost(report.tokens))
+        });
+        let spent = match cost {
+            Some(c) => format!(", ${c:.4} spent"),
             None => String::new(),
         };
         if let Some(max) = self.max_turns
@@ -112,12 +121,12 @@ impl LiveLimits {
             ));
         }
         if let Some(budget) = self.budget_usd
-            && let Some(cost) = report.cost_usd
+            && let Some(cost) = cost
             && cost > budget
         {
             report.limit_hit = Some(LimitHit::Budget);
             return Some(format!(
-                "stopped at ${cost:.2}: budget_usd is ${budget:.2}, after {} turns and {} tool calls",
+                "stopped at ${cost:.4}: budget_usd is ${budget:.4}, after {} turns and {} tool calls",
                 report.turns, report.tool_calls
             ));
         }
@@ -188,3 +197,57 @@ macro_rules! json_lines_reader {
     };
 }
 pub(crate) use json_lines_reader;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Prices;
+    use crate::vocab::Tokens;
+
+    /// A CLI that reports no dollars is held to `budget_usd` while it runs
+    /// when the config prices its tokens.
+    #[test]
+    fn prices_hold_a_dollar_budget_while_the_run_reports_only_tokens() {
+        let limits = LiveLimits {
+            budget_usd: Some(0.01),
+            prices: Some(Prices {
+                input: 10.0,
+                output: 40.0,
+                cached: Some(1.0),
+            }),
+            ..LiveLimits::default()
+        };
+        let mut r = AgentReport {
+            tokens: Tokens {
+                input: 900,
+                output: 10,
+                cached: 0,
+            },
+            ..AgentReport::default()
+        };
+        // 900 * 10 / 1e6 + 10 * 40 / 1e6 = $0.0094: under.
+        assert_eq!(limits.check(&mut r), None);
+        r.tokens = Tokens {
+            input: 1_000,
+            output: 20,
+            cached: 500,
+        };
+        // 500 * 10 + 500 * 1 + 20 * 40 = 6,300 millionths: under.
+        assert_eq!(limits.check(&mut r), None);
+        r.tokens.output = 200;
+        // 5,000 + 500 + 8,000 = $0.0135: over.
+        let why = limits.check(&mut r).expect("stopped");
+        assert!(why.contains("budget_usd"), "{why}");
+        assert_eq!(r.limit_hit, Some(LimitHit::Budget));
+        // Without prices, tokens alone never pass a dollar budget.
+        let mut r = AgentReport {
+            tokens: Tokens {
+                input: 1_000_000,
+                output: 0,
+                cached: 0,
+            },
+            ..AgentReport::default()
+        };
+        assert_eq!(LiveLimits { prices: None, ..limits }.check(&mut r), None);
+    }
+}

@@ -3,7 +3,7 @@
 
 use crate::common::mock_api::{INPUT_TOKENS, MockApi, Reply};
 use crate::common::mock_responses::{CACHED_TOKENS, OUTPUT_TOKENS};
-use crate::common::real::{Cli, RealHome, find, record, recordings};
+use crate::common::real::{Cli, RealHome, find, limits_stop_a_looping_model, record, recordings};
 #[cfg(target_os = "linux")]
 use crate::common::real::{SLEEPER, kill_9_mid_command_leaves_nothing};
 #[cfg(unix)]
@@ -255,8 +255,11 @@ fn resuming_an_unknown_session_fails_at_once() {
     assert_eq!(attempts(&r), 1, "{r}");
 }
 
+/// Gemini's stream reports tokens only in its final `result`, so budgets
+/// hold between runs (`prices_turn_gemini_tokens_into_dollars_and_budgets_hold`);
+/// turns and tool calls stop it while it runs.
 #[test]
-fn max_tool_calls_stops_a_model_that_never_finishes() {
+fn limits_stop_a_model_that_never_finishes() {
     let api = MockApi::gemini(|r| {
         if r.offers_tools() {
             Reply::tool("read_file", json!({"file_path": "orchestrator.yaml"}))
@@ -264,15 +267,77 @@ fn max_tool_calls_stops_a_model_that_never_finishes() {
             Reply::text("side request")
         }
     });
-    let Some(h) = real(api, "", "", "gemini_max_tool_calls") else {
+    let Some(h) = real(api, "", "", "gemini_limits") else {
+        return;
+    };
+    limits_stop_a_looping_model(
+        &h,
+        "gemini",
+        &[
+            ("max_tool_calls: 3", "loop-tools", "max_tool_calls", 5),
+            ("max_turns: 2", "loop-turns", "max_turns", 4),
+        ],
+    );
+}
+
+#[test]
+fn a_slow_stream_is_stopped_by_its_timeout() {
+    let api = MockApi::gemini(|_| Reply::Slow {
+        pieces: (0..100).map(|i| format!("w{i} ")).collect(),
+        delay: std::time::Duration::from_millis(200),
+    });
+    let Some(h) = real(api, "", "", "gemini_slow_stream") else {
         return;
     };
     h.home
-        .drop_task("loop.md", "---\nagent: gemini\nmax_tool_calls: 3\n---\nread forever\n");
+        .drop_task("slow.md", "---\nagent: gemini\ntimeout: 3s\n---\ntake your time\n");
     h.run_once();
-    let r = h.home.result_of("loop.md");
-    assert_eq!(r["error"]["kind"], "max_tool_calls", "{r}");
-    assert!(r["tool_calls"].as_u64().unwrap() <= 5, "{r}");
+    let r = h.home.result_of("slow.md");
+    assert_eq!(r["error"]["kind"], "timeout", "{r}");
+}
+
+#[test]
+fn prices_turn_gemini_tokens_into_dollars_and_budgets_hold() {
+    let api = MockApi::gemini(|_| Reply::text("a step's answer"));
+    // $1 per million input tokens, $0.10 cached, $10 output: one request is
+    // 80 * 1 + 40 * 0.1 + 25 * 10 = 334 millionths of a dollar.
+    let prices = "    prices: {input: 1.0, output: 10.0, cached: 0.1}\n";
+    let Some(h) = real(api, "", prices, "prices_turn_gemini_tokens_into_dollars") else {
+        return;
+    };
+    h.home.drop_task("one.md", "---\nagent: gemini\n---\nhello\n");
+    // The first step's $0.000334 leaves $0.000166 of $0.0005 for the second,
+    // which passes it.
+    h.home.drop_task(
+        "two.md",
+        "---\nagent: gemini\nsteps: [Look, Answer]\nbudget_usd: 0.0005\n---\nThe question\n",
+    );
+    // One request is 145 tokens: a budget of 100 is passed by the first run.
+    h.home
+        .drop_task("tok.md", "---\nagent: gemini\nbudget_tokens: 100\n---\nhello\n");
+    h.run_once();
+    let one = h.home.result_of("one.md");
+    assert_eq!(one["status"], "succeeded", "{one}");
+    assert!((one["cost_usd"].as_f64().unwrap() - 0.000334).abs() < 1e-9, "{one}");
+    let two = h.home.result_of("two.md");
+    assert_eq!(
+        (two["status"].as_str(), two["error"]["kind"].as_str()),
+        (Some("failed"), Some("budget_exceeded")),
+        "{two}"
+    );
+    assert_eq!(
+        (two["steps"][0]["status"].as_str(), two["steps"][1]["status"].as_str()),
+        (Some("succeeded"), Some("failed")),
+        "{two}"
+    );
+    let why = two["error"]["message"].as_str().unwrap();
+    assert!(why.contains("stopped at $0.0003: budget_usd is $0.0002"), "{why}");
+    let tok = h.home.result_of("tok.md");
+    assert_eq!(tok["error"]["kind"], "budget_exceeded", "{tok}");
+    assert!(
+        tok["error"]["message"].as_str().unwrap().contains("budget_tokens"),
+        "{tok}"
+    );
 }
 
 /// A cancel mid-stream ends the CLI by its signal (SIGINT) long before the

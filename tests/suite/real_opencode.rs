@@ -2,7 +2,7 @@
 //! scripted OpenAI-compatible chat completions API on 127.0.0.1.
 
 use crate::common::mock_api::{ApiRequest, MockApi, Reply};
-use crate::common::real::{Cli, RealHome, find, record, recordings};
+use crate::common::real::{Cli, RealHome, find, limits_stop_a_looping_model, record, recordings};
 #[cfg(target_os = "linux")]
 use crate::common::real::{SLEEPER, kill_9_mid_command_leaves_nothing};
 #[cfg(unix)]
@@ -228,8 +228,12 @@ fn resuming_an_unknown_session_fails_at_once() {
     assert_eq!(r["attempts"].as_array().unwrap().len(), 1, "{r}");
 }
 
+/// opencode reports each step's tokens as it ends, so every limit stops it
+/// while it runs: turns, tool calls, tokens, and dollars from the config's
+/// prices. One request is 120 input and 25 output tokens, $0.000370 at
+/// these prices: the budgets are passed by the third.
 #[test]
-fn max_tool_calls_stops_a_model_that_never_finishes() {
+fn limits_stop_a_model_that_never_finishes() {
     let api = MockApi::openai(|r| {
         if r.offers_tools() {
             Reply::tool("read", json!({"filePath": "orchestrator.yaml"}))
@@ -237,16 +241,42 @@ fn max_tool_calls_stops_a_model_that_never_finishes() {
             Reply::text("a title")
         }
     });
-    let Some(h) = real(api, "", "", "opencode_max_tool_calls") else {
+    let prices = "    prices: {input: 1.0, output: 10.0}\n";
+    let Some(h) = real(api, "", prices, "opencode_limits") else {
         return;
     };
-    h.home.drop_task(
-        "loop.md",
-        "---\nagent: opencode\nmax_tool_calls: 3\n---\nread forever\n",
+    limits_stop_a_looping_model(
+        &h,
+        "opencode",
+        &[
+            ("max_tool_calls: 3", "loop-tools", "max_tool_calls", 5),
+            ("max_turns: 2", "loop-turns", "max_turns", 4),
+            ("budget_tokens: 400", "loop-tokens", "budget_exceeded", 5),
+            ("budget_usd: 0.001", "loop-dollars", "budget_exceeded", 5),
+        ],
     );
+}
+
+#[test]
+fn a_slow_stream_is_stopped_by_its_timeout() {
+    let api = MockApi::openai(|r| {
+        if r.offers_tools() {
+            Reply::Slow {
+                pieces: (0..100).map(|i| format!("w{i} ")).collect(),
+                delay: std::time::Duration::from_millis(200),
+            }
+        } else {
+            Reply::text("a title")
+        }
+    });
+    let Some(h) = real(api, "", "", "opencode_slow_stream") else {
+        return;
+    };
+    h.home
+        .drop_task("slow.md", "---\nagent: opencode\ntimeout: 3s\n---\ntake your time\n");
     h.run_once();
-    let r = h.home.result_of("loop.md");
-    assert_eq!(r["error"]["kind"], "max_tool_calls", "{r}");
+    let r = h.home.result_of("slow.md");
+    assert_eq!(r["error"]["kind"], "timeout", "{r}");
 }
 
 /// A cancel mid-stream ends the CLI long before the grace's SIGKILL, and

@@ -199,6 +199,7 @@ impl Runner {
             max_tool_calls: plan.max_tool_calls,
             budget_tokens: tokens_left,
             session_tokens_before: before,
+            prices: self.config.agent(plan.agent).prices,
         })
     }
 }

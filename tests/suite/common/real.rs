@@ -396,3 +396,33 @@ pub fn git_repo(h: &RealHome) -> PathBuf {
     super::git_sh(&repo, "git init -q && git commit -q --allow-empty -m init");
     repo
 }
+
+/// Tasks whose model never stops calling tools, each with one limit (front
+/// matter lines such as `max_turns: 2`, and the word its prompt carries),
+/// run to their ends. Each must fail with `kind`, and is measured by the
+/// requests its CLI made: no more than `most`, where a CLI that ran on would
+/// have made requests until the task's 120 s timeout.
+pub fn limits_stop_a_looping_model(h: &RealHome, agent: &str, cases: &[(&str, &str, &str, usize)]) {
+    for (i, (limit, word, _, _)) in cases.iter().enumerate() {
+        h.home.drop_task(
+            &format!("loop{i}.md"),
+            format!("---\nagent: {agent}\n{limit}\ntimeout: 120s\nretries: 0\n---\nLook around forever: {word}\n"),
+        );
+    }
+    h.run_once();
+    for (i, (limit, word, kind, most)) in cases.iter().enumerate() {
+        let r = h.home.result_of(&format!("loop{i}.md"));
+        assert_eq!(r["error"]["kind"], *kind, "{limit}: {r}");
+        let made = h
+            .api
+            .requests()
+            .iter()
+            .filter(|q| q.offers_tools() && q.mentions(word))
+            .count();
+        eprintln!("{agent} {limit}: stopped after {made} requests ({kind})");
+        assert!(
+            (1..=*most).contains(&made),
+            "{limit}: the CLI made {made} requests (at most {most}): {r}"
+        );
+    }
+}
