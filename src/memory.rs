@@ -15,6 +15,12 @@ pub fn one_arena() {
     // SAFETY: mallopt only changes allocator settings.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
+        // A fixed threshold: big blocks (a map of 100,000 waiting files, and
+        // each copy it grows through) are mapped on their own and go back to
+        // the OS when freed. glibc's default raises the threshold to the
+        // biggest block freed, after which such blocks come from the heap
+        // and stay resident after they are freed.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
 }
 

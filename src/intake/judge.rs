@@ -105,9 +105,9 @@ fn judge(name: &Arc<str>, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, r
                 (rules.fallbacks_of.0)(&spec, &workdir)
             },
             writer: (rules.writer_of.0)(&spec, &workdir),
-            arrival: stamp.mtime.unwrap_or(SystemTime::UNIX_EPOCH),
+            arrival: stamp.mtime().unwrap_or(SystemTime::UNIX_EPOCH),
             len: stamp.len,
-            mtime: stamp.mtime,
+            mtime: stamp.mtime(),
             queued_at: jiff::Timestamp::now(),
         },
         spec,

@@ -75,3 +75,76 @@ fn files_found_by_rescan_get_credit_for_their_age_unless_polling() {
     );
     assert_eq!(polling.settle(now + debounce, &rules(dir.path())).len(), 2);
 }
+
+/// A settling file is kept in 24 bytes (100,000 are held while a big inbox is
+/// taken in), and its times survive the packing.
+#[test]
+fn a_settling_file_is_small_and_keeps_its_times() {
+    assert_eq!((size_of::<Stamp>(), size_of::<Settling>()), (16, 24));
+    let epoch = Instant::now();
+    let stamp = Stamp {
+        len: 7,
+        mtime: NO_MTIME,
+    };
+    assert_eq!(stamp.mtime(), None);
+    let debounce = Duration::from_millis(200);
+    for (at, open) in [
+        (epoch + Duration::from_nanos(1_500), false),
+        (epoch + Duration::from_secs(86_400 * 400), true),
+        (epoch.checked_sub(Duration::from_millis(150)).unwrap_or(epoch), false),
+    ] {
+        let s = Settling::new(stamp, at, open, epoch);
+        assert_eq!(s.open_for_writing(), open);
+        let back = s.changed_at(epoch);
+        assert_eq!(back, at);
+        let due = s.due_at(debounce, epoch);
+        assert_eq!(due, back + if open { OPEN_WRITER_LIMIT } else { debounce });
+    }
+    let mut s = Settling::new(stamp, epoch, true, epoch);
+    s.set(epoch + Duration::from_secs(3), false, epoch);
+    assert_eq!(
+        (s.open_for_writing(), s.changed_at(epoch)),
+        (false, epoch + Duration::from_secs(3))
+    );
+    let now = SystemTime::now();
+    let st = Stamp {
+        len: 1,
+        mtime: crate::queue::nanos(now),
+    };
+    assert_eq!(st.mtime(), Some(now));
+}
+
+/// A rescan forgets what left the inbox, queued or still settling, and keeps
+/// the rest; a rescan that finds every known file again changes nothing.
+#[test]
+fn a_rescan_forgets_files_that_left_the_inbox() {
+    let (dir, inbox) = setup();
+    let debounce = Duration::from_millis(100);
+    let mut intake = Intake::new(inbox.clone(), debounce, true);
+    let mut queue = Queue::default();
+    for name in ["a.md", "b.md", "c.md"] {
+        std::fs::write(inbox.join(name), name).unwrap();
+    }
+    let t0 = Instant::now();
+    intake.rescan(t0, &mut queue).unwrap();
+    assert_eq!(intake.settling(), 3);
+    for v in intake.settle(t0 + debounce * 2, &rules(dir.path())) {
+        let Verdict::Accept(a) = v else { panic!("{v:?}") };
+        queue.push(a.queued);
+    }
+    assert_eq!((queue.len(), intake.settling()), (3, 0));
+    std::fs::write(inbox.join("d.md"), "d").unwrap();
+    std::fs::write(inbox.join("e.md"), "e").unwrap();
+    intake.rescan(t0 + debounce * 3, &mut queue).unwrap();
+    assert_eq!((queue.len(), intake.settling()), (3, 2), "all still there");
+    // One queued file and one settling file leave; one new file comes.
+    std::fs::remove_file(inbox.join("b.md")).unwrap();
+    std::fs::remove_file(inbox.join("e.md")).unwrap();
+    std::fs::write(inbox.join("f.md"), "f").unwrap();
+    intake.rescan(t0 + debounce * 4, &mut queue).unwrap();
+    let mut names: Vec<&str> = queue.names().collect();
+    names.sort();
+    assert_eq!(names, ["a.md", "c.md"]);
+    assert!(intake.is_settling("d.md") && intake.is_settling("f.md") && !intake.is_settling("e.md"));
+    assert_eq!(intake.settling(), 2);
+}
