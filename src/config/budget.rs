@@ -50,7 +50,12 @@ impl BudgetCaps {
                 ));
             }
         }
-        if let Err(e) = crate::schedule::zone(self.tz.as_deref()) {
+        // Only a named zone is checked: the machine's is found when a cap is
+        // counted (looking it up loads the zone database, ~80 KB the daemon
+        // would keep for nothing without caps).
+        if let Some(name) = self.tz.as_deref()
+            && let Err(e) = crate::schedule::zone(Some(name))
+        {
             return Some(format!("budget.{e}"));
         }
         None
