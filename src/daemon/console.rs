@@ -9,6 +9,7 @@ use std::io::Write;
 
 /// The events a person is told of; the rest pass without being parsed.
 const TOLD: &[&str] = &[
+    "task_queued",
     "task_started",
     "task_succeeded",
     "task_failed",
@@ -56,6 +57,24 @@ pub fn describe(e: &Value) -> Option<String> {
             }
             t
         }
+        // Only a file that is held: `run --once` would otherwise wait for
+        // it without a word.
+        "task_queued" => {
+            let after: Vec<&str> = e["waiting_for"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let mut t = format!("waiting    {}", s("file"));
+            if !after.is_empty() {
+                t.push_str(&format!("  for {}", after.join(", ")));
+            }
+            match e["starts_at"].as_str() {
+                Some(at) => t.push_str(&format!("  until {at}")),
+                None if after.is_empty() => return None,
+                None => {}
+            }
+            t
+        }
         "task_interrupted" => format!("interrupted {id}  ({}: it runs again)", s("reason")),
         "task_rejected" => format!(
             "rejected   {}  {}\n           fix: {} (kept in {})",
@@ -95,5 +114,14 @@ mod tests {
         );
         assert!(!text.contains('$'), "no cost reported, none shown: {text}");
         assert!(describe(&json!({"event": "agent_progress"})).is_none());
+        // A queued file is told of only when it is held.
+        let queued = json!({"ts": "2026-12-07T11:02:03.123Z", "event": "task_queued", "file": "a.md"});
+        assert!(describe(&queued).is_none());
+        let held = json!({"ts": "2026-12-07T11:02:03.123Z", "event": "task_queued", "file": "b.md",
+            "waiting_for": ["a.md"], "starts_at": "2026-12-08T02:00:00Z"});
+        assert_eq!(
+            describe(&held).unwrap(),
+            "11:02:03 waiting    b.md  for a.md  until 2026-12-08T02:00:00Z"
+        );
     }
 }

@@ -227,6 +227,7 @@ impl Daemon {
                         agent: q.agent,
                         priority: q.priority,
                         waiting_for: spec.deps.references().map(str::to_string).collect(),
+                        starts_at: spec.deps.start_to_come(q.arrival).map(|t| t.to_string()),
                     },
                 );
                 let name = q.name.clone();

@@ -112,6 +112,13 @@ impl Dependencies {
         after_delay.max(not_before)
     }
 
+    /// The start time still to come, if there is one (for `task_queued`).
+    pub fn start_to_come(&self, arrival: std::time::SystemTime) -> Option<jiff::Timestamp> {
+        self.start_at(arrival)
+            .filter(|t| *t > std::time::SystemTime::now())
+            .and_then(|t| jiff::Timestamp::try_from(t).ok())
+    }
+
     /// Every reference, `after` first.
     pub fn references(&self) -> impl Iterator<Item = &str> {
         self.after.iter().chain(&self.after_any).map(String::as_str)

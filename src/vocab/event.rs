@@ -110,6 +110,9 @@ pub enum Event {
         /// What it waits for before it may start (`after:`, `after_any:`).
         #[serde(skip_serializing_if = "Vec::is_empty")]
         waiting_for: Vec<String>,
+        /// When it may start, if that is still to come (`not_before`, `delay`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        starts_at: Option<String>,
     },
     TaskRejected {
         file: String,

@@ -3,7 +3,9 @@
 
 use crate::common::mock_api::{INPUT_TOKENS, MockApi, Reply};
 use crate::common::mock_responses::{CACHED_TOKENS, OUTPUT_TOKENS};
-use crate::common::real::{Cli, RealHome, find, limits_stop_a_looping_model, record, recordings};
+use crate::common::real::{
+    Cli, PRICES, RealHome, find, limits_stop_a_looping_model, prices_and_budgets_hold, record, recordings,
+};
 #[cfg(target_os = "linux")]
 use crate::common::real::{SLEEPER, kill_9_mid_command_leaves_nothing};
 #[cfg(unix)]
@@ -299,45 +301,10 @@ fn a_slow_stream_is_stopped_by_its_timeout() {
 #[test]
 fn prices_turn_gemini_tokens_into_dollars_and_budgets_hold() {
     let api = MockApi::gemini(|_| Reply::text("a step's answer"));
-    // $1 per million input tokens, $0.10 cached, $10 output: one request is
-    // 80 * 1 + 40 * 0.1 + 25 * 10 = 334 millionths of a dollar.
-    let prices = "    prices: {input: 1.0, output: 10.0, cached: 0.1}\n";
-    let Some(h) = real(api, "", prices, "prices_turn_gemini_tokens_into_dollars") else {
+    let Some(h) = real(api, "", PRICES, "prices_turn_gemini_tokens_into_dollars") else {
         return;
     };
-    h.home.drop_task("one.md", "---\nagent: gemini\n---\nhello\n");
-    // The first step's $0.000334 leaves $0.000166 of $0.0005 for the second,
-    // which passes it.
-    h.home.drop_task(
-        "two.md",
-        "---\nagent: gemini\nsteps: [Look, Answer]\nbudget_usd: 0.0005\n---\nThe question\n",
-    );
-    // One request is 145 tokens: a budget of 100 is passed by the first run.
-    h.home
-        .drop_task("tok.md", "---\nagent: gemini\nbudget_tokens: 100\n---\nhello\n");
-    h.run_once();
-    let one = h.home.result_of("one.md");
-    assert_eq!(one["status"], "succeeded", "{one}");
-    assert!((one["cost_usd"].as_f64().unwrap() - 0.000334).abs() < 1e-9, "{one}");
-    let two = h.home.result_of("two.md");
-    assert_eq!(
-        (two["status"].as_str(), two["error"]["kind"].as_str()),
-        (Some("failed"), Some("budget_exceeded")),
-        "{two}"
-    );
-    assert_eq!(
-        (two["steps"][0]["status"].as_str(), two["steps"][1]["status"].as_str()),
-        (Some("succeeded"), Some("failed")),
-        "{two}"
-    );
-    let why = two["error"]["message"].as_str().unwrap();
-    assert!(why.contains("stopped at $0.0003: budget_usd is $0.0002"), "{why}");
-    let tok = h.home.result_of("tok.md");
-    assert_eq!(tok["error"]["kind"], "budget_exceeded", "{tok}");
-    assert!(
-        tok["error"]["message"].as_str().unwrap().contains("budget_tokens"),
-        "{tok}"
-    );
+    prices_and_budgets_hold(&h, "gemini");
 }
 
 /// A cancel mid-stream ends the CLI by its signal (SIGINT) long before the

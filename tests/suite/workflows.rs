@@ -276,6 +276,13 @@ fn a_delayed_task_waits_from_when_it_was_dropped_and_a_past_start_time_runs_at_o
         "{started} vs {dropped}"
     );
     assert!(position(&home, "task_started", &id_of(&past)) < position(&home, "task_started", &id_of(&later)));
+    // Its task_queued event says until when it waits (what `run` in a
+    // terminal prints); a start time already past is none.
+    let queued = home.events_of("task_queued");
+    let of = |file: &str| queued.iter().find(|e| e["file"] == file).unwrap().clone();
+    let until: jiff::Timestamp = of("later.yaml")["starts_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(until, dropped + jiff::SignedDuration::from_secs(3));
+    assert!(of("past.yaml").get("starts_at").is_none(), "{}", of("past.yaml"));
 }
 
 #[test]

@@ -426,3 +426,47 @@ pub fn limits_stop_a_looping_model(h: &RealHome, agent: &str, cases: &[(&str, &s
         );
     }
 }
+
+/// The config's prices for the scripted APIs' tokens: $1 per million input
+/// tokens, $0.10 cached, $10 output, so one request of Codex's or Gemini's
+/// mock is 80 * 1 + 40 * 0.1 + 25 * 10 = 334 millionths of a dollar.
+pub const PRICES: &str = "    prices: {input: 1.0, output: 10.0, cached: 0.1}\n";
+
+/// With [`PRICES`], for a CLI that reports its tokens when a run ends: a run
+/// gets its cost; a two-step task under `budget_usd: 0.0005` fails in its
+/// second step against the $0.000166 the first left; `budget_tokens: 100` is
+/// passed by the first run (145 tokens).
+pub fn prices_and_budgets_hold(h: &RealHome, agent: &str) {
+    h.home.drop_task("one.md", format!("---\nagent: {agent}\n---\nhello\n"));
+    h.home.drop_task(
+        "two.md",
+        format!("---\nagent: {agent}\nsteps: [Look, Answer]\nbudget_usd: 0.0005\n---\nThe question\n"),
+    );
+    h.home.drop_task(
+        "tok.md",
+        format!("---\nagent: {agent}\nbudget_tokens: 100\n---\nhello\n"),
+    );
+    h.run_once();
+    let one = h.home.result_of("one.md");
+    assert_eq!(one["status"], "succeeded", "{one}");
+    assert!((one["cost_usd"].as_f64().unwrap() - 0.000334).abs() < 1e-9, "{one}");
+    let two = h.home.result_of("two.md");
+    assert_eq!(
+        (two["status"].as_str(), two["error"]["kind"].as_str()),
+        (Some("failed"), Some("budget_exceeded")),
+        "{two}"
+    );
+    assert_eq!(
+        (two["steps"][0]["status"].as_str(), two["steps"][1]["status"].as_str()),
+        (Some("succeeded"), Some("failed")),
+        "{two}"
+    );
+    let why = two["error"]["message"].as_str().unwrap();
+    assert!(why.contains("stopped at $0.0003: budget_usd is $0.0002"), "{why}");
+    let tok = h.home.result_of("tok.md");
+    assert_eq!(tok["error"]["kind"], "budget_exceeded", "{tok}");
+    assert!(
+        tok["error"]["message"].as_str().unwrap().contains("budget_tokens"),
+        "{tok}"
+    );
+}
