@@ -211,7 +211,14 @@ pub struct Intake {
     bad_names: Vec<PathBuf>,
     /// What [`Settling`] counts its times from.
     epoch: Instant,
+    /// Rescans so far (every [`FULL_RESCAN_EVERY`]th one looks names up).
+    rescans: u32,
 }
+
+/// A rescan that saw as many known files as there are skips looking each
+/// up, except every this many: a share that lists one entry twice could
+/// otherwise hide another that vanished.
+const FULL_RESCAN_EVERY: u32 = 16;
 
 fn stat(path: &Path) -> Option<(std::fs::Metadata, Stamp)> {
     let m = std::fs::symlink_metadata(path).ok()?;
@@ -241,6 +248,7 @@ impl Intake {
             close_events: false,
             bad_names: Vec::new(),
             epoch: Instant::now(),
+            rescans: 0,
         }
     }
 
@@ -367,7 +375,8 @@ impl Intake {
                 present.push(name);
             }
         }
-        if seen == known {
+        self.rescans = self.rescans.wrapping_add(1);
+        if seen == known && !self.rescans.is_multiple_of(FULL_RESCAN_EVERY) {
             return Ok(());
         }
         present.sort_unstable();

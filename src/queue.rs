@@ -246,20 +246,15 @@ impl Queue {
     /// Rebuilds the run order's tree with full nodes. Files mostly arrive in
     /// run order, and a B-tree filled in key order leaves its nodes about
     /// half full: 92 bytes an entry against 50 when full, 4 MB for 100,000
-    /// queued files. `append` of one half into the other builds the merged
-    /// tree node by node while it drains both, so the rebuild needs no second
-    /// copy. Linear in the queue's length: [`Self::push`] calls it once the
-    /// queue has grown by half since the last time.
+    /// queued files. Collecting a map from its own sorted entries builds it
+    /// bottom up with full nodes (`FromIterator`'s bulk build; `append` no
+    /// longer does since Rust 1.96). The old tree is freed as it is drained,
+    /// so the rebuild's peak is about what the half-full tree took. Linear in
+    /// the queue's length: [`Self::push`] calls it once the queue has grown by
+    /// half since the last time.
     fn compact(&mut self) {
         self.pushed = 0;
-        if self.order.len() < 2 {
-            return;
-        }
-        let Some(middle) = self.order.keys().nth(self.order.len() / 2).cloned() else {
-            return;
-        };
-        let mut upper = self.order.split_off(&middle);
-        self.order.append(&mut upper);
+        self.order = std::mem::take(&mut self.order).into_iter().collect();
     }
 
     /// A map that held a big burst keeps its capacity when emptied: give it back.

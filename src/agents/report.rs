@@ -126,7 +126,7 @@ impl LiveLimits {
         {
             report.limit_hit = Some(LimitHit::Budget);
             return Some(format!(
-                "stopped at ${cost:.4}: budget_usd is ${budget:.4}, after {} turns and {} tool calls",
+                "stopped at ${cost:.4}: budget_usd left for this run is ${budget:.4}, after {} turns and {} tool calls",
                 report.turns, report.tool_calls
             ));
         }
@@ -239,6 +239,27 @@ mod tests {
         let why = limits.check(&mut r).expect("stopped");
         assert!(why.contains("budget_usd"), "{why}");
         assert_eq!(r.limit_hit, Some(LimitHit::Budget));
+        // A cost the CLI reports is the cost: the prices are not used.
+        let mut r = AgentReport {
+            tokens: Tokens {
+                input: 1_000_000,
+                output: 0,
+                cached: 0,
+            },
+            cost_usd: Some(0.001),
+            ..AgentReport::default()
+        };
+        assert_eq!(limits.check(&mut r), None);
+        // No tokens yet: no cost from prices either.
+        let mut r = AgentReport::default();
+        assert_eq!(
+            LiveLimits {
+                budget_usd: Some(0.0),
+                ..limits
+            }
+            .check(&mut r),
+            None
+        );
         // Without prices, tokens alone never pass a dollar budget.
         let mut r = AgentReport {
             tokens: Tokens {

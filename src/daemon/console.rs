@@ -69,7 +69,13 @@ pub fn describe(e: &Value) -> Option<String> {
                 t.push_str(&format!("  for {}", after.join(", ")));
             }
             match e["starts_at"].as_str() {
-                Some(at) => t.push_str(&format!("  until {at}")),
+                Some(at) => {
+                    let at = at
+                        .parse::<jiff::Timestamp>()
+                        .and_then(|t| t.round(jiff::Unit::Second))
+                        .map_or(at.to_string(), |t| t.to_string());
+                    t.push_str(&format!("  until {at}"));
+                }
                 None if after.is_empty() => return None,
                 None => {}
             }
@@ -118,7 +124,7 @@ mod tests {
         let queued = json!({"ts": "2026-12-07T11:02:03.123Z", "event": "task_queued", "file": "a.md"});
         assert!(describe(&queued).is_none());
         let held = json!({"ts": "2026-12-07T11:02:03.123Z", "event": "task_queued", "file": "b.md",
-            "waiting_for": ["a.md"], "starts_at": "2026-12-08T02:00:00Z"});
+            "waiting_for": ["a.md"], "starts_at": "2026-12-08T01:59:59.700123Z"});
         assert_eq!(
             describe(&held).unwrap(),
             "11:02:03 waiting    b.md  for a.md  until 2026-12-08T02:00:00Z"

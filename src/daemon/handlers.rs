@@ -226,7 +226,11 @@ impl Daemon {
                         title: spec.title.clone(),
                         agent: q.agent,
                         priority: q.priority,
-                        waiting_for: spec.deps.references().map(str::to_string).collect(),
+                        // Only while it is held: met ones are nothing to wait for.
+                        waiting_for: match admission {
+                            Admission::Wait => spec.deps.references().map(str::to_string).collect(),
+                            _ => Vec::new(),
+                        },
                         starts_at: spec.deps.start_to_come(q.arrival).map(|t| t.to_string()),
                     },
                 );

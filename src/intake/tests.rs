@@ -148,3 +148,28 @@ fn a_rescan_forgets_files_that_left_the_inbox() {
     assert!(intake.is_settling("d.md") && intake.is_settling("f.md") && !intake.is_settling("e.md"));
     assert_eq!(intake.settling(), 2);
 }
+
+/// Polling (a share without events): a rescan notices a queued file that
+/// changed (it settles again) and one that left, while the rest stay queued.
+#[test]
+fn a_polling_rescan_sees_changed_and_vanished_queued_files() {
+    let (dir, inbox) = setup();
+    let debounce = Duration::from_millis(100);
+    let mut intake = Intake::new(inbox.clone(), debounce, false);
+    let mut queue = Queue::default();
+    for name in ["a.md", "b.md", "c.md"] {
+        std::fs::write(inbox.join(name), name).unwrap();
+    }
+    let t0 = Instant::now();
+    intake.rescan(t0, &mut queue).unwrap();
+    for v in intake.settle(t0 + debounce * 2, &rules(dir.path())) {
+        let Verdict::Accept(a) = v else { panic!("{v:?}") };
+        queue.push(a.queued);
+    }
+    assert_eq!(queue.len(), 3);
+    std::fs::write(inbox.join("a.md"), "a, rewritten longer").unwrap();
+    std::fs::remove_file(inbox.join("b.md")).unwrap();
+    intake.rescan(t0 + debounce * 3, &mut queue).unwrap();
+    assert_eq!(queue.names().collect::<Vec<_>>(), ["c.md"]);
+    assert!(intake.is_settling("a.md") && !intake.is_settling("b.md"));
+}

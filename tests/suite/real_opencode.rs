@@ -2,7 +2,9 @@
 //! scripted OpenAI-compatible chat completions API on 127.0.0.1.
 
 use crate::common::mock_api::{ApiRequest, MockApi, Reply};
-use crate::common::real::{Cli, RealHome, find, limits_stop_a_looping_model, record, recordings};
+use crate::common::real::{
+    Cli, RealHome, a_slow_stream_is_cut_by_the_timeout, find, limits_stop_a_looping_model, record, recordings,
+};
 #[cfg(target_os = "linux")]
 use crate::common::real::{SLEEPER, kill_9_mid_command_leaves_nothing};
 #[cfg(unix)]
@@ -249,10 +251,10 @@ fn limits_stop_a_model_that_never_finishes() {
         &h,
         "opencode",
         &[
-            ("max_tool_calls: 3", "loop-tools", "max_tool_calls", 5),
-            ("max_turns: 2", "loop-turns", "max_turns", 4),
-            ("budget_tokens: 400", "loop-tokens", "budget_exceeded", 5),
-            ("budget_usd: 0.001", "loop-dollars", "budget_exceeded", 5),
+            ("max_tool_calls: 3", "loop-tools", "max_tool_calls", 8),
+            ("max_turns: 2", "loop-turns", "max_turns", 6),
+            ("budget_tokens: 400", "loop-tokens", "budget_exceeded", 7),
+            ("budget_usd: 0.001", "loop-dollars", "budget_exceeded", 7),
         ],
     );
 }
@@ -272,11 +274,7 @@ fn a_slow_stream_is_stopped_by_its_timeout() {
     let Some(h) = real(api, "", "", "opencode_slow_stream") else {
         return;
     };
-    h.home
-        .drop_task("slow.md", "---\nagent: opencode\ntimeout: 3s\n---\ntake your time\n");
-    h.run_once();
-    let r = h.home.result_of("slow.md");
-    assert_eq!(r["error"]["kind"], "timeout", "{r}");
+    a_slow_stream_is_cut_by_the_timeout(&h, "opencode", |q| q.offers_tools());
 }
 
 /// A cancel mid-stream ends the CLI long before the grace's SIGKILL, and

@@ -280,8 +280,15 @@ fn a_delayed_task_waits_from_when_it_was_dropped_and_a_past_start_time_runs_at_o
     // terminal prints); a start time already past is none.
     let queued = home.events_of("task_queued");
     let of = |file: &str| queued.iter().find(|e| e["file"] == file).unwrap().clone();
-    let until: jiff::Timestamp = of("later.yaml")["starts_at"].as_str().unwrap().parse().unwrap();
-    assert_eq!(until, dropped + jiff::SignedDuration::from_secs(3));
+    let due = dropped + jiff::SignedDuration::from_secs(3);
+    let later_queued = of("later.yaml");
+    let at: jiff::Timestamp = later_queued["ts"].as_str().unwrap().parse().unwrap();
+    // (A machine so loaded that the daemon queued it only after its start
+    // time has none to say.)
+    if at < due - jiff::SignedDuration::from_millis(5) {
+        let until: jiff::Timestamp = later_queued["starts_at"].as_str().unwrap().parse().unwrap();
+        assert_eq!(until, due);
+    }
     assert!(of("past.yaml").get("starts_at").is_none(), "{}", of("past.yaml"));
 }
 

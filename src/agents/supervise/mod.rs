@@ -287,6 +287,15 @@ pub async fn run(
             }
         }
     }
+    // A limit the reader found on a line the agent printed just before it
+    // exited (a CLI that reports its tokens only in its last event) is a
+    // stop all the same: the reader has read every line by now, and whether
+    // the exit or the reader's word came first must not decide the outcome.
+    if exit.stopped.is_none()
+        && let Ok(reason) = agent_stop.try_recv()
+    {
+        exit.stopped = Some(StopReason::Agent(reason));
+    }
     let report = match finished.0 {
         Some((bytes, report)) => {
             exit.stdout_bytes = bytes;

@@ -400,8 +400,10 @@ pub fn git_repo(h: &RealHome) -> PathBuf {
 /// Tasks whose model never stops calling tools, each with one limit (front
 /// matter lines such as `max_turns: 2`, and the word its prompt carries),
 /// run to their ends. Each must fail with `kind`, and is measured by the
-/// requests its CLI made: no more than `most`, where a CLI that ran on would
-/// have made requests until the task's 120 s timeout.
+/// requests its CLI made: no more than `most` (a few past the limit, for a
+/// stop signal that lands late on a loaded machine), where a CLI that ran on
+/// would have made requests until the task's 120 s timeout (each request is
+/// answered at once).
 pub fn limits_stop_a_looping_model(h: &RealHome, agent: &str, cases: &[(&str, &str, &str, usize)]) {
     for (i, (limit, word, _, _)) in cases.iter().enumerate() {
         h.home.drop_task(
@@ -462,11 +464,33 @@ pub fn prices_and_budgets_hold(h: &RealHome, agent: &str) {
         "{two}"
     );
     let why = two["error"]["message"].as_str().unwrap();
-    assert!(why.contains("stopped at $0.0003: budget_usd is $0.0002"), "{why}");
+    assert!(
+        why.contains("stopped at $0.0003: budget_usd left for this run is $0.0002"),
+        "{why}"
+    );
     let tok = h.home.result_of("tok.md");
     assert_eq!(tok["error"]["kind"], "budget_exceeded", "{tok}");
     assert!(
         tok["error"]["message"].as_str().unwrap().contains("budget_tokens"),
         "{tok}"
     );
+}
+
+/// A task with `timeout: 8s` against a model that streams its answer over
+/// 20 s: it ends as `timeout` once the run's request (`is_run`) reached the
+/// model, well before the stream would have ended.
+pub fn a_slow_stream_is_cut_by_the_timeout(
+    h: &RealHome,
+    agent: &str,
+    is_run: impl Fn(&super::mock_api::ApiRequest) -> bool,
+) {
+    h.home.drop_task(
+        "slow.md",
+        format!("---\nagent: {agent}\ntimeout: 8s\n---\ntake your time\n"),
+    );
+    h.run_once();
+    let r = h.home.result_of("slow.md");
+    assert_eq!(r["error"]["kind"], "timeout", "{r}");
+    assert!(h.api.requests().iter().any(is_run), "the stream began");
+    assert!(r["duration_ms"].as_u64().unwrap() < 18_000, "{r}");
 }
