@@ -328,15 +328,10 @@ impl Intake {
     /// Lists the inbox: new files start settling, vanished ones are forgotten,
     /// queued ones that changed go back to settling.
     pub fn rescan(&mut self, now: Instant, queue: &mut Queue) -> std::io::Result<()> {
-        // The names seen, as the same shared strings the queue and the settling
-        // map hold: a rescan of 100,000 waiting files copies none of them.
-        // A sorted list, sized for what is known: 16 bytes a name, where a
-        // hash set (and the copies it grows through) took three times that,
-        // at the daemon's peak with 100,000 files queued.
-        let known = queue.len() + self.settling.len();
-        let mut present: Vec<Arc<str>> = Vec::with_capacity(known + 64);
         // Known files seen again: when that is all of them, none vanished and
-        // the list need not be searched (nor sorted: most rescans).
+        // nothing more is done (most rescans). Otherwise a second listing
+        // says which are still there.
+        let known = queue.len() + self.settling.len();
         let mut seen = 0;
         for entry in std::fs::read_dir(&self.inbox)?.flatten() {
             let Ok(name) = entry.file_name().into_string() else {
@@ -348,7 +343,7 @@ impl Intake {
             if !relevant(&name) {
                 continue;
             }
-            if let Some(known) = queue.shared_name(&name) {
+            if queue.contains(&name) {
                 // With the OS's events, a queued file that is written to is
                 // noted when it happens; a stat of every waiting file at every
                 // rescan (100,000 of them: a fifth of a core) would find
@@ -358,26 +353,41 @@ impl Intake {
                 if !self.native_events {
                     self.note(&name, now, queue);
                 }
-                present.push(known);
                 seen += 1;
                 continue;
             }
-            if let Some((known, _)) = self.settling.get_key_value(name.as_str()) {
-                present.push(known.clone());
+            if self.settling.contains_key(name.as_str()) {
                 seen += 1;
                 continue;
             }
             if let Some((_, stamp)) = stat(&entry.path()) {
                 let changed_at = self.first_seen(stamp, now);
-                let name: Arc<str> = name.into();
                 self.settling
-                    .insert(name.clone(), Settling::new(stamp, changed_at, false, self.epoch));
-                present.push(name);
+                    .insert(name.into(), Settling::new(stamp, changed_at, false, self.epoch));
             }
         }
         self.rescans = self.rescans.wrapping_add(1);
         if seen == known && !self.rescans.is_multiple_of(FULL_RESCAN_EVERY) {
             return Ok(());
+        }
+        self.forget_vanished(queue)
+    }
+
+    /// Forgets the queued and settling files that are no longer in the inbox.
+    /// The names still there are kept as the shared strings the queue and the
+    /// settling map hold, in a sorted list: 16 bytes a name, where a hash set
+    /// (and the copies it grows through) took three times that at the
+    /// daemon's peak with 100,000 files queued.
+    fn forget_vanished(&mut self, queue: &mut Queue) -> std::io::Result<()> {
+        let mut present: Vec<Arc<str>> = Vec::with_capacity(queue.len() + self.settling.len());
+        for entry in std::fs::read_dir(&self.inbox)?.flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let shared = queue
+                .shared_name(&name)
+                .or_else(|| self.settling.get_key_value(name.as_str()).map(|(n, _)| n.clone()));
+            present.extend(shared);
         }
         present.sort_unstable();
         let is_present = |n: &str| present.binary_search_by(|p| (**p).cmp(n)).is_ok();

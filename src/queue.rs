@@ -271,6 +271,11 @@ impl Queue {
         }
     }
 
+    /// Whether `name` is queued (held or not).
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
     /// The queue's own copy of `name`, if it waits.
     pub fn shared_name(&self, name: &str) -> Option<Arc<str>> {
         self.by_name.get_key_value(name).map(|(n, _)| n.clone())

@@ -366,3 +366,23 @@ pub(crate) fn describe(
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A daemon's publication made right after a change of the inbox (a
+    /// claim) is not taken for older than that change, which would make
+    /// `status` list the whole inbox.
+    #[test]
+    fn a_publication_right_after_a_change_is_newer_than_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..20 {
+            std::fs::write(dir.path().join(format!("f{i}")), "x").unwrap();
+            let published = daemons::published_now();
+            assert_eq!(published.split('.').nth(1).map(str::len), Some(7), "{published}");
+            assert!(!changed_since(dir.path(), &published), "{published}");
+        }
+        assert!(changed_since(dir.path(), "2000-01-01T00:00:00Z"));
+    }
+}

@@ -65,6 +65,15 @@ fn stem(host: &str, pid: u32) -> String {
     format!("daemon-{}-{pid}", crate::ids::slug(host))
 }
 
+/// A publication's time, to the microsecond, always six digits (so the
+/// strings sort as the times do): `status` compares it with the inbox's
+/// modification time, and to the millisecond a publish made in the same
+/// millisecond as the change it reflects read as older than that change,
+/// which sent `status` listing a big inbox.
+pub(crate) fn published_now() -> String {
+    format!("{:.6}", jiff::Timestamp::now())
+}
+
 impl Registration {
     /// Takes the lock and publishes the first state.
     pub fn register(home: &Home, state: DaemonState, host: &str) -> std::io::Result<Self> {
@@ -135,7 +144,7 @@ impl Registration {
     }
 
     fn publish_now(&mut self) {
-        self.state.updated_at = crate::vocab::now_ts();
+        self.state.updated_at = published_now();
         if let Err(e) = write_json_atomic(&self.state_path, &self.state) {
             tracing::warn!(error = %e, "could not publish the daemon state in run/");
         }
