@@ -118,21 +118,8 @@ fn a_settling_file_is_small_and_keeps_its_times() {
 /// the rest; a rescan that finds every known file again changes nothing.
 #[test]
 fn a_rescan_forgets_files_that_left_the_inbox() {
-    let (dir, inbox) = setup();
+    let (_dir, inbox, mut intake, mut queue, t0) = three_queued(true);
     let debounce = Duration::from_millis(100);
-    let mut intake = Intake::new(inbox.clone(), debounce, true);
-    let mut queue = Queue::default();
-    for name in ["a.md", "b.md", "c.md"] {
-        std::fs::write(inbox.join(name), name).unwrap();
-    }
-    let t0 = Instant::now();
-    intake.rescan(t0, &mut queue).unwrap();
-    assert_eq!(intake.settling(), 3);
-    for v in intake.settle(t0 + debounce * 2, &rules(dir.path())) {
-        let Verdict::Accept(a) = v else { panic!("{v:?}") };
-        queue.push(a.queued);
-    }
-    assert_eq!((queue.len(), intake.settling()), (3, 0));
     std::fs::write(inbox.join("d.md"), "d").unwrap();
     std::fs::write(inbox.join("e.md"), "e").unwrap();
     intake.rescan(t0 + debounce * 3, &mut queue).unwrap();
@@ -153,23 +140,32 @@ fn a_rescan_forgets_files_that_left_the_inbox() {
 /// changed (it settles again) and one that left, while the rest stay queued.
 #[test]
 fn a_polling_rescan_sees_changed_and_vanished_queued_files() {
+    let (_dir, inbox, mut intake, mut queue, t0) = three_queued(false);
+    let debounce = Duration::from_millis(100);
+    std::fs::write(inbox.join("a.md"), "a, rewritten longer").unwrap();
+    std::fs::remove_file(inbox.join("b.md")).unwrap();
+    intake.rescan(t0 + debounce * 3, &mut queue).unwrap();
+    assert_eq!(queue.names().collect::<Vec<_>>(), ["c.md"]);
+    assert!(intake.is_settling("a.md") && !intake.is_settling("b.md"));
+}
+
+/// An intake (`native` events or polling) whose inbox holds `a.md`, `b.md`
+/// and `c.md`, all three queued; and the time they were found.
+fn three_queued(native: bool) -> (tempfile::TempDir, PathBuf, Intake, Queue, Instant) {
     let (dir, inbox) = setup();
     let debounce = Duration::from_millis(100);
-    let mut intake = Intake::new(inbox.clone(), debounce, false);
+    let mut intake = Intake::new(inbox.clone(), debounce, native);
     let mut queue = Queue::default();
     for name in ["a.md", "b.md", "c.md"] {
         std::fs::write(inbox.join(name), name).unwrap();
     }
     let t0 = Instant::now();
     intake.rescan(t0, &mut queue).unwrap();
+    assert_eq!(intake.settling(), 3);
     for v in intake.settle(t0 + debounce * 2, &rules(dir.path())) {
         let Verdict::Accept(a) = v else { panic!("{v:?}") };
         queue.push(a.queued);
     }
-    assert_eq!(queue.len(), 3);
-    std::fs::write(inbox.join("a.md"), "a, rewritten longer").unwrap();
-    std::fs::remove_file(inbox.join("b.md")).unwrap();
-    intake.rescan(t0 + debounce * 3, &mut queue).unwrap();
-    assert_eq!(queue.names().collect::<Vec<_>>(), ["c.md"]);
-    assert!(intake.is_settling("a.md") && !intake.is_settling("b.md"));
+    assert_eq!((queue.len(), intake.settling()), (3, 0));
+    (dir, inbox, intake, queue, t0)
 }
