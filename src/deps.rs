@@ -84,8 +84,7 @@ pub fn ids(home: &Home, deps: &crate::task::Dependencies) -> Vec<String> {
 /// as cancelled).
 pub fn waiting_for(home: &Home, deps: &crate::task::Dependencies, arrival: std::time::SystemTime) -> Vec<String> {
     let start = deps
-        .start_at(arrival)
-        .filter(|t| *t > std::time::SystemTime::now())
+        .start_to_come(arrival)
         .and_then(|t| jiff::Timestamp::try_from(t).ok())
         .map(|t| format!("its start time {}", t.round(jiff::Unit::Second).unwrap_or(t)));
     start

@@ -87,17 +87,17 @@ impl LiveLimits {
                 .filter(|_| !report.tokens.is_zero())
                 .map(|p| p.cost(report.tokens))
         });
-        let spent = match cost {
-            Some(c) => format!(", ${c:.4} spent"),
-            None => String::new(),
-        };
+        // Worded only when a limit is passed: this runs on every line.
+        let spent = || cost.map_or(String::new(), |c| format!(", ${c:.4} spent"));
         if let Some(max) = self.max_turns
             && report.turns > max
         {
             report.limit_hit = Some(LimitHit::Turns);
             return Some(format!(
-                "stopped at {} turns: max_turns is {max}{spent}, {} tool calls",
-                report.turns, report.tool_calls
+                "stopped at {} turns: max_turns is {max}{}, {} tool calls",
+                report.turns,
+                spent(),
+                report.tool_calls
             ));
         }
         if let Some(max) = self.max_tool_calls
@@ -105,8 +105,10 @@ impl LiveLimits {
         {
             report.limit_hit = Some(LimitHit::ToolCalls);
             return Some(format!(
-                "stopped at {} tool calls: max_tool_calls is {max}{spent}, after {} turns",
-                report.tool_calls, report.turns
+                "stopped at {} tool calls: max_tool_calls is {max}{}, after {} turns",
+                report.tool_calls,
+                spent(),
+                report.turns
             ));
         }
         if let Some(budget) = self.budget_tokens

@@ -128,7 +128,7 @@ impl Dependencies {
             return Admission::Ready;
         }
         self.forget(name);
-        let start = deps.start_at(arrival).filter(|t| *t > SystemTime::now());
+        let start = deps.start_to_come(arrival);
         if deps.is_empty() {
             return match start {
                 None => Admission::Ready,

@@ -231,7 +231,11 @@ impl Daemon {
                             Admission::Wait => spec.deps.references().map(str::to_string).collect(),
                             _ => Vec::new(),
                         },
-                        starts_at: spec.deps.start_to_come(q.arrival).map(|t| t.to_string()),
+                        starts_at: spec
+                            .deps
+                            .start_to_come(q.arrival)
+                            .and_then(|t| jiff::Timestamp::try_from(t).ok())
+                            .map(|t| t.to_string()),
                     },
                 );
                 let name = q.name.clone();

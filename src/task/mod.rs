@@ -112,11 +112,9 @@ impl Dependencies {
         after_delay.max(not_before)
     }
 
-    /// The start time still to come, if there is one (for `task_queued`).
-    pub fn start_to_come(&self, arrival: std::time::SystemTime) -> Option<jiff::Timestamp> {
-        self.start_at(arrival)
-            .filter(|t| *t > std::time::SystemTime::now())
-            .and_then(|t| jiff::Timestamp::try_from(t).ok())
+    /// The start time, if it is still to come: what holds the file now.
+    pub fn start_to_come(&self, arrival: std::time::SystemTime) -> Option<std::time::SystemTime> {
+        self.start_at(arrival).filter(|t| *t > std::time::SystemTime::now())
     }
 
     /// Every reference, `after` first.
