@@ -76,7 +76,8 @@ pub use crate::vocab::{Event, Finished, Interruption, Violation, now_ts, ts};
 /// An event's name and its fields, as the log writes them.
 pub fn parts(event: &Event) -> (String, Value) {
     let mut fields = serde_json::to_value(event).unwrap_or_else(|_| serde_json::json!({"event": "unserializable"}));
-    let name = match fields.as_object_mut().and_then(|f| f.remove("event")) {
+    // Shifted out, not swapped: the fields keep their declared order.
+    let name = match fields.as_object_mut().and_then(|f| f.shift_remove("event")) {
         Some(Value::String(name)) => name,
         _ => "unknown".to_string(),
     };
@@ -195,24 +196,32 @@ impl EventLog {
     /// One event as a whole line, newline included. Its time is now, unless the
     /// fields carry a `ts` string: an event held back to be written with a later
     /// one keeps the time it happened.
-    fn line(&self, event: &str, task_id: Option<&str>, mut fields: Value) -> io::Result<Vec<u8>> {
-        let ts = match fields.as_object_mut().and_then(|f| f.remove("ts")) {
+    fn line(&self, event: &str, task_id: Option<&str>, fields: Value) -> io::Result<Vec<u8>> {
+        let mut fields = match fields {
+            Value::Object(f) => f,
+            _ => Map::new(),
+        };
+        let ts = match fields.shift_remove("ts") {
             Some(Value::String(ts)) => ts,
             _ => now_ts(),
         };
-        let mut obj = Map::new();
-        obj.insert("ts".into(), Value::String(ts));
-        obj.insert("event".into(), Value::String(event.into()));
+        // Written field by field after the three the log adds (a field of the
+        // same name as one of them is dropped): no second map of the line.
+        let mut line = Vec::with_capacity(256);
+        put_field(&mut line, "ts", &ts)?;
+        put_field(&mut line, "event", event)?;
         if let Some(id) = task_id {
-            obj.insert("task_id".into(), Value::String(id.into()));
+            put_field(&mut line, "task_id", id)?;
         }
-        if let Value::Object(extra) = fields {
-            for (k, mut v) in extra {
-                redact_value(&self.redactor(), &mut v);
-                obj.entry(k).or_insert(v);
+        let redactor = self.redactor();
+        for (k, mut v) in fields {
+            if matches!(k.as_str(), "event" | "task_id") {
+                continue;
             }
+            redact_value(&redactor, &mut v);
+            put_field(&mut line, &k, &v)?;
         }
-        let mut line = serde_json::to_vec(&Value::Object(obj)).map_err(io::Error::other)?;
+        line.push(b'}');
         if let Some(sub) = self.subscriber.0.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
             sub(event, &line);
         }
@@ -322,6 +331,15 @@ impl EventLog {
 
 /// Redacts each string inside `v` (not the serialised line, whose quotes a
 /// pattern like `"api_key":"..."` could swallow).
+/// Appends `"key":value` to the object being written in `line`, opening it
+/// or adding a comma first.
+fn put_field<T: serde::Serialize + ?Sized>(line: &mut Vec<u8>, key: &str, value: &T) -> io::Result<()> {
+    line.push(if line.is_empty() { b'{' } else { b',' });
+    serde_json::to_writer(&mut *line, key).map_err(io::Error::other)?;
+    line.push(b':');
+    serde_json::to_writer(&mut *line, value).map_err(io::Error::other)
+}
+
 fn redact_value(r: &crate::redact::Redactor, v: &mut Value) {
     match v {
         Value::String(s) => {

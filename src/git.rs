@@ -15,7 +15,12 @@ use std::process::{Command, Stdio};
 pub fn repository_of(dir: &Path) -> Option<&Path> {
     dir.ancestors().find(|d| {
         let git = d.join(".git");
-        git.join("HEAD").is_file() || (git.is_file() && std::fs::read(&git).is_ok_and(|b| b.starts_with(b"gitdir:")))
+        // One stat for a folder without `.git`, the common case on the way up.
+        match std::fs::metadata(&git) {
+            Ok(m) if m.is_dir() => git.join("HEAD").is_file(),
+            Ok(m) if m.is_file() => std::fs::read(&git).is_ok_and(|b| b.starts_with(b"gitdir:")),
+            _ => false,
+        }
     })
 }
 

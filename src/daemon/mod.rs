@@ -70,6 +70,9 @@ pub struct Shared {
     /// The running tasks that queued files wait for (`after:`), kept by the
     /// loop's [`dependencies::Dependencies`]: their results are committed at once.
     pub awaited: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Tasks queued or running, as the loop last counted them: a result
+    /// with nothing else in flight to gather with is committed at once.
+    pub in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// See [`Shared::spend_left`].
@@ -95,6 +98,13 @@ impl Shared {
     /// Whether queued files wait for task `id`.
     pub fn is_awaited(&self, id: &str) -> bool {
         self.awaited.lock().unwrap_or_else(|e| e.into_inner()).contains(id)
+    }
+
+    /// Whether task `id`'s result is committed without waiting for others to
+    /// gather: someone waits for it, or it is the only task queued or running
+    /// (the last of a burst, a lone task), so none would come.
+    pub fn commit_at_once(&self, id: &str) -> bool {
+        self.in_flight.load(std::sync::atomic::Ordering::Relaxed) <= 1 || self.is_awaited(id)
     }
 
     /// The redactor in force now.
@@ -363,6 +373,7 @@ pub async fn run(home: Home, loaded: Loaded, opts: RunOptions) -> anyhow::Result
         owner_only: homecheck::owner_only(home.root()),
         supervisor: Arc::new(crate::agents::supervise::Processes),
         awaited: Default::default(),
+        in_flight: Default::default(),
         spend_left: Default::default(),
         started: Instant::now(),
     });

@@ -23,20 +23,27 @@ pub(super) fn judge_all(
     settled: Vec<(Arc<str>, std::fs::Metadata, Stamp)>,
     rules: &Rules,
 ) -> Vec<Verdict> {
-    let one = |(name, meta, stamp): &(Arc<str>, std::fs::Metadata, Stamp)| {
-        judge(name, &inbox.join(&**name), meta, *stamp, rules)
+    // The default workdir is resolved once for the files judged together (on
+    // each thread): most tasks name none, and each resolution is a few
+    // syscalls a folder of its path. The claim resolves it again.
+    let judge_part = |part: &[(Arc<str>, std::fs::Metadata, Stamp)]| {
+        let default = std::cell::OnceCell::new();
+        part.iter()
+            .filter_map(|(name, meta, stamp)| judge(name, &inbox.join(&**name), meta, *stamp, rules, &default))
+            .collect::<Vec<_>>()
     };
     // Asked once, and only for a big batch: on Linux the answer reads cgroup files.
     static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let threads = || *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(4));
     if settled.len() < PARALLEL_JUDGING_FROM || threads() < 2 {
-        return settled.iter().filter_map(one).collect();
+        return judge_part(&settled);
     }
     let chunk = settled.len().div_ceil(threads());
     std::thread::scope(|scope| {
+        let judge_part = &judge_part;
         let parts: Vec<_> = settled
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().filter_map(one).collect::<Vec<_>>()))
+            .map(|part| scope.spawn(move || judge_part(part)))
             .collect();
         parts
             .into_iter()
@@ -45,7 +52,17 @@ pub(super) fn judge_all(
     })
 }
 
-fn judge(name: &Arc<str>, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, rules: &Rules) -> Option<Verdict> {
+/// The default workdir as resolved for a batch (see [`judge_all`]).
+type DefaultWorkdir = std::cell::OnceCell<Result<std::path::PathBuf, Rejection>>;
+
+fn judge(
+    name: &Arc<str>,
+    path: &Path,
+    meta: &std::fs::Metadata,
+    stamp: Stamp,
+    rules: &Rules,
+    default: &DefaultWorkdir,
+) -> Option<Verdict> {
     let reject = |rejection: Rejection| {
         Some(Verdict::Reject {
             name: name.to_string(),
@@ -84,7 +101,12 @@ fn judge(name: &Arc<str>, path: &Path, meta: &std::fs::Metadata, stamp: Stamp, r
         Ok(s) => s,
         Err(r) => return reject(r),
     };
-    let resolve = |wd: Option<&str>| workdir::resolve(wd, &rules.default_workdir, &rules.home, &rules.allowed_roots);
+    let resolve = |wd: Option<&str>| match wd {
+        None => default
+            .get_or_init(|| workdir::resolve(None, &rules.default_workdir, &rules.home, &rules.allowed_roots))
+            .clone(),
+        Some(_) => workdir::resolve(wd, &rules.default_workdir, &rules.home, &rules.allowed_roots),
+    };
     let workdir = match resolve(spec.workdir.as_deref()) {
         Ok(w) => w,
         // A folder a note named is a guess (as in `task::place`): the default stays.

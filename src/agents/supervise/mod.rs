@@ -322,7 +322,13 @@ fn spawn(spec: &Spawn) -> std::io::Result<Child> {
             // With the folder, what names it: the daemon's own PWD would name
             // another, and a CLI that asks PWD (opencode) takes it for its project.
             .env("PWD", &spec.cwd)
-            .stdin(std::process::Stdio::piped())
+            // Nothing to say: the agent reads the end of its input at once,
+            // and the daemon has no pipe to make, watch and close.
+            .stdin(if spec.stdin.is_empty() {
+                std::process::Stdio::null()
+            } else {
+                std::process::Stdio::piped()
+            })
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
     });

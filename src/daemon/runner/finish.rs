@@ -136,7 +136,7 @@ impl Runner {
         if let Err(e) = self
             .shared
             .committer
-            .write_new_durable(self.claimed.dir.result(), bytes, self.shared.is_awaited(self.id()))
+            .write_new_durable(self.claimed.dir.result(), bytes, self.shared.commit_at_once(self.id()))
             .await
         {
             // Without a result the task stays unfinished and is recovered later.

@@ -164,6 +164,7 @@ impl Harness {
             supervisor: supervisor.clone(),
             started: Instant::now(),
             awaited: Default::default(),
+            in_flight: Default::default(),
             spend_left: Default::default(),
             config: std::sync::RwLock::new(Arc::new(config)),
         });
