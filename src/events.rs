@@ -401,6 +401,38 @@ pub fn open_shared(path: &Path) -> io::Result<File> {
 mod tests {
 
     #[test]
+    fn a_line_puts_the_logs_fields_first_and_the_events_in_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.ndjson");
+        let log = EventLog::new(path.clone(), dir.path().join(".lock"), 1 << 20, 2);
+        // A field named like one the log adds is dropped; a `ts` among the
+        // fields is when the event happened.
+        log.emit_fields(
+            "task_started",
+            Some("id-1"),
+            serde_json::json!({"file": "a.md", "event": "forged", "ts": "2026-01-01T00:00:00Z", "task_id": "other", "n": 2}),
+        );
+        let (name, fields) = parts(&Event::TaskQueued {
+            file: "b.md".into(),
+            title: "T".into(),
+            agent: crate::vocab::AgentKind::Command,
+            priority: 0,
+            waiting_for: Vec::new(),
+            starts_at: None,
+        });
+        log.emit_parts(None, [(name, fields)]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            r#"{"ts":"2026-01-01T00:00:00Z","event":"task_started","task_id":"id-1","file":"a.md","n":2}"#
+        );
+        let second: serde_json::Map<String, Value> = serde_json::from_str(lines[1]).unwrap();
+        let keys: Vec<&str> = second.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["ts", "event", "file", "title", "agent", "priority"]);
+    }
+
+    #[test]
     fn an_event_never_glues_to_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.ndjson");

@@ -360,9 +360,10 @@ impl Daemon {
         // The run order, then the files that wait for other tasks.
         let listed = self.queue.ordered().chain(self.queue.held_names());
         self.registration.update_queue(self.queue.len(), listed);
-        self.shared
-            .in_flight
-            .store(self.queue.len() + self.tasks.len(), std::sync::atomic::Ordering::Relaxed);
+        self.shared.in_flight.store(
+            self.queue.len() + self.tasks.len(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.registration.update_spend_cap(self.spend.hit());
         let publish_at = self
             .registration

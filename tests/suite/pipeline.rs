@@ -310,6 +310,28 @@ fn queue_order_is_priority_then_arrival() {
     );
 }
 
+/// A command with nothing to read gets the end of its input at once from
+/// `/dev/null` (no pipe to make and watch); one with a prompt reads it on a pipe.
+#[cfg(unix)]
+#[test]
+fn stdin_is_a_pipe_only_when_there_is_something_to_say() {
+    let home = TestHome::new();
+    home.drop_task(
+        "quiet.yaml",
+        "agent: command\ncommand: test -c /dev/stdin && test -z \"$(cat)\"\n",
+    );
+    home.drop_task(
+        "told.md",
+        "---\nagent: command\ncommand: test -p /dev/stdin && cat\n---\nthe prompt itself\n",
+    );
+    let out = home.run_once();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(home.result_of("quiet.yaml")["status"], "succeeded");
+    let told = home.result_of("told.md");
+    assert_eq!(told["status"], "succeeded");
+    assert!(told["output"].as_str().unwrap().contains("the prompt itself"), "{told}");
+}
+
 #[test]
 fn a_failed_task_makes_run_once_exit_1_with_error_and_suggestion() {
     let home = TestHome::new();

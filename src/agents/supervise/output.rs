@@ -276,6 +276,25 @@ mod tests {
         (out, s.finish())
     }
 
+    #[tokio::test]
+    async fn the_first_read_is_small_and_a_full_one_grows_the_buffer() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        let (_keep, mut give_up) = watch::channel(false);
+        let alive = Alive::new();
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        pump(Some(&data[..]), 64 * 1024, &mut give_up, &alive, |c| {
+            chunks.push(c.to_vec())
+        })
+        .await;
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [FIRST_READ, 5000 - FIRST_READ]);
+        assert_eq!(chunks.concat(), data);
+        // A pump smaller than the first read never reads more than its size.
+        let mut small: Vec<usize> = Vec::new();
+        pump(Some(&data[..]), 512, &mut give_up, &alive, |c| small.push(c.len())).await;
+        assert!(small.iter().all(|&n| n <= 512) && small.iter().sum::<usize>() == 5000);
+    }
+
     #[test]
     fn lines_across_chunks() {
         let (lines, tail) = split_all(&[b"ab", b"c\nde", b"f\n\ngh"], 100);

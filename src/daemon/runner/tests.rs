@@ -355,3 +355,19 @@ async fn each_attempt_gets_what_is_left_of_the_timeout_and_the_prompt_on_stdin()
     assert_eq!(seen[0].stdin, "fix the login");
     assert!(!seen[0].args.iter().any(|a| a.contains("fix the login")));
 }
+
+#[test]
+fn a_result_waits_to_gather_only_while_others_are_in_flight() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let h = Harness::new(Config::default(), Vec::new());
+    h.shared.in_flight.store(2, Relaxed);
+    assert!(!h.shared.commit_at_once("a"), "another task may finish with it");
+    h.shared.awaited.lock().unwrap().insert("a".into());
+    assert!(h.shared.commit_at_once("a"), "a queued task waits for it");
+    assert!(!h.shared.commit_at_once("b"));
+    h.shared.in_flight.store(1, Relaxed);
+    assert!(
+        h.shared.commit_at_once("b"),
+        "nothing else queued or running: none would come"
+    );
+}
