@@ -427,7 +427,7 @@ mod tests {
             lines[0],
             r#"{"ts":"2026-01-01T00:00:00Z","event":"task_started","task_id":"id-1","file":"a.md","n":2}"#
         );
-        let second: serde_json::Map<String, Value> = serde_json::from_str(lines[1]).unwrap();
+        let second: Map<String, Value> = serde_json::from_str(lines[1]).unwrap();
         let keys: Vec<&str> = second.keys().map(String::as_str).collect();
         assert_eq!(keys, ["ts", "event", "file", "title", "agent", "priority"]);
     }
