@@ -15,29 +15,11 @@ $TMPDIR/orch-floor (see bench.py on ext4's recently-freed inodes).
 """
 import os, statistics, subprocess, sys, tempfile, time
 
-N = int(os.environ.get("N", "1000"))
-R = int(os.environ.get("R", "6"))
-BASE = os.path.join(tempfile.gettempdir(), "orch-floor")
+import ab  # the homes and the xargs baseline are made as ab.py makes them
 
-
-def xargs():
-    t = time.perf_counter()
-    subprocess.run(f"seq {N} | xargs -P2 -I{{}} sh -c true", shell=True, check=True)
-    return time.perf_counter() - t
-
-
-def prep():
-    os.makedirs(BASE, exist_ok=True)
-    home = tempfile.mkdtemp(prefix="h-", dir=BASE)
-    os.makedirs(os.path.join(home, "inbox"))
-    with open(os.path.join(home, "orchestrator.yaml"), "w") as f:
-        f.write("default_agent: command\nmax_concurrent: 2\n")
-    for i in range(N):
-        tmp = os.path.join(home, "inbox", f".t{i:05}.tmp")
-        with open(tmp, "w") as f:
-            f.write('command: "true"\n')
-        os.rename(tmp, os.path.join(home, "inbox", f"t{i:05}.yaml"))
-    return home
+R = ab.R
+ab.BASE = os.path.join(tempfile.gettempdir(), "orch-floor")
+xargs, prep = ab.xargs, ab.prep
 
 
 def timed(argv):
