@@ -15,8 +15,9 @@ use crate::store::atomic;
 use crate::store::commit_log::{self, CommitLog};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Most files committed in one batch: bounds the wait of the first in line.
@@ -42,12 +43,20 @@ struct Job {
 /// handle is dropped (its log stays, and the next daemon replays it).
 pub struct Committer {
     tx: mpsc::Sender<Job>,
+    /// Set with an urgent job: the thread, parked for [`WINDOW`], commits at once.
+    urgent: Arc<AtomicBool>,
+    thread: std::thread::Thread,
 }
 
 impl Committer {
     /// Starts the commit thread. With `results`, results go through a commit
     /// log in `results/.commits/`; without, each file is flushed on its own.
     pub fn start(results: Option<&Path>) -> io::Result<Self> {
+        Self::start_with_window(results, WINDOW)
+    }
+
+    /// [`Self::start`] with another gathering window (tests).
+    fn start_with_window(results: Option<&Path>, window: Duration) -> io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
         let mut log = results.and_then(|r| {
             CommitLog::begin(r)
@@ -56,16 +65,30 @@ impl Committer {
         });
         // Started with the first full log: most daemons never fill one.
         let mut retire: Option<mpsc::Sender<CommitLog>> = None;
-        std::thread::Builder::new()
+        let urgent = Arc::new(AtomicBool::new(false));
+        let flag = urgent.clone();
+        let thread = std::thread::Builder::new()
             .name("result-commit".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
                     // A chain of tasks waits for each result before its next
                     // link starts: nothing would gather, and the window would
-                    // be the chain's whole overhead per link.
+                    // be the chain's whole overhead per link. So does an
+                    // urgent job sent during the window: it ends the window
+                    // (the last result of a burst, say), and the batch goes.
                     if log.is_some() && !first.urgent {
-                        std::thread::sleep(WINDOW);
+                        let until = Instant::now() + window;
+                        while !flag.load(Ordering::Acquire) {
+                            let left = until.saturating_duration_since(Instant::now());
+                            if left.is_zero() {
+                                break;
+                            }
+                            std::thread::park_timeout(left);
+                        }
                     }
+                    // Cleared before the batch is taken: an urgent job sent
+                    // after this is in the batch, or is the next one's first.
+                    flag.store(false, Ordering::Release);
                     let mut batch = vec![first];
                     while batch.len() < MAX_BATCH {
                         match rx.try_recv() {
@@ -85,8 +108,10 @@ impl Committer {
                         }
                     }
                 }
-            })?;
-        Ok(Self { tx })
+            })?
+            .thread()
+            .clone();
+        Ok(Self { tx, urgent, thread })
     }
 
     /// Creates `path` with `bytes`, durable before it gets its name, and fails
@@ -105,6 +130,10 @@ impl Committer {
             return tokio::task::spawn_blocking(move || atomic::write_new_durable(&job.path, &job.bytes))
                 .await
                 .map_err(io::Error::other)?;
+        }
+        if urgent {
+            self.urgent.store(true, Ordering::Release);
+            self.thread.unpark();
         }
         answer
             .await
@@ -184,7 +213,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn commits_many_files_once_each() {
         let dir = tempfile::tempdir().unwrap();
-        let c = std::sync::Arc::new(Committer::start(None).unwrap());
+        let c = Arc::new(Committer::start(None).unwrap());
         let mut set = tokio::task::JoinSet::new();
         for i in 0..200 {
             let c = c.clone();
@@ -214,7 +243,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let results = dir.path().join("results");
         std::fs::create_dir_all(results.join("t")).unwrap();
-        let c = std::sync::Arc::new(Committer::start(Some(&results)).unwrap());
+        let c = Arc::new(Committer::start(Some(&results)).unwrap());
         let mut set = tokio::task::JoinSet::new();
         for i in 0..50 {
             let c = c.clone();
@@ -258,5 +287,30 @@ mod tests {
         assert!(bad.is_err());
         good.unwrap();
         assert_eq!(std::fs::read(dir.path().join("r.json")).unwrap(), b"y");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_urgent_file_ends_the_window_of_the_batch_it_joins() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("results");
+        std::fs::create_dir_all(&results).unwrap();
+        // A window no test waits out: only the urgent file can end it.
+        let c = Arc::new(Committer::start_with_window(Some(&results), Duration::from_secs(600)).unwrap());
+        // The first file is handed over (one poll sends it) before the urgent one.
+        let first = c.write_new_durable(results.join("a.json"), b"a".to_vec(), false);
+        tokio::pin!(first);
+        tokio::select! {
+            biased;
+            _ = &mut first => panic!("committed without waiting for others"),
+            _ = std::future::ready(()) => {}
+        }
+        let urgent = c.write_new_durable(results.join("b.json"), b"b".to_vec(), true);
+        let (a, b) = tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(first, urgent) })
+            .await
+            .expect("the urgent file ended the window");
+        a.unwrap();
+        b.unwrap();
+        assert_eq!(std::fs::read(results.join("a.json")).unwrap(), b"a");
+        assert_eq!(std::fs::read(results.join("b.json")).unwrap(), b"b");
     }
 }

@@ -382,6 +382,41 @@ fn an_agent_killed_with_its_daemon_before_any_progress_is_still_counted_and_clea
     assert_eq!(home.events_of("task_interrupted")[0]["killed_leftover"], true);
 }
 
+#[cfg(unix)]
+#[test]
+fn an_agent_still_running_after_a_second_has_its_progress_json() {
+    let pidfile = tempfile::NamedTempFile::new().unwrap();
+    let home = TestHome::with_config("default_agent: command\nshutdown_grace: 1s\nkill_grace: 500ms\n");
+    home.drop_task(
+        "quiet.yaml",
+        format!("command: 'echo $$ > {}; exec sleep 600'\n", pidfile.path().display()),
+    );
+    let daemon = home.spawn_daemon();
+    wait_until(Duration::from_secs(20), "the agent to start", || {
+        std::fs::read_to_string(pidfile.path()).is_ok_and(|s| s.trim().parse::<u32>().is_ok())
+    });
+    let agent: u32 = std::fs::read_to_string(pidfile.path()).unwrap().trim().parse().unwrap();
+    // Nothing printed, nothing to report: the record comes from the timer alone.
+    let progress = || {
+        std::fs::read_dir(home.path.join("results"))
+            .unwrap()
+            .flatten()
+            .find_map(|e| std::fs::read_to_string(e.path().join("progress.json")).ok())
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+    };
+    wait_until(Duration::from_secs(20), "progress.json for the quiet agent", || {
+        progress().is_some()
+    });
+    let p = progress().unwrap();
+    assert_eq!(p["status"], "running", "{p}");
+    assert_eq!(p["attempt"], 1, "{p}");
+    assert_eq!(p["agent"]["pid"], agent, "{p}");
+    sigterm(daemon.id());
+    let out = wait_output(daemon, Duration::from_secs(20));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!alive(agent), "the agent stopped with its daemon");
+}
+
 #[test]
 fn a_task_that_kills_its_daemon_is_quarantined_and_the_tasks_beside_it_succeed() {
     let home = TestHome::with_config(&config_with("max_concurrent: 3", ""));

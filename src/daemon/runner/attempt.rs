@@ -116,11 +116,7 @@ impl Runner {
         // follows only for an agent still running after PROGRESS_FILE_AFTER (or
         // when it reports progress): a short task never creates it.
         let progress = self.progress.clone();
-        let (path, lock, source) = (
-            td.progress(),
-            self.claimed.lock.clone(),
-            self.claimed.source_file.clone(),
-        );
+        let (lock, source) = (self.claimed.lock.clone(), self.claimed.source_file.clone());
         let on_spawned: supervise::SpawnedFn = Box::new(move |agent| {
             let record = {
                 let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
@@ -135,20 +131,31 @@ impl Runner {
             if let Err(e) = record.write_to(&lock) {
                 tracing::warn!(error = %e, "could not record the attempt in owner.lock");
             }
-            tokio::spawn(async move {
-                tokio::time::sleep(PROGRESS_FILE_AFTER).await;
-                let snapshot = {
-                    let p = progress.lock().unwrap_or_else(|e| e.into_inner());
-                    // Still this attempt's agent.
-                    (p.agent.is_some() && p.attempt == n).then(|| p.clone())
-                };
-                if let Some(snapshot) = snapshot
-                    && let Err(e) = write_json_atomic(&path, &snapshot)
-                {
-                    tracing::warn!(error = %e, "could not write progress.json");
-                }
-            });
         });
+        // progress.json for an agent still running after PROGRESS_FILE_AFTER:
+        // polled beside the run (below), not spawned as a task of its own, so
+        // a short run leaves no timer behind for the runtime to carry and
+        // cancel at exit (a thousand of them after a burst).
+        let progress_later = {
+            let (progress, path) = (self.progress.clone(), td.progress());
+            async move {
+                loop {
+                    tokio::time::sleep(PROGRESS_FILE_AFTER).await;
+                    let snapshot = {
+                        let p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                        // This attempt's agent, once it has been started.
+                        (p.agent.is_some() && p.attempt == n).then(|| p.clone())
+                    };
+                    if let Some(snapshot) = snapshot {
+                        if let Err(e) = write_json_atomic(&path, &snapshot) {
+                            tracing::warn!(error = %e, "could not write progress.json");
+                        }
+                        break;
+                    }
+                }
+                std::future::pending::<std::convert::Infallible>().await
+            }
+        };
         let ran_at = crate::agents::RanAt {
             home: spawn
                 .env
@@ -160,11 +167,14 @@ impl Runner {
             started: std::time::SystemTime::now(),
             stdin: Arc::clone(&spawn.stdin),
         };
-        let (exit, mut report) = self
+        let run = self
             .shared
             .supervisor
-            .run(spawn, reader, on_spawned, self.progress_fn(n), self.stop.clone())
-            .await;
+            .run(spawn, reader, on_spawned, self.progress_fn(n), self.stop.clone());
+        let (exit, mut report) = tokio::select! {
+            ended = run => ended,
+            never = progress_later => match never {},
+        };
         // Redacted where the text enters the records: an agent's error may quote
         // a key it printed (stderr, an API message), and from here it goes to
         // result.json, the attempt records, the events and the summary.
