@@ -1,17 +1,17 @@
 //! The daemon between two turns of its loop, and what it does on each thing
-//! that wakes it: a watcher hint, a deadline (settle, rescan, recovery), a
-//! cancel request the lookout found, a task ending, a stop signal. `super::run` sets it up,
-//! turns the loop and tears it down; each turn is the handlers below.
+//! that wakes it: a watcher hint, a cancel request the lookout found, a task
+//! ending, a stop signal; a deadline (rescan, recovery, retention) is handled
+//! in `periodic.rs`. `super::run` sets it up, turns the loop and tears it
+//! down; each turn is the handlers below.
 
 use super::dependencies::{Admission, Dependencies};
 use super::lookout::Lookout;
 use super::{RunSummary, Shared, homecheck, recovery, report_stuck, runner, writers};
 use crate::agents::supervise::StopReason;
-use crate::events::{Event, Interruption, Violation};
+use crate::events::{Event, Interruption};
 use crate::intake::{self, Intake, Rules, Verdict};
 use crate::queue::Queue;
-use crate::store::daemons::{self, Registration};
-use crate::store::index;
+use crate::store::daemons::Registration;
 use crate::store::record::Status;
 use crate::watch::Hint;
 use runner::TaskRun;
@@ -422,38 +422,6 @@ impl Daemon {
         }
     }
 
-    /// A deadline passed: whatever of the config check, the rescan and the
-    /// recovery scan is due.
-    pub fn on_deadline(&mut self) {
-        let now = Instant::now();
-        if self.config_check_at.is_some_and(|t| now >= t) {
-            self.config_check_at = None;
-            if self.config_source.changed() {
-                self.reload("file");
-            }
-        }
-        // Both read folders that can hold 100,000 entries: done off the
-        // runtime worker, whose runners move to the other worker meanwhile.
-        if now >= self.rescan_at {
-            off_the_worker(|| self.on_rescan_due(now));
-        }
-        if now >= self.recover_at {
-            off_the_worker(|| self.on_recovery_due(now));
-        }
-        if now >= self.retention_at {
-            self.on_retention_due(now);
-        }
-        if self.deps.len() > 0 && now >= self.deps_look_at {
-            self.on_deps_look_due(now);
-        }
-        if self.stopping.is_none() {
-            self.scheduler.fire_due(&self.shared.home, &self.shared.events);
-        }
-        // Held files whose start time (`not_before`, `delay`) came.
-        let due = self.deps.due(SystemTime::now());
-        self.apply(due);
-    }
-
     /// The lookout found a cancel request for a running task: stop its agent.
     pub fn on_cancel_requested(&self, id: &str) {
         if let Some(tx) = self.stops.get(id)
@@ -461,83 +429,6 @@ impl Daemon {
         {
             let _ = tx.send(Some(StopReason::Cancelled));
         }
-    }
-
-    fn on_rescan_due(&mut self, now: Instant) {
-        // The inbox must still be the folder the daemon started on: one renamed
-        // away and replaced (by whoever could write above it) is someone
-        // else's, and nothing more is taken from it.
-        if self.stopping.is_none() && homecheck::identity(&self.shared.home.inbox()) != self.inbox_identity {
-            self.shared.events.emit(
-                None,
-                Event::SecurityViolation(Violation {
-                    reason: "inbox_replaced".into(),
-                    inbox: Some(self.shared.home.inbox()),
-                    error: Some("the inbox is no longer the folder the daemon started on; the daemon stops taking tasks and shuts down".into()),
-                    hint: Some("check who replaced it (see `orchestrator doctor`), then start the daemon again".into()),
-                    ..Violation::default()
-                }),
-            );
-            tracing::error!(inbox = %self.shared.home.inbox().display(), "the inbox was replaced while the daemon ran: shutting down");
-            self.on_stop_signal("inbox_replaced");
-        }
-        if let Err(e) = self.intake.rescan(now.into_std(), &mut self.queue) {
-            tracing::error!(error = %e, "cannot list the inbox");
-        }
-        let queue = &self.queue;
-        self.deps.keep_only(|n| queue.is_held(n));
-        // For homes on shares, where no event comes: one stat.
-        if self.config_source.changed() {
-            self.reload("file");
-        }
-        self.rescan_at = now + self.shared.config().rescan_interval.0;
-    }
-
-    /// Applies `retention:` on the blocking pool (a pass reads every result),
-    /// unless the last pass is still going.
-    fn on_retention_due(&mut self, now: Instant) {
-        let config = self.shared.config();
-        self.retention_at = now + config.retention.every.0;
-        let Some(policy) = crate::retention::Policy::of(&config.retention) else {
-            return;
-        };
-        if self.stopping.is_some() || self.retention_pass.as_ref().is_some_and(|p| !p.is_finished()) {
-            return;
-        }
-        let (home, events) = (self.shared.home.clone(), self.shared.events.clone());
-        self.retention_pass = Some(tokio::task::spawn_blocking(move || {
-            crate::retention::run(&home, &policy, &events)
-        }));
-    }
-
-    fn on_recovery_due(&mut self, now: Instant) {
-        let home = &self.shared.home;
-        daemons::forget_interrupted(home, |id| {
-            home.own_task_dir(id)
-                .is_some_and(|d| crate::store::TaskDir::new(d).is_orphan())
-        });
-        let dead = daemons::dead(&self.shared.home, self.registration.lock_path());
-        if self.stopping.is_none() && (!dead.is_empty() || self.own_orphans) {
-            if !dead.is_empty() {
-                tracing::info!(
-                    peers = dead.len(),
-                    "a daemon sharing this home died; taking over its tasks"
-                );
-            }
-            self.own_orphans = false;
-            self.recover();
-            if !dead.is_empty() {
-                // The dead daemon's last finishes: index rows and final events.
-                let _ = self.shared.index.flush();
-                if let Ok(added) = index::reconcile(&self.shared.home) {
-                    recovery::announce_lost_finishes(&self.shared.home, &self.shared.events, &added);
-                }
-            }
-            for d in dead {
-                daemons::remove_dead(&d);
-            }
-        }
-        self.recover_at = now + self.shared.config().recovery_interval.0;
     }
 
     /// A runner ended (or panicked).
@@ -601,15 +492,5 @@ impl Daemon {
         for tx in self.stops.values() {
             let _ = tx.send(Some(StopReason::Shutdown));
         }
-    }
-}
-
-/// Runs blocking work `f` from the loop without holding up the tasks queued
-/// on its runtime worker (they are handed to another worker first). On a
-/// single-threaded runtime (unit tests) it just runs.
-fn off_the_worker<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
     }
 }

@@ -14,6 +14,7 @@ pub mod homecheck;
 pub(crate) mod judged;
 mod lookout;
 pub mod pauses;
+mod periodic;
 pub mod recovery;
 mod reload;
 pub mod runner;
