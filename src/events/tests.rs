@@ -1,3 +1,6 @@
+use super::*;
+use serde_json::json;
+
 #[test]
 fn a_line_puts_the_logs_fields_first_and_the_events_in_their_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,9 +57,6 @@ fn an_event_never_glues_to_a_torn_line() {
     }
     assert!(!text.contains("\n\n"), "no blank lines when nothing was torn: {text:?}");
 }
-
-use super::*;
-use serde_json::json;
 
 /// An event of any name and fields, written as `emit` writes them.
 fn raw(log: &EventLog, event: &str, task_id: Option<&str>, fields: Value) -> io::Result<()> {
