@@ -329,8 +329,6 @@ impl EventLog {
     }
 }
 
-/// Redacts each string inside `v` (not the serialised line, whose quotes a
-/// pattern like `"api_key":"..."` could swallow).
 /// Appends `"key":value` to the object being written in `line`, opening it
 /// or adding a comma first.
 fn put_field<T: serde::Serialize + ?Sized>(line: &mut Vec<u8>, key: &str, value: &T) -> io::Result<()> {
@@ -340,6 +338,8 @@ fn put_field<T: serde::Serialize + ?Sized>(line: &mut Vec<u8>, key: &str, value:
     serde_json::to_writer(&mut *line, value).map_err(io::Error::other)
 }
 
+/// Redacts each string inside `v` (not the serialised line, whose quotes a
+/// pattern like `"api_key":"..."` could swallow).
 fn redact_value(r: &crate::redact::Redactor, v: &mut Value) {
     match v {
         Value::String(s) => {

@@ -21,24 +21,24 @@ const TOLD: &[&str] = &[
 
 /// Says `line` (an event line named `name`) on stderr, if a person is told of it.
 pub fn tell(name: &str, line: &[u8]) {
-    if !TOLD.contains(&name) {
-        return;
-    }
-    // Most queued files wait for nothing: their lines (100,000 in a big
-    // burst) say nothing to a person and are not parsed.
-    if name == "task_queued" && !contains(line, b"\"waiting_for\"") && !contains(line, b"\"starts_at\"") {
-        return;
-    }
-    let Ok(e) = serde_json::from_slice::<Value>(line) else {
-        return;
-    };
-    if let Some(text) = describe(&e) {
+    if let Some(text) = said(name, line) {
         let _ = writeln!(std::io::stderr().lock(), "{text}");
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+/// What [`tell`] says of `line`, if anything.
+fn said(name: &str, line: &[u8]) -> Option<String> {
+    if !TOLD.contains(&name) {
+        return None;
+    }
+    // Most queued files wait for nothing: their lines (100,000 in a big
+    // burst) say nothing to a person and are not parsed.
+    if name == "task_queued"
+        && std::str::from_utf8(line).is_ok_and(|t| !t.contains("\"waiting_for\"") && !t.contains("\"starts_at\""))
+    {
+        return None;
+    }
+    describe(&serde_json::from_slice::<Value>(line).ok()?)
 }
 
 /// The line for event `e`, with control characters escaped (titles and
@@ -138,5 +138,24 @@ mod tests {
             describe(&held).unwrap(),
             "11:02:03 waiting    b.md  for a.md  until 2026-12-08T02:00:00Z"
         );
+    }
+
+    #[test]
+    fn only_held_queued_lines_are_read() {
+        let line = |v: Value| serde_json::to_vec(&v).unwrap();
+        let queued = line(json!({"ts": "2026-12-07T11:02:03.123Z", "event": "task_queued", "file": "a.md"}));
+        assert_eq!(said("task_queued", &queued), None);
+        let waiting = line(
+            json!({"ts": "2026-12-07T11:02:03.123Z", "event": "task_queued", "file": "b.md", "waiting_for": ["a.md"]}),
+        );
+        assert_eq!(
+            said("task_queued", &waiting).as_deref(),
+            Some("11:02:03 waiting    b.md  for a.md")
+        );
+        let later = line(
+            json!({"ts": "2026-12-07T11:02:03.123Z", "event": "task_queued", "file": "c.md", "starts_at": "2026-12-08T02:00:00Z"}),
+        );
+        assert!(said("task_queued", &later).is_some_and(|t| t.contains("until 2026-12-08T02:00:00Z")));
+        assert_eq!(said("agent_progress", &line(json!({"event": "agent_progress"}))), None);
     }
 }
